@@ -1,0 +1,9 @@
+//! argus: a Prometheus-compatible SLO alert evaluation daemon.
+//!
+//! Data flows scrape → store → evaluate → route → deliver; see
+//! ARCHITECTURE.md for what each module owns.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod model;
+pub mod storage;

@@ -1,0 +1,123 @@
+//! Core data types shared by every module: labels, samples, timestamps,
+//! matchers and durations. Depends on std and `regex` only.
+
+mod labels;
+mod matcher;
+
+pub use labels::{
+    Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,
+    is_legacy_metric_name,
+};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+
+/// Milliseconds since the Unix epoch, as Prometheus stores time.
+pub type Timestamp = i64;
+
+/// The bit pattern Prometheus uses to mark a series stale: a NaN that no
+/// arithmetic produces, so it survives storage and is told apart from a
+/// scraped NaN.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The stale marker as an `f64`.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// True if `v` is the stale marker (not merely any NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One float sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Timestamp in milliseconds.
+    pub t: Timestamp,
+    /// Value; may be the stale marker.
+    pub v: f64,
+}
+
+/// Current wall-clock time in milliseconds.
+pub fn now_millis() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`).
+pub fn format_duration(d: std::time::Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let mut out = String::new();
+    for (unit, size) in UNITS {
+        if ms >= size {
+            out.push_str(&(ms / size).to_string());
+            out.push_str(unit);
+            ms %= size;
+        }
+    }
+    out
+}
+
+/// Formats a float as Prometheus does in JSON and exposition output.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        // Go's strconv.FormatFloat(v, 'f', -1, 64) for ordinary magnitudes and
+        // exponent form for very large/small ones.
+        let a = v.abs();
+        if a != 0.0 && !(1e-4..1e21).contains(&a) {
+            let s = format!("{v:e}");
+            // Rust prints 1e21, Go prints 1e+21.
+            match s.split_once('e') {
+                Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e:0>2}"),
+                Some((m, e)) => format!("{m}e-{:0>2}", &e[1..]),
+                None => s,
+            }
+        } else {
+            format!("{v}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_like_prometheus() {
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(86400 * 8)), "1w1d");
+    }
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(0.25), "0.25");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(1e21), "1e+21");
+        assert_eq!(format_float(1.5e-7), "1.5e-07");
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+    }
+}

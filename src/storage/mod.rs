@@ -1,0 +1,114 @@
+//! The embedded series store: an in-memory head with an inverted index and
+//! compressed chunks, retention, and crash-safe snapshots; plus the
+//! [`Appender`] and [`Queryable`] traits every producer and consumer of
+//! samples goes through.
+
+pub mod chunk;
+mod head;
+mod postings;
+pub mod snapshot;
+
+pub use head::{Head, HeadAppender, HeadStats};
+
+use crate::model::{Labels, Matcher, Sample, Timestamp};
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A sample older than the newest one of its series.
+    #[error("out of order sample")]
+    OutOfOrder,
+    /// A different value for a timestamp the series already has.
+    #[error("duplicate sample for timestamp")]
+    DuplicateTimestamp,
+    /// A sample older than the retention window.
+    #[error("out of bounds")]
+    OutOfBounds,
+    /// A series reference that the store no longer knows.
+    #[error("unknown series reference")]
+    UnknownRef,
+    /// A label set that cannot be stored.
+    #[error("invalid series {labels}: {reason}")]
+    InvalidSeries {
+        /// The labels.
+        labels: Labels,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Snapshot I/O or format error.
+    #[error("snapshot {path}: {msg}")]
+    Snapshot {
+        /// File involved.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+/// An opaque handle to a stored series, valid until the series is removed
+/// by retention; callers cache it to skip label lookups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SeriesRef(pub u64);
+
+/// What a commit did with the samples it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Samples stored.
+    pub appended: u64,
+    /// Samples older than their series' newest sample.
+    pub out_of_order: u64,
+    /// Samples repeating a timestamp with a different value.
+    pub duplicate: u64,
+    /// Samples older than the retention window.
+    pub out_of_bounds: u64,
+}
+
+impl AppendOutcome {
+    /// Samples rejected for any reason.
+    pub fn rejected(&self) -> u64 {
+        self.out_of_order + self.duplicate + self.out_of_bounds
+    }
+}
+
+/// Writes samples in a transaction: nothing is visible until
+/// [`Appender::commit`]; dropping without commit discards the samples
+/// (series created on the way may remain, as in Prometheus).
+pub trait Appender: Send {
+    /// Queues a sample for `labels`, creating the series if needed.
+    fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, StorageError>;
+    /// Queues a sample for a series obtained from an earlier `append`.
+    /// Fails with [`StorageError::UnknownRef`] if the series is gone.
+    fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) -> Result<(), StorageError>;
+    /// Makes the queued samples visible.
+    fn commit(&mut self) -> AppendOutcome;
+    /// Drops the queued samples.
+    fn rollback(&mut self);
+}
+
+/// One series with its samples in a time range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSamples {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+}
+
+/// Read access to series, the interface the PromQL engine and the API use.
+pub trait Queryable: Send + Sync {
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`.
+    /// Series without samples in the range are left out.
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<SeriesSamples>;
+    /// Labels of series matching `matchers` that have samples in the range.
+    fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels>;
+    /// Sorted label names of matching series (all series if `matchers` is empty).
+    fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String>;
+    /// Sorted values of label `name` among matching series.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<String>;
+}

@@ -1,0 +1,271 @@
+//! Crash-safe snapshots of the head.
+//!
+//! Layout: magic `ARGUSSNP`, format version (u32 LE), then series records,
+//! then a CRC-32 of everything before it. Written to a temporary file,
+//! fsynced, renamed over the old snapshot and the directory fsynced, so a
+//! crash at any point leaves either the old or the new snapshot, whole.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::StorageError;
+use super::chunk::{FrozenChunk, XorChunk};
+use super::head::Head;
+use crate::model::{Label, Labels};
+
+const MAGIC: &[u8; 8] = b"ARGUSSNP";
+const VERSION: u32 = 1;
+/// File name of the snapshot inside the storage directory.
+pub const FILE_NAME: &str = "head.snapshot";
+
+fn err(path: &Path, msg: impl Into<String>) -> StorageError {
+    StorageError::Snapshot {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(b.len() as u32).to_le_bytes())?;
+    w.write_all(b)
+}
+
+/// Summary of a written or loaded snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SnapshotInfo {
+    /// Series in the snapshot.
+    pub series: usize,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// Writes `head` to `dir/head.snapshot` atomically.
+pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
+    fs::create_dir_all(dir).map_err(|e| err(dir, format!("create directory: {e}")))?;
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let file = File::create(&tmp).map_err(|e| err(&tmp, format!("create: {e}")))?;
+    let mut w = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+    let io = |e: std::io::Error| err(&tmp, format!("write: {e}"));
+    w.write_all(MAGIC).map_err(io)?;
+    w.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+    let series = head.all_series();
+    w.write_all(&(series.len() as u64).to_le_bytes()).map_err(io)?;
+    for s in &series {
+        w.write_all(&(s.labels.len() as u32).to_le_bytes()).map_err(io)?;
+        for l in s.labels.iter() {
+            put_bytes(&mut w, l.name.as_bytes()).map_err(io)?;
+            put_bytes(&mut w, l.value.as_bytes()).map_err(io)?;
+        }
+        let d = s.data.lock().unwrap_or_else(|e| e.into_inner());
+        w.write_all(&(d.frozen.len() as u32).to_le_bytes()).map_err(io)?;
+        for c in &d.frozen {
+            w.write_all(&c.count.to_le_bytes()).map_err(io)?;
+            w.write_all(&c.min_t.to_le_bytes()).map_err(io)?;
+            w.write_all(&c.max_t.to_le_bytes()).map_err(io)?;
+            put_bytes(&mut w, &c.bytes).map_err(io)?;
+        }
+        w.write_all(&d.head.len().to_le_bytes()).map_err(io)?;
+        put_bytes(&mut w, d.head.bytes()).map_err(io)?;
+    }
+    let crc = w.crc.clone().finalize();
+    let mut inner = w.inner;
+    inner.write_all(&crc.to_le_bytes()).map_err(io)?;
+    let file = inner.into_inner().map_err(|e| err(&tmp, format!("flush: {}", e.error())))?;
+    file.sync_all().map_err(|e| err(&tmp, format!("fsync: {e}")))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(file);
+    fs::rename(&tmp, &path).map_err(|e| err(&path, format!("rename: {e}")))?;
+    // Persist the rename itself.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(SnapshotInfo {
+        series: series.len(),
+        bytes,
+    })
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.b.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+}
+
+/// Loads `dir/head.snapshot` into a new head. A missing file gives an empty
+/// head. A damaged file is an error; see [`load_or_quarantine`].
+pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
+    let path = dir.join(FILE_NAME);
+    let data = match fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Arc::new(Head::new()), SnapshotInfo::default()));
+        }
+        Err(e) => return Err(err(&path, format!("read: {e}"))),
+    };
+    if data.len() < MAGIC.len() + 4 + 8 + 4 || &data[..8] != MAGIC {
+        return Err(err(&path, "not an argus snapshot (bad magic or too short)"));
+    }
+    let (body, tail) = data.split_at(data.len() - 4);
+    let want = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    if crc32fast::hash(body) != want {
+        return Err(err(&path, "checksum mismatch: file is truncated or corrupted"));
+    }
+    let mut r = Reader { b: body, pos: 8 };
+    let version = r.u32().ok_or_else(|| err(&path, "truncated header"))?;
+    if version != VERSION {
+        return Err(err(&path, format!("unsupported snapshot version {version}")));
+    }
+    let head = Arc::new(Head::new());
+    let n = r.u64().ok_or_else(|| err(&path, "truncated header"))?;
+    for i in 0..n {
+        let bad = || err(&path, format!("series record {i} is malformed"));
+        let nl = r.u32().ok_or_else(bad)?;
+        let mut labels = Vec::with_capacity(nl.min(1024) as usize);
+        for _ in 0..nl {
+            let name = r.str().ok_or_else(bad)?;
+            let value = r.str().ok_or_else(bad)?;
+            labels.push(Label::new(name, value));
+        }
+        let labels = Labels::from_pairs(labels.into_iter().map(|l| (l.name, l.value)));
+        let nf = r.u32().ok_or_else(bad)?;
+        let mut frozen = Vec::with_capacity(nf.min(4096) as usize);
+        for _ in 0..nf {
+            let count = r.u16().ok_or_else(bad)?;
+            let min_t = r.i64().ok_or_else(bad)?;
+            let max_t = r.i64().ok_or_else(bad)?;
+            let bytes = r.bytes().ok_or_else(bad)?;
+            frozen.push(FrozenChunk {
+                bytes: bytes.into(),
+                count,
+                min_t,
+                max_t,
+            });
+        }
+        let hc = r.u16().ok_or_else(bad)?;
+        let hb = r.bytes().ok_or_else(bad)?;
+        let open = if hc == 0 {
+            XorChunk::new()
+        } else {
+            XorChunk::from_bytes(hb, hc).ok_or_else(bad)?
+        };
+        let s = head.get_or_create(&labels).map_err(|_| bad())?;
+        s.restore(frozen, open);
+    }
+    if r.pos != body.len() {
+        return Err(err(&path, "trailing bytes after the last series"));
+    }
+    Ok((
+        head,
+        SnapshotInfo {
+            series: n as usize,
+            bytes: data.len() as u64,
+        },
+    ))
+}
+
+/// Loads the snapshot; if it is damaged, moves it aside to
+/// `head.snapshot.corrupt-<unix seconds>` and starts empty. The error, if
+/// any, is returned for the caller to report.
+pub fn load_or_quarantine(dir: &Path) -> (Arc<Head>, SnapshotInfo, Option<(StorageError, PathBuf)>) {
+    match load(dir) {
+        Ok((h, i)) => (h, i, None),
+        Err(e) => {
+            let path = dir.join(FILE_NAME);
+            let aside = dir.join(format!("{FILE_NAME}.corrupt-{}", crate::model::now_millis() / 1000));
+            let _ = fs::rename(&path, &aside);
+            (Arc::new(Head::new()), SnapshotInfo::default(), Some((e, aside)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Appender, Queryable};
+
+    #[test]
+    fn roundtrip_and_corruption_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = Arc::new(Head::new());
+        let mut a = head.appender();
+        for s in 0..20 {
+            let l = Labels::from_pairs([("__name__", "m".to_string()), ("s", s.to_string())]);
+            for i in 0..300 {
+                a.append(&l, i * 1000, (i * s) as f64).unwrap();
+            }
+        }
+        a.commit();
+        let info = write(&head, dir.path()).unwrap();
+        assert_eq!(info.series, 20);
+        let (back, _) = load(dir.path()).unwrap();
+        assert_eq!(back.select(&[], 0, i64::MAX), head.select(&[], 0, i64::MAX));
+        // The restored open chunk keeps taking appends.
+        let mut a = back.appender();
+        let l = Labels::from_pairs([("__name__", "m"), ("s", "3")]);
+        a.append(&l, 300_000, 1.0).unwrap();
+        assert_eq!(a.commit().appended, 1);
+
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let e = load(dir.path()).err().unwrap();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+        fs::write(&path, &bytes[..mid]).unwrap();
+        assert!(load(dir.path()).is_err());
+        let (h, _, e) = load_or_quarantine(dir.path());
+        assert!(e.is_some());
+        assert_eq!(h.num_series(), 0);
+        assert!(!path.exists());
+    }
+}
