@@ -5,5 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod model;
+pub mod scrape;
 pub mod storage;

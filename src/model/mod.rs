@@ -8,7 +8,7 @@ pub use labels::{
     Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,
     is_legacy_metric_name,
 };
-pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
 
 /// Milliseconds since the Unix epoch, as Prometheus stores time.
 pub type Timestamp = i64;

@@ -1,0 +1,772 @@
+//! The YAML configuration: structure, defaults, validation with
+//! `FILE:LINE:COL: key.path: message` errors, and secrets read from files.
+
+mod positions;
+mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use positions::{Pos, Positions};
+pub use types::{ByteSize, PromDuration, Secret, parse_bytes, parse_duration};
+
+use crate::model::is_legacy_label_name;
+
+/// One config error with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the error is in (`<embedded>` for the built-in default).
+    pub file: String,
+    /// Position, when known.
+    pub pos: Option<Pos>,
+    /// Key path such as `scrape_configs[2].relabel_configs[0].action`.
+    pub path: String,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Some(p) => write!(f, "{}:{}:{}: ", self.file, p.line, p.col)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.msg)
+    }
+}
+
+/// All errors found in one config file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Settings shared by every section.
+    #[serde(default)]
+    pub global: GlobalConfig,
+    /// What to scrape.
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// `global:`
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalConfig {
+    /// Default scrape interval (1m).
+    pub scrape_interval: PromDuration,
+    /// Default scrape timeout (10s).
+    pub scrape_timeout: PromDuration,
+    /// Default rule evaluation interval (1m).
+    pub evaluation_interval: PromDuration,
+    /// Labels added to alerts and federation output.
+    pub external_labels: BTreeMap<String, String>,
+    /// Default for every scrape config's `body_size_limit` (0 = none).
+    pub body_size_limit: ByteSize,
+    /// Default `sample_limit`.
+    pub sample_limit: u64,
+    /// Default `label_limit`.
+    pub label_limit: u64,
+    /// Default `label_name_length_limit`.
+    pub label_name_length_limit: u64,
+    /// Default `label_value_length_limit`.
+    pub label_value_length_limit: u64,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: PromDuration::secs(60),
+            scrape_timeout: PromDuration::secs(10),
+            evaluation_interval: PromDuration::secs(60),
+            external_labels: BTreeMap::new(),
+            body_size_limit: ByteSize(0),
+            sample_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+        }
+    }
+}
+
+/// One `scrape_configs` entry. Inheritable fields are `Option` as written
+/// and filled from `global` by [`Config::load_str`].
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// Job name, unique in the file; becomes the `job` label.
+    pub job_name: String,
+    /// How often to scrape.
+    #[serde(default)]
+    pub scrape_interval: Option<PromDuration>,
+    /// Per-scrape timeout, at most the interval.
+    #[serde(default)]
+    pub scrape_timeout: Option<PromDuration>,
+    /// HTTP path (`/metrics`).
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// `http` or `https`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// URL query parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Keep the target's own labels on conflict.
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Use timestamps the target exposes.
+    #[serde(default = "default_true")]
+    pub honor_timestamps: bool,
+    /// Fixed targets.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Targets from JSON/YAML files.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// HTTP basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Legacy bearer token.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Legacy bearer token file.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+    /// Scrapes with more samples fail (0 = no limit).
+    #[serde(default)]
+    pub sample_limit: Option<u64>,
+    /// Series with more labels fail the scrape.
+    #[serde(default)]
+    pub label_limit: Option<u64>,
+    /// Longer label names fail the scrape.
+    #[serde(default)]
+    pub label_name_length_limit: Option<u64>,
+    /// Longer label values fail the scrape.
+    #[serde(default)]
+    pub label_value_length_limit: Option<u64>,
+    /// Larger (uncompressed) bodies fail the scrape.
+    #[serde(default)]
+    pub body_size_limit: Option<ByteSize>,
+    /// Relabeling of targets.
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabeling of scraped samples.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl ScrapeConfig {
+    /// The effective interval (filled from `global` at load).
+    pub fn interval(&self) -> PromDuration {
+        self.scrape_interval.unwrap_or(PromDuration::secs(60))
+    }
+    /// The effective timeout (filled from `global` at load).
+    pub fn timeout(&self) -> PromDuration {
+        self.scrape_timeout.unwrap_or(PromDuration::secs(10))
+    }
+}
+
+/// `static_configs` entry.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` addresses.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels for every target of the group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `file_sd_configs` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Globs of `.json`, `.yml` or `.yaml` files.
+    pub files: Vec<String>,
+    /// How often files are re-read (5m).
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: PromDuration,
+}
+
+fn default_refresh() -> PromDuration {
+    PromDuration::secs(300)
+}
+
+/// `basic_auth`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    #[serde(default)]
+    pub username: String,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File holding the password, read at every scrape.
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+/// `authorization`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// Scheme (`Bearer`).
+    #[serde(default = "default_auth_type", rename = "type")]
+    pub auth_type: String,
+    /// Credentials.
+    #[serde(default)]
+    pub credentials: Option<Secret>,
+    /// File holding the credentials, read at every scrape.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+}
+
+fn default_auth_type() -> String {
+    "Bearer".into()
+}
+
+/// `tls_config`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA bundle (PEM) to verify the server with.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Client certificate (PEM).
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// Client key (PEM).
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Name to verify and send as SNI.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Skip certificate verification.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// One relabel step as written; [`crate::scrape::relabel::Relabel`] is
+/// the compiled form with Prometheus's defaults applied.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelabelConfig {
+    /// Labels whose values are joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_labels: Vec<String>,
+    /// Join separator (`;`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// Regex, fully anchored (`(.*)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Modulus for `hashmod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modulus: Option<u64>,
+    /// Label written by replace-like actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_label: Option<String>,
+    /// Replacement with `$1`/`${name}` references (`$1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// Action (`replace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// Relabel actions argus implements (all of Prometheus's).
+pub const RELABEL_ACTIONS: &[&str] = &[
+    "replace",
+    "keep",
+    "drop",
+    "keepequal",
+    "dropequal",
+    "hashmod",
+    "labelmap",
+    "labeldrop",
+    "labelkeep",
+    "lowercase",
+    "uppercase",
+];
+
+/// Keys Prometheus accepts that argus refuses, by section, so the error can
+/// say "not supported" rather than "unknown".
+const PROM_TOP_LEVEL: &[&str] = &[
+    "rule_files",
+    "scrape_config_files",
+    "alerting",
+    "remote_write",
+    "remote_read",
+    "storage",
+    "tracing",
+    "otlp",
+    "runtime",
+];
+const PROM_GLOBAL: &[&str] = &[
+    "query_log_file",
+    "scrape_failure_log_file",
+    "scrape_protocols",
+    "rule_query_offset",
+    "target_limit",
+    "keep_dropped_targets",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "native_histogram_bucket_limit",
+    "native_histogram_min_bucket_factor",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+];
+const PROM_SCRAPE: &[&str] = &[
+    "scrape_protocols",
+    "fallback_scrape_protocol",
+    "scrape_classic_histograms",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+    "track_timestamps_staleness",
+    "enable_compression",
+    "target_limit",
+    "keep_dropped_targets",
+    "native_histogram_bucket_limit",
+    "native_histogram_min_bucket_factor",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "scrape_failure_log_file",
+    "oauth2",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "follow_redirects",
+    "enable_http2",
+    "http_headers",
+    "scrape_config_files",
+];
+
+fn unsupported_message(path: &str, field: &str) -> Option<String> {
+    let in_scrape = path.starts_with("scrape_configs[") && path.matches('.').count() == 1;
+    let in_global = path.starts_with("global.") && path.matches('.').count() == 1;
+    let top = !path.contains(['.', '[']);
+    let known = (top && PROM_TOP_LEVEL.contains(&field))
+        || (in_global && PROM_GLOBAL.contains(&field))
+        || (in_scrape && (PROM_SCRAPE.contains(&field) || field.ends_with("_sd_configs")));
+    known.then(|| format!("{field:?} is a Prometheus setting that argus does not support"))
+}
+
+/// The built-in config used when `argus run` has no `--config`: scrape
+/// argus's own /metrics every 15 s.
+pub fn embedded_default(listen: &str) -> String {
+    format!(
+        "# argus embedded default config\nglobal:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: argus\n    static_configs:\n      - targets: ['{listen}']\n"
+    )
+}
+
+impl Config {
+    /// Reads and validates a file. Relative paths inside it (file_sd,
+    /// `*_file` secrets, TLS files) are resolved against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                pos: None,
+                path: String::new(),
+                msg: format!("cannot read: {e}"),
+            }])
+        })?;
+        let mut c = Config::load_str(&src, &name)?;
+        c.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(c)
+    }
+
+    /// Parses and validates YAML text; `file` names it in errors.
+    pub fn load_str(src: &str, file: &str) -> Result<Config, ConfigErrors> {
+        let positions = Positions::index(src);
+        let err_at = |path: &str, msg: String, pos: Option<Pos>| ConfigError {
+            file: file.to_string(),
+            pos: pos.or_else(|| positions.of_path(path)),
+            path: path.to_string(),
+            msg,
+        };
+        let mut cfg: Config = if src.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_saphyr::from_str(src).map_err(|e| {
+                let pos = e.location().map(|l| Pos {
+                    line: l.line() as usize,
+                    col: l.column() as usize,
+                });
+                let raw = e.to_string();
+                // The library prints a source snippet after the first line.
+                let first = raw.lines().next().unwrap_or(&raw);
+                let body = first.strip_prefix("error: ").unwrap_or(first);
+                let msg = body
+                    .strip_prefix("line ")
+                    .and_then(|r| r.split_once(": "))
+                    .map(|(_, m)| m)
+                    .unwrap_or(body)
+                    .to_string();
+                let path = pos.and_then(|p| positions.path_at(p)).unwrap_or("").to_string();
+                let msg = match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+                    Some((field, _)) => {
+                        let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
+                        let parent = if path == field { "" } else { parent };
+                        let probe = if parent.is_empty() { field.to_string() } else { format!("{parent}.{field}") };
+                        unsupported_message(&probe, field).unwrap_or(msg)
+                    }
+                    None => msg,
+                };
+                ConfigErrors(vec![err_at(&path, msg, pos)])
+            })?
+        };
+        let mut errs = Vec::new();
+        cfg.fill_defaults();
+        cfg.validate(&mut |path: String, msg: String| errs.push(err_at(&path, msg, None)));
+        if errs.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errs)) }
+    }
+
+    fn fill_defaults(&mut self) {
+        let g = &self.global;
+        for sc in &mut self.scrape_configs {
+            let interval = *sc.scrape_interval.get_or_insert(g.scrape_interval);
+            sc.scrape_timeout.get_or_insert(g.scrape_timeout.min(interval));
+            sc.sample_limit.get_or_insert(g.sample_limit);
+            sc.label_limit.get_or_insert(g.label_limit);
+            sc.label_name_length_limit.get_or_insert(g.label_name_length_limit);
+            sc.label_value_length_limit.get_or_insert(g.label_value_length_limit);
+            sc.body_size_limit.get_or_insert(g.body_size_limit);
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut String| {
+            if !p.is_empty() && Path::new(p.as_str()).is_relative() {
+                *p = base.join(&*p).display().to_string();
+            }
+        };
+        for sc in &mut self.scrape_configs {
+            for f in &mut sc.file_sd_configs {
+                f.files.iter_mut().for_each(fix);
+            }
+            if let Some(b) = &mut sc.basic_auth {
+                b.password_file.iter_mut().for_each(fix);
+            }
+            if let Some(a) = &mut sc.authorization {
+                a.credentials_file.iter_mut().for_each(fix);
+            }
+            sc.bearer_token_file.iter_mut().for_each(fix);
+            if let Some(t) = &mut sc.tls_config {
+                t.ca_file.iter_mut().for_each(fix);
+                t.cert_file.iter_mut().for_each(fix);
+                t.key_file.iter_mut().for_each(fix);
+            }
+        }
+    }
+
+    fn validate(&self, err: &mut dyn FnMut(String, String)) {
+        let g = &self.global;
+        if g.scrape_timeout > g.scrape_interval {
+            err("global.scrape_timeout".into(), "global scrape timeout greater than scrape interval".into());
+        }
+        for (k, _) in &g.external_labels {
+            if !is_legacy_label_name(k) && k.is_empty() {
+                err(format!("global.external_labels.{k}"), format!("{k:?} is not a valid label name"));
+            }
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (i, sc) in self.scrape_configs.iter().enumerate() {
+            let p = format!("scrape_configs[{i}]");
+            if sc.job_name.is_empty() {
+                err(format!("{p}.job_name"), "job_name is empty".into());
+            }
+            if let Some(first) = seen.insert(sc.job_name.as_str(), i) {
+                err(
+                    format!("{p}.job_name"),
+                    format!("found multiple scrape configs with job name {:?} (first at scrape_configs[{first}])", sc.job_name),
+                );
+            }
+            if sc.interval().0.is_zero() {
+                err(format!("{p}.scrape_interval"), "scrape interval must be greater than zero".into());
+            }
+            if sc.timeout() > sc.interval() {
+                err(
+                    format!("{p}.scrape_timeout"),
+                    format!("scrape timeout greater than scrape interval for scrape config with job name {:?}", sc.job_name),
+                );
+            }
+            if sc.scheme != "http" && sc.scheme != "https" {
+                err(format!("{p}.scheme"), format!("invalid scheme {:?}: must be http or https", sc.scheme));
+            }
+            if !sc.metrics_path.starts_with('/') {
+                err(format!("{p}.metrics_path"), "metrics_path must start with '/'".into());
+            }
+            for (j, st) in sc.static_configs.iter().enumerate() {
+                for (k, t) in st.targets.iter().enumerate() {
+                    if t.contains('/') || t.is_empty() {
+                        err(format!("{p}.static_configs[{j}].targets[{k}]"), format!("{t:?} is not a valid hostname"));
+                    }
+                }
+                for k in st.labels.keys() {
+                    if k.is_empty() {
+                        err(format!("{p}.static_configs[{j}].labels"), "empty label name".into());
+                    }
+                }
+            }
+            for (j, f) in sc.file_sd_configs.iter().enumerate() {
+                if f.files.is_empty() {
+                    err(format!("{p}.file_sd_configs[{j}].files"), "no files given".into());
+                }
+                for (k, file) in f.files.iter().enumerate() {
+                    let base = Path::new(file).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                    let ext_ok = [".json", ".yml", ".yaml"].iter().any(|e| base.ends_with(e));
+                    let dir_glob = Path::new(file).parent().is_some_and(|d| d.to_string_lossy().contains(['*', '?', '[']));
+                    if !ext_ok || dir_glob {
+                        err(
+                            format!("{p}.file_sd_configs[{j}].files[{k}]"),
+                            format!("path name {file:?} is not valid for file discovery: it must end in .json, .yml or .yaml and only the file name may contain wildcards"),
+                        );
+                    }
+                }
+                if f.refresh_interval.0.is_zero() {
+                    err(format!("{p}.file_sd_configs[{j}].refresh_interval"), "refresh_interval must be greater than zero".into());
+                }
+            }
+            let mut auths = 0;
+            if let Some(b) = &sc.basic_auth {
+                auths += 1;
+                if b.password.is_some() && b.password_file.is_some() {
+                    err(format!("{p}.basic_auth"), "at most one of basic_auth password & password_file must be configured".into());
+                }
+            }
+            if let Some(a) = &sc.authorization {
+                auths += 1;
+                if a.credentials.is_some() && a.credentials_file.is_some() {
+                    err(format!("{p}.authorization"), "at most one of authorization credentials & credentials_file must be configured".into());
+                }
+                if a.auth_type.eq_ignore_ascii_case("basic") {
+                    err(format!("{p}.authorization.type"), "authorization type cannot be set to \"basic\", use \"basic_auth\" instead".into());
+                }
+            }
+            if sc.bearer_token.is_some() && sc.bearer_token_file.is_some() {
+                err(format!("{p}.bearer_token"), "at most one of bearer_token & bearer_token_file must be configured".into());
+            }
+            if sc.bearer_token.is_some() || sc.bearer_token_file.is_some() {
+                auths += 1;
+            }
+            if auths > 1 {
+                err(format!("{p}"), "at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured".into());
+            }
+            if let Some(t) = &sc.tls_config {
+                if t.cert_file.is_some() != t.key_file.is_some() {
+                    err(format!("{p}.tls_config"), "exactly one of cert_file and key_file is configured: both or neither are needed".into());
+                }
+            }
+            for (j, r) in sc.relabel_configs.iter().enumerate() {
+                validate_relabel(r, &format!("{p}.relabel_configs[{j}]"), err);
+            }
+            for (j, r) in sc.metric_relabel_configs.iter().enumerate() {
+                validate_relabel(r, &format!("{p}.metric_relabel_configs[{j}]"), err);
+            }
+        }
+    }
+}
+
+/// Checks one relabel step with Prometheus's rules.
+pub fn validate_relabel(r: &RelabelConfig, p: &str, err: &mut dyn FnMut(String, String)) {
+    let action = r.action.as_deref().unwrap_or("replace");
+    if !RELABEL_ACTIONS.contains(&action) {
+        err(
+            format!("{p}.action"),
+            format!("unknown relabel action {action:?} (one of {})", RELABEL_ACTIONS.join(", ")),
+        );
+        return;
+    }
+    if let Some(re) = &r.regex {
+        if let Err(e) = crate::model::Matcher::new(crate::model::MatchOp::Regex, "", re.as_str()) {
+            err(format!("{p}.regex"), e.to_string());
+        }
+    }
+    let needs_target = matches!(action, "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal");
+    if needs_target && r.target_label.as_deref().unwrap_or("").is_empty() {
+        err(format!("{p}"), format!("relabel configuration for {action} action requires 'target_label' value"));
+    }
+    if action == "hashmod" && r.modulus.unwrap_or(0) == 0 {
+        err(format!("{p}.modulus"), "relabel configuration for hashmod requires non-zero modulus".into());
+    }
+    if matches!(action, "lowercase" | "uppercase" | "hashmod" | "keepequal" | "dropequal") {
+        if let Some(t) = &r.target_label {
+            if t.contains('$') {
+                err(format!("{p}.target_label"), format!("{t:?} is invalid 'target_label' for {action} action"));
+            }
+        }
+    }
+    if matches!(action, "keepequal" | "dropequal")
+        && (r.regex.as_deref().is_some_and(|x| x != "(.*)")
+            || r.modulus.is_some()
+            || r.separator.as_deref().is_some_and(|x| x != ";")
+            || r.replacement.as_deref().is_some_and(|x| x != "$1"))
+    {
+        err(
+            format!("{p}"),
+            format!("{action} action requires only 'source_labels' and 'target_label', and no other fields"),
+        );
+    }
+    if matches!(action, "labeldrop" | "labelkeep")
+        && (!r.source_labels.is_empty()
+            || r.target_label.is_some()
+            || r.modulus.is_some()
+            || r.separator.as_deref().is_some_and(|x| x != ";")
+            || r.replacement.as_deref().is_some_and(|x| x != "$1"))
+    {
+        err(format!("{p}"), format!("{action} action requires only 'regex', and no other fields"));
+    }
+    if action == "labelmap" && r.target_label.is_some() {
+        err(format!("{p}.target_label"), "labelmap action does not use 'target_label'".into());
+    }
+}
+
+/// Reads a `*_file` secret, trimming surrounding whitespace as Prometheus does.
+pub fn read_secret_file(path: &str) -> Result<Secret, String> {
+    std::fs::read_to_string(path)
+        .map(|s| Secret::new(s.trim()))
+        .map_err(|e| format!("unable to read {path}: {e}"))
+}
+
+/// Where a loaded config came from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// The embedded default, with the listen address it was built for.
+    Embedded(String),
+    /// A file.
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    /// Loads the config from its source.
+    pub fn load(&self) -> Result<(Config, String), ConfigErrors> {
+        match self {
+            ConfigSource::Embedded(listen) => {
+                let src = embedded_default(listen);
+                Config::load_str(&src, "<embedded>").map(|c| (c, src))
+            }
+            ConfigSource::File(p) => {
+                let c = Config::load(p)?;
+                let src = std::fs::read_to_string(p).unwrap_or_default();
+                Ok((c, src))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(src: &str) -> Vec<String> {
+        match Config::load_str(src, "c.yml") {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_inherit_from_global() {
+        let c = Config::load_str(
+            "global:\n  scrape_interval: 10s\n  scrape_timeout: 20s\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 1m\n",
+            "c.yml",
+        );
+        // global timeout > interval is an error
+        assert!(c.is_err());
+        let c = Config::load_str(
+            "global:\n  scrape_interval: 10s\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 1m\n",
+            "c.yml",
+        )
+        .unwrap();
+        assert_eq!(c.scrape_configs[0].interval(), PromDuration::secs(10));
+        assert_eq!(c.scrape_configs[0].timeout(), PromDuration::secs(10));
+        assert_eq!(c.scrape_configs[1].timeout(), PromDuration::secs(10));
+        assert_eq!(c.scrape_configs[0].metrics_path, "/metrics");
+        assert!(c.scrape_configs[0].honor_timestamps);
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_path() {
+        let e = errs("scrape_configs:\n  - job_name: a\n  - job_name: b\n    relabel_configs:\n      - action: bogus\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("c.yml:5:9: scrape_configs[1].relabel_configs[0].action: unknown relabel action \"bogus\""), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n");
+        assert!(e[0].starts_with("c.yml:3:5: ") && e[0].contains("unknown field `scrape_intervall`"), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: []\n");
+        assert!(e[0].contains("\"kubernetes_sd_configs\" is a Prometheus setting that argus does not support"), "{e:?}");
+        let e = errs("remote_write:\n  - url: http://x\n");
+        assert!(e[0].starts_with("c.yml:1:1: ") && e[0].contains("\"remote_write\" is a Prometheus setting"), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n");
+        assert!(e[0].starts_with("c.yml:3:") && e[0].contains("invalid duration"), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n  - job_name: a\n");
+        assert!(e[0].starts_with("c.yml:3:5: scrape_configs[1].job_name: found multiple"), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n");
+        assert!(e[0].contains("scrape timeout greater than scrape interval"), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n      - action: labeldrop\n        source_labels: [a]\n      - regex: '('\n        target_label: y\n");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[1].contains("labeldrop action requires only 'regex'"));
+        assert!(e[2].contains("relabel_configs[2].regex"));
+        let e = errs("scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['x/*/a.json', 'b.txt']\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: p}\n    bearer_token: t\n");
+        assert!(e[0].contains("at most one of"), "{e:?}");
+        let e = errs("scrape_configs:\n  - job_name: a\n   x: : y\n");
+        assert!(e[0].starts_with("c.yml:3:"), "{e:?}");
+    }
+
+    #[test]
+    fn secrets_never_serialize() {
+        let c = Config::load_str("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: hunter2}\n", "c.yml").unwrap();
+        let y = serde_saphyr::to_string(&c).unwrap();
+        assert!(!y.contains("hunter2"));
+        assert!(y.contains("<secret>"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::load_str(&embedded_default("127.0.0.1:9095"), "<embedded>").unwrap();
+        assert_eq!(c.scrape_configs[0].static_configs[0].targets[0], "127.0.0.1:9095");
+    }
+}
