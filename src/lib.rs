@@ -5,7 +5,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod build_info;
+pub mod cli;
 pub mod config;
 pub mod model;
 pub mod scrape;
 pub mod storage;
+pub mod telemetry;

@@ -3,11 +3,13 @@
 
 mod labels;
 mod matcher;
+mod time;
 
 pub use labels::{
     Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,
     is_legacy_metric_name,
 };
+pub use time::{format_rfc3339, parse_rfc3339};
 pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
 
 /// Milliseconds since the Unix epoch, as Prometheus stores time.
@@ -119,5 +121,47 @@ mod tests {
         assert_eq!(format_float(1.5e-7), "1.5e-07");
         assert!(is_stale_nan(stale_nan()));
         assert!(!is_stale_nan(f64::NAN));
+    }
+}
+
+/// Wall-clock source for sample timestamps. Scheduling uses tokio's time
+/// (pausable in tests); timestamps come from here so tests can pin them.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> Timestamp {
+        now_millis()
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `t`.
+    pub fn new(t: Timestamp) -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(t))
+    }
+    /// Sets the time.
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Moves the time forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> Timestamp {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

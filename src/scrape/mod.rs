@@ -1,5 +1,12 @@
 //! Scraping: target discovery (static, file_sd), the target manager, one
 //! loop per target, the exposition parsers and relabeling.
 
+pub mod discovery;
+pub mod manager;
 pub mod parse;
 pub mod relabel;
+pub mod scrape_loop;
+pub mod target;
+
+pub use manager::{Context, ScrapeManager, TargetInfo, init_tls};
+pub use scrape_loop::{Appendable, TargetHealth};

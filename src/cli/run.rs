@@ -1,0 +1,251 @@
+//! The daemon: wires config, store, scraping and the HTTP server together,
+//! and handles reload, snapshots, retention and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::api::{ApiState, LoadedConfig, ReloadFn, router};
+use crate::config::{Config, ConfigSource};
+use crate::model::{Clock, SystemClock};
+use crate::scrape::{Context, ScrapeManager, init_tls};
+use crate::storage::{Head, snapshot};
+use crate::telemetry::Metrics;
+
+/// Options of `argus run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Config file; `None` runs the embedded default.
+    pub config: Option<PathBuf>,
+    /// HTTP listen address.
+    pub listen: String,
+    /// Directory for snapshots and state.
+    pub storage_path: PathBuf,
+    /// How long samples are kept.
+    pub retention: Duration,
+    /// How often the head is snapshotted.
+    pub snapshot_interval: Duration,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    /// The listen address is unusable.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A job could not start.
+    #[error("{0}")]
+    Scrape(#[from] crate::scrape::manager::ManagerError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+struct Reloader {
+    source: ConfigSource,
+    manager: Arc<ScrapeManager>,
+    config: Arc<RwLock<LoadedConfig>>,
+    metrics: Arc<Metrics>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    async fn reload(&self) -> Result<(), String> {
+        let _g = self.lock.lock().await;
+        let res = match self.source.load() {
+            Ok((cfg, _)) => self.manager.apply(&cfg).map(|_| cfg).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match res {
+            Ok(cfg) => {
+                let jobs = cfg.scrape_configs.len();
+                self.config.write().unwrap_or_else(|e| e.into_inner()).config = cfg;
+                self.metrics.config_last_reload_successful.set(1);
+                self.metrics
+                    .config_last_reload_success_timestamp
+                    .set(crate::model::now_millis() / 1000);
+                tracing::info!(jobs, "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.config_last_reload_successful.set(0);
+                tracing::error!(error = %e, "configuration reload refused; the previous configuration keeps running");
+                Err(e)
+            }
+        }
+    }
+}
+
+fn describe(cfg: &Config) -> String {
+    let targets: usize = cfg
+        .scrape_configs
+        .iter()
+        .map(|s| s.static_configs.iter().map(|g| g.targets.len()).sum::<usize>())
+        .sum();
+    let jobs: Vec<&str> = cfg.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
+    let file_sd = cfg.scrape_configs.iter().any(|s| !s.file_sd_configs.is_empty());
+    format!(
+        "{} static target(s){} in {} job(s): {}",
+        targets,
+        if file_sd { " plus file_sd targets" } else { "" },
+        jobs.len(),
+        jobs.join(", ")
+    )
+}
+
+async fn write_snapshot(head: Arc<Head>, dir: PathBuf, metrics: Arc<Metrics>) {
+    let start = std::time::Instant::now();
+    let res = tokio::task::spawn_blocking(move || snapshot::write(&head, &dir)).await;
+    match res {
+        Ok(Ok(info)) => {
+            metrics.snapshot_duration.observe(start.elapsed().as_secs_f64());
+            metrics.snapshot_bytes.set(info.bytes as i64);
+            tracing::debug!(series = info.series, bytes = info.bytes, "snapshot written");
+        }
+        Ok(Err(e)) => {
+            metrics.snapshot_failures.inc();
+            tracing::error!(error = %e, "snapshot failed");
+        }
+        Err(e) => {
+            metrics.snapshot_failures.inc();
+            tracing::error!(error = %e, "snapshot task failed");
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or `shutdown` resolves).
+pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    init_tls();
+    let source = match &opts.config {
+        Some(p) => ConfigSource::File(p.clone()),
+        None => ConfigSource::Embedded(opts.listen.clone()),
+    };
+    let (cfg, _) = source.load()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let (head, info, corrupt) = snapshot::load_or_quarantine(&opts.storage_path);
+    if let Some((e, aside)) = corrupt {
+        tracing::error!(error = %e, moved_to = %aside.display(), "snapshot is damaged; starting with an empty store");
+    } else if info.series > 0 {
+        tracing::info!(series = info.series, bytes = info.bytes, "snapshot restored");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let manager = Arc::new(ScrapeManager::new(Context {
+        sink: Arc::new(head.clone()),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    }));
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    let local: SocketAddr = listener.local_addr().map_err(RunError::Serve)?;
+    manager.apply(&cfg)?;
+    metrics.config_last_reload_successful.set(1);
+    metrics.config_last_reload_success_timestamp.set(clock.now_millis() / 1000);
+    tracing::info!(
+        "argus {} listening on http://{local}, scraping {}; data in {}",
+        crate::build_info::VERSION,
+        describe(&cfg),
+        opts.storage_path.display()
+    );
+    let config = Arc::new(RwLock::new(LoadedConfig { config: cfg }));
+    let reloader = Arc::new(Reloader {
+        source,
+        manager: manager.clone(),
+        config: config.clone(),
+        metrics: metrics.clone(),
+        lock: tokio::sync::Mutex::new(()),
+    });
+    let r2 = reloader.clone();
+    let reload: ReloadFn = Arc::new(move || {
+        let r = r2.clone();
+        Box::pin(async move { r.reload().await })
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = router(ApiState {
+        head: head.clone(),
+        scrape: manager.clone(),
+        metrics: metrics.clone(),
+        config,
+        reload,
+        ready: ready.clone(),
+        lookback_ms: 5 * 60 * 1000,
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Signals: SIGHUP reloads; SIGTERM/SIGINT (or the caller's future) stop.
+    {
+        let stop_tx = stop_tx.clone();
+        let reloader = reloader.clone();
+        tokio::spawn(async move {
+            let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot install SIGHUP handler");
+                    None
+                }
+            };
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {
+                        let _ = reloader.reload().await;
+                    }
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => break,
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = &mut shutdown => break,
+                }
+            }
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+    }
+    // Periodic snapshot and retention.
+    {
+        let head = head.clone();
+        let dir = opts.storage_path.clone();
+        let metrics = metrics.clone();
+        let every = opts.snapshot_interval;
+        let retention = opts.retention.as_millis() as i64;
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            let mut snap = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut gc = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = snap.tick() => write_snapshot(head.clone(), dir.clone(), metrics.clone()).await,
+                    _ = gc.tick() => {
+                        let n = head.truncate(clock.now_millis() - retention);
+                        if n > 0 { tracing::debug!(removed = n, "retention removed series"); }
+                    }
+                }
+            }
+        });
+    }
+    ready.store(true, Ordering::Relaxed);
+    let mut stop_rx2 = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_rx2.wait_for(|s| *s).await;
+    });
+    let served = server.await;
+    ready.store(false, Ordering::Relaxed);
+    // Cancel in-flight scrapes, then persist what we have.
+    let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
+    write_snapshot(head.clone(), opts.storage_path.clone(), metrics.clone()).await;
+    tracing::info!("stopped");
+    served.map_err(RunError::Serve)
+}

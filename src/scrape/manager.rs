@@ -1,0 +1,358 @@
+//! The target manager: one pool per job, discovery feeding target sync,
+//! loops started and stopped as targets come and go, and config reload
+//! that leaves unchanged jobs running.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::discovery::{TargetGroup, run_file_sd, static_groups};
+use super::relabel::Relabel;
+use super::scrape_loop::{Appendable, JobSettings, ScrapeLoop, Stop, TargetHealth};
+use super::target::{Built, Target, build_targets};
+use crate::config::{Config, ScrapeConfig, TlsConfig};
+use crate::model::{Clock, Labels};
+use crate::telemetry::Metrics;
+
+/// Errors building a job.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// TLS files could not be read or used.
+    #[error("job {job:?}: tls_config: {msg}")]
+    Tls {
+        /// Job name.
+        job: String,
+        /// What failed.
+        msg: String,
+    },
+    /// A regex failed to compile (validation should have caught it).
+    #[error("job {job:?}: {msg}")]
+    Relabel {
+        /// Job name.
+        job: String,
+        /// What failed.
+        msg: String,
+    },
+}
+
+struct LoopHandle {
+    target: Target,
+    health: Arc<Mutex<TargetHealth>>,
+    stop: watch::Sender<Stop>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    active: HashMap<u64, LoopHandle>,
+    dropped: Vec<Labels>,
+    invalid: Vec<(Labels, String)>,
+}
+
+struct Pool {
+    cfg: ScrapeConfig,
+    state: Arc<Mutex<PoolState>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A target as the API reports it.
+#[derive(Clone, Debug)]
+pub struct TargetInfo {
+    /// Job name (scrape pool).
+    pub job: String,
+    /// Final labels.
+    pub labels: Labels,
+    /// Labels before relabeling.
+    pub discovered: Labels,
+    /// Scrape URL.
+    pub url: String,
+    /// Interval.
+    pub interval: std::time::Duration,
+    /// Timeout.
+    pub timeout: std::time::Duration,
+    /// Health.
+    pub health: TargetHealth,
+}
+
+/// Shared context for every pool.
+#[derive(Clone)]
+pub struct Context {
+    /// Where samples go.
+    pub sink: Arc<dyn Appendable>,
+    /// Timestamp source.
+    pub clock: Arc<dyn Clock>,
+    /// Self metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Owns every scrape pool.
+pub struct ScrapeManager {
+    ctx: Context,
+    pools: Mutex<HashMap<String, Pool>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ScrapeManager {
+    /// A manager with no jobs.
+    pub fn new(ctx: Context) -> Self {
+        ScrapeManager {
+            ctx,
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Brings the running jobs in line with `cfg`. Jobs whose config did not
+    /// change keep their loops (and their staleness tracking); changed jobs
+    /// restart; removed jobs stop and mark their series stale. Must be
+    /// called inside a tokio runtime.
+    pub fn apply(&self, cfg: &Config) -> Result<(), ManagerError> {
+        // Build everything first so a failure leaves the old jobs running.
+        let mut fresh = Vec::new();
+        {
+            let pools = lock(&self.pools);
+            for sc in &cfg.scrape_configs {
+                if pools.get(&sc.job_name).is_some_and(|p| p.cfg == *sc) {
+                    continue;
+                }
+                let client = build_client(sc)?;
+                let relabel = Relabel::compile_all(&sc.relabel_configs).map_err(|e| ManagerError::Relabel {
+                    job: sc.job_name.clone(),
+                    msg: e.to_string(),
+                })?;
+                let metric_relabel =
+                    Relabel::compile_all(&sc.metric_relabel_configs).map_err(|e| ManagerError::Relabel {
+                        job: sc.job_name.clone(),
+                        msg: e.to_string(),
+                    })?;
+                fresh.push((sc.clone(), client, relabel, metric_relabel));
+            }
+        }
+        let mut pools = lock(&self.pools);
+        let keep: std::collections::HashSet<&str> = cfg.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
+        let gone: Vec<String> = pools.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
+        for job in gone {
+            if let Some(p) = pools.remove(&job) {
+                p.shutdown(Stop::Stale);
+            }
+        }
+        for (sc, client, relabel, metric_relabel) in fresh {
+            if let Some(old) = pools.remove(&sc.job_name) {
+                old.shutdown(Stop::Quiet);
+            }
+            let pool = self.start_pool(sc.clone(), client, relabel, metric_relabel);
+            pools.insert(sc.job_name.clone(), pool);
+        }
+        Ok(())
+    }
+
+    fn start_pool(&self, sc: ScrapeConfig, client: reqwest::Client, relabel: Vec<Relabel>, metric_relabel: Vec<Relabel>) -> Pool {
+        let state = Arc::new(Mutex::new(PoolState::default()));
+        let job = Arc::new(JobSettings {
+            cfg: sc.clone(),
+            metric_relabel,
+        });
+        let relabel = Arc::new(relabel);
+        let mut tasks = Vec::new();
+        let mut receivers = Vec::new();
+        for f in &sc.file_sd_configs {
+            let (tx, rx) = watch::channel(Vec::new());
+            let metrics = self.ctx.metrics.clone();
+            let job_name = sc.job_name.clone();
+            tasks.push(tokio::spawn(run_file_sd(f.clone(), tx, move |e| {
+                metrics.sd_file_read_errors.inc();
+                tracing::warn!(job = %job_name, error = %e, "file_sd: cannot read target file");
+            })));
+            receivers.push(rx);
+        }
+        let statics = static_groups(&sc);
+        let ctx = self.ctx.clone();
+        let st = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let sync = |groups: Vec<TargetGroup>| {
+                sync_pool(&ctx, &st, &job, &relabel, &client, &groups);
+            };
+            let gather = |rx: &[watch::Receiver<Vec<TargetGroup>>]| {
+                let mut g = statics.clone();
+                for r in rx {
+                    g.extend(r.borrow().iter().cloned());
+                }
+                g
+            };
+            sync(gather(&receivers));
+            if receivers.is_empty() {
+                return;
+            }
+            loop {
+                let (changed, _, rest) =
+                    futures_util::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed()))).await;
+                drop(rest);
+                if changed.is_err() {
+                    return;
+                }
+                sync(gather(&receivers));
+            }
+        }));
+        Pool { cfg: sc, state, tasks }
+    }
+
+    /// Every target, for the API.
+    pub fn targets(&self) -> (Vec<TargetInfo>, Vec<(String, Labels)>) {
+        let pools = lock(&self.pools);
+        let mut active = Vec::new();
+        let mut dropped = Vec::new();
+        for (job, p) in pools.iter() {
+            let st = lock(&p.state);
+            for h in st.active.values() {
+                active.push(TargetInfo {
+                    job: job.clone(),
+                    labels: h.target.labels.clone(),
+                    discovered: h.target.discovered.clone(),
+                    url: h.target.url.clone(),
+                    interval: h.target.interval,
+                    timeout: h.target.timeout,
+                    health: lock(&h.health).clone(),
+                });
+            }
+            dropped.extend(st.dropped.iter().map(|l| (job.clone(), l.clone())));
+            dropped.extend(st.invalid.iter().map(|(l, _)| (job.clone(), l.clone())));
+        }
+        active.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
+        (active, dropped)
+    }
+
+    /// Stops every loop without stale markers (shutdown) and waits for them.
+    pub async fn stop(&self) {
+        let pools: Vec<Pool> = lock(&self.pools).drain().map(|(_, p)| p).collect();
+        let mut waits = Vec::new();
+        for p in pools {
+            waits.extend(p.shutdown(Stop::Quiet));
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+    }
+}
+
+impl Pool {
+    fn shutdown(self, mode: Stop) -> Vec<JoinHandle<()>> {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let mut st = lock(&self.state);
+        st.active
+            .drain()
+            .map(|(_, h)| {
+                let _ = h.stop.send(mode);
+                h.task
+            })
+            .collect()
+    }
+}
+
+fn sync_pool(
+    ctx: &Context,
+    state: &Arc<Mutex<PoolState>>,
+    job: &Arc<JobSettings>,
+    relabel: &[Relabel],
+    client: &reqwest::Client,
+    groups: &[TargetGroup],
+) {
+    let mut want: HashMap<u64, Target> = HashMap::new();
+    let mut dropped = Vec::new();
+    let mut invalid = Vec::new();
+    for b in build_targets(&job.cfg, relabel, groups) {
+        match b {
+            Built::Active(t) => {
+                want.insert(t.hash(), t);
+            }
+            Built::Dropped(l) => dropped.push(l),
+            Built::Invalid(l, e) => {
+                tracing::warn!(job = %job.cfg.job_name, labels = %l, error = %e, "invalid target");
+                invalid.push((l, e));
+            }
+        }
+    }
+    let mut st = lock(state);
+    st.dropped = dropped;
+    st.invalid = invalid;
+    let gone: Vec<u64> = st.active.keys().filter(|k| !want.contains_key(k)).copied().collect();
+    for k in gone {
+        if let Some(h) = st.active.remove(&k) {
+            let _ = h.stop.send(Stop::Stale);
+        }
+    }
+    for (k, t) in want {
+        if st.active.contains_key(&k) {
+            continue;
+        }
+        let health = Arc::new(Mutex::new(TargetHealth {
+            health: "unknown",
+            ..Default::default()
+        }));
+        let (tx, rx) = watch::channel(Stop::Run);
+        let lp = ScrapeLoop {
+            target: t.clone(),
+            job: job.clone(),
+            sink: ctx.sink.clone(),
+            clock: ctx.clock.clone(),
+            metrics: ctx.metrics.clone(),
+            health: health.clone(),
+            client: client.clone(),
+        };
+        let task = tokio::spawn(lp.run(rx));
+        st.active.insert(
+            k,
+            LoopHandle {
+                target: t,
+                health,
+                stop: tx,
+                task,
+            },
+        );
+    }
+}
+
+/// Installs the ring crypto provider for rustls once per process.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn build_client(sc: &ScrapeConfig) -> Result<reqwest::Client, ManagerError> {
+    init_tls();
+    let tls_err = |msg: String| ManagerError::Tls {
+        job: sc.job_name.clone(),
+        msg,
+    };
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .pool_max_idle_per_host(2)
+        .tcp_nodelay(true)
+        .no_proxy();
+    let t: TlsConfig = sc.tls_config.clone().unwrap_or_default();
+    if let Some(ca) = &t.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| tls_err(format!("unable to read CA file {ca}: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_err(format!("unable to use CA file {ca}: {e}")))?;
+        if certs.is_empty() {
+            return Err(tls_err(format!("no certificates found in CA file {ca}")));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+        let mut pem = std::fs::read(c).map_err(|e| tls_err(format!("unable to read cert file {c}: {e}")))?;
+        pem.extend(std::fs::read(k).map_err(|e| tls_err(format!("unable to read key file {k}: {e}")))?);
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| tls_err(format!("unable to use client certificate: {e}")))?;
+        b = b.identity(id);
+    }
+    if t.insecure_skip_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| tls_err(super::scrape_loop::error_chain(&e)))
+}

@@ -1,0 +1,505 @@
+//! One scrape loop per target: fetch with a deadline and size limit, parse,
+//! relabel, append with staleness, and report the synthetic series.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::parse::{Entry, Format, ParseError, Parser};
+use super::relabel::{Relabel, process};
+use super::target::Target;
+use crate::config::{ScrapeConfig, Secret, read_secret_file};
+use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
+use crate::storage::{Appender, SeriesRef, StorageError};
+use crate::telemetry::Metrics;
+
+/// Something that hands out appenders (the head, later a remote writer).
+pub trait Appendable: Send + Sync {
+    /// A new transaction.
+    fn appender(&self) -> Box<dyn Appender>;
+}
+
+impl Appendable for Arc<crate::storage::Head> {
+    fn appender(&self) -> Box<dyn Appender> {
+        Box::new(crate::storage::Head::appender(self))
+    }
+}
+
+/// The Accept header Prometheus 3 sends by default (text formats only).
+pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+/// Why a scrape failed; the text is what `lastError` shows.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScrapeError {
+    /// Transport-level failure.
+    #[error("{0}")]
+    Http(String),
+    /// Non-2xx status.
+    #[error("server returned HTTP status {0}")]
+    Status(String),
+    /// The deadline passed.
+    #[error("scrape timed out after {0:?}")]
+    Timeout(Duration),
+    /// The body exceeded `body_size_limit`.
+    #[error("body size limit exceeded ({0} bytes)")]
+    BodyTooLarge(u64),
+    /// Exposition syntax error.
+    #[error("parse error: {0}")]
+    Parse(#[from] ParseError),
+    /// More samples than `sample_limit`.
+    #[error("sample limit exceeded: {got} > {limit}")]
+    SampleLimit {
+        /// Samples after relabeling.
+        got: u64,
+        /// Configured limit.
+        limit: u64,
+    },
+    /// A label limit was exceeded.
+    #[error("{0}")]
+    LabelLimit(String),
+    /// The same series appeared twice in one scrape.
+    #[error("duplicate series in one scrape: {0}")]
+    DuplicateSeries(String),
+    /// A sample lost its metric name in relabeling.
+    #[error("metric relabeling removed __name__ from {0}")]
+    NoName(String),
+    /// Storage refused a series.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Credentials could not be read.
+    #[error("{0}")]
+    Auth(String),
+}
+
+/// Health of a target as the targets API shows it.
+#[derive(Clone, Debug, Default)]
+pub struct TargetHealth {
+    /// `up`, `down` or `unknown` before the first scrape.
+    pub health: &'static str,
+    /// Error of the last scrape, empty if it succeeded.
+    pub last_error: String,
+    /// Start of the last scrape (ms).
+    pub last_scrape: Option<Timestamp>,
+    /// Duration of the last scrape.
+    pub last_duration: Duration,
+}
+
+/// Per-job settings every loop of the job shares.
+pub struct JobSettings {
+    /// The job's config.
+    pub cfg: ScrapeConfig,
+    /// Compiled metric_relabel_configs.
+    pub metric_relabel: Vec<Relabel>,
+}
+
+struct CacheEntry {
+    /// `None` when metric relabeling dropped the series.
+    r: Option<SeriesRef>,
+    labels: Labels,
+    last_iter: u64,
+}
+
+/// Loop state that lives across scrapes.
+struct State {
+    cache: HashMap<Box<[u8]>, CacheEntry>,
+    /// Series appended without explicit timestamp in the last good scrape.
+    prev: HashSet<u64>,
+    /// Labels for those refs, to re-resolve if retention dropped them.
+    prev_labels: HashMap<u64, Labels>,
+    iter: u64,
+    report_refs: HashMap<&'static str, SeriesRef>,
+}
+
+/// A running scrape loop's inputs.
+pub struct ScrapeLoop {
+    /// What to scrape.
+    pub target: Target,
+    /// Job settings.
+    pub job: Arc<JobSettings>,
+    /// Where samples go.
+    pub sink: Arc<dyn Appendable>,
+    /// Timestamp source.
+    pub clock: Arc<dyn Clock>,
+    /// Self metrics.
+    pub metrics: Arc<Metrics>,
+    /// Shared status for the API.
+    pub health: Arc<Mutex<TargetHealth>>,
+    /// HTTP client.
+    pub client: reqwest::Client,
+}
+
+/// How a loop should end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep running.
+    Run,
+    /// Stop and mark every series stale (target went away).
+    Stale,
+    /// Stop quietly (shutdown or reload: the series live on).
+    Quiet,
+}
+
+const REPORT: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+impl ScrapeLoop {
+    /// Runs until `stop` says otherwise. The first scrape waits for the
+    /// target's slot: a deterministic offset within the interval derived
+    /// from the target hash, so targets spread out and keep their phase
+    /// across restarts.
+    pub async fn run(self, mut stop: watch::Receiver<Stop>) {
+        let interval = self.target.interval;
+        let ims = interval.as_millis().max(1) as i64;
+        let phase = (self.target.hash() % ims as u64) as i64;
+        let wait = (phase - self.clock.now_millis().rem_euclid(ims)).rem_euclid(ims);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_millis(wait as u64),
+            interval,
+        );
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut st = State {
+            cache: HashMap::new(),
+            prev: HashSet::new(),
+            prev_labels: HashMap::new(),
+            iter: 0,
+            report_refs: HashMap::new(),
+        };
+        let mode = loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                r = stop.changed() => {
+                    if r.is_err() { break Stop::Quiet; }
+                    let m = *stop.borrow();
+                    if m != Stop::Run { break m; }
+                    continue;
+                }
+            }
+            let ts = self.clock.now_millis();
+            let started = Instant::now();
+            let fetched = tokio::select! {
+                r = tokio::time::timeout(self.target.timeout, self.fetch()) => {
+                    r.unwrap_or(Err(ScrapeError::Timeout(self.target.timeout)))
+                }
+                r = stop.changed() => {
+                    let m = if r.is_err() { Stop::Quiet } else { *stop.borrow() };
+                    if m != Stop::Run { break m; }
+                    continue;
+                }
+            };
+            self.process(&mut st, fetched, ts, started);
+        };
+        if mode == Stop::Stale {
+            let ts = self.clock.now_millis();
+            let mut app = self.sink.appender();
+            self.stale_all(&mut st, &mut *app, ts);
+            for name in REPORT {
+                if let Some(r) = st.report_refs.get(name) {
+                    let _ = app.append_ref(*r, ts, stale_nan());
+                }
+            }
+            app.commit();
+        }
+    }
+
+    fn process(&self, st: &mut State, fetched: Result<(Vec<u8>, Format), ScrapeError>, ts: Timestamp, started: Instant) {
+        st.iter += 1;
+        let job = vec![("job".to_string(), self.job.cfg.job_name.clone())];
+        self.metrics.scrapes.get_or_create(&job).inc();
+        let mut app = self.sink.appender();
+        let result = fetched.and_then(|(body, format)| self.append_body(st, &mut *app, &body, format, ts));
+        let (scraped, post, added, err) = match result {
+            Ok((a, b, c)) => (a, b, c, None),
+            Err(e) => {
+                app.rollback();
+                if matches!(e, ScrapeError::SampleLimit { .. }) {
+                    self.metrics.scrape_sample_limit_exceeded.inc();
+                }
+                self.stale_all(st, &mut *app, ts);
+                (0, 0, 0, Some(e))
+            }
+        };
+        let dur = started.elapsed();
+        let up = if err.is_none() { 1.0 } else { 0.0 };
+        let values = [up, dur.as_secs_f64(), scraped as f64, post as f64, added as f64];
+        for (name, v) in REPORT.iter().zip(values) {
+            self.append_report(st, &mut *app, name, ts, v);
+        }
+        app.commit();
+        self.metrics.scrape_duration.get_or_create(&job).observe(dur.as_secs_f64());
+        if err.is_some() {
+            self.metrics.scrape_failures.get_or_create(&job).inc();
+        }
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.health = if err.is_none() { "up" } else { "down" };
+        h.last_error = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        h.last_scrape = Some(ts);
+        h.last_duration = dur;
+        if let Some(e) = err {
+            tracing::debug!(target_url = %self.target.url, error = %e, "scrape failed");
+        }
+    }
+
+    fn append_report(&self, st: &mut State, app: &mut dyn Appender, name: &'static str, ts: Timestamp, v: f64) {
+        if let Some(r) = st.report_refs.get(name) {
+            if app.append_ref(*r, ts, v).is_ok() {
+                return;
+            }
+        }
+        let mut b = self.target.labels.builder();
+        b.set_str(METRIC_NAME, name);
+        if let Ok(r) = app.append(&b.build(), ts, v) {
+            st.report_refs.insert(name, r);
+        }
+    }
+
+    fn stale_all(&self, st: &mut State, app: &mut dyn Appender, ts: Timestamp) {
+        for r in st.prev.drain() {
+            if app.append_ref(SeriesRef(r), ts, stale_nan()).is_err() {
+                if let Some(l) = st.prev_labels.get(&r) {
+                    let _ = app.append(l, ts, stale_nan());
+                }
+            }
+        }
+        st.prev_labels.clear();
+    }
+
+    async fn fetch(&self) -> Result<(Vec<u8>, Format), ScrapeError> {
+        let cfg = &self.job.cfg;
+        let mut req = self
+            .client
+            .get(&self.target.url)
+            .header("Accept", ACCEPT_HEADER)
+            .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", self.target.timeout.as_secs_f64()),
+            );
+        if let Some(b) = &cfg.basic_auth {
+            let pw = match (&b.password, &b.password_file) {
+                (Some(p), _) => p.clone(),
+                (None, Some(f)) => read_secret_file(f).map_err(ScrapeError::Auth)?,
+                _ => Secret::default(),
+            };
+            req = req.basic_auth(&b.username, Some(pw.expose()));
+        }
+        let bearer = |cred: &Option<Secret>, file: &Option<String>| -> Result<Option<Secret>, ScrapeError> {
+            Ok(match (cred, file) {
+                (Some(c), _) => Some(c.clone()),
+                (None, Some(f)) => Some(read_secret_file(f).map_err(ScrapeError::Auth)?),
+                _ => None,
+            })
+        };
+        if let Some(a) = &cfg.authorization {
+            if let Some(c) = bearer(&a.credentials, &a.credentials_file)? {
+                req = req.header("Authorization", format!("{} {}", a.auth_type, c.expose()));
+            }
+        } else if let Some(c) = bearer(&cfg.bearer_token, &cfg.bearer_token_file)? {
+            req = req.header("Authorization", format!("Bearer {}", c.expose()));
+        }
+        let mut resp = req.send().await.map_err(|e| ScrapeError::Http(error_chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(ScrapeError::Status(resp.status().to_string()));
+        }
+        let format = Format::from_content_type(resp.headers().get("content-type").and_then(|v| v.to_str().ok()));
+        let limit = cfg.body_size_limit.map(|b| b.0).unwrap_or(0);
+        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(if limit > 0 { limit } else { 1 << 24 }) as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Http(error_chain(&e)))? {
+            if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
+                return Err(ScrapeError::BodyTooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, format))
+    }
+
+    /// Parses `body` into `app`. Returns (scraped, post-relabel, added).
+    fn append_body(
+        &self,
+        st: &mut State,
+        app: &mut dyn Appender,
+        body: &[u8],
+        format: Format,
+        ts: Timestamp,
+    ) -> Result<(u64, u64, u64), ScrapeError> {
+        let cfg = &self.job.cfg;
+        let sample_limit = cfg.sample_limit.unwrap_or(0);
+        let mut p = Parser::new(body, format);
+        let (mut scraped, mut post, mut added) = (0u64, 0u64, 0u64);
+        let mut cur: HashSet<u64> = HashSet::with_capacity(st.prev.len());
+        let mut cur_labels: HashMap<u64, Labels> = HashMap::with_capacity(st.prev.len());
+        let mut lb = LabelsBuilder::new();
+        let iter = st.iter;
+        while let Some(e) = p.next()? {
+            let Entry::Sample(s) = e else { continue };
+            scraped += 1;
+            let t = match s.timestamp {
+                Some(t) if cfg.honor_timestamps => t,
+                _ => ts,
+            };
+            let explicit = s.timestamp.is_some() && cfg.honor_timestamps;
+            let entry = match st.cache.get_mut(s.series) {
+                Some(e) => {
+                    if e.last_iter == iter {
+                        return Err(ScrapeError::DuplicateSeries(String::from_utf8_lossy(s.series).into_owned()));
+                    }
+                    e.last_iter = iter;
+                    e
+                }
+                None => {
+                    p.labels(&mut lb)?;
+                    let labels = self.sample_labels(&mut lb)?;
+                    let r = match labels {
+                        None => None,
+                        Some(ref l) => {
+                            let r = app.append(l, t, s.value).map_err(|e| storage_err(e, l))?;
+                            added += 1;
+                            post += 1;
+                            if !explicit {
+                                cur.insert(r.0);
+                                cur_labels.insert(r.0, l.clone());
+                            }
+                            Some(r)
+                        }
+                    };
+                    st.cache.insert(
+                        s.series.into(),
+                        CacheEntry {
+                            r,
+                            labels: labels.unwrap_or_default(),
+                            last_iter: iter,
+                        },
+                    );
+                    if sample_limit > 0 && post > sample_limit {
+                        return Err(ScrapeError::SampleLimit { got: post, limit: sample_limit });
+                    }
+                    continue;
+                }
+            };
+            let Some(r) = entry.r else { continue };
+            post += 1;
+            if sample_limit > 0 && post > sample_limit {
+                return Err(ScrapeError::SampleLimit { got: post, limit: sample_limit });
+            }
+            let r = match app.append_ref(r, t, s.value) {
+                Ok(()) => r,
+                Err(StorageError::UnknownRef) => {
+                    let nr = app.append(&entry.labels, t, s.value).map_err(|e| storage_err(e, &entry.labels))?;
+                    entry.r = Some(nr);
+                    nr
+                }
+                Err(e) => return Err(storage_err(e, &entry.labels)),
+            };
+            if !explicit {
+                cur.insert(r.0);
+                if !st.prev.contains(&r.0) {
+                    cur_labels.insert(r.0, entry.labels.clone());
+                }
+            }
+        }
+        // Series that were here last time and are gone now get a stale marker.
+        for r in st.prev.iter().filter(|r| !cur.contains(r)) {
+            if app.append_ref(SeriesRef(*r), ts, stale_nan()).is_err() {
+                if let Some(l) = st.prev_labels.get(r) {
+                    let _ = app.append(l, ts, stale_nan());
+                }
+            }
+        }
+        let mut labels = std::mem::take(&mut st.prev_labels);
+        labels.retain(|r, _| cur.contains(r));
+        labels.extend(cur_labels);
+        st.prev_labels = labels;
+        st.prev = cur;
+        // Forget series not seen for a while so the cache tracks the target.
+        st.cache.retain(|_, e| e.last_iter + 2 > iter);
+        Ok((scraped, post, added))
+    }
+
+    /// Target labels, honor_labels, metric relabeling and label limits.
+    /// `None` means metric relabeling dropped the sample.
+    fn sample_labels(&self, lb: &mut LabelsBuilder) -> Result<Option<Labels>, ScrapeError> {
+        let cfg = &self.job.cfg;
+        for tl in self.target.labels.iter() {
+            match lb.get(&tl.name) {
+                Some(_) if cfg.honor_labels => {}
+                Some(existing) => {
+                    // Move the scraped value aside, as exported_<name>,
+                    // prefixing again while that name is taken too.
+                    let existing: Arc<str> = Arc::from(existing);
+                    let mut name = format!("exported_{}", tl.name);
+                    while lb.get(&name).is_some() {
+                        name = format!("exported_{name}");
+                    }
+                    lb.set(Arc::from(name), existing);
+                    lb.set(tl.name.clone(), tl.value.clone());
+                }
+                None => lb.set(tl.name.clone(), tl.value.clone()),
+            }
+        }
+        if !process(lb, &self.job.metric_relabel) {
+            return Ok(None);
+        }
+        let labels = std::mem::take(lb).build();
+        if labels.metric_name().is_none() {
+            return Err(ScrapeError::NoName(labels.to_string()));
+        }
+        let lim = |x: Option<u64>| x.filter(|v| *v > 0);
+        if let Some(l) = lim(cfg.label_limit) {
+            if labels.len() as u64 > l {
+                return Err(ScrapeError::LabelLimit(format!(
+                    "label_limit exceeded (metric: {}, number of labels: {}, limit: {l})",
+                    labels.metric_name().unwrap_or(""),
+                    labels.len()
+                )));
+            }
+        }
+        for x in labels.iter() {
+            if let Some(l) = lim(cfg.label_name_length_limit) {
+                if x.name.len() as u64 > l {
+                    return Err(ScrapeError::LabelLimit(format!(
+                        "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {l})",
+                        labels.metric_name().unwrap_or(""),
+                        x.name,
+                        x.name.len()
+                    )));
+                }
+            }
+            if let Some(l) = lim(cfg.label_value_length_limit) {
+                if x.value.len() as u64 > l {
+                    return Err(ScrapeError::LabelLimit(format!(
+                        "label_value_length_limit exceeded (metric: {}, label name: {}, value length: {}, limit: {l})",
+                        labels.metric_name().unwrap_or(""),
+                        x.name,
+                        x.value.len()
+                    )));
+                }
+            }
+        }
+        Ok(Some(labels))
+    }
+}
+
+fn storage_err(e: StorageError, l: &Labels) -> ScrapeError {
+    ScrapeError::Storage(format!("{e} for {l}"))
+}
+
+/// Flattens an error and its sources into one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,167 @@
+//! argus's own metrics (served on /metrics) and tracing setup.
+
+use std::sync::atomic::Ordering;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::storage::Head;
+
+type L = Vec<(String, String)>;
+
+fn hist_family() -> Family<L, Histogram, fn() -> Histogram> {
+    Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 4.0, 9)))
+}
+
+/// Every self metric argus exposes.
+pub struct Metrics {
+    registry: Registry,
+    /// Scrapes attempted, by job.
+    pub scrapes: Family<L, Counter>,
+    /// Scrapes that failed, by job.
+    pub scrape_failures: Family<L, Counter>,
+    /// Scrape duration, by job.
+    pub scrape_duration: Family<L, Histogram, fn() -> Histogram>,
+    /// Scrapes that exceeded `sample_limit`.
+    pub scrape_sample_limit_exceeded: Counter,
+    /// file_sd read errors.
+    pub sd_file_read_errors: Counter,
+    /// Live series in the head.
+    pub head_series: Gauge,
+    /// Samples committed to the head.
+    pub head_samples_appended: Gauge,
+    /// Samples refused as out of order.
+    pub head_out_of_order: Gauge,
+    /// Samples refused as duplicates.
+    pub head_duplicate: Gauge,
+    /// Series removed by retention.
+    pub head_series_removed: Gauge,
+    /// Snapshot duration.
+    pub snapshot_duration: Histogram,
+    /// Snapshot failures.
+    pub snapshot_failures: Counter,
+    /// Size of the last snapshot in bytes.
+    pub snapshot_bytes: Gauge,
+    /// HTTP requests by handler and code.
+    pub http_requests: Family<L, Counter>,
+    /// HTTP request duration by handler.
+    pub http_duration: Family<L, Histogram, fn() -> Histogram>,
+    /// 1 if the last reload succeeded.
+    pub config_last_reload_successful: Gauge,
+    /// Time of the last successful reload.
+    pub config_last_reload_success_timestamp: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        let m = Metrics {
+            scrapes: Family::default(),
+            scrape_failures: Family::default(),
+            scrape_duration: hist_family(),
+            scrape_sample_limit_exceeded: Counter::default(),
+            sd_file_read_errors: Counter::default(),
+            head_series: Gauge::default(),
+            head_samples_appended: Gauge::default(),
+            head_out_of_order: Gauge::default(),
+            head_duplicate: Gauge::default(),
+            head_series_removed: Gauge::default(),
+            snapshot_duration: Histogram::new(exponential_buckets(0.001, 4.0, 9)),
+            snapshot_failures: Counter::default(),
+            snapshot_bytes: Gauge::default(),
+            http_requests: Family::default(),
+            http_duration: hist_family(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
+            registry: Registry::default(),
+        };
+        r.register("argus_scrapes", "Scrapes attempted, by job", m.scrapes.clone());
+        r.register("argus_scrape_failures", "Scrapes that failed, by job", m.scrape_failures.clone());
+        r.register("argus_scrape_duration_seconds", "Scrape duration, by job", m.scrape_duration.clone());
+        r.register(
+            "argus_scrape_exceeded_sample_limit",
+            "Scrapes that hit sample_limit.",
+            m.scrape_sample_limit_exceeded.clone(),
+        );
+        r.register("argus_sd_file_read_errors", "file_sd files that failed to read or parse", m.sd_file_read_errors.clone());
+        r.register("argus_head_series", "Series in the in-memory head", m.head_series.clone());
+        r.register("argus_head_samples_appended_total", "Samples committed to the head", m.head_samples_appended.clone());
+        r.register("argus_head_out_of_order_samples_total", "Samples refused as out of order", m.head_out_of_order.clone());
+        r.register("argus_head_duplicate_samples_total", "Samples refused as duplicates with another value", m.head_duplicate.clone());
+        r.register("argus_head_series_removed_total", "Series removed by retention", m.head_series_removed.clone());
+        r.register("argus_snapshot_duration_seconds", "Time to write a head snapshot", m.snapshot_duration.clone());
+        r.register("argus_snapshot_failures", "Snapshots that failed to write", m.snapshot_failures.clone());
+        r.register("argus_snapshot_size_bytes", "Size of the last snapshot", m.snapshot_bytes.clone());
+        r.register("argus_http_requests", "HTTP requests, by handler and code", m.http_requests.clone());
+        r.register("argus_http_request_duration_seconds", "HTTP request duration, by handler", m.http_duration.clone());
+        r.register(
+            "argus_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+            m.config_last_reload_successful.clone(),
+        );
+        r.register(
+            "argus_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration reload.",
+            m.config_last_reload_success_timestamp.clone(),
+        );
+        let info: Family<L, Gauge> = Family::default();
+        info.get_or_create(&vec![
+            ("version".into(), env!("CARGO_PKG_VERSION").into()),
+            ("revision".into(), crate::build_info::REVISION.into()),
+        ])
+        .set(1);
+        r.register("argus_build_info", "Build information", info);
+        Metrics { registry: r, ..m }
+    }
+
+    /// Renders OpenMetrics text, refreshing head gauges first.
+    pub fn render(&self, head: &Head) -> String {
+        let st = &head.stats;
+        self.head_series.set(head.num_series() as i64);
+        self.head_samples_appended.set(st.samples_appended.load(Ordering::Relaxed) as i64);
+        self.head_out_of_order.set(st.out_of_order.load(Ordering::Relaxed) as i64);
+        self.head_duplicate.set(st.duplicate.load(Ordering::Relaxed) as i64);
+        self.head_series_removed.set(st.series_removed.load(Ordering::Relaxed) as i64);
+        let mut s = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut s, &self.registry);
+        s
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber. `level` is an env-filter
+/// directive (`info`, `argus=debug,warn`); `RUST_LOG` overrides it.
+pub fn init_logging(level: &str, format: LogFormat) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(level),
+    }
+    .map_err(|e| format!("invalid log level {level:?}: {e}"))?;
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let r = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.with_ansi(false).try_init(),
+    };
+    r.map_err(|e| e.to_string())
+}
