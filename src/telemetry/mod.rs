@@ -91,7 +91,7 @@ impl Metrics {
         r.register("argus_scrape_duration_seconds", "Scrape duration, by job", m.scrape_duration.clone());
         r.register(
             "argus_scrape_exceeded_sample_limit",
-            "Scrapes that hit sample_limit.",
+            "Scrapes that hit sample_limit",
             m.scrape_sample_limit_exceeded.clone(),
         );
         r.register("argus_sd_file_read_errors", "file_sd files that failed to read or parse", m.sd_file_read_errors.clone());
@@ -107,12 +107,12 @@ impl Metrics {
         r.register("argus_http_request_duration_seconds", "HTTP request duration, by handler", m.http_duration.clone());
         r.register(
             "argus_config_last_reload_successful",
-            "Whether the last configuration reload succeeded.",
+            "Whether the last configuration reload succeeded",
             m.config_last_reload_successful.clone(),
         );
         r.register(
             "argus_config_last_reload_success_timestamp_seconds",
-            "Time of the last successful configuration reload.",
+            "Time of the last successful configuration reload",
             m.config_last_reload_success_timestamp.clone(),
         );
         let info: Family<L, Gauge> = Family::default();

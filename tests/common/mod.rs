@@ -1,0 +1,383 @@
+//! Helpers for integration tests: real argus processes, real HTTP targets
+//! and hostile TCP servers, all on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Path of the argus binary built for these tests.
+pub fn argus_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_argus")
+}
+
+/// A running argus process.
+pub struct Argus {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Argus {
+    /// Starts argus with `config` in a fresh directory and waits until ready.
+    pub fn start(config: &str, extra: &[&str]) -> Argus {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut a = Argus::start_in(&dir, config, extra);
+        a._tmp = Some(tmp);
+        a
+    }
+
+    /// Starts argus in `dir` (reused across restarts).
+    pub fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Argus {
+        let port = free_port();
+        let cfg = dir.join("argus.yml");
+        std::fs::write(&cfg, config).unwrap();
+        Argus::spawn(dir, &cfg, port, extra)
+    }
+
+    /// Spawns argus on an existing config file.
+    pub fn spawn(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> Argus {
+        let log = std::fs::File::create(dir.join(format!("argus-{port}.log"))).unwrap();
+        let child = Command::new(argus_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(cfg)
+            .arg("--web.listen-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--storage.path")
+            .arg(dir.join("data"))
+            .arg("--log.level")
+            .arg("debug")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let a = Argus {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+            config: cfg.to_path_buf(),
+            _tmp: None,
+        };
+        a.wait_ready();
+        a
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http_get(&format!("{}/-/ready", self.url())) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("argus did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("argus-{}.log", self.port))).unwrap_or_default()
+    }
+
+    /// GET a JSON API path and return `data`.
+    pub fn api(&self, path: &str) -> Value {
+        let (code, body) = http_get(&format!("{}{}", self.url(), path)).unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert_eq!(code, 200, "{path}: {body}");
+        v["data"].clone()
+    }
+
+    /// Active targets by scrape URL.
+    pub fn target(&self, url_part: &str) -> Option<Value> {
+        let t = self.api("/api/v1/targets?state=active");
+        t["activeTargets"]
+            .as_array()?
+            .iter()
+            .find(|x| x["scrapeUrl"].as_str().unwrap_or("").contains(url_part))
+            .cloned()
+    }
+
+    /// Latest values of series matching `selector` via /federate.
+    pub fn federate(&self, selector: &str) -> Vec<(String, f64)> {
+        let url = format!("{}/federate?match[]={}", self.url(), urlencode(selector));
+        let (code, body) = http_get(&url).unwrap();
+        assert_eq!(code, 200, "{body}");
+        parse_federate(&body)
+    }
+
+    /// Sends a signal by name (TERM, HUP, KILL).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id();
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+        assert!(st.success());
+    }
+
+    /// SIGTERM and wait; returns the exit code and how long it took.
+    pub fn stop(&mut self) -> (Option<i32>, Duration) {
+        let t = Instant::now();
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st.code(), t.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("argus did not stop within 15s; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Argus {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Parses `/federate` text into (series, value).
+pub fn parse_federate(body: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        // name{labels} value timestamp
+        let mut parts = line.rsplitn(3, ' ');
+        let _ts = parts.next();
+        let v = parts.next().unwrap();
+        let s = parts.next().unwrap();
+        let v = match v {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            x => x.parse().unwrap(),
+        };
+        out.push((s.to_string(), v));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Minimal blocking HTTP/1.1 GET over std, so tests need no async runtime.
+pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
+    http_request("GET", url, None)
+}
+
+/// Minimal blocking HTTP/1.1 request.
+pub fn http_request(method: &str, url: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((len, rest)) = s.split_once("\r\n") else { break };
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n.min(rest.len())]);
+        s = rest.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+/// Polls `f` until it returns Some or `secs` pass.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What a [`Target`] answers with.
+#[derive(Clone)]
+pub enum Reply {
+    /// A normal response.
+    Body { content_type: String, body: Vec<u8> },
+    /// Close the connection after sending headers and `prefix` of a longer body.
+    CloseMidBody { prefix: Vec<u8> },
+    /// Send headers, then one byte per second forever.
+    Trickle,
+    /// Send `total` bytes of a valid exposition, streamed.
+    Huge { total: usize },
+}
+
+/// A scrape target served by a thread on 127.0.0.1 with a swappable reply.
+pub struct Target {
+    pub port: u16,
+    pub reply: Arc<Mutex<Reply>>,
+    pub hits: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Target {
+    pub fn text(body: &str) -> Target {
+        Target::start(Reply::Body {
+            content_type: "text/plain; version=0.0.4".into(),
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    pub fn openmetrics(body: &str) -> Target {
+        Target::start(Reply::Body {
+            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8".into(),
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    pub fn start(reply: Reply) -> Target {
+        let l = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let reply = Arc::new(Mutex::new(reply));
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let (r2, h2) = (reply.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(conn) = conn else { continue };
+                let r = r2.lock().unwrap().clone();
+                h2.lock().unwrap().push(Instant::now());
+                std::thread::spawn(move || serve(conn, r));
+            }
+        });
+        Target { port, reply, hits }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_text(&self, body: &str) {
+        *self.reply.lock().unwrap() = Reply::Body {
+            content_type: "text/plain; version=0.0.4".into(),
+            body: body.as_bytes().to_vec(),
+        };
+    }
+
+    pub fn set(&self, r: Reply) {
+        *self.reply.lock().unwrap() = r;
+    }
+
+    pub fn hit_count(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+}
+
+fn serve(mut conn: std::net::TcpStream, reply: Reply) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let _ = match reply {
+        Reply::Body { content_type, body } => write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .and_then(|_| conn.write_all(&body)),
+        Reply::CloseMidBody { prefix } => write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            prefix.len() * 10
+        )
+        .and_then(|_| conn.write_all(&prefix)),
+        Reply::Trickle => {
+            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n");
+            for _ in 0..120 {
+                if conn.write_all(b"a").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Ok(())
+        }
+        Reply::Huge { total } => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n"
+            );
+            let line = b"huge_metric_with_a_long_name{label=\"value\"} 1\n";
+            let mut sent = 0;
+            let mut chunk = Vec::with_capacity(1 << 16);
+            while chunk.len() + line.len() <= 1 << 16 {
+                chunk.extend_from_slice(line);
+            }
+            while sent < total {
+                let n = chunk.len().min(total - sent);
+                if conn.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                sent += n;
+            }
+            Ok(())
+        }
+    };
+}
