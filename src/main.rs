@@ -97,7 +97,15 @@ fn main() -> ExitCode {
             snapshot_interval,
             log_level,
             log_format,
-        } => match run(config, listen, storage_path, &retention, &snapshot_interval, &log_level, log_format) {
+        } => match run(
+            config,
+            listen,
+            storage_path,
+            &retention,
+            &snapshot_interval,
+            &log_level,
+            log_format,
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("argus: {e:#}");
@@ -121,11 +129,16 @@ fn run(
         Fmt::Json => LogFormat::Json,
     };
     init_logging(log_level, fmt).map_err(anyhow::Error::msg)?;
-    let retention = parse_duration(retention).map_err(anyhow::Error::msg).context("--storage.retention")?;
+    let retention = parse_duration(retention)
+        .map_err(anyhow::Error::msg)
+        .context("--storage.retention")?;
     let snapshot_interval = parse_duration(snapshot_interval)
         .map_err(anyhow::Error::msg)
         .context("--storage.snapshot-interval")?;
-    anyhow::ensure!(!snapshot_interval.is_zero(), "--storage.snapshot-interval must be greater than zero");
+    anyhow::ensure!(
+        !snapshot_interval.is_zero(),
+        "--storage.snapshot-interval must be greater than zero"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

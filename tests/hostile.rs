@@ -16,8 +16,16 @@ fn hostile_targets_fail_alone() {
     }
     labels.push_str("} 1\n");
     let hostile: Vec<(&str, Target, &str)> = vec![
-        ("malformed", Target::text("ok 1\nthis is { not valid\n"), "parse error: line 2"),
-        ("huge", Target::start(Reply::Huge { total: 100 << 20 }), "body size limit exceeded"),
+        (
+            "malformed",
+            Target::text("ok 1\nthis is { not valid\n"),
+            "parse error: line 2",
+        ),
+        (
+            "huge",
+            Target::start(Reply::Huge { total: 100 << 20 }),
+            "body size limit exceeded",
+        ),
         ("labels", Target::text(&labels), "label_limit exceeded"),
         ("trickle", Target::start(Reply::Trickle), "timed out"),
         (
@@ -28,7 +36,11 @@ fn hostile_targets_fail_alone() {
             }),
             "invalid UTF-8",
         ),
-        ("dup", Target::text("d{a=\"1\"} 1\nd{a=\"1\"} 2\n"), "duplicate series"),
+        (
+            "dup",
+            Target::text("d{a=\"1\"} 1\nd{a=\"1\"} 2\n"),
+            "duplicate series",
+        ),
         (
             "midbody",
             Target::start(Reply::CloseMidBody {
@@ -37,9 +49,15 @@ fn hostile_targets_fail_alone() {
             "body",
         ),
     ];
-    let mut jobs = format!("  - job_name: good\n    static_configs: [{{targets: ['{}']}}]\n", good.addr());
+    let mut jobs = format!(
+        "  - job_name: good\n    static_configs: [{{targets: ['{}']}}]\n",
+        good.addr()
+    );
     for (name, t, _) in &hostile {
-        jobs.push_str(&format!("  - job_name: {name}\n    static_configs: [{{targets: ['{}']}}]\n", t.addr()));
+        jobs.push_str(&format!(
+            "  - job_name: {name}\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ));
     }
     let a = Argus::start(
         &format!(
@@ -54,18 +72,27 @@ fn hostile_targets_fail_alone() {
         });
         let err = target["lastError"].as_str().unwrap();
         assert!(!err.is_empty(), "{name}: empty lastError");
-        assert!(err.contains(want), "{name}: lastError {err:?} lacks {want:?}");
+        assert!(
+            err.contains(want),
+            "{name}: lastError {err:?} lacks {want:?}"
+        );
         let up = a.federate(&format!("up{{job=\"{name}\"}}"));
         assert_eq!(up[0].1, 0.0, "{name}");
     }
     // Nothing partial was stored from the failed scrapes.
-    assert!(a.federate("{__name__=~\"ok|partial_metric|huge_metric_with_a_long_name|many|d|bad\"}").is_empty());
+    assert!(
+        a.federate("{__name__=~\"ok|partial_metric|huge_metric_with_a_long_name|many|d|bad\"}")
+            .is_empty()
+    );
     // argus stays healthy and the good target keeps its 1s schedule.
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
     let before = good.hit_count();
     std::thread::sleep(Duration::from_secs(4));
     let hits = good.hit_count() - before;
-    assert!((3..=5).contains(&hits), "good target scraped {hits} times in 4s");
+    assert!(
+        (3..=5).contains(&hits),
+        "good target scraped {hits} times in 4s"
+    );
     let g = a.target(&good.addr()).unwrap();
     assert_eq!(g["health"], "up");
     // Memory stayed bounded: RSS well below the 100 MB body.

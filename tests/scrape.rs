@@ -31,23 +31,56 @@ fn text_and_openmetrics_targets_with_synthetic_series_and_staleness() {
     let inst_t = text.addr();
     let inst_o = om.addr();
     let expect = vec![
-        (format!("jobs_created{{instance=\"{inst_o}\",job=\"om\",q=\"a\"}}"), 1700000000.0),
-        (format!("jobs_total{{instance=\"{inst_o}\",job=\"om\",q=\"a\"}}"), 7.0),
-        (format!("lat_bucket{{instance=\"{inst_t}\",job=\"text\",le=\"+Inf\",team=\"core\"}}"), 3.0),
-        (format!("lat_bucket{{instance=\"{inst_t}\",job=\"text\",le=\"0.1\",team=\"core\"}}"), 1.0),
-        (format!("reqs_total{{code=\"200\",instance=\"{inst_t}\",job=\"text\",team=\"core\"}}"), 10.0),
-        (format!("reqs_total{{code=\"500\",instance=\"{inst_t}\",job=\"text\",team=\"core\"}}"), 2.0),
-        (format!("s{{instance=\"{inst_o}\",job=\"om\",quantile=\"0.5\"}}"), 0.25),
-        (format!("temp{{instance=\"{inst_t}\",job=\"text\",team=\"core\"}}"), -0.035),
+        (
+            format!("jobs_created{{instance=\"{inst_o}\",job=\"om\",q=\"a\"}}"),
+            1700000000.0,
+        ),
+        (
+            format!("jobs_total{{instance=\"{inst_o}\",job=\"om\",q=\"a\"}}"),
+            7.0,
+        ),
+        (
+            format!("lat_bucket{{instance=\"{inst_t}\",job=\"text\",le=\"+Inf\",team=\"core\"}}"),
+            3.0,
+        ),
+        (
+            format!("lat_bucket{{instance=\"{inst_t}\",job=\"text\",le=\"0.1\",team=\"core\"}}"),
+            1.0,
+        ),
+        (
+            format!("reqs_total{{code=\"200\",instance=\"{inst_t}\",job=\"text\",team=\"core\"}}"),
+            10.0,
+        ),
+        (
+            format!("reqs_total{{code=\"500\",instance=\"{inst_t}\",job=\"text\",team=\"core\"}}"),
+            2.0,
+        ),
+        (
+            format!("s{{instance=\"{inst_o}\",job=\"om\",quantile=\"0.5\"}}"),
+            0.25,
+        ),
+        (
+            format!("temp{{instance=\"{inst_t}\",job=\"text\",team=\"core\"}}"),
+            -0.035,
+        ),
     ];
     assert_eq!(got, expect);
 
     // Synthetic series per target.
     let up = a.federate("{__name__=~\"up|scrape_samples_scraped|scrape_samples_post_metric_relabeling|scrape_series_added|scrape_duration_seconds\",job=\"text\"}");
-    let names: Vec<&str> = up.iter().map(|(s, _)| s.split('{').next().unwrap()).collect();
+    let names: Vec<&str> = up
+        .iter()
+        .map(|(s, _)| s.split('{').next().unwrap())
+        .collect();
     assert_eq!(
         names,
-        vec!["scrape_duration_seconds", "scrape_samples_post_metric_relabeling", "scrape_samples_scraped", "scrape_series_added", "up"]
+        vec![
+            "scrape_duration_seconds",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_samples_scraped",
+            "scrape_series_added",
+            "up"
+        ]
     );
     assert_eq!(up[4].1, 1.0);
     assert_eq!(up[2].1, 7.0);
@@ -83,7 +116,9 @@ fn text_and_openmetrics_targets_with_synthetic_series_and_staleness() {
 
 #[test]
 fn relabeling_honor_labels_and_metric_relabel() {
-    let t = Target::text("m{job=\"inner\",instance=\"x\",drop_me=\"1\",keep=\"a\"} 1\nother 2\nsecret_metric 3\n");
+    let t = Target::text(
+        "m{job=\"inner\",instance=\"x\",drop_me=\"1\",keep=\"a\"} 1\nother 2\nsecret_metric 3\n",
+    );
     let t2 = Target::text("m{job=\"inner\"} 5\n");
     let a = Argus::start(
         &cfg(&format!(
@@ -100,37 +135,72 @@ fn relabeling_honor_labels_and_metric_relabel() {
     });
     assert_eq!(
         got[0].0,
-        format!("m{{exported_instance=\"x\",exported_job=\"inner\",instance=\"127.0.0.1:{port}\",job=\"j\",keep=\"a\",port=\"p{port}\"}}")
+        format!(
+            "m{{exported_instance=\"x\",exported_job=\"inner\",instance=\"127.0.0.1:{port}\",job=\"j\",keep=\"a\",port=\"p{port}\"}}"
+        )
     );
-    assert_eq!(got[1].0, format!("m{{instance=\"{}\",job=\"inner\"}}", t2.addr()));
-    assert_eq!(got[2].0, format!("other{{instance=\"127.0.0.1:{port}\",job=\"j\",port=\"p{port}\"}}"));
+    assert_eq!(
+        got[1].0,
+        format!("m{{instance=\"{}\",job=\"inner\"}}", t2.addr())
+    );
+    assert_eq!(
+        got[2].0,
+        format!("other{{instance=\"127.0.0.1:{port}\",job=\"j\",port=\"p{port}\"}}")
+    );
     let targets = a.api("/api/v1/targets");
     assert_eq!(targets["droppedTargets"].as_array().unwrap().len(), 1);
     assert_eq!(targets["droppedTargetCounts"]["j"], 1);
     // post-metric-relabeling count excludes the dropped sample
-    let post = a.federate(&format!("scrape_samples_post_metric_relabeling{{instance=\"127.0.0.1:{port}\"}}"));
+    let post = a.federate(&format!(
+        "scrape_samples_post_metric_relabeling{{instance=\"127.0.0.1:{port}\"}}"
+    ));
     assert_eq!(post[0].1, 2.0);
 }
 
 #[test]
 fn api_shapes_match_prometheus() {
     let t = Target::text("a{x=\"1\"} 1\na{x=\"2\"} 2\nb 3\n");
-    let a = Argus::start(&cfg(&format!("  - job_name: j\n    static_configs: [{{targets: ['{}']}}]\n", t.addr())), &[]);
+    let a = Argus::start(
+        &cfg(&format!(
+            "  - job_name: j\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        )),
+        &[],
+    );
     wait_for(10, "scraped", || (a.federate("a").len() == 2).then_some(()));
     let (code, body) = http_get(&format!("{}/api/v1/series", a.url())).unwrap();
     assert_eq!(code, 400);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], "error");
     assert_eq!(v["errorType"], "bad_data");
-    let (code, body) = http_get(&format!("{}/api/v1/series?match[]=%7Bx%3D%22%22%7D", a.url())).unwrap();
+    let (code, body) = http_get(&format!(
+        "{}/api/v1/series?match[]=%7Bx%3D%22%22%7D",
+        a.url()
+    ))
+    .unwrap();
     assert_eq!(code, 400, "{body}");
-    let (code, _) = http_get(&format!("{}/api/v1/series?match[]=a&start=notatime", a.url())).unwrap();
+    let (code, _) = http_get(&format!(
+        "{}/api/v1/series?match[]=a&start=notatime",
+        a.url()
+    ))
+    .unwrap();
     assert_eq!(code, 400);
     let s = a.api("/api/v1/series?match[]=a&limit=1");
     assert_eq!(s.as_array().unwrap().len(), 1);
-    let (code, body) = http_request("POST", &format!("{}/api/v1/series", a.url()), Some("match[]=a")).unwrap();
+    let (code, body) = http_request(
+        "POST",
+        &format!("{}/api/v1/series", a.url()),
+        Some("match[]=a"),
+    )
+    .unwrap();
     assert_eq!(code, 200);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let l = a.api("/api/v1/labels?match[]=a");
     assert_eq!(l, serde_json::json!(["__name__", "instance", "job", "x"]));
     let v = a.api("/api/v1/label/x/values");
@@ -143,7 +213,12 @@ fn api_shapes_match_prometheus() {
     assert!(c["yaml"].as_str().unwrap().contains("job_name: j"));
     let (code, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
     assert_eq!(code, 200);
-    for m in ["argus_scrapes_total{job=\"j\"}", "argus_head_series ", "argus_http_requests_total", "argus_scrape_duration_seconds_bucket"] {
+    for m in [
+        "argus_scrapes_total{job=\"j\"}",
+        "argus_head_series ",
+        "argus_http_requests_total",
+        "argus_scrape_duration_seconds_bucket",
+    ] {
         assert!(body.contains(m), "missing {m}");
     }
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);

@@ -17,15 +17,16 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::model::{
-    Labels, MatchOp, Matcher, Timestamp, escape_label_value, format_duration, format_float, format_rfc3339,
-    is_stale_nan, parse_rfc3339,
+    Labels, MatchOp, Matcher, Timestamp, escape_label_value, format_duration, format_float,
+    format_rfc3339, is_stale_nan, parse_rfc3339,
 };
 use crate::scrape::ScrapeManager;
 use crate::storage::{Head, Queryable};
 use crate::telemetry::Metrics;
 
 /// A reload request: returns the error text if the new config was refused.
-pub type ReloadFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+pub type ReloadFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// The config currently running, with its source text.
 #[derive(Clone, Debug, Default)]
@@ -78,13 +79,18 @@ async fn observe(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let handler = matched.map(|m| m.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let handler = matched
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
     let start = Instant::now();
     let resp = next.run(req).await;
     let code = resp.status().as_u16().to_string();
     st.metrics
         .http_requests
-        .get_or_create(&vec![("handler".into(), handler.clone()), ("code".into(), code)])
+        .get_or_create(&vec![
+            ("handler".into(), handler.clone()),
+            ("code".into(), code),
+        ])
         .inc();
     st.metrics
         .http_duration
@@ -121,7 +127,11 @@ impl IntoResponse for ApiError {
             ErrorType::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ErrorType::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         };
-        (code, axum::Json(json!({"status": "error", "errorType": t, "error": self.1}))).into_response()
+        (
+            code,
+            axum::Json(json!({"status": "error", "errorType": t, "error": self.1})),
+        )
+            .into_response()
     }
 }
 
@@ -148,7 +158,11 @@ async fn ready(State(st): State<ApiState>) -> Response {
 async fn reload(State(st): State<ApiState>) -> Response {
     match (st.reload)().await {
         Ok(()) => (StatusCode::OK, "").into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -208,11 +222,17 @@ fn url_decode(b: &[u8]) -> String {
 }
 
 fn get_all<'a>(p: &'a [(String, String)], key: &str) -> Vec<&'a str> {
-    p.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    p.iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 fn get_one<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    p.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    p.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Parses a Prometheus API time: float Unix seconds or RFC 3339.
@@ -226,10 +246,18 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
     parse_rfc3339(s)
 }
 
-fn time_param(p: &[(String, String)], key: &str, default: Timestamp) -> Result<Timestamp, ApiError> {
+fn time_param(
+    p: &[(String, String)],
+    key: &str,
+    default: Timestamp,
+) -> Result<Timestamp, ApiError> {
     match get_one(p, key) {
         None | Some("") => Ok(default),
-        Some(v) => parse_time(v).ok_or_else(|| ApiError::bad(format!("invalid parameter \"{key}\": cannot parse \"{v}\" to a valid timestamp"))),
+        Some(v) => parse_time(v).ok_or_else(|| {
+            ApiError::bad(format!(
+                "invalid parameter \"{key}\": cannot parse \"{v}\" to a valid timestamp"
+            ))
+        }),
     }
 }
 
@@ -241,7 +269,9 @@ fn limit_param(p: &[(String, String)]) -> Result<usize, ApiError> {
             .ok()
             .filter(|n| *n >= 0)
             .map(|n| n as usize)
-            .ok_or_else(|| ApiError::bad("invalid parameter \"limit\": limit must be non-negative")),
+            .ok_or_else(|| {
+                ApiError::bad("invalid parameter \"limit\": limit must be non-negative")
+            }),
     }
 }
 
@@ -250,13 +280,18 @@ fn limit_param(p: &[(String, String)]) -> Result<usize, ApiError> {
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     let expr = promql_parser::parser::parse(s)?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-        return Err(format!("invalid parameter \"match[]\": {s:?} is not a series selector"));
+        return Err(format!(
+            "invalid parameter \"match[]\": {s:?} is not a series selector"
+        ));
     };
     let conv = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
         let mut out = Vec::new();
         if let Some(n) = &vs.name {
             if !ms.iter().any(|m| m.name == "__name__") {
-                out.push(Matcher::new(MatchOp::Equal, "__name__", n.as_str()).map_err(|e| e.to_string())?);
+                out.push(
+                    Matcher::new(MatchOp::Equal, "__name__", n.as_str())
+                        .map_err(|e| e.to_string())?,
+                );
             }
         }
         for m in ms {
@@ -266,7 +301,9 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
                 promql_parser::label::MatchOp::Re(_) => MatchOp::Regex,
                 promql_parser::label::MatchOp::NotRe(_) => MatchOp::NotRegex,
             };
-            out.push(Matcher::new(op, m.name.as_str(), m.value.as_str()).map_err(|e| e.to_string())?);
+            out.push(
+                Matcher::new(op, m.name.as_str(), m.value.as_str()).map_err(|e| e.to_string())?,
+            );
         }
         if out.iter().all(|m| m.matches_empty()) {
             return Err("match[] must contain at least one non-empty matcher".into());
@@ -286,13 +323,19 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
 fn selectors(p: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut out = Vec::new();
     for s in get_all(p, "match[]") {
-        out.extend(parse_selector(s).map_err(|e| ApiError::bad(format!("invalid parameter \"match[]\": {e}")))?);
+        out.extend(
+            parse_selector(s)
+                .map_err(|e| ApiError::bad(format!("invalid parameter \"match[]\": {e}")))?,
+        );
     }
     Ok(out)
 }
 
 fn labels_json(l: &Labels) -> Value {
-    let m: serde_json::Map<String, Value> = l.iter().map(|x| (x.name.to_string(), Value::String(x.value.to_string()))).collect();
+    let m: serde_json::Map<String, Value> = l
+        .iter()
+        .map(|x| (x.name.to_string(), Value::String(x.value.to_string())))
+        .collect();
     Value::Object(m)
 }
 
@@ -303,7 +346,12 @@ fn body_bytes(method: &Method, form: &RawForm) -> Option<Vec<u8>> {
     (method == Method::POST).then(|| form.0.to_vec())
 }
 
-async fn series(State(st): State<ApiState>, method: Method, uri: axum::http::Uri, form: RawForm) -> Result<Response, ApiError> {
+async fn series(
+    State(st): State<ApiState>,
+    method: Method,
+    uri: axum::http::Uri,
+    form: RawForm,
+) -> Result<Response, ApiError> {
     let p = params(uri.query(), body_bytes(&method, &form).as_deref());
     let sels = selectors(&p)?;
     if sels.is_empty() {
@@ -332,7 +380,12 @@ async fn series(State(st): State<ApiState>, method: Method, uri: axum::http::Uri
     Ok(axum::Json(body).into_response())
 }
 
-async fn labels(State(st): State<ApiState>, method: Method, uri: axum::http::Uri, form: RawForm) -> Result<Response, ApiError> {
+async fn labels(
+    State(st): State<ApiState>,
+    method: Method,
+    uri: axum::http::Uri,
+    form: RawForm,
+) -> Result<Response, ApiError> {
     let p = params(uri.query(), body_bytes(&method, &form).as_deref());
     let sels = selectors(&p)?;
     let start = time_param(&p, "start", MIN_TIME)?;
@@ -358,7 +411,11 @@ fn limited(mut v: Vec<String>, limit: usize) -> Response {
     axum::Json(body).into_response()
 }
 
-async fn label_values(State(st): State<ApiState>, Path(name): Path<String>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+async fn label_values(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
     let p = params(uri.query(), None);
     // UTF-8 label names arrive as `U__` + escaped form; plain names as is.
     let name = unescape_label_name(&name);
@@ -405,8 +462,14 @@ fn unescape_label_name(s: &str) -> String {
     out
 }
 
-async fn targets(State(st): State<ApiState>, Query(q): Query<BTreeMap<String, String>>) -> Response {
-    let state = q.get("state").map(|s| s.to_ascii_lowercase()).unwrap_or_else(|| "any".into());
+async fn targets(
+    State(st): State<ApiState>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let state = q
+        .get("state")
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_else(|| "any".into());
     let pool = q.get("scrapePool").cloned();
     let (active, dropped) = st.scrape.targets();
     let mut data = json!({});
@@ -460,12 +523,22 @@ async fn buildinfo() -> Response {
 }
 
 async fn status_config(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let cfg = st.config.read().unwrap_or_else(|e| e.into_inner()).config.clone();
-    let yaml = serde_saphyr::to_string(&cfg).map_err(|e| ApiError(ErrorType::Internal, e.to_string()))?;
+    let cfg = st
+        .config
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .config
+        .clone();
+    let yaml =
+        serde_saphyr::to_string(&cfg).map_err(|e| ApiError(ErrorType::Internal, e.to_string()))?;
     Ok(success(json!({"yaml": yaml})))
 }
 
-async fn federate(State(st): State<ApiState>, uri: axum::http::Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn federate(
+    State(st): State<ApiState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let _ = headers;
     let p = params(uri.query(), None);
     let sels = selectors(&p)?;
@@ -528,7 +601,14 @@ async fn federate(State(st): State<ApiState>, uri: axum::http::Uri, headers: Hea
         out.push_str(&t.to_string());
         out.push('\n');
     }
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], out).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response())
 }
 
 #[cfg(test)]

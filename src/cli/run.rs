@@ -33,7 +33,7 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The config is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigErrors),
     /// The listen address is unusable.
     #[error("cannot listen on {addr}: {source}")]
@@ -44,7 +44,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// A job could not start.
-    #[error("{0}")]
+    #[error(transparent)]
     Scrape(#[from] crate::scrape::manager::ManagerError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
@@ -63,13 +63,20 @@ impl Reloader {
     async fn reload(&self) -> Result<(), String> {
         let _g = self.lock.lock().await;
         let res = match self.source.load() {
-            Ok((cfg, _)) => self.manager.apply(&cfg).map(|_| cfg).map_err(|e| e.to_string()),
+            Ok((cfg, _)) => self
+                .manager
+                .apply(&cfg)
+                .map(|_| cfg)
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match res {
             Ok(cfg) => {
                 let jobs = cfg.scrape_configs.len();
-                self.config.write().unwrap_or_else(|e| e.into_inner()).config = cfg;
+                self.config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .config = cfg;
                 self.metrics.config_last_reload_successful.set(1);
                 self.metrics
                     .config_last_reload_success_timestamp
@@ -90,10 +97,22 @@ fn describe(cfg: &Config) -> String {
     let targets: usize = cfg
         .scrape_configs
         .iter()
-        .map(|s| s.static_configs.iter().map(|g| g.targets.len()).sum::<usize>())
+        .map(|s| {
+            s.static_configs
+                .iter()
+                .map(|g| g.targets.len())
+                .sum::<usize>()
+        })
         .sum();
-    let jobs: Vec<&str> = cfg.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
-    let file_sd = cfg.scrape_configs.iter().any(|s| !s.file_sd_configs.is_empty());
+    let jobs: Vec<&str> = cfg
+        .scrape_configs
+        .iter()
+        .map(|s| s.job_name.as_str())
+        .collect();
+    let file_sd = cfg
+        .scrape_configs
+        .iter()
+        .any(|s| !s.file_sd_configs.is_empty());
     format!(
         "{} static target(s){} in {} job(s): {}",
         targets,
@@ -108,7 +127,9 @@ async fn write_snapshot(head: Arc<Head>, dir: PathBuf, metrics: Arc<Metrics>) {
     let res = tokio::task::spawn_blocking(move || snapshot::write(&head, &dir)).await;
     match res {
         Ok(Ok(info)) => {
-            metrics.snapshot_duration.observe(start.elapsed().as_secs_f64());
+            metrics
+                .snapshot_duration
+                .observe(start.elapsed().as_secs_f64());
             metrics.snapshot_bytes.set(info.bytes as i64);
             tracing::debug!(series = info.series, bytes = info.bytes, "snapshot written");
         }
@@ -124,7 +145,10 @@ async fn write_snapshot(head: Arc<Head>, dir: PathBuf, metrics: Arc<Metrics>) {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or `shutdown` resolves).
-pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+pub async fn run(
+    opts: RunOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     init_tls();
     let source = match &opts.config {
         Some(p) => ConfigSource::File(p.clone()),
@@ -137,7 +161,11 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     if let Some((e, aside)) = corrupt {
         tracing::error!(error = %e, moved_to = %aside.display(), "snapshot is damaged; starting with an empty store");
     } else if info.series > 0 {
-        tracing::info!(series = info.series, bytes = info.bytes, "snapshot restored");
+        tracing::info!(
+            series = info.series,
+            bytes = info.bytes,
+            "snapshot restored"
+        );
     }
     let metrics = Arc::new(Metrics::new());
     let manager = Arc::new(ScrapeManager::new(Context {
@@ -154,7 +182,9 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
     let local: SocketAddr = listener.local_addr().map_err(RunError::Serve)?;
     manager.apply(&cfg)?;
     metrics.config_last_reload_successful.set(1);
-    metrics.config_last_reload_success_timestamp.set(clock.now_millis() / 1000);
+    metrics
+        .config_last_reload_success_timestamp
+        .set(clock.now_millis() / 1000);
     tracing::info!(
         "argus {} listening on http://{local}, scraping {}; data in {}",
         crate::build_info::VERSION,
@@ -191,14 +221,16 @@ pub async fn run(opts: RunOptions, shutdown: impl std::future::Future<Output = (
         let stop_tx = stop_tx.clone();
         let reloader = reloader.clone();
         tokio::spawn(async move {
-            let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot install SIGHUP handler");
-                    None
-                }
-            };
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut hup =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot install SIGHUP handler");
+                        None
+                    }
+                };
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {

@@ -13,8 +13,6 @@ use serde::{Deserialize, Serialize};
 pub use positions::{Pos, Positions};
 pub use types::{ByteSize, PromDuration, Secret, parse_bytes, parse_duration};
 
-use crate::model::is_legacy_label_name;
-
 /// One config error with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -75,8 +73,8 @@ pub struct Config {
 pub struct GlobalConfig {
     /// Default scrape interval (1m).
     pub scrape_interval: PromDuration,
-    /// Default scrape timeout (10s).
-    pub scrape_timeout: PromDuration,
+    /// Default scrape timeout: 10s, or the interval if that is shorter.
+    pub scrape_timeout: Option<PromDuration>,
     /// Default rule evaluation interval (1m).
     pub evaluation_interval: PromDuration,
     /// Labels added to alerts and federation output.
@@ -97,7 +95,7 @@ impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
             scrape_interval: PromDuration::secs(60),
-            scrape_timeout: PromDuration::secs(10),
+            scrape_timeout: None,
             evaluation_interval: PromDuration::secs(60),
             external_labels: BTreeMap::new(),
             body_size_limit: ByteSize(0),
@@ -443,12 +441,22 @@ impl Config {
                     .map(|(_, m)| m)
                     .unwrap_or(body)
                     .to_string();
-                let path = pos.and_then(|p| positions.path_at(p)).unwrap_or("").to_string();
-                let msg = match msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+                let path = pos
+                    .and_then(|p| positions.path_at(p))
+                    .unwrap_or("")
+                    .to_string();
+                let msg = match msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split_once('`'))
+                {
                     Some((field, _)) => {
                         let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
                         let parent = if path == field { "" } else { parent };
-                        let probe = if parent.is_empty() { field.to_string() } else { format!("{parent}.{field}") };
+                        let probe = if parent.is_empty() {
+                            field.to_string()
+                        } else {
+                            format!("{parent}.{field}")
+                        };
                         unsupported_message(&probe, field).unwrap_or(msg)
                     }
                     None => msg,
@@ -459,18 +467,29 @@ impl Config {
         let mut errs = Vec::new();
         cfg.fill_defaults();
         cfg.validate(&mut |path: String, msg: String| errs.push(err_at(&path, msg, None)));
-        if errs.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errs)) }
+        if errs.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errs))
+        }
     }
 
     fn fill_defaults(&mut self) {
+        let gi = self.global.scrape_interval;
+        self.global
+            .scrape_timeout
+            .get_or_insert(PromDuration::secs(10).min(gi));
         let g = &self.global;
+        let g_timeout = g.scrape_timeout.unwrap_or(gi);
         for sc in &mut self.scrape_configs {
             let interval = *sc.scrape_interval.get_or_insert(g.scrape_interval);
-            sc.scrape_timeout.get_or_insert(g.scrape_timeout.min(interval));
+            sc.scrape_timeout.get_or_insert(g_timeout.min(interval));
             sc.sample_limit.get_or_insert(g.sample_limit);
             sc.label_limit.get_or_insert(g.label_limit);
-            sc.label_name_length_limit.get_or_insert(g.label_name_length_limit);
-            sc.label_value_length_limit.get_or_insert(g.label_value_length_limit);
+            sc.label_name_length_limit
+                .get_or_insert(g.label_name_length_limit);
+            sc.label_value_length_limit
+                .get_or_insert(g.label_value_length_limit);
             sc.body_size_limit.get_or_insert(g.body_size_limit);
         }
     }
@@ -502,12 +521,18 @@ impl Config {
 
     fn validate(&self, err: &mut dyn FnMut(String, String)) {
         let g = &self.global;
-        if g.scrape_timeout > g.scrape_interval {
-            err("global.scrape_timeout".into(), "global scrape timeout greater than scrape interval".into());
+        if g.scrape_timeout.is_some_and(|t| t > g.scrape_interval) {
+            err(
+                "global.scrape_timeout".into(),
+                "global scrape timeout greater than scrape interval".into(),
+            );
         }
-        for (k, _) in &g.external_labels {
-            if !is_legacy_label_name(k) && k.is_empty() {
-                err(format!("global.external_labels.{k}"), format!("{k:?} is not a valid label name"));
+        for k in g.external_labels.keys() {
+            if k.is_empty() || k.starts_with("__") {
+                err(
+                    "global.external_labels".into(),
+                    format!("{k:?} is not a valid external label name"),
+                );
             }
         }
         let mut seen = std::collections::HashMap::new();
@@ -519,60 +544,98 @@ impl Config {
             if let Some(first) = seen.insert(sc.job_name.as_str(), i) {
                 err(
                     format!("{p}.job_name"),
-                    format!("found multiple scrape configs with job name {:?} (first at scrape_configs[{first}])", sc.job_name),
+                    format!(
+                        "found multiple scrape configs with job name {:?} (first at scrape_configs[{first}])",
+                        sc.job_name
+                    ),
                 );
             }
             if sc.interval().0.is_zero() {
-                err(format!("{p}.scrape_interval"), "scrape interval must be greater than zero".into());
+                err(
+                    format!("{p}.scrape_interval"),
+                    "scrape interval must be greater than zero".into(),
+                );
             }
             if sc.timeout() > sc.interval() {
                 err(
                     format!("{p}.scrape_timeout"),
-                    format!("scrape timeout greater than scrape interval for scrape config with job name {:?}", sc.job_name),
+                    format!(
+                        "scrape timeout greater than scrape interval for scrape config with job name {:?}",
+                        sc.job_name
+                    ),
                 );
             }
             if sc.scheme != "http" && sc.scheme != "https" {
-                err(format!("{p}.scheme"), format!("invalid scheme {:?}: must be http or https", sc.scheme));
+                err(
+                    format!("{p}.scheme"),
+                    format!("invalid scheme {:?}: must be http or https", sc.scheme),
+                );
             }
             if !sc.metrics_path.starts_with('/') {
-                err(format!("{p}.metrics_path"), "metrics_path must start with '/'".into());
+                err(
+                    format!("{p}.metrics_path"),
+                    "metrics_path must start with '/'".into(),
+                );
             }
             for (j, st) in sc.static_configs.iter().enumerate() {
                 for (k, t) in st.targets.iter().enumerate() {
                     if t.contains('/') || t.is_empty() {
-                        err(format!("{p}.static_configs[{j}].targets[{k}]"), format!("{t:?} is not a valid hostname"));
+                        err(
+                            format!("{p}.static_configs[{j}].targets[{k}]"),
+                            format!("{t:?} is not a valid hostname"),
+                        );
                     }
                 }
                 for k in st.labels.keys() {
                     if k.is_empty() {
-                        err(format!("{p}.static_configs[{j}].labels"), "empty label name".into());
+                        err(
+                            format!("{p}.static_configs[{j}].labels"),
+                            "empty label name".into(),
+                        );
                     }
                 }
             }
             for (j, f) in sc.file_sd_configs.iter().enumerate() {
                 if f.files.is_empty() {
-                    err(format!("{p}.file_sd_configs[{j}].files"), "no files given".into());
+                    err(
+                        format!("{p}.file_sd_configs[{j}].files"),
+                        "no files given".into(),
+                    );
                 }
                 for (k, file) in f.files.iter().enumerate() {
-                    let base = Path::new(file).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                    let base = Path::new(file)
+                        .file_name()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default();
                     let ext_ok = [".json", ".yml", ".yaml"].iter().any(|e| base.ends_with(e));
-                    let dir_glob = Path::new(file).parent().is_some_and(|d| d.to_string_lossy().contains(['*', '?', '[']));
+                    let dir_glob = Path::new(file)
+                        .parent()
+                        .is_some_and(|d| d.to_string_lossy().contains(['*', '?', '[']));
                     if !ext_ok || dir_glob {
                         err(
                             format!("{p}.file_sd_configs[{j}].files[{k}]"),
-                            format!("path name {file:?} is not valid for file discovery: it must end in .json, .yml or .yaml and only the file name may contain wildcards"),
+                            format!(
+                                "path name {file:?} is not valid for file discovery: it must end in .json, .yml or .yaml and only the file name may contain wildcards"
+                            ),
                         );
                     }
                 }
                 if f.refresh_interval.0.is_zero() {
-                    err(format!("{p}.file_sd_configs[{j}].refresh_interval"), "refresh_interval must be greater than zero".into());
+                    err(
+                        format!("{p}.file_sd_configs[{j}].refresh_interval"),
+                        "refresh_interval must be greater than zero".into(),
+                    );
                 }
             }
             let mut auths = 0;
             if let Some(b) = &sc.basic_auth {
                 auths += 1;
                 if b.password.is_some() && b.password_file.is_some() {
-                    err(format!("{p}.basic_auth"), "at most one of basic_auth password & password_file must be configured".into());
+                    err(
+                        format!("{p}.basic_auth"),
+                        "at most one of basic_auth password & password_file must be configured"
+                            .into(),
+                    );
                 }
             }
             if let Some(a) = &sc.authorization {
@@ -581,17 +644,24 @@ impl Config {
                     err(format!("{p}.authorization"), "at most one of authorization credentials & credentials_file must be configured".into());
                 }
                 if a.auth_type.eq_ignore_ascii_case("basic") {
-                    err(format!("{p}.authorization.type"), "authorization type cannot be set to \"basic\", use \"basic_auth\" instead".into());
+                    err(
+                        format!("{p}.authorization.type"),
+                        "authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
+                            .into(),
+                    );
                 }
             }
             if sc.bearer_token.is_some() && sc.bearer_token_file.is_some() {
-                err(format!("{p}.bearer_token"), "at most one of bearer_token & bearer_token_file must be configured".into());
+                err(
+                    format!("{p}.bearer_token"),
+                    "at most one of bearer_token & bearer_token_file must be configured".into(),
+                );
             }
             if sc.bearer_token.is_some() || sc.bearer_token_file.is_some() {
                 auths += 1;
             }
             if auths > 1 {
-                err(format!("{p}"), "at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured".into());
+                err(p.to_string(), "at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured".into());
             }
             if let Some(t) = &sc.tls_config {
                 if t.cert_file.is_some() != t.key_file.is_some() {
@@ -614,7 +684,10 @@ pub fn validate_relabel(r: &RelabelConfig, p: &str, err: &mut dyn FnMut(String, 
     if !RELABEL_ACTIONS.contains(&action) {
         err(
             format!("{p}.action"),
-            format!("unknown relabel action {action:?} (one of {})", RELABEL_ACTIONS.join(", ")),
+            format!(
+                "unknown relabel action {action:?} (one of {})",
+                RELABEL_ACTIONS.join(", ")
+            ),
         );
         return;
     }
@@ -623,17 +696,32 @@ pub fn validate_relabel(r: &RelabelConfig, p: &str, err: &mut dyn FnMut(String, 
             err(format!("{p}.regex"), e.to_string());
         }
     }
-    let needs_target = matches!(action, "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal");
+    let needs_target = matches!(
+        action,
+        "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal"
+    );
     if needs_target && r.target_label.as_deref().unwrap_or("").is_empty() {
-        err(format!("{p}"), format!("relabel configuration for {action} action requires 'target_label' value"));
+        err(
+            p.to_string(),
+            format!("relabel configuration for {action} action requires 'target_label' value"),
+        );
     }
     if action == "hashmod" && r.modulus.unwrap_or(0) == 0 {
-        err(format!("{p}.modulus"), "relabel configuration for hashmod requires non-zero modulus".into());
+        err(
+            format!("{p}.modulus"),
+            "relabel configuration for hashmod requires non-zero modulus".into(),
+        );
     }
-    if matches!(action, "lowercase" | "uppercase" | "hashmod" | "keepequal" | "dropequal") {
+    if matches!(
+        action,
+        "lowercase" | "uppercase" | "hashmod" | "keepequal" | "dropequal"
+    ) {
         if let Some(t) = &r.target_label {
             if t.contains('$') {
-                err(format!("{p}.target_label"), format!("{t:?} is invalid 'target_label' for {action} action"));
+                err(
+                    format!("{p}.target_label"),
+                    format!("{t:?} is invalid 'target_label' for {action} action"),
+                );
             }
         }
     }
@@ -644,8 +732,10 @@ pub fn validate_relabel(r: &RelabelConfig, p: &str, err: &mut dyn FnMut(String, 
             || r.replacement.as_deref().is_some_and(|x| x != "$1"))
     {
         err(
-            format!("{p}"),
-            format!("{action} action requires only 'source_labels' and 'target_label', and no other fields"),
+            p.to_string(),
+            format!(
+                "{action} action requires only 'source_labels' and 'target_label', and no other fields"
+            ),
         );
     }
     if matches!(action, "labeldrop" | "labelkeep")
@@ -655,10 +745,16 @@ pub fn validate_relabel(r: &RelabelConfig, p: &str, err: &mut dyn FnMut(String, 
             || r.separator.as_deref().is_some_and(|x| x != ";")
             || r.replacement.as_deref().is_some_and(|x| x != "$1"))
     {
-        err(format!("{p}"), format!("{action} action requires only 'regex', and no other fields"));
+        err(
+            p.to_string(),
+            format!("{action} action requires only 'regex', and no other fields"),
+        );
     }
     if action == "labelmap" && r.target_label.is_some() {
-        err(format!("{p}.target_label"), "labelmap action does not use 'target_label'".into());
+        err(
+            format!("{p}.target_label"),
+            "labelmap action does not use 'target_label'".into(),
+        );
     }
 }
 
@@ -728,28 +824,59 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_column_and_path() {
-        let e = errs("scrape_configs:\n  - job_name: a\n  - job_name: b\n    relabel_configs:\n      - action: bogus\n");
+        let e = errs(
+            "scrape_configs:\n  - job_name: a\n  - job_name: b\n    relabel_configs:\n      - action: bogus\n",
+        );
         assert_eq!(e.len(), 1);
         assert!(e[0].starts_with("c.yml:5:9: scrape_configs[1].relabel_configs[0].action: unknown relabel action \"bogus\""), "{e:?}");
         let e = errs("scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n");
-        assert!(e[0].starts_with("c.yml:3:5: ") && e[0].contains("unknown field `scrape_intervall`"), "{e:?}");
+        assert!(
+            e[0].starts_with("c.yml:3:5: ") && e[0].contains("unknown field `scrape_intervall`"),
+            "{e:?}"
+        );
         let e = errs("scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: []\n");
-        assert!(e[0].contains("\"kubernetes_sd_configs\" is a Prometheus setting that argus does not support"), "{e:?}");
+        assert!(
+            e[0].contains(
+                "\"kubernetes_sd_configs\" is a Prometheus setting that argus does not support"
+            ),
+            "{e:?}"
+        );
         let e = errs("remote_write:\n  - url: http://x\n");
-        assert!(e[0].starts_with("c.yml:1:1: ") && e[0].contains("\"remote_write\" is a Prometheus setting"), "{e:?}");
+        assert!(
+            e[0].starts_with("c.yml:1:1: ")
+                && e[0].contains("\"remote_write\" is a Prometheus setting"),
+            "{e:?}"
+        );
         let e = errs("scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n");
-        assert!(e[0].starts_with("c.yml:3:") && e[0].contains("invalid duration"), "{e:?}");
+        assert!(
+            e[0].starts_with("c.yml:3:") && e[0].contains("invalid duration"),
+            "{e:?}"
+        );
         let e = errs("scrape_configs:\n  - job_name: a\n  - job_name: a\n");
-        assert!(e[0].starts_with("c.yml:3:5: scrape_configs[1].job_name: found multiple"), "{e:?}");
-        let e = errs("scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n");
-        assert!(e[0].contains("scrape timeout greater than scrape interval"), "{e:?}");
-        let e = errs("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n      - action: labeldrop\n        source_labels: [a]\n      - regex: '('\n        target_label: y\n");
+        assert!(
+            e[0].starts_with("c.yml:3:5: scrape_configs[1].job_name: found multiple"),
+            "{e:?}"
+        );
+        let e = errs(
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+        );
+        assert!(
+            e[0].contains("scrape timeout greater than scrape interval"),
+            "{e:?}"
+        );
+        let e = errs(
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n      - action: labeldrop\n        source_labels: [a]\n      - regex: '('\n        target_label: y\n",
+        );
         assert_eq!(e.len(), 3, "{e:?}");
         assert!(e[1].contains("labeldrop action requires only 'regex'"));
         assert!(e[2].contains("relabel_configs[2].regex"));
-        let e = errs("scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['x/*/a.json', 'b.txt']\n");
+        let e = errs(
+            "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['x/*/a.json', 'b.txt']\n",
+        );
         assert_eq!(e.len(), 2, "{e:?}");
-        let e = errs("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: p}\n    bearer_token: t\n");
+        let e = errs(
+            "scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: p}\n    bearer_token: t\n",
+        );
         assert!(e[0].contains("at most one of"), "{e:?}");
         let e = errs("scrape_configs:\n  - job_name: a\n   x: : y\n");
         assert!(e[0].starts_with("c.yml:3:"), "{e:?}");
@@ -757,7 +884,11 @@ mod tests {
 
     #[test]
     fn secrets_never_serialize() {
-        let c = Config::load_str("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: hunter2}\n", "c.yml").unwrap();
+        let c = Config::load_str(
+            "scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: hunter2}\n",
+            "c.yml",
+        )
+        .unwrap();
         let y = serde_saphyr::to_string(&c).unwrap();
         assert!(!y.contains("hunter2"));
         assert!(y.contains("<secret>"));
@@ -767,6 +898,9 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let c = Config::load_str(&embedded_default("127.0.0.1:9095"), "<embedded>").unwrap();
-        assert_eq!(c.scrape_configs[0].static_configs[0].targets[0], "127.0.0.1:9095");
+        assert_eq!(
+            c.scrape_configs[0].static_configs[0].targets[0],
+            "127.0.0.1:9095"
+        );
     }
 }

@@ -27,12 +27,22 @@ pub struct Positions {
 }
 
 enum Frame {
-    Map { path: String, key: Option<(String, Pos)> },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        key: Option<(String, Pos)>,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 fn join_key(base: &str, key: &str) -> String {
-    if base.is_empty() { key.to_string() } else { format!("{base}.{key}") }
+    if base.is_empty() {
+        key.to_string()
+    } else {
+        format!("{base}.{key}")
+    }
 }
 
 impl Positions {
@@ -67,10 +77,18 @@ impl Positions {
                             *key = Some((v.to_string(), pos));
                         }
                     } else {
-                        out.nodes.push(Node { path: node_path, key: key_pos, value: pos });
+                        out.nodes.push(Node {
+                            path: node_path,
+                            key: key_pos,
+                            value: pos,
+                        });
                     }
                 }
-                Event::Alias(_) if !is_key => out.nodes.push(Node { path: node_path, key: key_pos, value: pos }),
+                Event::Alias(_) if !is_key => out.nodes.push(Node {
+                    path: node_path,
+                    key: key_pos,
+                    value: pos,
+                }),
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     if is_key {
                         // Complex keys do not occur in our configs; index them under a placeholder.
@@ -78,11 +96,21 @@ impl Positions {
                             *key = Some(("?".to_string(), pos));
                         }
                     }
-                    out.nodes.push(Node { path: node_path.clone(), key: key_pos, value: pos });
+                    out.nodes.push(Node {
+                        path: node_path.clone(),
+                        key: key_pos,
+                        value: pos,
+                    });
                     stack.push(if matches!(ev, Event::MappingStart(..)) {
-                        Frame::Map { path: node_path, key: None }
+                        Frame::Map {
+                            path: node_path,
+                            key: None,
+                        }
                     } else {
-                        Frame::Seq { path: node_path, index: 0 }
+                        Frame::Seq {
+                            path: node_path,
+                            index: 0,
+                        }
                     });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
@@ -115,7 +143,11 @@ impl Positions {
     /// The path of the node at `pos`: a key or value starting exactly there,
     /// or else the last node starting before it.
     pub fn path_at(&self, pos: Pos) -> Option<&str> {
-        if let Some(n) = self.nodes.iter().find(|n| n.key == Some(pos) || n.value == pos) {
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| n.key == Some(pos) || n.value == pos)
+        {
             return Some(&n.path);
         }
         self.nodes
@@ -134,12 +166,30 @@ mod tests {
     fn paths_and_positions() {
         let src = "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    relabel_configs:\n      - action: keep\n        regex: x\n";
         let p = Positions::index(src);
-        assert_eq!(p.of_path("global.scrape_interval"), Some(Pos { line: 2, col: 3 }));
-        assert_eq!(p.value_of_path("global.scrape_interval"), Some(Pos { line: 2, col: 20 }));
-        assert_eq!(p.of_path("scrape_configs[1].relabel_configs[0].action"), Some(Pos { line: 7, col: 9 }));
-        assert_eq!(p.path_at(Pos { line: 8, col: 9 }), Some("scrape_configs[1].relabel_configs[0].regex"));
-        assert_eq!(p.path_at(Pos { line: 5, col: 17 }), Some("scrape_configs[1].job_name"));
+        assert_eq!(
+            p.of_path("global.scrape_interval"),
+            Some(Pos { line: 2, col: 3 })
+        );
+        assert_eq!(
+            p.value_of_path("global.scrape_interval"),
+            Some(Pos { line: 2, col: 20 })
+        );
+        assert_eq!(
+            p.of_path("scrape_configs[1].relabel_configs[0].action"),
+            Some(Pos { line: 7, col: 9 })
+        );
+        assert_eq!(
+            p.path_at(Pos { line: 8, col: 9 }),
+            Some("scrape_configs[1].relabel_configs[0].regex")
+        );
+        assert_eq!(
+            p.path_at(Pos { line: 5, col: 17 }),
+            Some("scrape_configs[1].job_name")
+        );
         // Missing leaf: nearest ancestor.
-        assert_eq!(p.of_path("scrape_configs[1].relabel_configs[0].target_label"), Some(Pos { line: 7, col: 9 }));
+        assert_eq!(
+            p.of_path("scrape_configs[1].relabel_configs[0].target_label"),
+            Some(Pos { line: 7, col: 9 })
+        );
     }
 }

@@ -31,7 +31,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl<'de> Deserialize<'de> for PromDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(PromDuration).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(PromDuration)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -67,7 +69,8 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "EB" | "EiB" => 1 << 60,
         _ => return Err(format!("invalid size {s:?}: unknown unit {unit:?}")),
     };
-    n.checked_mul(mul).ok_or_else(|| format!("invalid size {s:?}: too large"))
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -80,7 +83,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_bytes(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::S(s) => parse_bytes(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -91,7 +96,14 @@ impl Serialize for ByteSize {
         let text = if n == 0 {
             "0B".to_string()
         } else {
-            let units = [("EB", 60), ("PB", 50), ("TB", 40), ("GB", 30), ("MB", 20), ("KB", 10)];
+            let units = [
+                ("EB", 60),
+                ("PB", 50),
+                ("TB", 40),
+                ("GB", 30),
+                ("MB", 20),
+                ("KB", 10),
+            ];
             units
                 .iter()
                 .find(|(_, sh)| n % (1u64 << sh) == 0)
@@ -150,7 +162,10 @@ mod tests {
         assert_eq!(parse_bytes("77").unwrap(), 77);
         assert!(parse_bytes("1XB").is_err());
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("1y").unwrap(), Duration::from_secs(365 * 86400));
+        assert_eq!(
+            parse_duration("1y").unwrap(),
+            Duration::from_secs(365 * 86400)
+        );
         assert!(parse_duration("5 s").is_err());
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "<secret>");
     }

@@ -332,7 +332,10 @@ mod tests {
         let a = Labels::from_pairs([("a", "1"), ("b", "2")]);
         let b = Labels::from_pairs([("b", "2"), ("a", "1")]);
         assert_eq!(a.stable_hash(), b.stable_hash());
-        assert_ne!(a.stable_hash(), Labels::from_pairs([("a", "12")]).stable_hash());
+        assert_ne!(
+            a.stable_hash(),
+            Labels::from_pairs([("a", "12")]).stable_hash()
+        );
         // Separators keep ("ab","c") apart from ("a","bc").
         assert_ne!(
             Labels::from_pairs([("ab", "c")]).stable_hash(),

@@ -68,7 +68,11 @@ pub fn anchored_regex(pattern: &str) -> Result<regex::Regex, MatcherError> {
 
 impl Matcher {
     /// Builds a matcher; regex operators compile the pattern.
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, MatcherError> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, MatcherError> {
         let value = value.into();
         let re = match op {
             MatchOp::Regex | MatchOp::NotRegex => Some(anchored_regex(&value)?),

@@ -9,8 +9,8 @@ pub use labels::{
     Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,
     is_legacy_metric_name,
 };
-pub use time::{format_rfc3339, parse_rfc3339};
 pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
+pub use time::{format_rfc3339, parse_rfc3339};
 
 /// Milliseconds since the Unix epoch, as Prometheus stores time.
 pub type Timestamp = i64;

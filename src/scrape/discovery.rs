@@ -52,7 +52,8 @@ pub fn read_file_groups(path: &std::path::Path) -> Result<Vec<TargetGroup>, Stri
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
     let groups: Vec<FileGroup> = if name.ends_with(".json") {
-        serde_json::from_str(&text).map_err(|e| format!("{name}:{}:{}: {e}", e.line(), e.column()))?
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{name}:{}:{}: {e}", e.line(), e.column()))?
     } else if text.trim().is_empty() {
         Vec::new()
     } else {
@@ -108,7 +109,8 @@ pub async fn run_file_sd(
             last_full = tokio::time::Instant::now();
         }
         let files = expand(&cfg.files);
-        let mut changed = first || files.len() != last.len() || files.iter().any(|f| !last.contains_key(f));
+        let mut changed =
+            first || files.len() != last.len() || files.iter().any(|f| !last.contains_key(f));
         let mut next = HashMap::new();
         for f in files {
             let mtime = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
@@ -139,9 +141,13 @@ pub async fn run_file_sd(
         }
         last = next;
         if changed {
-            let mut all: Vec<(&PathBuf, &Vec<TargetGroup>)> = last.iter().map(|(k, v)| (k, &v.1)).collect();
+            let mut all: Vec<(&PathBuf, &Vec<TargetGroup>)> =
+                last.iter().map(|(k, v)| (k, &v.1)).collect();
             all.sort_by(|a, b| a.0.cmp(b.0));
-            let groups = all.into_iter().flat_map(|(_, g)| g.iter().cloned()).collect();
+            let groups = all
+                .into_iter()
+                .flat_map(|(_, g)| g.iter().cloned())
+                .collect();
             if tx.send(groups).is_err() {
                 return;
             }
@@ -159,14 +165,21 @@ mod tests {
     fn file_formats() {
         let d = tempfile::tempdir().unwrap();
         let j = d.path().join("a.json");
-        std::fs::write(&j, r#"[{"targets": ["h1:9100", "h2:9100"], "labels": {"env": "prod"}}]"#).unwrap();
+        std::fs::write(
+            &j,
+            r#"[{"targets": ["h1:9100", "h2:9100"], "labels": {"env": "prod"}}]"#,
+        )
+        .unwrap();
         let g = read_file_groups(&j).unwrap();
         assert_eq!(g[0].targets.len(), 2);
         assert_eq!(g[0].labels["env"], "prod");
         assert_eq!(g[0].labels["__meta_filepath"], j.display().to_string());
         let y = d.path().join("b.yml");
         std::fs::write(&y, "- targets: ['h3:1']\n").unwrap();
-        assert_eq!(read_file_groups(&y).unwrap()[0].targets[0]["__address__"], "h3:1");
+        assert_eq!(
+            read_file_groups(&y).unwrap()[0].targets[0]["__address__"],
+            "h3:1"
+        );
         std::fs::write(&j, "[{\"targets\": [1]}]").unwrap();
         let e = read_file_groups(&j).unwrap_err();
         assert!(e.contains("a.json:1:"), "{e}");

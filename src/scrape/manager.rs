@@ -120,21 +120,33 @@ impl ScrapeManager {
                     continue;
                 }
                 let client = build_client(sc)?;
-                let relabel = Relabel::compile_all(&sc.relabel_configs).map_err(|e| ManagerError::Relabel {
-                    job: sc.job_name.clone(),
-                    msg: e.to_string(),
-                })?;
-                let metric_relabel =
-                    Relabel::compile_all(&sc.metric_relabel_configs).map_err(|e| ManagerError::Relabel {
+                let relabel = Relabel::compile_all(&sc.relabel_configs).map_err(|e| {
+                    ManagerError::Relabel {
                         job: sc.job_name.clone(),
                         msg: e.to_string(),
+                    }
+                })?;
+                let metric_relabel =
+                    Relabel::compile_all(&sc.metric_relabel_configs).map_err(|e| {
+                        ManagerError::Relabel {
+                            job: sc.job_name.clone(),
+                            msg: e.to_string(),
+                        }
                     })?;
                 fresh.push((sc.clone(), client, relabel, metric_relabel));
             }
         }
         let mut pools = lock(&self.pools);
-        let keep: std::collections::HashSet<&str> = cfg.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
-        let gone: Vec<String> = pools.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
+        let keep: std::collections::HashSet<&str> = cfg
+            .scrape_configs
+            .iter()
+            .map(|s| s.job_name.as_str())
+            .collect();
+        let gone: Vec<String> = pools
+            .keys()
+            .filter(|k| !keep.contains(k.as_str()))
+            .cloned()
+            .collect();
         for job in gone {
             if let Some(p) = pools.remove(&job) {
                 p.shutdown(Stop::Stale);
@@ -150,7 +162,13 @@ impl ScrapeManager {
         Ok(())
     }
 
-    fn start_pool(&self, sc: ScrapeConfig, client: reqwest::Client, relabel: Vec<Relabel>, metric_relabel: Vec<Relabel>) -> Pool {
+    fn start_pool(
+        &self,
+        sc: ScrapeConfig,
+        client: reqwest::Client,
+        relabel: Vec<Relabel>,
+        metric_relabel: Vec<Relabel>,
+    ) -> Pool {
         let state = Arc::new(Mutex::new(PoolState::default()));
         let job = Arc::new(JobSettings {
             cfg: sc.clone(),
@@ -188,8 +206,10 @@ impl ScrapeManager {
                 return;
             }
             loop {
-                let (changed, _, rest) =
-                    futures_util::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed()))).await;
+                let (changed, _, rest) = futures_util::future::select_all(
+                    receivers.iter_mut().map(|r| Box::pin(r.changed())),
+                )
+                .await;
                 drop(rest);
                 if changed.is_err() {
                     return;
@@ -197,7 +217,11 @@ impl ScrapeManager {
                 sync(gather(&receivers));
             }
         }));
-        Pool { cfg: sc, state, tasks }
+        Pool {
+            cfg: sc,
+            state,
+            tasks,
+        }
     }
 
     /// Every target, for the API.
@@ -280,7 +304,12 @@ fn sync_pool(
     let mut st = lock(state);
     st.dropped = dropped;
     st.invalid = invalid;
-    let gone: Vec<u64> = st.active.keys().filter(|k| !want.contains_key(k)).copied().collect();
+    let gone: Vec<u64> = st
+        .active
+        .keys()
+        .filter(|k| !want.contains_key(k))
+        .copied()
+        .collect();
     for k in gone {
         if let Some(h) = st.active.remove(&k) {
             let _ = h.stop.send(Stop::Stale);
@@ -338,21 +367,28 @@ fn build_client(sc: &ScrapeConfig) -> Result<reqwest::Client, ManagerError> {
         .no_proxy();
     let t: TlsConfig = sc.tls_config.clone().unwrap_or_default();
     if let Some(ca) = &t.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| tls_err(format!("unable to read CA file {ca}: {e}")))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_err(format!("unable to use CA file {ca}: {e}")))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| tls_err(format!("unable to read CA file {ca}: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| tls_err(format!("unable to use CA file {ca}: {e}")))?;
         if certs.is_empty() {
             return Err(tls_err(format!("no certificates found in CA file {ca}")));
         }
         b = b.tls_certs_only(certs);
     }
     if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
-        let mut pem = std::fs::read(c).map_err(|e| tls_err(format!("unable to read cert file {c}: {e}")))?;
-        pem.extend(std::fs::read(k).map_err(|e| tls_err(format!("unable to read key file {k}: {e}")))?);
-        let id = reqwest::Identity::from_pem(&pem).map_err(|e| tls_err(format!("unable to use client certificate: {e}")))?;
+        let mut pem =
+            std::fs::read(c).map_err(|e| tls_err(format!("unable to read cert file {c}: {e}")))?;
+        pem.extend(
+            std::fs::read(k).map_err(|e| tls_err(format!("unable to read key file {k}: {e}")))?,
+        );
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| tls_err(format!("unable to use client certificate: {e}")))?;
         b = b.identity(id);
     }
     if t.insecure_skip_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| tls_err(super::scrape_loop::error_chain(&e)))
+    b.build()
+        .map_err(|e| tls_err(super::scrape_loop::error_chain(&e)))
 }

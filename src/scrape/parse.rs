@@ -21,7 +21,11 @@ impl Format {
     /// Picks the format from a `Content-Type` header value.
     pub fn from_content_type(ct: Option<&str>) -> Format {
         match ct {
-            Some(c) if c.trim_start().to_ascii_lowercase().starts_with("application/openmetrics-text") => {
+            Some(c)
+                if c.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/openmetrics-text") =>
+            {
                 Format::OpenMetrics
             }
             _ => Format::PrometheusText,
@@ -220,7 +224,11 @@ pub fn normalize_float_label(v: &str) -> Option<String> {
     } else {
         format!("{f}")
     };
-    if s.contains(['e', '.']) { Some(s) } else { Some(s + ".0") }
+    if s.contains(['e', '.']) {
+        Some(s)
+    } else {
+        Some(s + ".0")
+    }
 }
 
 /// Parses a float the way Go's `strconv.ParseFloat` accepts exposition values.
@@ -234,7 +242,10 @@ fn parse_go_float(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     // Rust accepts "infinity"/"nan" in any case, as Go does; it rejects hex
     // floats and `_`, which no exposition library emits.
-    if b.is_empty() || b.iter().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-'))) {
+    if b.is_empty()
+        || b.iter()
+            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-')))
+    {
         return None;
     }
     s.parse::<f64>().ok()
@@ -353,7 +364,9 @@ impl<'a> Parser<'a> {
             return Ok(None);
         } else {
             if self.om {
-                return self.err("invalid comment: OpenMetrics allows only # HELP, # TYPE, # UNIT and # EOF");
+                return self.err(
+                    "invalid comment: OpenMetrics allows only # HELP, # TYPE, # UNIT and # EOF",
+                );
             }
             self.pos = end;
             self.end_line()?;
@@ -367,7 +380,11 @@ impl<'a> Parser<'a> {
             [] if kw == "HELP" => &b""[..],
             [b' ', t @ ..] => t,
             [b'\t', t @ ..] if !self.om => t,
-            _ => return self.err(format!("invalid {kw} line: expected a space after the metric name")),
+            _ => {
+                return self.err(format!(
+                    "invalid {kw} line: expected a space after the metric name"
+                ));
+            }
         };
         let text = std::str::from_utf8(text).or_else(|_| self.err("invalid UTF-8"))?;
         self.pos = end;
@@ -410,7 +427,10 @@ impl<'a> Parser<'a> {
         if n == 0 || !is_name_start(s[0]) {
             return self.err("invalid metric name in metadata line");
         }
-        Ok((std::str::from_utf8(&s[..n]).or_else(|_| self.err("invalid UTF-8"))?, n))
+        Ok((
+            std::str::from_utf8(&s[..n]).or_else(|_| self.err("invalid UTF-8"))?,
+            n,
+        ))
     }
 
     /// Scans a quoted string starting at the opening quote.
@@ -574,7 +594,15 @@ impl<'a> Parser<'a> {
     fn token_float(&mut self) -> Result<f64, ParseError> {
         let t = self.token();
         let s = std::str::from_utf8(t).unwrap_or("");
-        parse_go_float(s).map_or_else(|| self.err(format!("invalid sample value {:?}", String::from_utf8_lossy(t))), Ok)
+        parse_go_float(s).map_or_else(
+            || {
+                self.err(format!(
+                    "invalid sample value {:?}",
+                    String::from_utf8_lossy(t)
+                ))
+            },
+            Ok,
+        )
     }
 
     fn token_timestamp(&mut self) -> Result<i64, ParseError> {
@@ -586,7 +614,8 @@ impl<'a> Parser<'a> {
                 _ => self.err(format!("invalid timestamp {s:?}")),
             }
         } else {
-            s.parse::<i64>().or_else(|_| self.err(format!("invalid timestamp {s:?}")))
+            s.parse::<i64>()
+                .or_else(|_| self.err(format!("invalid timestamp {s:?}")))
         }
     }
 
@@ -600,7 +629,11 @@ impl<'a> Parser<'a> {
         // Exemplar labels must not clobber the sample's label spans.
         let (saved_name, saved) = (self.name, std::mem::take(&mut self.labels));
         let r = self.label_block();
-        let ex_len: usize = self.labels.iter().map(|l| l.name.end - l.name.start + l.value.end - l.value.start).sum();
+        let ex_len: usize = self
+            .labels
+            .iter()
+            .map(|l| l.name.end - l.name.start + l.value.end - l.value.start)
+            .sum();
         self.labels = saved;
         let ex_name = std::mem::replace(&mut self.name, saved_name);
         r?;
@@ -661,7 +694,11 @@ impl<'a> Parser<'a> {
 
     fn decode(&self, s: Span) -> Result<String, ParseError> {
         let t = self.text(s)?;
-        Ok(if s.escaped { unescape(t, false) } else { t.to_string() })
+        Ok(if s.escaped {
+            unescape(t, false)
+        } else {
+            t.to_string()
+        })
     }
 }
 
@@ -698,7 +735,10 @@ h_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 4\nh_bucket{le=\"0.05\"} 1\n\
 nolf 1";
         let got = all(body, Format::PrometheusText).unwrap();
         assert_eq!(got.len(), 10);
-        assert_eq!(got[0].0, "http_requests_total{code=\"200\", method=\"post\"}");
+        assert_eq!(
+            got[0].0,
+            "http_requests_total{code=\"200\", method=\"post\"}"
+        );
         assert_eq!(got[0].2, Some(1395066363000));
         assert_eq!(got[1].1, 3.0);
         assert_eq!(
@@ -731,20 +771,60 @@ a_created{x=\"1\"} 1520430000.123\n\
     #[test]
     fn rejects_what_the_formats_forbid() {
         let cases: &[(&str, Format, usize, &str)] = &[
-            ("a 1\nb{x=\"1} 2\n", Format::PrometheusText, 2, "unterminated"),
+            (
+                "a 1\nb{x=\"1} 2\n",
+                Format::PrometheusText,
+                2,
+                "unterminated",
+            ),
             ("a{x=1} 2\n", Format::PrometheusText, 1, "expected '\"'"),
-            ("a 1\n\nb x\n", Format::PrometheusText, 3, "invalid sample value"),
+            (
+                "a 1\n\nb x\n",
+                Format::PrometheusText,
+                3,
+                "invalid sample value",
+            ),
             ("a 1 2 3\n", Format::PrometheusText, 1, "unexpected"),
-            ("a{x=\"1\",x=\"2\"} 1\n", Format::PrometheusText, 1, "duplicate label name"),
-            ("# TYPE a blah\n", Format::PrometheusText, 1, "invalid metric type"),
+            (
+                "a{x=\"1\",x=\"2\"} 1\n",
+                Format::PrometheusText,
+                1,
+                "duplicate label name",
+            ),
+            (
+                "# TYPE a blah\n",
+                Format::PrometheusText,
+                1,
+                "invalid metric type",
+            ),
             ("a 1\n", Format::OpenMetrics, 2, "does not end with # EOF"),
             ("a 1\n\n# EOF\n", Format::OpenMetrics, 2, "blank lines"),
             ("# EOF\na 1\n", Format::OpenMetrics, 2, "after # EOF"),
-            ("# random\n# EOF\n", Format::OpenMetrics, 1, "invalid comment"),
-            ("# TYPE a_x counter\n# UNIT a_x seconds\n# EOF\n", Format::OpenMetrics, 2, "not a suffix"),
-            ("1a 1\n", Format::PrometheusText, 1, "must not start with a digit"),
+            (
+                "# random\n# EOF\n",
+                Format::OpenMetrics,
+                1,
+                "invalid comment",
+            ),
+            (
+                "# TYPE a_x counter\n# UNIT a_x seconds\n# EOF\n",
+                Format::OpenMetrics,
+                2,
+                "not a suffix",
+            ),
+            (
+                "1a 1\n",
+                Format::PrometheusText,
+                1,
+                "must not start with a digit",
+            ),
             ("a 1 1.5\n", Format::PrometheusText, 1, "invalid timestamp"),
-            ("{x=\"1\"} 1\n", Format::PrometheusText, 1, "metric name missing"),
+            (
+                "{x=\"1\"} 1\n",
+                Format::PrometheusText,
+                1,
+                "metric name missing",
+            ),
         ];
         for (body, f, line, msg) in cases {
             let e = all(body, *f).expect_err(body);
@@ -772,7 +852,14 @@ a_created{x=\"1\"} 1520430000.123\n\
 
     #[test]
     fn float_label_normalization_matches_go() {
-        for (i, o) in [("1", "1.0"), ("0.5", "0.5"), ("1e6", "1e+06"), ("100000", "100000.0"), ("0.00001", "1e-05"), ("+Inf", "+Inf")] {
+        for (i, o) in [
+            ("1", "1.0"),
+            ("0.5", "0.5"),
+            ("1e6", "1e+06"),
+            ("100000", "100000.0"),
+            ("0.00001", "1e-05"),
+            ("+Inf", "+Inf"),
+        ] {
             assert_eq!(normalize_float_label(i).as_deref(), Some(o), "{i}");
         }
         let _ = Labels::empty();

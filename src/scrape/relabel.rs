@@ -133,8 +133,14 @@ fn apply(b: &mut LabelsBuilder, r: &Relabel) -> bool {
             caps.expand(&r.replacement, &mut res);
             b.set(Arc::from(target), Arc::from(res));
         }
-        Action::Lowercase => b.set(Arc::from(r.target_label.as_str()), Arc::from(val.to_lowercase())),
-        Action::Uppercase => b.set(Arc::from(r.target_label.as_str()), Arc::from(val.to_uppercase())),
+        Action::Lowercase => b.set(
+            Arc::from(r.target_label.as_str()),
+            Arc::from(val.to_lowercase()),
+        ),
+        Action::Uppercase => b.set(
+            Arc::from(r.target_label.as_str()),
+            Arc::from(val.to_uppercase()),
+        ),
         Action::HashMod => {
             let d = md5::compute(val.as_bytes());
             let mut tail = [0u8; 8];
@@ -183,24 +189,95 @@ mod tests {
             "{a=\"x\", b=\"y\", c=\"y-x\"}"
         );
         // No match: unchanged. `$1x` is the (missing) group "1x", as in Go.
-        assert_eq!(run("- source_labels: [a]\n  regex: 'z'\n  target_label: c\n", &[("a", "x")]).unwrap(), "{a=\"x\"}");
-        assert_eq!(run("- source_labels: [a]\n  target_label: c\n  replacement: '$1x'\n", &[("a", "v")]).unwrap(), "{a=\"v\"}");
+        assert_eq!(
+            run(
+                "- source_labels: [a]\n  regex: 'z'\n  target_label: c\n",
+                &[("a", "x")]
+            )
+            .unwrap(),
+            "{a=\"x\"}"
+        );
+        assert_eq!(
+            run(
+                "- source_labels: [a]\n  target_label: c\n  replacement: '$1x'\n",
+                &[("a", "v")]
+            )
+            .unwrap(),
+            "{a=\"v\"}"
+        );
         // Empty replacement deletes the target.
-        assert_eq!(run("- source_labels: [z]\n  target_label: a\n", &[("a", "x"), ("b", "1")]).unwrap(), "{b=\"1\"}");
+        assert_eq!(
+            run(
+                "- source_labels: [z]\n  target_label: a\n",
+                &[("a", "x"), ("b", "1")]
+            )
+            .unwrap(),
+            "{b=\"1\"}"
+        );
         // Target label built from captures.
-        assert_eq!(run("- source_labels: [a]\n  regex: '(.+)'\n  target_label: 'l_$1'\n  replacement: v\n", &[("a", "k")]).unwrap(), "{a=\"k\", l_k=\"v\"}");
+        assert_eq!(
+            run(
+                "- source_labels: [a]\n  regex: '(.+)'\n  target_label: 'l_$1'\n  replacement: v\n",
+                &[("a", "k")]
+            )
+            .unwrap(),
+            "{a=\"k\", l_k=\"v\"}"
+        );
         // Regex is anchored.
-        assert_eq!(run("- source_labels: [a]\n  regex: 'b'\n  target_label: c\n  replacement: hit\n", &[("a", "abc")]).unwrap(), "{a=\"abc\"}");
+        assert_eq!(
+            run(
+                "- source_labels: [a]\n  regex: 'b'\n  target_label: c\n  replacement: hit\n",
+                &[("a", "abc")]
+            )
+            .unwrap(),
+            "{a=\"abc\"}"
+        );
     }
 
     #[test]
     fn keep_drop_and_equal() {
-        assert!(run("- source_labels: [a]\n  regex: 'x'\n  action: keep\n", &[("a", "y")]).is_none());
-        assert!(run("- source_labels: [a]\n  regex: 'x'\n  action: keep\n", &[("a", "x")]).is_some());
-        assert!(run("- source_labels: [a]\n  regex: 'x|y'\n  action: drop\n", &[("a", "y")]).is_none());
-        assert!(run("- source_labels: [a]\n  target_label: b\n  action: keepequal\n", &[("a", "1"), ("b", "1")]).is_some());
-        assert!(run("- source_labels: [a]\n  target_label: b\n  action: keepequal\n", &[("a", "1"), ("b", "2")]).is_none());
-        assert!(run("- source_labels: [a]\n  target_label: b\n  action: dropequal\n", &[("a", "1"), ("b", "1")]).is_none());
+        assert!(
+            run(
+                "- source_labels: [a]\n  regex: 'x'\n  action: keep\n",
+                &[("a", "y")]
+            )
+            .is_none()
+        );
+        assert!(
+            run(
+                "- source_labels: [a]\n  regex: 'x'\n  action: keep\n",
+                &[("a", "x")]
+            )
+            .is_some()
+        );
+        assert!(
+            run(
+                "- source_labels: [a]\n  regex: 'x|y'\n  action: drop\n",
+                &[("a", "y")]
+            )
+            .is_none()
+        );
+        assert!(
+            run(
+                "- source_labels: [a]\n  target_label: b\n  action: keepequal\n",
+                &[("a", "1"), ("b", "1")]
+            )
+            .is_some()
+        );
+        assert!(
+            run(
+                "- source_labels: [a]\n  target_label: b\n  action: keepequal\n",
+                &[("a", "1"), ("b", "2")]
+            )
+            .is_none()
+        );
+        assert!(
+            run(
+                "- source_labels: [a]\n  target_label: b\n  action: dropequal\n",
+                &[("a", "1"), ("b", "1")]
+            )
+            .is_none()
+        );
         // Dropping every label drops the set.
         assert!(run("- regex: '.*'\n  action: labeldrop\n", &[("a", "1")]).is_none());
     }
@@ -208,7 +285,11 @@ mod tests {
     #[test]
     fn hashmod_matches_prometheus() {
         // Prometheus: md5("foo") last 8 bytes big-endian mod 1000 = 846? Check a stable value.
-        let got = run("- source_labels: [a]\n  modulus: 1000\n  target_label: h\n  action: hashmod\n", &[("a", "foo")]).unwrap();
+        let got = run(
+            "- source_labels: [a]\n  modulus: 1000\n  target_label: h\n  action: hashmod\n",
+            &[("a", "foo")],
+        )
+        .unwrap();
         let d = md5::compute(b"foo");
         let want = u64::from_be_bytes(d.0[8..16].try_into().unwrap()) % 1000;
         assert_eq!(got, format!("{{a=\"foo\", h=\"{want}\"}}"));
@@ -217,12 +298,44 @@ mod tests {
     #[test]
     fn label_actions_and_case() {
         assert_eq!(
-            run("- regex: '__meta_kubernetes_node_label_(.+)'\n  action: labelmap\n", &[("__meta_kubernetes_node_label_zone", "z1"), ("x", "1")]).unwrap(),
+            run(
+                "- regex: '__meta_kubernetes_node_label_(.+)'\n  action: labelmap\n",
+                &[("__meta_kubernetes_node_label_zone", "z1"), ("x", "1")]
+            )
+            .unwrap(),
             "{__meta_kubernetes_node_label_zone=\"z1\", x=\"1\", zone=\"z1\"}"
         );
-        assert_eq!(run("- regex: 'x|y'\n  action: labeldrop\n", &[("x", "1"), ("y", "1"), ("z", "1")]).unwrap(), "{z=\"1\"}");
-        assert_eq!(run("- regex: 'x|y'\n  action: labelkeep\n", &[("x", "1"), ("y", "1"), ("z", "1")]).unwrap(), "{x=\"1\", y=\"1\"}");
-        assert_eq!(run("- source_labels: [a]\n  target_label: b\n  action: lowercase\n", &[("a", "AbC")]).unwrap(), "{a=\"AbC\", b=\"abc\"}");
-        assert_eq!(run("- source_labels: [a]\n  target_label: b\n  action: uppercase\n", &[("a", "AbC")]).unwrap(), "{a=\"AbC\", b=\"ABC\"}");
+        assert_eq!(
+            run(
+                "- regex: 'x|y'\n  action: labeldrop\n",
+                &[("x", "1"), ("y", "1"), ("z", "1")]
+            )
+            .unwrap(),
+            "{z=\"1\"}"
+        );
+        assert_eq!(
+            run(
+                "- regex: 'x|y'\n  action: labelkeep\n",
+                &[("x", "1"), ("y", "1"), ("z", "1")]
+            )
+            .unwrap(),
+            "{x=\"1\", y=\"1\"}"
+        );
+        assert_eq!(
+            run(
+                "- source_labels: [a]\n  target_label: b\n  action: lowercase\n",
+                &[("a", "AbC")]
+            )
+            .unwrap(),
+            "{a=\"AbC\", b=\"abc\"}"
+        );
+        assert_eq!(
+            run(
+                "- source_labels: [a]\n  target_label: b\n  action: uppercase\n",
+                &[("a", "AbC")]
+            )
+            .unwrap(),
+            "{a=\"AbC\", b=\"ABC\"}"
+        );
     }
 }

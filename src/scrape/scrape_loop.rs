@@ -208,12 +208,19 @@ impl ScrapeLoop {
         }
     }
 
-    fn process(&self, st: &mut State, fetched: Result<(Vec<u8>, Format), ScrapeError>, ts: Timestamp, started: Instant) {
+    fn process(
+        &self,
+        st: &mut State,
+        fetched: Result<(Vec<u8>, Format), ScrapeError>,
+        ts: Timestamp,
+        started: Instant,
+    ) {
         st.iter += 1;
         let job = vec![("job".to_string(), self.job.cfg.job_name.clone())];
         self.metrics.scrapes.get_or_create(&job).inc();
         let mut app = self.sink.appender();
-        let result = fetched.and_then(|(body, format)| self.append_body(st, &mut *app, &body, format, ts));
+        let result =
+            fetched.and_then(|(body, format)| self.append_body(st, &mut *app, &body, format, ts));
         let (scraped, post, added, err) = match result {
             Ok((a, b, c)) => (a, b, c, None),
             Err(e) => {
@@ -227,12 +234,21 @@ impl ScrapeLoop {
         };
         let dur = started.elapsed();
         let up = if err.is_none() { 1.0 } else { 0.0 };
-        let values = [up, dur.as_secs_f64(), scraped as f64, post as f64, added as f64];
+        let values = [
+            up,
+            dur.as_secs_f64(),
+            scraped as f64,
+            post as f64,
+            added as f64,
+        ];
         for (name, v) in REPORT.iter().zip(values) {
             self.append_report(st, &mut *app, name, ts, v);
         }
         app.commit();
-        self.metrics.scrape_duration.get_or_create(&job).observe(dur.as_secs_f64());
+        self.metrics
+            .scrape_duration
+            .get_or_create(&job)
+            .observe(dur.as_secs_f64());
         if err.is_some() {
             self.metrics.scrape_failures.get_or_create(&job).inc();
         }
@@ -246,7 +262,14 @@ impl ScrapeLoop {
         }
     }
 
-    fn append_report(&self, st: &mut State, app: &mut dyn Appender, name: &'static str, ts: Timestamp, v: f64) {
+    fn append_report(
+        &self,
+        st: &mut State,
+        app: &mut dyn Appender,
+        name: &'static str,
+        ts: Timestamp,
+        v: f64,
+    ) {
         if let Some(r) = st.report_refs.get(name) {
             if app.append_ref(*r, ts, v).is_ok() {
                 return;
@@ -289,13 +312,14 @@ impl ScrapeLoop {
             };
             req = req.basic_auth(&b.username, Some(pw.expose()));
         }
-        let bearer = |cred: &Option<Secret>, file: &Option<String>| -> Result<Option<Secret>, ScrapeError> {
-            Ok(match (cred, file) {
-                (Some(c), _) => Some(c.clone()),
-                (None, Some(f)) => Some(read_secret_file(f).map_err(ScrapeError::Auth)?),
-                _ => None,
-            })
-        };
+        let bearer =
+            |cred: &Option<Secret>, file: &Option<String>| -> Result<Option<Secret>, ScrapeError> {
+                Ok(match (cred, file) {
+                    (Some(c), _) => Some(c.clone()),
+                    (None, Some(f)) => Some(read_secret_file(f).map_err(ScrapeError::Auth)?),
+                    _ => None,
+                })
+            };
         if let Some(a) = &cfg.authorization {
             if let Some(c) = bearer(&a.credentials, &a.credentials_file)? {
                 req = req.header("Authorization", format!("{} {}", a.auth_type, c.expose()));
@@ -303,14 +327,29 @@ impl ScrapeLoop {
         } else if let Some(c) = bearer(&cfg.bearer_token, &cfg.bearer_token_file)? {
             req = req.header("Authorization", format!("Bearer {}", c.expose()));
         }
-        let mut resp = req.send().await.map_err(|e| ScrapeError::Http(error_chain(&e)))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| ScrapeError::Http(error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(ScrapeError::Status(resp.status().to_string()));
         }
-        let format = Format::from_content_type(resp.headers().get("content-type").and_then(|v| v.to_str().ok()));
+        let format = Format::from_content_type(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+        );
         let limit = cfg.body_size_limit.map(|b| b.0).unwrap_or(0);
-        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(if limit > 0 { limit } else { 1 << 24 }) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Http(error_chain(&e)))? {
+        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(if limit > 0 {
+            limit
+        } else {
+            1 << 24
+        }) as usize);
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ScrapeError::Http(error_chain(&e)))?
+        {
             if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
                 return Err(ScrapeError::BodyTooLarge(limit));
             }
@@ -347,7 +386,9 @@ impl ScrapeLoop {
             let entry = match st.cache.get_mut(s.series) {
                 Some(e) => {
                     if e.last_iter == iter {
-                        return Err(ScrapeError::DuplicateSeries(String::from_utf8_lossy(s.series).into_owned()));
+                        return Err(ScrapeError::DuplicateSeries(
+                            String::from_utf8_lossy(s.series).into_owned(),
+                        ));
                     }
                     e.last_iter = iter;
                     e
@@ -377,7 +418,10 @@ impl ScrapeLoop {
                         },
                     );
                     if sample_limit > 0 && post > sample_limit {
-                        return Err(ScrapeError::SampleLimit { got: post, limit: sample_limit });
+                        return Err(ScrapeError::SampleLimit {
+                            got: post,
+                            limit: sample_limit,
+                        });
                     }
                     continue;
                 }
@@ -385,12 +429,17 @@ impl ScrapeLoop {
             let Some(r) = entry.r else { continue };
             post += 1;
             if sample_limit > 0 && post > sample_limit {
-                return Err(ScrapeError::SampleLimit { got: post, limit: sample_limit });
+                return Err(ScrapeError::SampleLimit {
+                    got: post,
+                    limit: sample_limit,
+                });
             }
             let r = match app.append_ref(r, t, s.value) {
                 Ok(()) => r,
                 Err(StorageError::UnknownRef) => {
-                    let nr = app.append(&entry.labels, t, s.value).map_err(|e| storage_err(e, &entry.labels))?;
+                    let nr = app
+                        .append(&entry.labels, t, s.value)
+                        .map_err(|e| storage_err(e, &entry.labels))?;
                     entry.r = Some(nr);
                     nr
                 }

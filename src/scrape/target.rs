@@ -99,19 +99,25 @@ fn build_one(
     let interval = match b.get("__scrape_interval__").map(parse_duration) {
         Some(Ok(d)) if !d.is_zero() => d,
         Some(Ok(_)) => return Built::Invalid(discovered, "scrape interval cannot be 0".into()),
-        Some(Err(e)) => return Built::Invalid(discovered, format!("error parsing scrape interval: {e}")),
+        Some(Err(e)) => {
+            return Built::Invalid(discovered, format!("error parsing scrape interval: {e}"));
+        }
         None => sc.interval().0,
     };
     let timeout = match b.get("__scrape_timeout__").map(parse_duration) {
         Some(Ok(d)) if !d.is_zero() => d,
         Some(Ok(_)) => return Built::Invalid(discovered, "scrape timeout cannot be 0".into()),
-        Some(Err(e)) => return Built::Invalid(discovered, format!("error parsing scrape timeout: {e}")),
+        Some(Err(e)) => {
+            return Built::Invalid(discovered, format!("error parsing scrape timeout: {e}"));
+        }
         None => sc.timeout().0,
     };
     if timeout > interval {
         return Built::Invalid(
             discovered,
-            format!("scrape timeout cannot be greater than scrape interval ({timeout:?} > {interval:?})"),
+            format!(
+                "scrape timeout cannot be greater than scrape interval ({timeout:?} > {interval:?})"
+            ),
         );
     }
     // Query parameters: config params, with `__param_*` labels winning for
@@ -180,8 +186,13 @@ mod tests {
         let rl = Relabel::compile_all(&sc.relabel_configs).unwrap();
         let built = build_targets(sc, &rl, &super::super::discovery::static_groups(sc));
         assert_eq!(built.len(), 2);
-        let Built::Active(t) = &built[0] else { panic!("{:?}", built[0]) };
-        assert_eq!(t.labels.to_string(), "{env=\"prod\", instance=\"h1:9100\", job=\"node\"}");
+        let Built::Active(t) = &built[0] else {
+            panic!("{:?}", built[0])
+        };
+        assert_eq!(
+            t.labels.to_string(),
+            "{env=\"prod\", instance=\"h1:9100\", job=\"node\"}"
+        );
         assert_eq!(t.url, "http://h1:9100/probe?module=x&module=b");
         assert_eq!(t.interval, Duration::from_secs(60));
         assert!(matches!(built[1], Built::Dropped(_)));

@@ -216,7 +216,7 @@ impl XorChunk {
         let mut it = XorIter::new(bytes, count);
         let mut n = 0u16;
         let mut min_t = 0;
-        while let Some((t, _)) = it.next() {
+        for (t, _) in it.by_ref() {
             if n == 0 {
                 min_t = t;
             }

@@ -201,10 +201,7 @@ impl Index {
             .and_then(|m| m.get_key_value(&l.value))
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| l.value.clone());
-        Label {
-            name,
-            value,
-        }
+        Label { name, value }
     }
 
     fn create(&mut self, labels: &Labels, hash: u64) -> Arc<MemSeries> {
@@ -253,7 +250,9 @@ impl Index {
             } else {
                 let list = match (m.op, self.postings.get(m.name.as_str())) {
                     (_, None) => Vec::new(),
-                    (MatchOp::Equal, Some(values)) => values.get(m.value.as_str()).cloned().unwrap_or_default(),
+                    (MatchOp::Equal, Some(values)) => {
+                        values.get(m.value.as_str()).cloned().unwrap_or_default()
+                    }
                     (_, Some(values)) => postings::union(
                         values
                             .iter()
@@ -386,13 +385,18 @@ impl Head {
     }
 
     fn by_id(&self, id: u64) -> Option<Arc<MemSeries>> {
-        u32::try_from(id).ok().and_then(|id| self.read().series.get(&id).cloned())
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| self.read().series.get(&id).cloned())
     }
 
     /// All live series handles, for snapshots.
     pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
         let idx = self.read();
-        idx.all.iter().filter_map(|id| idx.series.get(id).cloned()).collect()
+        idx.all
+            .iter()
+            .filter_map(|id| idx.series.get(id).cloned())
+            .collect()
     }
 
     fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
@@ -422,7 +426,9 @@ impl Head {
         let n = empty.len();
         if n > 0 {
             self.write().remove(&empty);
-            self.stats.series_removed.fetch_add(n as u64, Ordering::Relaxed);
+            self.stats
+                .series_removed
+                .fetch_add(n as u64, Ordering::Relaxed);
         }
         n
     }
@@ -495,7 +501,13 @@ impl Queryable for Head {
         names.into_iter().collect()
     }
 
-    fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<String> {
         let mut values = std::collections::BTreeSet::new();
         for l in self.series(matchers, mint, maxt) {
             if let Some(v) = l.get(name) {
@@ -550,10 +562,13 @@ impl Appender for HeadAppender {
             }
         }
         let st = &self.head.stats;
-        st.samples_appended.fetch_add(out.appended, Ordering::Relaxed);
-        st.out_of_order.fetch_add(out.out_of_order, Ordering::Relaxed);
+        st.samples_appended
+            .fetch_add(out.appended, Ordering::Relaxed);
+        st.out_of_order
+            .fetch_add(out.out_of_order, Ordering::Relaxed);
         st.duplicate.fetch_add(out.duplicate, Ordering::Relaxed);
-        st.out_of_bounds.fetch_add(out.out_of_bounds, Ordering::Relaxed);
+        st.out_of_bounds
+            .fetch_add(out.out_of_bounds, Ordering::Relaxed);
         out
     }
 
@@ -592,16 +607,34 @@ mod tests {
             l(&[("__name__", "x"), ("job", "a"), ("env", "dev")]),
         ];
         let h = head_with(&s);
-        let names = |ms: &[Matcher]| -> Vec<String> { h.series(ms, 0, 2000).iter().map(|x| x.to_string()).collect() };
+        let names = |ms: &[Matcher]| -> Vec<String> {
+            h.series(ms, 0, 2000)
+                .iter()
+                .map(|x| x.to_string())
+                .collect()
+        };
         assert_eq!(names(&[m(MatchOp::Equal, "__name__", "up")]).len(), 2);
         // `env=""` selects the series without env.
-        assert_eq!(names(&[m(MatchOp::Equal, "env", "")]), vec!["up{job=\"b\"}"]);
+        assert_eq!(
+            names(&[m(MatchOp::Equal, "env", "")]),
+            vec!["up{job=\"b\"}"]
+        );
         assert_eq!(names(&[m(MatchOp::NotEqual, "env", "prod")]).len(), 2);
         assert_eq!(names(&[m(MatchOp::Regex, "env", "p.*")]).len(), 1);
         assert_eq!(names(&[m(MatchOp::NotRegex, "job", "a|b")]).len(), 0);
-        assert_eq!(names(&[m(MatchOp::Regex, "job", ".*"), m(MatchOp::NotEqual, "__name__", "up")]).len(), 1);
+        assert_eq!(
+            names(&[
+                m(MatchOp::Regex, "job", ".*"),
+                m(MatchOp::NotEqual, "__name__", "up")
+            ])
+            .len(),
+            1
+        );
         assert_eq!(h.label_values("env", &[], 0, 2000), vec!["dev", "prod"]);
-        assert_eq!(h.label_names(&[m(MatchOp::Equal, "job", "b")], 0, 2000), vec!["__name__", "job"]);
+        assert_eq!(
+            h.label_names(&[m(MatchOp::Equal, "job", "b")], 0, 2000),
+            vec!["__name__", "job"]
+        );
         // Out of range.
         assert!(h.series(&[], 5000, 6000).is_empty());
     }
@@ -617,13 +650,24 @@ mod tests {
         a.append_ref(r, 20, 3.0).unwrap(); // different value: rejected
         a.append_ref(r, 15, 3.0).unwrap(); // out of order
         let o = a.commit();
-        assert_eq!(o, AppendOutcome { appended: 2, out_of_order: 1, duplicate: 1, out_of_bounds: 0 });
+        assert_eq!(
+            o,
+            AppendOutcome {
+                appended: 2,
+                out_of_order: 1,
+                duplicate: 1,
+                out_of_bounds: 0
+            }
+        );
         let mut a = h.appender();
         a.append_ref(r, 30, 9.0).unwrap();
         a.rollback();
         assert_eq!(a.commit(), AppendOutcome::default());
         let got = h.select(&[m(MatchOp::Equal, "__name__", "a")], 0, 100);
-        assert_eq!(got[0].samples, vec![Sample { t: 10, v: 1.0 }, Sample { t: 20, v: 2.0 }]);
+        assert_eq!(
+            got[0].samples,
+            vec![Sample { t: 10, v: 1.0 }, Sample { t: 20, v: 2.0 }]
+        );
     }
 
     #[test]

@@ -71,15 +71,18 @@ pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
     w.write_all(MAGIC).map_err(io)?;
     w.write_all(&VERSION.to_le_bytes()).map_err(io)?;
     let series = head.all_series();
-    w.write_all(&(series.len() as u64).to_le_bytes()).map_err(io)?;
+    w.write_all(&(series.len() as u64).to_le_bytes())
+        .map_err(io)?;
     for s in &series {
-        w.write_all(&(s.labels.len() as u32).to_le_bytes()).map_err(io)?;
+        w.write_all(&(s.labels.len() as u32).to_le_bytes())
+            .map_err(io)?;
         for l in s.labels.iter() {
             put_bytes(&mut w, l.name.as_bytes()).map_err(io)?;
             put_bytes(&mut w, l.value.as_bytes()).map_err(io)?;
         }
         let d = s.data.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_all(&(d.frozen.len() as u32).to_le_bytes()).map_err(io)?;
+        w.write_all(&(d.frozen.len() as u32).to_le_bytes())
+            .map_err(io)?;
         for c in &d.frozen {
             w.write_all(&c.count.to_le_bytes()).map_err(io)?;
             w.write_all(&c.min_t.to_le_bytes()).map_err(io)?;
@@ -92,8 +95,11 @@ pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
     let crc = w.crc.clone().finalize();
     let mut inner = w.inner;
     inner.write_all(&crc.to_le_bytes()).map_err(io)?;
-    let file = inner.into_inner().map_err(|e| err(&tmp, format!("flush: {}", e.error())))?;
-    file.sync_all().map_err(|e| err(&tmp, format!("fsync: {e}")))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| err(&tmp, format!("flush: {}", e.error())))?;
+    file.sync_all()
+        .map_err(|e| err(&tmp, format!("fsync: {e}")))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     drop(file);
     fs::rename(&tmp, &path).map_err(|e| err(&path, format!("rename: {e}")))?;
@@ -157,12 +163,18 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
     let (body, tail) = data.split_at(data.len() - 4);
     let want = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     if crc32fast::hash(body) != want {
-        return Err(err(&path, "checksum mismatch: file is truncated or corrupted"));
+        return Err(err(
+            &path,
+            "checksum mismatch: file is truncated or corrupted",
+        ));
     }
     let mut r = Reader { b: body, pos: 8 };
     let version = r.u32().ok_or_else(|| err(&path, "truncated header"))?;
     if version != VERSION {
-        return Err(err(&path, format!("unsupported snapshot version {version}")));
+        return Err(err(
+            &path,
+            format!("unsupported snapshot version {version}"),
+        ));
     }
     let head = Arc::new(Head::new());
     let n = r.u64().ok_or_else(|| err(&path, "truncated header"))?;
@@ -215,14 +227,23 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
 /// Loads the snapshot; if it is damaged, moves it aside to
 /// `head.snapshot.corrupt-<unix seconds>` and starts empty. The error, if
 /// any, is returned for the caller to report.
-pub fn load_or_quarantine(dir: &Path) -> (Arc<Head>, SnapshotInfo, Option<(StorageError, PathBuf)>) {
+pub fn load_or_quarantine(
+    dir: &Path,
+) -> (Arc<Head>, SnapshotInfo, Option<(StorageError, PathBuf)>) {
     match load(dir) {
         Ok((h, i)) => (h, i, None),
         Err(e) => {
             let path = dir.join(FILE_NAME);
-            let aside = dir.join(format!("{FILE_NAME}.corrupt-{}", crate::model::now_millis() / 1000));
+            let aside = dir.join(format!(
+                "{FILE_NAME}.corrupt-{}",
+                crate::model::now_millis() / 1000
+            ));
             let _ = fs::rename(&path, &aside);
-            (Arc::new(Head::new()), SnapshotInfo::default(), Some((e, aside)))
+            (
+                Arc::new(Head::new()),
+                SnapshotInfo::default(),
+                Some((e, aside)),
+            )
         }
     }
 }

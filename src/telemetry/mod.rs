@@ -86,25 +86,81 @@ impl Metrics {
             config_last_reload_success_timestamp: Gauge::default(),
             registry: Registry::default(),
         };
-        r.register("argus_scrapes", "Scrapes attempted, by job", m.scrapes.clone());
-        r.register("argus_scrape_failures", "Scrapes that failed, by job", m.scrape_failures.clone());
-        r.register("argus_scrape_duration_seconds", "Scrape duration, by job", m.scrape_duration.clone());
+        r.register(
+            "argus_scrapes",
+            "Scrapes attempted, by job",
+            m.scrapes.clone(),
+        );
+        r.register(
+            "argus_scrape_failures",
+            "Scrapes that failed, by job",
+            m.scrape_failures.clone(),
+        );
+        r.register(
+            "argus_scrape_duration_seconds",
+            "Scrape duration, by job",
+            m.scrape_duration.clone(),
+        );
         r.register(
             "argus_scrape_exceeded_sample_limit",
             "Scrapes that hit sample_limit",
             m.scrape_sample_limit_exceeded.clone(),
         );
-        r.register("argus_sd_file_read_errors", "file_sd files that failed to read or parse", m.sd_file_read_errors.clone());
-        r.register("argus_head_series", "Series in the in-memory head", m.head_series.clone());
-        r.register("argus_head_samples_appended_total", "Samples committed to the head", m.head_samples_appended.clone());
-        r.register("argus_head_out_of_order_samples_total", "Samples refused as out of order", m.head_out_of_order.clone());
-        r.register("argus_head_duplicate_samples_total", "Samples refused as duplicates with another value", m.head_duplicate.clone());
-        r.register("argus_head_series_removed_total", "Series removed by retention", m.head_series_removed.clone());
-        r.register("argus_snapshot_duration_seconds", "Time to write a head snapshot", m.snapshot_duration.clone());
-        r.register("argus_snapshot_failures", "Snapshots that failed to write", m.snapshot_failures.clone());
-        r.register("argus_snapshot_size_bytes", "Size of the last snapshot", m.snapshot_bytes.clone());
-        r.register("argus_http_requests", "HTTP requests, by handler and code", m.http_requests.clone());
-        r.register("argus_http_request_duration_seconds", "HTTP request duration, by handler", m.http_duration.clone());
+        r.register(
+            "argus_sd_file_read_errors",
+            "file_sd files that failed to read or parse",
+            m.sd_file_read_errors.clone(),
+        );
+        r.register(
+            "argus_head_series",
+            "Series in the in-memory head",
+            m.head_series.clone(),
+        );
+        r.register(
+            "argus_head_samples_appended_total",
+            "Samples committed to the head",
+            m.head_samples_appended.clone(),
+        );
+        r.register(
+            "argus_head_out_of_order_samples_total",
+            "Samples refused as out of order",
+            m.head_out_of_order.clone(),
+        );
+        r.register(
+            "argus_head_duplicate_samples_total",
+            "Samples refused as duplicates with another value",
+            m.head_duplicate.clone(),
+        );
+        r.register(
+            "argus_head_series_removed_total",
+            "Series removed by retention",
+            m.head_series_removed.clone(),
+        );
+        r.register(
+            "argus_snapshot_duration_seconds",
+            "Time to write a head snapshot",
+            m.snapshot_duration.clone(),
+        );
+        r.register(
+            "argus_snapshot_failures",
+            "Snapshots that failed to write",
+            m.snapshot_failures.clone(),
+        );
+        r.register(
+            "argus_snapshot_size_bytes",
+            "Size of the last snapshot",
+            m.snapshot_bytes.clone(),
+        );
+        r.register(
+            "argus_http_requests",
+            "HTTP requests, by handler and code",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "argus_http_request_duration_seconds",
+            "HTTP request duration, by handler",
+            m.http_duration.clone(),
+        );
         r.register(
             "argus_config_last_reload_successful",
             "Whether the last configuration reload succeeded",
@@ -129,10 +185,14 @@ impl Metrics {
     pub fn render(&self, head: &Head) -> String {
         let st = &head.stats;
         self.head_series.set(head.num_series() as i64);
-        self.head_samples_appended.set(st.samples_appended.load(Ordering::Relaxed) as i64);
-        self.head_out_of_order.set(st.out_of_order.load(Ordering::Relaxed) as i64);
-        self.head_duplicate.set(st.duplicate.load(Ordering::Relaxed) as i64);
-        self.head_series_removed.set(st.series_removed.load(Ordering::Relaxed) as i64);
+        self.head_samples_appended
+            .set(st.samples_appended.load(Ordering::Relaxed) as i64);
+        self.head_out_of_order
+            .set(st.out_of_order.load(Ordering::Relaxed) as i64);
+        self.head_duplicate
+            .set(st.duplicate.load(Ordering::Relaxed) as i64);
+        self.head_series_removed
+            .set(st.series_removed.load(Ordering::Relaxed) as i64);
         let mut s = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = encode(&mut s, &self.registry);
@@ -158,7 +218,9 @@ pub fn init_logging(level: &str, format: LogFormat) -> Result<(), String> {
         _ => EnvFilter::try_new(level),
     }
     .map_err(|e| format!("invalid log level {level:?}: {e}"))?;
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let r = match format {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.with_ansi(false).try_init(),

@@ -12,7 +12,11 @@ use serde_json::Value;
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Path of the argus binary built for these tests.
@@ -92,13 +96,15 @@ impl Argus {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("argus-{}.log", self.port))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("argus-{}.log", self.port)))
+            .unwrap_or_default()
     }
 
     /// GET a JSON API path and return `data`.
     pub fn api(&self, path: &str) -> Value {
         let (code, body) = http_get(&format!("{}{}", self.url(), path)).unwrap();
-        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        let v: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
         assert_eq!(code, 200, "{path}: {body}");
         v["data"].clone()
     }
@@ -124,7 +130,11 @@ impl Argus {
     /// Sends a signal by name (TERM, HUP, KILL).
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id();
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
         assert!(st.success());
     }
 
@@ -164,7 +174,10 @@ impl Drop for Argus {
 /// Parses `/federate` text into (series, value).
 pub fn parse_federate(body: &str) -> Vec<(String, f64)> {
     let mut out = Vec::new();
-    for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         // name{labels} value timestamp
         let mut parts = line.rsplitn(3, ' ');
         let _ts = parts.next();
@@ -202,7 +215,10 @@ pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
 pub fn http_request(method: &str, url: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.unwrap_or("");
@@ -215,8 +231,15 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> std::io::Res
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let code: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -226,8 +249,7 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> std::io::Res
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((len, rest)) = s.split_once("\r\n") else { break };
+    while let Some((len, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;

@@ -1,0 +1,73 @@
+//! Snapshots: kill -9 keeps everything up to the last snapshot; a damaged
+//! snapshot is detected, set aside, and does not stop argus.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn kill9_restart_keeps_data_up_to_last_snapshot() {
+    let t = Target::text("persisted 42\n");
+    let d = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: p\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let mut a = Argus::start_in(d.path(), &cfg, &["--storage.snapshot-interval", "1s"]);
+    wait_for(10, "scraped", || {
+        (a.federate("persisted").len() == 1).then_some(())
+    });
+    let snap = d.path().join("data/head.snapshot");
+    wait_for(10, "snapshot with the series", || {
+        let b = std::fs::read(&snap).ok()?;
+        b.windows(9).any(|w| w == b"persisted").then_some(())
+    });
+    a.kill9();
+    // Restart without the target: the data must come from the snapshot.
+    drop(t);
+    let cfg2 = "global:\n  scrape_interval: 1s\nscrape_configs: []\n";
+    let b = Argus::start_in(d.path(), cfg2, &[]);
+    let s = b.api("/api/v1/series?match[]=persisted");
+    assert_eq!(s.as_array().unwrap().len(), 1, "{s}");
+    assert!(b.log().contains("snapshot restored"));
+}
+
+#[test]
+fn corrupt_and_truncated_snapshots_are_detected_and_set_aside() {
+    for damage in ["flip", "truncate"] {
+        let d = tempfile::tempdir().unwrap();
+        let t = Target::text("x 1\n");
+        let cfg = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: p\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        );
+        let mut a = Argus::start_in(d.path(), &cfg, &[]);
+        wait_for(10, "scraped", || (a.federate("x").len() == 1).then_some(()));
+        assert_eq!(a.stop().0, Some(0));
+        let snap = d.path().join("data/head.snapshot");
+        let mut bytes = std::fs::read(&snap).unwrap();
+        if damage == "flip" {
+            let i = bytes.len() / 2;
+            bytes[i] ^= 0x01;
+        } else {
+            bytes.truncate(bytes.len() - 7);
+        }
+        std::fs::write(&snap, &bytes).unwrap();
+        let b = Argus::start_in(d.path(), &cfg, &[]);
+        assert!(
+            b.log().contains("snapshot is damaged"),
+            "{damage}: {}",
+            b.log()
+        );
+        let aside: Vec<_> = std::fs::read_dir(d.path().join("data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{damage}");
+        // Still scraping normally.
+        wait_for(10, "scraping after corrupt snapshot", || {
+            (b.federate("x").len() == 1).then_some(())
+        });
+    }
+}
