@@ -1,0 +1,57 @@
+//! Head append throughput: the scrape path's steady state (cached series
+//! references) and series creation.
+
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+use argus::model::Labels;
+use argus::storage::{Appender, Head, SeriesRef};
+
+fn labels(i: usize) -> Labels {
+    Labels::from_pairs([
+        ("__name__".to_string(), format!("metric_{}", i % 50)),
+        ("instance".to_string(), format!("10.0.{}.{}:9100", i % 7, i % 250)),
+        ("job".to_string(), "node".to_string()),
+        ("series".to_string(), i.to_string()),
+    ])
+}
+
+fn bench(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let all: Vec<Labels> = (0..N).map(labels).collect();
+    let mut g = c.benchmark_group("head_append");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("create_series", |b| {
+        b.iter_batched(
+            || Arc::new(Head::new()),
+            |h| {
+                let mut a = h.appender();
+                for l in &all {
+                    a.append(l, 1000, 1.0).expect("append");
+                }
+                a.commit()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let h = Arc::new(Head::new());
+    let mut a = h.appender();
+    let refs: Vec<SeriesRef> = all.iter().map(|l| a.append(l, 0, 0.0).expect("append")).collect();
+    a.commit();
+    let mut t = 0i64;
+    g.bench_function("append_ref_commit", |b| {
+        b.iter(|| {
+            t += 15_000;
+            let mut a = h.appender();
+            for (i, r) in refs.iter().enumerate() {
+                a.append_ref(*r, t, (t / 1000 + i as i64) as f64).expect("ref");
+            }
+            a.commit()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
