@@ -11,7 +11,10 @@ use argus::storage::{Appender, Head, SeriesRef};
 fn labels(i: usize) -> Labels {
     Labels::from_pairs([
         ("__name__".to_string(), format!("metric_{}", i % 50)),
-        ("instance".to_string(), format!("10.0.{}.{}:9100", i % 7, i % 250)),
+        (
+            "instance".to_string(),
+            format!("10.0.{}.{}:9100", i % 7, i % 250),
+        ),
         ("job".to_string(), "node".to_string()),
         ("series".to_string(), i.to_string()),
     ])
@@ -37,7 +40,10 @@ fn bench(c: &mut Criterion) {
     });
     let h = Arc::new(Head::new());
     let mut a = h.appender();
-    let refs: Vec<SeriesRef> = all.iter().map(|l| a.append(l, 0, 0.0).expect("append")).collect();
+    let refs: Vec<SeriesRef> = all
+        .iter()
+        .map(|l| a.append(l, 0, 0.0).expect("append"))
+        .collect();
     a.commit();
     let mut t = 0i64;
     g.bench_function("append_ref_commit", |b| {
@@ -45,7 +51,8 @@ fn bench(c: &mut Criterion) {
             t += 15_000;
             let mut a = h.appender();
             for (i, r) in refs.iter().enumerate() {
-                a.append_ref(*r, t, (t / 1000 + i as i64) as f64).expect("ref");
+                a.append_ref(*r, t, (t / 1000 + i as i64) as f64)
+                    .expect("ref");
             }
             a.commit()
         })

@@ -13,7 +13,11 @@ use argus::storage::{Appender, Head, SeriesRef};
 
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("rss");
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("rss");
     pages * 4096
 }
 
@@ -23,21 +27,29 @@ fn main() {
     }
     const N: usize = 100_000;
     const SAMPLES: i64 = 720;
-    let labels: Vec<Labels> = (0..N)
-        .map(|i| {
-            Labels::from_pairs([
-                ("__name__".to_string(), format!("node_metric_{}", i % 200)),
-                ("instance".to_string(), format!("10.1.{}.{}:9100", i / 500 % 250, i % 250)),
-                ("job".to_string(), "node".to_string()),
-                ("device".to_string(), format!("dev{}", i % 8)),
-                ("mode".to_string(), ["user", "system", "idle", "iowait"][i % 4].to_string()),
-            ])
-        })
-        .collect();
+    // Label strings are built inside the measurement: the head owns them
+    // in production (the scrape cache drops its copies).
+    let make = |i: usize| {
+        Labels::from_pairs([
+            ("__name__".to_string(), format!("node_metric_{}", i % 200)),
+            (
+                "instance".to_string(),
+                format!("10.1.{}.{}:9100", i / 500 % 250, i % 250),
+            ),
+            ("job".to_string(), "node".to_string()),
+            ("device".to_string(), format!("dev{}", i % 8)),
+            (
+                "mode".to_string(),
+                ["user", "system", "idle", "iowait"][i % 4].to_string(),
+            ),
+        ])
+    };
     let head = Arc::new(Head::new());
     let base = rss_bytes();
     let mut a = head.appender();
-    let refs: Vec<SeriesRef> = labels.iter().map(|l| a.append(l, 0, 0.0).expect("append")).collect();
+    let refs: Vec<SeriesRef> = (0..N)
+        .map(|i| a.append(&make(i), 0, 0.0).expect("append"))
+        .collect();
     a.commit();
     drop(a);
     let after_series = rss_bytes();

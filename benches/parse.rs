@@ -25,16 +25,25 @@ fn count(body: &[u8], f: Format, labels: bool) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    for (name, f, om) in [("text", Format::PrometheusText, false), ("openmetrics", Format::OpenMetrics, true)] {
+    for (name, f, om) in [
+        ("text", Format::PrometheusText, false),
+        ("openmetrics", Format::OpenMetrics, true),
+    ] {
         let body = support::exposition(om);
         let samples = count(body.as_bytes(), f, true);
         assert_eq!(samples, 10_000);
         let mut g = c.benchmark_group(format!("parse_{name}"));
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_function("bytes/steady", |b| b.iter(|| count(body.as_bytes(), f, false)));
-        g.bench_function("bytes/with_labels", |b| b.iter(|| count(body.as_bytes(), f, true)));
+        g.bench_function("bytes/steady", |b| {
+            b.iter(|| count(body.as_bytes(), f, false))
+        });
+        g.bench_function("bytes/with_labels", |b| {
+            b.iter(|| count(body.as_bytes(), f, true))
+        });
         g.throughput(Throughput::Elements(samples as u64));
-        g.bench_function("samples/steady", |b| b.iter(|| count(body.as_bytes(), f, false)));
+        g.bench_function("samples/steady", |b| {
+            b.iter(|| count(body.as_bytes(), f, false))
+        });
         g.finish();
     }
 }

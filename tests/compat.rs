@@ -73,12 +73,17 @@ fn python(script: &str, port: u16, dir: &std::path::Path, name: &str) -> Proc {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python3");
-    wait_for(20, name, || http_get(&format!("http://127.0.0.1:{port}/metrics")).ok().filter(|r| r.0 == 200));
+    wait_for(20, name, || {
+        http_get(&format!("http://127.0.0.1:{port}/metrics"))
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
     Proc(child)
 }
 
 fn prom_series(base: &str, sel: &str) -> Vec<BTreeMap<String, String>> {
-    let (code, body) = http_get(&format!("{base}/api/v1/series?match[]={}", urlencode(sel))).unwrap();
+    let (code, body) =
+        http_get(&format!("{base}/api/v1/series?match[]={}", urlencode(sel))).unwrap();
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut out: Vec<BTreeMap<String, String>> = serde_json::from_value(v["data"].clone()).unwrap();
@@ -114,14 +119,21 @@ fn same_targets_same_series_and_values_as_prometheus() {
         Command::new("prometheus")
             .arg(format!("--config.file={}", prom_cfg.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("prom").display()
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus (Debian package) on PATH"),
     );
     let prom = format!("http://127.0.0.1:{prom_port}");
-    wait_for(30, "prometheus ready", || http_get(&format!("{prom}/-/ready")).ok().filter(|r| r.0 == 200));
+    wait_for(30, "prometheus ready", || {
+        http_get(&format!("{prom}/-/ready"))
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
     let all = "{job=~\"client|otel|text\"}";
     // Both have scraped each target at least twice.
     wait_for(30, "both scraped all targets", || {
@@ -133,22 +145,47 @@ fn same_targets_same_series_and_values_as_prometheus() {
     });
     let ps = prom_series(&prom, all);
     let as_ = prom_series(&argus.url(), all);
-    let names = |s: &[BTreeMap<String, String>]| s.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>();
+    let names =
+        |s: &[BTreeMap<String, String>]| s.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>();
     assert_eq!(names(&as_), names(&ps), "series sets differ");
     assert!(ps.len() > 40, "only {} series", ps.len());
-    let volatile = |s: &str| s.starts_with("scrape_duration_seconds") || s.starts_with("scrape_series_added");
-    let pf: Vec<_> = federate(&prom, all).into_iter().filter(|(s, _)| !volatile(s)).collect();
-    let af: Vec<_> = federate(&argus.url(), all).into_iter().filter(|(s, _)| !volatile(s)).collect();
+    let volatile =
+        |s: &str| s.starts_with("scrape_duration_seconds") || s.starts_with("scrape_series_added");
+    let pf: Vec<_> = federate(&prom, all)
+        .into_iter()
+        .filter(|(s, _)| !volatile(s))
+        .collect();
+    let af: Vec<_> = federate(&argus.url(), all)
+        .into_iter()
+        .filter(|(s, _)| !volatile(s))
+        .collect();
     assert_eq!(af.len(), pf.len());
     for (a, p) in af.iter().zip(&pf) {
         assert_eq!(a.0, p.0);
-        assert!(a.1 == p.1 || (a.1.is_nan() && p.1.is_nan()), "{}: argus {} prometheus {}", a.0, a.1, p.1);
+        assert!(
+            a.1 == p.1 || (a.1.is_nan() && p.1.is_nan()),
+            "{}: argus {} prometheus {}",
+            a.0,
+            a.1,
+            p.1
+        );
     }
     // Sanity: the OTel conventions came through (target_info, scope info,
     // unit and _total suffixes).
-    let otel: Vec<String> = af.iter().filter(|(s, _)| s.contains("job=\"otel\"")).map(|(s, _)| s.clone()).collect();
-    for want in ["target_info{", "orders_total{", "checkout_duration_milliseconds_bucket{"] {
-        assert!(otel.iter().any(|s| s.starts_with(want)), "no {want} in {otel:?}");
+    let otel: Vec<String> = af
+        .iter()
+        .filter(|(s, _)| s.contains("job=\"otel\""))
+        .map(|(s, _)| s.clone())
+        .collect();
+    for want in [
+        "target_info{",
+        "orders_total{",
+        "checkout_duration_milliseconds_bucket{",
+    ] {
+        assert!(
+            otel.iter().any(|s| s.starts_with(want)),
+            "no {want} in {otel:?}"
+        );
     }
     std::thread::sleep(Duration::from_millis(10));
 }

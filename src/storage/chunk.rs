@@ -131,6 +131,19 @@ impl XorChunk {
         self.t
     }
 
+    /// Bits of the newest value (undefined when empty).
+    pub fn last_value_bits(&self) -> u64 {
+        self.v
+    }
+
+    /// An empty chunk whose buffer starts with room for `bytes`, so a
+    /// series' chunks stop paying for growth by doubling.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut c = XorChunk::new();
+        c.w.bytes.reserve_exact(bytes);
+        c
+    }
+
     /// Encoded bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.w.bytes
@@ -245,34 +258,65 @@ impl XorChunk {
         })
     }
 
-    /// Freezes into a compact immutable chunk.
+    /// Freezes into a compact immutable chunk (one exact-size allocation).
     pub fn freeze(self) -> FrozenChunk {
+        let mut b = Vec::with_capacity(self.w.bytes.len() + 2);
+        b.extend_from_slice(&self.count.to_le_bytes());
+        b.extend_from_slice(&self.w.bytes);
         FrozenChunk {
-            bytes: self.w.bytes.into_boxed_slice(),
-            count: self.count,
-            min_t: self.min_t,
+            bytes: b.into_boxed_slice(),
             max_t: self.t,
         }
     }
 }
 
-/// A full chunk: bytes trimmed to size, no encoder state.
+/// A full chunk: 24 bytes of handle plus `[count u16][stream]` on the heap.
+/// The first timestamp is the stream's first 64 bits, so it is not stored
+/// twice.
 #[derive(Clone, Debug)]
 pub struct FrozenChunk {
-    /// Encoded samples.
-    pub bytes: Box<[u8]>,
-    /// Number of samples.
-    pub count: u16,
-    /// First timestamp.
-    pub min_t: i64,
-    /// Last timestamp.
-    pub max_t: i64,
+    bytes: Box<[u8]>,
+    max_t: i64,
 }
 
 impl FrozenChunk {
+    /// Rebuilds a frozen chunk from its parts, checking that the stream
+    /// decodes to `count` samples ending at `max_t`.
+    pub fn from_parts(stream: &[u8], count: u16, max_t: i64) -> Option<FrozenChunk> {
+        let c = XorChunk::from_bytes(stream, count)?;
+        (c.max_t() == max_t).then(|| c.freeze())
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u16 {
+        u16::from_le_bytes([self.bytes[0], self.bytes[1]])
+    }
+
+    /// First timestamp.
+    pub fn min_t(&self) -> i64 {
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&self.bytes[2..10]);
+        i64::from_be_bytes(t)
+    }
+
+    /// Last timestamp.
+    pub fn max_t(&self) -> i64 {
+        self.max_t
+    }
+
+    /// The encoded stream.
+    pub fn stream(&self) -> &[u8] {
+        &self.bytes[2..]
+    }
+
+    /// Heap bytes held.
+    pub fn heap_size(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Iterates the samples.
     pub fn iter(&self) -> XorIter<'_> {
-        XorIter::new(&self.bytes, self.count)
+        XorIter::new(self.stream(), self.count())
     }
 }
 

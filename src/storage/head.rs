@@ -1,4 +1,9 @@
-//! The in-memory head: series index, postings and per-series chunks.
+//! The in-memory head: a symbol table, series index, postings and
+//! per-series chunks.
+//!
+//! Series keep their labels as pairs of symbol ids (8 bytes a label rather
+//! than two shared-string handles), and postings are keyed by symbol ids;
+//! `Labels` are rebuilt from the symbol table when a query returns them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -37,52 +42,66 @@ pub(crate) struct SeriesData {
 }
 
 impl SeriesData {
+    /// Newest timestamp and value bits. Chunks are cut lazily on the next
+    /// append, so a series with samples always has a non-empty head chunk.
     fn last(&self) -> Option<(i64, u64)> {
-        if self.head.is_empty() {
-            let f = self.frozen.last()?;
-            let (t, v) = f.iter().last()?;
-            Some((t, v.to_bits()))
-        } else {
-            let t = self.head.max_t();
-            let v = self.head.iter().last().map(|s| s.1.to_bits())?;
-            Some((t, v))
-        }
+        (!self.head.is_empty()).then(|| (self.head.max_t(), self.head.last_value_bits()))
     }
 
     fn min_t(&self) -> Option<i64> {
         self.frozen
             .first()
-            .map(|c| c.min_t)
+            .map(|c| c.min_t())
             .or_else(|| (!self.head.is_empty()).then(|| self.head.min_t()))
     }
 
     fn max_t(&self) -> Option<i64> {
-        if !self.head.is_empty() {
-            Some(self.head.max_t())
-        } else {
-            self.frozen.last().map(|c| c.max_t)
-        }
+        self.last().map(|l| l.0)
     }
 
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        let keep = |(t, v): (i64, f64)| (t >= mint && t <= maxt).then_some(Sample { t, v });
         for c in &self.frozen {
-            if c.max_t < mint || c.min_t > maxt {
-                continue;
+            if c.max_t() >= mint && c.min_t() <= maxt {
+                out.extend(c.iter().filter_map(keep));
             }
-            out.extend(
-                c.iter()
-                    .filter(|(t, _)| *t >= mint && *t <= maxt)
-                    .map(|(t, v)| Sample { t, v }),
-            );
         }
         if !self.head.is_empty() && self.head.max_t() >= mint && self.head.min_t() <= maxt {
-            out.extend(
-                self.head
-                    .iter()
-                    .filter(|(t, _)| *t >= mint && *t <= maxt)
-                    .map(|(t, v)| Sample { t, v }),
-            );
+            out.extend(self.head.iter().filter_map(keep));
         }
+    }
+
+    /// Appends one sample with Prometheus's ordering rules.
+    fn append(&mut self, t: i64, v: f64, min_valid: i64) -> Result<bool, StorageError> {
+        if self.removed {
+            return Err(StorageError::UnknownRef);
+        }
+        if t < min_valid {
+            return Err(StorageError::OutOfBounds);
+        }
+        if let Some((last_t, last_v)) = self.last() {
+            if t < last_t {
+                return Err(StorageError::OutOfOrder);
+            }
+            if t == last_t {
+                return if last_v == v.to_bits() {
+                    Ok(false)
+                } else {
+                    Err(StorageError::DuplicateTimestamp)
+                };
+            }
+        }
+        if self.head.len() >= SAMPLES_PER_CHUNK {
+            // Size the next buffer like the last chunk so it rarely regrows.
+            let next = XorChunk::with_capacity(self.head.bytes().len() + 8);
+            let full = std::mem::replace(&mut self.head, next);
+            // Grow by one: a doubling Vec of chunk handles would cost more
+            // per sample than the handles themselves.
+            self.frozen.reserve_exact(1);
+            self.frozen.push(full.freeze());
+        }
+        self.head.append(t, v);
+        Ok(true)
     }
 }
 
@@ -90,93 +109,102 @@ impl SeriesData {
 #[derive(Debug)]
 pub struct MemSeries {
     pub(crate) id: u32,
-    pub(crate) labels: Labels,
+    /// (name, value) symbol ids, in label-name order.
+    syms: Box<[(u32, u32)]>,
     pub(crate) data: Mutex<SeriesData>,
-    /// Newest timestamp, readable without the lock for cheap range checks.
-    last_t: AtomicI64,
-    /// Bits of the newest value, for duplicate detection without decoding.
-    last_v: AtomicU64,
 }
 
 impl MemSeries {
-    fn new(id: u32, labels: Labels) -> Self {
-        MemSeries {
-            id,
-            labels,
-            data: Mutex::new(SeriesData {
-                frozen: Vec::new(),
-                head: XorChunk::new(),
-                removed: false,
-            }),
-            last_t: AtomicI64::new(i64::MIN),
-            last_v: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SeriesData> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, SeriesData> {
         // A panic while holding the lock cannot leave chunks half-written in
         // a way later appends would misread, so poisoning is ignored.
         self.data.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends one sample with Prometheus's ordering rules.
-    fn append(&self, t: i64, v: f64, min_valid: i64) -> Result<bool, StorageError> {
-        let mut d = self.lock();
-        if d.removed {
-            return Err(StorageError::UnknownRef);
-        }
-        if t < min_valid {
-            return Err(StorageError::OutOfBounds);
-        }
-        let last_t = self.last_t.load(Ordering::Relaxed);
-        if t < last_t {
-            return Err(StorageError::OutOfOrder);
-        }
-        if t == last_t {
-            if self.last_v.load(Ordering::Relaxed) == v.to_bits() {
-                return Ok(false);
-            }
-            return Err(StorageError::DuplicateTimestamp);
-        }
-        if d.head.len() >= SAMPLES_PER_CHUNK {
-            let full = std::mem::replace(&mut d.head, XorChunk::new());
-            d.frozen.push(full.freeze());
-        }
-        d.head.append(t, v);
-        self.last_t.store(t, Ordering::Relaxed);
-        self.last_v.store(v.to_bits(), Ordering::Relaxed);
-        Ok(true)
     }
 
     pub(crate) fn restore(&self, frozen: Vec<FrozenChunk>, head: XorChunk) {
         let mut d = self.lock();
         d.frozen = frozen;
         d.head = head;
-        if let Some((t, v)) = d.last() {
-            self.last_t.store(t, Ordering::Relaxed);
-            self.last_v.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Interned strings with ids that are recycled once nothing uses them.
+#[derive(Default)]
+struct Symbols {
+    strings: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+    free: Vec<u32>,
+}
+
+impl Symbols {
+    fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    fn intern(&mut self, s: &Arc<str>) -> u32 {
+        if let Some(id) = self.ids.get(&**s) {
+            return *id;
         }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.strings[id as usize] = s.clone();
+                id
+            }
+            None => {
+                self.strings.push(s.clone());
+                (self.strings.len() - 1) as u32
+            }
+        };
+        self.ids.insert(s.clone(), id);
+        id
+    }
+
+    fn str(&self, id: u32) -> &Arc<str> {
+        &self.strings[id as usize]
     }
 }
 
 #[derive(Default)]
 struct Index {
+    symbols: Symbols,
     series: HashMap<u32, Arc<MemSeries>>,
     /// Label-set hash to series; collisions spill into `collisions`.
     by_hash: HashMap<u64, u32>,
     collisions: HashMap<u64, Vec<u32>>,
-    /// name → value → sorted series ids. Keys double as the string intern table.
-    postings: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u32>>>,
+    /// name id → value id → sorted series ids.
+    postings: HashMap<u32, HashMap<u32, Vec<u32>>>,
     /// Every live id, sorted.
     all: Vec<u32>,
     next_id: u32,
 }
 
 impl Index {
+    fn labels_of(&self, s: &MemSeries) -> Labels {
+        Labels::from_sorted(
+            s.syms
+                .iter()
+                .map(|(n, v)| Label {
+                    name: self.symbols.str(*n).clone(),
+                    value: self.symbols.str(*v).clone(),
+                })
+                .collect(),
+        )
+    }
+
+    fn hash_of(&self, s: &MemSeries) -> u64 {
+        self.labels_of(s).stable_hash()
+    }
+
+    fn same(&self, s: &MemSeries, labels: &Labels) -> bool {
+        s.syms.len() == labels.len()
+            && s.syms.iter().zip(labels.iter()).all(|((n, v), l)| {
+                **self.symbols.str(*n) == *l.name && **self.symbols.str(*v) == *l.value
+            })
+    }
+
     fn lookup(&self, labels: &Labels, hash: u64) -> Option<&Arc<MemSeries>> {
-        if let Some(id) = self.by_hash.get(&hash) {
-            let s = self.series.get(id)?;
-            if &s.labels == labels {
+        if let Some(s) = self.by_hash.get(&hash).and_then(|id| self.series.get(id)) {
+            if self.same(s, labels) {
                 return Some(s);
             }
         }
@@ -184,48 +212,38 @@ impl Index {
             .get(&hash)?
             .iter()
             .filter_map(|id| self.series.get(id))
-            .find(|s| &s.labels == labels)
-    }
-
-    fn intern(&mut self, l: &Label) -> Label {
-        let name = match self.postings.get_key_value(&l.name) {
-            Some((k, _)) => k.clone(),
-            None => {
-                self.postings.insert(l.name.clone(), HashMap::new());
-                l.name.clone()
-            }
-        };
-        let value = self
-            .postings
-            .get(&name)
-            .and_then(|m| m.get_key_value(&l.value))
-            .map(|(k, _)| k.clone())
-            .unwrap_or_else(|| l.value.clone());
-        Label { name, value }
+            .find(|s| self.same(s, labels))
     }
 
     fn create(&mut self, labels: &Labels, hash: u64) -> Arc<MemSeries> {
-        let interned: Vec<Label> = labels.iter().map(|l| self.intern(l)).collect();
-        let labels = Labels::from_sorted(interned);
+        let syms: Box<[(u32, u32)]> = labels
+            .iter()
+            .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
+            .collect();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let s = Arc::new(MemSeries::new(id, labels));
-        for l in s.labels.iter() {
+        for (n, v) in syms.iter() {
             self.postings
-                .entry(l.name.clone())
+                .entry(*n)
                 .or_default()
-                .entry(l.value.clone())
+                .entry(*v)
                 .or_default()
                 .push(id);
         }
+        let s = Arc::new(MemSeries {
+            id,
+            syms,
+            data: Mutex::new(SeriesData {
+                frozen: Vec::new(),
+                head: XorChunk::new(),
+                removed: false,
+            }),
+        });
         self.all.push(id);
-        match self.by_hash.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.collisions.entry(hash).or_default().push(id);
-            }
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
+            e.insert(id);
+        } else {
+            self.collisions.entry(hash).or_default().push(id);
         }
         self.series.insert(id, s.clone());
         s
@@ -236,27 +254,32 @@ impl Index {
         let mut result: Option<Vec<u32>> = None;
         let mut subtract: Vec<Vec<u32>> = Vec::new();
         for m in matchers {
+            let values = self
+                .symbols
+                .get(&m.name)
+                .and_then(|n| self.postings.get(&n));
             if m.matches_empty() {
                 // Series lacking the label match; exclude those whose value fails.
-                let Some(values) = self.postings.get(m.name.as_str()) else {
-                    continue;
-                };
-                let lists: Vec<&[u32]> = values
+                let Some(values) = values else { continue };
+                let lists = values
                     .iter()
-                    .filter(|(v, _)| !m.matches(v))
+                    .filter(|(v, _)| !m.matches(self.symbols.str(**v)))
                     .map(|(_, ids)| ids.as_slice())
                     .collect();
                 subtract.push(postings::union(lists));
             } else {
-                let list = match (m.op, self.postings.get(m.name.as_str())) {
+                let list = match (m.op, values) {
                     (_, None) => Vec::new(),
-                    (MatchOp::Equal, Some(values)) => {
-                        values.get(m.value.as_str()).cloned().unwrap_or_default()
-                    }
+                    (MatchOp::Equal, Some(values)) => self
+                        .symbols
+                        .get(&m.value)
+                        .and_then(|v| values.get(&v))
+                        .cloned()
+                        .unwrap_or_default(),
                     (_, Some(values)) => postings::union(
                         values
                             .iter()
-                            .filter(|(v, _)| m.matches(v))
+                            .filter(|(v, _)| m.matches(self.symbols.str(**v)))
                             .map(|(_, ids)| ids.as_slice())
                             .collect(),
                     ),
@@ -284,24 +307,25 @@ impl Index {
         let mut gone = ids.to_vec();
         gone.sort_unstable();
         for id in &gone {
-            if let Some(s) = self.series.remove(id) {
-                let h = s.labels.stable_hash();
-                if self.by_hash.get(&h) == Some(id) {
-                    self.by_hash.remove(&h);
-                    // Promote a colliding series, if any, to the primary slot.
-                    if let Some(c) = self.collisions.get_mut(&h) {
-                        if let Some(next) = c.pop() {
-                            self.by_hash.insert(h, next);
-                        }
-                        if c.is_empty() {
-                            self.collisions.remove(&h);
-                        }
+            let Some(s) = self.series.remove(id) else {
+                continue;
+            };
+            let h = self.hash_of(&s);
+            if self.by_hash.get(&h) == Some(id) {
+                self.by_hash.remove(&h);
+                // Promote a colliding series, if any, to the primary slot.
+                if let Some(c) = self.collisions.get_mut(&h) {
+                    if let Some(next) = c.pop() {
+                        self.by_hash.insert(h, next);
                     }
-                } else if let Some(c) = self.collisions.get_mut(&h) {
-                    c.retain(|x| x != id);
                     if c.is_empty() {
                         self.collisions.remove(&h);
                     }
+                }
+            } else if let Some(c) = self.collisions.get_mut(&h) {
+                c.retain(|x| x != id);
+                if c.is_empty() {
+                    self.collisions.remove(&h);
                 }
             }
         }
@@ -315,6 +339,24 @@ impl Index {
             values.retain(|_, ids| !ids.is_empty());
         }
         self.postings.retain(|_, v| !v.is_empty());
+        // Recycle symbols no live series uses, so label churn (pod names,
+        // deploy hashes) does not grow the table forever.
+        let mut used = vec![false; self.symbols.strings.len()];
+        for s in self.series.values() {
+            for (n, v) in s.syms.iter() {
+                used[*n as usize] = true;
+                used[*v as usize] = true;
+            }
+        }
+        let free: std::collections::HashSet<u32> = self.symbols.free.iter().copied().collect();
+        for (i, u) in used.iter().enumerate() {
+            let i = i as u32;
+            if !u && !free.contains(&i) {
+                let s = std::mem::replace(&mut self.symbols.strings[i as usize], Arc::from(""));
+                self.symbols.ids.remove(&s);
+                self.symbols.free.push(i);
+            }
+        }
     }
 }
 
@@ -390,20 +432,22 @@ impl Head {
             .and_then(|id| self.read().series.get(&id).cloned())
     }
 
-    /// All live series handles, for snapshots.
-    pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
+    /// Every live series with its labels, in id order.
+    pub(crate) fn all_series(&self) -> Vec<(Labels, Arc<MemSeries>)> {
         let idx = self.read();
         idx.all
             .iter()
-            .filter_map(|id| idx.series.get(id).cloned())
+            .filter_map(|id| idx.series.get(id))
+            .map(|s| (idx.labels_of(s), s.clone()))
             .collect()
     }
 
-    fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+    fn matching_series(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
         let idx = self.read();
         idx.matching(matchers)
             .iter()
-            .filter_map(|id| idx.series.get(id).cloned())
+            .filter_map(|id| idx.series.get(id))
+            .map(|s| (idx.labels_of(s), s.clone()))
             .collect()
     }
 
@@ -411,10 +455,14 @@ impl Head {
     /// number of series removed. Later appends before `min_t` are refused.
     pub fn truncate(&self, min_t: Timestamp) -> usize {
         self.min_valid_t.fetch_max(min_t, Ordering::Relaxed);
+        let all: Vec<Arc<MemSeries>> = {
+            let idx = self.read();
+            idx.series.values().cloned().collect()
+        };
         let mut empty = Vec::new();
-        for s in self.all_series() {
+        for s in all {
             let mut d = s.lock();
-            d.frozen.retain(|c| c.max_t >= min_t);
+            d.frozen.retain(|c| c.max_t() >= min_t);
             if !d.head.is_empty() && d.head.max_t() < min_t {
                 d.head = XorChunk::new();
             }
@@ -433,45 +481,34 @@ impl Head {
         n
     }
 
-    /// Approximate heap bytes held by chunk data (encoded samples).
+    fn fold_series<T>(&self, init: T, f: impl Fn(T, &SeriesData) -> T) -> T {
+        let all: Vec<Arc<MemSeries>> = self.read().series.values().cloned().collect();
+        all.iter().fold(init, |acc, s| f(acc, &s.lock()))
+    }
+
+    /// Heap bytes held by encoded samples.
     pub fn chunk_bytes(&self) -> usize {
-        self.all_series()
-            .iter()
-            .map(|s| {
-                let d = s.lock();
-                d.head.heap_size() + d.frozen.iter().map(|c| c.bytes.len()).sum::<usize>()
-            })
-            .sum()
+        self.fold_series(0, |acc, d| {
+            acc + d.head.heap_size() + d.frozen.iter().map(|c| c.heap_size()).sum::<usize>()
+        })
     }
 
     /// Total samples held.
     pub fn num_samples(&self) -> usize {
-        self.all_series()
-            .iter()
-            .map(|s| {
-                let d = s.lock();
-                d.head.len() as usize + d.frozen.iter().map(|c| c.count as usize).sum::<usize>()
-            })
-            .sum()
-    }
-
-    fn in_range(s: &MemSeries, mint: i64, maxt: i64) -> bool {
-        let d = s.lock();
-        matches!((d.min_t(), d.max_t()), (Some(a), Some(b)) if a <= maxt && b >= mint)
+        self.fold_series(0, |acc, d| {
+            acc + d.head.len() as usize + d.frozen.iter().map(|c| c.count() as usize).sum::<usize>()
+        })
     }
 }
 
 impl Queryable for Head {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
-        for s in self.matching_series(matchers) {
+        for (labels, s) in self.matching_series(matchers) {
             let mut samples = Vec::new();
             s.lock().samples(mint, maxt, &mut samples);
             if !samples.is_empty() {
-                out.push(SeriesSamples {
-                    labels: s.labels.clone(),
-                    samples,
-                });
+                out.push(SeriesSamples { labels, samples });
             }
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -482,8 +519,11 @@ impl Queryable for Head {
         let mut out: Vec<Labels> = self
             .matching_series(matchers)
             .into_iter()
-            .filter(|s| Head::in_range(s, mint, maxt))
-            .map(|s| s.labels.clone())
+            .filter(|(_, s)| {
+                let d = s.lock();
+                matches!((d.min_t(), d.max_t()), (Some(a), Some(b)) if a <= maxt && b >= mint)
+            })
+            .map(|(l, _)| l)
             .collect();
         out.sort();
         out
@@ -544,13 +584,15 @@ impl Appender for HeadAppender {
         let mut out = AppendOutcome::default();
         let min_valid = self.head.min_valid_t.load(Ordering::Relaxed);
         for (s, t, v) in self.pending.drain(..) {
-            let res = match s.append(t, v, min_valid) {
+            let res = match s.lock().append(t, v, min_valid) {
                 // Retention removed the series between append and commit:
                 // recreate it so the sample is not lost.
-                Err(StorageError::UnknownRef) => self
-                    .head
-                    .get_or_create(&s.labels)
-                    .and_then(|s2| s2.append(t, v, min_valid)),
+                Err(StorageError::UnknownRef) => {
+                    let labels = self.head.read().labels_of(&s);
+                    self.head
+                        .get_or_create(&labels)
+                        .and_then(|s2| s2.lock().append(t, v, min_valid))
+                }
                 r => r,
             };
             match res {
@@ -576,7 +618,6 @@ impl Appender for HeadAppender {
         self.pending.clear();
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,5 +740,34 @@ mod tests {
         a.append(&b_l, 600_000, 1.0).unwrap();
         assert_eq!(a.commit().appended, 1);
         assert_eq!(h.num_series(), 2);
+    }
+
+    #[test]
+    fn symbols_of_removed_series_are_recycled() {
+        let h = Arc::new(Head::new());
+        for round in 0..5i64 {
+            let mut a = h.appender();
+            for p in 0..100 {
+                let l = l(&[("__name__", "up"), ("pod", &format!("pod-{round}-{p}"))]);
+                a.append(&l, round * 1000, 1.0).unwrap();
+            }
+            a.commit();
+            h.truncate(round * 1000);
+        }
+        let idx = h.read();
+        // Live: 100 pods + "__name__", "up", "pod"; the table did not grow 5×.
+        assert_eq!(idx.symbols.ids.len(), 103);
+        assert!(
+            idx.symbols.strings.len() <= 203,
+            "{}",
+            idx.symbols.strings.len()
+        );
+        drop(idx);
+        let got = h.series(&[m(MatchOp::Regex, "pod", "pod-4-.*")], 0, i64::MAX);
+        assert_eq!(got.len(), 100);
+        assert!(
+            h.series(&[m(MatchOp::Regex, "pod", "pod-3-.*")], 0, i64::MAX)
+                .is_empty()
+        );
     }
 }

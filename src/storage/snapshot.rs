@@ -73,21 +73,21 @@ pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
     let series = head.all_series();
     w.write_all(&(series.len() as u64).to_le_bytes())
         .map_err(io)?;
-    for s in &series {
-        w.write_all(&(s.labels.len() as u32).to_le_bytes())
+    for (labels, s) in &series {
+        w.write_all(&(labels.len() as u32).to_le_bytes())
             .map_err(io)?;
-        for l in s.labels.iter() {
+        for l in labels.iter() {
             put_bytes(&mut w, l.name.as_bytes()).map_err(io)?;
             put_bytes(&mut w, l.value.as_bytes()).map_err(io)?;
         }
-        let d = s.data.lock().unwrap_or_else(|e| e.into_inner());
+        let d = s.lock();
         w.write_all(&(d.frozen.len() as u32).to_le_bytes())
             .map_err(io)?;
         for c in &d.frozen {
-            w.write_all(&c.count.to_le_bytes()).map_err(io)?;
-            w.write_all(&c.min_t.to_le_bytes()).map_err(io)?;
-            w.write_all(&c.max_t.to_le_bytes()).map_err(io)?;
-            put_bytes(&mut w, &c.bytes).map_err(io)?;
+            w.write_all(&c.count().to_le_bytes()).map_err(io)?;
+            w.write_all(&c.min_t().to_le_bytes()).map_err(io)?;
+            w.write_all(&c.max_t().to_le_bytes()).map_err(io)?;
+            put_bytes(&mut w, c.stream()).map_err(io)?;
         }
         w.write_all(&d.head.len().to_le_bytes()).map_err(io)?;
         put_bytes(&mut w, d.head.bytes()).map_err(io)?;
@@ -195,12 +195,11 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
             let min_t = r.i64().ok_or_else(bad)?;
             let max_t = r.i64().ok_or_else(bad)?;
             let bytes = r.bytes().ok_or_else(bad)?;
-            frozen.push(FrozenChunk {
-                bytes: bytes.into(),
-                count,
-                min_t,
-                max_t,
-            });
+            let c = FrozenChunk::from_parts(bytes, count, max_t).ok_or_else(bad)?;
+            if c.min_t() != min_t {
+                return Err(bad());
+            }
+            frozen.push(c);
         }
         let hc = r.u16().ok_or_else(bad)?;
         let hb = r.bytes().ok_or_else(bad)?;
