@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Side-by-side: N static targets served by nginx-light (one port each,
+# SERIES series per target), scraped every INTERVAL by the real Prometheus
+# and by argus with the same scrape config, for DURATION seconds. Prints
+# CPU-seconds and peak RSS of each and the argus/Prometheus ratios.
+#
+# Needs: nginx (Debian nginx-light), prometheus (Debian package), python3.
+# Usage: benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
+set -euo pipefail
+N=${1:-50}
+SERIES=${2:-2000}
+DURATION=${3:-60}
+INTERVAL=${4:-1s}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+command -v nginx >/dev/null || { echo "nginx not found (apt-get install nginx-light)"; exit 1; }
+command -v prometheus >/dev/null || { echo "prometheus not found (apt-get install prometheus)"; exit 1; }
+
+(cd "$ROOT" && cargo build --release --quiet)
+ARGUS="$ROOT/target/release/argus"
+
+BASE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(20000 + s.getsockname()[1] % 20000)')
+mkdir -p "$WORK/www" "$WORK/nginx"
+python3 - "$WORK/www/metrics" "$SERIES" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+out = []
+i = 0
+buckets = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "+Inf"]
+# Histograms: 13 series per label set.
+h = 0
+while i + 13 <= n * 6 // 10:
+    name = f"http_request_duration_seconds_{h % 10}"
+    if h < 10:
+        out.append(f"# HELP {name} Request duration.\n# TYPE {name} histogram")
+    lbl = f'handler="/api/v1/resource/{h}",method="GET",code="200"'
+    c = 0
+    for j, b in enumerate(buckets):
+        c += (h * 7 + j) % 13
+        out.append(f'{name}_bucket{{{lbl},le="{b}"}} {c}')
+    out.append(f"{name}_sum{{{lbl}}} {c * 0.37:.3f}")
+    out.append(f"{name}_count{{{lbl}}} {c}")
+    i += 13
+    h += 1
+out.append("# HELP app_events_total Events.\n# TYPE app_events_total counter")
+k = 0
+while i < n:
+    out.append(f'app_events_total{{kind="k{k % 50}",shard="{k}",pod="app-5f7d8c9b4-{k:05d}"}} {k * 3 + 1}')
+    i += 1
+    k += 1
+open(path, "w").write("\n".join(out) + "\n")
+PY
+
+{
+  echo "worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx/error.log;"
+  echo "events { worker_connections 1024; }"
+  echo "http { access_log off; default_type text/plain;"
+  echo "  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;"
+  for i in $(seq 0 $((N - 1))); do
+    echo "  server { listen 127.0.0.1:$((BASE_PORT + i)); location /metrics { alias $WORK/www/metrics; } }"
+  done
+  echo "}"
+} > "$WORK/nginx.conf"
+# nginx workers run as an unprivileged user and must be able to read the file.
+chmod -R a+rX "$WORK"
+nginx -c "$WORK/nginx.conf" -p "$WORK/nginx"
+
+TARGETS=$(for i in $(seq 0 $((N - 1))); do printf "'127.0.0.1:%d'," $((BASE_PORT + i)); done)
+cat > "$WORK/scrape.yml" <<YML
+global:
+  scrape_interval: $INTERVAL
+  scrape_timeout: $INTERVAL
+scrape_configs:
+  - job_name: bench
+    static_configs:
+      - targets: [${TARGETS%,}]
+YML
+
+P_PORT=$((BASE_PORT - 2)); A_PORT=$((BASE_PORT - 1))
+prometheus --config.file="$WORK/scrape.yml" --web.listen-address="127.0.0.1:$P_PORT" \
+  --storage.tsdb.path="$WORK/prom" >"$WORK/prom.log" 2>&1 &
+PROM=$!
+"$ARGUS" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$A_PORT" \
+  --storage.path "$WORK/argus" --log.level warn >"$WORK/argus.log" 2>&1 &
+ARG=$!
+
+sleep "$DURATION"
+
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+hwm() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+count() { curl -s "http://127.0.0.1:$1/api/v1/series?match[]=%7Bjob%3D%22bench%22%7D" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))'; }
+PC=$(cpu $PROM); PR=$(hwm $PROM); AC=$(cpu $ARG); AR=$(hwm $ARG)
+PS=$(count $P_PORT); AS=$(count $A_PORT)
+ERR=$(curl -s "http://127.0.0.1:$A_PORT/api/v1/targets" | python3 -c 'import json,sys; e={t["lastError"] for t in json.load(sys.stdin)["data"]["activeTargets"]} - {""}; print("; ".join(sorted(e))[:300])')
+[ -z "$ERR" ] || echo "WARNING: scrape errors in argus: $ERR"
+echo "targets=$N series_per_target=$SERIES interval=$INTERVAL duration=${DURATION}s"
+printf "%-12s %12s %14s %10s\n" "" "cpu_seconds" "peak_rss_MiB" "series"
+printf "%-12s %12s %14s %10s\n" prometheus "$PC" "$PR" "$PS"
+printf "%-12s %12s %14s %10s\n" argus "$AC" "$AR" "$AS"
+python3 -c "print(f'ratio argus/prometheus: cpu={$AC/$PC:.3f} rss={$AR/$PR:.3f}')"
