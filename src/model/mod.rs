@@ -1,10 +1,12 @@
 //! Core data types shared by every module: labels, samples, timestamps,
 //! matchers and durations. Depends on std and `regex` only.
 
+mod hash;
 mod labels;
 mod matcher;
 mod time;
 
+pub use hash::{FastHasher, FastMap, FastSet};
 pub use labels::{
     Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,
     is_legacy_metric_name,

@@ -1,7 +1,7 @@
 //! One scrape loop per target: fetch with a deadline and size limit, parse,
 //! relabel, append with staleness, and report the synthetic series.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use super::parse::{Entry, Format, ParseError, Parser};
 use super::relabel::{Relabel, process};
 use super::target::Target;
 use crate::config::{ScrapeConfig, Secret, read_secret_file};
-use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
+use crate::model::{Clock, FastMap, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
 use crate::storage::{Appender, SeriesRef, StorageError};
 use crate::telemetry::Metrics;
 
@@ -94,22 +94,38 @@ pub struct JobSettings {
     pub metric_relabel: Vec<Relabel>,
 }
 
+/// What the loop remembers about one series line of the exposition.
 struct CacheEntry {
     /// `None` when metric relabeling dropped the series.
     r: Option<SeriesRef>,
-    labels: Labels,
-    last_iter: u64,
+    /// Iteration that last saw the line, and the one before that.
+    seen: u64,
+    prev_seen: u64,
+    /// The last sample carried its own timestamp (no staleness for those).
+    explicit: bool,
 }
 
 /// Loop state that lives across scrapes.
 struct State {
-    cache: HashMap<Box<[u8]>, CacheEntry>,
-    /// Series appended without explicit timestamp in the last good scrape.
-    prev: HashSet<u64>,
-    /// Labels for those refs, to re-resolve if retention dropped them.
-    prev_labels: HashMap<u64, Labels>,
+    /// Raw series bytes → entry. Keys are the exposition's own bytes, so a
+    /// steady-state scrape never decodes or relabels a label set.
+    cache: FastMap<Box<[u8]>, CacheEntry>,
     iter: u64,
+    /// Iteration of the last successful scrape; its series are the ones a
+    /// stale marker is owed to when they vanish.
+    prev_ok: Option<u64>,
     report_refs: HashMap<&'static str, SeriesRef>,
+}
+
+impl State {
+    /// Is this entry owed a stale marker if it is not seen again?
+    fn was_live(&self, e: &CacheEntry) -> bool {
+        e.r.is_some()
+            && !e.explicit
+            && self
+                .prev_ok
+                .is_some_and(|p| e.seen == p || (e.seen == self.iter && e.prev_seen == p))
+    }
 }
 
 /// A running scrape loop's inputs.
@@ -165,10 +181,9 @@ impl ScrapeLoop {
         );
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut st = State {
-            cache: HashMap::new(),
-            prev: HashSet::new(),
-            prev_labels: HashMap::new(),
+            cache: FastMap::default(),
             iter: 0,
+            prev_ok: None,
             report_refs: HashMap::new(),
         };
         let mode = loop {
@@ -229,6 +244,9 @@ impl ScrapeLoop {
                     self.metrics.scrape_sample_limit_exceeded.inc();
                 }
                 self.stale_all(st, &mut *app, ts);
+                // Lines first met in the failed pass were never committed.
+                let k = st.iter;
+                st.cache.retain(|_, e| !(e.seen == k && e.prev_seen == 0));
                 (0, 0, 0, Some(e))
             }
         };
@@ -244,7 +262,16 @@ impl ScrapeLoop {
         for (name, v) in REPORT.iter().zip(values) {
             self.append_report(st, &mut *app, name, ts, v);
         }
-        app.commit();
+        let outcome = app.commit();
+        if outcome.unknown_ref > 0 {
+            // Retention removed series this loop still referenced (possible
+            // only for series whose samples were all refused). Start over
+            // from labels on the next scrape; the loss is counted.
+            tracing::warn!(target_url = %self.target.url, samples = outcome.unknown_ref, "series references expired; rebuilding the scrape cache");
+            st.cache.clear();
+            st.report_refs.clear();
+            st.prev_ok = None;
+        }
         self.metrics
             .scrape_duration
             .get_or_create(&job)
@@ -282,15 +309,15 @@ impl ScrapeLoop {
         }
     }
 
+    /// Marks every series of the last good scrape stale (scrape failed or
+    /// the target went away).
     fn stale_all(&self, st: &mut State, app: &mut dyn Appender, ts: Timestamp) {
-        for r in st.prev.drain() {
-            if app.append_ref(SeriesRef(r), ts, stale_nan()).is_err() {
-                if let Some(l) = st.prev_labels.get(&r) {
-                    let _ = app.append(l, ts, stale_nan());
-                }
+        for e in st.cache.values() {
+            if let (true, Some(r)) = (st.was_live(e), e.r) {
+                let _ = app.append_ref(r, ts, stale_nan());
             }
         }
-        st.prev_labels.clear();
+        st.prev_ok = None;
     }
 
     async fn fetch(&self) -> Result<(Vec<u8>, Format), ScrapeError> {
@@ -371,62 +398,54 @@ impl ScrapeLoop {
         let sample_limit = cfg.sample_limit.unwrap_or(0);
         let mut p = Parser::new(body, format);
         let (mut scraped, mut post, mut added) = (0u64, 0u64, 0u64);
-        let mut cur: HashSet<u64> = HashSet::with_capacity(st.prev.len());
-        let mut cur_labels: HashMap<u64, Labels> = HashMap::with_capacity(st.prev.len());
         let mut lb = LabelsBuilder::new();
-        let iter = st.iter;
+        let k = st.iter;
         while let Some(e) = p.next()? {
             let Entry::Sample(s) = e else { continue };
             scraped += 1;
-            let t = match s.timestamp {
-                Some(t) if cfg.honor_timestamps => t,
-                _ => ts,
-            };
             let explicit = s.timestamp.is_some() && cfg.honor_timestamps;
-            let entry = match st.cache.get_mut(s.series) {
+            let t = if explicit {
+                s.timestamp.unwrap_or(ts)
+            } else {
+                ts
+            };
+            match st.cache.get_mut(s.series) {
                 Some(e) => {
-                    if e.last_iter == iter {
+                    if e.seen == k {
                         return Err(ScrapeError::DuplicateSeries(
                             String::from_utf8_lossy(s.series).into_owned(),
                         ));
                     }
-                    e.last_iter = iter;
-                    e
+                    e.prev_seen = e.seen;
+                    e.seen = k;
+                    e.explicit = explicit;
+                    let Some(r) = e.r else { continue };
+                    app.append_ref(r, t, s.value)
+                        .map_err(|e| ScrapeError::Storage(e.to_string()))?;
                 }
                 None => {
                     p.labels(&mut lb)?;
-                    let labels = self.sample_labels(&mut lb)?;
-                    let r = match labels {
+                    let r = match self.sample_labels(&mut lb)? {
                         None => None,
-                        Some(ref l) => {
-                            let r = app.append(l, t, s.value).map_err(|e| storage_err(e, l))?;
+                        Some(l) => {
                             added += 1;
-                            post += 1;
-                            if !explicit {
-                                cur.insert(r.0);
-                                cur_labels.insert(r.0, l.clone());
-                            }
-                            Some(r)
+                            Some(app.append(&l, t, s.value).map_err(|e| storage_err(e, &l))?)
                         }
                     };
                     st.cache.insert(
                         s.series.into(),
                         CacheEntry {
                             r,
-                            labels: labels.unwrap_or_default(),
-                            last_iter: iter,
+                            seen: k,
+                            prev_seen: 0,
+                            explicit,
                         },
                     );
-                    if sample_limit > 0 && post > sample_limit {
-                        return Err(ScrapeError::SampleLimit {
-                            got: post,
-                            limit: sample_limit,
-                        });
+                    if r.is_none() {
+                        continue;
                     }
-                    continue;
                 }
-            };
-            let Some(r) = entry.r else { continue };
+            }
             post += 1;
             if sample_limit > 0 && post > sample_limit {
                 return Err(ScrapeError::SampleLimit {
@@ -434,39 +453,22 @@ impl ScrapeLoop {
                     limit: sample_limit,
                 });
             }
-            let r = match app.append_ref(r, t, s.value) {
-                Ok(()) => r,
-                Err(StorageError::UnknownRef) => {
-                    let nr = app
-                        .append(&entry.labels, t, s.value)
-                        .map_err(|e| storage_err(e, &entry.labels))?;
-                    entry.r = Some(nr);
-                    nr
-                }
-                Err(e) => return Err(storage_err(e, &entry.labels)),
-            };
-            if !explicit {
-                cur.insert(r.0);
-                if !st.prev.contains(&r.0) {
-                    cur_labels.insert(r.0, entry.labels.clone());
+        }
+        // Series of the last good scrape that are gone now get a stale
+        // marker; entries not seen this time are forgotten.
+        let prev_ok = st.prev_ok;
+        st.cache.retain(|_, e| {
+            if e.seen == k {
+                return true;
+            }
+            if let (Some(p), Some(r), false) = (prev_ok, e.r, e.explicit) {
+                if e.seen == p {
+                    let _ = app.append_ref(r, ts, stale_nan());
                 }
             }
-        }
-        // Series that were here last time and are gone now get a stale marker.
-        for r in st.prev.iter().filter(|r| !cur.contains(r)) {
-            if app.append_ref(SeriesRef(*r), ts, stale_nan()).is_err() {
-                if let Some(l) = st.prev_labels.get(r) {
-                    let _ = app.append(l, ts, stale_nan());
-                }
-            }
-        }
-        let mut labels = std::mem::take(&mut st.prev_labels);
-        labels.retain(|r, _| cur.contains(r));
-        labels.extend(cur_labels);
-        st.prev_labels = labels;
-        st.prev = cur;
-        // Forget series not seen for a while so the cache tracks the target.
-        st.cache.retain(|_, e| e.last_iter + 2 > iter);
+            false
+        });
+        st.prev_ok = Some(k);
         Ok((scraped, post, added))
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::chunk::{FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
 use super::postings;
 use super::{AppendOutcome, Appender, Queryable, SeriesRef, SeriesSamples, StorageError};
-use crate::model::{Label, Labels, MatchOp, Matcher, Sample, Timestamp};
+use crate::model::{FastMap, Label, Labels, MatchOp, Matcher, Sample, Timestamp};
 
 /// Counters the head keeps about itself, read by telemetry.
 #[derive(Debug, Default)]
@@ -29,6 +29,8 @@ pub struct HeadStats {
     pub series_created: AtomicU64,
     /// Series removed by retention.
     pub series_removed: AtomicU64,
+    /// Samples dropped because their series reference was no longer valid.
+    pub unknown_ref: AtomicU64,
 }
 
 /// Chunks of one series. The head chunk takes appends; full chunks are frozen.
@@ -132,7 +134,7 @@ impl MemSeries {
 #[derive(Default)]
 struct Symbols {
     strings: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
+    ids: FastMap<Arc<str>, u32>,
     free: Vec<u32>,
 }
 
@@ -167,12 +169,12 @@ impl Symbols {
 #[derive(Default)]
 struct Index {
     symbols: Symbols,
-    series: HashMap<u32, Arc<MemSeries>>,
+    series: FastMap<u32, Arc<MemSeries>>,
     /// Label-set hash to series; collisions spill into `collisions`.
-    by_hash: HashMap<u64, u32>,
+    by_hash: FastMap<u64, u32>,
     collisions: HashMap<u64, Vec<u32>>,
     /// name id → value id → sorted series ids.
-    postings: HashMap<u32, HashMap<u32, Vec<u32>>>,
+    postings: FastMap<u32, FastMap<u32, Vec<u32>>>,
     /// Every live id, sorted.
     all: Vec<u32>,
     next_id: u32,
@@ -426,12 +428,6 @@ impl Head {
         Ok(idx.create(labels, hash))
     }
 
-    fn by_id(&self, id: u64) -> Option<Arc<MemSeries>> {
-        u32::try_from(id)
-            .ok()
-            .and_then(|id| self.read().series.get(&id).cloned())
-    }
-
     /// Every live series with its labels, in id order.
     pub(crate) fn all_series(&self) -> Vec<(Labels, Arc<MemSeries>)> {
         let idx = self.read();
@@ -560,48 +556,74 @@ impl Queryable for Head {
     }
 }
 
-/// The head's [`Appender`].
+enum Pending {
+    Series(Arc<MemSeries>),
+    Id(u32),
+}
+
+/// The head's [`Appender`]. References are resolved at commit, under one
+/// read lock of the index, so the per-sample cost of the scrape path is a
+/// push onto a vector.
 pub struct HeadAppender {
     head: Arc<Head>,
-    pending: Vec<(Arc<MemSeries>, Timestamp, f64)>,
+    pending: Vec<(Pending, Timestamp, f64)>,
 }
 
 impl Appender for HeadAppender {
     fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, StorageError> {
         let s = self.head.get_or_create(labels)?;
         let r = SeriesRef(u64::from(s.id));
-        self.pending.push((s, t, v));
+        self.pending.push((Pending::Series(s), t, v));
         Ok(r)
     }
 
     fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) -> Result<(), StorageError> {
-        let s = self.head.by_id(r.0).ok_or(StorageError::UnknownRef)?;
-        self.pending.push((s, t, v));
+        let id = u32::try_from(r.0).map_err(|_| StorageError::UnknownRef)?;
+        self.pending.push((Pending::Id(id), t, v));
         Ok(())
     }
 
     fn commit(&mut self) -> AppendOutcome {
         let mut out = AppendOutcome::default();
         let min_valid = self.head.min_valid_t.load(Ordering::Relaxed);
-        for (s, t, v) in self.pending.drain(..) {
-            let res = match s.lock().append(t, v, min_valid) {
-                // Retention removed the series between append and commit:
-                // recreate it so the sample is not lost.
-                Err(StorageError::UnknownRef) => {
-                    let labels = self.head.read().labels_of(&s);
-                    self.head
-                        .get_or_create(&labels)
-                        .and_then(|s2| s2.lock().append(t, v, min_valid))
+        let count = |res: Result<bool, StorageError>, out: &mut AppendOutcome| match res {
+            Ok(true) => out.appended += 1,
+            Ok(false) => {}
+            Err(StorageError::OutOfOrder) => out.out_of_order += 1,
+            Err(StorageError::DuplicateTimestamp) => out.duplicate += 1,
+            Err(StorageError::UnknownRef) => out.unknown_ref += 1,
+            Err(_) => out.out_of_bounds += 1,
+        };
+        let mut removed = Vec::new();
+        {
+            let idx = self.head.read();
+            for (p, t, v) in self.pending.drain(..) {
+                let s = match &p {
+                    Pending::Series(s) => s,
+                    Pending::Id(id) => match idx.series.get(id) {
+                        Some(s) => s,
+                        None => {
+                            out.unknown_ref += 1;
+                            continue;
+                        }
+                    },
+                };
+                match s.lock().append(t, v, min_valid) {
+                    // Retention removed a series created by this appender
+                    // before the commit: recreate it below, outside the lock.
+                    Err(StorageError::UnknownRef) if matches!(p, Pending::Series(_)) => {
+                        removed.push((idx.labels_of(s), t, v))
+                    }
+                    r => count(r, &mut out),
                 }
-                r => r,
-            };
-            match res {
-                Ok(true) => out.appended += 1,
-                Ok(false) => {}
-                Err(StorageError::OutOfOrder) => out.out_of_order += 1,
-                Err(StorageError::DuplicateTimestamp) => out.duplicate += 1,
-                Err(_) => out.out_of_bounds += 1,
             }
+        }
+        for (labels, t, v) in removed {
+            let r = self
+                .head
+                .get_or_create(&labels)
+                .and_then(|s| s.lock().append(t, v, min_valid));
+            count(r, &mut out);
         }
         let st = &self.head.stats;
         st.samples_appended
@@ -611,6 +633,7 @@ impl Appender for HeadAppender {
         st.duplicate.fetch_add(out.duplicate, Ordering::Relaxed);
         st.out_of_bounds
             .fetch_add(out.out_of_bounds, Ordering::Relaxed);
+        st.unknown_ref.fetch_add(out.unknown_ref, Ordering::Relaxed);
         out
     }
 
@@ -618,6 +641,7 @@ impl Appender for HeadAppender {
         self.pending.clear();
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,18 +721,29 @@ mod tests {
                 appended: 2,
                 out_of_order: 1,
                 duplicate: 1,
-                out_of_bounds: 0
+                out_of_bounds: 0,
+                unknown_ref: 0,
             }
         );
         let mut a = h.appender();
         a.append_ref(r, 30, 9.0).unwrap();
         a.rollback();
         assert_eq!(a.commit(), AppendOutcome::default());
+
         let got = h.select(&[m(MatchOp::Equal, "__name__", "a")], 0, 100);
         assert_eq!(
             got[0].samples,
             vec![Sample { t: 10, v: 1.0 }, Sample { t: 20, v: 2.0 }]
         );
+        // A reference to a series retention removed is counted, not lost silently.
+        let gone = l(&[("__name__", "gone")]);
+        let mut a = h.appender();
+        let gr = a.append(&gone, 10, 1.0).unwrap();
+        a.commit();
+        h.truncate(25);
+        let mut a = h.appender();
+        a.append_ref(gr, 40, 1.0).unwrap();
+        assert_eq!(a.commit().unknown_ref, 1);
     }
 
     #[test]

@@ -61,12 +61,15 @@ pub struct AppendOutcome {
     pub duplicate: u64,
     /// Samples older than the retention window.
     pub out_of_bounds: u64,
+    /// Samples whose series reference was no longer valid (retention
+    /// removed the series); the caller should resolve by labels again.
+    pub unknown_ref: u64,
 }
 
 impl AppendOutcome {
     /// Samples rejected for any reason.
     pub fn rejected(&self) -> u64 {
-        self.out_of_order + self.duplicate + self.out_of_bounds
+        self.out_of_order + self.duplicate + self.out_of_bounds + self.unknown_ref
     }
 }
 
@@ -77,7 +80,8 @@ pub trait Appender: Send {
     /// Queues a sample for `labels`, creating the series if needed.
     fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, StorageError>;
     /// Queues a sample for a series obtained from an earlier `append`.
-    /// Fails with [`StorageError::UnknownRef`] if the series is gone.
+    /// A reference that is no longer valid (the series was removed by
+    /// retention) is counted in [`AppendOutcome::unknown_ref`] at commit.
     fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) -> Result<(), StorageError>;
     /// Makes the queued samples visible.
     fn commit(&mut self) -> AppendOutcome;
