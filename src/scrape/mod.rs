@@ -1,6 +1,7 @@
 //! Scraping: target discovery (static, file_sd), the target manager, one
 //! loop per target, the exposition parsers and relabeling.
 
+pub mod cache;
 pub mod discovery;
 pub mod manager;
 pub mod parse;

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::cache::SeriesCache;
 use super::parse::{Entry, Format, ParseError, Parser};
 use super::relabel::{Relabel, process};
 use super::target::Target;
 use crate::config::{ScrapeConfig, Secret, read_secret_file};
-use crate::model::{Clock, FastMap, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
+use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
 use crate::storage::{Appender, SeriesRef, StorageError};
 use crate::telemetry::Metrics;
 
@@ -109,7 +110,7 @@ struct CacheEntry {
 struct State {
     /// Raw series bytes → entry. Keys are the exposition's own bytes, so a
     /// steady-state scrape never decodes or relabels a label set.
-    cache: FastMap<Box<[u8]>, CacheEntry>,
+    cache: SeriesCache<CacheEntry>,
     iter: u64,
     /// Iteration of the last successful scrape; its series are the ones a
     /// stale marker is owed to when they vanish.
@@ -181,7 +182,7 @@ impl ScrapeLoop {
         );
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut st = State {
-            cache: FastMap::default(),
+            cache: SeriesCache::default(),
             iter: 0,
             prev_ok: None,
             report_refs: HashMap::new(),
@@ -246,7 +247,7 @@ impl ScrapeLoop {
                 self.stale_all(st, &mut *app, ts);
                 // Lines first met in the failed pass were never committed.
                 let k = st.iter;
-                st.cache.retain(|_, e| !(e.seen == k && e.prev_seen == 0));
+                st.cache.retain(|e| !(e.seen == k && e.prev_seen == 0));
                 (0, 0, 0, Some(e))
             }
         };
@@ -400,6 +401,7 @@ impl ScrapeLoop {
         let (mut scraped, mut post, mut added) = (0u64, 0u64, 0u64);
         let mut lb = LabelsBuilder::new();
         let k = st.iter;
+        st.cache.start_pass();
         while let Some(e) = p.next()? {
             let Entry::Sample(s) = e else { continue };
             scraped += 1;
@@ -433,7 +435,7 @@ impl ScrapeLoop {
                         }
                     };
                     st.cache.insert(
-                        s.series.into(),
+                        s.series,
                         CacheEntry {
                             r,
                             seen: k,
@@ -457,7 +459,7 @@ impl ScrapeLoop {
         // Series of the last good scrape that are gone now get a stale
         // marker; entries not seen this time are forgotten.
         let prev_ok = st.prev_ok;
-        st.cache.retain(|_, e| {
+        st.cache.retain(|e| {
             if e.seen == k {
                 return true;
             }

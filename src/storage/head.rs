@@ -166,17 +166,80 @@ impl Symbols {
     }
 }
 
+/// Series by id in pages of 4096 slots. Lookups are an index, and ids
+/// that are close (series created together, as one target's are) sit next
+/// to each other, so the commit path walks memory nearly in order. Pages
+/// whose series are all gone are freed, so id churn does not grow memory.
+/// Ids are never reused; at one million new series a day the u32 space
+/// lasts for millennia.
+#[derive(Default)]
+struct Slab {
+    pages: Vec<Option<Box<Page>>>,
+    len: usize,
+}
+
+struct Page {
+    items: Vec<Option<Arc<MemSeries>>>,
+    live: usize,
+}
+
+const PAGE_BITS: u32 = 12;
+const PAGE: usize = 1 << PAGE_BITS;
+
+impl Slab {
+    fn get(&self, id: &u32) -> Option<&Arc<MemSeries>> {
+        let p = self.pages.get((*id >> PAGE_BITS) as usize)?.as_ref()?;
+        p.items[*id as usize & (PAGE - 1)].as_ref()
+    }
+
+    fn insert(&mut self, id: u32, s: Arc<MemSeries>) {
+        let pi = (id >> PAGE_BITS) as usize;
+        if self.pages.len() <= pi {
+            self.pages.resize_with(pi + 1, || None);
+        }
+        let page = self.pages[pi].get_or_insert_with(|| {
+            Box::new(Page {
+                items: vec![None; PAGE],
+                live: 0,
+            })
+        });
+        if page.items[id as usize & (PAGE - 1)].replace(s).is_none() {
+            page.live += 1;
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Arc<MemSeries>> {
+        let pi = (*id >> PAGE_BITS) as usize;
+        let page = self.pages.get_mut(pi)?.as_mut()?;
+        let s = page.items[*id as usize & (PAGE - 1)].take()?;
+        page.live -= 1;
+        self.len -= 1;
+        if page.live == 0 {
+            self.pages[pi] = None;
+        }
+        Some(s)
+    }
+
+    /// Live series in id order.
+    fn values(&self) -> impl Iterator<Item = &Arc<MemSeries>> {
+        self.pages.iter().flatten().flat_map(|p| p.items.iter().flatten())
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 #[derive(Default)]
 struct Index {
     symbols: Symbols,
-    series: FastMap<u32, Arc<MemSeries>>,
+    series: Slab,
     /// Label-set hash to series; collisions spill into `collisions`.
     by_hash: FastMap<u64, u32>,
     collisions: HashMap<u64, Vec<u32>>,
     /// name id → value id → sorted series ids.
     postings: FastMap<u32, FastMap<u32, Vec<u32>>>,
-    /// Every live id, sorted.
-    all: Vec<u32>,
     next_id: u32,
 }
 
@@ -241,7 +304,6 @@ impl Index {
                 removed: false,
             }),
         });
-        self.all.push(id);
         if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
             e.insert(id);
         } else {
@@ -295,7 +357,7 @@ impl Index {
                 return Vec::new();
             }
         }
-        let mut ids = result.unwrap_or_else(|| self.all.clone());
+        let mut ids = result.unwrap_or_else(|| self.series.values().map(|s| s.id).collect());
         for s in &subtract {
             ids = postings::subtract(&ids, s);
         }
@@ -331,7 +393,6 @@ impl Index {
                 }
             }
         }
-        self.all = postings::subtract(&self.all, &gone);
         for values in self.postings.values_mut() {
             for ids in values.values_mut() {
                 if ids.iter().any(|i| gone.binary_search(i).is_ok()) {
@@ -431,9 +492,8 @@ impl Head {
     /// Every live series with its labels, in id order.
     pub(crate) fn all_series(&self) -> Vec<(Labels, Arc<MemSeries>)> {
         let idx = self.read();
-        idx.all
-            .iter()
-            .filter_map(|id| idx.series.get(id))
+        idx.series
+            .values()
             .map(|s| (idx.labels_of(s), s.clone()))
             .collect()
     }
