@@ -159,6 +159,9 @@ pub struct Parser<'a> {
     family_type: MetricType,
     name: Span,
     labels: Vec<LabelSpan>,
+    /// Offset just inside the current sample's `{`, if it has a label block.
+    /// The block is only scanned by `next`; `labels` parses it on demand.
+    block: Option<usize>,
 }
 
 fn is_name_start(c: u8) -> bool {
@@ -240,6 +243,14 @@ fn parse_go_float(s: &str) -> Option<f64> {
         _ => {}
     }
     let b = s.as_bytes();
+    // Most exposed values are integers: skip the general float parser.
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
+        return Some(if digits.len() < b.len() { -n } else { n });
+    }
     // Rust accepts "infinity"/"nan" in any case, as Go does; it rejects hex
     // floats and `_`, which no exposition library emits.
     if b.is_empty()
@@ -264,6 +275,7 @@ impl<'a> Parser<'a> {
             family_type: MetricType::Unknown,
             name: Span::default(),
             labels: Vec::with_capacity(16),
+            block: None,
         }
     }
 
@@ -461,8 +473,8 @@ impl<'a> Parser<'a> {
 
     fn sample(&mut self) -> Result<SampleRef<'a>, ParseError> {
         let start = self.pos;
-        self.labels.clear();
         self.name = Span::default();
+        self.block = None;
         let name_start = self.pos;
         while self.peek().is_some_and(is_name_char) {
             self.pos += 1;
@@ -486,15 +498,13 @@ impl<'a> Parser<'a> {
         }
         if self.peek() == Some(b'{') {
             self.pos += 1;
-            self.label_block()?;
+            self.block = Some(self.pos);
+            self.skip_label_block()?;
         } else if self.name.end == 0 {
             return self.err(format!(
                 "expected a metric name, got {:?}",
                 String::from_utf8_lossy(&self.buf[self.pos..self.line_end().min(self.pos + 20)])
             ));
-        }
-        if self.name.end == 0 {
-            return self.err("metric name missing");
         }
         let series_end = self.pos;
         if self.skip_blanks() == 0 {
@@ -520,6 +530,38 @@ impl<'a> Parser<'a> {
             value,
             timestamp,
         })
+    }
+
+    /// Finds the end of a label block without interpreting it: the hot path
+    /// for series the scrape cache already knows (and so already validated).
+    fn skip_label_block(&mut self) -> Result<(), ParseError> {
+        let b = self.buf;
+        let mut i = self.pos;
+        loop {
+            match memchr::memchr3(b'}', b'"', b'\n', &b[i..]).map(|o| i + o) {
+                Some(j) if b[j] == b'}' => {
+                    self.pos = j + 1;
+                    return Ok(());
+                }
+                Some(j) if b[j] == b'"' => {
+                    i = j + 1;
+                    loop {
+                        match memchr::memchr3(b'"', b'\\', b'\n', &b[i..]).map(|o| i + o) {
+                            Some(k) if b[k] == b'\\' => i = k + 2,
+                            Some(k) if b[k] == b'"' => {
+                                i = k + 1;
+                                break;
+                            }
+                            _ => return self.err("unterminated quoted string"),
+                        }
+                        if i > b.len() {
+                            return self.err("unterminated quoted string");
+                        }
+                    }
+                }
+                _ => return self.err("unexpected end of input in label set"),
+            }
+        }
     }
 
     fn label_block(&mut self) -> Result<(), ParseError> {
@@ -585,9 +627,8 @@ impl<'a> Parser<'a> {
 
     fn token(&mut self) -> &'a [u8] {
         let start = self.pos;
-        while !matches!(self.peek(), Some(b' ' | b'\t' | b'\n') | None) {
-            self.pos += 1;
-        }
+        self.pos = memchr::memchr3(b' ', b'\t', b'\n', &self.buf[start..])
+            .map_or(self.buf.len(), |o| start + o);
         &self.buf[start..self.pos]
     }
 
@@ -658,8 +699,26 @@ impl<'a> Parser<'a> {
     /// `quantile` normalized as Prometheus 3 does. Fails on duplicate label
     /// names, invalid UTF-8 and reserved names.
     pub fn labels(&self, b: &mut LabelsBuilder) -> Result<(), ParseError> {
-        *b = LabelsBuilder::with_capacity(self.labels.len() + 1);
-        let name = self.decode(self.name)?;
+        let mut sub = Parser {
+            buf: self.buf,
+            pos: self.block.unwrap_or(0),
+            line: self.line,
+            om: self.om,
+            saw_eof: false,
+            family: b"",
+            family_type: MetricType::Unknown,
+            name: self.name,
+            labels: Vec::new(),
+            block: None,
+        };
+        if self.block.is_some() {
+            sub.label_block()?;
+        }
+        if sub.name.end == 0 {
+            return self.err("metric name missing");
+        }
+        *b = LabelsBuilder::with_capacity(sub.labels.len() + 1);
+        let name = self.decode(sub.name)?;
         if name.is_empty() {
             return self.err("empty metric name");
         }
@@ -670,7 +729,7 @@ impl<'a> Parser<'a> {
         }
         .filter(|_| name.as_bytes().starts_with(self.family));
         b.set(Arc::from(METRIC_NAME), Arc::from(name.as_str()));
-        for l in &self.labels {
+        for l in &sub.labels {
             let n = self.decode(l.name)?;
             if n.is_empty() {
                 return self.err("empty label name");
@@ -863,5 +922,32 @@ a_created{x=\"1\"} 1520430000.123\n\
             assert_eq!(normalize_float_label(i).as_deref(), Some(o), "{i}");
         }
         let _ = Labels::empty();
+    }
+
+    #[test]
+    fn damaged_input_never_panics() {
+        let body = "# HELP a x\n# TYPE a histogram\na_bucket{le=\"1\",b=\"q\\\"z\"} 1 1000\n{\"u.v\",w=\"1\"} 2\n# EOF\n";
+        let bytes = body.as_bytes();
+        for f in [Format::PrometheusText, Format::OpenMetrics] {
+            for cut in 0..bytes.len() {
+                for flip in [0u8, b'"', b'{', b'}', b'\\', b'\n', 0xff, b' '] {
+                    let mut b = bytes[..cut].to_vec();
+                    if let Some(x) = b.last_mut() {
+                        *x = flip;
+                    }
+                    let mut p = Parser::new(&b, f);
+                    let mut lb = LabelsBuilder::new();
+                    for _ in 0..100 {
+                        match p.next() {
+                            Ok(Some(Entry::Sample(_))) => {
+                                let _ = p.labels(&mut lb);
+                            }
+                            Ok(Some(_)) => {}
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -18,13 +18,15 @@ use crate::telemetry::Metrics;
 
 /// Something that hands out appenders (the head, later a remote writer).
 pub trait Appendable: Send + Sync {
-    /// A new transaction.
-    fn appender(&self) -> Box<dyn Appender>;
+    /// A new transaction expecting about `size_hint` samples.
+    fn appender(&self, size_hint: usize) -> Box<dyn Appender>;
 }
 
 impl Appendable for Arc<crate::storage::Head> {
-    fn appender(&self) -> Box<dyn Appender> {
-        Box::new(crate::storage::Head::appender(self))
+    fn appender(&self, size_hint: usize) -> Box<dyn Appender> {
+        Box::new(crate::storage::Head::appender_with_capacity(
+            self, size_hint,
+        ))
     }
 }
 
@@ -187,6 +189,7 @@ impl ScrapeLoop {
             prev_ok: None,
             report_refs: HashMap::new(),
         };
+        let mut body: Vec<u8> = Vec::new();
         let mode = loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -200,7 +203,7 @@ impl ScrapeLoop {
             let ts = self.clock.now_millis();
             let started = Instant::now();
             let fetched = tokio::select! {
-                r = tokio::time::timeout(self.target.timeout, self.fetch()) => {
+                r = tokio::time::timeout(self.target.timeout, self.fetch(&mut body)) => {
                     r.unwrap_or(Err(ScrapeError::Timeout(self.target.timeout)))
                 }
                 r = stop.changed() => {
@@ -209,11 +212,16 @@ impl ScrapeLoop {
                     continue;
                 }
             };
-            self.process(&mut st, fetched, ts, started);
+            self.process(&mut st, fetched.map(|f| (&body[..], f)), ts, started);
+            // Keep the buffer for the next scrape, unless one odd body left
+            // it far larger than usual.
+            if body.capacity() > (1 << 20) && body.capacity() > 4 * body.len() {
+                body = Vec::new();
+            }
         };
         if mode == Stop::Stale {
             let ts = self.clock.now_millis();
-            let mut app = self.sink.appender();
+            let mut app = self.sink.appender(st.cache.len());
             self.stale_all(&mut st, &mut *app, ts);
             for name in REPORT {
                 if let Some(r) = st.report_refs.get(name) {
@@ -227,16 +235,16 @@ impl ScrapeLoop {
     fn process(
         &self,
         st: &mut State,
-        fetched: Result<(Vec<u8>, Format), ScrapeError>,
+        fetched: Result<(&[u8], Format), ScrapeError>,
         ts: Timestamp,
         started: Instant,
     ) {
         st.iter += 1;
         let job = vec![("job".to_string(), self.job.cfg.job_name.clone())];
         self.metrics.scrapes.get_or_create(&job).inc();
-        let mut app = self.sink.appender();
+        let mut app = self.sink.appender(st.cache.len() + REPORT.len());
         let result =
-            fetched.and_then(|(body, format)| self.append_body(st, &mut *app, &body, format, ts));
+            fetched.and_then(|(body, format)| self.append_body(st, &mut *app, body, format, ts));
         let (scraped, post, added, err) = match result {
             Ok((a, b, c)) => (a, b, c, None),
             Err(e) => {
@@ -321,7 +329,9 @@ impl ScrapeLoop {
         st.prev_ok = None;
     }
 
-    async fn fetch(&self) -> Result<(Vec<u8>, Format), ScrapeError> {
+    /// Fetches the body into `body` (cleared first, capacity reused).
+    async fn fetch(&self, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
+        body.clear();
         let cfg = &self.job.cfg;
         let mut req = self
             .client
@@ -368,11 +378,9 @@ impl ScrapeLoop {
                 .and_then(|v| v.to_str().ok()),
         );
         let limit = cfg.body_size_limit.map(|b| b.0).unwrap_or(0);
-        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(if limit > 0 {
-            limit
-        } else {
-            1 << 24
-        }) as usize);
+        let cap = if limit > 0 { limit } else { 1 << 24 };
+        let want = resp.content_length().unwrap_or(0).min(cap) as usize;
+        body.reserve(want);
         while let Some(chunk) = resp
             .chunk()
             .await
@@ -383,7 +391,7 @@ impl ScrapeLoop {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((body, format))
+        Ok(format)
     }
 
     /// Parses `body` into `app`. Returns (scraped, post-relabel, added).

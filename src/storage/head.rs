@@ -223,7 +223,10 @@ impl Slab {
 
     /// Live series in id order.
     fn values(&self) -> impl Iterator<Item = &Arc<MemSeries>> {
-        self.pages.iter().flatten().flat_map(|p| p.items.iter().flatten())
+        self.pages
+            .iter()
+            .flatten()
+            .flat_map(|p| p.items.iter().flatten())
     }
 
     fn len(&self) -> usize {
@@ -463,9 +466,14 @@ impl Head {
 
     /// A transactional appender.
     pub fn appender(self: &Arc<Self>) -> HeadAppender {
+        self.appender_with_capacity(0)
+    }
+
+    /// A transactional appender with room for `n` samples.
+    pub fn appender_with_capacity(self: &Arc<Self>, n: usize) -> HeadAppender {
         HeadAppender {
             head: self.clone(),
-            pending: Vec::new(),
+            pending: Vec::with_capacity(n),
         }
     }
 
