@@ -159,9 +159,10 @@ pub struct Parser<'a> {
     family_type: MetricType,
     name: Span,
     labels: Vec<LabelSpan>,
-    /// Offset just inside the current sample's `{`, if it has a label block.
-    /// The block is only scanned by `next`; `labels` parses it on demand.
-    block: Option<usize>,
+    /// Span from just inside the current sample's `{` to just past its `}`,
+    /// if it has a label block. `next` only finds its end; `labels` parses
+    /// it on demand.
+    block: Option<(usize, usize)>,
 }
 
 fn is_name_start(c: u8) -> bool {
@@ -303,10 +304,7 @@ impl<'a> Parser<'a> {
     }
 
     fn line_end(&self) -> usize {
-        self.buf[self.pos..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(self.buf.len(), |i| self.pos + i)
+        memchr::memchr(b'\n', &self.buf[self.pos..]).map_or(self.buf.len(), |i| self.pos + i)
     }
 
     /// The next entry, `Ok(None)` at the end of the body.
@@ -498,8 +496,20 @@ impl<'a> Parser<'a> {
         }
         if self.peek() == Some(b'{') {
             self.pos += 1;
-            self.block = Some(self.pos);
-            self.skip_label_block()?;
+            let block_start = self.pos;
+            if self.om {
+                self.skip_label_block()?;
+            } else {
+                // Text lines end with value and timestamp, which cannot
+                // hold '}', so the block closes at the line's last '}'.
+                // `labels` checks this against a full parse.
+                let le = self.line_end();
+                match memchr::memrchr(b'}', &self.buf[self.pos..le]) {
+                    Some(o) => self.pos += o + 1,
+                    None => return self.err("unexpected end of input in label set"),
+                }
+            }
+            self.block = Some((block_start, self.pos));
         } else if self.name.end == 0 {
             return self.err(format!(
                 "expected a metric name, got {:?}",
@@ -701,7 +711,7 @@ impl<'a> Parser<'a> {
     pub fn labels(&self, b: &mut LabelsBuilder) -> Result<(), ParseError> {
         let mut sub = Parser {
             buf: self.buf,
-            pos: self.block.unwrap_or(0),
+            pos: self.block.map_or(0, |b| b.0),
             line: self.line,
             om: self.om,
             saw_eof: false,
@@ -711,8 +721,11 @@ impl<'a> Parser<'a> {
             labels: Vec::new(),
             block: None,
         };
-        if self.block.is_some() {
+        if let Some((_, end)) = self.block {
             sub.label_block()?;
+            if sub.pos != end {
+                return self.err("unexpected '}' after the label set");
+            }
         }
         if sub.name.end == 0 {
             return self.err("metric name missing");
