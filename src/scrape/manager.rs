@@ -12,7 +12,7 @@ use super::discovery::{TargetGroup, run_file_sd, static_groups};
 use super::relabel::Relabel;
 use super::scrape_loop::{Appendable, JobSettings, ScrapeLoop, Stop, TargetHealth};
 use super::target::{Built, Target, build_targets};
-use crate::config::{Config, ScrapeConfig, TlsConfig};
+use crate::config::{Config, ScrapeConfig};
 use crate::model::{Clock, Labels};
 use crate::telemetry::Metrics;
 
@@ -355,40 +355,8 @@ pub fn init_tls() {
 }
 
 fn build_client(sc: &ScrapeConfig) -> Result<reqwest::Client, ManagerError> {
-    init_tls();
-    let tls_err = |msg: String| ManagerError::Tls {
+    super::client::build(sc, None).map_err(|msg| ManagerError::Tls {
         job: sc.job_name.clone(),
         msg,
-    };
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .pool_max_idle_per_host(2)
-        .tcp_nodelay(true)
-        .no_proxy();
-    let t: TlsConfig = sc.tls_config.clone().unwrap_or_default();
-    if let Some(ca) = &t.ca_file {
-        let pem =
-            std::fs::read(ca).map_err(|e| tls_err(format!("unable to read CA file {ca}: {e}")))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| tls_err(format!("unable to use CA file {ca}: {e}")))?;
-        if certs.is_empty() {
-            return Err(tls_err(format!("no certificates found in CA file {ca}")));
-        }
-        b = b.tls_certs_only(certs);
-    }
-    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
-        let mut pem =
-            std::fs::read(c).map_err(|e| tls_err(format!("unable to read cert file {c}: {e}")))?;
-        pem.extend(
-            std::fs::read(k).map_err(|e| tls_err(format!("unable to read key file {k}: {e}")))?,
-        );
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| tls_err(format!("unable to use client certificate: {e}")))?;
-        b = b.identity(id);
-    }
-    if t.insecure_skip_verify {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    b.build()
-        .map_err(|e| tls_err(super::scrape_loop::error_chain(&e)))
+    })
 }

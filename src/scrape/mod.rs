@@ -2,6 +2,7 @@
 //! loop per target, the exposition parsers and relabeling.
 
 pub mod cache;
+pub mod client;
 pub mod discovery;
 pub mod manager;
 pub mod parse;

@@ -173,7 +173,7 @@ impl ScrapeLoop {
     /// target's slot: a deterministic offset within the interval derived
     /// from the target hash, so targets spread out and keep their phase
     /// across restarts.
-    pub async fn run(self, mut stop: watch::Receiver<Stop>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<Stop>) {
         let interval = self.target.interval;
         let ims = interval.as_millis().max(1) as i64;
         let phase = (self.target.hash() % ims as u64) as i64;
@@ -190,6 +190,8 @@ impl ScrapeLoop {
             report_refs: HashMap::new(),
         };
         let mut body: Vec<u8> = Vec::new();
+        let mut url = self.target.url.clone();
+        let mut pinned = false;
         let mode = loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -202,8 +204,22 @@ impl ScrapeLoop {
             }
             let ts = self.clock.now_millis();
             let started = Instant::now();
+            if !pinned {
+                match super::client::for_server_name(&self.job.cfg, &self.target.url).await {
+                    Ok(Some((client, u))) => {
+                        self.client = client;
+                        url = u;
+                        pinned = true;
+                    }
+                    Ok(None) => pinned = true,
+                    Err(e) => {
+                        self.process(&mut st, Err(ScrapeError::Http(e)), ts, started);
+                        continue;
+                    }
+                }
+            }
             let fetched = tokio::select! {
-                r = tokio::time::timeout(self.target.timeout, self.fetch(&mut body)) => {
+                r = tokio::time::timeout(self.target.timeout, self.fetch(&url, &mut body)) => {
                     r.unwrap_or(Err(ScrapeError::Timeout(self.target.timeout)))
                 }
                 r = stop.changed() => {
@@ -330,12 +346,12 @@ impl ScrapeLoop {
     }
 
     /// Fetches the body into `body` (cleared first, capacity reused).
-    async fn fetch(&self, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
+    async fn fetch(&self, url: &str, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
         body.clear();
         let cfg = &self.job.cfg;
         let mut req = self
             .client
-            .get(&self.target.url)
+            .get(url)
             .header("Accept", ACCEPT_HEADER)
             .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
             .header(
