@@ -224,3 +224,55 @@ fn api_shapes_match_prometheus() {
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
     assert_eq!(http_get(&format!("{}/nope", a.url())).unwrap().0, 404);
 }
+
+#[test]
+fn request_headers_auth_and_gzip() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("pw"), "s3cret\n").unwrap();
+    std::fs::write(d.path().join("token"), "tok-from-file").unwrap();
+    let gz = Target::start(Reply::Gzip {
+        body: b"zipped_metric{a=\"1\"} 5\n".to_vec(),
+    });
+    let basic = Target::text("m 1\n");
+    let authz = Target::text("m 1\n");
+    let bearer = Target::text("m 1\n");
+    let a = Argus::start_in(
+        d.path(),
+        &cfg(&format!(
+            "  - job_name: gz\n    params: {{module: [x y]}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: basic\n    basic_auth: {{username: alice, password_file: pw}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: authz\n    authorization: {{type: Token, credentials: abc}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: bearer\n    bearer_token_file: token\n    static_configs: [{{targets: ['{}']}}]\n",
+            gz.addr(),
+            basic.addr(),
+            authz.addr(),
+            bearer.addr()
+        )),
+        &[],
+    );
+    let f = wait_for(10, "gzip target", || {
+        let f = a.federate("zipped_metric");
+        (!f.is_empty()).then_some(f)
+    });
+    assert_eq!(f[0].1, 5.0);
+    let head = |t: &Target| {
+        wait_for(10, "a request", || {
+            t.requests.lock().unwrap().first().cloned()
+        })
+        .to_lowercase()
+    };
+    let g = head(&gz);
+    assert!(g.starts_with("get /metrics?module=x%20y http/1.1"), "{g}");
+    assert!(
+        g.contains(
+            "accept: application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+        ),
+        "{g}"
+    );
+    assert!(g.contains("accept-encoding: gzip"), "{g}");
+    assert!(g.contains("x-prometheus-scrape-timeout-seconds: 1"), "{g}");
+    // alice:s3cret (file content trimmed)
+    assert!(head(&basic).contains("authorization: basic ywxpy2u6cznjcmv0"));
+    assert!(head(&authz).contains("authorization: token abc"));
+    assert!(head(&bearer).contains("authorization: bearer tok-from-file"));
+    // Secrets do not appear in the config API.
+    let c = a.api("/api/v1/status/config");
+    assert!(!c["yaml"].as_str().unwrap().contains("abc"));
+}

@@ -285,6 +285,8 @@ pub enum Reply {
     Trickle,
     /// Send `total` bytes of a valid exposition, streamed.
     Huge { total: usize },
+    /// A gzip-compressed text body.
+    Gzip { body: Vec<u8> },
 }
 
 /// A scrape target served by a thread on 127.0.0.1 with a swappable reply.
@@ -292,6 +294,8 @@ pub struct Target {
     pub port: u16,
     pub reply: Arc<Mutex<Reply>>,
     pub hits: Arc<Mutex<Vec<Instant>>>,
+    /// Request heads received (request line and headers).
+    pub requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Target {
@@ -314,16 +318,23 @@ impl Target {
         let port = l.local_addr().unwrap().port();
         let reply = Arc::new(Mutex::new(reply));
         let hits = Arc::new(Mutex::new(Vec::new()));
-        let (r2, h2) = (reply.clone(), hits.clone());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (r2, h2, q2) = (reply.clone(), hits.clone(), requests.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(conn) = conn else { continue };
                 let r = r2.lock().unwrap().clone();
                 h2.lock().unwrap().push(Instant::now());
-                std::thread::spawn(move || serve(conn, r));
+                let q = q2.clone();
+                std::thread::spawn(move || serve(conn, r, q));
             }
         });
-        Target { port, reply, hits }
+        Target {
+            port,
+            reply,
+            hits,
+            requests,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -346,9 +357,10 @@ impl Target {
     }
 }
 
-fn serve(mut conn: std::net::TcpStream, reply: Reply) {
+fn serve(mut conn: std::net::TcpStream, reply: Reply, requests: Arc<Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Write};
     let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut head = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -357,7 +369,9 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply) {
         if line == "\r\n" {
             break;
         }
+        head.push_str(&line);
     }
+    requests.lock().unwrap().push(head);
     let _ = match reply {
         Reply::Body { content_type, body } => write!(
             conn,
@@ -371,6 +385,17 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply) {
             prefix.len() * 10
         )
         .and_then(|_| conn.write_all(&prefix)),
+        Reply::Gzip { body } => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&body).unwrap();
+            let z = enc.finish().unwrap();
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                z.len()
+            )
+            .and_then(|_| conn.write_all(&z))
+        }
         Reply::Trickle => {
             let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n");
             for _ in 0..120 {
