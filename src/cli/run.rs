@@ -36,12 +36,12 @@ pub enum RunError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigErrors),
     /// The listen address is unusable.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// Address.
         addr: String,
         /// Cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A job could not start.
     #[error(transparent)]
@@ -175,9 +175,9 @@ pub async fn run(
     }));
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
-        .map_err(|source| RunError::Listen {
+        .map_err(|error| RunError::Listen {
             addr: opts.listen.clone(),
-            source,
+            error,
         })?;
     let local: SocketAddr = listener.local_addr().map_err(RunError::Serve)?;
     manager.apply(&cfg)?;
