@@ -741,7 +741,8 @@ impl<'a> Parser<'a> {
             _ => None,
         }
         .filter(|_| name.as_bytes().starts_with(self.family));
-        b.set(Arc::from(METRIC_NAME), Arc::from(name.as_str()));
+        static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        b.set(NAME.get_or_init(|| Arc::from(METRIC_NAME)).clone(), Arc::from(&*name));
         for l in &sub.labels {
             let n = self.decode(l.name)?;
             if n.is_empty() {
@@ -754,22 +755,22 @@ impl<'a> Parser<'a> {
             if b.get(&n).is_some() {
                 return self.err(format!("duplicate label name {n:?}"));
             }
-            if normalize == Some(n.as_str()) {
+            if normalize == Some(&*n) {
                 if let Some(nv) = normalize_float_label(&v) {
-                    v = nv;
+                    v = std::borrow::Cow::Owned(nv);
                 }
             }
-            b.set(Arc::from(n.as_str()), Arc::from(v.as_str()));
+            b.set(Arc::from(&*n), Arc::from(&*v));
         }
         Ok(())
     }
 
-    fn decode(&self, s: Span) -> Result<String, ParseError> {
+    fn decode(&self, s: Span) -> Result<std::borrow::Cow<'a, str>, ParseError> {
         let t = self.text(s)?;
         Ok(if s.escaped {
-            unescape(t, false)
+            std::borrow::Cow::Owned(unescape(t, false))
         } else {
-            t.to_string()
+            std::borrow::Cow::Borrowed(t)
         })
     }
 }
