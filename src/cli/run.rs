@@ -168,11 +168,11 @@ pub async fn run(
         );
     }
     let metrics = Arc::new(Metrics::new());
-    let manager = Arc::new(ScrapeManager::new(Context {
-        sink: Arc::new(head.clone()),
-        clock: clock.clone(),
-        metrics: metrics.clone(),
-    }));
+    let manager = Arc::new(ScrapeManager::new(Context::new(
+        Arc::new(head.clone()),
+        clock.clone(),
+        metrics.clone(),
+    )));
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|error| RunError::Listen {

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::discovery::{TargetGroup, run_file_sd, static_groups};
 use super::relabel::Relabel;
-use super::scrape_loop::{Appendable, JobSettings, ScrapeLoop, Stop, TargetHealth};
+use super::scrape_loop::{Appendable, BufferPool, JobSettings, ScrapeLoop, Stop, TargetHealth};
 use super::target::{Built, Target, build_targets};
 use crate::config::{Config, ScrapeConfig};
 use crate::model::{Clock, Labels};
@@ -85,6 +85,20 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Self metrics.
     pub metrics: Arc<Metrics>,
+    /// Body buffers shared by every loop.
+    pub buffers: Arc<BufferPool>,
+}
+
+impl Context {
+    /// A context with a fresh buffer pool.
+    pub fn new(sink: Arc<dyn Appendable>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+        Context {
+            sink,
+            clock,
+            metrics,
+            buffers: Arc::default(),
+        }
+    }
 }
 
 /// Owns every scrape pool.
@@ -332,6 +346,7 @@ fn sync_pool(
             metrics: ctx.metrics.clone(),
             health: health.clone(),
             client: client.clone(),
+            buffers: ctx.buffers.clone(),
         };
         let task = tokio::spawn(lp.run(rx));
         st.active.insert(

@@ -742,7 +742,10 @@ impl<'a> Parser<'a> {
         }
         .filter(|_| name.as_bytes().starts_with(self.family));
         static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-        b.set(NAME.get_or_init(|| Arc::from(METRIC_NAME)).clone(), Arc::from(&*name));
+        b.set(
+            NAME.get_or_init(|| Arc::from(METRIC_NAME)).clone(),
+            Arc::from(&*name),
+        );
         for l in &sub.labels {
             let n = self.decode(l.name)?;
             if n.is_empty() {

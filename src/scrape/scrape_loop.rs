@@ -89,6 +89,38 @@ pub struct TargetHealth {
     pub last_duration: Duration,
 }
 
+/// Body buffers shared by all loops. Scrapes rarely overlap, so a few
+/// buffers serve every target and their memory does not grow with the
+/// number of targets.
+#[derive(Default)]
+pub struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    const KEEP: usize = 8;
+    const MAX_CAPACITY: usize = 16 << 20;
+
+    /// A buffer, empty, possibly with capacity from an earlier scrape.
+    pub fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Returns a buffer; one of unusual size is dropped instead.
+    pub fn put(&self, mut v: Vec<u8>) {
+        if v.capacity() > Self::MAX_CAPACITY {
+            return;
+        }
+        v.clear();
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() < Self::KEEP {
+            p.push(v);
+        }
+    }
+}
+
 /// Per-job settings every loop of the job shares.
 pub struct JobSettings {
     /// The job's config.
@@ -147,6 +179,8 @@ pub struct ScrapeLoop {
     pub health: Arc<Mutex<TargetHealth>>,
     /// HTTP client.
     pub client: reqwest::Client,
+    /// Shared body buffers.
+    pub buffers: Arc<BufferPool>,
 }
 
 /// How a loop should end.
@@ -189,7 +223,6 @@ impl ScrapeLoop {
             prev_ok: None,
             report_refs: HashMap::new(),
         };
-        let mut body: Vec<u8> = Vec::new();
         let mut url = self.target.url.clone();
         let mut pinned = false;
         let mode = loop {
@@ -218,6 +251,7 @@ impl ScrapeLoop {
                     }
                 }
             }
+            let mut body = self.buffers.get();
             let fetched = tokio::select! {
                 r = tokio::time::timeout(self.target.timeout, self.fetch(&url, &mut body)) => {
                     r.unwrap_or(Err(ScrapeError::Timeout(self.target.timeout)))
@@ -229,11 +263,7 @@ impl ScrapeLoop {
                 }
             };
             self.process(&mut st, fetched.map(|f| (&body[..], f)), ts, started);
-            // Keep the buffer for the next scrape, unless one odd body left
-            // it far larger than usual.
-            if body.capacity() > (1 << 20) && body.capacity() > 4 * body.len() {
-                body = Vec::new();
-            }
+            self.buffers.put(body);
         };
         if mode == Stop::Stale {
             let ts = self.clock.now_millis();
