@@ -237,20 +237,24 @@ pub fn normalize_float_label(v: &str) -> Option<String> {
 
 /// Parses a float the way Go's `strconv.ParseFloat` accepts exposition values.
 fn parse_go_float(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" | "Inf" | "+inf" | "inf" => return Some(f64::INFINITY),
-        "-Inf" | "-inf" => return Some(f64::NEG_INFINITY),
-        "NaN" | "nan" => return Some(f64::NAN),
-        _ => {}
-    }
-    let b = s.as_bytes();
-    // Most exposed values are integers: skip the general float parser.
+    parse_float_bytes(s.as_bytes())
+}
+
+/// [`parse_go_float`] on raw bytes; integers (most exposed values) take a
+/// fast path that needs no UTF-8 check and no general float parser.
+fn parse_float_bytes(b: &[u8]) -> Option<f64> {
     let digits = b.strip_prefix(b"-").unwrap_or(b);
     if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
         let n = digits
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
         return Some(if digits.len() < b.len() { -n } else { n });
+    }
+    match b {
+        b"+Inf" | b"Inf" | b"+inf" | b"inf" => return Some(f64::INFINITY),
+        b"-Inf" | b"-inf" => return Some(f64::NEG_INFINITY),
+        b"NaN" | b"nan" => return Some(f64::NAN),
+        _ => {}
     }
     // Rust accepts "infinity"/"nan" in any case, as Go does; it rejects hex
     // floats and `_`, which no exposition library emits.
@@ -260,7 +264,7 @@ fn parse_go_float(s: &str) -> Option<f64> {
     {
         return None;
     }
-    s.parse::<f64>().ok()
+    std::str::from_utf8(b).ok()?.parse::<f64>().ok()
 }
 
 impl<'a> Parser<'a> {
@@ -474,9 +478,10 @@ impl<'a> Parser<'a> {
         self.name = Span::default();
         self.block = None;
         let name_start = self.pos;
-        while self.peek().is_some_and(is_name_char) {
-            self.pos += 1;
-        }
+        self.pos += self.buf[self.pos..]
+            .iter()
+            .position(|&c| !is_name_char(c))
+            .unwrap_or(self.buf.len() - self.pos);
         if self.pos > name_start {
             if !is_name_start(self.buf[name_start]) {
                 return self.err("metric name must not start with a digit");
@@ -644,8 +649,7 @@ impl<'a> Parser<'a> {
 
     fn token_float(&mut self) -> Result<f64, ParseError> {
         let t = self.token();
-        let s = std::str::from_utf8(t).unwrap_or("");
-        parse_go_float(s).map_or_else(
+        parse_float_bytes(t).map_or_else(
             || {
                 self.err(format!(
                     "invalid sample value {:?}",
