@@ -346,6 +346,34 @@ fn body_bytes(method: &Method, form: &RawForm) -> Option<Vec<u8>> {
     (method == Method::POST).then(|| form.0.to_vec())
 }
 
+/// The parameters every series-metadata endpoint shares.
+struct ReadParams {
+    selectors: Vec<Vec<Matcher>>,
+    start: Timestamp,
+    end: Timestamp,
+    limit: usize,
+}
+
+impl ReadParams {
+    fn parse(p: &[(String, String)]) -> Result<Self, ApiError> {
+        Ok(ReadParams {
+            selectors: selectors(p)?,
+            start: time_param(p, "start", MIN_TIME)?,
+            end: time_param(p, "end", MAX_TIME)?,
+            limit: limit_param(p)?,
+        })
+    }
+
+    /// The selectors, or one empty selector (all series) when none was given.
+    fn selectors_or_all(&self) -> Vec<Vec<Matcher>> {
+        if self.selectors.is_empty() {
+            vec![Vec::new()]
+        } else {
+            self.selectors.clone()
+        }
+    }
+}
+
 async fn series(
     State(st): State<ApiState>,
     method: Method,
@@ -353,31 +381,15 @@ async fn series(
     form: RawForm,
 ) -> Result<Response, ApiError> {
     let p = params(uri.query(), body_bytes(&method, &form).as_deref());
-    let sels = selectors(&p)?;
-    if sels.is_empty() {
+    let rp = ReadParams::parse(&p)?;
+    if rp.selectors.is_empty() {
         return Err(ApiError::bad("no match[] parameter provided"));
     }
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    let limit = limit_param(&p)?;
     let mut all = std::collections::BTreeSet::new();
-    for ms in &sels {
-        all.extend(st.head.series(ms, start, end));
+    for ms in &rp.selectors {
+        all.extend(st.head.series(ms, rp.start, rp.end));
     }
-    let mut warnings = Vec::new();
-    let mut data: Vec<Value> = Vec::new();
-    for l in &all {
-        if limit > 0 && data.len() >= limit {
-            warnings.push("results truncated due to limit");
-            break;
-        }
-        data.push(labels_json(l));
-    }
-    let mut body = json!({"status": "success", "data": data});
-    if !warnings.is_empty() {
-        body["warnings"] = json!(warnings);
-    }
-    Ok(axum::Json(body).into_response())
+    Ok(limited(all.iter().map(labels_json).collect(), rp.limit))
 }
 
 async fn labels(
@@ -387,21 +399,20 @@ async fn labels(
     form: RawForm,
 ) -> Result<Response, ApiError> {
     let p = params(uri.query(), body_bytes(&method, &form).as_deref());
-    let sels = selectors(&p)?;
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    let limit = limit_param(&p)?;
+    let rp = ReadParams::parse(&p)?;
     let mut names = std::collections::BTreeSet::new();
-    if sels.is_empty() {
-        names.extend(st.head.label_names(&[], start, end));
+    for ms in rp.selectors_or_all() {
+        names.extend(st.head.label_names(&ms, rp.start, rp.end));
     }
-    for ms in &sels {
-        names.extend(st.head.label_names(ms, start, end));
-    }
-    Ok(limited(names.into_iter().collect(), limit))
+    Ok(limited(
+        names.into_iter().map(Value::String).collect(),
+        rp.limit,
+    ))
 }
 
-fn limited(mut v: Vec<String>, limit: usize) -> Response {
+/// A success response whose data is cut to `limit` items (0 = all), with
+/// Prometheus's warning when it was cut.
+fn limited(mut v: Vec<Value>, limit: usize) -> Response {
     let mut body = json!({"status": "success"});
     if limit > 0 && v.len() > limit {
         v.truncate(limit);
@@ -422,18 +433,15 @@ async fn label_values(
     if name.is_empty() {
         return Err(ApiError::bad(format!("invalid label name: {name:?}")));
     }
-    let sels = selectors(&p)?;
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    let limit = limit_param(&p)?;
+    let rp = ReadParams::parse(&p)?;
     let mut values = std::collections::BTreeSet::new();
-    if sels.is_empty() {
-        values.extend(st.head.label_values(&name, &[], start, end));
+    for ms in rp.selectors_or_all() {
+        values.extend(st.head.label_values(&name, &ms, rp.start, rp.end));
     }
-    for ms in &sels {
-        values.extend(st.head.label_values(&name, ms, start, end));
-    }
-    Ok(limited(values.into_iter().collect(), limit))
+    Ok(limited(
+        values.into_iter().map(Value::String).collect(),
+        rp.limit,
+    ))
 }
 
 /// Decodes Prometheus's `U__` value-encoding of UTF-8 label names in paths.
