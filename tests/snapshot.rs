@@ -71,3 +71,39 @@ fn corrupt_and_truncated_snapshots_are_detected_and_set_aside() {
         });
     }
 }
+
+#[test]
+fn retention_frees_old_series() {
+    let t = Target::text("short_lived 1\n");
+    let d = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: r\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let mut a = Argus::start_in(d.path(), &cfg, &[]);
+    wait_for(10, "scraped", || {
+        (a.federate("short_lived").len() == 1).then_some(())
+    });
+    a.stop();
+    // Restart without targets and with a retention shorter than the data's
+    // age: the first retention pass (at start) removes the old series.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let b = Argus::start_in(
+        d.path(),
+        "scrape_configs: []\n",
+        &["--storage.retention", "2s"],
+    );
+    assert!(b.log().contains("snapshot restored"));
+    wait_for(10, "series removed by retention", || {
+        let s = b.api("/api/v1/series?match[]=short_lived");
+        s.as_array().unwrap().is_empty().then_some(())
+    });
+    let m = http_get(&format!("{}/metrics", b.url())).unwrap().1;
+    let removed = m
+        .lines()
+        .find(|l| l.starts_with("argus_head_series_removed_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(removed >= 1.0, "{m}");
+}

@@ -340,6 +340,8 @@ fn labels_json(l: &Labels) -> Value {
 }
 
 const MIN_TIME: Timestamp = i64::MIN / 2;
+/// What Prometheus shows for a target that was never scraped (Go's zero time).
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 const MAX_TIME: Timestamp = i64::MAX / 2;
 
 fn body_bytes(method: &Method, form: &RawForm) -> Option<Vec<u8>> {
@@ -493,7 +495,7 @@ async fn targets(
                     "scrapeUrl": t.url,
                     "globalUrl": t.url,
                     "lastError": t.health.last_error,
-                    "lastScrape": format_rfc3339(t.health.last_scrape.unwrap_or(0)),
+                    "lastScrape": t.health.last_scrape.map(format_rfc3339).unwrap_or_else(|| GO_ZERO_TIME.to_string()),
                     "lastScrapeDuration": t.health.last_duration.as_secs_f64(),
                     "health": t.health.health,
                     "scrapeInterval": format_duration(t.interval),

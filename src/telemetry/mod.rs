@@ -33,13 +33,15 @@ pub struct Metrics {
     /// Live series in the head.
     pub head_series: Gauge,
     /// Samples committed to the head.
-    pub head_samples_appended: Gauge,
+    pub head_samples_appended: Counter,
     /// Samples refused as out of order.
-    pub head_out_of_order: Gauge,
+    pub head_out_of_order: Counter,
     /// Samples refused as duplicates.
-    pub head_duplicate: Gauge,
+    pub head_duplicate: Counter,
     /// Series removed by retention.
-    pub head_series_removed: Gauge,
+    pub head_series_removed: Counter,
+    /// Samples dropped because their series reference had expired.
+    pub head_unknown_ref: Counter,
     /// Snapshot duration.
     pub snapshot_duration: Histogram,
     /// Snapshot failures.
@@ -73,10 +75,11 @@ impl Metrics {
             scrape_sample_limit_exceeded: Counter::default(),
             sd_file_read_errors: Counter::default(),
             head_series: Gauge::default(),
-            head_samples_appended: Gauge::default(),
-            head_out_of_order: Gauge::default(),
-            head_duplicate: Gauge::default(),
-            head_series_removed: Gauge::default(),
+            head_samples_appended: Counter::default(),
+            head_out_of_order: Counter::default(),
+            head_duplicate: Counter::default(),
+            head_series_removed: Counter::default(),
+            head_unknown_ref: Counter::default(),
             snapshot_duration: Histogram::new(exponential_buckets(0.001, 4.0, 9)),
             snapshot_failures: Counter::default(),
             snapshot_bytes: Gauge::default(),
@@ -181,18 +184,20 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
-    /// Renders OpenMetrics text, refreshing head gauges first.
+    /// Renders OpenMetrics text, refreshing head figures first.
     pub fn render(&self, head: &Head) -> String {
         let st = &head.stats;
         self.head_series.set(head.num_series() as i64);
-        self.head_samples_appended
-            .set(st.samples_appended.load(Ordering::Relaxed) as i64);
-        self.head_out_of_order
-            .set(st.out_of_order.load(Ordering::Relaxed) as i64);
-        self.head_duplicate
-            .set(st.duplicate.load(Ordering::Relaxed) as i64);
-        self.head_series_removed
-            .set(st.series_removed.load(Ordering::Relaxed) as i64);
+        // The head counts with its own atomics; carry them over as counters.
+        let sync = |c: &Counter, v: &std::sync::atomic::AtomicU64| {
+            let v = v.load(Ordering::Relaxed);
+            c.inc_by(v.saturating_sub(c.get()));
+        };
+        sync(&self.head_samples_appended, &st.samples_appended);
+        sync(&self.head_out_of_order, &st.out_of_order);
+        sync(&self.head_duplicate, &st.duplicate);
+        sync(&self.head_series_removed, &st.series_removed);
+        sync(&self.head_unknown_ref, &st.unknown_ref);
         let mut s = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = encode(&mut s, &self.registry);
