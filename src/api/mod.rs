@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, Query, RawForm, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -544,12 +544,7 @@ async fn status_config(State(st): State<ApiState>) -> Result<Response, ApiError>
     Ok(success(json!({"yaml": yaml})))
 }
 
-async fn federate(
-    State(st): State<ApiState>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let _ = headers;
+async fn federate(State(st): State<ApiState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
     let p = params(uri.query(), None);
     let sels = selectors(&p)?;
     let now = crate::model::now_millis();

@@ -63,7 +63,7 @@ impl Reloader {
     async fn reload(&self) -> Result<(), String> {
         let _g = self.lock.lock().await;
         let res = match self.source.load() {
-            Ok((cfg, _)) => self
+            Ok(cfg) => self
                 .manager
                 .apply(&cfg)
                 .map(|_| cfg)
@@ -154,7 +154,7 @@ pub async fn run(
         Some(p) => ConfigSource::File(p.clone()),
         None => ConfigSource::Embedded(opts.listen.clone()),
     };
-    let (cfg, _) = source.load()?;
+    let cfg = source.load()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let (head, info, corrupt) = snapshot::load_or_quarantine(&opts.storage_path);

@@ -776,17 +776,12 @@ pub enum ConfigSource {
 
 impl ConfigSource {
     /// Loads the config from its source.
-    pub fn load(&self) -> Result<(Config, String), ConfigErrors> {
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
             ConfigSource::Embedded(listen) => {
-                let src = embedded_default(listen);
-                Config::load_str(&src, "<embedded>").map(|c| (c, src))
+                Config::load_str(&embedded_default(listen), "<embedded>")
             }
-            ConfigSource::File(p) => {
-                let c = Config::load(p)?;
-                let src = std::fs::read_to_string(p).unwrap_or_default();
-                Ok((c, src))
-            }
+            ConfigSource::File(p) => Config::load(p),
         }
     }
 }
