@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use argus::model::Labels;
+use argus::storage::chunk::XorChunk;
 use argus::storage::{Appender, Head, SeriesRef};
 
 fn rss_bytes() -> u64 {
@@ -80,4 +81,32 @@ fn main() {
     println!("head_memory bytes_per_sample_rss={per_sample:.3}");
     println!("head_memory bytes_per_sample_encoded={encoded:.3}");
     assert_eq!(head.num_samples() as i64, N as i64 * SAMPLES);
+
+    // Encoded size per kind of series, so other mixes can be estimated.
+    let kinds: [(&str, fn(i64) -> f64); 4] = [
+        ("constant", |_| 1.0),
+        ("counter_small_int_steps", |s| (s * 2 + s % 3) as f64),
+        ("counter_fractional", |s| {
+            s as f64 * 0.37 + (s % 7) as f64 * 0.011
+        }),
+        ("gauge_3_significant_digits", |s| {
+            ((s * 17 + 31) % 1000) as f64 / 10.0
+        }),
+    ];
+    for (name, f) in kinds {
+        let mut bytes = 0usize;
+        let mut c = XorChunk::new();
+        for s in 0..SAMPLES {
+            if c.len() == argus::storage::chunk::SAMPLES_PER_CHUNK {
+                bytes += c.bytes().len();
+                c = XorChunk::new();
+            }
+            c.append(s * 15_000, f(s));
+        }
+        bytes += c.bytes().len();
+        println!(
+            "head_memory encoded_bytes_per_sample[{name}]={:.3}",
+            bytes as f64 / SAMPLES as f64
+        );
+    }
 }
