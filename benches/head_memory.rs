@@ -83,7 +83,8 @@ fn main() {
     assert_eq!(head.num_samples() as i64, N as i64 * SAMPLES);
 
     // Encoded size per kind of series, so other mixes can be estimated.
-    let kinds: [(&str, fn(i64) -> f64); 4] = [
+    type Kind = (&'static str, fn(i64) -> f64);
+    let kinds: [Kind; 4] = [
         ("constant", |_| 1.0),
         ("counter_small_int_steps", |s| (s * 2 + s % 3) as f64),
         ("counter_fractional", |s| {
