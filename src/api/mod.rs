@@ -167,7 +167,16 @@ async fn reload(State(st): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(st): State<ApiState>) -> Response {
-    let body = st.metrics.render(&st.head);
+    let h = &st.head.stats;
+    let figures = crate::telemetry::StoreFigures {
+        series: st.head.num_series(),
+        samples_appended: h.samples_appended.load(Ordering::Relaxed),
+        out_of_order: h.out_of_order.load(Ordering::Relaxed),
+        duplicate: h.duplicate.load(Ordering::Relaxed),
+        series_removed: h.series_removed.load(Ordering::Relaxed),
+        unknown_ref: h.unknown_ref.load(Ordering::Relaxed),
+    };
+    let body = st.metrics.render(&figures);
     (
         [(
             header::CONTENT_TYPE,

@@ -1,7 +1,5 @@
 //! argus's own metrics (served on /metrics) and tracing setup.
 
-use std::sync::atomic::Ordering;
-
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -9,12 +7,27 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::storage::Head;
-
 type L = Vec<(String, String)>;
 
 fn hist_family() -> Family<L, Histogram, fn() -> Histogram> {
     Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 4.0, 9)))
+}
+
+/// The store's own counts, read when /metrics is rendered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreFigures {
+    /// Live series.
+    pub series: usize,
+    /// Samples committed.
+    pub samples_appended: u64,
+    /// Samples refused as out of order.
+    pub out_of_order: u64,
+    /// Samples refused as duplicates.
+    pub duplicate: u64,
+    /// Series removed by retention.
+    pub series_removed: u64,
+    /// Samples dropped for expired series references.
+    pub unknown_ref: u64,
 }
 
 /// Every self metric argus exposes.
@@ -184,20 +197,18 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
-    /// Renders OpenMetrics text, refreshing head figures first.
-    pub fn render(&self, head: &Head) -> String {
-        let st = &head.stats;
-        self.head_series.set(head.num_series() as i64);
-        // The head counts with its own atomics; carry them over as counters.
-        let sync = |c: &Counter, v: &std::sync::atomic::AtomicU64| {
-            let v = v.load(Ordering::Relaxed);
+    /// Renders OpenMetrics text, refreshing the store's figures first.
+    pub fn render(&self, store: &StoreFigures) -> String {
+        self.head_series.set(store.series as i64);
+        // The store counts with its own atomics; carry them over as counters.
+        let sync = |c: &Counter, v: u64| {
             c.inc_by(v.saturating_sub(c.get()));
         };
-        sync(&self.head_samples_appended, &st.samples_appended);
-        sync(&self.head_out_of_order, &st.out_of_order);
-        sync(&self.head_duplicate, &st.duplicate);
-        sync(&self.head_series_removed, &st.series_removed);
-        sync(&self.head_unknown_ref, &st.unknown_ref);
+        sync(&self.head_samples_appended, store.samples_appended);
+        sync(&self.head_out_of_order, store.out_of_order);
+        sync(&self.head_duplicate, store.duplicate);
+        sync(&self.head_series_removed, store.series_removed);
+        sync(&self.head_unknown_ref, store.unknown_ref);
         let mut s = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = encode(&mut s, &self.registry);
