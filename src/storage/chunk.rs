@@ -283,6 +283,9 @@ impl FrozenChunk {
     /// Rebuilds a frozen chunk from its parts, checking that the stream
     /// decodes to `count` samples ending at `max_t`.
     pub fn from_parts(stream: &[u8], count: u16, max_t: i64) -> Option<FrozenChunk> {
+        if count == 0 {
+            return None;
+        }
         let c = XorChunk::from_bytes(stream, count)?;
         (c.max_t() == max_t).then(|| c.freeze())
     }
@@ -445,6 +448,11 @@ mod tests {
         assert_eq!(re2.bytes(), orig.bytes());
         let f = c.freeze();
         assert_eq!(f.iter().count(), samples.len());
+        assert_eq!(f.min_t(), samples[0].0);
+        let back = FrozenChunk::from_parts(f.stream(), f.count(), f.max_t()).expect("parts");
+        assert_eq!(back.iter().count(), samples.len());
+        assert!(FrozenChunk::from_parts(&[], 0, 0).is_none());
+        assert!(FrozenChunk::from_parts(f.stream(), f.count(), f.max_t() + 1).is_none());
     }
 
     #[test]
