@@ -164,8 +164,8 @@ impl XorChunk {
                 self.min_t = t;
             }
             _ => {
-                let delta = t - self.t;
-                let dod = delta - self.delta;
+                let delta = t.wrapping_sub(self.t);
+                let dod = delta.wrapping_sub(self.delta);
                 self.write_dod(dod);
                 self.delta = delta;
                 self.write_value(vb);
@@ -358,8 +358,8 @@ impl<'a> XorIter<'a> {
             self.v = self.r.read_bits(64)?;
         } else {
             let dod = self.read_dod()?;
-            self.delta += dod;
-            self.t += self.delta;
+            self.delta = self.delta.wrapping_add(dod);
+            self.t = self.t.wrapping_add(self.delta);
             self.read_value()?;
         }
         self.read += 1;
@@ -478,6 +478,7 @@ mod tests {
         roundtrip(&s);
         roundtrip(&[(5, 1.0)]);
         roundtrip(&[(-5, 1.0), (i64::MAX / 2, 0.0)]);
+        roundtrip(&[(i64::MIN, 1.0), (0, 2.0), (i64::MAX - 20_000, 3.0)]);
     }
 
     #[test]

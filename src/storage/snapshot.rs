@@ -288,4 +288,32 @@ mod tests {
         assert_eq!(h.num_series(), 0);
         assert!(!path.exists());
     }
+
+    #[test]
+    fn crafted_snapshots_with_valid_checksums_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = Arc::new(Head::new());
+        let mut a = head.appender();
+        for s in 0..2 {
+            let l = Labels::from_pairs([("__name__", "m".to_string()), ("s", s.to_string())]);
+            for i in 0..130 {
+                a.append(&l, i * 1000, (i * s) as f64 * 0.5).unwrap();
+            }
+        }
+        a.commit();
+        write(&head, dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let orig = fs::read(&path).unwrap();
+        let body_len = orig.len() - 4;
+        for pos in 8..body_len {
+            for val in [0u8, 0xff, orig[pos].wrapping_add(1)] {
+                let mut b = orig[..body_len].to_vec();
+                b[pos] = val;
+                let crc = crc32fast::hash(&b);
+                b.extend_from_slice(&crc.to_le_bytes());
+                fs::write(&path, &b).unwrap();
+                let _ = load(dir.path());
+            }
+        }
+    }
 }
