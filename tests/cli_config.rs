@@ -74,6 +74,18 @@ fn job(name: &str, addr: &str) -> String {
     format!("  - job_name: {name}\n    static_configs: [{{targets: ['{addr}']}}]\n")
 }
 
+/// A restarted loop starts with an empty scrape cache, so its first scrape
+/// reports every series as added for a whole interval (1 s here); polling
+/// faster than that for a few intervals after a reload catches it.
+fn assert_loop_kept(a: &Argus, instance: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    while std::time::Instant::now() < end {
+        let f = a.federate(&format!("scrape_series_added{{instance=\"{instance}\"}}"));
+        assert_eq!(f[0].1, 0.0, "the loop of {instance} restarted on reload");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 const HEAD: &str = "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n";
 
 #[test]
@@ -98,14 +110,30 @@ fn reload_good_and_bad_keeps_unchanged_loops() {
     .unwrap();
     let (code, body) = http_request("POST", &format!("{}/-/reload", a.url()), None).unwrap();
     assert_eq!(code, 200, "{body}");
+    assert_loop_kept(&a, &t1.addr());
     wait_for(10, "job two scraped", || {
         (a.federate("two").len() == 1).then_some(())
     });
-    for _ in 0..3 {
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        let f = a.federate("scrape_series_added{job=\"one\"}");
-        assert_eq!(f[0].1, 0.0, "job one restarted on reload");
-    }
+
+    // A reload that only adds a target to job one keeps the loop of the
+    // target that was already there.
+    let t3 = Target::text("three 3\n");
+    std::fs::write(
+        &a.config,
+        format!(
+            "{HEAD}  - job_name: one\n    static_configs: [{{targets: ['{}', '{}']}}]\n{}",
+            t1.addr(),
+            t3.addr(),
+            job("two", &t2.addr())
+        ),
+    )
+    .unwrap();
+    let (code, body) = http_request("POST", &format!("{}/-/reload", a.url()), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_loop_kept(&a, &t1.addr());
+    wait_for(10, "new target in job one", || {
+        (a.federate("three").len() == 1).then_some(())
+    });
 
     // Bad reload is refused with the error; the old config keeps running.
     std::fs::write(

@@ -54,7 +54,22 @@ struct PoolState {
 struct Pool {
     cfg: ScrapeConfig,
     state: Arc<Mutex<PoolState>>,
+    /// Discovery and target-sync tasks.
     tasks: Vec<JoinHandle<()>>,
+    job: Arc<JobSettings>,
+    relabel: Arc<Vec<Relabel>>,
+    client: reqwest::Client,
+}
+
+/// The parts of a scrape config that decide how targets are scraped, as
+/// opposed to which targets there are: when only discovery changes, the
+/// job's loops for targets that remain keep running.
+fn scrape_part(sc: &ScrapeConfig) -> ScrapeConfig {
+    ScrapeConfig {
+        static_configs: Vec::new(),
+        file_sd_configs: Vec::new(),
+        ..sc.clone()
+    }
 }
 
 /// A target as the API reports it.
@@ -121,17 +136,24 @@ impl ScrapeManager {
     }
 
     /// Brings the running jobs in line with `cfg`. Jobs whose config did not
-    /// change keep their loops (and their staleness tracking); changed jobs
-    /// restart; removed jobs stop and mark their series stale. Must be
-    /// called inside a tokio runtime.
+    /// change keep their loops (and their staleness tracking); jobs whose
+    /// discovery alone changed keep the loops of targets that remain;
+    /// otherwise changed jobs restart; removed jobs stop and mark their
+    /// series stale. Must be called inside a tokio runtime.
     pub fn apply(&self, cfg: &Config) -> Result<(), ManagerError> {
         // Build everything first so a failure leaves the old jobs running.
         let mut fresh = Vec::new();
+        let mut rediscover = Vec::new();
         {
             let pools = lock(&self.pools);
             for sc in &cfg.scrape_configs {
-                if pools.get(&sc.job_name).is_some_and(|p| p.cfg == *sc) {
-                    continue;
+                match pools.get(&sc.job_name) {
+                    Some(p) if p.cfg == *sc => continue,
+                    Some(p) if scrape_part(&p.cfg) == scrape_part(sc) => {
+                        rediscover.push(sc.clone());
+                        continue;
+                    }
+                    _ => {}
                 }
                 let client = build_client(sc)?;
                 let relabel = Relabel::compile_all(&sc.relabel_configs).map_err(|e| {
@@ -173,6 +195,15 @@ impl ScrapeManager {
             let pool = self.start_pool(sc.clone(), client, relabel, metric_relabel);
             pools.insert(sc.job_name.clone(), pool);
         }
+        for sc in rediscover {
+            if let Some(p) = pools.get_mut(&sc.job_name) {
+                for t in p.tasks.drain(..) {
+                    t.abort();
+                }
+                p.tasks = self.start_discovery(&sc, &p.state, &p.job, &p.relabel, &p.client);
+                p.cfg = sc;
+            }
+        }
         Ok(())
     }
 
@@ -189,6 +220,27 @@ impl ScrapeManager {
             metric_relabel,
         });
         let relabel = Arc::new(relabel);
+        let tasks = self.start_discovery(&sc, &state, &job, &relabel, &client);
+        Pool {
+            cfg: sc,
+            state,
+            tasks,
+            job,
+            relabel,
+            client,
+        }
+    }
+
+    /// Starts the job's discovery (static groups and file_sd watchers) and
+    /// the task that syncs its loops with what discovery reports.
+    fn start_discovery(
+        &self,
+        sc: &ScrapeConfig,
+        state: &Arc<Mutex<PoolState>>,
+        job: &Arc<JobSettings>,
+        relabel: &Arc<Vec<Relabel>>,
+        client: &reqwest::Client,
+    ) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         let mut receivers = Vec::new();
         for f in &sc.file_sd_configs {
@@ -201,9 +253,14 @@ impl ScrapeManager {
             })));
             receivers.push(rx);
         }
-        let statics = static_groups(&sc);
-        let ctx = self.ctx.clone();
-        let st = state.clone();
+        let statics = static_groups(sc);
+        let (ctx, st, job, relabel, client) = (
+            self.ctx.clone(),
+            state.clone(),
+            job.clone(),
+            relabel.clone(),
+            client.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let sync = |groups: Vec<TargetGroup>| {
                 sync_pool(&ctx, &st, &job, &relabel, &client, &groups);
@@ -215,6 +272,11 @@ impl ScrapeManager {
                 }
                 g
             };
+            // Each file_sd watcher reports once at start; syncing before
+            // that would drop (and mark stale) every file-discovered target.
+            for r in receivers.iter_mut() {
+                let _ = r.changed().await;
+            }
             sync(gather(&receivers));
             if receivers.is_empty() {
                 return;
@@ -231,11 +293,7 @@ impl ScrapeManager {
                 sync(gather(&receivers));
             }
         }));
-        Pool {
-            cfg: sc,
-            state,
-            tasks,
-        }
+        tasks
     }
 
     /// Every target, for the API.
