@@ -497,13 +497,16 @@ impl Head {
         Ok(idx.create(labels, hash))
     }
 
-    /// Every live series with its labels, in id order.
-    pub(crate) fn all_series(&self) -> Vec<(Labels, Arc<MemSeries>)> {
-        let idx = self.read();
-        idx.series
-            .values()
-            .map(|s| (idx.labels_of(s), s.clone()))
-            .collect()
+    /// Handles of every live series, in id order. Labels are looked up
+    /// one at a time with [`Head::labels_of`], so walking a large head
+    /// does not hold every label set in memory at once.
+    pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        self.read().series.values().cloned().collect()
+    }
+
+    /// The labels of one series.
+    pub(crate) fn labels_of(&self, s: &MemSeries) -> Labels {
+        self.read().labels_of(s)
     }
 
     fn matching_series(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
@@ -519,12 +522,8 @@ impl Head {
     /// number of series removed. Later appends before `min_t` are refused.
     pub fn truncate(&self, min_t: Timestamp) -> usize {
         self.min_valid_t.fetch_max(min_t, Ordering::Relaxed);
-        let all: Vec<Arc<MemSeries>> = {
-            let idx = self.read();
-            idx.series.values().cloned().collect()
-        };
         let mut empty = Vec::new();
-        for s in all {
+        for s in self.all_series() {
             let mut d = s.lock();
             d.frozen.retain(|c| c.max_t() >= min_t);
             if !d.head.is_empty() && d.head.max_t() < min_t {
@@ -546,8 +545,9 @@ impl Head {
     }
 
     fn fold_series<T>(&self, init: T, f: impl Fn(T, &SeriesData) -> T) -> T {
-        let all: Vec<Arc<MemSeries>> = self.read().series.values().cloned().collect();
-        all.iter().fold(init, |acc, s| f(acc, &s.lock()))
+        self.all_series()
+            .iter()
+            .fold(init, |acc, s| f(acc, &s.lock()))
     }
 
     /// Heap bytes held by encoded samples.

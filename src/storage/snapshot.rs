@@ -73,7 +73,8 @@ pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
     let series = head.all_series();
     w.write_all(&(series.len() as u64).to_le_bytes())
         .map_err(io)?;
-    for (labels, s) in &series {
+    for s in &series {
+        let labels = head.labels_of(s);
         w.write_all(&(labels.len() as u32).to_le_bytes())
             .map_err(io)?;
         for l in labels.iter() {
