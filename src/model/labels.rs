@@ -198,6 +198,12 @@ impl LabelsBuilder {
         }
     }
 
+    /// A builder over labels already sorted by name with unique names.
+    pub fn from_sorted(labels: Vec<Label>) -> Self {
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
+        LabelsBuilder { labels }
+    }
+
     /// Sets `name` to `value`; an empty value deletes the label.
     pub fn set(&mut self, name: Arc<str>, value: Arc<str>) {
         match self.labels.binary_search_by(|l| l.name.cmp(&name)) {

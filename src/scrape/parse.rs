@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{LabelsBuilder, METRIC_NAME};
+use crate::model::{Label, LabelsBuilder, METRIC_NAME};
 
 /// The exposition format of a body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -734,7 +734,6 @@ impl<'a> Parser<'a> {
         if sub.name.end == 0 {
             return self.err("metric name missing");
         }
-        *b = LabelsBuilder::with_capacity(sub.labels.len() + 1);
         let name = self.decode(sub.name)?;
         if name.is_empty() {
             return self.err("empty metric name");
@@ -746,10 +745,13 @@ impl<'a> Parser<'a> {
         }
         .filter(|_| name.as_bytes().starts_with(self.family));
         static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-        b.set(
-            NAME.get_or_init(|| Arc::from(METRIC_NAME)).clone(),
-            Arc::from(&*name),
-        );
+        // Collect, then sort once: cheaper than keeping the set sorted on
+        // every insert, and duplicates end up next to each other.
+        let mut v = Vec::with_capacity(sub.labels.len() + 1);
+        v.push(Label {
+            name: NAME.get_or_init(|| Arc::from(METRIC_NAME)).clone(),
+            value: Arc::from(&*name),
+        });
         for l in &sub.labels {
             let n = self.decode(l.name)?;
             if n.is_empty() {
@@ -758,17 +760,24 @@ impl<'a> Parser<'a> {
             if n == METRIC_NAME {
                 return self.err("label name \"__name__\" is reserved");
             }
-            let mut v = self.decode(l.value)?;
-            if b.get(&n).is_some() {
-                return self.err(format!("duplicate label name {n:?}"));
-            }
+            let mut val = self.decode(l.value)?;
             if normalize == Some(&*n) {
-                if let Some(nv) = normalize_float_label(&v) {
-                    v = std::borrow::Cow::Owned(nv);
+                if let Some(nv) = normalize_float_label(&val) {
+                    val = std::borrow::Cow::Owned(nv);
                 }
             }
-            b.set(Arc::from(&*n), Arc::from(&*v));
+            v.push(Label {
+                name: Arc::from(&*n),
+                value: Arc::from(&*val),
+            });
         }
+        v.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = v.windows(2).find(|w| w[0].name == w[1].name) {
+            return self.err(format!("duplicate label name {:?}", &*w[0].name));
+        }
+        // An empty value means the label is absent, as in Prometheus.
+        v.retain(|l| !l.value.is_empty());
+        *b = LabelsBuilder::from_sorted(v);
         Ok(())
     }
 
