@@ -556,37 +556,32 @@ impl ScrapeLoop {
         if labels.metric_name().is_none() {
             return Err(ScrapeError::NoName(labels.to_string()));
         }
-        let lim = |x: Option<u64>| x.filter(|v| *v > 0);
-        if let Some(l) = lim(cfg.label_limit) {
-            if labels.len() as u64 > l {
-                return Err(ScrapeError::LabelLimit(format!(
-                    "label_limit exceeded (metric: {}, number of labels: {}, limit: {l})",
-                    labels.metric_name().unwrap_or(""),
-                    labels.len()
-                )));
-            }
-        }
+        // One check for all three limits; the detail is only formatted on failure.
+        let metric = labels.metric_name().unwrap_or("");
+        let check =
+            |limit: Option<u64>, got: usize, what: &str, detail: &dyn Fn() -> String| match limit {
+                Some(l) if l > 0 && got as u64 > l => Err(ScrapeError::LabelLimit(format!(
+                    "{what} exceeded (metric: {metric}, {}, limit: {l})",
+                    detail()
+                ))),
+                _ => Ok(()),
+            };
+        check(cfg.label_limit, labels.len(), "label_limit", &|| {
+            format!("number of labels: {}", labels.len())
+        })?;
         for x in labels.iter() {
-            if let Some(l) = lim(cfg.label_name_length_limit) {
-                if x.name.len() as u64 > l {
-                    return Err(ScrapeError::LabelLimit(format!(
-                        "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {l})",
-                        labels.metric_name().unwrap_or(""),
-                        x.name,
-                        x.name.len()
-                    )));
-                }
-            }
-            if let Some(l) = lim(cfg.label_value_length_limit) {
-                if x.value.len() as u64 > l {
-                    return Err(ScrapeError::LabelLimit(format!(
-                        "label_value_length_limit exceeded (metric: {}, label name: {}, value length: {}, limit: {l})",
-                        labels.metric_name().unwrap_or(""),
-                        x.name,
-                        x.value.len()
-                    )));
-                }
-            }
+            check(
+                cfg.label_name_length_limit,
+                x.name.len(),
+                "label_name_length_limit",
+                &|| format!("label name: {}, length: {}", x.name, x.name.len()),
+            )?;
+            check(
+                cfg.label_value_length_limit,
+                x.value.len(),
+                "label_value_length_limit",
+                &|| format!("label name: {}, value length: {}", x.name, x.value.len()),
+            )?;
         }
         Ok(Some(labels))
     }
