@@ -10,6 +10,7 @@ pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod promql;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;

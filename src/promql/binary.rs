@@ -1,0 +1,424 @@
+//! Binary operators: arithmetic, comparison (with and without `bool`),
+//! set operators, and vector matching with `on`/`ignoring` and
+//! `group_left`/`group_right`.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+
+use super::QueryError;
+use super::eval::{Evaluator, Out, StepArg, Val};
+use super::value::Series;
+use crate::model::{Labels, METRIC_NAME};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    And,
+    Or,
+    Unless,
+}
+
+impl Op {
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "+" => Op::Add,
+            "-" => Op::Sub,
+            "*" => Op::Mul,
+            "/" => Op::Div,
+            "%" => Op::Mod,
+            "^" => Op::Pow,
+            "atan2" => Op::Atan2,
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            ">" => Op::Gt,
+            "<" => Op::Lt,
+            ">=" => Op::Ge,
+            "<=" => Op::Le,
+            "and" => Op::And,
+            "or" => Op::Or,
+            "unless" => Op::Unless,
+            _ => return None,
+        })
+    }
+
+    fn is_comparison(self) -> bool {
+        matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
+    }
+
+    fn is_set(self) -> bool {
+        matches!(self, Op::And | Op::Or | Op::Unless)
+    }
+
+    /// Applies the operator to two floats: the value and whether a
+    /// comparison keeps the element.
+    pub fn apply(self, l: f64, r: f64) -> (f64, bool) {
+        match self {
+            Op::Add => (l + r, true),
+            Op::Sub => (l - r, true),
+            Op::Mul => (l * r, true),
+            Op::Div => (l / r, true),
+            Op::Mod => (go_mod(l, r), true),
+            Op::Pow => (l.powf(r), true),
+            Op::Atan2 => (l.atan2(r), true),
+            Op::Eq => (l, l == r),
+            Op::Ne => (l, l != r),
+            Op::Gt => (l, l > r),
+            Op::Lt => (l, l < r),
+            Op::Ge => (l, l >= r),
+            Op::Le => (l, l <= r),
+            Op::And | Op::Or | Op::Unless => (l, true),
+        }
+    }
+}
+
+/// Go's math.Mod: result has the sign of the dividend.
+fn go_mod(l: f64, r: f64) -> f64 {
+    l % r
+}
+
+/// Prometheus's `labels.String()`: every label inside the braces.
+pub(crate) fn labels_string(l: &Labels) -> String {
+    let mut s = String::from("{");
+    for (i, x) in l.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&x.name);
+        s.push_str("=\"");
+        s.push_str(&crate::model::escape_label_value(&x.value));
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> Result<Val, QueryError> {
+    let op_s = b.op.to_string();
+    let op = Op::parse(&op_s)
+        .ok_or_else(|| QueryError::Execution(format!("unsupported binary operator {op_s:?}")))?;
+    let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    let lhs = ev.eval(&b.lhs)?;
+    // Prometheus short-circuits `and`/`unless` with an empty left side.
+    let rhs = ev.eval(&b.rhs)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+            l.iter()
+                .zip(r.iter())
+                .map(|(&a, &b)| {
+                    let (v, keep) = op.apply(a, b);
+                    if op.is_comparison() {
+                        if keep { 1.0 } else { 0.0 }
+                    } else {
+                        v
+                    }
+                })
+                .collect(),
+        )),
+        (Val::Vector(l), Val::Scalar(r)) => vector_scalar(ev, op, l, r, false, return_bool),
+        (Val::Scalar(l), Val::Vector(r)) => vector_scalar(ev, op, r, l, true, return_bool),
+        (Val::Vector(l), Val::Vector(r)) => vector_vector(ev, op, b, l, r, return_bool),
+        _ => Err(QueryError::Execution(format!(
+            "binary expression must contain only scalar and instant vector types, in {op_s}"
+        ))),
+    }
+}
+
+fn vector_scalar(
+    ev: &mut Evaluator<'_>,
+    op: Op,
+    v: Vec<Series>,
+    s: Vec<f64>,
+    swap: bool,
+    return_bool: bool,
+) -> Result<Val, QueryError> {
+    let args = [Val::Vector(v), Val::Scalar(s)];
+    let out = ev.range_eval(&args, |_, _, a| {
+        let (StepArg::Vector { series, els }, StepArg::Scalar(sc)) = (&a[0], &a[1]) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(els.len());
+        for e in els.iter() {
+            let (l, r) = if swap { (*sc, e.v) } else { (e.v, *sc) };
+            let (mut val, keep) = op.apply(l, r);
+            if op.is_comparison() {
+                val = e.v;
+            }
+            let s = &series[e.s];
+            if return_bool {
+                out.push(Out {
+                    labels: s.labels.clone(),
+                    v: if keep { 1.0 } else { 0.0 },
+                    drop_name: true,
+                });
+            } else if keep {
+                out.push(Out {
+                    labels: s.labels.clone(),
+                    v: val,
+                    drop_name: s.drop_name || !op.is_comparison(),
+                });
+            }
+        }
+        Ok(out)
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// The labels two sides are matched on.
+fn signature(l: &Labels, matching: &Option<LabelModifier>) -> Labels {
+    match matching {
+        Some(LabelModifier::Include(names)) => Labels::from_sorted(
+            l.iter()
+                .filter(|x| names.labels.iter().any(|n| **n == *x.name))
+                .cloned()
+                .collect(),
+        ),
+        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
+            l.iter()
+                .filter(|x| &*x.name != METRIC_NAME && !names.labels.iter().any(|n| **n == *x.name))
+                .cloned()
+                .collect(),
+        ),
+        None => Labels::from_sorted(
+            l.iter()
+                .filter(|x| &*x.name != METRIC_NAME)
+                .cloned()
+                .collect(),
+        ),
+    }
+}
+
+fn vector_vector(
+    ev: &mut Evaluator<'_>,
+    op: Op,
+    b: &BinaryExpr,
+    l: Vec<Series>,
+    r: Vec<Series>,
+    return_bool: bool,
+) -> Result<Val, QueryError> {
+    let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
+    let card = b
+        .modifier
+        .as_ref()
+        .map(|m| m.card.clone())
+        .unwrap_or(VectorMatchCardinality::OneToOne);
+    if op.is_set() {
+        return set_op(ev, op, &matching, l, r);
+    }
+    if matches!(card, VectorMatchCardinality::ManyToMany) {
+        return Err(QueryError::Execution(
+            "many-to-many only allowed for set operators".into(),
+        ));
+    }
+    let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
+    let include: Vec<String> = super::eval::card_include(&card);
+    let lsig: Vec<Labels> = l.iter().map(|s| signature(&s.labels, &matching)).collect();
+    let rsig: Vec<Labels> = r.iter().map(|s| signature(&s.labels, &matching)).collect();
+    let on = matches!(matching, Some(LabelModifier::Include(_)));
+    let match_names: Vec<String> = matching
+        .as_ref()
+        .map(|m| m.labels().labels.clone())
+        .unwrap_or_default();
+    let changes_schema = !op.is_comparison();
+    let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+    let mut result_cache: HashMap<(Labels, Labels), Labels> = HashMap::new();
+    let args = [Val::Vector(l), Val::Vector(r)];
+    let out = ev.range_eval(&args, |_, _, a| {
+        let (
+            StepArg::Vector {
+                series: ls,
+                els: le,
+            },
+            StepArg::Vector {
+                series: rs,
+                els: re,
+            },
+        ) = (&a[0], &a[1])
+        else {
+            return Ok(Vec::new());
+        };
+        // "many" side is iterated, "one" side indexed.
+        let (many_s, many_e, many_sig, one_s, one_e, one_sig) = if one_to_many {
+            (rs, re, &rsig, ls, le, &lsig)
+        } else {
+            (ls, le, &lsig, rs, re, &rsig)
+        };
+        if many_e.is_empty() || one_e.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut one: HashMap<&Labels, usize> = HashMap::with_capacity(one_e.len());
+        for (k, e) in one_e.iter().enumerate() {
+            if let Some(&prev) = one.get(&one_sig[e.s]) {
+                let side = if one_to_many { "left" } else { "right" };
+                let mut d1 = labels_string(&one_s[e.s].labels);
+                let mut d2 = labels_string(&one_s[one_e[prev].s].labels);
+                if d1 > d2 {
+                    std::mem::swap(&mut d1, &mut d2);
+                }
+                return Err(QueryError::Execution(format!(
+                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{d1}, {d2}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    labels_string(&one_sig[e.s])
+                )));
+            }
+            one.insert(&one_sig[e.s], k);
+        }
+        let mut matched_one: HashMap<&Labels, ()> = HashMap::new();
+        let mut matched_many: std::collections::HashSet<Labels> = Default::default();
+        let mut out = Vec::new();
+        for e in many_e.iter() {
+            let sig = &many_sig[e.s];
+            let Some(&k) = one.get(sig) else { continue };
+            let oe = one_e[k];
+            let (fl, fr) = if one_to_many { (oe.v, e.v) } else { (e.v, oe.v) };
+            let (val, keep) = op.apply(fl, fr);
+            let ml = &many_s[e.s].labels;
+            let ol = &one_s[oe.s].labels;
+            let key = (ml.clone(), ol.clone());
+            let metric = match result_cache.get(&key) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = result_metric(ml, ol, changes_schema, one_to_one, on, &match_names, &include);
+                    result_cache.insert(key, m.clone());
+                    m
+                }
+            };
+            if one_to_one {
+                if matched_one.insert(sig, ()).is_some() {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                    ));
+                }
+            } else if !matched_many.insert(metric.clone()) {
+                return Err(QueryError::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                ));
+            }
+            if return_bool {
+                out.push(Out {
+                    labels: metric,
+                    v: if keep { 1.0 } else { 0.0 },
+                    drop_name: true,
+                });
+            } else if keep {
+                let dn = !changes_schema && many_s[e.s].drop_name;
+                out.push(Out {
+                    labels: metric,
+                    v: val,
+                    drop_name: dn,
+                });
+            }
+        }
+        Ok(out)
+    })?;
+    Ok(Val::Vector(out))
+}
+
+fn result_metric(
+    lhs: &Labels,
+    rhs: &Labels,
+    drop_name: bool,
+    one_to_one: bool,
+    on: bool,
+    names: &[String],
+    include: &[String],
+) -> Labels {
+    let mut b = lhs.builder();
+    if drop_name {
+        b.del(METRIC_NAME);
+    }
+    if one_to_one {
+        if on {
+            b.retain(|l| names.iter().any(|n| **n == *l.name));
+        } else {
+            for n in names {
+                b.del(n);
+            }
+        }
+    }
+    for n in include {
+        match rhs.get(n) {
+            Some(v) if !v.is_empty() => b.set(n.as_str().into(), v.into()),
+            _ => b.del(n),
+        }
+    }
+    b.build()
+}
+
+fn set_op(
+    ev: &mut Evaluator<'_>,
+    op: Op,
+    matching: &Option<LabelModifier>,
+    l: Vec<Series>,
+    r: Vec<Series>,
+) -> Result<Val, QueryError> {
+    let lsig: Vec<Labels> = l.iter().map(|s| signature(&s.labels, matching)).collect();
+    let rsig: Vec<Labels> = r.iter().map(|s| signature(&s.labels, matching)).collect();
+    let args = [Val::Vector(l), Val::Vector(r)];
+    let out = ev.range_eval(&args, |_, _, a| {
+        let (
+            StepArg::Vector {
+                series: ls,
+                els: le,
+            },
+            StepArg::Vector {
+                series: rs,
+                els: re,
+            },
+        ) = (&a[0], &a[1])
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let emit = |s: &Series, v: f64| Out {
+            labels: s.labels.clone(),
+            v,
+            drop_name: s.drop_name,
+        };
+        match op {
+            Op::And => {
+                let rset: std::collections::HashSet<&Labels> =
+                    re.iter().map(|e| &rsig[e.s]).collect();
+                for e in le.iter() {
+                    if rset.contains(&lsig[e.s]) {
+                        out.push(emit(&ls[e.s], e.v));
+                    }
+                }
+            }
+            Op::Unless => {
+                let rset: std::collections::HashSet<&Labels> =
+                    re.iter().map(|e| &rsig[e.s]).collect();
+                for e in le.iter() {
+                    if !rset.contains(&lsig[e.s]) {
+                        out.push(emit(&ls[e.s], e.v));
+                    }
+                }
+            }
+            _ => {
+                let lset: std::collections::HashSet<&Labels> =
+                    le.iter().map(|e| &lsig[e.s]).collect();
+                for e in le.iter() {
+                    out.push(emit(&ls[e.s], e.v));
+                }
+                for e in re.iter() {
+                    if !lset.contains(&rsig[e.s]) {
+                        out.push(emit(&rs[e.s], e.v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    })?;
+    Ok(Val::Vector(out))
+}

@@ -1,0 +1,636 @@
+//! The evaluator: walks a promql-parser AST over all steps of a query at
+//! once, as Prometheus's engine does, so a selector is read from the store
+//! once per query rather than once per step.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, Offset, SubqueryExpr,
+    VectorMatchCardinality, VectorSelector,
+};
+
+use super::value::{Annotations, Series};
+use super::{QueryError, functions};
+use crate::model::{Labels, LabelsBuilder, METRIC_NAME, MatchOp, Matcher, Sample, is_stale_nan};
+use crate::storage::Queryable;
+
+/// An intermediate value over all steps of the evaluation.
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    /// A string literal.
+    String(String),
+    /// An instant vector over steps: each series has at most one point per
+    /// step, at the step's timestamp.
+    Vector(Vec<Series>),
+    /// A range vector (only as a function argument or an instant query's
+    /// result): raw points, with the window each step sees.
+    Range(RangeVal),
+}
+
+/// Raw points of a matrix selector or subquery plus how to cut the window
+/// for each step.
+pub(crate) struct RangeVal {
+    pub series: Vec<Series>,
+    /// Window length in ms; windows are left-open `(end - range, end]`.
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+}
+
+impl RangeVal {
+    /// The window end for evaluation step time `ts`.
+    pub fn window_end(&self, ts: i64) -> i64 {
+        self.at.unwrap_or(ts) - self.offset
+    }
+}
+
+/// One element of an instant vector at one step: index of its series in
+/// the argument plus value.
+#[derive(Clone, Copy)]
+pub(crate) struct El {
+    pub s: usize,
+    pub v: f64,
+}
+
+/// A function or operator's view of one argument at one step.
+pub(crate) enum StepArg<'a> {
+    Scalar(f64),
+    Vector { series: &'a [Series], els: &'a [El] },
+    String,
+}
+
+/// One output element of a step.
+pub(crate) struct Out {
+    pub labels: Labels,
+    pub v: f64,
+    pub drop_name: bool,
+}
+
+/// Collects step outputs into series, keeping first-seen order.
+pub(crate) struct Acc {
+    pub series: Vec<Series>,
+    index: HashMap<Labels, usize>,
+    steps: usize,
+}
+
+impl Acc {
+    pub fn new(steps: usize) -> Self {
+        Acc {
+            series: Vec::new(),
+            index: HashMap::new(),
+            steps,
+        }
+    }
+
+    pub fn push(&mut self, ts: i64, o: Out) -> Result<(), QueryError> {
+        let steps = self.steps;
+        let i = match self.index.get(&o.labels) {
+            Some(&i) => i,
+            None => {
+                let i = self.series.len();
+                self.index.insert(o.labels.clone(), i);
+                self.series.push(Series {
+                    labels: o.labels,
+                    points: Vec::with_capacity(steps.min(64)),
+                    drop_name: o.drop_name,
+                });
+                i
+            }
+        };
+        let s = &mut self.series[i];
+        if s.points.last().is_some_and(|p| p.t == ts) {
+            return Err(QueryError::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+        s.drop_name |= o.drop_name;
+        s.points.push(Sample { t: ts, v: o.v });
+        Ok(())
+    }
+}
+
+/// Everything one evaluation needs.
+pub(crate) struct Evaluator<'q> {
+    pub q: &'q dyn Queryable,
+    pub start: i64,
+    pub end: i64,
+    pub interval: i64,
+    pub lookback: i64,
+    pub max_samples: usize,
+    pub cur_samples: usize,
+    pub deadline: Option<Instant>,
+    pub annos: Annotations,
+    /// Query start and end, what `@ start()` and `@ end()` refer to.
+    pub query_start: i64,
+    pub query_end: i64,
+    /// The query's step in ms, 0 for an instant query.
+    pub query_step: i64,
+    pub default_subquery_step: i64,
+    /// Cached `now` check counter so the clock is read rarely.
+    pub checks: u32,
+    /// Where each AST node starts in the query text.
+    pub positions: &'q super::positions::Positions,
+}
+
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// Converts a promql-parser selector into argus matchers, recompiling
+/// regexes with Prometheus 3 anchoring (`^(?s:…)$`).
+pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, String> {
+    let conv = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
+        let mut out = Vec::with_capacity(ms.len() + 1);
+        if let Some(n) = &vs.name {
+            if !ms.iter().any(|m| m.name == METRIC_NAME) {
+                out.push(
+                    Matcher::new(MatchOp::Equal, METRIC_NAME, n.as_str())
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+        }
+        for m in ms {
+            let op = match m.op {
+                PMatchOp::Equal => MatchOp::Equal,
+                PMatchOp::NotEqual => MatchOp::NotEqual,
+                PMatchOp::Re(_) => MatchOp::Regex,
+                PMatchOp::NotRe(_) => MatchOp::NotRegex,
+            };
+            out.push(
+                Matcher::new(op, m.name.as_str(), m.value.as_str()).map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(out)
+    };
+    let mut sets = Vec::new();
+    if !vs.matchers.matchers.is_empty() || vs.matchers.or_matchers.is_empty() {
+        sets.push(conv(&vs.matchers.matchers)?);
+    }
+    for branch in &vs.matchers.or_matchers {
+        sets.push(conv(branch)?);
+    }
+    Ok(sets)
+}
+
+impl<'q> Evaluator<'q> {
+    pub fn steps(&self) -> usize {
+        ((self.end - self.start) / self.interval) as usize + 1
+    }
+
+    pub fn step_ts(&self) -> impl Iterator<Item = i64> + use<> {
+        let (s, e, i) = (self.start, self.end, self.interval);
+        (0..).map(move |k| s + k * i).take_while(move |t| *t <= e)
+    }
+
+    /// `" (line:col)"` of a node, as annotations end.
+    pub fn pos(&self, e: &Expr) -> String {
+        self.positions.of(e)
+    }
+
+    /// Position of a call node, found through its first argument's parent.
+    pub fn pos_call(&self, c: &Call) -> String {
+        // Calls are only reachable by reference to the `Call` struct here;
+        // report the position of its first argument, close enough for a
+        // warning that concerns the whole call.
+        c.args
+            .args
+            .first()
+            .map(|a| self.positions.of(a))
+            .unwrap_or_default()
+    }
+
+    pub fn at_ms_pub(&self, at: &Option<AtModifier>) -> Option<i64> {
+        self.at_ms(at)
+    }
+
+    pub fn select_pub(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::storage::SeriesSamples>, QueryError> {
+        self.select(vs, mint, maxt)
+    }
+
+    fn check_deadline(&mut self) -> Result<(), QueryError> {
+        self.checks = self.checks.wrapping_add(1);
+        if self.checks % 64 == 0 {
+            if let Some(d) = self.deadline {
+                if Instant::now() > d {
+                    return Err(QueryError::Timeout(
+                        "query timed out in expression evaluation".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add_samples(&mut self, n: usize) -> Result<(), QueryError> {
+        self.cur_samples += n;
+        if self.cur_samples > self.max_samples {
+            return Err(QueryError::TooManySamples);
+        }
+        Ok(())
+    }
+
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_start),
+            Some(AtModifier::End) => Some(self.query_end),
+            Some(AtModifier::At(t)) => Some(millis(*t)),
+        }
+    }
+
+    pub fn eval(&mut self, e: &Expr) -> Result<Val, QueryError> {
+        self.check_deadline()?;
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.steps()])),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Val::Scalar(v))
+                }
+                Val::Vector(mut ss) => {
+                    for s in &mut ss {
+                        s.drop_name = true;
+                        s.points.iter_mut().for_each(|p| p.v = -p.v);
+                    }
+                    Ok(Val::Vector(ss))
+                }
+                _ => Err(QueryError::Execution(
+                    "unary expression only allowed on expressions of type scalar or instant vector"
+                        .into(),
+                )),
+            },
+            Expr::VectorSelector(vs) => self.eval_vector_selector(vs).map(Val::Vector),
+            Expr::MatrixSelector(ms) => {
+                let range = ms.range.as_millis() as i64;
+                self.eval_matrix_selector(&ms.vs, range).map(Val::Range)
+            }
+            Expr::Subquery(sq) => self.eval_subquery(sq).map(Val::Range),
+            Expr::Call(c) => self.eval_call(c),
+            Expr::Aggregate(a) => self.eval_aggregate(a),
+            Expr::Binary(b) => self.eval_binary(b),
+            Expr::Extension(_) => Err(QueryError::Execution("unsupported expression".into())),
+        }
+    }
+
+    fn select(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::storage::SeriesSamples>, QueryError> {
+        let sets = selector_matchers(vs).map_err(QueryError::BadData)?;
+        let mut out = Vec::new();
+        if sets.len() == 1 {
+            out = self.q.select(&sets[0], mint, maxt);
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            for set in &sets {
+                for s in self.q.select(set, mint, maxt) {
+                    if seen.insert(s.labels.clone()) {
+                        out.push(s);
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        Ok(out)
+    }
+
+    /// An instant-vector selector at every step: the latest sample within
+    /// the lookback window `(t - lookback, t]`, unless it is a stale marker.
+    fn eval_vector_selector(&mut self, vs: &VectorSelector) -> Result<Vec<Series>, QueryError> {
+        let at = self.at_ms(&vs.at);
+        let off = offset_ms(&vs.offset);
+        let (first, last) = match at {
+            Some(a) => (a - off, a - off),
+            None => (self.start - off, self.end - off),
+        };
+        let raw = self.select(vs, first - self.lookback + 1, last)?;
+        let steps = self.steps();
+        let mut out = Vec::with_capacity(raw.len());
+        for s in raw {
+            self.check_deadline()?;
+            let mut pts = Vec::with_capacity(steps.min(s.samples.len().max(1) * 2));
+            let mut j = 0usize;
+            for ts in self.step_ts() {
+                let rt = at.unwrap_or(ts) - off;
+                while j + 1 < s.samples.len() && s.samples[j + 1].t <= rt {
+                    j += 1;
+                }
+                if let Some(p) = s.samples.get(j) {
+                    if p.t <= rt && p.t > rt - self.lookback && !is_stale_nan(p.v) {
+                        pts.push(Sample { t: ts, v: p.v });
+                    }
+                }
+            }
+            if !pts.is_empty() {
+                self.add_samples(pts.len())?;
+                out.push(Series {
+                    labels: s.labels,
+                    points: pts,
+                    drop_name: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Raw points of a matrix selector covering every step's window.
+    fn eval_matrix_selector(
+        &mut self,
+        vs: &VectorSelector,
+        range: i64,
+    ) -> Result<RangeVal, QueryError> {
+        let at = self.at_ms(&vs.at);
+        let off = offset_ms(&vs.offset);
+        let (first, last) = match at {
+            Some(a) => (a - off, a - off),
+            None => (self.start - off, self.end - off),
+        };
+        let raw = self.select(vs, first - range + 1, last)?;
+        let mut series = Vec::with_capacity(raw.len());
+        for s in raw {
+            let mut pts = s.samples;
+            pts.retain(|p| !is_stale_nan(p.v) && p.t > first - range);
+            if pts.is_empty() {
+                continue;
+            }
+            self.add_samples(pts.len())?;
+            series.push(Series {
+                labels: s.labels,
+                points: pts,
+                drop_name: false,
+            });
+        }
+        Ok(RangeVal {
+            series,
+            range,
+            offset: off,
+            at,
+        })
+    }
+
+    fn eval_subquery(&mut self, sq: &SubqueryExpr) -> Result<RangeVal, QueryError> {
+        let at = self.at_ms(&sq.at);
+        let off = offset_ms(&sq.offset);
+        let range = sq.range.as_millis() as i64;
+        let step = match sq.step {
+            Some(d) if !d.is_zero() => d.as_millis() as i64,
+            _ => self.default_subquery_step,
+        };
+        let (first, last) = match at {
+            Some(a) => (a - off, a - off),
+            None => (self.start - off, self.end - off),
+        };
+        // The first step-aligned timestamp strictly after the window start.
+        let start = ((first - range).div_euclid(step) + 1) * step;
+        let mut inner = Evaluator {
+            q: self.q,
+            start,
+            end: last,
+            interval: step,
+            lookback: self.lookback,
+            max_samples: self.max_samples,
+            cur_samples: self.cur_samples,
+            deadline: self.deadline,
+            annos: Annotations::default(),
+            query_start: self.query_start,
+            query_end: self.query_end,
+            query_step: self.query_step,
+            default_subquery_step: self.default_subquery_step,
+            checks: self.checks,
+            positions: self.positions,
+        };
+        let series = if start > last {
+            Vec::new()
+        } else {
+            match inner.eval(&sq.expr)? {
+                Val::Vector(v) => v,
+                Val::Scalar(v) => {
+                    let pts: Vec<Sample> = inner
+                        .step_ts()
+                        .zip(v)
+                        .map(|(t, v)| Sample { t, v })
+                        .collect();
+                    vec![Series {
+                        labels: Labels::empty(),
+                        points: pts,
+                        drop_name: false,
+                    }]
+                }
+                _ => {
+                    return Err(QueryError::Execution(
+                        "subquery is only allowed on instant vector or scalar".into(),
+                    ));
+                }
+            }
+        };
+        self.cur_samples = inner.cur_samples;
+        self.checks = inner.checks;
+        merge_annotations(&mut self.annos, inner.annos);
+        Ok(RangeVal {
+            series,
+            range,
+            offset: off,
+            at,
+        })
+    }
+
+    /// Calls `f` once per step with each argument's value at that step and
+    /// gathers the outputs into series.
+    pub fn range_eval(
+        &mut self,
+        args: &[Val],
+        mut f: impl FnMut(&mut Self, i64, &[StepArg<'_>]) -> Result<Vec<Out>, QueryError>,
+    ) -> Result<Vec<Series>, QueryError> {
+        let steps = self.steps();
+        let mut acc = Acc::new(steps);
+        let mut cursors: Vec<Vec<usize>> = args
+            .iter()
+            .map(|a| match a {
+                Val::Vector(v) => vec![0; v.len()],
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut bufs: Vec<Vec<El>> = args.iter().map(|_| Vec::new()).collect();
+        for (k, ts) in self.step_ts().enumerate() {
+            self.check_deadline()?;
+            for (i, a) in args.iter().enumerate() {
+                if let Val::Vector(v) = a {
+                    let buf = &mut bufs[i];
+                    buf.clear();
+                    for (si, s) in v.iter().enumerate() {
+                        let c = &mut cursors[i][si];
+                        if let Some(p) = s.points.get(*c) {
+                            if p.t == ts {
+                                buf.push(El { s: si, v: p.v });
+                                *c += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            let step_args: Vec<StepArg<'_>> = args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match a {
+                    Val::Scalar(v) => StepArg::Scalar(v[k]),
+                    Val::String(_) => StepArg::String,
+                    Val::Vector(v) => StepArg::Vector {
+                        series: v,
+                        els: &bufs[i],
+                    },
+                    Val::Range(_) => StepArg::Scalar(f64::NAN),
+                })
+                .collect();
+            let outs = f(self, ts, &step_args)?;
+            for o in outs {
+                acc.push(ts, o)?;
+            }
+        }
+        let n: usize = acc.series.iter().map(|s| s.points.len()).sum();
+        self.add_samples(n)?;
+        Ok(acc.series)
+    }
+
+    fn eval_args(&mut self, args: &[Box<Expr>]) -> Result<Vec<Val>, QueryError> {
+        args.iter().map(|a| self.eval(a)).collect()
+    }
+
+    fn eval_call(&mut self, c: &Call) -> Result<Val, QueryError> {
+        functions::eval_call(self, c)
+    }
+
+    pub fn eval_args_pub(&mut self, args: &[Box<Expr>]) -> Result<Vec<Val>, QueryError> {
+        self.eval_args(args)
+    }
+
+    fn eval_aggregate(&mut self, a: &AggregateExpr) -> Result<Val, QueryError> {
+        super::aggregate::eval(self, a)
+    }
+
+    fn eval_binary(&mut self, b: &BinaryExpr) -> Result<Val, QueryError> {
+        super::binary::eval(self, b)
+    }
+}
+
+pub(crate) fn merge_annotations(into: &mut Annotations, from: Annotations) {
+    for w in from.warnings {
+        if !into.warnings.contains(&w) {
+            into.warnings.push(w);
+        }
+    }
+    for i in from.infos {
+        if !into.infos.contains(&i) {
+            into.infos.push(i);
+        }
+    }
+}
+
+/// Labels for grouping: `by` keeps only the listed labels, `without`
+/// drops them and the metric name.
+pub(crate) fn grouping_labels(l: &Labels, m: &Option<LabelModifier>) -> Labels {
+    match m {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(names)) => {
+            let v: Vec<_> = l
+                .iter()
+                .filter(|x| names.labels.iter().any(|n| **n == *x.name))
+                .cloned()
+                .collect();
+            Labels::from_sorted(v)
+        }
+        Some(LabelModifier::Exclude(names)) => {
+            let v: Vec<_> = l
+                .iter()
+                .filter(|x| &*x.name != METRIC_NAME && !names.labels.iter().any(|n| **n == *x.name))
+                .cloned()
+                .collect();
+            Labels::from_sorted(v)
+        }
+    }
+}
+
+/// Merges series with identical labels (label_replace and name removal
+/// can produce them); overlapping points are an error, as in Prometheus.
+pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    for s in series {
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let t = &mut out[i];
+                let mut merged = Vec::with_capacity(t.points.len() + s.points.len());
+                let (mut a, mut b) = (0, 0);
+                while a < t.points.len() || b < s.points.len() {
+                    let take_a = match (t.points.get(a), s.points.get(b)) {
+                        (Some(x), Some(y)) => {
+                            if x.t == y.t {
+                                return Err(QueryError::Execution(
+                                    "vector cannot contain metrics with the same labelset".into(),
+                                ));
+                            }
+                            x.t < y.t
+                        }
+                        (Some(_), None) => true,
+                        _ => false,
+                    };
+                    if take_a {
+                        merged.push(t.points[a]);
+                        a += 1;
+                    } else {
+                        merged.push(s.points[b]);
+                        b += 1;
+                    }
+                }
+                t.points = merged;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The labels without the metric name.
+pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
+    if l.get(METRIC_NAME).is_none() {
+        return l.clone();
+    }
+    let mut b: LabelsBuilder = l.builder();
+    b.del(METRIC_NAME);
+    b.build()
+}
+
+/// For vector matching: is this cardinality one of the grouping ones.
+pub(crate) fn card_include(c: &VectorMatchCardinality) -> Vec<String> {
+    match c {
+        VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+            l.labels.clone()
+        }
+        _ => Vec::new(),
+    }
+}

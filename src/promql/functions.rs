@@ -1,0 +1,1379 @@
+//! PromQL functions.
+
+use promql_parser::parser::{Call, Expr};
+
+use super::QueryError;
+use super::aggregate::{kahan_inc, quantile};
+use super::eval::{Evaluator, Out, RangeVal, StepArg, Val, merge_same_labelset, offset_ms};
+use super::value::Series;
+use crate::model::{
+    Labels, METRIC_NAME, MatchOp, Sample, anchored_regex, format_float, is_stale_nan,
+};
+
+fn string_arg(e: &Expr) -> Result<&str, QueryError> {
+    match e {
+        Expr::StringLiteral(s) => Ok(&s.val),
+        Expr::Paren(p) => string_arg(&p.expr),
+        _ => Err(QueryError::Execution(
+            "expected a string literal argument".into(),
+        )),
+    }
+}
+
+/// Strips parentheses, which do not change what an argument is.
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryError> {
+    let name = c.func.name;
+    let args: Vec<&Expr> = c.args.args.iter().map(|b| b.as_ref()).collect();
+    match name {
+        "time" => {
+            let v = ev.step_ts().map(|t| t as f64 / 1000.0).collect();
+            return Ok(Val::Scalar(v));
+        }
+        "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; ev.steps()])),
+        // The query's own shape, fixed for the whole query (subqueries
+        // included), as Prometheus resolves them before evaluation.
+        "step" | "range" | "start" | "end" => {
+            let v = match name {
+                "step" => ev.query_step as f64 / 1000.0,
+                "range" => (ev.query_end - ev.query_start) as f64 / 1000.0,
+                "start" => ev.query_start as f64 / 1000.0,
+                _ => ev.query_end as f64 / 1000.0,
+            };
+            return Ok(Val::Scalar(vec![v; ev.steps()]));
+        }
+        "min_of" | "max_of" => {
+            let vals = ev.eval_args_pub(&c.args.args)?;
+            let (Some(Val::Scalar(a)), Some(Val::Scalar(b))) = (vals.first(), vals.get(1)) else {
+                return Err(QueryError::Execution(format!("{name} expects two scalars")));
+            };
+            let min = name == "min_of";
+            let v = a
+                .iter()
+                .zip(b)
+                .map(|(&x, &y)| {
+                    if x.is_nan() || y.is_nan() {
+                        f64::NAN
+                    } else if min {
+                        x.min(y)
+                    } else {
+                        x.max(y)
+                    }
+                })
+                .collect();
+            return Ok(Val::Scalar(v));
+        }
+        "label_replace" => return label_replace(ev, &args),
+        "label_join" => return label_join(ev, &args),
+        "timestamp" => {
+            if let Expr::VectorSelector(vs) = unparen(args[0]) {
+                return timestamp_of_selector(ev, vs);
+            }
+        }
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" if ev.start != ev.end => {
+            let pos = ev.pos_call(c);
+            ev.annos.warn(format!(
+                    "sort is ineffective for range queries since results are always ordered by labels{pos}"
+                ));
+        }
+        _ => {}
+    }
+    if let Some(kind) = range_function(name) {
+        return eval_range_function(ev, c, &args, kind);
+    }
+    let vals = ev.eval_args_pub(&c.args.args)?;
+    match name {
+        "vector" => {
+            let Some(Val::Scalar(v)) = vals.into_iter().next() else {
+                return Err(QueryError::Execution("vector() expects a scalar".into()));
+            };
+            let points = ev.step_ts().zip(v).map(|(t, v)| Sample { t, v }).collect();
+            Ok(Val::Vector(vec![Series {
+                labels: Labels::empty(),
+                points,
+                drop_name: false,
+            }]))
+        }
+        "scalar" => {
+            let series = match vals.into_iter().next() {
+                Some(Val::Vector(s)) => s,
+                _ => Vec::new(),
+            };
+            let args = [Val::Vector(series)];
+            let mut out = vec![f64::NAN; ev.steps()];
+            let mut k = 0;
+            ev.range_eval(&args, |_, _, a| {
+                if let StepArg::Vector { els, .. } = &a[0] {
+                    if els.len() == 1 {
+                        out[k] = els[0].v;
+                    }
+                }
+                k += 1;
+                Ok(Vec::new())
+            })?;
+            Ok(Val::Scalar(out))
+        }
+        "absent" => {
+            let labels = absent_labels(args[0]);
+            let args_v = vals;
+            let out = ev.range_eval(&args_v, |_, _, a| {
+                if let StepArg::Vector { els, .. } = &a[0] {
+                    if els.is_empty() {
+                        return Ok(vec![Out {
+                            labels: labels.clone(),
+                            v: 1.0,
+                            drop_name: false,
+                        }]);
+                    }
+                }
+                Ok(Vec::new())
+            })?;
+            Ok(Val::Vector(out))
+        }
+        "histogram_quantile" => histogram_quantile(ev, c, vals),
+        "histogram_fraction" => histogram_fraction(ev, c, vals),
+        "sort" | "sort_desc" => sort_by_value(ev, vals, name == "sort_desc"),
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut names = Vec::new();
+            for a in &args[1..] {
+                names.push(string_arg(a)?.to_string());
+            }
+            sort_by_label(ev, vals, &names, name == "sort_by_label_desc")
+        }
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
+        | "month" | "year" => date_function(ev, name, vals),
+        _ => elementwise(ev, name, vals),
+    }
+}
+
+/// `timestamp(selector)` reports the sample's own timestamp, which the
+/// stepped vector no longer carries, so it reads the selector itself.
+fn timestamp_of_selector(
+    ev: &mut Evaluator<'_>,
+    vs: &promql_parser::parser::VectorSelector,
+) -> Result<Val, QueryError> {
+    let off = offset_ms(&vs.offset);
+    let at = ev.at_ms_pub(&vs.at);
+    let lookback = ev.lookback;
+    let (first, last) = match at {
+        Some(a) => (a - off, a - off),
+        None => (ev.start - off, ev.end - off),
+    };
+    let raw = ev.select_pub(vs, first - lookback + 1, last)?;
+    let mut out = Vec::new();
+    let steps: Vec<i64> = ev.step_ts().collect();
+    for s in raw {
+        let mut pts = Vec::new();
+        let mut j = 0usize;
+        for &ts in &steps {
+            let rt = at.unwrap_or(ts) - off;
+            while j + 1 < s.samples.len() && s.samples[j + 1].t <= rt {
+                j += 1;
+            }
+            if let Some(p) = s.samples.get(j) {
+                if p.t <= rt && p.t > rt - lookback && !is_stale_nan(p.v) {
+                    pts.push(Sample {
+                        t: ts,
+                        v: p.t as f64 / 1000.0,
+                    });
+                }
+            }
+        }
+        if !pts.is_empty() {
+            ev.add_samples(pts.len())?;
+            out.push(Series {
+                labels: s.labels,
+                points: pts,
+                drop_name: true,
+            });
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+fn elementwise(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val, QueryError> {
+    let f: fn(f64, &[f64]) -> f64 = match name {
+        "abs" => |v, _| v.abs(),
+        "ceil" => |v, _| v.ceil(),
+        "floor" => |v, _| v.floor(),
+        "exp" => |v, _| v.exp(),
+        "ln" => |v, _| v.ln(),
+        "log2" => |v, _| v.log2(),
+        "log10" => |v, _| v.log10(),
+        "sqrt" => |v, _| v.sqrt(),
+        "sgn" => |v, _| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        },
+        "acos" => |v, _| v.acos(),
+        "acosh" => |v, _| v.acosh(),
+        "asin" => |v, _| v.asin(),
+        "asinh" => |v, _| v.asinh(),
+        "atan" => |v, _| v.atan(),
+        "atanh" => |v, _| v.atanh(),
+        "cos" => |v, _| v.cos(),
+        "cosh" => |v, _| v.cosh(),
+        "sin" => |v, _| v.sin(),
+        "sinh" => |v, _| v.sinh(),
+        "tan" => |v, _| v.tan(),
+        "tanh" => |v, _| v.tanh(),
+        "deg" => |v, _| v * 180.0 / std::f64::consts::PI,
+        "rad" => |v, _| v * std::f64::consts::PI / 180.0,
+        "timestamp" => |v, _| v,
+        "round" => |v, p| {
+            let to = p.first().copied().unwrap_or(1.0);
+            let inv = 1.0 / to;
+            (v * inv + 0.5).floor() / inv
+        },
+        "clamp" => |v, p| {
+            let (lo, hi) = (p[0], p[1]);
+            lo.max(hi.min(v))
+        },
+        "clamp_min" => |v, p| p[0].max(v),
+        "clamp_max" => |v, p| p[0].min(v),
+        other => {
+            return Err(QueryError::Execution(format!(
+                "function {other:?} is not supported"
+            )));
+        }
+    };
+    let is_ts = name == "timestamp";
+    let is_clamp = name == "clamp";
+    let out = ev.range_eval(&vals, |_, ts, a| {
+        let StepArg::Vector { series, els } = &a[0] else {
+            return Ok(Vec::new());
+        };
+        let params: Vec<f64> = a[1..]
+            .iter()
+            .map(|x| match x {
+                StepArg::Scalar(v) => *v,
+                _ => f64::NAN,
+            })
+            .collect();
+        if is_clamp && params[1] < params[0] {
+            return Ok(Vec::new());
+        }
+        Ok(els
+            .iter()
+            .map(|e| Out {
+                labels: series[e.s].labels.clone(),
+                v: if is_ts {
+                    ts as f64 / 1000.0
+                } else {
+                    f(e.v, &params)
+                },
+                drop_name: true,
+            })
+            .collect())
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn date_part(name: &str, secs: f64) -> f64 {
+    let s = secs as i64;
+    let days = s.div_euclid(86_400);
+    let sod = s.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    const CUM: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    match name {
+        "day_of_month" => d as f64,
+        "day_of_week" => (days + 4).rem_euclid(7) as f64,
+        "day_of_year" => {
+            let mut doy = CUM[(m - 1) as usize] + d;
+            if m > 2 && is_leap(y) {
+                doy += 1;
+            }
+            doy as f64
+        }
+        "days_in_month" => match m {
+            2 => {
+                if is_leap(y) {
+                    29.0
+                } else {
+                    28.0
+                }
+            }
+            4 | 6 | 9 | 11 => 30.0,
+            _ => 31.0,
+        },
+        "hour" => (sod / 3600) as f64,
+        "minute" => ((sod % 3600) / 60) as f64,
+        "month" => m as f64,
+        _ => y as f64,
+    }
+}
+
+fn date_function(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val, QueryError> {
+    if vals.is_empty() {
+        let out = ev.range_eval(&[], |_, ts, _| {
+            Ok(vec![Out {
+                labels: Labels::empty(),
+                v: date_part(name, (ts / 1000) as f64),
+                drop_name: false,
+            }])
+        })?;
+        return Ok(Val::Vector(out));
+    }
+    let out = ev.range_eval(&vals, |_, _, a| {
+        let StepArg::Vector { series, els } = &a[0] else {
+            return Ok(Vec::new());
+        };
+        Ok(els
+            .iter()
+            .map(|e| Out {
+                labels: series[e.s].labels.clone(),
+                v: if e.v.is_nan() || e.v.is_infinite() {
+                    f64::NAN
+                } else {
+                    date_part(name, e.v)
+                },
+                drop_name: true,
+            })
+            .collect())
+    })?;
+    Ok(Val::Vector(out))
+}
+
+fn sort_by_value(ev: &mut Evaluator<'_>, vals: Vec<Val>, desc: bool) -> Result<Val, QueryError> {
+    let out = ev.range_eval(&vals, |_, _, a| {
+        let StepArg::Vector { series, els } = &a[0] else {
+            return Ok(Vec::new());
+        };
+        let mut v: Vec<_> = els.to_vec();
+        // NaN sorts last in both directions, as in Prometheus.
+        v.sort_by(|a, b| {
+            use std::cmp::Ordering::*;
+            match (a.v.is_nan(), b.v.is_nan()) {
+                (true, true) => Equal,
+                (true, false) => Greater,
+                (false, true) => Less,
+                _ if desc => b.v.partial_cmp(&a.v).unwrap_or(Equal),
+                _ => a.v.partial_cmp(&b.v).unwrap_or(Equal),
+            }
+        });
+        Ok(v.iter()
+            .map(|e| Out {
+                labels: series[e.s].labels.clone(),
+                v: e.v,
+                drop_name: series[e.s].drop_name,
+            })
+            .collect())
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// Natural ("human") ordering: digit runs compare by numeric value.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < ab.len() && j < bb.len() {
+        if ab[i].is_ascii_digit() && bb[j].is_ascii_digit() {
+            let si = i;
+            while i < ab.len() && ab[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < bb.len() && bb[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = a[si..i].trim_start_matches('0');
+            let nb = b[sj..j].trim_start_matches('0');
+            let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            if ab[i] != bb[j] {
+                return ab[i].cmp(&bb[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (ab.len() - i).cmp(&(bb.len() - j))
+}
+
+fn sort_by_label(
+    ev: &mut Evaluator<'_>,
+    vals: Vec<Val>,
+    names: &[String],
+    desc: bool,
+) -> Result<Val, QueryError> {
+    let out = ev.range_eval(&vals[..1], |_, _, a| {
+        let StepArg::Vector { series, els } = &a[0] else {
+            return Ok(Vec::new());
+        };
+        let mut v: Vec<_> = els.to_vec();
+        v.sort_by(|x, y| {
+            let (lx, ly) = (&series[x.s].labels, &series[y.s].labels);
+            for n in names {
+                let (a, b) = (lx.get(n).unwrap_or(""), ly.get(n).unwrap_or(""));
+                if a == b {
+                    continue;
+                }
+                let o = natural_cmp(a, b);
+                return if desc { o.reverse() } else { o };
+            }
+            let o = lx.cmp(ly);
+            if desc { o.reverse() } else { o }
+        });
+        Ok(v.iter()
+            .map(|e| Out {
+                labels: series[e.s].labels.clone(),
+                v: e.v,
+                drop_name: series[e.s].drop_name,
+            })
+            .collect())
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// Labels `absent()` reports: the equality matchers of a lone selector,
+/// except labels matched more than once.
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match unparen(e) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::empty(),
+    };
+    let Ok(sets) = super::eval::selector_matchers(vs) else {
+        return Labels::empty();
+    };
+    let Some(ms) = sets.first() else {
+        return Labels::empty();
+    };
+    let mut b = crate::model::LabelsBuilder::new();
+    let mut has = std::collections::HashSet::new();
+    for m in ms {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if m.op == MatchOp::Equal && !has.contains(&m.name) {
+            b.set_str(&m.name, &m.value);
+            has.insert(m.name.clone());
+        } else {
+            b.del(&m.name);
+        }
+    }
+    b.build()
+}
+
+fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> Result<Val, QueryError> {
+    let dst = string_arg(args[1])?;
+    let repl = string_arg(args[2])?;
+    let src = string_arg(args[3])?;
+    let re_s = string_arg(args[4])?;
+    let re = anchored_regex(re_s).map_err(|_| {
+        QueryError::Execution(format!(
+            "invalid regular expression in label_replace(): {re_s}"
+        ))
+    })?;
+    if dst.is_empty() {
+        return Err(QueryError::Execution(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
+    }
+    let Val::Vector(mut ss) = ev.eval(args[0])? else {
+        return Err(QueryError::Execution(
+            "label_replace expects an instant vector".into(),
+        ));
+    };
+    for s in ss.iter_mut() {
+        let v = s.labels.get(src).unwrap_or("").to_string();
+        if let Some(caps) = re.captures(&v) {
+            let mut res = String::new();
+            caps.expand(repl, &mut res);
+            let mut b = s.labels.builder();
+            if res.is_empty() {
+                b.del(dst);
+            } else {
+                b.set_str(dst, &res);
+            }
+            s.labels = b.build();
+            if dst == METRIC_NAME {
+                s.drop_name = false;
+            }
+        }
+    }
+    Ok(Val::Vector(merge_same_labelset(ss)?))
+}
+
+fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> Result<Val, QueryError> {
+    let dst = string_arg(args[1])?;
+    let sep = string_arg(args[2])?;
+    let mut srcs = Vec::new();
+    for a in &args[3..] {
+        srcs.push(string_arg(a)?);
+    }
+    if dst.is_empty() {
+        return Err(QueryError::Execution(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
+    }
+    let Val::Vector(mut ss) = ev.eval(args[0])? else {
+        return Err(QueryError::Execution(
+            "label_join expects an instant vector".into(),
+        ));
+    };
+    for s in ss.iter_mut() {
+        let joined = srcs
+            .iter()
+            .map(|n| s.labels.get(n).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(sep);
+        let mut b = s.labels.builder();
+        if joined.is_empty() {
+            b.del(dst);
+        } else {
+            b.set_str(dst, &joined);
+        }
+        s.labels = b.build();
+        if dst == METRIC_NAME {
+            s.drop_name = false;
+        }
+    }
+    Ok(Val::Vector(merge_same_labelset(ss)?))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    Resets,
+    Changes,
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    Last,
+    First,
+    Present,
+    Stddev,
+    Stdvar,
+    Quantile,
+    Mad,
+    TsOfMin,
+    TsOfMax,
+    TsOfLast,
+    TsOfFirst,
+    AbsentOverTime,
+    Des,
+}
+
+fn range_function(name: &str) -> Option<RangeFn> {
+    Some(match name {
+        "rate" => RangeFn::Rate,
+        "increase" => RangeFn::Increase,
+        "delta" => RangeFn::Delta,
+        "irate" => RangeFn::Irate,
+        "idelta" => RangeFn::Idelta,
+        "deriv" => RangeFn::Deriv,
+        "predict_linear" => RangeFn::PredictLinear,
+        "resets" => RangeFn::Resets,
+        "changes" => RangeFn::Changes,
+        "avg_over_time" => RangeFn::Avg,
+        "min_over_time" => RangeFn::Min,
+        "max_over_time" => RangeFn::Max,
+        "sum_over_time" => RangeFn::Sum,
+        "count_over_time" => RangeFn::Count,
+        "last_over_time" => RangeFn::Last,
+        "first_over_time" => RangeFn::First,
+        "present_over_time" => RangeFn::Present,
+        "stddev_over_time" => RangeFn::Stddev,
+        "stdvar_over_time" => RangeFn::Stdvar,
+        "quantile_over_time" => RangeFn::Quantile,
+        "mad_over_time" => RangeFn::Mad,
+        "ts_of_min_over_time" => RangeFn::TsOfMin,
+        "ts_of_max_over_time" => RangeFn::TsOfMax,
+        "ts_of_last_over_time" => RangeFn::TsOfLast,
+        "ts_of_first_over_time" => RangeFn::TsOfFirst,
+        "absent_over_time" => RangeFn::AbsentOverTime,
+        "double_exponential_smoothing" | "holt_winters" => RangeFn::Des,
+        _ => return None,
+    })
+}
+
+fn eval_range_function(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    args: &[&Expr],
+    kind: RangeFn,
+) -> Result<Val, QueryError> {
+    let midx = args
+        .iter()
+        .position(|a| matches!(unparen(a), Expr::MatrixSelector(_) | Expr::Subquery(_)))
+        .ok_or_else(|| QueryError::Execution("expected a range vector argument".into()))?;
+    let mut scalars: Vec<Vec<f64>> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if i == midx {
+            continue;
+        }
+        match ev.eval(a)? {
+            Val::Scalar(v) => scalars.push(v),
+            _ => return Err(QueryError::Execution("expected a scalar argument".into())),
+        }
+    }
+    let rv: RangeVal = match ev.eval(args[midx])? {
+        Val::Range(r) => r,
+        _ => {
+            return Err(QueryError::Execution(
+                "expected a range vector argument".into(),
+            ));
+        }
+    };
+    let arg_pos = ev.pos(args[midx]);
+    // Parameter checks that Prometheus reports once per query.
+    match kind {
+        RangeFn::Quantile => {
+            for &q in scalars.first().map(|v| v.as_slice()).unwrap_or(&[]) {
+                if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                    let qpos = ev.pos(args[0]);
+                    ev.annos.warn(format!(
+                        "quantile value should be between 0 and 1, got {}{qpos}",
+                        format_float(q)
+                    ));
+                }
+            }
+        }
+        RangeFn::Des => {
+            for (i, what) in [(0usize, "smoothing"), (1, "trend")] {
+                if let Some(&v) = scalars.get(i).and_then(|s| s.first()) {
+                    if v <= 0.0 || v >= 1.0 {
+                        return Err(QueryError::Execution(format!(
+                            "invalid {what} factor. Expected: 0 < {} < 1, got: {v:.6}",
+                            if i == 0 { "sf" } else { "tf" }
+                        )));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
+    let steps: Vec<i64> = ev.step_ts().collect();
+    let mut out: Vec<Series> = Vec::with_capacity(rv.series.len());
+    let mut not_counter: Vec<String> = Vec::new();
+    for s in &rv.series {
+        let pts = &s.points;
+        let mut res: Vec<Sample> = Vec::new();
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for (k, &ts) in steps.iter().enumerate() {
+            let end = rv.window_end(ts);
+            let start = end - rv.range;
+            // Windows only move forward (or stay put under @).
+            if lo > 0 && pts.get(lo - 1).is_some_and(|p| p.t > start) {
+                lo = 0;
+                hi = 0;
+            }
+            while lo < pts.len() && pts[lo].t <= start {
+                lo += 1;
+            }
+            if hi < lo {
+                hi = lo;
+            }
+            while hi < pts.len() && pts[hi].t <= end {
+                hi += 1;
+            }
+            let w = &pts[lo..hi];
+            if w.is_empty() {
+                continue;
+            }
+            let params: Vec<f64> = scalars.iter().map(|v| v[k]).collect();
+            let eval_ts = if rv.at.is_some() { ev.start } else { ts };
+            if let Some(v) = apply_range_fn(kind, w, start, end, rv.range, eval_ts, &params) {
+                res.push(Sample { t: ts, v });
+            }
+        }
+        if res.is_empty() {
+            continue;
+        }
+        if matches!(kind, RangeFn::Rate | RangeFn::Increase) {
+            if let Some(n) = s.labels.metric_name() {
+                if !(n.ends_with("_total")
+                    || n.ends_with("_sum")
+                    || n.ends_with("_count")
+                    || n.ends_with("_bucket"))
+                {
+                    not_counter.push(n.to_string());
+                }
+            }
+        }
+        ev.add_samples(res.len())?;
+        out.push(Series {
+            labels: s.labels.clone(),
+            points: res,
+            drop_name: s.drop_name || !keep_name,
+        });
+    }
+    for n in not_counter {
+        ev.annos.info(format!(
+            "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}{arg_pos}"
+        ));
+    }
+    if kind == RangeFn::AbsentOverTime {
+        let mut present = vec![false; steps.len()];
+        for s in &out {
+            for p in &s.points {
+                if let Ok(i) = steps.binary_search(&p.t) {
+                    present[i] = true;
+                }
+            }
+        }
+        let points: Vec<Sample> = steps
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| !p)
+            .map(|(&t, _)| Sample { t, v: 1.0 })
+            .collect();
+        if points.is_empty() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        return Ok(Val::Vector(vec![Series {
+            labels: absent_labels(args[midx]),
+            points,
+            drop_name: true,
+        }]));
+    }
+    let _ = c;
+    Ok(Val::Vector(out))
+}
+
+fn apply_range_fn(
+    kind: RangeFn,
+    w: &[Sample],
+    start: i64,
+    end: i64,
+    range: i64,
+    ts: i64,
+    p: &[f64],
+) -> Option<f64> {
+    let n = w.len();
+    match kind {
+        RangeFn::Rate => extrapolated_rate(w, start, end, range, true, true),
+        RangeFn::Increase => extrapolated_rate(w, start, end, range, true, false),
+        RangeFn::Delta => extrapolated_rate(w, start, end, range, false, false),
+        RangeFn::Irate | RangeFn::Idelta => {
+            if n < 2 {
+                return None;
+            }
+            let (a, b) = (w[n - 2], w[n - 1]);
+            let dt = b.t - a.t;
+            if dt == 0 {
+                return None;
+            }
+            let is_rate = kind == RangeFn::Irate;
+            let mut v = if is_rate && b.v < a.v { b.v } else { b.v - a.v };
+            if is_rate {
+                v /= dt as f64 / 1000.0;
+            }
+            Some(v)
+        }
+        RangeFn::Deriv => {
+            if n < 2 {
+                return None;
+            }
+            Some(linear_regression(w, w[0].t).0)
+        }
+        RangeFn::PredictLinear => {
+            if n < 2 {
+                return None;
+            }
+            let (slope, intercept) = linear_regression(w, ts);
+            Some(slope * p[0] + intercept)
+        }
+        RangeFn::Resets => {
+            let mut r = 0.0;
+            for i in 1..n {
+                if w[i].v < w[i - 1].v {
+                    r += 1.0;
+                }
+            }
+            Some(r)
+        }
+        RangeFn::Changes => {
+            let mut r = 0.0;
+            for i in 1..n {
+                let (a, b) = (w[i - 1].v, w[i].v);
+                if a != b && !(a.is_nan() && b.is_nan()) {
+                    r += 1.0;
+                }
+            }
+            Some(r)
+        }
+        RangeFn::Avg => {
+            let (mut sum, mut c, mut mean) = (w[0].v, 0.0f64, 0.0f64);
+            let mut incremental = false;
+            let mut count = 1.0;
+            for s in &w[1..] {
+                count += 1.0;
+                if !incremental {
+                    let (ns, nc) = kahan_inc(s.v, sum, c);
+                    if !ns.is_infinite() {
+                        sum = ns;
+                        c = nc;
+                        continue;
+                    }
+                    incremental = true;
+                    mean = sum / (count - 1.0);
+                    c /= count - 1.0;
+                }
+                let q = (count - 1.0) / count;
+                let (m, nc) = kahan_inc(s.v / count, q * mean, q * c);
+                mean = m;
+                c = nc;
+            }
+            Some(if incremental {
+                mean + c
+            } else {
+                sum / count + c / count
+            })
+        }
+        RangeFn::Min | RangeFn::Max | RangeFn::TsOfMin | RangeFn::TsOfMax => {
+            let is_max = matches!(kind, RangeFn::Max | RangeFn::TsOfMax);
+            let strict = matches!(kind, RangeFn::Min | RangeFn::Max);
+            let (mut best, mut best_t) = (w[0].v, w[0].t);
+            for s in w {
+                let better = if is_max {
+                    if strict { s.v > best } else { s.v >= best }
+                } else if strict {
+                    s.v < best
+                } else {
+                    s.v <= best
+                };
+                if better || best.is_nan() {
+                    best = s.v;
+                    best_t = s.t;
+                }
+            }
+            Some(if strict { best } else { best_t as f64 / 1000.0 })
+        }
+        RangeFn::Sum => {
+            let (mut sum, mut c) = (0.0, 0.0);
+            for s in w {
+                (sum, c) = kahan_inc(s.v, sum, c);
+            }
+            Some(if sum.is_infinite() { sum } else { sum + c })
+        }
+        RangeFn::Count => Some(n as f64),
+        RangeFn::Last => Some(w[n - 1].v),
+        RangeFn::First => Some(w[0].v),
+        RangeFn::TsOfLast => Some(w[n - 1].t as f64 / 1000.0),
+        RangeFn::TsOfFirst => Some(w[0].t as f64 / 1000.0),
+        RangeFn::Present | RangeFn::AbsentOverTime => Some(1.0),
+        RangeFn::Stddev | RangeFn::Stdvar => {
+            let (mut count, mut mean, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for s in w {
+                count += 1.0;
+                let delta = s.v - (mean + cm);
+                (mean, cm) = kahan_inc(delta / count, mean, cm);
+                (aux, ca) = kahan_inc(delta * (s.v - (mean + cm)), aux, ca);
+            }
+            let var = (aux + ca) / count;
+            Some(if kind == RangeFn::Stddev {
+                var.sqrt()
+            } else {
+                var
+            })
+        }
+        RangeFn::Quantile => {
+            let mut v: Vec<f64> = w.iter().map(|s| s.v).collect();
+            Some(quantile(p[0], &mut v))
+        }
+        RangeFn::Mad => {
+            if w.iter().any(|s| s.v.is_nan()) {
+                return Some(f64::NAN);
+            }
+            let mut v: Vec<f64> = w.iter().map(|s| s.v).collect();
+            let median = quantile(0.5, &mut v);
+            for x in v.iter_mut() {
+                *x = (*x - median).abs();
+            }
+            Some(quantile(0.5, &mut v))
+        }
+        RangeFn::Des => {
+            if n < 2 {
+                return None;
+            }
+            let (sf, tf) = (p[0], p[1]);
+            let (mut s0, mut s1) = (0.0, w[0].v);
+            let mut b = w[1].v - w[0].v;
+            for (i, s) in w.iter().enumerate().skip(1) {
+                let x = sf * s.v;
+                if i > 1 {
+                    b = tf * (s1 - s0) + (1.0 - tf) * b;
+                }
+                let y = (1.0 - sf) * (s1 + b);
+                s0 = s1;
+                s1 = x + y;
+            }
+            Some(s1)
+        }
+    }
+}
+
+/// Prometheus's rate/increase/delta: the change over the window,
+/// extrapolated towards the window edges unless the series starts or
+/// ends well inside it, and never below zero for counters.
+fn extrapolated_rate(
+    w: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let n = w.len();
+    if n < 2 {
+        return None;
+    }
+    let mut result = w[n - 1].v - w[0].v;
+    if is_counter {
+        for i in 1..n {
+            if w[i].v < w[i - 1].v {
+                result += w[i - 1].v;
+            }
+        }
+    }
+    let (first_t, last_t) = (w[0].t, w[n - 1].t);
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg = sampled / (n - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if is_counter && result > 0.0 && w[0].v >= 0.0 {
+        let to_zero = sampled * (w[0].v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+fn linear_regression(w: &[Sample], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let init = w[0].v;
+    let mut const_y = true;
+    for (i, s) in w.iter().enumerate() {
+        if const_y && i > 0 && s.v != init {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (s.t - intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(s.v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * s.v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+/// One classic-histogram bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    upper: f64,
+    count: f64,
+}
+
+fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < eps * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
+fn sort_coalesce(buckets: &mut Vec<Bucket>) {
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.drain(..) {
+        match out.last_mut() {
+            Some(l) if l.upper == b.upper => l.count += b.count,
+            _ => out.push(b),
+        }
+    }
+    *buckets = out;
+}
+
+/// Returns (quantile, forced_monotonic, min_bucket, max_bucket, max_diff).
+fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool, f64, f64, f64) {
+    let mut forced = false;
+    let (mut minb, mut maxb, mut maxd) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    if q.is_nan() {
+        return (f64::NAN, forced, minb, maxb, maxd);
+    }
+    if q < 0.0 {
+        return (f64::NEG_INFINITY, forced, minb, maxb, maxd);
+    }
+    if q > 1.0 {
+        return (f64::INFINITY, forced, minb, maxb, maxd);
+    }
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
+        return (f64::NAN, forced, minb, maxb, maxd);
+    }
+    sort_coalesce(buckets);
+    let mut prev = buckets[0].count;
+    for b in buckets.iter_mut().skip(1) {
+        let cur = b.count;
+        if cur == prev {
+            continue;
+        }
+        if almost_equal(prev, cur, 1e-12) {
+            b.count = prev;
+            continue;
+        }
+        if cur < prev {
+            b.count = prev;
+            forced = true;
+            minb = minb.min(b.upper);
+            maxb = maxb.max(b.upper);
+            maxd = maxd.max(prev - cur);
+            continue;
+        }
+        prev = cur;
+    }
+    if buckets.len() < 2 {
+        return (f64::NAN, forced, minb, maxb, maxd);
+    }
+    let obs = buckets[buckets.len() - 1].count;
+    if obs == 0.0 {
+        return (f64::NAN, forced, minb, maxb, maxd);
+    }
+    let mut rank = q * obs;
+    let last = buckets.len() - 1;
+    let b = buckets[..last]
+        .iter()
+        .position(|x| x.count >= rank)
+        .unwrap_or(last);
+    let v = if b == last {
+        buckets[last - 1].upper
+    } else if b == 0 && buckets[0].upper <= 0.0 {
+        buckets[0].upper
+    } else {
+        let mut start = 0.0;
+        let end = buckets[b].upper;
+        let mut count = buckets[b].count;
+        if b > 0 {
+            start = buckets[b - 1].upper;
+            count -= buckets[b - 1].count;
+            rank -= buckets[b - 1].count;
+        }
+        start + (end - start) * (rank / count)
+    };
+    (v, forced, minb, maxb, maxd)
+}
+
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
+        return f64::NAN;
+    }
+    sort_coalesce(buckets);
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if buckets[0].upper <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, b) in buckets.iter().enumerate() {
+        if i > 0 {
+            lower_bound = buckets[i - 1].upper;
+        }
+        let upper_bound = b.upper;
+        let interp = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                b.count
+            } else {
+                rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interp(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interp(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Groups a step's bucket series by their labels without `le`, in
+/// first-seen order. Series whose `le` does not parse raise a warning.
+fn group_buckets(
+    ev: &mut Evaluator<'_>,
+    series: &[Series],
+    els: &[super::eval::El],
+    pos: &str,
+) -> Vec<(Labels, Vec<Bucket>)> {
+    let mut groups: Vec<(Labels, Vec<Bucket>)> = Vec::new();
+    let mut idx: std::collections::HashMap<Labels, usize> = Default::default();
+    for e in els {
+        let l = &series[e.s].labels;
+        let le = l.get("le").unwrap_or("");
+        let Some(upper) = parse_go_float(le) else {
+            let name = l.metric_name().unwrap_or("");
+            let msg = if name.is_empty() {
+                format!("bucket label \"le\" is missing or has a malformed value of {le:?}{pos}")
+            } else {
+                format!(
+                    "bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?}{pos}"
+                )
+            };
+            ev.annos.warn(msg);
+            continue;
+        };
+        let mut b = l.builder();
+        b.del("le");
+        let key = b.build();
+        let i = match idx.get(&key) {
+            Some(&i) => i,
+            None => {
+                idx.insert(key.clone(), groups.len());
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[i].1.push(Bucket { upper, count: e.v });
+    }
+    groups
+}
+
+/// Parses a float the way Go's strconv.ParseFloat accepts label values.
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t != s || t.is_empty() {
+        return None;
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => return Some(f64::INFINITY),
+        "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(h, 16).ok().map(|v| v as f64);
+    }
+    t.replace('_', "").parse::<f64>().ok()
+}
+
+fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Result<Val, QueryError> {
+    let qpos = ev.pos(&c.args.args[0]);
+    let bpos = ev.pos(&c.args.args[1]);
+    if let Val::Scalar(qs) = &vals[0] {
+        for &q in qs {
+            if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                ev.annos.warn(format!(
+                    "quantile value should be between 0 and 1, got {}{qpos}",
+                    format_float(q)
+                ));
+                break;
+            }
+        }
+    }
+    let mut mono: Option<(String, i64, i64, f64, f64, f64, usize)> = None;
+    let out = ev.range_eval(&vals, |ev, ts, a| {
+        let (StepArg::Scalar(q), StepArg::Vector { series, els }) = (&a[0], &a[1]) else {
+            return Ok(Vec::new());
+        };
+        let groups = group_buckets(ev, series, els, &bpos);
+        let mut out = Vec::new();
+        for (labels, mut buckets) in groups {
+            let (v, forced, minb, maxb, maxd) = bucket_quantile(*q, &mut buckets);
+            if forced {
+                let name = labels.metric_name().unwrap_or("").to_string();
+                match &mut mono {
+                    Some(m) if m.0 == name => {
+                        m.1 = m.1.min(ts);
+                        m.2 = m.2.max(ts);
+                        m.3 = m.3.min(minb);
+                        m.4 = m.4.max(maxb);
+                        m.5 = m.5.max(maxd);
+                        m.6 += 1;
+                    }
+                    None => mono = Some((name, ts, ts, minb, maxb, maxd, 0)),
+                    _ => {}
+                }
+            }
+            out.push(Out {
+                labels,
+                v,
+                drop_name: true,
+            });
+        }
+        Ok(out)
+    })?;
+    if let Some((name, mint, maxt, minb, maxb, maxd, count)) = mono {
+        let metric = if name.is_empty() {
+            String::new()
+        } else {
+            format!(" for metric name {name:?}")
+        };
+        ev.annos.info(format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){metric}, from buckets {} to {}, with a max diff of {}, over {} samples from {} to {}{bpos}",
+            format_float(minb),
+            format_float(maxb),
+            go_g2(maxd),
+            count + 1,
+            crate::model::format_rfc3339(mint / 1000 * 1000).replace(".000Z", "Z"),
+            crate::model::format_rfc3339(maxt / 1000 * 1000).replace(".000Z", "Z"),
+        ));
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Go's `%.2g`.
+fn go_g2(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let exp = v.abs().log10().floor() as i32;
+    if !(-4..2).contains(&exp) {
+        let s = format!("{v:.1e}");
+        // Rust prints 1.5e3; Go prints 1.5e+03.
+        if let Some((m, e)) = s.split_once('e') {
+            let m = m.trim_end_matches('0').trim_end_matches('.');
+            let e: i32 = e.parse().unwrap_or(0);
+            return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+        }
+        return s;
+    }
+    let decimals = (1 - exp).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Result<Val, QueryError> {
+    let bpos = ev.pos(&c.args.args[2]);
+    let out = ev.range_eval(&vals, |ev, _, a| {
+        let (StepArg::Scalar(lo), StepArg::Scalar(hi), StepArg::Vector { series, els }) =
+            (&a[0], &a[1], &a[2])
+        else {
+            return Ok(Vec::new());
+        };
+        let groups = group_buckets(ev, series, els, &bpos);
+        Ok(groups
+            .into_iter()
+            .map(|(labels, mut buckets)| Out {
+                labels,
+                v: bucket_fraction(*lo, *hi, &mut buckets),
+                drop_name: true,
+            })
+            .collect())
+    })?;
+    Ok(Val::Vector(out))
+}

@@ -1,0 +1,302 @@
+//! PromQL evaluation with Prometheus 3 semantics over any
+//! [`Queryable`](crate::storage::Queryable).
+//!
+//! Parsing is promql-parser's; everything after the AST is ours. Queries
+//! are evaluated over all their steps at once (an instant query is a range
+//! query with one step), so each selector reads the store once.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod positions;
+pub mod promqltest;
+pub mod series_notation;
+mod value;
+
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::Expr;
+
+pub use eval::selector_matchers;
+pub use value::{Annotations, InstantSample, Series, Value};
+
+use crate::model::{Sample, Timestamp};
+use crate::storage::Queryable;
+use eval::{Evaluator, Val};
+
+/// Why a query failed, classified as the Prometheus API classifies errors.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The query text or parameters are invalid (`bad_data`, HTTP 400).
+    #[error("{0}")]
+    BadData(String),
+    /// Evaluation failed (`execution`, HTTP 422).
+    #[error("{0}")]
+    Execution(String),
+    /// The query ran past its deadline (`timeout`, HTTP 503).
+    #[error("{0}")]
+    Timeout(String),
+    /// The query would hold more samples than allowed (`execution`, 422).
+    #[error("query processing would load too many samples into memory in query execution")]
+    TooManySamples,
+}
+
+impl QueryError {
+    /// The `errorType` string of the Prometheus API.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            QueryError::BadData(_) => "bad_data",
+            QueryError::Execution(_) | QueryError::TooManySamples => "execution",
+            QueryError::Timeout(_) => "timeout",
+        }
+    }
+}
+
+/// Engine-wide settings; defaults as Prometheus's.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (default 5m).
+    pub lookback_delta: Duration,
+    /// Most samples a query may hold at once (default 50 million).
+    pub max_samples: usize,
+    /// Wall-clock limit per query (default 2m).
+    pub timeout: Duration,
+    /// Step of subqueries written without one (`x[1h:]`), Prometheus's
+    /// global evaluation interval (default 1m).
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A parsed query, ready to run any number of times.
+#[derive(Debug)]
+pub struct Query {
+    expr: Box<Expr>,
+    text: String,
+}
+
+impl Query {
+    /// Parses `text`; errors are `bad_data`, worded as promql-parser
+    /// words them.
+    pub fn parse(text: &str) -> Result<Query, QueryError> {
+        let expr = promql_parser::parser::parse(text).map_err(QueryError::BadData)?;
+        Ok(Query {
+            expr: Box::new(expr),
+            text: text.to_string(),
+        })
+    }
+
+    /// The AST.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
+    /// The query as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// What a query returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// The value.
+    pub value: Value,
+    /// Warnings and infos.
+    pub annotations: Annotations,
+}
+
+/// Per-query overrides.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Overrides the engine's lookback delta.
+    pub lookback_delta: Option<Duration>,
+}
+
+/// The PromQL engine: stateless apart from its options.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    /// An engine with the given options.
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    /// The engine's options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `q` at time `t` (ms).
+    pub fn instant(
+        &self,
+        store: &dyn Queryable,
+        q: &Query,
+        t: Timestamp,
+        o: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
+        self.run(store, q, t, t, 1, o, true)
+    }
+
+    /// Evaluates `q` at every `step` ms from `start` to `end`.
+    pub fn range(
+        &self,
+        store: &dyn Queryable,
+        q: &Query,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+        o: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
+        if step <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        match q.expr.value_type() {
+            promql_parser::parser::value::ValueType::Vector
+            | promql_parser::parser::value::ValueType::Scalar => {}
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    match other {
+                        promql_parser::parser::value::ValueType::Matrix => "range vector",
+                        _ => "string",
+                    }
+                )));
+            }
+        }
+        self.run(store, q, start, end, step, o, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        store: &dyn Queryable,
+        q: &Query,
+        start: i64,
+        end: i64,
+        step: i64,
+        o: &QueryOptions,
+        instant: bool,
+    ) -> Result<QueryResult, QueryError> {
+        let lookback = o
+            .lookback_delta
+            .unwrap_or(self.opts.lookback_delta)
+            .as_millis() as i64;
+        let positions = positions::Positions::build(&q.text, &q.expr);
+        let mut ev = Evaluator {
+            q: store,
+            start,
+            end,
+            interval: step,
+            lookback: lookback.max(1),
+            max_samples: self.opts.max_samples,
+            cur_samples: 0,
+            deadline: Instant::now().checked_add(self.opts.timeout),
+            annos: Annotations::default(),
+            query_start: start,
+            query_end: end,
+            query_step: if instant { 0 } else { step },
+            default_subquery_step: (self.opts.default_subquery_step.as_millis() as i64).max(1),
+            checks: 0,
+            positions: &positions,
+        };
+        let val = ev.eval(&q.expr)?;
+        let value = match val {
+            Val::Scalar(v) => {
+                if instant {
+                    Value::Scalar { t: start, v: v[0] }
+                } else {
+                    let points = ev.step_ts().zip(v).map(|(t, v)| Sample { t, v }).collect();
+                    Value::Matrix(vec![Series {
+                        labels: crate::model::Labels::empty(),
+                        points,
+                        drop_name: false,
+                    }])
+                }
+            }
+            Val::String(s) => Value::String { t: start, s },
+            Val::Vector(series) => {
+                let series = cleanup_names(series)?;
+                if instant {
+                    let mut out = Vec::with_capacity(series.len());
+                    for s in series {
+                        if let Some(p) = s.points.first() {
+                            out.push(InstantSample {
+                                labels: s.labels,
+                                t: p.t,
+                                v: p.v,
+                                drop_name: false,
+                            });
+                        }
+                    }
+                    let mut seen = std::collections::HashSet::new();
+                    for s in &out {
+                        if !seen.insert(&s.labels) {
+                            return Err(QueryError::Execution(
+                                "vector cannot contain metrics with the same labelset".into(),
+                            ));
+                        }
+                    }
+                    Value::Vector(out)
+                } else {
+                    let mut series = series;
+                    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    Value::Matrix(series)
+                }
+            }
+            Val::Range(r) => {
+                // Only an instant query can return a range vector: the raw
+                // points of each series inside the window.
+                let end_t = r.window_end(start);
+                let begin = end_t - r.range;
+                let mut out = Vec::new();
+                for mut s in r.series {
+                    s.points.retain(|p| p.t > begin && p.t <= end_t);
+                    if !s.points.is_empty() {
+                        out.push(s);
+                    }
+                }
+                let mut out = cleanup_names(out)?;
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(out)
+            }
+        };
+        Ok(QueryResult {
+            value,
+            annotations: ev.annos,
+        })
+    }
+}
+
+/// Applies delayed name removal and merges series that end up with the
+/// same labels (they must not overlap in time).
+fn cleanup_names(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
+    let mut series = series;
+    for s in series.iter_mut() {
+        if s.drop_name {
+            s.labels = eval::drop_metric_name(&s.labels);
+            s.drop_name = false;
+        }
+    }
+    eval::merge_same_labelset(series)
+}

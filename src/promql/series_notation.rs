@@ -1,0 +1,294 @@
+//! The expanding series notation of promtool unit tests and Prometheus's
+//! promqltest scripts: `metric{a="b"} 1 2+3x4 _ _x2 stale -1-1x3`.
+
+use crate::model::{Labels, LabelsBuilder};
+
+/// One value of an expanded sequence.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SeqValue {
+    /// A float sample.
+    Value(f64),
+    /// `_`: no sample at this step.
+    Omitted,
+    /// `stale`: a staleness marker.
+    Stale,
+}
+
+/// Splits `desc values…` into the series descriptor and the value text.
+fn split_descriptor(line: &str) -> (&str, &str) {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let mut depth = 0i32;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            if c == b'\\' {
+                i += 2;
+                continue;
+            }
+            if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'"' | b'\'' | b'`' => quote = Some(c),
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return (&line[..=i], line[i + 1..].trim());
+                    }
+                }
+                c if c.is_ascii_whitespace() && depth == 0 => {
+                    return (&line[..i], line[i..].trim());
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    (line, "")
+}
+
+/// Reads a quoted string (", ' or `) at the start of `s`, with Go
+/// escapes; returns the value and the rest.
+fn quoted(s: &str) -> Result<(String, &str), String> {
+    let q = s.chars().next().ok_or("expected a quoted string")?;
+    let body = &s[1..];
+    if q == '`' {
+        let end = body.find('`').ok_or("unterminated raw string")?;
+        return Ok((body[..end].to_string(), &body[end + 1..]));
+    }
+    let mut out = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == q {
+            return Ok((out, &body[i + 1..]));
+        }
+        if c == '\\' {
+            let (_, e) = chars.next().ok_or("unterminated escape")?;
+            match e {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                '\'' => out.push('\''),
+                'x' => {
+                    let h: String = (0..2).filter_map(|_| chars.next().map(|x| x.1)).collect();
+                    let b = u8::from_str_radix(&h, 16).map_err(|_| "bad \\x escape")?;
+                    out.push(b as char);
+                }
+                'u' | 'U' => {
+                    let n = if e == 'u' { 4 } else { 8 };
+                    let h: String = (0..n).filter_map(|_| chars.next().map(|x| x.1)).collect();
+                    let cp = u32::from_str_radix(&h, 16).map_err(|_| "bad unicode escape")?;
+                    out.push(char::from_u32(cp).ok_or("bad unicode escape")?);
+                }
+                other => {
+                    out.push('\\');
+                    out.push(other);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Err("unterminated string".into())
+}
+
+fn ident_len(s: &str) -> usize {
+    s.bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+        .count()
+}
+
+/// Parses a series descriptor (`name{l="v"}`, `{__name__="x"}`,
+/// `{"quoted.name"}`, `{}`) into labels.
+pub fn parse_labels(desc: &str) -> Result<Labels, String> {
+    let err = |m: &str| format!("{desc}: {m}");
+    let mut b = LabelsBuilder::new();
+    let mut rest = desc.trim();
+    let n = ident_len(rest);
+    if n > 0 {
+        b.set_str(crate::model::METRIC_NAME, &rest[..n]);
+        rest = &rest[n..];
+    }
+    rest = rest.trim_start();
+    if rest.is_empty() {
+        return Ok(b.build());
+    }
+    rest = rest.strip_prefix('{').ok_or_else(|| err("expected '{'"))?;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix('}') {
+            if !r.trim().is_empty() {
+                return Err(err("unexpected text after '}'"));
+            }
+            break;
+        }
+        let name;
+        if rest.starts_with(['"', '\'', '`']) {
+            let (v, r) = quoted(rest).map_err(|e| err(&e))?;
+            rest = r.trim_start();
+            if !rest.starts_with('=') {
+                // A lone quoted string is the metric name.
+                b.set_str(crate::model::METRIC_NAME, &v);
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+                continue;
+            }
+            name = v;
+        } else {
+            let n = ident_len(rest);
+            if n == 0 {
+                return Err(err("expected a label name"));
+            }
+            name = rest[..n].to_string();
+            rest = rest[n..].trim_start();
+        }
+        rest = rest
+            .strip_prefix('=')
+            .ok_or_else(|| err("expected '='"))?
+            .trim_start();
+        let (v, r) = quoted(rest).map_err(|e| err(&e))?;
+        b.set_str(&name, &v);
+        rest = r.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
+    Ok(b.build())
+}
+
+/// Parses `desc values…`.
+pub fn parse_series(line: &str) -> Result<(Labels, Vec<SeqValue>), String> {
+    let (desc, vals) = split_descriptor(line.trim());
+    let labels = parse_labels(desc)?;
+    Ok((labels, parse_values(vals)?))
+}
+
+fn parse_float(s: &str) -> Result<f64, String> {
+    match s {
+        "Inf" | "+Inf" | "inf" | "+inf" => return Ok(f64::INFINITY),
+        "-Inf" | "-inf" => return Ok(f64::NEG_INFINITY),
+        "NaN" | "nan" => return Ok(f64::NAN),
+        _ => {}
+    }
+    if let Some(h) = s.strip_prefix("0x") {
+        return u64::from_str_radix(h, 16)
+            .map(|v| v as f64)
+            .map_err(|_| format!("invalid number {s:?}"));
+    }
+    s.parse::<f64>()
+        .map_err(|_| format!("invalid number {s:?}"))
+}
+
+/// Expands the value part of a series line.
+pub fn parse_values(text: &str) -> Result<Vec<SeqValue>, String> {
+    let mut out = Vec::new();
+    for tok in text.split_whitespace() {
+        if tok.starts_with("{{") {
+            return Err("native histogram samples are not supported yet".into());
+        }
+        if tok == "_" {
+            out.push(SeqValue::Omitted);
+            continue;
+        }
+        if tok == "stale" {
+            out.push(SeqValue::Stale);
+            continue;
+        }
+        // `head x count`; a trailing x-count is the only place an `x`
+        // can appear apart from hex numbers.
+        let (head, count) = match tok.rfind('x') {
+            Some(p)
+                if p > 0
+                    && tok[p + 1..].bytes().all(|c| c.is_ascii_digit())
+                    && p + 1 < tok.len() =>
+            {
+                let n: usize = tok[p + 1..]
+                    .parse()
+                    .map_err(|_| format!("invalid repetition in {tok:?}"))?;
+                (&tok[..p], Some(n))
+            }
+            _ => (tok, None),
+        };
+        let Some(n) = count else {
+            out.push(SeqValue::Value(parse_float(head)?));
+            continue;
+        };
+        if head == "_" {
+            out.extend(std::iter::repeat_n(SeqValue::Omitted, n));
+            continue;
+        }
+        if head == "stale" {
+            out.extend(std::iter::repeat_n(SeqValue::Stale, n));
+            continue;
+        }
+        // Split start and increment at a sign that is not leading and
+        // does not belong to an exponent.
+        let hb = head.as_bytes();
+        let mut split = None;
+        for i in 1..hb.len() {
+            if (hb[i] == b'+' || hb[i] == b'-') && !matches!(hb[i - 1], b'e' | b'E') {
+                split = Some(i);
+                break;
+            }
+        }
+        let (start, inc) = match split {
+            Some(i) => {
+                let start = parse_float(&head[..i])?;
+                let mag = parse_float(&head[i + 1..])?;
+                (start, if hb[i] == b'-' { -mag } else { mag })
+            }
+            None => (parse_float(head)?, 0.0),
+        };
+        for k in 0..=n {
+            out.push(SeqValue::Value(start + inc * k as f64));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_all_forms() {
+        let (l, v) = parse_series(r#"m{a="b c"} 1 2+3x2 _ _x2 stale -1-1x1 4x1 1e3"#).unwrap();
+        assert_eq!(l.get("a"), Some("b c"));
+        use SeqValue::*;
+        assert_eq!(
+            v,
+            vec![
+                Value(1.0),
+                Value(2.0),
+                Value(5.0),
+                Value(8.0),
+                Omitted,
+                Omitted,
+                Omitted,
+                Stale,
+                Value(-1.0),
+                Value(-2.0),
+                Value(4.0),
+                Value(4.0),
+                Value(1000.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_metric_names() {
+        let (l, v) = parse_series(r#"{"my.metric", "x y"="z"} 1"#).unwrap();
+        assert_eq!(l.metric_name(), Some("my.metric"));
+        assert_eq!(l.get("x y"), Some("z"));
+        assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(parse_values("1+x").is_err());
+        assert!(parse_values("abc").is_err());
+    }
+}
