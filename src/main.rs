@@ -33,33 +33,45 @@ enum Fmt {
     Json,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Config file (Prometheus-compatible YAML). Without it argus runs an
+    /// embedded default that scrapes itself.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address the HTTP server listens on.
+    #[arg(long = "web.listen-address", default_value = "127.0.0.1:9095")]
+    listen: String,
+    /// Directory for snapshots and state.
+    #[arg(long = "storage.path", default_value = "./data")]
+    storage_path: PathBuf,
+    /// How long samples are kept (Prometheus duration).
+    #[arg(long = "storage.retention", default_value = "24h")]
+    retention: String,
+    /// How often the in-memory store is snapshotted to disk.
+    #[arg(long = "storage.snapshot-interval", default_value = "5m")]
+    snapshot_interval: String,
+    /// How far back an instant selector looks for a sample.
+    #[arg(long = "query.lookback-delta", default_value = "5m")]
+    lookback_delta: String,
+    /// Longest a query may run.
+    #[arg(long = "query.timeout", default_value = "2m")]
+    query_timeout: String,
+    /// Most samples a single query may hold in memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    max_samples: usize,
+    /// Log level or filter directive (error, warn, info, debug, trace).
+    #[arg(long = "log.level", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value = "text")]
+    log_format: Fmt,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon.
-    Run {
-        /// Config file (Prometheus-compatible YAML). Without it argus runs an
-        /// embedded default that scrapes itself.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Address the HTTP server listens on.
-        #[arg(long = "web.listen-address", default_value = "127.0.0.1:9095")]
-        listen: String,
-        /// Directory for snapshots and state.
-        #[arg(long = "storage.path", default_value = "./data")]
-        storage_path: PathBuf,
-        /// How long samples are kept (Prometheus duration).
-        #[arg(long = "storage.retention", default_value = "24h")]
-        retention: String,
-        /// How often the in-memory store is snapshotted to disk.
-        #[arg(long = "storage.snapshot-interval", default_value = "5m")]
-        snapshot_interval: String,
-        /// Log level or filter directive (error, warn, info, debug, trace).
-        #[arg(long = "log.level", default_value = "info")]
-        log_level: String,
-        /// Log format.
-        #[arg(long = "log.format", value_enum, default_value = "text")]
-        log_format: Fmt,
-    },
+    Run(RunArgs),
     /// Validate files.
     Check {
         #[command(subcommand)]
@@ -89,23 +101,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Cmd::Run {
-            config,
-            listen,
-            storage_path,
-            retention,
-            snapshot_interval,
-            log_level,
-            log_format,
-        } => match run(
-            config,
-            listen,
-            storage_path,
-            &retention,
-            &snapshot_interval,
-            &log_level,
-            log_format,
-        ) {
+        Cmd::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("argus: {e:#}");
@@ -115,30 +111,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(
-    config: Option<PathBuf>,
-    listen: String,
-    storage_path: PathBuf,
-    retention: &str,
-    snapshot_interval: &str,
-    log_level: &str,
-    log_format: Fmt,
-) -> anyhow::Result<()> {
-    let fmt = match log_format {
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let fmt = match a.log_format {
         Fmt::Text => LogFormat::Text,
         Fmt::Json => LogFormat::Json,
     };
-    init_logging(log_level, fmt).map_err(anyhow::Error::msg)?;
-    let retention = parse_duration(retention)
-        .map_err(anyhow::Error::msg)
-        .context("--storage.retention")?;
-    let snapshot_interval = parse_duration(snapshot_interval)
-        .map_err(anyhow::Error::msg)
-        .context("--storage.snapshot-interval")?;
+    init_logging(&a.log_level, fmt).map_err(anyhow::Error::msg)?;
+    let duration = |v: &str, flag: &str| {
+        parse_duration(v)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| flag.to_string())
+    };
+    let retention = duration(&a.retention, "--storage.retention")?;
+    let snapshot_interval = duration(&a.snapshot_interval, "--storage.snapshot-interval")?;
     anyhow::ensure!(
         !snapshot_interval.is_zero(),
         "--storage.snapshot-interval must be greater than zero"
     );
+    let lookback_delta = duration(&a.lookback_delta, "--query.lookback-delta")?;
+    anyhow::ensure!(
+        !lookback_delta.is_zero(),
+        "--query.lookback-delta must be greater than zero"
+    );
+    let timeout = duration(&a.query_timeout, "--query.timeout")?;
+    let engine = argus::promql::EngineOptions {
+        lookback_delta,
+        timeout,
+        max_samples: a.max_samples,
+        ..Default::default()
+    };
+    let (config, listen, storage_path) = (a.config, a.listen, a.storage_path);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,6 +152,7 @@ fn run(
             storage_path,
             retention,
             snapshot_interval,
+            engine,
         },
         std::future::pending(),
     ))?;

@@ -189,3 +189,74 @@ fn same_targets_same_series_and_values_as_prometheus() {
     }
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// `promtool query …` from the Debian prometheus package against argus.
+#[test]
+fn promtool_queries_argus() {
+    let t = Target::text(
+        "# TYPE jobs_total counter\njobs_total{queue=\"a\"} 5\njobs_total{queue=\"b\"} 7\n",
+    );
+    let a = Argus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: q\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ),
+        &[],
+    );
+    wait_for(10, "first scrape", || {
+        (a.federate("jobs_total").len() == 2).then_some(())
+    });
+    // Let a whole second pass after the first sample so the range below
+    // has a step that sees it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let promtool = |args: &[&str]| {
+        let out = Command::new("promtool")
+            .arg("query")
+            .args(args)
+            .output()
+            .expect("promtool on PATH (Debian package prometheus)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = a.url();
+    let out = promtool(&["instant", &url, "sum by (queue) (jobs_total) * 2"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("{queue=\"a\"} => 10 @["), "{out}");
+    assert!(lines[1].starts_with("{queue=\"b\"} => 14 @["), "{out}");
+
+    let out = promtool(&["instant", "-o", "json", &url, "jobs_total{queue=\"b\"}"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v[0]["value"][1], "7");
+    assert_eq!(v[0]["metric"]["job"], "q");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (start, end) = ((now - 2).to_string(), now.to_string());
+    let out = promtool(&[
+        "range",
+        &format!("--start={start}"),
+        &format!("--end={end}"),
+        "--step=1s",
+        &url,
+        "jobs_total{queue=\"a\"}",
+    ]);
+    assert!(out.starts_with("jobs_total{instance="), "{out}");
+    let points: Vec<&str> = out.lines().skip(1).collect();
+    assert!(!points.is_empty() && points.len() <= 3, "{out}");
+    for p in points {
+        assert!(p.starts_with("5 @["), "{out}");
+    }
+
+    let out = promtool(&["series", "--match=jobs_total", &url]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let out = promtool(&["labels", &url, "queue"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["a", "b"]);
+}

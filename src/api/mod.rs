@@ -1,6 +1,8 @@
 //! The one HTTP server: health, reload, self metrics, the Prometheus v1
 //! read API (targets, series, labels, status) and federation.
 
+mod query;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,8 +52,8 @@ pub struct ApiState {
     pub reload: ReloadFn,
     /// True once startup finished.
     pub ready: Arc<AtomicBool>,
-    /// Lookback for federation (5m).
-    pub lookback_ms: i64,
+    /// The PromQL engine; its lookback also bounds federation.
+    pub engine: Arc<crate::promql::Engine>,
 }
 
 /// Builds the router.
@@ -66,6 +68,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route(
+            "/api/v1/format_query",
+            get(query::format).post(query::format),
+        )
+        .route("/api/v1/parse_query", get(query::parse).post(query::parse))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/status/config", get(status_config))
         .fallback(not_found)
@@ -569,7 +578,11 @@ async fn federate(State(st): State<ApiState>, uri: axum::http::Uri) -> Result<Re
         .collect();
     let mut latest: BTreeMap<Labels, (Timestamp, f64)> = BTreeMap::new();
     for ms in &sels {
-        for s in st.head.select(ms, now - st.lookback_ms, now) {
+        for s in st.head.select(
+            ms,
+            now - st.engine.options().lookback_delta.as_millis() as i64,
+            now,
+        ) {
             if let Some(last) = s.samples.last() {
                 if !is_stale_nan(last.v) {
                     latest.insert(s.labels, (last.t, last.v));

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub retention: Duration,
     /// How often the head is snapshotted.
     pub snapshot_interval: Duration,
+    /// PromQL engine settings.
+    pub engine: crate::promql::EngineOptions,
 }
 
 /// Why the daemon could not start.
@@ -212,7 +214,7 @@ pub async fn run(
         config,
         reload,
         ready: ready.clone(),
-        lookback_ms: 5 * 60 * 1000,
+        engine: Arc::new(crate::promql::Engine::new(opts.engine.clone())),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
