@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::{ApiState, body_bytes, get_one, params, parse_time};
-use crate::model::{Labels, Sample, Timestamp, now_millis};
-use crate::promql::{Query, QueryError, QueryOptions, QueryResult, Value};
+use crate::model::histogram::FloatHistogram;
+use crate::model::{Labels, Timestamp, now_millis};
+use crate::promql::{Point, Query, QueryError, QueryOptions, QueryResult, Value};
 
 /// Prometheus refuses range queries with more points per series than this.
 const MAX_POINTS: i64 = 11_000;
@@ -100,8 +101,39 @@ fn labels_obj(l: &Labels) -> Json {
     Json::Object(m)
 }
 
-fn point(p: &Sample) -> Json {
+fn point(p: &Point) -> Json {
     json!([json_time(p.t), json_float(p.v)])
+}
+
+/// A native histogram as the API writes it: count, sum, and the
+/// non-empty buckets as `[boundary_rule, lower, upper, count]`, where the
+/// rule is 0 for `(a,b]`, 1 for `[a,b)` and 3 for `[a,b]`.
+fn histogram_json(h: &FloatHistogram) -> Json {
+    let buckets: Vec<Json> = h
+        .all_buckets()
+        .iter()
+        .filter(|b| b.count != 0.0)
+        .map(|b| {
+            let rule = if b.zero {
+                3
+            } else if b.positive {
+                0
+            } else {
+                1
+            };
+            json!([
+                rule,
+                json_float(b.lower),
+                json_float(b.upper),
+                json_float(b.count)
+            ])
+        })
+        .collect();
+    let mut o = json!({"count": json_float(h.count), "sum": json_float(h.sum)});
+    if !buckets.is_empty() {
+        o["buckets"] = Json::Array(buckets);
+    }
+    o
 }
 
 /// The `data` object of a query response.
@@ -113,17 +145,35 @@ pub(crate) fn result_json(v: &Value) -> Json {
         Value::String { t, s } => json!({"resultType": "string", "result": [json_time(*t), s]}),
         Value::Vector(vec) => json!({
             "resultType": "vector",
-            "result": vec.iter().map(|s| json!({
-                "metric": labels_obj(&s.labels),
-                "value": [json_time(s.t), json_float(s.v)],
-            })).collect::<Vec<_>>(),
+            "result": vec.iter().map(|s| match &s.h {
+                Some(h) => json!({
+                    "metric": labels_obj(&s.labels),
+                    "histogram": [json_time(s.t), histogram_json(h)],
+                }),
+                None => json!({
+                    "metric": labels_obj(&s.labels),
+                    "value": [json_time(s.t), json_float(s.v)],
+                }),
+            }).collect::<Vec<_>>(),
         }),
         Value::Matrix(m) => json!({
             "resultType": "matrix",
-            "result": m.iter().map(|s| json!({
-                "metric": labels_obj(&s.labels),
-                "values": s.points.iter().map(point).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
+            "result": m.iter().map(|s| {
+                let mut o = json!({"metric": labels_obj(&s.labels)});
+                let floats: Vec<Json> = s.points.iter().filter(|p| p.h.is_none()).map(point).collect();
+                let hists: Vec<Json> = s
+                    .points
+                    .iter()
+                    .filter_map(|p| p.h.as_ref().map(|h| json!([json_time(p.t), histogram_json(h)])))
+                    .collect();
+                if !floats.is_empty() {
+                    o["values"] = Json::Array(floats);
+                }
+                if !hists.is_empty() {
+                    o["histograms"] = Json::Array(hists);
+                }
+                o
+            }).collect::<Vec<_>>(),
         }),
     }
 }

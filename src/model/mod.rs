@@ -2,6 +2,7 @@
 //! matchers and durations. Depends on std and `regex` only.
 
 mod hash;
+pub mod histogram;
 mod labels;
 mod matcher;
 mod time;
@@ -39,6 +40,20 @@ pub struct Sample {
     pub t: Timestamp,
     /// Value; may be the stale marker.
     pub v: f64,
+}
+
+/// One step of Neumaier-compensated summation, as Prometheus sums floats:
+/// returns the new sum and compensation.
+pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
 }
 
 /// Current wall-clock time in milliseconds.

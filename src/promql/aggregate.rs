@@ -8,20 +8,11 @@ use promql_parser::parser::AggregateExpr;
 use super::QueryError;
 use super::eval::{Evaluator, Out, StepArg, Val, grouping_labels};
 use super::value::Series;
+use crate::model::histogram::{CounterResetHint, FloatHistogram};
 use crate::model::{Labels, format_float, is_legacy_label_name};
+use std::sync::Arc;
 
-/// Neumaier-compensated summation step, as Prometheus sums floats.
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub(crate) use crate::model::kahan_inc;
 
 /// Linear-interpolated quantile of `values` (sorted in place).
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
@@ -63,6 +54,13 @@ enum AggOp {
 
 #[derive(Default, Clone)]
 struct Group {
+    has_float: bool,
+    has_hist: bool,
+    hist: Option<FloatHistogram>,
+    incompatible: bool,
+    reset_seen: bool,
+    not_reset_seen: bool,
+    reconciled: bool,
     seen: bool,
     value: f64,
     c: f64,
@@ -207,10 +205,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
             return Err(QueryError::Execution(format!("invalid label name {ln:?}")));
         }
     }
-    let instant = ev.start == ev.end;
     let mut groups: Vec<Group> = vec![Group::default(); group_labels.len()];
     let args = [Val::Vector(input)];
     let mut k_step = 0usize;
+    // Annotations gathered across steps, raised once.
+    let (mut ignored_hist, mut mixed, mut collision, mut reconciled) = (false, false, false, false);
+    let mut mixed_schemas: Vec<String> = Vec::new();
+    let mut ignored_k = false;
     let out = ev.range_eval(&args, |_, _, sa| {
         let StepArg::Vector { series, els } = &sa[0] else {
             return Ok(Vec::new());
@@ -225,7 +226,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                 els,
                 &series_group,
                 group_labels.len(),
-                instant,
+                &mut ignored_k,
             )),
             AggOp::CountValues => {
                 let ln = label_name.as_deref().unwrap_or("");
@@ -234,7 +235,11 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                 for e in els.iter() {
                     let g = &group_labels[series_group[e.s]];
                     let mut b = g.builder();
-                    b.set(ln.into(), format_float(e.v).into());
+                    let value = match &e.h {
+                        Some(h) => h.to_string(),
+                        None => format_float(e.v),
+                    };
+                    b.set(ln.into(), value.into());
                     let l = b.build();
                     match idx.get(&l) {
                         Some(&i) => counts[i].1 += 1.0,
@@ -246,11 +251,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                 }
                 Ok(counts
                     .into_iter()
-                    .map(|(labels, v)| Out {
-                        labels,
-                        v,
-                        drop_name: false,
-                    })
+                    .map(|(labels, v)| Out::f(labels, v, false))
                     .collect())
             }
             _ => {
@@ -259,6 +260,53 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                 }
                 for e in els.iter() {
                     let g = &mut groups[series_group[e.s]];
+                    if let Some(h) = &e.h {
+                        match op {
+                            AggOp::Sum | AggOp::Avg => {}
+                            AggOp::Count | AggOp::Group => {}
+                            _ => {
+                                ignored_hist = true;
+                                continue;
+                            }
+                        }
+                        if !g.seen {
+                            *g = Group {
+                                seen: true,
+                                drop_name: series[e.s].drop_name,
+                                ..Group::default()
+                            };
+                        }
+                        g.drop_name |= series[e.s].drop_name;
+                        g.count += 1.0;
+                        if op == AggOp::Group {
+                            g.value = 1.0;
+                        }
+                        if matches!(op, AggOp::Count | AggOp::Group) {
+                            continue;
+                        }
+                        g.has_hist = true;
+                        match h.counter_reset_hint {
+                            CounterResetHint::Reset => g.reset_seen = true,
+                            CounterResetHint::NotReset => g.not_reset_seen = true,
+                            _ => {}
+                        }
+                        if g.incompatible {
+                            continue;
+                        }
+                        match &mut g.hist {
+                            None => g.hist = Some((**h).clone()),
+                            Some(acc) => match acc.add(h) {
+                                Ok((_, reconciled)) => g.reconciled |= reconciled,
+                                Err(_) => {
+                                    g.incompatible = true;
+                                    mixed_schemas.push(
+                                        series[e.s].labels.metric_name().unwrap_or("").to_string(),
+                                    );
+                                }
+                            },
+                        }
+                        continue;
+                    }
                     let f = e.v;
                     if !g.seen {
                         *g = Group {
@@ -267,9 +315,9 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                             c: 0.0,
                             mean: f,
                             count: 1.0,
-                            incremental: false,
                             drop_name: series[e.s].drop_name,
-                            values: Vec::new(),
+                            has_float: true,
+                            ..Group::default()
                         };
                         match op {
                             AggOp::Stddev | AggOp::Stdvar => {
@@ -288,11 +336,18 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                     if series[e.s].drop_name {
                         g.drop_name = true;
                     }
+                    let first_float = !g.has_float;
+                    g.has_float = true;
                     match op {
+                        AggOp::Sum if first_float => g.value = f,
                         AggOp::Sum => {
                             let (v, c) = kahan_inc(f, g.value, g.c);
                             g.value = v;
                             g.c = c;
+                        }
+                        AggOp::Avg if first_float => {
+                            g.count += 1.0;
+                            g.value = f;
                         }
                         AggOp::Avg => {
                             g.count += 1.0;
@@ -331,6 +386,33 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                     if !g.seen {
                         continue;
                     }
+                    if matches!(op, AggOp::Sum | AggOp::Avg) && g.has_hist {
+                        if g.has_float {
+                            mixed = true;
+                            continue;
+                        }
+                        if g.incompatible {
+                            continue;
+                        }
+                        if g.reset_seen && g.not_reset_seen {
+                            collision = true;
+                        }
+                        if g.reconciled {
+                            reconciled = true;
+                        }
+                        let Some(mut h) = g.hist.take() else { continue };
+                        if op == AggOp::Avg {
+                            h.div(g.count);
+                        }
+                        h.compact();
+                        out.push(Out {
+                            labels: group_labels[gi].clone(),
+                            v: 0.0,
+                            h: Some(Arc::new(h)),
+                            drop_name: g.drop_name,
+                        });
+                        continue;
+                    }
                     let v = match op {
                         AggOp::Avg => {
                             if g.incremental {
@@ -346,16 +428,38 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                         AggOp::Sum => g.value + g.c,
                         _ => g.value,
                     };
-                    out.push(Out {
-                        labels: group_labels[gi].clone(),
-                        v,
-                        drop_name: g.drop_name,
-                    });
+                    out.push(Out::f(group_labels[gi].clone(), v, g.drop_name));
                 }
                 Ok(out)
             }
         }
     })?;
+    let expr_pos = ev.pos(&a.expr);
+    let agg_pos = ev.pos_node(a);
+    if ignored_hist || ignored_k {
+        ev.annos
+            .info(format!("ignored histogram in {name} aggregation{agg_pos}"));
+    }
+    if mixed {
+        ev.annos.warn(format!(
+            "encountered a mix of histograms and floats for aggregation{expr_pos}"
+        ));
+    }
+    for m in mixed_schemas {
+        ev.annos.warn(format!(
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {m:?}{expr_pos}"
+        ));
+    }
+    if collision {
+        ev.annos.warn(format!(
+            "conflicting counter resets during histogram aggregation{expr_pos}"
+        ));
+    }
+    if reconciled {
+        ev.annos.info(format!(
+            "mismatched custom buckets were reconciled during aggregation{expr_pos}"
+        ));
+    }
     Ok(Val::Vector(out))
 }
 
@@ -367,7 +471,7 @@ fn aggregate_k(
     els: &[super::eval::El],
     series_group: &[usize],
     ngroups: usize,
-    instant: bool,
+    ignored_hist: &mut bool,
 ) -> Vec<Out> {
     let mut per_group: Vec<Vec<super::eval::El>> = vec![Vec::new(); ngroups];
     let mut order: Vec<usize> = Vec::new();
@@ -383,11 +487,15 @@ fn aggregate_k(
     };
     let r = p.clamp(-1.0, 1.0);
     for e in els.iter() {
+        if e.h.is_some() && matches!(op, AggOp::Topk | AggOp::Bottomk) {
+            *ignored_hist = true;
+            continue;
+        }
         let g = series_group[e.s];
         if per_group[g].is_empty() {
             order.push(g);
         }
-        per_group[g].push(*e);
+        per_group[g].push(e.clone());
     }
     let mut out = Vec::new();
     for g in order {
@@ -419,12 +527,12 @@ fn aggregate_k(
                 v.retain(|e| ratio_sample(r, &series[e.s].labels));
             }
         }
-        let _ = instant;
         for e in v {
             let s = &series[e.s];
             out.push(Out {
                 labels: s.labels.clone(),
                 v: e.v,
+                h: e.h,
                 drop_name: s.drop_name,
             });
         }

@@ -9,7 +9,9 @@ use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use super::QueryError;
 use super::eval::{Evaluator, Out, StepArg, Val};
 use super::value::Series;
+use crate::model::histogram::{CounterResetHint, FloatHistogram};
 use crate::model::{Labels, METRIC_NAME};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Op {
@@ -89,6 +91,147 @@ fn go_mod(l: f64, r: f64) -> f64 {
     l % r
 }
 
+/// The outcome of applying an operator to two samples that may be
+/// histograms.
+pub(crate) enum ElemResult {
+    /// Value, histogram value, and whether a comparison keeps it.
+    Val(f64, Option<Arc<FloatHistogram>>, bool),
+    /// Incompatible sample types: an info naming them, no result.
+    Incompatible(&'static str, &'static str),
+    /// Histograms whose bucket layouts cannot be combined.
+    IncompatibleLayout,
+}
+
+/// Notes raised while combining histograms.
+#[derive(Default)]
+pub(crate) struct ElemNotes {
+    pub collision: Option<&'static str>,
+    pub reconciled: Option<&'static str>,
+}
+
+impl Op {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Add => "+",
+            Op::Sub => "-",
+            Op::Mul => "*",
+            Op::Div => "/",
+            Op::Mod => "%",
+            Op::Pow => "^",
+            Op::Atan2 => "atan2",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+            Op::Gt => ">",
+            Op::Lt => "<",
+            Op::Ge => ">=",
+            Op::Le => "<=",
+            Op::And => "and",
+            Op::Or => "or",
+            Op::Unless => "unless",
+        }
+    }
+
+    /// Applies the operator to two samples, floats or histograms.
+    pub fn apply_elem(
+        self,
+        lf: f64,
+        lh: Option<&Arc<FloatHistogram>>,
+        rf: f64,
+        rh: Option<&Arc<FloatHistogram>>,
+        notes: &mut ElemNotes,
+    ) -> ElemResult {
+        match (lh, rh) {
+            (None, None) => {
+                let (v, keep) = self.apply(lf, rf);
+                ElemResult::Val(v, None, keep)
+            }
+            (None, Some(h)) => match self {
+                Op::Mul => {
+                    let mut x = (**h).clone();
+                    x.mul(lf);
+                    x.compact();
+                    ElemResult::Val(0.0, Some(Arc::new(x)), true)
+                }
+                _ => ElemResult::Incompatible("float", "histogram"),
+            },
+            (Some(h), None) => match self {
+                Op::Mul | Op::Div => {
+                    let mut x = (**h).clone();
+                    if self == Op::Mul {
+                        x.mul(rf);
+                    } else {
+                        x.div(rf);
+                    }
+                    x.compact();
+                    ElemResult::Val(0.0, Some(Arc::new(x)), true)
+                }
+                _ => ElemResult::Incompatible("histogram", "float"),
+            },
+            (Some(a), Some(b)) => match self {
+                Op::Add | Op::Sub => {
+                    let mut x = (**a).clone();
+                    let r = if self == Op::Add { x.add(b) } else { x.sub(b) };
+                    let Ok((collision, reconciled)) = r else {
+                        return ElemResult::IncompatibleLayout;
+                    };
+                    let what = if self == Op::Add {
+                        "addition"
+                    } else {
+                        "subtraction"
+                    };
+                    if collision {
+                        notes.collision = Some(what);
+                    }
+                    if reconciled {
+                        notes.reconciled = Some(what);
+                    }
+                    if self == Op::Sub {
+                        x.counter_reset_hint = CounterResetHint::Gauge;
+                    }
+                    x.compact();
+                    ElemResult::Val(0.0, Some(Arc::new(x)), true)
+                }
+                Op::Eq => ElemResult::Val(0.0, Some(a.clone()), a.equals(b)),
+                Op::Ne => ElemResult::Val(0.0, Some(a.clone()), !a.equals(b)),
+                _ => ElemResult::Incompatible("histogram", "histogram"),
+            },
+        }
+    }
+}
+
+/// Raises the annotations an element operation asked for.
+pub(crate) fn raise_elem_notes(
+    ev: &mut Evaluator<'_>,
+    op: Op,
+    notes: &ElemNotes,
+    incompatible: &[(&'static str, &'static str)],
+    layout: bool,
+    pos: &str,
+) {
+    for (l, r) in incompatible {
+        let s = op.symbol();
+        ev.annos.info(format!(
+            "incompatible sample types encountered for binary operator {s:?}: {l} {s} {r}{pos}"
+        ));
+    }
+    if layout {
+        ev.annos.warn(format!(
+            "incompatible bucket layout encountered for binary operator {}{pos}",
+            op.symbol()
+        ));
+    }
+    if let Some(w) = notes.collision {
+        ev.annos.warn(format!(
+            "conflicting counter resets during histogram {w}{pos}"
+        ));
+    }
+    if let Some(w) = notes.reconciled {
+        ev.annos.info(format!(
+            "mismatched custom buckets were reconciled during {w}{pos}"
+        ));
+    }
+}
+
 /// Prometheus's `labels.String()`: every label inside the braces.
 pub(crate) fn labels_string(l: &Labels) -> String {
     let mut s = String::from("{");
@@ -110,8 +253,8 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> Result<Val, QueryE
     let op = Op::parse(&op_s)
         .ok_or_else(|| QueryError::Execution(format!("unsupported binary operator {op_s:?}")))?;
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    let pos = ev.pos_node(b);
     let lhs = ev.eval(&b.lhs)?;
-    // Prometheus short-circuits `and`/`unless` with an empty left side.
     let rhs = ev.eval(&b.rhs)?;
     match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
@@ -127,9 +270,9 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> Result<Val, QueryE
                 })
                 .collect(),
         )),
-        (Val::Vector(l), Val::Scalar(r)) => vector_scalar(ev, op, l, r, false, return_bool),
-        (Val::Scalar(l), Val::Vector(r)) => vector_scalar(ev, op, r, l, true, return_bool),
-        (Val::Vector(l), Val::Vector(r)) => vector_vector(ev, op, b, l, r, return_bool),
+        (Val::Vector(l), Val::Scalar(r)) => vector_scalar(ev, op, l, r, false, return_bool, &pos),
+        (Val::Scalar(l), Val::Vector(r)) => vector_scalar(ev, op, r, l, true, return_bool, &pos),
+        (Val::Vector(l), Val::Vector(r)) => vector_vector(ev, op, b, l, r, return_bool, &pos),
         _ => Err(QueryError::Execution(format!(
             "binary expression must contain only scalar and instant vector types, in {op_s}"
         ))),
@@ -143,34 +286,53 @@ fn vector_scalar(
     s: Vec<f64>,
     swap: bool,
     return_bool: bool,
+    pos: &str,
 ) -> Result<Val, QueryError> {
     let args = [Val::Vector(v), Val::Scalar(s)];
-    let out = ev.range_eval(&args, |_, _, a| {
+    let out = ev.range_eval(&args, |ev, _, a| {
         let (StepArg::Vector { series, els }, StepArg::Scalar(sc)) = (&a[0], &a[1]) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(els.len());
+        let mut notes = ElemNotes::default();
+        let mut incompatible = Vec::new();
+        let mut layout = false;
         for e in els.iter() {
-            let (l, r) = if swap { (*sc, e.v) } else { (e.v, *sc) };
-            let (mut val, keep) = op.apply(l, r);
+            let r = if swap {
+                op.apply_elem(*sc, None, e.v, e.h.as_ref(), &mut notes)
+            } else {
+                op.apply_elem(e.v, e.h.as_ref(), *sc, None, &mut notes)
+            };
+            let (mut val, mut h, keep) = match r {
+                ElemResult::Val(v, h, k) => (v, h, k),
+                ElemResult::Incompatible(l, r) => {
+                    if !incompatible.contains(&(l, r)) {
+                        incompatible.push((l, r));
+                    }
+                    continue;
+                }
+                ElemResult::IncompatibleLayout => {
+                    layout = true;
+                    continue;
+                }
+            };
             if op.is_comparison() {
                 val = e.v;
+                h = e.h.clone();
             }
             let s = &series[e.s];
             if return_bool {
-                out.push(Out {
-                    labels: s.labels.clone(),
-                    v: if keep { 1.0 } else { 0.0 },
-                    drop_name: true,
-                });
+                out.push(Out::f(s.labels.clone(), if keep { 1.0 } else { 0.0 }, true));
             } else if keep {
                 out.push(Out {
                     labels: s.labels.clone(),
                     v: val,
+                    h,
                     drop_name: s.drop_name || !op.is_comparison(),
                 });
             }
         }
+        raise_elem_notes(ev, op, &notes, &incompatible, layout, pos);
         Ok(out)
     })?;
     Ok(Val::Vector(out))
@@ -207,6 +369,7 @@ fn vector_vector(
     l: Vec<Series>,
     r: Vec<Series>,
     return_bool: bool,
+    pos: &str,
 ) -> Result<Val, QueryError> {
     let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
     let card = b
@@ -235,7 +398,7 @@ fn vector_vector(
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
     let mut result_cache: HashMap<(Labels, Labels), Labels> = HashMap::new();
     let args = [Val::Vector(l), Val::Vector(r)];
-    let out = ev.range_eval(&args, |_, _, a| {
+    let out = ev.range_eval(&args, |ev, _, a| {
         let (
             StepArg::Vector {
                 series: ls,
@@ -249,7 +412,7 @@ fn vector_vector(
         else {
             return Ok(Vec::new());
         };
-        // "many" side is iterated, "one" side indexed.
+        // The "many" side is iterated, the "one" side indexed.
         let (many_s, many_e, many_sig, one_s, one_e, one_sig) = if one_to_many {
             (rs, re, &rsig, ls, le, &lsig)
         } else {
@@ -274,15 +437,21 @@ fn vector_vector(
             }
             one.insert(&one_sig[e.s], k);
         }
-        let mut matched_one: HashMap<&Labels, ()> = HashMap::new();
+        let mut matched_one: std::collections::HashSet<&Labels> = Default::default();
         let mut matched_many: std::collections::HashSet<Labels> = Default::default();
         let mut out = Vec::new();
+        let mut notes = ElemNotes::default();
+        let mut incompatible = Vec::new();
+        let mut layout = false;
         for e in many_e.iter() {
             let sig = &many_sig[e.s];
             let Some(&k) = one.get(sig) else { continue };
-            let oe = one_e[k];
-            let (fl, fr) = if one_to_many { (oe.v, e.v) } else { (e.v, oe.v) };
-            let (val, keep) = op.apply(fl, fr);
+            let oe = &one_e[k];
+            let r = if one_to_many {
+                op.apply_elem(oe.v, oe.h.as_ref(), e.v, e.h.as_ref(), &mut notes)
+            } else {
+                op.apply_elem(e.v, e.h.as_ref(), oe.v, oe.h.as_ref(), &mut notes)
+            };
             let ml = &many_s[e.s].labels;
             let ol = &one_s[oe.s].labels;
             let key = (ml.clone(), ol.clone());
@@ -295,7 +464,7 @@ fn vector_vector(
                 }
             };
             if one_to_one {
-                if matched_one.insert(sig, ()).is_some() {
+                if !matched_one.insert(sig) {
                     return Err(QueryError::Execution(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                     ));
@@ -305,21 +474,32 @@ fn vector_vector(
                     "multiple matches for labels: grouping labels must ensure unique matches".into(),
                 ));
             }
+            let (val, h, keep) = match r {
+                ElemResult::Val(v, h, k) => (v, h, k),
+                ElemResult::Incompatible(l, r) => {
+                    if !incompatible.contains(&(l, r)) {
+                        incompatible.push((l, r));
+                    }
+                    continue;
+                }
+                ElemResult::IncompatibleLayout => {
+                    layout = true;
+                    continue;
+                }
+            };
             if return_bool {
-                out.push(Out {
-                    labels: metric,
-                    v: if keep { 1.0 } else { 0.0 },
-                    drop_name: true,
-                });
+                out.push(Out::f(metric, if keep { 1.0 } else { 0.0 }, true));
             } else if keep {
                 let dn = !changes_schema && many_s[e.s].drop_name;
                 out.push(Out {
                     labels: metric,
                     v: val,
+                    h,
                     drop_name: dn,
                 });
             }
         }
+        raise_elem_notes(ev, op, &notes, &incompatible, layout, pos);
         Ok(out)
     })?;
     Ok(Val::Vector(out))
@@ -381,9 +561,10 @@ fn set_op(
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        let emit = |s: &Series, v: f64| Out {
+        let emit = |s: &Series, e: &super::eval::El| Out {
             labels: s.labels.clone(),
-            v,
+            v: e.v,
+            h: e.h.clone(),
             drop_name: s.drop_name,
         };
         match op {
@@ -392,7 +573,7 @@ fn set_op(
                     re.iter().map(|e| &rsig[e.s]).collect();
                 for e in le.iter() {
                     if rset.contains(&lsig[e.s]) {
-                        out.push(emit(&ls[e.s], e.v));
+                        out.push(emit(&ls[e.s], e));
                     }
                 }
             }
@@ -401,7 +582,7 @@ fn set_op(
                     re.iter().map(|e| &rsig[e.s]).collect();
                 for e in le.iter() {
                     if !rset.contains(&lsig[e.s]) {
-                        out.push(emit(&ls[e.s], e.v));
+                        out.push(emit(&ls[e.s], e));
                     }
                 }
             }
@@ -409,11 +590,11 @@ fn set_op(
                 let lset: std::collections::HashSet<&Labels> =
                     le.iter().map(|e| &lsig[e.s]).collect();
                 for e in le.iter() {
-                    out.push(emit(&ls[e.s], e.v));
+                    out.push(emit(&ls[e.s], e));
                 }
                 for e in re.iter() {
                     if !lset.contains(&rsig[e.s]) {
-                        out.push(emit(&rs[e.s], e.v));
+                        out.push(emit(&rs[e.s], e));
                     }
                 }
             }

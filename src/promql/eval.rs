@@ -11,10 +11,12 @@ use promql_parser::parser::{
     VectorMatchCardinality, VectorSelector,
 };
 
-use super::value::{Annotations, Series};
+use super::value::{Annotations, Point, Series};
 use super::{QueryError, functions};
+use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, LabelsBuilder, METRIC_NAME, MatchOp, Matcher, Sample, is_stale_nan};
 use crate::storage::Queryable;
+use std::sync::Arc;
 
 /// An intermediate value over all steps of the evaluation.
 pub(crate) enum Val {
@@ -49,10 +51,11 @@ impl RangeVal {
 
 /// One element of an instant vector at one step: index of its series in
 /// the argument plus value.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct El {
     pub s: usize,
     pub v: f64,
+    pub h: Option<Arc<FloatHistogram>>,
 }
 
 /// A function or operator's view of one argument at one step.
@@ -66,7 +69,51 @@ pub(crate) enum StepArg<'a> {
 pub(crate) struct Out {
     pub labels: Labels,
     pub v: f64,
+    pub h: Option<Arc<FloatHistogram>>,
     pub drop_name: bool,
+}
+
+impl Out {
+    /// A float output.
+    pub fn f(labels: Labels, v: f64, drop_name: bool) -> Out {
+        Out {
+            labels,
+            v,
+            h: None,
+            drop_name,
+        }
+    }
+}
+
+/// Merges a stored series' float and histogram samples into points.
+pub(crate) fn merge_points(
+    floats: Vec<Sample>,
+    hists: Vec<(i64, Arc<FloatHistogram>)>,
+) -> Vec<Point> {
+    if hists.is_empty() {
+        return floats.into_iter().map(|s| Point::float(s.t, s.v)).collect();
+    }
+    let mut out = Vec::with_capacity(floats.len() + hists.len());
+    let mut hi = hists.into_iter().peekable();
+    for f in floats {
+        while hi.peek().is_some_and(|h| h.0 < f.t) {
+            let (t, h) = hi.next().expect("peeked");
+            out.push(Point {
+                t,
+                v: 0.0,
+                h: Some(h),
+            });
+        }
+        out.push(Point::float(f.t, f.v));
+    }
+    for (t, h) in hi {
+        out.push(Point {
+            t,
+            v: 0.0,
+            h: Some(h),
+        });
+    }
+    out
 }
 
 /// Collects step outputs into series, keeping first-seen order.
@@ -107,7 +154,11 @@ impl Acc {
             ));
         }
         s.drop_name |= o.drop_name;
-        s.points.push(Sample { t: ts, v: o.v });
+        s.points.push(Point {
+            t: ts,
+            v: o.v,
+            h: o.h,
+        });
         Ok(())
     }
 }
@@ -201,16 +252,9 @@ impl<'q> Evaluator<'q> {
         self.positions.of(e)
     }
 
-    /// Position of a call node, found through its first argument's parent.
-    pub fn pos_call(&self, c: &Call) -> String {
-        // Calls are only reachable by reference to the `Call` struct here;
-        // report the position of its first argument, close enough for a
-        // warning that concerns the whole call.
-        c.args
-            .args
-            .first()
-            .map(|a| self.positions.of(a))
-            .unwrap_or_default()
+    /// Position of a binary, call or aggregation node.
+    pub fn pos_node<T>(&self, n: &T) -> String {
+        self.positions.of_node(n)
     }
 
     pub fn at_ms_pub(&self, at: &Option<AtModifier>) -> Option<i64> {
@@ -331,16 +375,24 @@ impl<'q> Evaluator<'q> {
         let mut out = Vec::with_capacity(raw.len());
         for s in raw {
             self.check_deadline()?;
-            let mut pts = Vec::with_capacity(steps.min(s.samples.len().max(1) * 2));
+            let samples = merge_points(s.samples, s.histograms);
+            let mut pts = Vec::with_capacity(steps.min(samples.len().max(1) * 2));
             let mut j = 0usize;
             for ts in self.step_ts() {
                 let rt = at.unwrap_or(ts) - off;
-                while j + 1 < s.samples.len() && s.samples[j + 1].t <= rt {
+                while j + 1 < samples.len() && samples[j + 1].t <= rt {
                     j += 1;
                 }
-                if let Some(p) = s.samples.get(j) {
-                    if p.t <= rt && p.t > rt - self.lookback && !is_stale_nan(p.v) {
-                        pts.push(Sample { t: ts, v: p.v });
+                if let Some(p) = samples.get(j) {
+                    if p.t <= rt
+                        && p.t > rt - self.lookback
+                        && (p.h.is_some() || !is_stale_nan(p.v))
+                    {
+                        pts.push(Point {
+                            t: ts,
+                            v: p.v,
+                            h: p.h.clone(),
+                        });
                     }
                 }
             }
@@ -371,8 +423,8 @@ impl<'q> Evaluator<'q> {
         let raw = self.select(vs, first - range + 1, last)?;
         let mut series = Vec::with_capacity(raw.len());
         for s in raw {
-            let mut pts = s.samples;
-            pts.retain(|p| !is_stale_nan(p.v) && p.t > first - range);
+            let mut pts = merge_points(s.samples, s.histograms);
+            pts.retain(|p| (p.h.is_some() || !is_stale_nan(p.v)) && p.t > first - range);
             if pts.is_empty() {
                 continue;
             }
@@ -428,10 +480,10 @@ impl<'q> Evaluator<'q> {
             match inner.eval(&sq.expr)? {
                 Val::Vector(v) => v,
                 Val::Scalar(v) => {
-                    let pts: Vec<Sample> = inner
+                    let pts: Vec<Point> = inner
                         .step_ts()
                         .zip(v)
-                        .map(|(t, v)| Sample { t, v })
+                        .map(|(t, v)| Point::float(t, v))
                         .collect();
                     vec![Series {
                         labels: Labels::empty(),
@@ -484,7 +536,11 @@ impl<'q> Evaluator<'q> {
                         let c = &mut cursors[i][si];
                         if let Some(p) = s.points.get(*c) {
                             if p.t == ts {
-                                buf.push(El { s: si, v: p.v });
+                                buf.push(El {
+                                    s: si,
+                                    v: p.v,
+                                    h: p.h.clone(),
+                                });
                                 *c += 1;
                             }
                         }
@@ -601,10 +657,10 @@ pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>, Qu
                         _ => false,
                     };
                     if take_a {
-                        merged.push(t.points[a]);
+                        merged.push(t.points[a].clone());
                         a += 1;
                     } else {
-                        merged.push(s.points[b]);
+                        merged.push(s.points[b].clone());
                         b += 1;
                     }
                 }

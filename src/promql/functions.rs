@@ -5,10 +5,10 @@ use promql_parser::parser::{Call, Expr};
 use super::QueryError;
 use super::aggregate::{kahan_inc, quantile};
 use super::eval::{Evaluator, Out, RangeVal, StepArg, Val, merge_same_labelset, offset_ms};
-use super::value::Series;
-use crate::model::{
-    Labels, METRIC_NAME, MatchOp, Sample, anchored_regex, format_float, is_stale_nan,
-};
+use super::value::{Point, Series};
+use crate::model::histogram::{CounterResetHint, FloatHistogram};
+use crate::model::{Labels, METRIC_NAME, MatchOp, anchored_regex, format_float, is_stale_nan};
+use std::sync::Arc;
 
 fn string_arg(e: &Expr) -> Result<&str, QueryError> {
     match e {
@@ -77,7 +77,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
             }
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" if ev.start != ev.end => {
-            let pos = ev.pos_call(c);
+            let pos = ev.pos_node(c);
             ev.annos.warn(format!(
                     "sort is ineffective for range queries since results are always ordered by labels{pos}"
                 ));
@@ -93,7 +93,11 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
             let Some(Val::Scalar(v)) = vals.into_iter().next() else {
                 return Err(QueryError::Execution("vector() expects a scalar".into()));
             };
-            let points = ev.step_ts().zip(v).map(|(t, v)| Sample { t, v }).collect();
+            let points = ev
+                .step_ts()
+                .zip(v)
+                .map(|(t, v)| Point::float(t, v))
+                .collect();
             Ok(Val::Vector(vec![Series {
                 labels: Labels::empty(),
                 points,
@@ -110,8 +114,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
             let mut k = 0;
             ev.range_eval(&args, |_, _, a| {
                 if let StepArg::Vector { els, .. } = &a[0] {
-                    if els.len() == 1 {
-                        out[k] = els[0].v;
+                    let mut floats = els.iter().filter(|e| e.h.is_none());
+                    if let (Some(e), None) = (floats.next(), floats.next()) {
+                        out[k] = e.v;
                     }
                 }
                 k += 1;
@@ -125,11 +130,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
             let out = ev.range_eval(&args_v, |_, _, a| {
                 if let StepArg::Vector { els, .. } = &a[0] {
                     if els.is_empty() {
-                        return Ok(vec![Out {
-                            labels: labels.clone(),
-                            v: 1.0,
-                            drop_name: false,
-                        }]);
+                        return Ok(vec![Out::f(labels.clone(), 1.0, false)]);
                     }
                 }
                 Ok(Vec::new())
@@ -138,6 +139,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
         }
         "histogram_quantile" => histogram_quantile(ev, c, vals),
         "histogram_fraction" => histogram_fraction(ev, c, vals),
+        "histogram_quantiles" => histogram_quantiles(ev, c, vals),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => histogram_stat(ev, name, vals),
         "sort" | "sort_desc" => sort_by_value(ev, vals, name == "sort_desc"),
         "sort_by_label" | "sort_by_label_desc" => {
             let mut names = Vec::new();
@@ -169,19 +173,17 @@ fn timestamp_of_selector(
     let mut out = Vec::new();
     let steps: Vec<i64> = ev.step_ts().collect();
     for s in raw {
+        let samples = super::eval::merge_points(s.samples, s.histograms);
         let mut pts = Vec::new();
         let mut j = 0usize;
         for &ts in &steps {
             let rt = at.unwrap_or(ts) - off;
-            while j + 1 < s.samples.len() && s.samples[j + 1].t <= rt {
+            while j + 1 < samples.len() && samples[j + 1].t <= rt {
                 j += 1;
             }
-            if let Some(p) = s.samples.get(j) {
-                if p.t <= rt && p.t > rt - lookback && !is_stale_nan(p.v) {
-                    pts.push(Sample {
-                        t: ts,
-                        v: p.t as f64 / 1000.0,
-                    });
+            if let Some(p) = samples.get(j) {
+                if p.t <= rt && p.t > rt - lookback && (p.h.is_some() || !is_stale_nan(p.v)) {
+                    pts.push(Point::float(ts, p.t as f64 / 1000.0));
                 }
             }
         }
@@ -266,14 +268,14 @@ fn elementwise(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val
         }
         Ok(els
             .iter()
-            .map(|e| Out {
-                labels: series[e.s].labels.clone(),
-                v: if is_ts {
+            .filter(|e| is_ts || e.h.is_none())
+            .map(|e| {
+                let v = if is_ts {
                     ts as f64 / 1000.0
                 } else {
                     f(e.v, &params)
-                },
-                drop_name: true,
+                };
+                Out::f(series[e.s].labels.clone(), v, true)
             })
             .collect())
     })?;
@@ -335,11 +337,11 @@ fn date_part(name: &str, secs: f64) -> f64 {
 fn date_function(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val, QueryError> {
     if vals.is_empty() {
         let out = ev.range_eval(&[], |_, ts, _| {
-            Ok(vec![Out {
-                labels: Labels::empty(),
-                v: date_part(name, (ts / 1000) as f64),
-                drop_name: false,
-            }])
+            Ok(vec![Out::f(
+                Labels::empty(),
+                date_part(name, (ts / 1000) as f64),
+                false,
+            )])
         })?;
         return Ok(Val::Vector(out));
     }
@@ -349,14 +351,14 @@ fn date_function(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<V
         };
         Ok(els
             .iter()
-            .map(|e| Out {
-                labels: series[e.s].labels.clone(),
-                v: if e.v.is_nan() || e.v.is_infinite() {
+            .filter(|e| e.h.is_none())
+            .map(|e| {
+                let v = if e.v.is_nan() || e.v.is_infinite() {
                     f64::NAN
                 } else {
                     date_part(name, e.v)
-                },
-                drop_name: true,
+                };
+                Out::f(series[e.s].labels.clone(), v, true)
             })
             .collect())
     })?;
@@ -368,7 +370,7 @@ fn sort_by_value(ev: &mut Evaluator<'_>, vals: Vec<Val>, desc: bool) -> Result<V
         let StepArg::Vector { series, els } = &a[0] else {
             return Ok(Vec::new());
         };
-        let mut v: Vec<_> = els.to_vec();
+        let mut v: Vec<_> = els.iter().filter(|e| e.h.is_none()).cloned().collect();
         // NaN sorts last in both directions, as in Prometheus.
         v.sort_by(|a, b| {
             use std::cmp::Ordering::*;
@@ -384,6 +386,7 @@ fn sort_by_value(ev: &mut Evaluator<'_>, vals: Vec<Val>, desc: bool) -> Result<V
             .map(|e| Out {
                 labels: series[e.s].labels.clone(),
                 v: e.v,
+                h: e.h.clone(),
                 drop_name: series[e.s].drop_name,
             })
             .collect())
@@ -451,6 +454,7 @@ fn sort_by_label(
             .map(|e| Out {
                 labels: series[e.s].labels.clone(),
                 v: e.v,
+                h: e.h.clone(),
                 drop_name: series[e.s].drop_name,
             })
             .collect())
@@ -629,6 +633,19 @@ fn range_function(name: &str) -> Option<RangeFn> {
     })
 }
 
+/// What a range function noticed about one series' windows, raised as
+/// annotations once per series.
+#[derive(Default)]
+struct RangeNotes {
+    mixed: bool,
+    ignored_hist: bool,
+    not_counter_hist: bool,
+    not_gauge_hist: bool,
+    mixed_schemas: bool,
+    reconciled: Option<&'static str>,
+    collision: bool,
+}
+
 fn eval_range_function(
     ev: &mut Evaluator<'_>,
     c: &Call,
@@ -691,7 +708,8 @@ fn eval_range_function(
     let mut not_counter: Vec<String> = Vec::new();
     for s in &rv.series {
         let pts = &s.points;
-        let mut res: Vec<Sample> = Vec::new();
+        let mut res: Vec<Point> = Vec::new();
+        let mut notes = RangeNotes::default();
         let (mut lo, mut hi) = (0usize, 0usize);
         for (k, &ts) in steps.iter().enumerate() {
             let end = rv.window_end(ts);
@@ -716,23 +734,60 @@ fn eval_range_function(
             }
             let params: Vec<f64> = scalars.iter().map(|v| v[k]).collect();
             let eval_ts = if rv.at.is_some() { ev.start } else { ts };
-            if let Some(v) = apply_range_fn(kind, w, start, end, rv.range, eval_ts, &params) {
-                res.push(Sample { t: ts, v });
+            if let Some((v, h)) =
+                apply_range_point(kind, w, start, end, rv.range, eval_ts, &params, &mut notes)
+            {
+                res.push(Point { t: ts, v, h });
             }
+        }
+        let name = s.labels.metric_name().unwrap_or("").to_string();
+        if notes.mixed {
+            ev.annos.warn(format!(
+                "encountered a mix of histograms and floats for metric name {name:?}{arg_pos}"
+            ));
+        }
+        if notes.ignored_hist {
+            ev.annos.info(format!(
+                "ignored histograms in a range containing both floats and histograms for metric name {name:?}{arg_pos}"
+            ));
+        }
+        if notes.not_counter_hist {
+            ev.annos.warn(format!(
+                "this native histogram metric is not a counter: {name:?}{arg_pos}"
+            ));
+        }
+        if notes.not_gauge_hist {
+            ev.annos.warn(format!(
+                "this native histogram metric is not a gauge: {name:?}{arg_pos}"
+            ));
+        }
+        if notes.mixed_schemas {
+            ev.annos.warn(format!(
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}{arg_pos}"
+            ));
+        }
+        if let Some(w) = notes.reconciled {
+            ev.annos.info(format!(
+                "mismatched custom buckets were reconciled during {w}{arg_pos}"
+            ));
+        }
+        if notes.collision {
+            ev.annos.warn(format!(
+                "conflicting counter resets during histogram aggregation{arg_pos}"
+            ));
         }
         if res.is_empty() {
             continue;
         }
-        if matches!(kind, RangeFn::Rate | RangeFn::Increase) {
-            if let Some(n) = s.labels.metric_name() {
-                if !(n.ends_with("_total")
-                    || n.ends_with("_sum")
-                    || n.ends_with("_count")
-                    || n.ends_with("_bucket"))
-                {
-                    not_counter.push(n.to_string());
-                }
-            }
+        if matches!(kind, RangeFn::Rate | RangeFn::Increase)
+            && !name.is_empty()
+            && res.iter().any(|p| p.h.is_none())
+            && !(name.ends_with("_total")
+                || name.ends_with("_sum")
+                || name.ends_with("_count")
+                || name.ends_with("_bucket"))
+        {
+            not_counter.push(name);
         }
         ev.add_samples(res.len())?;
         out.push(Series {
@@ -755,11 +810,11 @@ fn eval_range_function(
                 }
             }
         }
-        let points: Vec<Sample> = steps
+        let points: Vec<Point> = steps
             .iter()
             .zip(present)
             .filter(|(_, p)| !p)
-            .map(|(&t, _)| Sample { t, v: 1.0 })
+            .map(|(&t, _)| Point::float(t, 1.0))
             .collect();
         if points.is_empty() {
             return Ok(Val::Vector(Vec::new()));
@@ -774,9 +829,259 @@ fn eval_range_function(
     Ok(Val::Vector(out))
 }
 
+type Hist = Arc<FloatHistogram>;
+
+/// One step of a range function over a window that may hold histograms.
+#[allow(clippy::too_many_arguments)]
+fn apply_range_point(
+    kind: RangeFn,
+    w: &[Point],
+    start: i64,
+    end: i64,
+    range: i64,
+    ts: i64,
+    p: &[f64],
+    notes: &mut RangeNotes,
+) -> Option<(f64, Option<Hist>)> {
+    let nh = w.iter().filter(|x| x.h.is_some()).count();
+    if nh == 0 {
+        return apply_range_fn(kind, w, start, end, range, ts, p).map(|v| (v, None));
+    }
+    let nf = w.len() - nh;
+    match kind {
+        RangeFn::Count => Some((w.len() as f64, None)),
+        RangeFn::Present | RangeFn::AbsentOverTime => Some((1.0, None)),
+        RangeFn::Last => w.last().map(|x| (x.v, x.h.clone())),
+        RangeFn::First => w.first().map(|x| (x.v, x.h.clone())),
+        RangeFn::TsOfLast => w.last().map(|x| (x.t as f64 / 1000.0, None)),
+        RangeFn::TsOfFirst => w.first().map(|x| (x.t as f64 / 1000.0, None)),
+        RangeFn::Rate | RangeFn::Increase | RangeFn::Delta => {
+            if nf > 0 {
+                notes.mixed = true;
+                return None;
+            }
+            let hs: Vec<(i64, &Hist)> = w
+                .iter()
+                .filter_map(|x| x.h.as_ref().map(|h| (x.t, h)))
+                .collect();
+            histogram_rate(&hs, start, end, range, kind, notes).map(|h| (0.0, Some(Arc::new(h))))
+        }
+        RangeFn::Irate | RangeFn::Idelta => {
+            let n = w.len();
+            if n < 2 {
+                return None;
+            }
+            let (a, b) = (&w[n - 2], &w[n - 1]);
+            let dt = b.t - a.t;
+            if dt == 0 {
+                return None;
+            }
+            let (Some(ha), Some(hb)) = (&a.h, &b.h) else {
+                notes.mixed = true;
+                return None;
+            };
+            let is_rate = kind == RangeFn::Irate;
+            let mut r = (**hb).clone();
+            if (!is_rate || !hb.detect_reset(ha)) && r.sub(ha).is_err() {
+                notes.mixed_schemas = true;
+                return None;
+            }
+            r.compact();
+            if is_rate {
+                r.div(dt as f64 / 1000.0);
+                r.counter_reset_hint = CounterResetHint::Gauge;
+            }
+            Some((0.0, Some(Arc::new(r))))
+        }
+        RangeFn::Sum | RangeFn::Avg => {
+            if nf > 0 {
+                notes.mixed = true;
+                return None;
+            }
+            let mut acc: Option<FloatHistogram> = None;
+            let (mut reset, mut not_reset) = (false, false);
+            for x in w {
+                let h = x.h.as_ref()?;
+                match h.counter_reset_hint {
+                    CounterResetHint::Reset => reset = true,
+                    CounterResetHint::NotReset => not_reset = true,
+                    _ => {}
+                }
+                match &mut acc {
+                    None => acc = Some((**h).clone()),
+                    Some(a) => match a.add(h) {
+                        Ok((_, rec)) => {
+                            if rec {
+                                notes.reconciled = Some("aggregation");
+                            }
+                        }
+                        Err(_) => {
+                            notes.mixed_schemas = true;
+                            return None;
+                        }
+                    },
+                }
+            }
+            if reset && not_reset {
+                notes.collision = true;
+            }
+            let mut h = acc?;
+            if kind == RangeFn::Avg {
+                h.div(w.len() as f64);
+            }
+            h.compact();
+            Some((0.0, Some(Arc::new(h))))
+        }
+        RangeFn::Resets | RangeFn::Changes => {
+            let mut r = 0.0;
+            for i in 1..w.len() {
+                let (a, b) = (&w[i - 1], &w[i]);
+                let hit = match (&a.h, &b.h) {
+                    (Some(x), Some(y)) => {
+                        if kind == RangeFn::Resets {
+                            y.detect_reset(x)
+                        } else {
+                            !y.equals(x)
+                        }
+                    }
+                    (None, None) => {
+                        if kind == RangeFn::Resets {
+                            b.v < a.v
+                        } else {
+                            a.v != b.v && !(a.v.is_nan() && b.v.is_nan())
+                        }
+                    }
+                    _ => true,
+                };
+                if hit {
+                    r += 1.0;
+                }
+            }
+            Some((r, None))
+        }
+        _ => {
+            // Float-only functions ignore histograms, and say so when the
+            // window held both.
+            if nf == 0 {
+                return None;
+            }
+            notes.ignored_hist = true;
+            let floats: Vec<Point> = w.iter().filter(|x| x.h.is_none()).cloned().collect();
+            apply_range_fn(kind, &floats, start, end, range, ts, p).map(|v| (v, None))
+        }
+    }
+}
+
+/// rate/increase/delta over native histograms.
+fn histogram_rate(
+    hs: &[(i64, &Hist)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    kind: RangeFn,
+    notes: &mut RangeNotes,
+) -> Option<FloatHistogram> {
+    let n = hs.len();
+    if n < 2 {
+        return None;
+    }
+    let is_counter = kind != RangeFn::Delta;
+    let (first, last) = (hs[0].1, hs[n - 1].1);
+    let mut prev: FloatHistogram = (**first).clone();
+    if is_counter
+        && (first.counter_reset_hint == CounterResetHint::Gauge
+            || last.counter_reset_hint == CounterResetHint::Gauge)
+    {
+        notes.not_counter_hist = true;
+    }
+    if is_counter && hs[1].1.detect_reset(first) {
+        prev = FloatHistogram {
+            schema: hs[1].1.schema,
+            custom_values: hs[1].1.custom_values.clone(),
+            ..Default::default()
+        };
+    }
+    let custom = prev.uses_custom_buckets();
+    if last.uses_custom_buckets() != custom {
+        notes.mixed_schemas = true;
+        return None;
+    }
+    let mut min_schema = last.schema.min(prev.schema);
+    for (_, cur) in &hs[1..n - 1] {
+        if !is_counter {
+            continue;
+        }
+        if cur.counter_reset_hint == CounterResetHint::Gauge {
+            notes.not_counter_hist = true;
+        }
+        min_schema = min_schema.min(cur.schema);
+        if cur.uses_custom_buckets() != custom {
+            notes.mixed_schemas = true;
+            return None;
+        }
+    }
+    let mut h = (**last).clone();
+    h.reduce_resolution(min_schema);
+    match h.sub(&prev) {
+        Ok((_, rec)) => {
+            if rec {
+                notes.reconciled = Some("subtraction");
+            }
+        }
+        Err(_) => {
+            notes.mixed_schemas = true;
+            return None;
+        }
+    }
+    if is_counter {
+        let mut p: &FloatHistogram = first;
+        for (_, cur) in &hs[1..] {
+            if cur.detect_reset(p) {
+                match h.add(p) {
+                    Ok((_, rec)) => {
+                        if rec {
+                            notes.reconciled = Some("addition");
+                        }
+                    }
+                    Err(_) => {
+                        notes.mixed_schemas = true;
+                        return None;
+                    }
+                }
+            }
+            p = cur;
+        }
+    } else if first.counter_reset_hint != CounterResetHint::Gauge
+        || last.counter_reset_hint != CounterResetHint::Gauge
+    {
+        notes.not_gauge_hist = true;
+    }
+    h.counter_reset_hint = CounterResetHint::Gauge;
+    h.compact();
+    // Extrapolate as for floats, scaling every count.
+    let (first_t, last_t) = (hs[0].0, hs[n - 1].0);
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg = sampled / (n - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if kind == RangeFn::Rate {
+        factor /= range as f64 / 1000.0;
+    }
+    h.mul(factor);
+    Some(h)
+}
+
 fn apply_range_fn(
     kind: RangeFn,
-    w: &[Sample],
+    w: &[Point],
     start: i64,
     end: i64,
     range: i64,
@@ -792,7 +1097,7 @@ fn apply_range_fn(
             if n < 2 {
                 return None;
             }
-            let (a, b) = (w[n - 2], w[n - 1]);
+            let (a, b) = (&w[n - 2], &w[n - 1]);
             let dt = b.t - a.t;
             if dt == 0 {
                 return None;
@@ -951,7 +1256,7 @@ fn apply_range_fn(
 /// extrapolated towards the window edges unless the series starts or
 /// ends well inside it, and never below zero for counters.
 fn extrapolated_rate(
-    w: &[Sample],
+    w: &[Point],
     range_start: i64,
     range_end: i64,
     range: i64,
@@ -995,7 +1300,7 @@ fn extrapolated_rate(
     Some(result * factor)
 }
 
-fn linear_regression(w: &[Sample], intercept_t: i64) -> (f64, f64) {
+fn linear_regression(w: &[Point], intercept_t: i64) -> (f64, f64) {
     let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
         (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let init = w[0].v;
@@ -1249,6 +1554,11 @@ fn group_buckets(
     groups
 }
 
+/// [`parse_go_float`] for the test runner.
+pub(crate) fn parse_go_float_pub(s: &str) -> Option<f64> {
+    parse_go_float(s)
+}
+
 /// Parses a float the way Go's strconv.ParseFloat accepts label values.
 pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
     let t = s.trim();
@@ -1265,6 +1575,18 @@ pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
         return u64::from_str_radix(h, 16).ok().map(|v| v as f64);
     }
     t.replace('_', "").parse::<f64>().ok()
+}
+
+/// Native histogram samples of a step, and the annotations about the
+/// classic-bucket series next to them.
+fn split_native<'a>(
+    series: &'a [Series],
+    els: &'a [super::eval::El],
+) -> (Vec<&'a super::eval::El>, Vec<super::eval::El>) {
+    let native: Vec<&super::eval::El> = els.iter().filter(|e| e.h.is_some()).collect();
+    let classic: Vec<super::eval::El> = els.iter().filter(|e| e.h.is_none()).cloned().collect();
+    let _ = series;
+    (native, classic)
 }
 
 fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Result<Val, QueryError> {
@@ -1286,8 +1608,23 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
         let (StepArg::Scalar(q), StepArg::Vector { series, els }) = (&a[0], &a[1]) else {
             return Ok(Vec::new());
         };
-        let groups = group_buckets(ev, series, els, &bpos);
+        let (native, classic) = split_native(series, els);
+        let groups = group_buckets(ev, series, &classic, &bpos);
         let mut out = Vec::new();
+        for e in native {
+            let labels = &series[e.s].labels;
+            if groups.iter().any(|(l, _)| l == labels) {
+                let name = labels.metric_name().unwrap_or("");
+                ev.annos.warn(format!(
+                    "vector contains a mix of classic and native histograms for metric name {name:?}{bpos}"
+                ));
+                continue;
+            }
+            let Some(h) = &e.h else { continue };
+            let (v, nan) = h.quantile(*q);
+            note_nan_quantile(ev, nan, labels, &bpos);
+            out.push(Out::f(labels.clone(), v, true));
+        }
         for (labels, mut buckets) in groups {
             let (v, forced, minb, maxb, maxd) = bucket_quantile(*q, &mut buckets);
             if forced {
@@ -1305,11 +1642,7 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
                     _ => {}
                 }
             }
-            out.push(Out {
-                labels,
-                v,
-                drop_name: true,
-            });
+            out.push(Out::f(labels, v, true));
         }
         Ok(out)
     })?;
@@ -1329,6 +1662,113 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
             crate::model::format_rfc3339(maxt / 1000 * 1000).replace(".000Z", "Z"),
         ));
     }
+    Ok(Val::Vector(out))
+}
+
+fn note_nan_quantile(ev: &mut Evaluator<'_>, nan: Option<bool>, labels: &Labels, pos: &str) {
+    let name = labels.metric_name().unwrap_or("");
+    match nan {
+        Some(true) => ev.annos.info(format!(
+            "input to histogram_quantile has NaN observations, result is NaN for metric name {name:?}{pos}"
+        )),
+        Some(false) => ev.annos.info(format!(
+            "input to histogram_quantile has NaN observations, result is skewed higher for metric name {name:?}{pos}"
+        )),
+        None => {}
+    }
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, …)`: several quantiles at once,
+/// one output series per quantile, told apart by `label`.
+fn histogram_quantiles(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    vals: Vec<Val>,
+) -> Result<Val, QueryError> {
+    let bpos = ev.pos(&c.args.args[0]);
+    let label = match c.args.args.get(1).map(|a| string_arg(a)) {
+        Some(Ok(l)) => l.to_string(),
+        _ => {
+            return Err(QueryError::Execution(
+                "histogram_quantiles expects a label name".into(),
+            ));
+        }
+    };
+    let mut qs: Vec<Vec<f64>> = Vec::new();
+    for (i, v) in vals.iter().enumerate().skip(2) {
+        match v {
+            Val::Scalar(s) => {
+                if let Some(&q) = s.iter().find(|q| q.is_nan() || !(0.0..=1.0).contains(*q)) {
+                    let qpos = ev.pos(&c.args.args[i]);
+                    ev.annos.warn(format!(
+                        "quantile value should be between 0 and 1, got {}{qpos}",
+                        format_float(q)
+                    ));
+                }
+                qs.push(s.clone());
+            }
+            _ => return Err(QueryError::Execution("quantiles must be scalars".into())),
+        }
+    }
+    let input = vals.into_iter().next().unwrap_or(Val::Vector(Vec::new()));
+    let mut k = 0usize;
+    let out = ev.range_eval(&[input], |ev, _, a| {
+        let StepArg::Vector { series, els } = &a[0] else {
+            return Ok(Vec::new());
+        };
+        let step_qs: Vec<f64> = qs.iter().map(|q| q[k]).collect();
+        k += 1;
+        let (native, classic) = split_native(series, els);
+        let groups = group_buckets(ev, series, &classic, &bpos);
+        let mut out = Vec::new();
+        let with_q = |l: &Labels, q: f64| {
+            let mut b = l.builder();
+            b.set_str(&label, &format_float(q));
+            b.build()
+        };
+        for e in native {
+            let Some(h) = &e.h else { continue };
+            let labels = &series[e.s].labels;
+            for &q in &step_qs {
+                let (v, nan) = h.quantile(q);
+                note_nan_quantile(ev, nan, labels, &bpos);
+                out.push(Out::f(with_q(labels, q), v, true));
+            }
+        }
+        for (labels, buckets) in groups {
+            for &q in &step_qs {
+                let mut b = buckets.clone();
+                let (v, ..) = bucket_quantile(q, &mut b);
+                out.push(Out::f(with_q(&labels, q), v, true));
+            }
+        }
+        Ok(out)
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// histogram_count, _sum, _avg, _stddev and _stdvar: one number per
+/// native histogram sample; float samples are skipped.
+fn histogram_stat(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val, QueryError> {
+    let out = ev.range_eval(&vals, |_, _, a| {
+        let StepArg::Vector { series, els } = &a[0] else {
+            return Ok(Vec::new());
+        };
+        Ok(els
+            .iter()
+            .filter_map(|e| {
+                let h = e.h.as_ref()?;
+                let v = match name {
+                    "histogram_count" => h.count,
+                    "histogram_sum" => h.sum,
+                    "histogram_avg" => h.sum / h.count,
+                    "histogram_stddev" => h.variance().sqrt(),
+                    _ => h.variance(),
+                };
+                Some(Out::f(series[e.s].labels.clone(), v, true))
+            })
+            .collect())
+    })?;
     Ok(Val::Vector(out))
 }
 
@@ -1365,15 +1805,25 @@ fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
         else {
             return Ok(Vec::new());
         };
-        let groups = group_buckets(ev, series, els, &bpos);
-        Ok(groups
-            .into_iter()
-            .map(|(labels, mut buckets)| Out {
-                labels,
-                v: bucket_fraction(*lo, *hi, &mut buckets),
-                drop_name: true,
-            })
-            .collect())
+        let (native, classic) = split_native(series, els);
+        let groups = group_buckets(ev, series, &classic, &bpos);
+        let mut out = Vec::new();
+        for e in native {
+            let Some(h) = &e.h else { continue };
+            let labels = &series[e.s].labels;
+            let (v, nan) = h.fraction(*lo, *hi);
+            if nan {
+                let name = labels.metric_name().unwrap_or("");
+                ev.annos.info(format!(
+                    "input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {name:?}{bpos}"
+                ));
+            }
+            out.push(Out::f(labels.clone(), v, true));
+        }
+        for (labels, mut buckets) in groups {
+            out.push(Out::f(labels, bucket_fraction(*lo, *hi, &mut buckets), true));
+        }
+        Ok(out)
     })?;
     Ok(Val::Vector(out))
 }

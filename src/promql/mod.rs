@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use promql_parser::parser::Expr;
 
 pub use eval::selector_matchers;
-pub use value::{Annotations, InstantSample, Series, Value};
+pub use value::{Annotations, InstantSample, Point, Series, Value};
 
-use crate::model::{Sample, Timestamp};
+use crate::model::Timestamp;
 use crate::storage::Queryable;
 use eval::{Evaluator, Val};
 
@@ -226,7 +226,11 @@ impl Engine {
                 if instant {
                     Value::Scalar { t: start, v: v[0] }
                 } else {
-                    let points = ev.step_ts().zip(v).map(|(t, v)| Sample { t, v }).collect();
+                    let points = ev
+                        .step_ts()
+                        .zip(v)
+                        .map(|(t, v)| Point::float(t, v))
+                        .collect();
                     Value::Matrix(vec![Series {
                         labels: crate::model::Labels::empty(),
                         points,
@@ -245,6 +249,7 @@ impl Engine {
                                 labels: s.labels,
                                 t: p.t,
                                 v: p.v,
+                                h: p.h.clone(),
                                 drop_name: false,
                             });
                         }

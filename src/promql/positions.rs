@@ -88,7 +88,17 @@ impl Positions {
 
     /// `" (line:col)"` for the node, or "" when unknown.
     pub fn of(&self, e: &Expr) -> String {
-        let Some(&off) = self.starts.get(&(e as *const Expr as usize)) else {
+        self.of_addr(e as *const Expr as usize)
+    }
+
+    /// As [`Positions::of`], for the struct inside a binary, call or
+    /// aggregation node.
+    pub fn of_node<T>(&self, n: &T) -> String {
+        self.of_addr(n as *const T as usize)
+    }
+
+    fn of_addr(&self, addr: usize) -> String {
+        let Some(&off) = self.starts.get(&addr) else {
             return String::new();
         };
         let before = &self.text[..off.min(self.text.len())];
@@ -205,6 +215,15 @@ impl Positions {
         };
         if let Some(s) = start {
             self.starts.insert(key, s);
+            let inner = match e {
+                Expr::Binary(b) => Some(b as *const _ as usize),
+                Expr::Call(c) => Some(c as *const _ as usize),
+                Expr::Aggregate(a) => Some(a as *const _ as usize),
+                _ => None,
+            };
+            if let Some(i) = inner {
+                self.starts.insert(i, s);
+            }
         }
         start
     }

@@ -15,6 +15,7 @@ use regex::Regex;
 
 use super::series_notation::{SeqValue, parse_series};
 use super::{Engine, EngineOptions, Query, QueryError, QueryOptions, Value};
+use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, stale_nan};
 use crate::storage::{Appender, Head};
 
@@ -121,7 +122,8 @@ impl Eval {
 }
 
 enum Cmd {
-    Load(i64, Vec<(Labels, Vec<SeqValue>)>),
+    /// Step, series, and whether classic histograms also load as NHCB.
+    Load(i64, Vec<(Labels, Vec<SeqValue>)>, bool),
     Clear,
     Eval(Box<Eval>),
     /// A command that could not be parsed, reported as a failed case.
@@ -225,7 +227,7 @@ fn parse_script(text: &str) -> Vec<Cmd> {
                 // Load what parsed; the evals that needed the rest fail.
                 cmds.push(Cmd::Broken(0, String::new(), e));
             }
-            cmds.push(Cmd::Load(gap, series));
+            cmds.push(Cmd::Load(gap, series, first == "load_with_nhcb"));
         } else if first.starts_with("eval") {
             let line_no = i + 1;
             let mut ev = Eval {
@@ -386,6 +388,117 @@ fn parse_number(s: &str) -> Option<f64> {
     None
 }
 
+/// Prometheus's histogram comparison for test results: schema, counts
+/// and sum within tolerance, the same buckets (spans) with counts within
+/// tolerance, and the reset hint only when the expectation names one.
+fn histograms_match(e: &FloatHistogram, g: &FloatHistogram, hint_set: bool) -> bool {
+    let buckets = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.0 == y.0 && almost_equal(x.1, y.1))
+    };
+    e.schema == g.schema
+        && almost_equal(e.count, g.count)
+        && almost_equal(e.sum, g.sum)
+        && (!e.uses_custom_buckets() || e.custom_values == g.custom_values)
+        && e.zero_threshold == g.zero_threshold
+        && almost_equal(e.zero_count, g.zero_count)
+        && buckets(&e.positive, &g.positive)
+        && buckets(&e.negative, &g.negative)
+        && (!hint_set || e.counter_reset_hint == g.counter_reset_hint)
+}
+
+/// `load_with_nhcb`: classic histogram series (`_bucket`, `_sum`,
+/// `_count`) also loaded as native histograms with custom buckets under
+/// the base name.
+fn to_nhcb(
+    series: &[(Labels, Vec<SeqValue>)],
+    gap: i64,
+) -> Vec<(Labels, Vec<(i64, FloatHistogram)>)> {
+    #[derive(Default, Clone)]
+    struct Temp {
+        buckets: Vec<(f64, f64)>,
+        count: Option<f64>,
+        sum: f64,
+    }
+    let mut groups: HashMap<Labels, std::collections::BTreeMap<i64, Temp>> = HashMap::new();
+    for (labels, vals) in series {
+        let Some(name) = labels.metric_name() else {
+            continue;
+        };
+        let (kind, base) = if let Some(b) = name.strip_suffix("_bucket") {
+            (0, b)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (1, b)
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (2, b)
+        } else {
+            continue;
+        };
+        let le = if kind == 0 {
+            match labels
+                .get("le")
+                .and_then(super::functions::parse_go_float_pub)
+            {
+                Some(le) if !le.is_nan() => Some(le),
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        let mut b = labels.builder();
+        b.set_str(crate::model::METRIC_NAME, base);
+        b.del("le");
+        let key = b.build();
+        let per_t = groups.entry(key).or_default();
+        for (k, v) in vals.iter().enumerate() {
+            let SeqValue::Value(f) = v else { continue };
+            let t = per_t.entry(k as i64 * gap).or_default();
+            match (kind, le) {
+                (0, Some(le)) => {
+                    t.buckets.push((le, *f));
+                }
+                (1, _) => t.count = Some(*f),
+                _ => t.sum = *f,
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (labels, per_t) in groups {
+        let mut samples = Vec::new();
+        for (t, mut tmp) in per_t {
+            tmp.buckets
+                .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+            let count = tmp
+                .count
+                .unwrap_or_else(|| tmp.buckets.last().map(|b| b.1).unwrap_or(0.0));
+            if tmp.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+                tmp.buckets.push((f64::INFINITY, count));
+            }
+            let integral = tmp.buckets.iter().all(|b| b.1.fract() == 0.0) && count.fract() == 0.0;
+            let mut h = FloatHistogram {
+                schema: crate::model::histogram::CUSTOM_BUCKETS_SCHEMA,
+                count,
+                sum: tmp.sum,
+                ..Default::default()
+            };
+            let mut prev = 0.0;
+            for (i, (le, c)) in tmp.buckets.iter().enumerate() {
+                h.positive.push((i as i32, c - prev));
+                prev = *c;
+                if le.is_finite() {
+                    h.custom_values.push(*le);
+                }
+            }
+            h.compact_n(if integral { 2 } else { 0 });
+            samples.push((t, h));
+        }
+        out.push((labels, samples));
+    }
+    out
+}
+
 /// Prometheus's float comparison for test results.
 fn almost_equal(a: f64, b: f64) -> bool {
     let eps = 1e-6;
@@ -437,17 +550,32 @@ impl Runner {
                     head = Arc::new(Head::new());
                     pending_load_error = None;
                 }
-                Cmd::Load(gap, series) => {
+                Cmd::Load(gap, series, nhcb) => {
                     let mut app = head.appender();
+                    let converted = if nhcb {
+                        to_nhcb(&series, gap)
+                    } else {
+                        Vec::new()
+                    };
                     for (labels, vals) in series {
                         for (k, v) in vals.iter().enumerate() {
                             let t = k as i64 * gap;
-                            let v = match v {
-                                SeqValue::Value(v) => *v,
-                                SeqValue::Stale => stale_nan(),
+                            let r = match v {
+                                SeqValue::Value(v) => app.append(&labels, t, *v),
+                                SeqValue::Stale => app.append(&labels, t, stale_nan()),
+                                SeqValue::Histogram(h, _) => {
+                                    app.append_histogram(&labels, t, h.clone())
+                                }
                                 SeqValue::Omitted => continue,
                             };
-                            if let Err(e) = app.append(&labels, t, v) {
+                            if let Err(e) = r {
+                                pending_load_error = Some(format!("load {labels}: {e}"));
+                            }
+                        }
+                    }
+                    for (labels, samples) in converted {
+                        for (t, h) in samples {
+                            if let Err(e) = app.append_histogram(&labels, t, Arc::new(h)) {
                                 pending_load_error = Some(format!("load {labels}: {e}"));
                             }
                         }
@@ -536,6 +664,7 @@ impl Runner {
                         labels: s.labels.clone(),
                         t: p.t,
                         v: p.v,
+                        h: p.h.clone(),
                         drop_name: false,
                     });
                 }
@@ -676,8 +805,11 @@ fn compare(ev: &Eval, v: &Value, range: Option<(i64, i64, i64)>) -> Result<(), S
                         ));
                     }
                     match e {
-                        SeqValue::Value(v) => exp.push((t, *v)),
-                        SeqValue::Stale => exp.push((t, stale_nan())),
+                        SeqValue::Value(v) => exp.push((t, *v, None)),
+                        SeqValue::Stale => exp.push((t, stale_nan(), None)),
+                        SeqValue::Histogram(h, hint) => {
+                            exp.push((t, 0.0, Some((h.clone(), *hint))))
+                        }
                         SeqValue::Omitted => {}
                     }
                 }
@@ -689,13 +821,37 @@ fn compare(ev: &Eval, v: &Value, range: Option<(i64, i64, i64)>) -> Result<(), S
                         s.points.iter().map(|p| (p.t, p.v)).collect::<Vec<_>>()
                     ));
                 }
-                for (i, (t, v)) in exp.iter().enumerate() {
-                    let p = s.points[i];
+                for (i, (t, v, eh)) in exp.iter().enumerate() {
+                    let p = &s.points[i];
                     if p.t != *t {
                         return Err(format!(
                             "expected point {i} of {} at {t}, got {}",
                             s.labels, p.t
                         ));
+                    }
+                    match (eh, &p.h) {
+                        (Some((e, hint)), Some(g)) => {
+                            if !histograms_match(e, g, *hint) {
+                                return Err(format!(
+                                    "expected histogram {e:?} at point {i} of {}, got {g:?}",
+                                    s.labels
+                                ));
+                            }
+                            continue;
+                        }
+                        (Some(_), None) => {
+                            return Err(format!(
+                                "expected a histogram at point {i} of {}, got float {}",
+                                s.labels, p.v
+                            ));
+                        }
+                        (None, Some(g)) => {
+                            return Err(format!(
+                                "expected a float at point {i} of {}, got histogram {g}",
+                                s.labels
+                            ));
+                        }
+                        (None, None) => {}
                     }
                     if !almost_equal(p.v, *v) {
                         return Err(format!(
@@ -735,9 +891,31 @@ fn compare(ev: &Eval, v: &Value, range: Option<(i64, i64, i64)>) -> Result<(), S
                         pos + 1
                     ));
                 }
-                let e = match vals.first() {
-                    Some(SeqValue::Value(v)) => *v,
-                    Some(SeqValue::Stale) => stale_nan(),
+                let e = match (vals.first(), &s.h) {
+                    (Some(SeqValue::Histogram(e, hint)), Some(g)) => {
+                        if !histograms_match(e, g, *hint) {
+                            return Err(format!(
+                                "expected histogram {e:?} for {}, got {g:?}",
+                                s.labels
+                            ));
+                        }
+                        seen += 1;
+                        continue;
+                    }
+                    (Some(SeqValue::Histogram(..)), None) => {
+                        return Err(format!(
+                            "expected a histogram for {}, got float {}",
+                            s.labels, s.v
+                        ));
+                    }
+                    (_, Some(g)) => {
+                        return Err(format!(
+                            "expected a float for {}, got histogram {g}",
+                            s.labels
+                        ));
+                    }
+                    (Some(SeqValue::Value(v)), None) => *v,
+                    (Some(SeqValue::Stale), None) => stale_nan(),
                     _ => return Err(format!("no expected value for {}", s.labels)),
                 };
                 if !almost_equal(e, s.v) {

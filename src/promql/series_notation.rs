@@ -1,10 +1,13 @@
 //! The expanding series notation of promtool unit tests and Prometheus's
 //! promqltest scripts: `metric{a="b"} 1 2+3x4 _ _x2 stale -1-1x3`.
 
+use std::sync::Arc;
+
+use crate::model::histogram::{CounterResetHint, FloatHistogram};
 use crate::model::{Labels, LabelsBuilder};
 
 /// One value of an expanded sequence.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum SeqValue {
     /// A float sample.
     Value(f64),
@@ -12,6 +15,9 @@ pub enum SeqValue {
     Omitted,
     /// `stale`: a staleness marker.
     Stale,
+    /// `{{…}}`: a native histogram, and whether its counter reset hint was
+    /// written out (only then do test results compare it).
+    Histogram(Arc<FloatHistogram>, bool),
 }
 
 /// Splits `desc values…` into the series descriptor and the value text.
@@ -182,12 +188,162 @@ fn parse_float(s: &str) -> Result<f64, String> {
         .map_err(|_| format!("invalid number {s:?}"))
 }
 
+/// Splits on whitespace outside `{{ … }}`.
+fn tokens(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut depth, mut start) = (0, 0i32, None);
+    while i < b.len() {
+        if b[i..].starts_with(b"{{") {
+            depth += 1;
+            start.get_or_insert(i);
+            i += 2;
+            continue;
+        }
+        if b[i..].starts_with(b"}}") {
+            depth -= 1;
+            i += 2;
+            continue;
+        }
+        if b[i].is_ascii_whitespace() && depth == 0 {
+            if let Some(s) = start.take() {
+                out.push(&text[s..i]);
+            }
+        } else {
+            start.get_or_insert(i);
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        out.push(&text[s..]);
+    }
+    out
+}
+
+fn float_list(s: &str) -> Result<Vec<f64>, String> {
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .ok_or_else(|| format!("expected [..], got {s:?}"))?;
+    inner.split_whitespace().map(parse_float).collect()
+}
+
+/// Parses one `{{schema:0 sum:1 count:2 buckets:[1 1] …}}` literal.
+pub fn parse_histogram(s: &str) -> Result<(FloatHistogram, bool), String> {
+    let body = s
+        .strip_prefix("{{")
+        .and_then(|x| x.strip_suffix("}}"))
+        .ok_or_else(|| format!("invalid histogram {s:?}"))?;
+    let mut h = FloatHistogram::default();
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    let (mut off, mut noff) = (0i32, 0i32);
+    let mut hint_set = false;
+    // key:value pairs; list values are bracketed and may contain spaces.
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("invalid histogram field in {s:?}"))?;
+        let key = key.trim();
+        let after = after.trim_start();
+        let (val, next) = if after.starts_with('[') {
+            let end = after.find(']').ok_or("unterminated list")? + 1;
+            (&after[..end], &after[end..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        match key {
+            "schema" => h.schema = val.parse().map_err(|_| format!("invalid schema {val:?}"))?,
+            "sum" => h.sum = parse_float(val)?,
+            "count" => h.count = parse_float(val)?,
+            "z_bucket" => h.zero_count = parse_float(val)?,
+            "z_bucket_w" => h.zero_threshold = parse_float(val)?,
+            "offset" => off = val.parse().map_err(|_| format!("invalid offset {val:?}"))?,
+            "n_offset" => noff = val.parse().map_err(|_| format!("invalid offset {val:?}"))?,
+            "buckets" => pos = float_list(val)?,
+            "n_buckets" => neg = float_list(val)?,
+            "custom_values" => h.custom_values = float_list(val)?,
+            "counter_reset_hint" => {
+                hint_set = true;
+                h.counter_reset_hint = match val {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::Reset,
+                    "not_reset" => CounterResetHint::NotReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("invalid counter_reset_hint {other:?}")),
+                };
+            }
+            other => return Err(format!("unknown histogram field {other:?}")),
+        }
+        rest = next.trim_start();
+    }
+    h.positive = pos
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (off + i as i32, c))
+        .collect();
+    h.negative = neg
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (noff + i as i32, c))
+        .collect();
+    Ok((h, hint_set))
+}
+
+/// Expands a histogram token: `{{…}}`, `{{…}}xN`, `{{a}}+{{b}}xN` or
+/// `{{a}}-{{b}}xN`.
+fn histogram_token(tok: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
+    let close = tok.find("}}").ok_or("unterminated histogram")? + 2;
+    let (first, hint) = parse_histogram(&tok[..close])?;
+    let rest = &tok[close..];
+    if rest.is_empty() {
+        out.push(SeqValue::Histogram(Arc::new(first), hint));
+        return Ok(());
+    }
+    if let Some(n) = rest.strip_prefix('x') {
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("invalid repetition in {tok:?}"))?;
+        let h = Arc::new(first);
+        for _ in 0..=n {
+            out.push(SeqValue::Histogram(h.clone(), hint));
+        }
+        return Ok(());
+    }
+    let sign = match rest.as_bytes().first() {
+        Some(b'+') => 1.0,
+        Some(b'-') => -1.0,
+        _ => return Err(format!("invalid histogram sequence {tok:?}")),
+    };
+    let inc_text = &rest[1..];
+    let close2 = inc_text.find("}}").ok_or("unterminated histogram")? + 2;
+    let (inc, _) = parse_histogram(&inc_text[..close2])?;
+    let n: usize = inc_text[close2..]
+        .strip_prefix('x')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("invalid repetition in {tok:?}"))?;
+    let mut cur = first;
+    for _ in 0..=n {
+        out.push(SeqValue::Histogram(Arc::new(cur.clone()), hint));
+        let r = if sign > 0.0 {
+            cur.add(&inc)
+        } else {
+            cur.sub(&inc)
+        };
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Expands the value part of a series line.
 pub fn parse_values(text: &str) -> Result<Vec<SeqValue>, String> {
     let mut out = Vec::new();
-    for tok in text.split_whitespace() {
+    for tok in tokens(text) {
         if tok.starts_with("{{") {
-            return Err("native histogram samples are not supported yet".into());
+            histogram_token(tok, &mut out)?;
+            continue;
         }
         if tok == "_" {
             out.push(SeqValue::Omitted);

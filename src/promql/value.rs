@@ -1,6 +1,28 @@
 //! Query results and the annotations that travel with them.
 
-use crate::model::{Labels, Sample, Timestamp};
+use std::sync::Arc;
+
+use crate::model::histogram::FloatHistogram;
+use crate::model::{Labels, Timestamp};
+
+/// One point of a series: a float, or a native histogram when `h` is set
+/// (`v` is then meaningless).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Timestamp in ms.
+    pub t: Timestamp,
+    /// Float value.
+    pub v: f64,
+    /// Histogram value.
+    pub h: Option<Arc<FloatHistogram>>,
+}
+
+impl Point {
+    /// A float point.
+    pub fn float(t: Timestamp, v: f64) -> Point {
+        Point { t, v, h: None }
+    }
+}
 
 /// One series of a range vector or of a range query's result.
 #[derive(Clone, Debug, PartialEq)]
@@ -8,7 +30,7 @@ pub struct Series {
     /// The series' labels.
     pub labels: Labels,
     /// Points in time order.
-    pub points: Vec<Sample>,
+    pub points: Vec<Point>,
     /// Prometheus 3 delayed name removal: the metric name is still present
     /// (so `by (__name__)` and label functions can see it) but must go
     /// before the result leaves the engine.
@@ -24,6 +46,8 @@ pub struct InstantSample {
     pub t: Timestamp,
     /// Value.
     pub v: f64,
+    /// Histogram value, when the sample is a native histogram.
+    pub h: Option<Arc<FloatHistogram>>,
     /// See [`Series::drop_name`].
     pub drop_name: bool,
 }

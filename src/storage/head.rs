@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::chunk::{FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
 use super::postings;
 use super::{AppendOutcome, Appender, Queryable, SeriesRef, SeriesSamples, StorageError};
+use crate::model::histogram::FloatHistogram;
 use crate::model::{FastMap, Label, Labels, MatchOp, Matcher, Sample, Timestamp};
 
 /// Counters the head keeps about itself, read by telemetry.
@@ -41,6 +42,9 @@ pub(crate) struct SeriesData {
     /// Set when retention removed the series from the index, so appenders
     /// holding its handle re-resolve instead of writing into the void.
     pub(crate) removed: bool,
+    /// Native histogram samples, uncompressed and in time order. Only
+    /// recording rules and tests produce them today, so they are few.
+    pub(crate) hists: Vec<(i64, Arc<FloatHistogram>)>,
 }
 
 impl SeriesData {
@@ -51,14 +55,61 @@ impl SeriesData {
     }
 
     fn min_t(&self) -> Option<i64> {
-        self.frozen
+        let f = self
+            .frozen
             .first()
             .map(|c| c.min_t())
-            .or_else(|| (!self.head.is_empty()).then(|| self.head.min_t()))
+            .or_else(|| (!self.head.is_empty()).then(|| self.head.min_t()));
+        let h = self.hists.first().map(|x| x.0);
+        match (f, h) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn max_t(&self) -> Option<i64> {
-        self.last().map(|l| l.0)
+        let f = self.last().map(|l| l.0);
+        let h = self.hists.last().map(|x| x.0);
+        f.max(h)
+    }
+
+    fn histograms(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, Arc<FloatHistogram>)>) {
+        let start = self.hists.partition_point(|x| x.0 < mint);
+        out.extend(
+            self.hists[start..]
+                .iter()
+                .take_while(|x| x.0 <= maxt)
+                .cloned(),
+        );
+    }
+
+    /// Appends a histogram sample; a series may mix floats and histograms
+    /// but never two samples at one timestamp.
+    fn append_histogram(
+        &mut self,
+        t: i64,
+        h: Arc<FloatHistogram>,
+        min_valid: i64,
+    ) -> Result<bool, StorageError> {
+        if self.removed {
+            return Err(StorageError::UnknownRef);
+        }
+        if t < min_valid {
+            return Err(StorageError::OutOfBounds);
+        }
+        if let Some(last_t) = self.max_t() {
+            if t < last_t {
+                return Err(StorageError::OutOfOrder);
+            }
+            if t == last_t {
+                return match self.hists.last() {
+                    Some((lt, lh)) if *lt == t && **lh == *h => Ok(false),
+                    _ => Err(StorageError::DuplicateTimestamp),
+                };
+            }
+        }
+        self.hists.push((t, h));
+        Ok(true)
     }
 
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
@@ -80,6 +131,13 @@ impl SeriesData {
         }
         if t < min_valid {
             return Err(StorageError::OutOfBounds);
+        }
+        if self.hists.last().is_some_and(|h| h.0 >= t) {
+            return Err(if self.hists.last().is_some_and(|h| h.0 == t) {
+                StorageError::DuplicateTimestamp
+            } else {
+                StorageError::OutOfOrder
+            });
         }
         if let Some((last_t, last_v)) = self.last() {
             if t < last_t {
@@ -305,6 +363,7 @@ impl Index {
                 frozen: Vec::new(),
                 head: XorChunk::new(),
                 removed: false,
+                hists: Vec::new(),
             }),
         });
         if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
@@ -529,7 +588,9 @@ impl Head {
             if !d.head.is_empty() && d.head.max_t() < min_t {
                 d.head = XorChunk::new();
             }
-            if d.frozen.is_empty() && d.head.is_empty() {
+            let keep_from = d.hists.partition_point(|x| x.0 < min_t);
+            d.hists.drain(..keep_from);
+            if d.frozen.is_empty() && d.head.is_empty() && d.hists.is_empty() {
                 d.removed = true;
                 empty.push(s.id);
             }
@@ -560,7 +621,9 @@ impl Head {
     /// Total samples held.
     pub fn num_samples(&self) -> usize {
         self.fold_series(0, |acc, d| {
-            acc + d.head.len() as usize + d.frozen.iter().map(|c| c.count() as usize).sum::<usize>()
+            acc + d.head.len() as usize
+                + d.hists.len()
+                + d.frozen.iter().map(|c| c.count() as usize).sum::<usize>()
         })
     }
 }
@@ -570,9 +633,18 @@ impl Queryable for Head {
         let mut out = Vec::new();
         for (labels, s) in self.matching_series(matchers) {
             let mut samples = Vec::new();
-            s.lock().samples(mint, maxt, &mut samples);
-            if !samples.is_empty() {
-                out.push(SeriesSamples { labels, samples });
+            let mut histograms = Vec::new();
+            {
+                let d = s.lock();
+                d.samples(mint, maxt, &mut samples);
+                d.histograms(mint, maxt, &mut histograms);
+            }
+            if !samples.is_empty() || !histograms.is_empty() {
+                out.push(SeriesSamples {
+                    labels,
+                    samples,
+                    histograms,
+                });
             }
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -634,20 +706,54 @@ enum Pending {
 /// push onto a vector.
 pub struct HeadAppender {
     head: Arc<Head>,
-    pending: Vec<(Pending, Timestamp, f64)>,
+    pending: Vec<(Pending, Timestamp, PendingValue)>,
+}
+
+enum PendingValue {
+    Float(f64),
+    Histogram(Arc<FloatHistogram>),
+}
+
+impl SeriesData {
+    fn append_value(
+        &mut self,
+        t: i64,
+        v: &PendingValue,
+        min_valid: i64,
+    ) -> Result<bool, StorageError> {
+        match v {
+            PendingValue::Float(f) => self.append(t, *f, min_valid),
+            PendingValue::Histogram(h) => self.append_histogram(t, h.clone(), min_valid),
+        }
+    }
 }
 
 impl Appender for HeadAppender {
     fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, StorageError> {
         let s = self.head.get_or_create(labels)?;
         let r = SeriesRef(u64::from(s.id));
-        self.pending.push((Pending::Series(s), t, v));
+        self.pending
+            .push((Pending::Series(s), t, PendingValue::Float(v)));
+        Ok(r)
+    }
+
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: Timestamp,
+        h: Arc<FloatHistogram>,
+    ) -> Result<SeriesRef, StorageError> {
+        let s = self.head.get_or_create(labels)?;
+        let r = SeriesRef(u64::from(s.id));
+        self.pending
+            .push((Pending::Series(s), t, PendingValue::Histogram(h)));
         Ok(r)
     }
 
     fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) -> Result<(), StorageError> {
         let id = u32::try_from(r.0).map_err(|_| StorageError::UnknownRef)?;
-        self.pending.push((Pending::Id(id), t, v));
+        self.pending
+            .push((Pending::Id(id), t, PendingValue::Float(v)));
         Ok(())
     }
 
@@ -676,7 +782,7 @@ impl Appender for HeadAppender {
                         }
                     },
                 };
-                match s.lock().append(t, v, min_valid) {
+                match s.lock().append_value(t, &v, min_valid) {
                     // Retention removed a series created by this appender
                     // before the commit: recreate it below, outside the lock.
                     Err(StorageError::UnknownRef) if matches!(p, Pending::Series(_)) => {
@@ -690,7 +796,7 @@ impl Appender for HeadAppender {
             let r = self
                 .head
                 .get_or_create(&labels)
-                .and_then(|s| s.lock().append(t, v, min_valid));
+                .and_then(|s| s.lock().append_value(t, &v, min_valid));
             count(r, &mut out);
         }
         let st = &self.head.stats;

@@ -10,6 +10,7 @@ pub mod snapshot;
 
 pub use head::{Head, HeadAppender, HeadStats};
 
+use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, Matcher, Sample, Timestamp};
 
 /// Errors from the storage layer.
@@ -83,6 +84,13 @@ pub trait Appender: Send {
     /// A reference that is no longer valid (the series was removed by
     /// retention) is counted in [`AppendOutcome::unknown_ref`] at commit.
     fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) -> Result<(), StorageError>;
+    /// Appends one native histogram sample.
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: Timestamp,
+        h: std::sync::Arc<FloatHistogram>,
+    ) -> Result<SeriesRef, StorageError>;
     /// Makes the queued samples visible.
     fn commit(&mut self) -> AppendOutcome;
     /// Drops the queued samples.
@@ -96,6 +104,8 @@ pub struct SeriesSamples {
     pub labels: Labels,
     /// Samples in time order.
     pub samples: Vec<Sample>,
+    /// Native histogram samples in `[mint, maxt]`, in time order.
+    pub histograms: Vec<(Timestamp, std::sync::Arc<FloatHistogram>)>,
 }
 
 /// Read access to series, the interface the PromQL engine and the API use.
