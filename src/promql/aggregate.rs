@@ -25,7 +25,13 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    // NaN sorts first, as in Prometheus's value heap.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
@@ -113,12 +119,12 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
     }
     match op {
         AggOp::Topk | AggOp::Bottomk | AggOp::Limitk => {
+            if params.iter().any(|p| p.is_nan()) {
+                return Err(QueryError::Execution("Parameter value is NaN".into()));
+            }
             let max = params.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             if max < 1.0 {
                 return Ok(Val::Vector(Vec::new()));
-            }
-            if params.iter().any(|p| p.is_nan()) {
-                return Err(QueryError::Execution("Parameter value is NaN".into()));
             }
             let min = params.iter().cloned().fold(f64::INFINITY, f64::min);
             if min <= i64::MIN as f64 {

@@ -498,6 +498,21 @@ impl<'q> Evaluator<'q> {
                 }
             }
         };
+        // Hints of histograms a subquery returns cannot be trusted: it may
+        // skip the sample that reset or repeat it, so they become unknown.
+        let mut series = series;
+        for s in series.iter_mut() {
+            for p in s.points.iter_mut() {
+                if let Some(h) = &p.h {
+                    use crate::model::histogram::CounterResetHint as Hint;
+                    if matches!(h.counter_reset_hint, Hint::Reset | Hint::NotReset) {
+                        let mut x = (**h).clone();
+                        x.counter_reset_hint = Hint::Unknown;
+                        p.h = Some(Arc::new(x));
+                    }
+                }
+            }
+        }
         self.cur_samples = inner.cur_samples;
         self.checks = inner.checks;
         merge_annotations(&mut self.annos, inner.annos);

@@ -238,12 +238,9 @@ fn elementwise(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val
             let inv = 1.0 / to;
             (v * inv + 0.5).floor() / inv
         },
-        "clamp" => |v, p| {
-            let (lo, hi) = (p[0], p[1]);
-            lo.max(hi.min(v))
-        },
-        "clamp_min" => |v, p| p[0].max(v),
-        "clamp_max" => |v, p| p[0].min(v),
+        "clamp" => |v, p| go_max(p[0], go_min(p[1], v)),
+        "clamp_min" => |v, p| go_max(p[0], v),
+        "clamp_max" => |v, p| go_min(p[0], v),
         other => {
             return Err(QueryError::Execution(format!(
                 "function {other:?} is not supported"
@@ -280,6 +277,24 @@ fn elementwise(ev: &mut Evaluator<'_>, name: &str, vals: Vec<Val>) -> Result<Val
             .collect())
     })?;
     Ok(Val::Vector(out))
+}
+
+/// Go's math.Max: NaN if either is NaN.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's math.Min: NaN if either is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31).
@@ -733,7 +748,9 @@ fn eval_range_function(
                 continue;
             }
             let params: Vec<f64> = scalars.iter().map(|v| v[k]).collect();
-            let eval_ts = if rv.at.is_some() { ev.start } else { ts };
+            // predict_linear's intercept is the step time even under @, as
+            // Prometheus does not treat it as step-invariant.
+            let eval_ts = ts;
             if let Some((v, h)) =
                 apply_range_point(kind, w, start, end, rv.range, eval_ts, &params, &mut notes)
             {
@@ -881,15 +898,31 @@ fn apply_range_point(
                 return None;
             };
             let is_rate = kind == RangeFn::Irate;
-            let mut r = (**hb).clone();
-            if (!is_rate || !hb.detect_reset(ha)) && r.sub(ha).is_err() {
-                notes.mixed_schemas = true;
-                return None;
+            let gauge = |h: &FloatHistogram| h.counter_reset_hint == CounterResetHint::Gauge;
+            if is_rate && (gauge(ha) || gauge(hb)) {
+                notes.not_counter_hist = true;
             }
+            if !is_rate && !(gauge(ha) && gauge(hb)) {
+                notes.not_gauge_hist = true;
+            }
+            let mut r = (**hb).clone();
+            if !is_rate || !hb.detect_reset(ha) {
+                match r.sub(ha) {
+                    Ok((_, rec)) => {
+                        if rec {
+                            notes.reconciled = Some("subtraction");
+                        }
+                    }
+                    Err(_) => {
+                        notes.mixed_schemas = true;
+                        return None;
+                    }
+                }
+            }
+            r.counter_reset_hint = CounterResetHint::Gauge;
             r.compact();
             if is_rate {
                 r.div(dt as f64 / 1000.0);
-                r.counter_reset_hint = CounterResetHint::Gauge;
             }
             Some((0.0, Some(Arc::new(r))))
         }
@@ -1034,7 +1067,7 @@ fn histogram_rate(
         }
     }
     if is_counter {
-        let mut p: &FloatHistogram = first;
+        let mut p: &FloatHistogram = &prev;
         for (_, cur) in &hs[1..] {
             if cur.detect_reset(p) {
                 match h.add(p) {
@@ -1067,6 +1100,12 @@ fn histogram_rate(
     let threshold = avg * 1.1;
     if to_start >= threshold {
         to_start = avg / 2.0;
+    }
+    if is_counter && h.count > 0.0 && first.count >= 0.0 {
+        let to_zero = sampled * (first.count / h.count);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
     }
     if to_end >= threshold {
         to_end = avg / 2.0;
@@ -1609,17 +1648,11 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
             return Ok(Vec::new());
         };
         let (native, classic) = split_native(series, els);
-        let groups = group_buckets(ev, series, &classic, &bpos);
+        let mut groups = group_buckets(ev, series, &classic, &bpos);
+        let native = drop_conflicts(ev, series, native, &mut groups, &bpos);
         let mut out = Vec::new();
         for e in native {
             let labels = &series[e.s].labels;
-            if groups.iter().any(|(l, _)| l == labels) {
-                let name = labels.metric_name().unwrap_or("");
-                ev.annos.warn(format!(
-                    "vector contains a mix of classic and native histograms for metric name {name:?}{bpos}"
-                ));
-                continue;
-            }
             let Some(h) = &e.h else { continue };
             let (v, nan) = h.quantile(*q);
             note_nan_quantile(ev, nan, labels, &bpos);
@@ -1719,11 +1752,17 @@ fn histogram_quantiles(
         let step_qs: Vec<f64> = qs.iter().map(|q| q[k]).collect();
         k += 1;
         let (native, classic) = split_native(series, els);
-        let groups = group_buckets(ev, series, &classic, &bpos);
+        let mut groups = group_buckets(ev, series, &classic, &bpos);
+        let native = drop_conflicts(ev, series, native, &mut groups, &bpos);
         let mut out = Vec::new();
         let with_q = |l: &Labels, q: f64| {
             let mut b = l.builder();
-            b.set_str(&label, &format_float(q));
+            // Prometheus prints whole quantiles with one decimal ("0.0").
+            let mut qs = format_float(q);
+            if qs.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+                qs.push_str(".0");
+            }
+            b.set_str(&label, &qs);
             b.build()
         };
         for e in native {
@@ -1745,6 +1784,34 @@ fn histogram_quantiles(
         Ok(out)
     })?;
     Ok(Val::Vector(out))
+}
+
+/// A native histogram and classic buckets with the same labels at one
+/// step: Prometheus evaluates neither and warns.
+fn drop_conflicts<'a>(
+    ev: &mut Evaluator<'_>,
+    series: &[Series],
+    native: Vec<&'a super::eval::El>,
+    groups: &mut Vec<(Labels, Vec<Bucket>)>,
+    pos: &str,
+) -> Vec<&'a super::eval::El> {
+    let mut keep = Vec::with_capacity(native.len());
+    for e in native {
+        let labels = &series[e.s].labels;
+        if let Some(i) = groups
+            .iter()
+            .position(|(l, b)| l == labels && !b.is_empty())
+        {
+            let name = labels.metric_name().unwrap_or("");
+            ev.annos.warn(format!(
+                "vector contains a mix of classic and native histograms for metric name {name:?}{pos}"
+            ));
+            groups.remove(i);
+            continue;
+        }
+        keep.push(e);
+    }
+    keep
 }
 
 /// histogram_count, _sum, _avg, _stddev and _stdvar: one number per
@@ -1806,7 +1873,8 @@ fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
             return Ok(Vec::new());
         };
         let (native, classic) = split_native(series, els);
-        let groups = group_buckets(ev, series, &classic, &bpos);
+        let mut groups = group_buckets(ev, series, &classic, &bpos);
+        let native = drop_conflicts(ev, series, native, &mut groups, &bpos);
         let mut out = Vec::new();
         for e in native {
             let Some(h) = &e.h else { continue };

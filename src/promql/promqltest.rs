@@ -223,6 +223,18 @@ fn parse_script(text: &str) -> Vec<Cmd> {
                 }
                 i += 1;
             }
+            // A series defined twice in one load keeps its last definition,
+            // as in Prometheus's runner.
+            let mut seen = std::collections::HashMap::new();
+            for (i, (l, _)) in series.iter().enumerate() {
+                seen.insert(l.clone(), i);
+            }
+            let series: Vec<_> = series
+                .into_iter()
+                .enumerate()
+                .filter(|(i, (l, _))| seen.get(l) == Some(i))
+                .map(|(_, s)| s)
+                .collect();
             if let Some(e) = broken {
                 // Load what parsed; the evals that needed the rest fail.
                 cmds.push(Cmd::Broken(0, String::new(), e));

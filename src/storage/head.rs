@@ -108,8 +108,39 @@ impl SeriesData {
                 };
             }
         }
+        let h = self.with_stored_hint(h);
         self.hists.push((t, h));
         Ok(true)
+    }
+
+    /// The reset hint Prometheus's TSDB gives a histogram it stores: gauges
+    /// stay gauges; a histogram following another one is `Reset` if it
+    /// says so or its counts went down, else `NotReset`; the first of a
+    /// run keeps only an explicit `Reset`.
+    fn with_stored_hint(&self, h: Arc<FloatHistogram>) -> Arc<FloatHistogram> {
+        use crate::model::histogram::CounterResetHint as Hint;
+        if h.counter_reset_hint == Hint::Gauge {
+            return h;
+        }
+        let prev = self
+            .hists
+            .last()
+            .filter(|(t, p)| {
+                p.counter_reset_hint != Hint::Gauge && self.last().is_none_or(|(ft, _)| ft < *t)
+            })
+            .map(|(_, p)| p);
+        let hint = match prev {
+            None if h.counter_reset_hint == Hint::Reset => Hint::Reset,
+            None => Hint::Unknown,
+            Some(p) if h.counter_reset_hint == Hint::Reset || h.detect_reset(p) => Hint::Reset,
+            Some(_) => Hint::NotReset,
+        };
+        if hint == h.counter_reset_hint {
+            return h;
+        }
+        let mut x = (*h).clone();
+        x.counter_reset_hint = hint;
+        Arc::new(x)
     }
 
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
