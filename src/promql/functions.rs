@@ -902,7 +902,7 @@ fn apply_range_point(
             if is_rate && (gauge(ha) || gauge(hb)) {
                 notes.not_counter_hist = true;
             }
-            if !is_rate && !(gauge(ha) && gauge(hb)) {
+            if !(is_rate || gauge(ha) && gauge(hb)) {
                 notes.not_gauge_hist = true;
             }
             let mut r = (**hb).clone();
