@@ -751,6 +751,108 @@ impl FloatHistogram {
     }
 }
 
+/// Sums histograms with compensated summation of `sum` and `count` (so
+/// `1e100 + x - 1e100` keeps `x`), and averages them switching to an
+/// incremental mean when the plain sum would overflow, as Prometheus does.
+#[derive(Debug, Default)]
+pub struct HistogramSum {
+    acc: Option<FloatHistogram>,
+    sum_c: f64,
+    count_c: f64,
+    mean: Option<FloatHistogram>,
+    n: f64,
+    /// A counter-reset hint of `Reset` was seen.
+    pub reset_seen: bool,
+    /// A counter-reset hint of `NotReset` was seen.
+    pub not_reset_seen: bool,
+    /// Custom bucket bounds had to be reconciled.
+    pub reconciled: bool,
+}
+
+impl FloatHistogram {
+    fn has_overflow(&self) -> bool {
+        !self.count.is_finite()
+            || !self.sum.is_finite() && !self.sum.is_nan()
+            || !self.zero_count.is_finite()
+            || self
+                .positive
+                .iter()
+                .chain(&self.negative)
+                .any(|b| b.1.is_infinite())
+    }
+}
+
+impl HistogramSum {
+    /// Adds one histogram.
+    pub fn add(&mut self, h: &FloatHistogram) -> Result<(), IncompatibleSchema> {
+        self.n += 1.0;
+        match h.counter_reset_hint {
+            CounterResetHint::Reset => self.reset_seen = true,
+            CounterResetHint::NotReset => self.not_reset_seen = true,
+            _ => {}
+        }
+        if let Some(mean) = &mut self.mean {
+            let q = (self.n - 1.0) / self.n;
+            mean.mul(q);
+            let mut x = h.clone();
+            x.div(self.n);
+            let (_, rec) = mean.add(&x)?;
+            self.reconciled |= rec;
+            return Ok(());
+        }
+        let Some(acc) = &mut self.acc else {
+            self.acc = Some(h.clone());
+            return Ok(());
+        };
+        let (old_sum, old_count) = (acc.sum, acc.count);
+        let mut next = acc.clone();
+        let (_, rec) = next.add(h)?;
+        self.reconciled |= rec;
+        let (s, sc) = kahan_inc(h.sum, old_sum, self.sum_c);
+        let (c, cc) = kahan_inc(h.count, old_count, self.count_c);
+        next.sum = s;
+        next.count = c;
+        if next.has_overflow() && self.n > 1.0 {
+            // Switch to an incremental mean from what was summed so far.
+            let mut mean = acc.clone();
+            mean.sum += self.sum_c;
+            mean.count += self.count_c;
+            mean.div(self.n - 1.0);
+            self.acc = None;
+            self.mean = Some(mean);
+            self.n -= 1.0;
+            return self.add(h);
+        }
+        *acc = next;
+        self.sum_c = sc;
+        self.count_c = cc;
+        Ok(())
+    }
+
+    /// The sum (infinite counts if it overflowed).
+    pub fn sum(mut self) -> Option<FloatHistogram> {
+        if let Some(mut m) = self.mean.take() {
+            m.mul(self.n);
+            return Some(m);
+        }
+        let mut h = self.acc?;
+        h.sum += self.sum_c;
+        h.count += self.count_c;
+        Some(h)
+    }
+
+    /// The mean.
+    pub fn mean(mut self) -> Option<FloatHistogram> {
+        if let Some(m) = self.mean.take() {
+            return Some(m);
+        }
+        let n = self.n;
+        let mut h = self.sum()?;
+        h.div(n);
+        Some(h)
+    }
+}
+
 /// True if any bucket of `old` holds more than the same bucket of `cur`.
 fn buckets_decreased(cur: &[(i32, f64)], old: &[(i32, f64)]) -> bool {
     let mut j = 0;

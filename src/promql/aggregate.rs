@@ -8,7 +8,7 @@ use promql_parser::parser::AggregateExpr;
 use super::QueryError;
 use super::eval::{Evaluator, Out, StepArg, Val, grouping_labels};
 use super::value::Series;
-use crate::model::histogram::{CounterResetHint, FloatHistogram};
+use crate::model::histogram::HistogramSum;
 use crate::model::{Labels, format_float, is_legacy_label_name};
 use std::sync::Arc;
 
@@ -58,15 +58,12 @@ enum AggOp {
     LimitRatio,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Group {
     has_float: bool,
     has_hist: bool,
-    hist: Option<FloatHistogram>,
+    hist: Option<HistogramSum>,
     incompatible: bool,
-    reset_seen: bool,
-    not_reset_seen: bool,
-    reconciled: bool,
     seen: bool,
     value: f64,
     c: f64,
@@ -211,7 +208,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
             return Err(QueryError::Execution(format!("invalid label name {ln:?}")));
         }
     }
-    let mut groups: Vec<Group> = vec![Group::default(); group_labels.len()];
+    let mut groups: Vec<Group> = (0..group_labels.len()).map(|_| Group::default()).collect();
     let args = [Val::Vector(input)];
     let mut k_step = 0usize;
     // Annotations gathered across steps, raised once.
@@ -291,25 +288,17 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                             continue;
                         }
                         g.has_hist = true;
-                        match h.counter_reset_hint {
-                            CounterResetHint::Reset => g.reset_seen = true,
-                            CounterResetHint::NotReset => g.not_reset_seen = true,
-                            _ => {}
-                        }
                         if g.incompatible {
                             continue;
                         }
-                        match &mut g.hist {
-                            None => g.hist = Some((**h).clone()),
-                            Some(acc) => match acc.add(h) {
-                                Ok((_, reconciled)) => g.reconciled |= reconciled,
-                                Err(_) => {
-                                    g.incompatible = true;
-                                    mixed_schemas.push(
-                                        series[e.s].labels.metric_name().unwrap_or("").to_string(),
-                                    );
-                                }
-                            },
+                        if g.hist
+                            .get_or_insert_with(HistogramSum::default)
+                            .add(h)
+                            .is_err()
+                        {
+                            g.incompatible = true;
+                            mixed_schemas
+                                .push(series[e.s].labels.metric_name().unwrap_or("").to_string());
                         }
                         continue;
                     }
@@ -400,16 +389,15 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                         if g.incompatible {
                             continue;
                         }
-                        if g.reset_seen && g.not_reset_seen {
-                            collision = true;
-                        }
-                        if g.reconciled {
-                            reconciled = true;
-                        }
-                        let Some(mut h) = g.hist.take() else { continue };
-                        if op == AggOp::Avg {
-                            h.div(g.count);
-                        }
+                        let Some(acc) = g.hist.take() else { continue };
+                        collision |= acc.reset_seen && acc.not_reset_seen;
+                        reconciled |= acc.reconciled;
+                        let h = if op == AggOp::Avg {
+                            acc.mean()
+                        } else {
+                            acc.sum()
+                        };
+                        let Some(mut h) = h else { continue };
                         h.compact();
                         out.push(Out {
                             labels: group_labels[gi].clone(),

@@ -184,6 +184,38 @@ pub(crate) struct Evaluator<'q> {
     pub checks: u32,
     /// Where each AST node starts in the query text.
     pub positions: &'q super::positions::Positions,
+    /// Set below histogram_count/_sum/_avg: histograms are read as count
+    /// and sum only, with reset hints detected while reading, as
+    /// Prometheus's histogram stats iterator does.
+    pub stats_only: bool,
+}
+
+/// Reduces a series' histograms to count and sum and fills in reset
+/// hints from the sample before, as Prometheus's stats iterator does.
+pub(crate) fn histogram_stats(points: &mut [Point]) {
+    use crate::model::histogram::CounterResetHint as Hint;
+    let mut last: Option<Arc<FloatHistogram>> = None;
+    for p in points.iter_mut() {
+        let Some(h) = p.h.take() else {
+            last = None;
+            continue;
+        };
+        let hint = match (&last, h.counter_reset_hint) {
+            (_, hint) if hint != Hint::Unknown => hint,
+            (Some(prev), _) if h.detect_reset(prev) => Hint::Reset,
+            (Some(_), _) => Hint::NotReset,
+            (None, _) => Hint::Unknown,
+        };
+        p.h = Some(Arc::new(FloatHistogram {
+            schema: h.schema,
+            count: h.count,
+            sum: h.sum,
+            custom_values: h.custom_values.clone(),
+            counter_reset_hint: hint,
+            ..Default::default()
+        }));
+        last = Some(h);
+    }
 }
 
 pub(crate) fn millis(t: SystemTime) -> i64 {
@@ -315,7 +347,14 @@ impl<'q> Evaluator<'q> {
                 Val::Vector(mut ss) => {
                     for s in &mut ss {
                         s.drop_name = true;
-                        s.points.iter_mut().for_each(|p| p.v = -p.v);
+                        for p in s.points.iter_mut() {
+                            p.v = -p.v;
+                            if let Some(h) = &p.h {
+                                let mut x = (**h).clone();
+                                x.mul(-1.0);
+                                p.h = Some(Arc::new(x));
+                            }
+                        }
                     }
                     Ok(Val::Vector(ss))
                 }
@@ -375,7 +414,10 @@ impl<'q> Evaluator<'q> {
         let mut out = Vec::with_capacity(raw.len());
         for s in raw {
             self.check_deadline()?;
-            let samples = merge_points(s.samples, s.histograms);
+            let mut samples = merge_points(s.samples, s.histograms);
+            if self.stats_only {
+                histogram_stats(&mut samples);
+            }
             let mut pts = Vec::with_capacity(steps.min(samples.len().max(1) * 2));
             let mut j = 0usize;
             for ts in self.step_ts() {
@@ -424,6 +466,9 @@ impl<'q> Evaluator<'q> {
         let mut series = Vec::with_capacity(raw.len());
         for s in raw {
             let mut pts = merge_points(s.samples, s.histograms);
+            if self.stats_only {
+                histogram_stats(&mut pts);
+            }
             pts.retain(|p| (p.h.is_some() || !is_stale_nan(p.v)) && p.t > first - range);
             if pts.is_empty() {
                 continue;
@@ -473,6 +518,8 @@ impl<'q> Evaluator<'q> {
             default_subquery_step: self.default_subquery_step,
             checks: self.checks,
             positions: self.positions,
+            // A subquery needs whole histograms for its reset detection.
+            stats_only: false,
         };
         let series = if start > last {
             Vec::new()

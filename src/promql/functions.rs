@@ -87,7 +87,18 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
     if let Some(kind) = range_function(name) {
         return eval_range_function(ev, c, &args, kind);
     }
-    let vals = ev.eval_args_pub(&c.args.args)?;
+    // Which histogram detail the arguments must be read with.
+    let saved = ev.stats_only;
+    match name {
+        "histogram_count" | "histogram_sum" | "histogram_avg" => ev.stats_only = true,
+        "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+            ev.stats_only = false
+        }
+        _ => {}
+    }
+    let vals = ev.eval_args_pub(&c.args.args);
+    ev.stats_only = saved;
+    let vals = vals?;
     match name {
         "vector" => {
             let Some(Val::Scalar(v)) = vals.into_iter().next() else {
@@ -931,37 +942,24 @@ fn apply_range_point(
                 notes.mixed = true;
                 return None;
             }
-            let mut acc: Option<FloatHistogram> = None;
-            let (mut reset, mut not_reset) = (false, false);
+            let mut acc = crate::model::histogram::HistogramSum::default();
             for x in w {
-                let h = x.h.as_ref()?;
-                match h.counter_reset_hint {
-                    CounterResetHint::Reset => reset = true,
-                    CounterResetHint::NotReset => not_reset = true,
-                    _ => {}
-                }
-                match &mut acc {
-                    None => acc = Some((**h).clone()),
-                    Some(a) => match a.add(h) {
-                        Ok((_, rec)) => {
-                            if rec {
-                                notes.reconciled = Some("aggregation");
-                            }
-                        }
-                        Err(_) => {
-                            notes.mixed_schemas = true;
-                            return None;
-                        }
-                    },
+                if acc.add(x.h.as_ref()?).is_err() {
+                    notes.mixed_schemas = true;
+                    return None;
                 }
             }
-            if reset && not_reset {
+            if acc.reconciled {
+                notes.reconciled = Some("aggregation");
+            }
+            if acc.reset_seen && acc.not_reset_seen {
                 notes.collision = true;
             }
-            let mut h = acc?;
-            if kind == RangeFn::Avg {
-                h.div(w.len() as f64);
-            }
+            let mut h = if kind == RangeFn::Avg {
+                acc.mean()?
+            } else {
+                acc.sum()?
+            };
             h.compact();
             Some((0.0, Some(Arc::new(h))))
         }

@@ -219,6 +219,7 @@ impl Engine {
             default_subquery_step: (self.opts.default_subquery_step.as_millis() as i64).max(1),
             checks: 0,
             positions: &positions,
+            stats_only: false,
         };
         let val = ev.eval(&q.expr)?;
         let value = match val {

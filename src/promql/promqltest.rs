@@ -404,6 +404,10 @@ fn parse_number(s: &str) -> Option<f64> {
 /// and sum within tolerance, the same buckets (spans) with counts within
 /// tolerance, and the reset hint only when the expectation names one.
 fn histograms_match(e: &FloatHistogram, g: &FloatHistogram, hint_set: bool) -> bool {
+    // Both sides are compacted first, as Prometheus's runner does.
+    let (mut e, mut g) = (e.clone(), g.clone());
+    e.compact();
+    g.compact();
     let buckets = |a: &[(i32, f64)], b: &[(i32, f64)]| {
         a.len() == b.len()
             && a.iter()

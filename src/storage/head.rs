@@ -113,10 +113,12 @@ impl SeriesData {
         Ok(true)
     }
 
-    /// The reset hint Prometheus's TSDB gives a histogram it stores: gauges
-    /// stay gauges; a histogram following another one is `Reset` if it
-    /// says so or its counts went down, else `NotReset`; the first of a
-    /// run keeps only an explicit `Reset`.
+    /// The reset hint a histogram reads back with, as from Prometheus's
+    /// TSDB: gauges stay gauges; a histogram that continues a run of
+    /// counter histograms without a reset reads `NotReset`; the first of a
+    /// run, and one after a reset, read `Unknown` (the TSDB starts a new
+    /// chunk there and does not return the chunk's reset hint,
+    /// prometheus/prometheus#15346).
     fn with_stored_hint(&self, h: Arc<FloatHistogram>) -> Arc<FloatHistogram> {
         use crate::model::histogram::CounterResetHint as Hint;
         if h.counter_reset_hint == Hint::Gauge {
@@ -130,10 +132,8 @@ impl SeriesData {
             })
             .map(|(_, p)| p);
         let hint = match prev {
-            None if h.counter_reset_hint == Hint::Reset => Hint::Reset,
-            None => Hint::Unknown,
-            Some(p) if h.counter_reset_hint == Hint::Reset || h.detect_reset(p) => Hint::Reset,
-            Some(_) => Hint::NotReset,
+            Some(p) if h.counter_reset_hint != Hint::Reset && !h.detect_reset(p) => Hint::NotReset,
+            _ => Hint::Unknown,
         };
         if hint == h.counter_reset_hint {
             return h;
