@@ -396,6 +396,15 @@ fn vector_vector(
         .unwrap_or_default();
     let changes_schema = !op.is_comparison();
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+    // As in Prometheus, after the sides are swapped for group_right the
+    // right-hand fill stands in for the "one" side and the left-hand fill
+    // for the "many" side.
+    let fills = b
+        .modifier
+        .as_ref()
+        .map(|m| m.fill_values.clone())
+        .unwrap_or_default();
+    let (fill_one, fill_many) = (fills.rhs, fills.lhs);
     let mut result_cache: HashMap<(Labels, Labels), Labels> = HashMap::new();
     let args = [Val::Vector(l), Val::Vector(r)];
     let out = ev.range_eval(&args, |ev, _, a| {
@@ -418,7 +427,7 @@ fn vector_vector(
         } else {
             (ls, le, &lsig, rs, re, &rsig)
         };
-        if many_e.is_empty() || one_e.is_empty() {
+        if (many_e.is_empty() || one_e.is_empty()) && fill_one.is_none() && fill_many.is_none() {
             return Ok(Vec::new());
         }
         let mut one: HashMap<&Labels, usize> = HashMap::with_capacity(one_e.len());
@@ -437,30 +446,64 @@ fn vector_vector(
             }
             one.insert(&one_sig[e.s], k);
         }
-        let mut matched_one: std::collections::HashSet<&Labels> = Default::default();
+        // Pairs to combine: (many-side sample, one-side sample, signature).
+        // A `fill` value stands in for a missing side.
+        let mut pairs: Vec<(Side, Side, Labels)> = Vec::with_capacity(many_e.len());
+        let mut matched: std::collections::HashSet<Labels> = Default::default();
+        for e in many_e.iter() {
+            let sig = &many_sig[e.s];
+            let m = Side::of(&many_s[e.s], e);
+            match one.get(sig) {
+                Some(&k) => {
+                    let oe = &one_e[k];
+                    matched.insert(sig.clone());
+                    pairs.push((m, Side::of(&one_s[oe.s], oe), sig.clone()));
+                }
+                None => {
+                    if let Some(f) = fill_one {
+                        let l = sig_labels(&many_s[e.s].labels, &matching);
+                        pairs.push((m, Side::fill(l, f), sig.clone()));
+                    }
+                }
+            }
+        }
+        if let Some(f) = fill_many {
+            for e in one_e.iter() {
+                let sig = &one_sig[e.s];
+                if matched.contains(sig) {
+                    continue;
+                }
+                let l = sig_labels(&one_s[e.s].labels, &matching);
+                pairs.push((Side::fill(l, f), Side::of(&one_s[e.s], e), sig.clone()));
+            }
+        }
+        let mut matched_one: std::collections::HashSet<Labels> = Default::default();
         let mut matched_many: std::collections::HashSet<Labels> = Default::default();
         let mut out = Vec::new();
         let mut notes = ElemNotes::default();
         let mut incompatible = Vec::new();
         let mut layout = false;
-        for e in many_e.iter() {
-            let sig = &many_sig[e.s];
-            let Some(&k) = one.get(sig) else { continue };
-            let oe = &one_e[k];
+        for (m, o, sig) in pairs {
             let r = if one_to_many {
-                op.apply_elem(oe.v, oe.h.as_ref(), e.v, e.h.as_ref(), &mut notes)
+                op.apply_elem(o.v, o.h.as_ref(), m.v, m.h.as_ref(), &mut notes)
             } else {
-                op.apply_elem(e.v, e.h.as_ref(), oe.v, oe.h.as_ref(), &mut notes)
+                op.apply_elem(m.v, m.h.as_ref(), o.v, o.h.as_ref(), &mut notes)
             };
-            let ml = &many_s[e.s].labels;
-            let ol = &one_s[oe.s].labels;
-            let key = (ml.clone(), ol.clone());
+            let key = (m.labels.clone(), o.labels.clone());
             let metric = match result_cache.get(&key) {
-                Some(m) => m.clone(),
+                Some(x) => x.clone(),
                 None => {
-                    let m = result_metric(ml, ol, changes_schema, one_to_one, on, &match_names, &include);
-                    result_cache.insert(key, m.clone());
-                    m
+                    let x = result_metric(
+                        &m.labels,
+                        &o.labels,
+                        changes_schema,
+                        one_to_one,
+                        on,
+                        &match_names,
+                        &include,
+                    );
+                    result_cache.insert(key, x.clone());
+                    x
                 }
             };
             if one_to_one {
@@ -490,7 +533,7 @@ fn vector_vector(
             if return_bool {
                 out.push(Out::f(metric, if keep { 1.0 } else { 0.0 }, true));
             } else if keep {
-                let dn = !changes_schema && many_s[e.s].drop_name;
+                let dn = !changes_schema && m.drop_name;
                 out.push(Out {
                     labels: metric,
                     v: val,
@@ -503,6 +546,39 @@ fn vector_vector(
         Ok(out)
     })?;
     Ok(Val::Vector(out))
+}
+
+/// One side of a pair: a real sample or a fill value.
+struct Side {
+    labels: Labels,
+    v: f64,
+    h: Option<Arc<FloatHistogram>>,
+    drop_name: bool,
+}
+
+impl Side {
+    fn of(s: &Series, e: &super::eval::El) -> Side {
+        Side {
+            labels: s.labels.clone(),
+            v: e.v,
+            h: e.h.clone(),
+            drop_name: s.drop_name,
+        }
+    }
+
+    fn fill(labels: Labels, v: f64) -> Side {
+        Side {
+            labels,
+            v,
+            h: None,
+            drop_name: false,
+        }
+    }
+}
+
+/// The labels a fill value carries: those the sides are matched on.
+fn sig_labels(l: &Labels, matching: &Option<LabelModifier>) -> Labels {
+    signature(l, matching)
 }
 
 fn result_metric(
