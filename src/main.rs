@@ -77,6 +77,25 @@ enum Cmd {
         #[command(subcommand)]
         what: CheckCmd,
     },
+    /// Backfill the store from files.
+    Import {
+        #[command(subcommand)]
+        what: ImportCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Import an OpenMetrics text file with timestamped samples (the format
+    /// `promtool tsdb create-blocks-from openmetrics` reads) into the
+    /// snapshot under --storage.path.
+    Openmetrics {
+        /// The file.
+        file: PathBuf,
+        /// Directory for snapshots and state.
+        #[arg(long = "storage.path", default_value = "./data")]
+        storage_path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +120,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Import {
+            what: ImportCmd::Openmetrics { file, storage_path },
+        } => match cli::import_openmetrics(&file, &storage_path) {
+            Ok(s) => {
+                println!(
+                    "imported {} samples ({} rejected); {} series in {}",
+                    s.samples,
+                    s.rejected,
+                    s.series,
+                    storage_path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("argus: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

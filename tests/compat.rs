@@ -260,3 +260,363 @@ fn promtool_queries_argus() {
     let out = promtool(&["labels", &url, "queue"]);
     assert_eq!(out.lines().collect::<Vec<_>>(), vec!["a", "b"]);
 }
+
+/// Results of one query as (labels → value) rows; matrices flattened to
+/// one row per point.
+fn query_rows(base: &str, path: &str) -> Result<BTreeMap<String, f64>, String> {
+    let (code, body) = http_get(&format!("{base}{path}")).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if code != 200 {
+        return Err(format!("{code} {}", v["errorType"].as_str().unwrap_or("")));
+    }
+    let d = &v["data"];
+    let num = |x: &serde_json::Value| -> f64 {
+        match x.as_str() {
+            Some("NaN") => f64::NAN,
+            Some("+Inf") => f64::INFINITY,
+            Some("-Inf") => f64::NEG_INFINITY,
+            Some(s) => s.parse().unwrap_or(f64::NAN),
+            None => f64::NAN,
+        }
+    };
+    let mut rows = BTreeMap::new();
+    match d["resultType"].as_str() {
+        Some("scalar") => {
+            rows.insert("scalar".into(), num(&d["result"][1]));
+        }
+        Some("vector") => {
+            for r in d["result"].as_array().into_iter().flatten() {
+                rows.insert(r["metric"].to_string(), num(&r["value"][1]));
+            }
+        }
+        Some("matrix") => {
+            for r in d["result"].as_array().into_iter().flatten() {
+                for p in r["values"].as_array().into_iter().flatten() {
+                    rows.insert(format!("{}@{}", r["metric"], p[0]), num(&p[1]));
+                }
+            }
+        }
+        other => return Err(format!("unexpected result type {other:?}")),
+    }
+    Ok(rows)
+}
+
+/// For topk/bottomk only the chosen values are compared: which of several
+/// series with equal values is kept depends on each store's series order.
+fn values_only(rows: BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let mut by_time: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (k, v) in rows {
+        let t = k
+            .rsplit_once('@')
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        by_time.entry(t).or_default().push(v);
+    }
+    let mut out = BTreeMap::new();
+    for (t, mut vs) in by_time {
+        vs.sort_by(|a, b| a.total_cmp(b));
+        for (i, v) in vs.into_iter().enumerate() {
+            out.insert(format!("{t}#{i}"), v);
+        }
+    }
+    out
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300)
+}
+
+/// The queries of the differential test: functions × aggregations ×
+/// binary operators × offsets × ranges. Functions and behaviours where
+/// Prometheus 2.42 and 3.x differ are left out (docs/compatibility.md).
+fn differential_queries() -> Vec<String> {
+    let mut q = Vec::new();
+    let counters = ["http_requests_total", "http_requests_total{code=\"500\"}"];
+    let gauge = "node_temperature_celsius";
+    let ranges = ["1m", "5m", "17m"];
+    let offsets = ["", " offset 3m", " offset -2m"];
+    for sel in counters {
+        for r in ranges {
+            for o in offsets {
+                for f in ["rate", "increase", "irate", "resets", "changes"] {
+                    q.push(format!("{f}({sel}[{r}]{o})"));
+                }
+            }
+        }
+    }
+    for r in ranges {
+        for f in [
+            "delta",
+            "idelta",
+            "deriv",
+            "avg_over_time",
+            "min_over_time",
+            "max_over_time",
+            "sum_over_time",
+            "count_over_time",
+            "stddev_over_time",
+            "stdvar_over_time",
+            "present_over_time",
+        ] {
+            q.push(format!("{f}({gauge}[{r}])"));
+        }
+        q.push(format!("quantile_over_time(0.9, {gauge}[{r}])"));
+        q.push(format!("predict_linear({gauge}[{r}], 600)"));
+    }
+    for agg in [
+        "sum", "avg", "min", "max", "count", "stddev", "stdvar", "group",
+    ] {
+        for grouping in ["", " by (job)", " without (instance)", " by (code, method)"] {
+            q.push(format!("{agg}{grouping} (rate(http_requests_total[5m]))"));
+        }
+    }
+    for agg in [
+        "topk(3, ",
+        "bottomk(2, ",
+        "quantile(0.5, ",
+        "quantile(0.95, ",
+    ] {
+        q.push(format!("{agg}rate(http_requests_total[5m]))"));
+        q.push(format!("{agg}{gauge}) by (zone)"));
+    }
+    q.push(format!("count_values(\"v\", round({gauge}))"));
+    for qv in ["0.5", "0.9", "0.99"] {
+        q.push(format!(
+            "histogram_quantile({qv}, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))"
+        ));
+        q.push(format!(
+            "histogram_quantile({qv}, rate(http_request_duration_seconds_bucket[5m]))"
+        ));
+    }
+    for op in ["+", "-", "*", "/", "%", "^", "atan2"] {
+        // 2.42 keeps the metric name on `vector atan2 scalar`; 3.x drops it.
+        if op != "atan2" {
+            q.push(format!("{gauge} {op} 3"));
+        }
+        q.push(format!("sum by (job) (rate(http_requests_total{{code=\"500\"}}[5m])) {op} on (job) sum by (job) (rate(http_requests_total[5m]))"));
+    }
+    for op in ["==", "!=", ">", "<", ">=", "<="] {
+        q.push(format!("{gauge} {op} 45"));
+        q.push(format!("{gauge} {op} bool 45"));
+        q.push(format!("rate(http_requests_total[5m]) {op} on (job, instance, code, method) irate(http_requests_total[5m])"));
+    }
+    q.push(
+        "rate(http_requests_total[5m]) / on (job) group_left sum by (job) (rate(http_requests_total[5m]))"
+            .into(),
+    );
+    q.push("sum by (job) (rate(http_requests_total[5m])) * on (job) group_right count by (job, code) (http_requests_total)".into());
+    for op in ["and", "or", "unless"] {
+        q.push(format!(
+            "http_requests_total{{code=\"500\"}} {op} http_requests_total{{method=\"GET\"}}"
+        ));
+        q.push(format!(
+            "http_requests_total {op} on (job) http_requests_total{{job=\"api-3\"}}"
+        ));
+    }
+    for f in [
+        "abs",
+        "ceil",
+        "floor",
+        "round",
+        "sqrt",
+        "ln",
+        "log2",
+        "log10",
+        "sgn",
+        "timestamp",
+    ] {
+        q.push(format!("{f}({gauge})"));
+    }
+    q.push(format!("clamp({gauge}, 40, 50)"));
+    q.push(format!("clamp_min({gauge}, 45)"));
+    q.push(format!("clamp_max({gauge}, 45)"));
+    q.push(format!("round({gauge}, 0.5)"));
+    q.push(format!(
+        "label_replace({gauge}, \"z\", \"$1-x\", \"zone\", \"z(.*)\")"
+    ));
+    q.push(format!(
+        "label_join({gauge}, \"both\", \",\", \"instance\", \"zone\")"
+    ));
+    q.push("absent(nonexistent{job=\"x\"})".into());
+    q.push(format!("absent_over_time({gauge}[5m])"));
+    q.push(format!("scalar(sum({gauge}))"));
+    q.push("vector(1) + time()".into());
+    q.push(format!(
+        "max_over_time(rate(http_requests_total{{code=\"500\"}}[5m])[30m:1m])"
+    ));
+    q.push(format!(
+        "avg_over_time(sum by (zone) ({gauge})[20m:2m] offset 5m)"
+    ));
+    q.push("min_over_time(sum(rate(http_requests_total[5m]))[1h:]) ".into());
+    q.push(format!("{gauge} @ end()"));
+    q.push("rate(http_requests_total[5m] @ start())".into());
+    q.push(format!(
+        "sum by (zone) ({gauge} offset 10m) - sum by (zone) ({gauge})"
+    ));
+    q
+}
+
+/// The same data in argus and Prometheus 2.42, a few hundred queries at
+/// several times on both, results compared with float tolerance.
+#[test]
+fn differential_queries_against_prometheus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Samples sit 7 s off the minute grid so that subquery steps (which
+    // are minute-aligned) never land exactly on a sample: Prometheus 3's
+    // left-open windows and 2.42's closed ones would differ there.
+    let end = now / 3600 * 3600 - 3600 + 7;
+    let spec = om_data::Spec {
+        end,
+        span: 3 * 3600,
+        step: 15,
+        counters: 120,
+        histograms: 8,
+        gauges: 12,
+        slo_days: 0,
+        slo_series: 0,
+    };
+    let om = tmp.path().join("data.om");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&om).unwrap());
+    om_data::generate(&spec, &mut f).unwrap();
+    drop(f);
+
+    let blocks = tmp.path().join("prom");
+    std::fs::create_dir_all(&blocks).unwrap();
+    let st = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&blocks)
+        .stdout(Stdio::null())
+        .status()
+        .expect("promtool");
+    assert!(st.success());
+    let adir = tmp.path().join("argus");
+    std::fs::create_dir_all(&adir).unwrap();
+    let st = Command::new(argus_bin())
+        .args(["import", "openmetrics"])
+        .arg(&om)
+        .arg("--storage.path")
+        .arg(adir.join("data"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let cfg = "global:\n  scrape_interval: 1h\nscrape_configs: []\n";
+    let prom_cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(&prom_cfg, cfg).unwrap();
+    let prom_port = free_port();
+    let _prom = Proc(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg(format!("--storage.tsdb.path={}", blocks.display()))
+            .arg("--storage.tsdb.retention.time=3650d")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus"),
+    );
+    let argus = Argus::start_in(&adir, cfg, &["--storage.retention", "3650d"]);
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    wait_for(30, "prometheus ready", || {
+        http_get(&format!("{prom}/-/ready"))
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
+
+    // Evaluation times off the 15 s sample grid, so no sample sits exactly
+    // on a window edge (Prometheus 3 windows are left-open, 2.42's closed).
+    // The first is late enough that no window (subqueries included) reaches
+    // back to the first samples: 2.42 and 3.x extrapolate rate() towards a
+    // series' start differently.
+    let times = [end - 3 * 3600 + 4003, end - 3600 - 296, end - 11, end + 94];
+    let queries = differential_queries();
+    let (mut compared, mut mismatches) = (0usize, Vec::new());
+    for q in &queries {
+        for t in times {
+            let path = format!("/api/v1/query?query={}&time={t}.5", urlencode(q));
+            let (mut a, mut p) = (query_rows(&argus.url(), &path), query_rows(&prom, &path));
+            if q.starts_with("topk") || q.starts_with("bottomk") {
+                a = a.map(values_only);
+                p = p.map(values_only);
+            }
+            compared += 1;
+            match (a, p) {
+                (Ok(a), Ok(p)) => {
+                    let same = a.len() == p.len()
+                        && a.iter()
+                            .all(|(k, v)| p.get(k).is_some_and(|w| close(*v, *w)));
+                    if !same {
+                        let diff: Vec<_> = a
+                            .iter()
+                            .filter(|(k, v)| !p.get(*k).is_some_and(|w| close(**v, *w)))
+                            .take(2)
+                            .collect();
+                        mismatches.push(format!(
+                            "{q} @ {t}: argus {} rows, prometheus {} rows; first differences {diff:?} vs {:?}",
+                            a.len(),
+                            p.len(),
+                            diff.iter().map(|(k, _)| p.get(*k)).collect::<Vec<_>>()
+                        ));
+                    }
+                }
+                (Err(a), Err(p)) => {
+                    if a.split(' ').next() != p.split(' ').next() {
+                        mismatches
+                            .push(format!("{q} @ {t}: argus error {a}, prometheus error {p}"));
+                    }
+                }
+                (a, p) => mismatches.push(format!("{q} @ {t}: argus {a:?}, prometheus {p:?}")),
+            }
+        }
+        // And as a range query over the last hour at a 1m step.
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}.5&end={}.5&step=60",
+            urlencode(q),
+            end - 3600 - 7,
+            end - 7
+        );
+        compared += 1;
+        let (mut a, mut p) = (query_rows(&argus.url(), &path), query_rows(&prom, &path));
+        if q.starts_with("topk") || q.starts_with("bottomk") {
+            a = a.map(values_only);
+            p = p.map(values_only);
+        }
+        match (a, p) {
+            (Ok(a), Ok(p)) => {
+                let same = a.len() == p.len()
+                    && a.iter()
+                        .all(|(k, v)| p.get(k).is_some_and(|w| close(*v, *w)));
+                if !same {
+                    mismatches.push(format!(
+                        "range {q}: argus {} rows, prometheus {} rows",
+                        a.len(),
+                        p.len()
+                    ));
+                }
+            }
+            (Err(_), Err(_)) => {}
+            (a, p) => mismatches.push(format!(
+                "range {q}: argus {:?}, prometheus {:?}",
+                a.map(|r| r.len()),
+                p.map(|r| r.len())
+            )),
+        }
+    }
+    eprintln!(
+        "differential: {} queries, {compared} evaluations, {} mismatches",
+        queries.len(),
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} evaluations differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}

@@ -1,7 +1,9 @@
-//! Subcommands: `run` (the daemon) and `check config`.
+//! Subcommands: `run` (the daemon), `check config` and `import openmetrics`.
 
+mod import;
 mod run;
 
+pub use import::{ImportError, ImportSummary, import_openmetrics};
 pub use run::{RunError, RunOptions, run};
 
 use std::path::Path;

@@ -496,25 +496,7 @@ fn aggregate_k(
         let mut v = std::mem::take(&mut per_group[g]);
         match op {
             AggOp::Topk | AggOp::Bottomk => {
-                // NaN sorts last for both: it is the "smallest" for topk and
-                // the "largest" for bottomk, as Prometheus's heaps treat it.
-                let desc = op == AggOp::Topk;
-                v.sort_by(|a, b| {
-                    use std::cmp::Ordering::*;
-                    match (a.v.is_nan(), b.v.is_nan()) {
-                        (true, true) => Equal,
-                        (true, false) => Greater,
-                        (false, true) => Less,
-                        _ => {
-                            if desc {
-                                b.v.partial_cmp(&a.v).unwrap_or(Equal)
-                            } else {
-                                a.v.partial_cmp(&b.v).unwrap_or(Equal)
-                            }
-                        }
-                    }
-                });
-                v.truncate(k);
+                v = select_k(v, k, op == AggOp::Topk);
             }
             AggOp::Limitk => v.truncate(k),
             _ => {
@@ -532,6 +514,89 @@ fn aggregate_k(
         }
     }
     out
+}
+
+/// topk/bottomk with the same bounded heap Prometheus uses (Go's
+/// container/heap), so ties at the k-th place keep the same series, then
+/// sorted best first. NaN counts as the worst value for both.
+fn select_k(input: Vec<super::eval::El>, k: usize, top: bool) -> Vec<super::eval::El> {
+    // `less(a, b)`: a belongs nearer the heap root, i.e. is the first to go.
+    let less = |a: &super::eval::El, b: &super::eval::El| -> bool {
+        if a.v.is_nan() {
+            return true;
+        }
+        if top { a.v < b.v } else { a.v > b.v }
+    };
+    fn up(
+        h: &mut [super::eval::El],
+        mut j: usize,
+        less: &impl Fn(&super::eval::El, &super::eval::El) -> bool,
+    ) {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !less(&h[j], &h[i]) {
+                break;
+            }
+            h.swap(i, j);
+            j = i;
+        }
+    }
+    fn down(
+        h: &mut [super::eval::El],
+        i0: usize,
+        less: &impl Fn(&super::eval::El, &super::eval::El) -> bool,
+    ) -> bool {
+        let n = h.len();
+        let mut i = i0;
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            if j1 + 1 < n && less(&h[j1 + 1], &h[j1]) {
+                j = j1 + 1;
+            }
+            if !less(&h[j], &h[i]) {
+                break;
+            }
+            h.swap(i, j);
+            i = j;
+        }
+        i > i0
+    }
+    let mut heap: Vec<super::eval::El> = Vec::with_capacity(k);
+    for e in input {
+        if heap.len() < k {
+            heap.push(e);
+            let j = heap.len() - 1;
+            up(&mut heap, j, &less);
+        } else {
+            let worse = if top {
+                heap[0].v < e.v || (heap[0].v.is_nan() && !e.v.is_nan())
+            } else {
+                heap[0].v > e.v || (heap[0].v.is_nan() && !e.v.is_nan())
+            };
+            if worse {
+                heap[0] = e;
+                if k > 1 && !down(&mut heap, 0, &less) {
+                    up(&mut heap, 0, &less);
+                }
+            }
+        }
+    }
+    // Best first; NaN last.
+    heap.sort_by(|a, b| {
+        use std::cmp::Ordering::*;
+        match (a.v.is_nan(), b.v.is_nan()) {
+            (true, true) => Equal,
+            (true, false) => Greater,
+            (false, true) => Less,
+            _ if top => b.v.partial_cmp(&a.v).unwrap_or(Equal),
+            _ => a.v.partial_cmp(&b.v).unwrap_or(Equal),
+        }
+    });
+    heap
 }
 
 /// Whether a series belongs to the sample `limit_ratio(r, …)` keeps: a

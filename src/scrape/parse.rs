@@ -313,6 +313,12 @@ impl<'a> Parser<'a> {
 
     /// The next entry, `Ok(None)` at the end of the body.
     #[allow(clippy::should_implement_trait)]
+    /// The 1-based line the parser is on.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// Next entry, or `None` at the end.
     pub fn next(&mut self) -> Result<Option<Entry<'a>>, ParseError> {
         loop {
             if self.pos >= self.buf.len() {

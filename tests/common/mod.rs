@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod om_data;
+
 use serde_json::Value;
 
 /// A port that was free a moment ago.
