@@ -311,14 +311,13 @@ impl<'a> Parser<'a> {
         memchr::memchr(b'\n', &self.buf[self.pos..]).map_or(self.buf.len(), |i| self.pos + i)
     }
 
-    /// The next entry, `Ok(None)` at the end of the body.
-    #[allow(clippy::should_implement_trait)]
     /// The 1-based line the parser is on.
     pub fn line(&self) -> usize {
         self.line
     }
 
-    /// Next entry, or `None` at the end.
+    /// The next entry, `Ok(None)` at the end of the body.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Entry<'a>>, ParseError> {
         loop {
             if self.pos >= self.buf.len() {
