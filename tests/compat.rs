@@ -441,9 +441,7 @@ fn differential_queries() -> Vec<String> {
     q.push(format!("absent_over_time({gauge}[5m])"));
     q.push(format!("scalar(sum({gauge}))"));
     q.push("vector(1) + time()".into());
-    q.push(format!(
-        "max_over_time(rate(http_requests_total{{code=\"500\"}}[5m])[30m:1m])"
-    ));
+    q.push("max_over_time(rate(http_requests_total{code=\"500\"}[5m])[30m:1m])".to_string());
     q.push(format!(
         "avg_over_time(sum by (zone) ({gauge})[20m:2m] offset 5m)"
     ));
