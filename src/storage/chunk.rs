@@ -48,7 +48,9 @@ impl BitWriter {
     }
 }
 
-/// Reads a bit stream written by [`BitWriter`].
+/// Reads a bit stream written by [`BitWriter`]. Every read is one
+/// unaligned 64-bit load and two shifts; reads past the end see zeros and
+/// are caught by the caller's overrun check.
 #[derive(Clone, Debug)]
 struct BitReader<'a> {
     bytes: &'a [u8],
@@ -56,27 +58,62 @@ struct BitReader<'a> {
 }
 
 impl<'a> BitReader<'a> {
-    fn read_bit(&mut self) -> Option<bool> {
-        let byte = *self.bytes.get(self.pos / 8)?;
-        let bit = byte & (0x80 >> (self.pos % 8)) != 0;
-        self.pos += 1;
-        Some(bit)
+    fn new(bytes: &'a [u8]) -> Self {
+        BitReader { bytes, pos: 0 }
     }
 
-    fn read_bits(&mut self, n: u8) -> Option<u64> {
-        let mut v = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = *self.bytes.get(self.pos / 8)?;
-            let off = (self.pos % 8) as u8;
-            let avail = 8 - off;
-            let take = left.min(avail);
-            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = (v << take) | u64::from(bits);
-            self.pos += take as usize;
-            left -= take;
+    /// The next bits, left-aligned; at least 57 of them are real (fewer at
+    /// the end of the buffer, padded with zeros).
+    #[inline(always)]
+    fn window(&self) -> u64 {
+        let byte = self.pos >> 3;
+        let off = (self.pos & 7) as u32;
+        let w = match self.bytes.get(byte..byte + 8) {
+            Some(s) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(s);
+                u64::from_be_bytes(a)
+            }
+            None => {
+                let mut a = [0u8; 8];
+                let tail = self.bytes.get(byte..).unwrap_or(&[]);
+                a[..tail.len()].copy_from_slice(tail);
+                u64::from_be_bytes(a)
+            }
+        };
+        w << off
+    }
+
+    /// Reads `n` (1..=64) bits.
+    #[inline(always)]
+    fn read(&mut self, n: u32) -> u64 {
+        if n <= 57 {
+            let v = self.window() >> (64 - n);
+            self.pos += n as usize;
+            v
+        } else {
+            let hi = self.window() >> (64 - (n - 32));
+            self.pos += (n - 32) as usize;
+            let lo = self.window() >> 32;
+            self.pos += 32;
+            (hi << 32) | lo
         }
-        Some(v)
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
+    /// True once more bits were read than the stream holds.
+    #[inline(always)]
+    fn overrun(&self) -> bool {
+        self.pos > self.bytes.len() * 8
+    }
+
+    /// Bits consumed so far.
+    fn consumed(&self) -> usize {
+        self.pos
     }
 }
 
@@ -238,7 +275,7 @@ impl XorChunk {
         if n != count || it.failed {
             return None;
         }
-        let used_bits = it.r.pos;
+        let used_bits = it.r.consumed();
         if used_bits.div_ceil(8) != bytes.len() {
             return None;
         }
@@ -340,7 +377,7 @@ pub struct XorIter<'a> {
 impl<'a> XorIter<'a> {
     fn new(bytes: &'a [u8], count: u16) -> Self {
         XorIter {
-            r: BitReader { bytes, pos: 0 },
+            r: BitReader::new(bytes),
             left: count,
             read: 0,
             t: 0,
@@ -352,65 +389,72 @@ impl<'a> XorIter<'a> {
         }
     }
 
+    #[inline(always)]
     fn step(&mut self) -> Option<(i64, f64)> {
         if self.read == 0 {
-            self.t = self.r.read_bits(64)? as i64;
-            self.v = self.r.read_bits(64)?;
+            self.t = self.r.read(64) as i64;
+            self.v = self.r.read(64);
         } else {
-            let dod = self.read_dod()?;
+            // Delta of delta: a unary prefix of up to four ones, then a
+            // sign-extended payload of 0, 14, 17, 20 or 64 bits.
+            let w = self.r.window();
+            let ones = (!w).leading_zeros().min(4);
+            let dod = match ones {
+                0 => {
+                    self.r.skip(1);
+                    0
+                }
+                4 => {
+                    self.r.skip(4);
+                    self.r.read(64) as i64
+                }
+                _ => {
+                    let payload = [14u32, 17, 20][ones as usize - 1];
+                    let prefix = ones + 1;
+                    let raw = (w << prefix) >> (64 - payload);
+                    self.r.skip(prefix + payload);
+                    let shift = 64 - payload;
+                    ((raw << shift) as i64) >> shift
+                }
+            };
             self.delta = self.delta.wrapping_add(dod);
             self.t = self.t.wrapping_add(self.delta);
-            self.read_value()?;
+            // Value: 0 = unchanged; 10 = XOR within the previous window;
+            // 11 = new window (5 bits leading zeros, 6 bits length).
+            let w = self.r.window();
+            if w >> 63 == 0 {
+                self.r.skip(1);
+            } else {
+                if (w >> 62) & 1 == 1 {
+                    self.leading = ((w >> 57) & 0x1f) as u8;
+                    let mut sig = ((w >> 51) & 0x3f) as u8;
+                    if sig == 0 {
+                        sig = 64;
+                    }
+                    self.trailing = 64u8.checked_sub(self.leading + sig)?;
+                    self.r.skip(13);
+                } else if self.leading == 0xff {
+                    return None;
+                } else {
+                    self.r.skip(2);
+                }
+                let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
+                let bits = self.r.read(sig);
+                self.v ^= bits << self.trailing;
+            }
+        }
+        if self.r.overrun() {
+            return None;
         }
         self.read += 1;
         Some((self.t, f64::from_bits(self.v)))
-    }
-
-    fn read_dod(&mut self) -> Option<i64> {
-        let mut ones = 0u8;
-        while ones < 4 && self.r.read_bit()? {
-            ones += 1;
-        }
-        let bits = match ones {
-            0 => return Some(0),
-            1 => 14,
-            2 => 17,
-            3 => 20,
-            _ => 64,
-        };
-        let raw = self.r.read_bits(bits)?;
-        if bits == 64 {
-            return Some(raw as i64);
-        }
-        // Sign-extend the payload.
-        let shift = 64 - bits;
-        Some(((raw << shift) as i64) >> shift)
-    }
-
-    fn read_value(&mut self) -> Option<()> {
-        if !self.r.read_bit()? {
-            return Some(());
-        }
-        if self.r.read_bit()? {
-            self.leading = self.r.read_bits(5)? as u8;
-            let mut sig = self.r.read_bits(6)? as u8;
-            if sig == 0 {
-                sig = 64;
-            }
-            self.trailing = 64u8.checked_sub(self.leading + sig)?;
-        } else if self.leading == 0xff {
-            return None;
-        }
-        let sig = 64 - self.leading - self.trailing;
-        let bits = self.r.read_bits(sig)?;
-        self.v ^= bits << self.trailing;
-        Some(())
     }
 }
 
 impl Iterator for XorIter<'_> {
     type Item = (i64, f64);
 
+    #[inline]
     fn next(&mut self) -> Option<(i64, f64)> {
         if self.left == 0 || self.failed {
             return None;

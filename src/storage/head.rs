@@ -144,14 +144,26 @@ impl SeriesData {
     }
 
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
-        let keep = |(t, v): (i64, f64)| (t >= mint && t <= maxt).then_some(Sample { t, v });
+        // Chunks decode from their start; stop at the first sample past
+        // `maxt` rather than decoding the rest.
+        let mut take = |it: super::chunk::XorIter<'_>, n: usize| {
+            out.reserve(n);
+            for (t, v) in it {
+                if t > maxt {
+                    break;
+                }
+                if t >= mint {
+                    out.push(Sample { t, v });
+                }
+            }
+        };
         for c in &self.frozen {
             if c.max_t() >= mint && c.min_t() <= maxt {
-                out.extend(c.iter().filter_map(keep));
+                take(c.iter(), c.count() as usize);
             }
         }
         if !self.head.is_empty() && self.head.max_t() >= mint && self.head.min_t() <= maxt {
-            out.extend(self.head.iter().filter_map(keep));
+            take(self.head.iter(), self.head.len() as usize);
         }
     }
 
@@ -678,7 +690,6 @@ impl Queryable for Head {
                 });
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
 

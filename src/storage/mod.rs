@@ -110,8 +110,10 @@ pub struct SeriesSamples {
 
 /// Read access to series, the interface the PromQL engine and the API use.
 pub trait Queryable: Send + Sync {
-    /// Series matching all `matchers` with their samples in `[mint, maxt]`.
-    /// Series without samples in the range are left out.
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`,
+    /// in storage order (as Prometheus's engine also sees series; results
+    /// that must be ordered are sorted by their consumers). Series without
+    /// samples in the range are left out.
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<SeriesSamples>;
     /// Labels of series matching `matchers` that have samples in the range.
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels>;
