@@ -146,8 +146,12 @@ impl SeriesData {
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         // Chunks decode from their start; stop at the first sample past
         // `maxt` rather than decoding the rest.
-        let mut take = |it: super::chunk::XorIter<'_>, n: usize| {
-            out.reserve(n);
+        let mut take = |it: super::chunk::XorIter<'_>, n: usize, cmin: i64, cmax: i64| {
+            // Room for the part of the chunk inside the range, assuming
+            // evenly spaced samples, rather than the whole chunk.
+            let span = (cmax - cmin).max(1) as f64;
+            let inside = (maxt.min(cmax) - mint.max(cmin)).max(0) as f64;
+            out.reserve(((n as f64 * inside / span) as usize + 2).min(n));
             for (t, v) in it {
                 if t > maxt {
                     break;
@@ -159,11 +163,16 @@ impl SeriesData {
         };
         for c in &self.frozen {
             if c.max_t() >= mint && c.min_t() <= maxt {
-                take(c.iter(), c.count() as usize);
+                take(c.iter(), c.count() as usize, c.min_t(), c.max_t());
             }
         }
         if !self.head.is_empty() && self.head.max_t() >= mint && self.head.min_t() <= maxt {
-            take(self.head.iter(), self.head.len() as usize);
+            take(
+                self.head.iter(),
+                self.head.len() as usize,
+                self.head.min_t(),
+                self.head.max_t(),
+            );
         }
     }
 
