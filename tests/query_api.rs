@@ -218,3 +218,47 @@ fn grafana_metadata_requests() {
     let d = a.api("/api/v1/status/buildinfo");
     assert!(d["version"].is_string());
 }
+
+#[test]
+fn sample_limit_and_grafana_editor_endpoints() {
+    let t = Target::text(
+        "# TYPE a counter\na_total{i=\"1\"} 1\na_total{i=\"2\"} 2\na_total{i=\"3\"} 3\n",
+    );
+    let a = Argus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ),
+        &["--query.max-samples", "4"],
+    );
+    wait_for(10, "first scrape", || {
+        (a.federate("a_total").len() == 3).then_some(())
+    });
+    // Three samples fit; a range over more steps does not.
+    let (code, _) = get_json(&a, "/api/v1/query?query=a_total");
+    assert_eq!(code, 200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (code, v) = get_json(
+        &a,
+        &format!(
+            "/api/v1/query_range?query=a_total&start={}&end={}&step=1",
+            now - 5,
+            now + 5
+        ),
+    );
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["errorType"], "execution");
+    assert_eq!(
+        v["error"],
+        "query processing would load too many samples into memory in query execution"
+    );
+    // Grafana's editor asks for metadata and exemplars.
+    assert_eq!(a.api("/api/v1/metadata"), serde_json::json!({}));
+    assert_eq!(
+        a.api("/api/v1/query_exemplars?query=a_total"),
+        serde_json::json!([])
+    );
+}

@@ -75,6 +75,11 @@ pub fn router(state: ApiState) -> Router {
             get(query::format).post(query::format),
         )
         .route("/api/v1/parse_query", get(query::parse).post(query::parse))
+        .route("/api/v1/metadata", get(metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/status/config", get(status_config))
         .fallback(not_found)
@@ -537,6 +542,19 @@ async fn targets(
         data["droppedTargetCounts"] = json!(counts);
     }
     success(data)
+}
+
+/// argus keeps no metric metadata (HELP/TYPE) yet: an empty map, which is
+/// what Prometheus answers for metrics it has no metadata for, keeps
+/// Grafana's query editor working.
+async fn metadata() -> Response {
+    success(json!({}))
+}
+
+/// argus stores no exemplars: an empty list, as Prometheus answers when
+/// none match.
+async fn query_exemplars() -> Response {
+    success(json!([]))
 }
 
 async fn buildinfo() -> Response {

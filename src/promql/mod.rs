@@ -306,3 +306,91 @@ fn cleanup_names(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
     }
     eval::merge_same_labelset(series)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Labels;
+    use crate::storage::{Appender, Head};
+    use std::sync::Arc;
+
+    fn head() -> Arc<Head> {
+        let h = Arc::new(Head::new());
+        let mut a = h.appender();
+        for i in 0..3 {
+            let l = Labels::from_pairs([("__name__", "m"), ("i", &*i.to_string())]);
+            for k in 0..100 {
+                a.append(&l, k * 15_000, k as f64).expect("append");
+            }
+        }
+        a.commit();
+        h
+    }
+
+    #[test]
+    fn timeout_and_sample_limit_are_execution_errors() {
+        let h = head();
+        let q = Query::parse("sum(m)").expect("parse");
+        let slow = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..Default::default()
+        });
+        let err = slow
+            .range(
+                h.as_ref(),
+                &q,
+                0,
+                1_000_000,
+                1_000,
+                &QueryOptions::default(),
+            )
+            .expect_err("times out");
+        assert_eq!(err.error_type(), "timeout");
+        let small = Engine::new(EngineOptions {
+            max_samples: 10,
+            ..Default::default()
+        });
+        let err = small
+            .instant(
+                h.as_ref(),
+                &Query::parse("m[10m]").expect("parse"),
+                1_000_000,
+                &QueryOptions::default(),
+            )
+            .expect_err("too many samples");
+        assert_eq!(err, QueryError::TooManySamples);
+        let ok = Engine::default()
+            .instant(h.as_ref(), &q, 1_485_000, &QueryOptions::default())
+            .expect("evaluates");
+        assert_eq!(
+            ok.value,
+            Value::Vector(vec![InstantSample {
+                labels: Labels::empty(),
+                t: 1_485_000,
+                v: 297.0,
+                h: None,
+                drop_name: false,
+            }])
+        );
+    }
+
+    #[test]
+    fn lookback_can_be_set_per_query() {
+        let h = head();
+        let q = Query::parse("m").expect("parse");
+        // The last sample is at 1485 s; at 1600 s it is 115 s old.
+        let e = Engine::default();
+        let n =
+            |o: &QueryOptions| match e.instant(h.as_ref(), &q, 1_600_000, o).expect("eval").value {
+                Value::Vector(v) => v.len(),
+                _ => 0,
+            };
+        assert_eq!(n(&QueryOptions::default()), 3);
+        assert_eq!(
+            n(&QueryOptions {
+                lookback_delta: Some(Duration::from_secs(60))
+            }),
+            0
+        );
+    }
+}
