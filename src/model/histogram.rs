@@ -574,7 +574,8 @@ impl FloatHistogram {
             }
         }
         let Some(mut b) = bucket else {
-            return (f64::NAN, None);
+            // No populated bucket at all: every observation was NaN.
+            return (f64::NAN, self.sum.is_nan().then_some(true));
         };
         if !self.uses_custom_buckets() && b.lower < 0.0 && b.upper > 0.0 {
             if self.negative.is_empty() && !self.positive.is_empty() {
@@ -760,7 +761,11 @@ pub struct HistogramSum {
     sum_c: f64,
     count_c: f64,
     mean: Option<FloatHistogram>,
+    mean_sum_c: f64,
+    mean_count_c: f64,
     n: f64,
+    /// Averaging: switch to an incremental mean when the sum overflows.
+    averaging: bool,
     /// A counter-reset hint of `Reset` was seen.
     pub reset_seen: bool,
     /// A counter-reset hint of `NotReset` was seen.
@@ -783,6 +788,14 @@ impl FloatHistogram {
 }
 
 impl HistogramSum {
+    /// A sum for computing a mean (`avg`, `avg_over_time`).
+    pub fn for_mean() -> Self {
+        HistogramSum {
+            averaging: true,
+            ..Default::default()
+        }
+    }
+
     /// Adds one histogram.
     pub fn add(&mut self, h: &FloatHistogram) -> Result<(), IncompatibleSchema> {
         self.n += 1.0;
@@ -793,11 +806,19 @@ impl HistogramSum {
         }
         if let Some(mean) = &mut self.mean {
             let q = (self.n - 1.0) / self.n;
+            let (old_sum, old_count) = (mean.sum * q, mean.count * q);
             mean.mul(q);
             let mut x = h.clone();
             x.div(self.n);
             let (_, rec) = mean.add(&x)?;
             self.reconciled |= rec;
+            // Sum and count keep a compensation term, scaled like the mean.
+            let (s, sc) = kahan_inc(h.sum / self.n, old_sum, q * self.mean_sum_c);
+            let (c, cc) = kahan_inc(h.count / self.n, old_count, q * self.mean_count_c);
+            mean.sum = s;
+            mean.count = c;
+            self.mean_sum_c = sc;
+            self.mean_count_c = cc;
             return Ok(());
         }
         let Some(acc) = &mut self.acc else {
@@ -812,12 +833,12 @@ impl HistogramSum {
         let (c, cc) = kahan_inc(h.count, old_count, self.count_c);
         next.sum = s;
         next.count = c;
-        if next.has_overflow() && self.n > 1.0 {
+        if self.averaging && next.has_overflow() && self.n > 1.0 {
             // Switch to an incremental mean from what was summed so far.
             let mut mean = acc.clone();
-            mean.sum += self.sum_c;
-            mean.count += self.count_c;
             mean.div(self.n - 1.0);
+            self.mean_sum_c = self.sum_c / (self.n - 1.0);
+            self.mean_count_c = self.count_c / (self.n - 1.0);
             self.acc = None;
             self.mean = Some(mean);
             self.n -= 1.0;
@@ -843,7 +864,9 @@ impl HistogramSum {
 
     /// The mean.
     pub fn mean(mut self) -> Option<FloatHistogram> {
-        if let Some(m) = self.mean.take() {
+        if let Some(mut m) = self.mean.take() {
+            m.sum += self.mean_sum_c;
+            m.count += self.mean_count_c;
             return Some(m);
         }
         let n = self.n;

@@ -291,11 +291,14 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Result<Val, Que
                         if g.incompatible {
                             continue;
                         }
-                        if g.hist
-                            .get_or_insert_with(HistogramSum::default)
-                            .add(h)
-                            .is_err()
-                        {
+                        let fresh = || {
+                            if op == AggOp::Avg {
+                                HistogramSum::for_mean()
+                            } else {
+                                HistogramSum::default()
+                            }
+                        };
+                        if g.hist.get_or_insert_with(fresh).add(h).is_err() {
                             g.incompatible = true;
                             mixed_schemas
                                 .push(series[e.s].labels.metric_name().unwrap_or("").to_string());

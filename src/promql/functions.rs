@@ -942,7 +942,11 @@ fn apply_range_point(
                 notes.mixed = true;
                 return None;
             }
-            let mut acc = crate::model::histogram::HistogramSum::default();
+            let mut acc = if kind == RangeFn::Avg {
+                crate::model::histogram::HistogramSum::for_mean()
+            } else {
+                crate::model::histogram::HistogramSum::default()
+            };
             for x in w {
                 if acc.add(x.h.as_ref()?).is_err() {
                     notes.mixed_schemas = true;
@@ -1640,7 +1644,7 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
             }
         }
     }
-    let mut mono: Option<(String, i64, i64, f64, f64, f64, usize)> = None;
+    let mut mono = Monotonicity::default();
     let out = ev.range_eval(&vals, |ev, ts, a| {
         let (StepArg::Scalar(q), StepArg::Vector { series, els }) = (&a[0], &a[1]) else {
             return Ok(Vec::new());
@@ -1659,32 +1663,50 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
         for (labels, mut buckets) in groups {
             let (v, forced, minb, maxb, maxd) = bucket_quantile(*q, &mut buckets);
             if forced {
-                let name = labels.metric_name().unwrap_or("").to_string();
-                match &mut mono {
-                    Some(m) if m.0 == name => {
-                        m.1 = m.1.min(ts);
-                        m.2 = m.2.max(ts);
-                        m.3 = m.3.min(minb);
-                        m.4 = m.4.max(maxb);
-                        m.5 = m.5.max(maxd);
-                        m.6 += 1;
-                    }
-                    None => mono = Some((name, ts, ts, minb, maxb, maxd, 0)),
-                    _ => {}
-                }
+                mono.record(&labels, ts, minb, maxb, maxd);
             }
             out.push(Out::f(labels, v, true));
         }
         Ok(out)
     })?;
-    if let Some((name, mint, maxt, minb, maxb, maxd, count)) = mono {
+    mono.raise(ev, &bpos);
+    Ok(Val::Vector(out))
+}
+
+/// Buckets histogram_quantile had to make monotonic, reported once per
+/// query as Prometheus merges its info: the bucket and time ranges, the
+/// largest correction and how many samples needed one.
+#[derive(Default)]
+struct Monotonicity(Option<(String, i64, i64, f64, f64, f64, usize)>);
+
+impl Monotonicity {
+    fn record(&mut self, labels: &Labels, ts: i64, minb: f64, maxb: f64, maxd: f64) {
+        let name = labels.metric_name().unwrap_or("").to_string();
+        match &mut self.0 {
+            Some(m) if m.0 == name => {
+                m.1 = m.1.min(ts);
+                m.2 = m.2.max(ts);
+                m.3 = m.3.min(minb);
+                m.4 = m.4.max(maxb);
+                m.5 = m.5.max(maxd);
+                m.6 += 1;
+            }
+            None => self.0 = Some((name, ts, ts, minb, maxb, maxd, 0)),
+            _ => {}
+        }
+    }
+
+    fn raise(self, ev: &mut Evaluator<'_>, pos: &str) {
+        let Some((name, mint, maxt, minb, maxb, maxd, count)) = self.0 else {
+            return;
+        };
         let metric = if name.is_empty() {
             String::new()
         } else {
             format!(" for metric name {name:?}")
         };
         ev.annos.info(format!(
-            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){metric}, from buckets {} to {}, with a max diff of {}, over {} samples from {} to {}{bpos}",
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){metric}, from buckets {} to {}, with a max diff of {}, over {} samples from {} to {}{pos}",
             format_float(minb),
             format_float(maxb),
             go_g2(maxd),
@@ -1693,7 +1715,6 @@ fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, vals: Vec<Val>) -> Resul
             crate::model::format_rfc3339(maxt / 1000 * 1000).replace(".000Z", "Z"),
         ));
     }
-    Ok(Val::Vector(out))
 }
 
 fn note_nan_quantile(ev: &mut Evaluator<'_>, nan: Option<bool>, labels: &Labels, pos: &str) {
@@ -1743,7 +1764,8 @@ fn histogram_quantiles(
     }
     let input = vals.into_iter().next().unwrap_or(Val::Vector(Vec::new()));
     let mut k = 0usize;
-    let out = ev.range_eval(&[input], |ev, _, a| {
+    let mut mono = Monotonicity::default();
+    let out = ev.range_eval(&[input], |ev, ts, a| {
         let StepArg::Vector { series, els } = &a[0] else {
             return Ok(Vec::new());
         };
@@ -1775,12 +1797,16 @@ fn histogram_quantiles(
         for (labels, buckets) in groups {
             for &q in &step_qs {
                 let mut b = buckets.clone();
-                let (v, ..) = bucket_quantile(q, &mut b);
+                let (v, forced, minb, maxb, maxd) = bucket_quantile(q, &mut b);
+                if forced {
+                    mono.record(&labels, ts, minb, maxb, maxd);
+                }
                 out.push(Out::f(with_q(&labels, q), v, true));
             }
         }
         Ok(out)
     })?;
+    mono.raise(ev, &bpos);
     Ok(Val::Vector(out))
 }
 

@@ -124,8 +124,20 @@ impl Positions {
     fn walk(&mut self, e: &Expr, toks: &[(Tok, usize)], cur: &mut usize) -> Option<usize> {
         let key = e as *const Expr as usize;
         let start = match e {
-            Expr::NumberLiteral(_) => {
-                Self::find(toks, cur, |t, _| matches!(t, Tok::Num | Tok::Ident(_)))
+            Expr::NumberLiteral(n) => {
+                let before = *cur;
+                let s = Self::find(toks, cur, |t, _| matches!(t, Tok::Num | Tok::Ident(_)));
+                // The parser folds a leading minus into the literal; the
+                // literal then starts at the sign.
+                let i = cur.saturating_sub(1);
+                if n.val.is_sign_negative()
+                    && i > before
+                    && matches!(toks[i - 1].0, Tok::Punct('-'))
+                {
+                    Some(toks[i - 1].1)
+                } else {
+                    s
+                }
             }
             Expr::StringLiteral(_) => Self::find(toks, cur, |t, _| matches!(t, Tok::Str)),
             Expr::VectorSelector(vs) => {
