@@ -71,6 +71,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryEr
         }
         "label_replace" => return label_replace(ev, &args),
         "label_join" => return label_join(ev, &args),
+        "info" => return super::info::eval(ev, c),
         "timestamp" => {
             if let Expr::VectorSelector(vs) = unparen(args[0]) {
                 return timestamp_of_selector(ev, vs);

@@ -9,6 +9,7 @@ mod aggregate;
 mod binary;
 mod eval;
 mod functions;
+mod info;
 mod positions;
 pub mod promqltest;
 pub mod series_notation;
