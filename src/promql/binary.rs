@@ -592,7 +592,9 @@ fn result_metric(
 ) -> Labels {
     let mut b = lhs.builder();
     if drop_name {
-        b.del(METRIC_NAME);
+        for n in super::eval::METADATA_LABELS {
+            b.del(n);
+        }
     }
     if one_to_one {
         if on {

@@ -734,12 +734,19 @@ pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>, Qu
 }
 
 /// The labels without the metric name.
+/// The labels that describe what a series measures: the name and, with
+/// Prometheus's type-and-unit labels, `__type__` and `__unit__`. They go
+/// together when an operation changes what the series means.
+pub(crate) const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
 pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
-    if l.get(METRIC_NAME).is_none() {
+    if METADATA_LABELS.iter().all(|n| l.get(n).is_none()) {
         return l.clone();
     }
     let mut b: LabelsBuilder = l.builder();
-    b.del(METRIC_NAME);
+    for n in METADATA_LABELS {
+        b.del(n);
+    }
     b.build()
 }
 
