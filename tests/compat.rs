@@ -454,6 +454,34 @@ fn differential_queries() -> Vec<String> {
     q
 }
 
+/// Runs one request on both and describes how the answers differ, if they
+/// do (the same error type on both counts as agreement).
+fn compare_one(q: &str, argus: &str, prom: &str, path: &str) -> Option<String> {
+    let (mut a, mut p) = (query_rows(argus, path), query_rows(prom, path));
+    if q.starts_with("topk") || q.starts_with("bottomk") {
+        a = a.map(values_only);
+        p = p.map(values_only);
+    }
+    match (a, p) {
+        (Ok(a), Ok(p)) => {
+            let differs = |(k, v): &(&String, &f64)| !p.get(*k).is_some_and(|w| close(**v, *w));
+            if a.len() == p.len() && !a.iter().any(|x| differs(&x)) {
+                return None;
+            }
+            let diff: Vec<_> = a.iter().filter(differs).take(2).collect();
+            let theirs: Vec<_> = diff.iter().map(|(k, _)| p.get(*k)).collect();
+            Some(format!(
+                "argus {} rows, prometheus {} rows; first differences {diff:?} vs {theirs:?}",
+                a.len(),
+                p.len()
+            ))
+        }
+        (Err(a), Err(p)) => (a.split(' ').next() != p.split(' ').next())
+            .then(|| format!("argus error {a}, prometheus error {p}")),
+        (a, p) => Some(format!("argus {a:?}, prometheus {p:?}")),
+    }
+}
+
 /// The same data in argus and Prometheus 2.42, a few hundred queries at
 /// several times on both, results compared with float tolerance.
 #[test]
@@ -536,74 +564,30 @@ fn differential_queries_against_prometheus() {
     let queries = differential_queries();
     let (mut compared, mut mismatches) = (0usize, Vec::new());
     for q in &queries {
-        for t in times {
-            let path = format!("/api/v1/query?query={}&time={t}.5", urlencode(q));
-            let (mut a, mut p) = (query_rows(&argus.url(), &path), query_rows(&prom, &path));
-            if q.starts_with("topk") || q.starts_with("bottomk") {
-                a = a.map(values_only);
-                p = p.map(values_only);
-            }
-            compared += 1;
-            match (a, p) {
-                (Ok(a), Ok(p)) => {
-                    let same = a.len() == p.len()
-                        && a.iter()
-                            .all(|(k, v)| p.get(k).is_some_and(|w| close(*v, *w)));
-                    if !same {
-                        let diff: Vec<_> = a
-                            .iter()
-                            .filter(|(k, v)| !p.get(*k).is_some_and(|w| close(**v, *w)))
-                            .take(2)
-                            .collect();
-                        mismatches.push(format!(
-                            "{q} @ {t}: argus {} rows, prometheus {} rows; first differences {diff:?} vs {:?}",
-                            a.len(),
-                            p.len(),
-                            diff.iter().map(|(k, _)| p.get(*k)).collect::<Vec<_>>()
-                        ));
-                    }
-                }
-                (Err(a), Err(p)) => {
-                    if a.split(' ').next() != p.split(' ').next() {
-                        mismatches
-                            .push(format!("{q} @ {t}: argus error {a}, prometheus error {p}"));
-                    }
-                }
-                (a, p) => mismatches.push(format!("{q} @ {t}: argus {a:?}, prometheus {p:?}")),
-            }
-        }
+        let mut paths: Vec<(String, String)> = times
+            .iter()
+            .map(|t| {
+                (
+                    format!("{q} @ {t}"),
+                    format!("/api/v1/query?query={}&time={t}.5", urlencode(q)),
+                )
+            })
+            .collect();
         // And as a range query over the last hour at a 1m step.
-        let path = format!(
-            "/api/v1/query_range?query={}&start={}.5&end={}.5&step=60",
-            urlencode(q),
-            end - 3600 - 7,
-            end - 7
-        );
-        compared += 1;
-        let (mut a, mut p) = (query_rows(&argus.url(), &path), query_rows(&prom, &path));
-        if q.starts_with("topk") || q.starts_with("bottomk") {
-            a = a.map(values_only);
-            p = p.map(values_only);
-        }
-        match (a, p) {
-            (Ok(a), Ok(p)) => {
-                let same = a.len() == p.len()
-                    && a.iter()
-                        .all(|(k, v)| p.get(k).is_some_and(|w| close(*v, *w)));
-                if !same {
-                    mismatches.push(format!(
-                        "range {q}: argus {} rows, prometheus {} rows",
-                        a.len(),
-                        p.len()
-                    ));
-                }
+        paths.push((
+            format!("range {q}"),
+            format!(
+                "/api/v1/query_range?query={}&start={}.5&end={}.5&step=60",
+                urlencode(q),
+                end - 3600 - 7,
+                end - 7
+            ),
+        ));
+        for (what, path) in paths {
+            compared += 1;
+            if let Some(m) = compare_one(q, &argus.url(), &prom, &path) {
+                mismatches.push(format!("{what}: {m}"));
             }
-            (Err(_), Err(_)) => {}
-            (a, p) => mismatches.push(format!(
-                "range {q}: argus {:?}, prometheus {:?}",
-                a.map(|r| r.len()),
-                p.map(|r| r.len())
-            )),
         }
     }
     eprintln!(

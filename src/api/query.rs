@@ -226,6 +226,16 @@ fn time_or(
     }
 }
 
+/// The `timeout` and `lookback_delta` parameters both query endpoints take.
+fn exec_params(p: &[(String, String)]) -> Result<(Option<Duration>, QueryOptions), QueryApiError> {
+    Ok((
+        duration_param(p, "timeout")?,
+        QueryOptions {
+            lookback_delta: duration_param(p, "lookback_delta")?,
+        },
+    ))
+}
+
 fn query_param(p: &[(String, String)]) -> Result<Query, QueryApiError> {
     let text = get_one(p, "query").unwrap_or("");
     Query::parse(text).map_err(|e| QueryApiError::bad(format!("invalid parameter \"query\": {e}")))
@@ -270,10 +280,7 @@ pub(crate) async fn instant(
     let go = async {
         let q = query_param(&p)?;
         let t = time_or(&p, "time", now_millis())?;
-        let timeout = duration_param(&p, "timeout")?;
-        let opts = QueryOptions {
-            lookback_delta: duration_param(&p, "lookback_delta")?,
-        };
+        let (timeout, opts) = exec_params(&p)?;
         run(&st, move |e, h| e.instant(h, &q, t, &opts), timeout).await
     };
     match go.await {
@@ -324,10 +331,7 @@ pub(crate) async fn range(
             ));
         }
         let q = query_param(&p)?;
-        let timeout = duration_param(&p, "timeout")?;
-        let opts = QueryOptions {
-            lookback_delta: duration_param(&p, "lookback_delta")?,
-        };
+        let (timeout, opts) = exec_params(&p)?;
         run(
             &st,
             move |e, h| e.range(h, &q, start, end, step_ms, &opts),

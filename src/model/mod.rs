@@ -56,6 +56,25 @@ pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// Prometheus's float comparison with relative tolerance `eps`: NaN equals
+/// NaN, the stale marker only equals itself, and values near zero compare
+/// against the smallest normal float.
+pub fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    if is_stale_nan(a) || is_stale_nan(b) {
+        return is_stale_nan(a) && is_stale_nan(b);
+    }
+    if (a.is_nan() && b.is_nan()) || a == b {
+        return true;
+    }
+    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < eps * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
 /// Current wall-clock time in milliseconds.
 pub fn now_millis() -> Timestamp {
     std::time::SystemTime::now()

@@ -408,17 +408,7 @@ fn vector_vector(
     let mut result_cache: HashMap<(Labels, Labels), Labels> = HashMap::new();
     let args = [Val::Vector(l), Val::Vector(r)];
     let out = ev.range_eval(&args, |ev, _, a| {
-        let (
-            StepArg::Vector {
-                series: ls,
-                els: le,
-            },
-            StepArg::Vector {
-                series: rs,
-                els: re,
-            },
-        ) = (&a[0], &a[1])
-        else {
+        let (Some((ls, le)), Some((rs, re))) = (a[0].vector(), a[1].vector()) else {
             return Ok(Vec::new());
         };
         // The "many" side is iterated, the "one" side indexed.
@@ -625,17 +615,7 @@ fn set_op(
     let rsig: Vec<Labels> = r.iter().map(|s| signature(&s.labels, matching)).collect();
     let args = [Val::Vector(l), Val::Vector(r)];
     let out = ev.range_eval(&args, |_, _, a| {
-        let (
-            StepArg::Vector {
-                series: ls,
-                els: le,
-            },
-            StepArg::Vector {
-                series: rs,
-                els: re,
-            },
-        ) = (&a[0], &a[1])
-        else {
+        let (Some((ls, le)), Some((rs, re))) = (a[0].vector(), a[1].vector()) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();

@@ -65,6 +65,16 @@ pub(crate) enum StepArg<'a> {
     String,
 }
 
+impl<'a> StepArg<'a> {
+    /// The series and this step's elements, if the argument is a vector.
+    pub fn vector(&self) -> Option<(&'a [Series], &'a [El])> {
+        match self {
+            StepArg::Vector { series, els } => Some((series, els)),
+            _ => None,
+        }
+    }
+}
+
 /// One output element of a step.
 pub(crate) struct Out {
     pub labels: Labels,

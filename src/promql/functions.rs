@@ -534,26 +534,41 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> Result<Val, QueryErr
             "invalid destination label name in label_replace(): {dst}"
         )));
     }
-    let Val::Vector(mut ss) = ev.eval(args[0])? else {
+    let Val::Vector(ss) = ev.eval(args[0])? else {
         return Err(QueryError::Execution(
             "label_replace expects an instant vector".into(),
         ));
     };
-    for s in ss.iter_mut() {
-        let v = s.labels.get(src).unwrap_or("").to_string();
-        if let Some(caps) = re.captures(&v) {
+    set_label(ss, dst, |l| {
+        let v = l.get(src).unwrap_or("");
+        re.captures(v).map(|caps| {
             let mut res = String::new();
             caps.expand(repl, &mut res);
-            let mut b = s.labels.builder();
-            if res.is_empty() {
-                b.del(dst);
-            } else {
-                b.set_str(dst, &res);
-            }
-            s.labels = b.build();
-            if dst == METRIC_NAME {
-                s.drop_name = false;
-            }
+            res
+        })
+    })
+}
+
+/// Sets `dst` on every series to what `value` returns (an empty value
+/// deletes it; `None` leaves the series alone), then merges series that
+/// now share a label set. Setting `__name__` keeps the name a function
+/// would otherwise drop.
+fn set_label(
+    mut ss: Vec<Series>,
+    dst: &str,
+    value: impl Fn(&Labels) -> Option<String>,
+) -> Result<Val, QueryError> {
+    for s in ss.iter_mut() {
+        let Some(v) = value(&s.labels) else { continue };
+        let mut b = s.labels.builder();
+        if v.is_empty() {
+            b.del(dst);
+        } else {
+            b.set_str(dst, &v);
+        }
+        s.labels = b.build();
+        if dst == METRIC_NAME {
+            s.drop_name = false;
         }
     }
     Ok(Val::Vector(merge_same_labelset(ss)?))
@@ -571,29 +586,19 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> Result<Val, QueryError>
             "invalid destination label name in label_join(): {dst}"
         )));
     }
-    let Val::Vector(mut ss) = ev.eval(args[0])? else {
+    let Val::Vector(ss) = ev.eval(args[0])? else {
         return Err(QueryError::Execution(
             "label_join expects an instant vector".into(),
         ));
     };
-    for s in ss.iter_mut() {
-        let joined = srcs
-            .iter()
-            .map(|n| s.labels.get(n).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join(sep);
-        let mut b = s.labels.builder();
-        if joined.is_empty() {
-            b.del(dst);
-        } else {
-            b.set_str(dst, &joined);
-        }
-        s.labels = b.build();
-        if dst == METRIC_NAME {
-            s.drop_name = false;
-        }
-    }
-    Ok(Val::Vector(merge_same_labelset(ss)?))
+    set_label(ss, dst, |l| {
+        Some(
+            srcs.iter()
+                .map(|n| l.get(n).unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(sep),
+        )
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1381,22 +1386,6 @@ struct Bucket {
     count: f64,
 }
 
-fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
-        return diff < eps * min_normal;
-    }
-    diff / abs_sum.min(f64::MAX) < eps
-}
-
 fn sort_coalesce(buckets: &mut Vec<Bucket>) {
     buckets.sort_by(|a, b| {
         a.upper
@@ -1441,7 +1430,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool, f64, f64, f
         if cur == prev {
             continue;
         }
-        if almost_equal(prev, cur, 1e-12) {
+        if crate::model::almost_equal(prev, cur, 1e-12) {
             b.count = prev;
             continue;
         }

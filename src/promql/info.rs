@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use promql_parser::parser::{Call, Expr};
 
 use super::QueryError;
-use super::eval::{Evaluator, Out, StepArg, Val, offset_ms};
+use super::eval::{Evaluator, Out, Val, offset_ms};
 use super::value::{Point, Series};
 use crate::model::{Labels, METRIC_NAME, MatchOp, Matcher, is_stale_nan};
 
@@ -147,17 +147,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, c: &Call) -> Result<Val, QueryError> 
     let all_match_empty = data.values().flatten().all(|m| m.matches(""));
     let args_v = [Val::Vector(base), Val::Vector(info)];
     let out = ev.range_eval(&args_v, |_, _, a| {
-        let (
-            StepArg::Vector {
-                series: bs,
-                els: be,
-            },
-            StepArg::Vector {
-                series: is,
-                els: ie,
-            },
-        ) = (&a[0], &a[1])
-        else {
+        let (Some((bs, be)), Some((is, ie))) = (a[0].vector(), a[1].vector()) else {
             return Ok(Vec::new());
         };
         // The newest info sample per signature; its value is the sample's

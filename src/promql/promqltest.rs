@@ -514,23 +514,7 @@ fn to_nhcb(
 
 /// Prometheus's float comparison for test results.
 fn almost_equal(a: f64, b: f64) -> bool {
-    let eps = 1e-6;
-    if crate::model::is_stale_nan(a) || crate::model::is_stale_nan(b) {
-        return crate::model::is_stale_nan(a) && crate::model::is_stale_nan(b);
-    }
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
-        return diff < eps * min_normal;
-    }
-    diff / abs_sum.min(f64::MAX) < eps
+    crate::model::almost_equal(a, b, 1e-6)
 }
 
 /// The script runner: a fresh store per script, the engine configured as
