@@ -233,10 +233,16 @@ impl MemSeries {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn restore(&self, frozen: Vec<FrozenChunk>, head: XorChunk) {
+    pub(crate) fn restore(
+        &self,
+        frozen: Vec<FrozenChunk>,
+        head: XorChunk,
+        hists: Vec<(i64, Arc<FloatHistogram>)>,
+    ) {
         let mut d = self.lock();
         d.frozen = frozen;
         d.head = head;
+        d.hists = hists;
     }
 }
 

@@ -1,7 +1,8 @@
 //! Crash-safe snapshots of the head.
 //!
-//! Layout: magic `ARGUSSNP`, format version (u32 LE), then series records,
-//! then a CRC-32 of everything before it. Written to a temporary file,
+//! Layout: magic `ARGUSSNP`, format version (u32 LE), then series records
+//! (labels, frozen chunks, the open chunk, and since version 2 the native
+//! histogram samples), then a CRC-32 of everything before it. Written to a temporary file,
 //! fsynced, renamed over the old snapshot and the directory fsynced, so a
 //! crash at any point leaves either the old or the new snapshot, whole.
 
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use super::StorageError;
 use super::chunk::{FrozenChunk, XorChunk};
 use super::head::Head;
+use crate::model::histogram::{CounterResetHint, FloatHistogram};
 use crate::model::{Label, Labels};
 
 const MAGIC: &[u8; 8] = b"ARGUSSNP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// File name of the snapshot inside the storage directory.
 pub const FILE_NAME: &str = "head.snapshot";
 
@@ -46,6 +48,32 @@ impl<W: Write> Write for CrcWriter<W> {
 fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
     w.write_all(&(b.len() as u32).to_le_bytes())?;
     w.write_all(b)
+}
+
+fn put_histogram(w: &mut impl Write, h: &FloatHistogram) -> std::io::Result<()> {
+    w.write_all(&h.schema.to_le_bytes())?;
+    for f in [h.zero_threshold, h.zero_count, h.count, h.sum] {
+        w.write_all(&f.to_le_bytes())?;
+    }
+    let hint: u8 = match h.counter_reset_hint {
+        CounterResetHint::Unknown => 0,
+        CounterResetHint::Reset => 1,
+        CounterResetHint::NotReset => 2,
+        CounterResetHint::Gauge => 3,
+    };
+    w.write_all(&[hint])?;
+    for side in [&h.positive, &h.negative] {
+        w.write_all(&(side.len() as u32).to_le_bytes())?;
+        for (i, c) in side {
+            w.write_all(&i.to_le_bytes())?;
+            w.write_all(&c.to_le_bytes())?;
+        }
+    }
+    w.write_all(&(h.custom_values.len() as u32).to_le_bytes())?;
+    for v in &h.custom_values {
+        w.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
 }
 
 /// Summary of a written or loaded snapshot.
@@ -92,6 +120,12 @@ pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
         }
         w.write_all(&d.head.len().to_le_bytes()).map_err(io)?;
         put_bytes(&mut w, d.head.bytes()).map_err(io)?;
+        w.write_all(&(d.hists.len() as u32).to_le_bytes())
+            .map_err(io)?;
+        for (t, h) in &d.hists {
+            w.write_all(&t.to_le_bytes()).map_err(io)?;
+            put_histogram(&mut w, h).map_err(io)?;
+        }
     }
     let crc = w.crc.clone().finalize();
     let mut inner = w.inner;
@@ -138,6 +172,50 @@ impl<'a> Reader<'a> {
     fn i64(&mut self) -> Option<i64> {
         Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
+    fn f64(&mut self) -> Option<f64> {
+        Some(f64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn histogram(&mut self) -> Option<FloatHistogram> {
+        let schema = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        let (zero_threshold, zero_count, count, sum) =
+            (self.f64()?, self.f64()?, self.f64()?, self.f64()?);
+        let counter_reset_hint = match self.take(1)?[0] {
+            0 => CounterResetHint::Unknown,
+            1 => CounterResetHint::Reset,
+            2 => CounterResetHint::NotReset,
+            3 => CounterResetHint::Gauge,
+            _ => return None,
+        };
+        let mut sides = [Vec::new(), Vec::new()];
+        for side in sides.iter_mut() {
+            let n = self.u32()? as usize;
+            // Each bucket takes 12 bytes; a count past the data is damage.
+            if n > self.b.len() / 12 {
+                return None;
+            }
+            for _ in 0..n {
+                let i = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
+                side.push((i, self.f64()?));
+            }
+        }
+        let n = self.u32()? as usize;
+        if n > self.b.len() / 8 {
+            return None;
+        }
+        let custom_values = (0..n).map(|_| self.f64()).collect::<Option<Vec<_>>>()?;
+        let [positive, negative] = sides;
+        Some(FloatHistogram {
+            schema,
+            zero_threshold,
+            zero_count,
+            count,
+            sum,
+            positive,
+            negative,
+            custom_values,
+            counter_reset_hint,
+        })
+    }
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
         self.take(n)
@@ -171,7 +249,7 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
     }
     let mut r = Reader { b: body, pos: 8 };
     let version = r.u32().ok_or_else(|| err(&path, "truncated header"))?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(err(
             &path,
             format!("unsupported snapshot version {version}"),
@@ -209,8 +287,16 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
         } else {
             XorChunk::from_bytes(hb, hc).ok_or_else(bad)?
         };
+        let mut hists = Vec::new();
+        if version >= 2 {
+            let nh = r.u32().ok_or_else(bad)?;
+            for _ in 0..nh {
+                let t = r.i64().ok_or_else(bad)?;
+                hists.push((t, Arc::new(r.histogram().ok_or_else(bad)?)));
+            }
+        }
         let s = head.get_or_create(&labels).map_err(|_| bad())?;
-        s.restore(frozen, open);
+        s.restore(frozen, open, hists);
     }
     if r.pos != body.len() {
         return Err(err(&path, "trailing bytes after the last series"));
@@ -264,11 +350,38 @@ mod tests {
                 a.append(&l, i * 1000, (i * s) as f64).unwrap();
             }
         }
+        // A series of native histograms, with a custom-bucket one last.
+        let hl = Labels::from_pairs([("__name__", "h")]);
+        let exp = FloatHistogram {
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: 2.0,
+            count: 9.0,
+            sum: -3.5,
+            positive: vec![(0, 1.0), (3, 2.0)],
+            negative: vec![(-2, 4.0)],
+            ..Default::default()
+        };
+        let nhcb = FloatHistogram {
+            schema: crate::model::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: 3.0,
+            sum: 7.0,
+            positive: vec![(0, 1.0), (1, 2.0)],
+            custom_values: vec![0.5],
+            counter_reset_hint: CounterResetHint::Gauge,
+            ..Default::default()
+        };
+        a.append_histogram(&hl, 1_000, Arc::new(exp)).unwrap();
+        a.append_histogram(&hl, 2_000, Arc::new(nhcb)).unwrap();
         a.commit();
         let info = write(&head, dir.path()).unwrap();
-        assert_eq!(info.series, 20);
+        assert_eq!(info.series, 21);
         let (back, _) = load(dir.path()).unwrap();
         assert_eq!(back.select(&[], 0, i64::MAX), head.select(&[], 0, i64::MAX));
+        let h = crate::model::Matcher::new(crate::model::MatchOp::Equal, "__name__", "h").unwrap();
+        let got = back.select(&[h], 0, i64::MAX);
+        assert_eq!(got[0].histograms.len(), 2);
+        assert_eq!(got[0].histograms[1].1.custom_values, vec![0.5]);
         // The restored open chunk keeps taking appends.
         let mut a = back.appender();
         let l = Labels::from_pairs([("__name__", "m"), ("s", "3")]);
@@ -316,5 +429,34 @@ mod tests {
                 let _ = load(dir.path());
             }
         }
+    }
+
+    #[test]
+    fn version_one_snapshots_still_load() {
+        // A version 1 file: one series `{__name__="old"}` with one sample
+        // in its open chunk and no histogram section.
+        let mut c = XorChunk::new();
+        c.append(5_000, 2.5);
+        let mut body = Vec::new();
+        body.extend_from_slice(MAGIC);
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&1u64.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        put_bytes(&mut body, b"__name__").unwrap();
+        put_bytes(&mut body, b"old").unwrap();
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&c.len().to_le_bytes());
+        put_bytes(&mut body, c.bytes()).unwrap();
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), &body).unwrap();
+        let (h, info) = load(dir.path()).unwrap();
+        assert_eq!(info.series, 1);
+        let got = h.select(&[], 0, i64::MAX);
+        assert_eq!(
+            got[0].samples,
+            vec![crate::model::Sample { t: 5_000, v: 2.5 }]
+        );
     }
 }
