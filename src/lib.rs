@@ -14,3 +14,4 @@ pub mod promql;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;
+pub mod template;
