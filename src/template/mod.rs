@@ -4,9 +4,10 @@
 //! A parser (`parse`) and an evaluator with output and step limits. The
 //! built-in functions are Go's (`and or not len index print printf println
 //! eq ne lt le gt ge html js urlquery`); callers add their own function sets
-//! (Prometheus's humanize family is added by the rule evaluator).
+//! (Prometheus's set is in [`prometheus`]).
 
 mod parse;
+pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -57,6 +58,11 @@ impl Value {
             Value::Float(f) => Some(*f),
             _ => None,
         }
+    }
+
+    /// `.name` of a map value (for function implementations).
+    pub fn field_pub(&self, name: &str) -> Result<Value, String> {
+        self.field(name)
     }
 
     fn field(&self, name: &str) -> Result<Value, String> {
