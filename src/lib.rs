@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod promql;
+pub mod rules;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;

@@ -106,11 +106,40 @@ enum CheckCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate rule files as `promtool check rules` does; errors are
+    /// printed as FILE:LINE:COL: group "g", rule N, "name": message.
+    Rules {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Metric and label name rules: `utf8` (Prometheus 3) or `legacy`.
+        #[arg(long = "validation-scheme", value_enum, default_value = "utf8")]
+        scheme: Scheme,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scheme {
+    Utf8,
+    Legacy,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Check {
+            what: CheckCmd::Rules { files, scheme },
+        } => {
+            let names = match scheme {
+                Scheme::Utf8 => argus::rules::NameValidation::Utf8,
+                Scheme::Legacy => argus::rules::NameValidation::Legacy,
+            };
+            if cli::check_rules(&files, names) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Cmd::Check {
             what: CheckCmd::Config { files },
         } => {

@@ -1,4 +1,5 @@
-//! Subcommands: `run` (the daemon), `check config` and `import openmetrics`.
+//! Subcommands: `run` (the daemon), `check config`, `check rules` and
+//! `import openmetrics`.
 
 mod import;
 mod run;
@@ -9,6 +10,32 @@ pub use run::{RunError, RunOptions, run};
 use std::path::Path;
 
 use crate::config::Config;
+
+/// Checks rule files as `promtool check rules` does: prints
+/// `Checking FILE` and `SUCCESS: N rules found` or `FAILED:` with each
+/// error as `FILE:LINE:COL: group "g", rule N, "name": message`. Returns
+/// true if all are valid.
+pub fn check_rules(files: &[std::path::PathBuf], names: crate::rules::NameValidation) -> bool {
+    let mut ok = true;
+    for f in files {
+        println!("Checking {}", f.display());
+        match crate::rules::load_rule_file(f, names) {
+            Ok(rf) => {
+                let n: usize = rf.groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {n} rules found\n");
+            }
+            Err(errs) => {
+                ok = false;
+                println!("  FAILED:");
+                for e in errs {
+                    eprintln!("{e}");
+                }
+                println!();
+            }
+        }
+    }
+    ok
+}
 
 /// Checks config files; prints each error as `FILE:LINE:COL: path: message`
 /// on stderr. Returns true if all are valid.

@@ -388,6 +388,33 @@ fn unsupported_message(path: &str, field: &str) -> Option<String> {
     known.then(|| format!("{field:?} is a Prometheus setting that argus does not support"))
 }
 
+/// Splits a YAML deserialization error into its position, the key path
+/// there, and the message without the library's source snippet.
+pub fn yaml_error_parts(
+    e: &serde_saphyr::Error,
+    positions: &Positions,
+) -> (Option<Pos>, String, String) {
+    let pos = e.location().map(|l| Pos {
+        line: l.line() as usize,
+        col: l.column() as usize,
+    });
+    let raw = e.to_string();
+    // The library prints a source snippet after the first line.
+    let first = raw.lines().next().unwrap_or(&raw);
+    let body = first.strip_prefix("error: ").unwrap_or(first);
+    let msg = body
+        .strip_prefix("line ")
+        .and_then(|r| r.split_once(": "))
+        .map(|(_, m)| m)
+        .unwrap_or(body)
+        .to_string();
+    let path = pos
+        .and_then(|p| positions.path_at(p))
+        .unwrap_or("")
+        .to_string();
+    (pos, path, msg)
+}
+
 /// The built-in config used when `argus run` has no `--config`: scrape
 /// argus's own /metrics every 15 s.
 pub fn embedded_default(listen: &str) -> String {
@@ -427,24 +454,7 @@ impl Config {
             Config::default()
         } else {
             serde_saphyr::from_str(src).map_err(|e| {
-                let pos = e.location().map(|l| Pos {
-                    line: l.line() as usize,
-                    col: l.column() as usize,
-                });
-                let raw = e.to_string();
-                // The library prints a source snippet after the first line.
-                let first = raw.lines().next().unwrap_or(&raw);
-                let body = first.strip_prefix("error: ").unwrap_or(first);
-                let msg = body
-                    .strip_prefix("line ")
-                    .and_then(|r| r.split_once(": "))
-                    .map(|(_, m)| m)
-                    .unwrap_or(body)
-                    .to_string();
-                let path = pos
-                    .and_then(|p| positions.path_at(p))
-                    .unwrap_or("")
-                    .to_string();
+                let (pos, path, msg) = yaml_error_parts(&e, &positions);
                 let msg = match msg
                     .strip_prefix("unknown field `")
                     .and_then(|r| r.split_once('`'))
