@@ -1,11 +1,15 @@
-//! Alerting and recording rules: rule files (`file`), and, as the rule
-//! evaluation issue lands, group evaluation, the alert state machine and
-//! its persistence.
+//! Alerting and recording rules: rule files (`file`), template expansion
+//! (`expand`) and group evaluation with the alert state machine (`group`).
+//! Scheduling, persistence and sending come with the rule evaluation issue.
 
 mod expand;
 mod file;
+mod group;
 
 pub use expand::{AlertData, expand_alert_template};
+pub use group::{
+    Alert, AlertState, AlertingRule, EvalEnv, Group, RESOLVED_RETENTION_MS, RecordingRule, Rule,
+};
 
 pub use file::{
     NameValidation, RuleError, RuleFile, RuleGroup, RuleNode, load_rule_file, parse_rule_file,
