@@ -2,6 +2,7 @@
 //! read API (targets, series, labels, status) and federation.
 
 mod query;
+mod rules;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The PromQL engine; its lookback also bounds federation.
     pub engine: Arc<crate::promql::Engine>,
+    /// Rule groups and their alerts.
+    pub rules: Arc<crate::rules::RuleManager>,
 }
 
 /// Builds the router.
@@ -75,6 +78,8 @@ pub fn router(state: ApiState) -> Router {
             get(query::format).post(query::format),
         )
         .route("/api/v1/parse_query", get(query::parse).post(query::parse))
+        .route("/api/v1/rules", get(rules::rules).post(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/metadata", get(metadata))
         .route(
             "/api/v1/query_exemplars",

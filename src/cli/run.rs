@@ -48,6 +48,9 @@ pub enum RunError {
     /// A job could not start.
     #[error(transparent)]
     Scrape(#[from] crate::scrape::manager::ManagerError),
+    /// Rule files are invalid.
+    #[error(transparent)]
+    Rules(crate::rules::RulesError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -56,6 +59,7 @@ pub enum RunError {
 struct Reloader {
     source: ConfigSource,
     manager: Arc<ScrapeManager>,
+    rules: Arc<crate::rules::RuleManager>,
     config: Arc<RwLock<LoadedConfig>>,
     metrics: Arc<Metrics>,
     lock: tokio::sync::Mutex<()>,
@@ -65,11 +69,16 @@ impl Reloader {
     async fn reload(&self) -> Result<(), String> {
         let _g = self.lock.lock().await;
         let res = match self.source.load() {
-            Ok(cfg) => self
-                .manager
-                .apply(&cfg)
-                .map(|_| cfg)
-                .map_err(|e| e.to_string()),
+            // Rules first: a bad rule file refuses the whole reload before
+            // anything changed.
+            Ok(cfg) => match self.rules.apply(&cfg) {
+                Ok(_) => self
+                    .manager
+                    .apply(&cfg)
+                    .map(|_| cfg)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) => Err(e.to_string()),
         };
         match res {
@@ -182,6 +191,13 @@ pub async fn run(
             error,
         })?;
     let local: SocketAddr = listener.local_addr().map_err(RunError::Serve)?;
+    let engine = Arc::new(crate::promql::Engine::new(opts.engine.clone()));
+    let rules = Arc::new(crate::rules::RuleManager::new(
+        engine.clone(),
+        head.clone(),
+        clock.clone(),
+    ));
+    rules.apply(&cfg).map_err(RunError::Rules)?;
     manager.apply(&cfg)?;
     metrics.config_last_reload_successful.set(1);
     metrics
@@ -197,6 +213,7 @@ pub async fn run(
     let reloader = Arc::new(Reloader {
         source,
         manager: manager.clone(),
+        rules: rules.clone(),
         config: config.clone(),
         metrics: metrics.clone(),
         lock: tokio::sync::Mutex::new(()),
@@ -214,7 +231,8 @@ pub async fn run(
         config,
         reload,
         ready: ready.clone(),
-        engine: Arc::new(crate::promql::Engine::new(opts.engine.clone())),
+        engine,
+        rules: rules.clone(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -277,7 +295,8 @@ pub async fn run(
     });
     let served = server.await;
     ready.store(false, Ordering::Relaxed);
-    // Cancel in-flight scrapes, then persist what we have.
+    // Stop rule groups and in-flight scrapes, then persist what we have.
+    rules.stop();
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
     write_snapshot(head.clone(), opts.storage_path.clone(), metrics.clone()).await;
     tracing::info!("stopped");

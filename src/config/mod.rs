@@ -65,6 +65,9 @@ pub struct Config {
     /// What to scrape.
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Rule files (globs, relative to the config file's directory).
+    #[serde(default)]
+    pub rule_files: Vec<String>,
 }
 
 /// `global:`
@@ -328,7 +331,6 @@ pub const RELABEL_ACTIONS: &[&str] = &[
 /// Keys Prometheus accepts that argus refuses, by section, so the error can
 /// say "not supported" rather than "unknown".
 const PROM_TOP_LEVEL: &[&str] = &[
-    "rule_files",
     "scrape_config_files",
     "alerting",
     "remote_write",
@@ -510,6 +512,7 @@ impl Config {
                 *p = base.join(&*p).display().to_string();
             }
         };
+        self.rule_files.iter_mut().for_each(fix);
         for sc in &mut self.scrape_configs {
             for f in &mut sc.file_sd_configs {
                 f.files.iter_mut().for_each(fix);

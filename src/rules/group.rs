@@ -239,6 +239,24 @@ fn write_with_staleness(
 }
 
 impl RecordingRule {
+    pub(crate) fn same_definition(&self, o: &RecordingRule) -> bool {
+        self.name == o.name && self.query.text() == o.query.text() && self.labels == o.labels
+    }
+
+    pub(crate) fn take_state_from(&mut self, o: &mut RecordingRule) {
+        self.written = std::mem::take(&mut o.written);
+    }
+
+    /// The expression as written.
+    pub fn expr(&self) -> &str {
+        self.query.text()
+    }
+
+    /// Labels added to results.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
     fn eval(&mut self, env: &EvalEnv<'_>, at: i64, limit: usize) -> Result<(), String> {
         let rows = instant_vector(env, &self.query, at)?;
         let mut out = Vec::with_capacity(rows.len());
@@ -274,6 +292,40 @@ impl RecordingRule {
 }
 
 impl AlertingRule {
+    pub(crate) fn same_definition(&self, o: &AlertingRule) -> bool {
+        self.name == o.name && self.query.text() == o.query.text()
+    }
+
+    pub(crate) fn take_state_from(&mut self, o: &mut AlertingRule) {
+        self.active = std::mem::take(&mut o.active);
+        self.written = std::mem::take(&mut o.written);
+    }
+
+    /// The expression as written.
+    pub fn expr(&self) -> &str {
+        self.query.text()
+    }
+
+    /// `for` in ms.
+    pub fn for_ms(&self) -> i64 {
+        self.for_ms
+    }
+
+    /// `keep_firing_for` in ms.
+    pub fn keep_firing_for_ms(&self) -> i64 {
+        self.keep_firing_for_ms
+    }
+
+    /// Label templates.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// Annotation templates.
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
     fn eval(&mut self, env: &EvalEnv<'_>, ts: i64, at: i64, limit: usize) -> Result<(), String> {
         let rows = instant_vector(env, &self.query, at)?;
         let now_s = ts as f64 / 1000.0;

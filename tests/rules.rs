@@ -1,0 +1,117 @@
+//! Rule evaluation in a real argus: recording rules, the alert lifecycle,
+//! the rules and alerts API, reloads that keep alert state, and rule file
+//! errors at start.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn setup(dir: &std::path::Path, target: &Target) -> String {
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: api\n    interval: 1s\n    rules:\n      - record: job:queue_depth:max\n        expr: max by (job) (queue_depth)\n      - alert: QueueBacklog\n        expr: job:queue_depth:max > 10\n        for: 2s\n        labels: {severity: page}\n        annotations: {summary: '{{ $labels.job }} backlog {{ $value }}'}\n",
+    )
+    .unwrap();
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['rules.yml']\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+        target.addr()
+    )
+}
+
+fn alerts(a: &Argus) -> Vec<Value> {
+    a.api("/api/v1/alerts")["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn alerts_go_pending_then_firing_and_survive_a_reload() {
+    let t = Target::text("queue_depth{queue=\"a\"} 3\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = setup(tmp.path(), &t);
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    // The recording rule writes its series.
+    wait_for(15, "recording rule output", || {
+        let d = a.api(&format!(
+            "/api/v1/query?query={}",
+            urlencode("job:queue_depth:max")
+        ));
+        (d["result"][0]["value"][1] == "3").then_some(())
+    });
+    assert!(alerts(&a).is_empty());
+    t.set_text("queue_depth{queue=\"a\"} 42\n");
+    let pending = wait_for(15, "pending alert", || {
+        alerts(&a).into_iter().find(|x| x["state"] == "pending")
+    });
+    assert_eq!(pending["labels"]["alertname"], "QueueBacklog");
+    assert_eq!(pending["labels"]["severity"], "page");
+    assert_eq!(pending["labels"]["job"], "worker");
+    assert_eq!(pending["annotations"]["summary"], "worker backlog 42");
+    assert_eq!(pending["value"], "4.2e+01");
+    let firing = wait_for(15, "firing alert", || {
+        alerts(&a).into_iter().find(|x| x["state"] == "firing")
+    });
+    // ALERTS is queryable.
+    let d = a.api(&format!(
+        "/api/v1/query?query={}",
+        urlencode("ALERTS{alertstate=\"firing\"}")
+    ));
+    assert_eq!(d["result"][0]["metric"]["alertname"], "QueueBacklog");
+    // The rules API in Prometheus's shape.
+    let r = a.api("/api/v1/rules");
+    let g = &r["groups"][0];
+    assert_eq!(g["name"], "api");
+    assert_eq!(g["interval"], 1.0);
+    assert_eq!(g["rules"][0]["type"], "recording");
+    assert_eq!(g["rules"][1]["type"], "alerting");
+    assert_eq!(g["rules"][1]["state"], "firing");
+    assert_eq!(g["rules"][1]["duration"], 2.0);
+    assert_eq!(g["rules"][1]["health"], "ok");
+    let only_alerts = a.api("/api/v1/rules?type=alert&exclude_alerts=true");
+    assert_eq!(
+        only_alerts["groups"][0]["rules"].as_array().unwrap().len(),
+        1
+    );
+    assert!(only_alerts["groups"][0]["rules"][0].get("alerts").is_none());
+    // A reload with the same rules keeps the alert firing since the same time.
+    a.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = alerts(&a);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["state"], "firing");
+    assert_eq!(after[0]["activeAt"], firing["activeAt"]);
+    // Resolving: the alert leaves the API once the condition clears.
+    t.set_text("queue_depth{queue=\"a\"} 1\n");
+    wait_for(15, "alert resolved", || alerts(&a).is_empty().then_some(()));
+}
+
+#[test]
+fn a_bad_rule_file_stops_startup_with_its_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(\n",
+    )
+    .unwrap();
+    let cfg = tmp.path().join("argus.yml");
+    std::fs::write(&cfg, "rule_files: ['rules.yml']\nscrape_configs: []\n").unwrap();
+    let out = std::process::Command::new(argus_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args([
+            "--web.listen-address",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .arg("--storage.path")
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rules.yml:5:9: group \"g\", rule 1, \"A\": could not parse expression"),
+        "{err}"
+    );
+}
