@@ -114,4 +114,13 @@ fn a_bad_rule_file_stops_startup_with_its_position() {
         err.contains("rules.yml:5:9: group \"g\", rule 1, \"A\": could not parse expression"),
         "{err}"
     );
+    // `argus check config` checks the rule files the config names.
+    let out = std::process::Command::new(argus_bin())
+        .args(["check", "config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rules.yml:5:9: group \"g\", rule 1"), "{err}");
 }

@@ -43,11 +43,20 @@ pub fn check_config(files: &[std::path::PathBuf]) -> bool {
     let mut ok = true;
     for f in files {
         match Config::load(Path::new(f)) {
-            Ok(c) => println!(
-                "{}: SUCCESS: {} scrape config(s) found",
-                f.display(),
-                c.scrape_configs.len()
-            ),
+            // Rule files the config names are checked too, as promtool
+            // check config does.
+            Ok(c) => match crate::rules::load_groups(&c) {
+                Ok(groups) => println!(
+                    "{}: SUCCESS: {} scrape config(s) and {} rule group(s) found",
+                    f.display(),
+                    c.scrape_configs.len(),
+                    groups.len()
+                ),
+                Err(e) => {
+                    ok = false;
+                    eprintln!("{e}");
+                }
+            },
             Err(errs) => {
                 ok = false;
                 for e in errs.0 {
