@@ -124,3 +124,122 @@ fn a_bad_rule_file_stops_startup_with_its_position() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rules.yml:5:9: group \"g\", rule 1"), "{err}");
 }
+
+/// Milliseconds of an alert's `activeAt`.
+fn active_at(a: &Value) -> i64 {
+    argus::model::parse_rfc3339(a["activeAt"].as_str().unwrap_or("")).unwrap()
+}
+
+fn restart_config(dir: &std::path::Path, target: &Target, rule: &str) -> String {
+    std::fs::write(
+        dir.join("rules.yml"),
+        format!("groups:\n  - name: restart\n    interval: 1s\n    rules:\n{rule}"),
+    )
+    .unwrap();
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['rules.yml']\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+        target.addr()
+    )
+}
+
+/// Prometheus #15175: an alert with a `for` shorter than its restore grace
+/// period comes back pending after a restart and pages again. In argus it
+/// comes back firing, since the same time, before the first evaluation.
+#[test]
+fn a_firing_alert_comes_back_firing_after_a_restart() {
+    let t = Target::text("queue_depth 42\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = restart_config(
+        tmp.path(),
+        &t,
+        "      - alert: Backlog\n        expr: queue_depth > 10\n        for: 1s\n",
+    );
+    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let firing = wait_for(15, "firing alert", || {
+        alerts(&a).into_iter().find(|x| x["state"] == "firing")
+    });
+    let (code, _) = a.stop();
+    assert_eq!(code, Some(0));
+    assert!(tmp.path().join("data/alerts.json").exists());
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    // Right after start, and over the next evaluations: firing, never
+    // pending, since the original time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        let now = alerts(&a);
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_eq!(now[0]["state"], "firing", "{now:?}");
+        assert_eq!(now[0]["activeAt"], firing["activeAt"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Prometheus #16883: restoring alerts whose labels are templates. argus
+/// saves the expanded labels, so the restored alert is the one the next
+/// evaluation produces — also after a crash (SIGKILL), from the state
+/// written within a second of the change.
+#[test]
+fn alerts_with_templated_labels_survive_a_crash() {
+    let t = Target::text("queue_depth{queue=\"billing\"} 42\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = restart_config(
+        tmp.path(),
+        &t,
+        "      - alert: Backlog\n        expr: queue_depth > 10\n        for: 1s\n        labels:\n          severity: '{{ if gt $value 20.0 }}critical{{ else }}warning{{ end }}'\n          queue_upper: '{{ $labels.queue | toUpper }}'\n",
+    );
+    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let firing = wait_for(15, "firing alert", || {
+        alerts(&a).into_iter().find(|x| x["state"] == "firing")
+    });
+    assert_eq!(firing["labels"]["severity"], "critical");
+    assert_eq!(firing["labels"]["queue_upper"], "BILLING");
+    // The state is on disk within the batching second.
+    wait_for(5, "alert state written", || {
+        let s = std::fs::read_to_string(tmp.path().join("data/alerts.json")).ok()?;
+        s.contains("\"state\":\"firing\"").then_some(())
+    });
+    a.kill9();
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    for _ in 0..25 {
+        let now = alerts(&a);
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_eq!(now[0]["state"], "firing");
+        assert_eq!(now[0]["labels"], firing["labels"]);
+        assert_eq!(now[0]["activeAt"], firing["activeAt"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A pending alert keeps its progress towards `for`, but the time argus was
+/// down does not count: `activeAt` moves forward by the downtime.
+#[test]
+fn a_pending_alert_keeps_its_progress_minus_the_downtime() {
+    let t = Target::text("queue_depth 42\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = restart_config(
+        tmp.path(),
+        &t,
+        "      - alert: Backlog\n        expr: queue_depth > 10\n        for: 1h\n",
+    );
+    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let pending = wait_for(15, "pending alert", || {
+        alerts(&a).into_iter().find(|x| x["state"] == "pending")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    a.stop();
+    let down_from = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    let down = down_from.elapsed().as_millis() as i64;
+    let now = alerts(&a);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0]["state"], "pending");
+    let shift = active_at(&now[0]) - active_at(&pending);
+    // At least the 3 s it was stopped; at most the whole downtime plus the
+    // evaluation interval between the last save and the stop.
+    assert!(shift >= 3000, "shifted by {shift} ms");
+    assert!(
+        shift <= down + 1500,
+        "shifted by {shift} ms, down {down} ms"
+    );
+}

@@ -192,11 +192,10 @@ pub async fn run(
         })?;
     let local: SocketAddr = listener.local_addr().map_err(RunError::Serve)?;
     let engine = Arc::new(crate::promql::Engine::new(opts.engine.clone()));
-    let rules = Arc::new(crate::rules::RuleManager::new(
-        engine.clone(),
-        head.clone(),
-        clock.clone(),
-    ));
+    let rules = Arc::new(
+        crate::rules::RuleManager::new(engine.clone(), head.clone(), clock.clone())
+            .with_state_dir(opts.storage_path.clone()),
+    );
     rules.apply(&cfg).map_err(RunError::Rules)?;
     manager.apply(&cfg)?;
     metrics.config_last_reload_successful.set(1);

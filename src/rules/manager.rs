@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::file::{NameValidation, RuleError, load_rule_file};
 use super::group::{EvalEnv, Group, Rule};
+use super::persist::{self, Restored, SavedState};
 use crate::config::Config;
 use crate::model::{Clock, Fnv64};
 use crate::promql::Engine;
@@ -39,6 +40,8 @@ pub struct GroupState {
     pub last_duration: f64,
     /// Errors of the last evaluation by rule name.
     pub errors: BTreeMap<String, String>,
+    /// Fingerprint of the alert states after the last evaluation.
+    fingerprint: u64,
 }
 
 struct Running {
@@ -51,7 +54,74 @@ pub struct RuleManager {
     engine: Arc<Engine>,
     head: Arc<Head>,
     clock: Arc<dyn Clock>,
-    running: Mutex<Vec<Running>>,
+    running: Arc<Mutex<Vec<Running>>>,
+    persist: Option<Arc<Persist>>,
+    /// No evaluation before this time (ms), set by the first `apply`.
+    hold_until: Mutex<Option<i64>>,
+}
+
+/// The longest start-up hold, whatever the scrape intervals.
+const MAX_WARMUP_MS: i64 = 2 * 60 * 1000;
+
+/// How long after start every target has had its first scrape: each loop
+/// starts somewhere within its interval and may take its timeout.
+fn warmup_ms(cfg: &Config) -> i64 {
+    cfg.scrape_configs
+        .iter()
+        .map(|sc| sc.interval().as_millis() + sc.timeout().as_millis())
+        .max()
+        .unwrap_or(0)
+        .min(MAX_WARMUP_MS)
+}
+
+/// Where alert state is kept and what is waiting to be restored.
+struct Persist {
+    dir: std::path::PathBuf,
+    /// Set once the first `apply` has read the saved state.
+    restore_done: std::sync::atomic::AtomicBool,
+    /// Signalled when some group's alert state changed.
+    changed: tokio::sync::Notify,
+    flusher: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+}
+
+impl Persist {
+    /// Writes every group's alerts. Errors are logged: the next change
+    /// tries again, and evaluation must not stop over a full disk.
+    fn save(&self, running: &Mutex<Vec<Running>>, now: i64) {
+        let mut st = SavedState::new(now);
+        {
+            let running = running.lock().unwrap_or_else(|e| e.into_inner());
+            for r in running.iter() {
+                st.add_group(&r.state.lock().unwrap_or_else(|e| e.into_inner()).group);
+            }
+        }
+        if let Err(e) = st.write(&self.dir) {
+            tracing::error!(error = %e, "cannot save alert state");
+        }
+    }
+
+    /// The saved alerts, once: a damaged file is moved aside (so the next
+    /// save does not destroy the evidence) and argus starts without it.
+    fn take_restored(&self, now: i64) -> Option<Restored> {
+        if self
+            .restore_done
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return None;
+        }
+        match persist::load(&self.dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let from = self.dir.join(persist::ALERTS_FILE);
+                let to = self
+                    .dir
+                    .join(format!("{}.corrupt-{}", persist::ALERTS_FILE, now / 1000));
+                let _ = std::fs::rename(&from, &to);
+                tracing::error!(error = %e, moved_to = %to.display(), "cannot read saved alert state; starting without it");
+                None
+            }
+        }
+    }
 }
 
 /// Expands `rule_files` globs and loads every file, sorted by name.
@@ -105,8 +175,48 @@ impl RuleManager {
             engine,
             head,
             clock,
-            running: Mutex::new(Vec::new()),
+            running: Arc::new(Mutex::new(Vec::new())),
+            persist: None,
+            hold_until: Mutex::new(None),
         }
+    }
+
+    /// Keeps alert state in `dir` (`alerts.json`): restored by the first
+    /// [`apply`](Self::apply) before any evaluation, written after every
+    /// change (at most once a second) and on [`stop`](Self::stop).
+    pub fn with_state_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.persist = Some(Arc::new(Persist {
+            dir,
+            restore_done: std::sync::atomic::AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
+            flusher: Mutex::new(None),
+        }));
+        self
+    }
+
+    fn start_flusher(&self, p: &Arc<Persist>) {
+        let mut f = p.flusher.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_some() {
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        *f = Some(tx);
+        let (p, running, clock) = (p.clone(), self.running.clone(), self.clock.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = p.changed.notified() => {}
+                    _ = rx.changed() => return,
+                }
+                // Batch: changes of the next second go into the same write.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = rx.changed() => return,
+                }
+                let (p, running, now) = (p.clone(), running.clone(), clock.now_millis());
+                let _ = tokio::task::spawn_blocking(move || p.save(&running, now)).await;
+            }
+        });
     }
 
     /// Loads the config's rule files and (re)starts their groups. Rules
@@ -128,12 +238,38 @@ impl RuleManager {
                 g.take_state_from(&mut st.group);
             }
         }
+        if let Some(p) = &self.persist {
+            let now = self.clock.now_millis();
+            if let Some(mut restored) = p.take_restored(now) {
+                let n: usize = groups
+                    .iter_mut()
+                    .map(|g| restored.restore_into(g, now))
+                    .sum();
+                if n > 0 {
+                    tracing::info!(alerts = n, "restored alert state");
+                }
+            }
+            self.start_flusher(p);
+            // Rules that went away took their alerts with them.
+            p.changed.notify_one();
+        }
+        // After a start the store holds only what the snapshot had: an
+        // evaluation before the first scrapes would see restored alerts'
+        // series as absent, resolve them and page again when they return.
+        let hold_until = *self
+            .hold_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| self.clock.now_millis() + warmup_ms(cfg));
         let n = groups.len();
-        *running = groups.into_iter().map(|g| self.start(g, cfg)).collect();
+        *running = groups
+            .into_iter()
+            .map(|g| self.start(g, cfg, hold_until))
+            .collect();
         Ok(n)
     }
 
-    fn start(&self, group: Group, cfg: &Config) -> Running {
+    fn start(&self, group: Group, cfg: &Config, hold_until: i64) -> Running {
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let interval = group.interval_ms.max(1);
         let mut h = Fnv64::new();
@@ -144,7 +280,9 @@ impl RuleManager {
             last_eval: 0,
             last_duration: 0.0,
             errors: BTreeMap::new(),
+            fingerprint: 0,
         }));
+        let persist = self.persist.clone();
         let (engine, head, clock) = (self.engine.clone(), self.head.clone(), self.clock.clone());
         let external_labels = cfg.global.external_labels.clone();
         let st = state.clone();
@@ -162,7 +300,11 @@ impl RuleManager {
                 if *rx.borrow() {
                     return;
                 }
+                if next < hold_until {
+                    continue;
+                }
                 let st = st.clone();
+                let persist = persist.clone();
                 let (engine, head, ext) = (engine.clone(), head.clone(), external_labels.clone());
                 let started = std::time::Instant::now();
                 let done = tokio::task::spawn_blocking(move || {
@@ -180,6 +322,13 @@ impl RuleManager {
                     s.errors = errors.into_iter().collect();
                     s.last_eval = next;
                     s.last_duration = started.elapsed().as_secs_f64();
+                    let fp = persist::fingerprint(&s.group, next);
+                    if fp != s.fingerprint {
+                        s.fingerprint = fp;
+                        if let Some(p) = &persist {
+                            p.changed.notify_one();
+                        }
+                    }
                 })
                 .await;
                 if done.is_err() {
@@ -199,11 +348,19 @@ impl RuleManager {
             .collect()
     }
 
-    /// Stops every group.
+    /// Stops every group and writes the alert state a last time.
     pub fn stop(&self) {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        for r in running.iter() {
-            let _ = r.stop.send(true);
+        {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            for r in running.iter() {
+                let _ = r.stop.send(true);
+            }
+        }
+        if let Some(p) = &self.persist {
+            if let Some(f) = p.flusher.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = f.send(true);
+            }
+            p.save(&self.running, self.clock.now_millis());
         }
     }
 }

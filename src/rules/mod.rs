@@ -1,17 +1,20 @@
 //! Alerting and recording rules: rule files (`file`), template expansion
-//! (`expand`) and group evaluation with the alert state machine (`group`).
-//! Scheduling, persistence and sending come with the rule evaluation issue.
+//! (`expand`), group evaluation with the alert state machine (`group`),
+//! scheduling (`manager`) and alert state that survives restarts
+//! (`persist`).
 
 mod expand;
 mod file;
 mod group;
 mod manager;
+mod persist;
 
 pub use expand::{AlertData, expand_alert_template};
 pub use group::{
     Alert, AlertState, AlertingRule, EvalEnv, Group, RESOLVED_RETENTION_MS, RecordingRule, Rule,
 };
 pub use manager::{GroupState, RuleManager, RulesError, load_groups};
+pub use persist::{ALERTS_FILE, PersistError, Restored, SavedState};
 
 pub use file::{
     NameValidation, RuleError, RuleFile, RuleGroup, RuleNode, load_rule_file, parse_rule_file,
