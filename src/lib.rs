@@ -10,6 +10,8 @@ pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod net;
+pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

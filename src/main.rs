@@ -60,6 +60,13 @@ struct RunArgs {
     /// Most samples a single query may hold in memory.
     #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
     max_samples: usize,
+    /// How long to wait before re-sending a firing alert.
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m")]
+    resend_delay: String,
+    /// The URL argus is reached at (for $externalURL and alerts' links);
+    /// defaults to http:// and the listen address.
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
     /// Log level or filter directive (error, warn, info, debug, trace).
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -71,7 +78,7 @@ struct RunArgs {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate files.
     Check {
         #[command(subcommand)]
@@ -167,7 +174,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Run(args) => match run(args) {
+        Cmd::Run(args) => match run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("argus: {e:#}");
@@ -200,6 +207,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         "--query.lookback-delta must be greater than zero"
     );
     let timeout = duration(&a.query_timeout, "--query.timeout")?;
+    let resend_delay = duration(&a.resend_delay, "--rules.alert.resend-delay")?;
     let engine = argus::promql::EngineOptions {
         lookback_delta,
         timeout,
@@ -219,6 +227,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             retention,
             snapshot_interval,
             engine,
+            resend_delay,
+            external_url: a.external_url,
         },
         std::future::pending(),
     ))?;

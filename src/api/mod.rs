@@ -57,6 +57,8 @@ pub struct ApiState {
     pub engine: Arc<crate::promql::Engine>,
     /// Rule groups and their alerts.
     pub rules: Arc<crate::rules::RuleManager>,
+    /// Alertmanagers alerts are forwarded to.
+    pub forwarder: Arc<crate::notify::Forwarder>,
 }
 
 /// Builds the router.
@@ -80,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/parse_query", get(query::parse).post(query::parse))
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alertmanagers", get(rules::alertmanagers))
         .route("/api/v1/metadata", get(metadata))
         .route(
             "/api/v1/query_exemplars",

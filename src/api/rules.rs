@@ -199,3 +199,15 @@ pub(crate) async fn alerts(State(st): State<ApiState>) -> Response {
     });
     success(json!({ "alerts": all }))
 }
+
+/// `GET /api/v1/alertmanagers`: where alerts are forwarded, in
+/// Prometheus's shape (argus has no discovery, so nothing is dropped).
+pub(crate) async fn alertmanagers(State(st): State<ApiState>) -> Response {
+    let active: Vec<Json> = st
+        .forwarder
+        .alertmanagers()
+        .into_iter()
+        .map(|url| json!({ "url": url }))
+        .collect();
+    success(json!({ "activeAlertmanagers": active, "droppedAlertmanagers": [] }))
+}

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::api::{ApiState, LoadedConfig, ReloadFn, router};
 use crate::config::{Config, ConfigSource};
 use crate::model::{Clock, SystemClock};
-use crate::scrape::{Context, ScrapeManager, init_tls};
+use crate::net::init_tls;
+use crate::scrape::{Context, ScrapeManager};
 use crate::storage::{Head, snapshot};
 use crate::telemetry::Metrics;
 
@@ -29,6 +30,11 @@ pub struct RunOptions {
     pub snapshot_interval: Duration,
     /// PromQL engine settings.
     pub engine: crate::promql::EngineOptions,
+    /// How often firing alerts are re-sent.
+    pub resend_delay: Duration,
+    /// The URL argus is reached at; `None` derives it from the listen
+    /// address.
+    pub external_url: Option<String>,
 }
 
 /// Why the daemon could not start.
@@ -48,6 +54,9 @@ pub enum RunError {
     /// A job could not start.
     #[error(transparent)]
     Scrape(#[from] crate::scrape::manager::ManagerError),
+    /// An Alertmanager's client settings are unusable.
+    #[error("{0}")]
+    Alerting(String),
     /// Rule files are invalid.
     #[error(transparent)]
     Rules(crate::rules::RulesError),
@@ -60,6 +69,7 @@ struct Reloader {
     source: ConfigSource,
     manager: Arc<ScrapeManager>,
     rules: Arc<crate::rules::RuleManager>,
+    forwarder: Arc<crate::notify::Forwarder>,
     config: Arc<RwLock<LoadedConfig>>,
     metrics: Arc<Metrics>,
     lock: tokio::sync::Mutex<()>,
@@ -71,13 +81,16 @@ impl Reloader {
         let res = match self.source.load() {
             // Rules first: a bad rule file refuses the whole reload before
             // anything changed.
-            Ok(cfg) => match self.rules.apply(&cfg) {
-                Ok(_) => self
-                    .manager
-                    .apply(&cfg)
-                    .map(|_| cfg)
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            Ok(cfg) => match self.forwarder.apply(&cfg.alerting) {
+                Err(e) => Err(e),
+                Ok(()) => match self.rules.apply(&cfg) {
+                    Ok(_) => self
+                        .manager
+                        .apply(&cfg)
+                        .map(|_| cfg)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
             },
             Err(e) => Err(e.to_string()),
         };
@@ -192,9 +205,18 @@ pub async fn run(
         })?;
     let local: SocketAddr = listener.local_addr().map_err(RunError::Serve)?;
     let engine = Arc::new(crate::promql::Engine::new(opts.engine.clone()));
+    let forwarder = Arc::new(crate::notify::Forwarder::new(metrics.clone()));
+    forwarder.apply(&cfg.alerting).map_err(RunError::Alerting)?;
+    let external_url = opts
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
     let rules = Arc::new(
         crate::rules::RuleManager::new(engine.clone(), head.clone(), clock.clone())
-            .with_state_dir(opts.storage_path.clone()),
+            .with_state_dir(opts.storage_path.clone())
+            .with_sink(forwarder.clone(), opts.resend_delay.as_millis() as i64)
+            .with_external_url(&external_url)
+            .with_metrics(metrics.clone()),
     );
     rules.apply(&cfg).map_err(RunError::Rules)?;
     manager.apply(&cfg)?;
@@ -213,6 +235,7 @@ pub async fn run(
         source,
         manager: manager.clone(),
         rules: rules.clone(),
+        forwarder: forwarder.clone(),
         config: config.clone(),
         metrics: metrics.clone(),
         lock: tokio::sync::Mutex::new(()),
@@ -232,6 +255,7 @@ pub async fn run(
         ready: ready.clone(),
         engine,
         rules: rules.clone(),
+        forwarder: forwarder.clone(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -297,6 +321,8 @@ pub async fn run(
     // Stop rule groups and in-flight scrapes, then persist what we have.
     rules.stop();
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
+    // Alerts already queued get one last attempt each.
+    forwarder.stop(Duration::from_secs(3)).await;
     write_snapshot(head.clone(), opts.storage_path.clone(), metrics.clone()).await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

@@ -68,6 +68,79 @@ pub struct Config {
     /// Rule files (globs, relative to the config file's directory).
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// Where alerts go besides argus's own routing.
+    #[serde(default, skip_serializing_if = "AlertingConfig::is_empty")]
+    pub alerting: AlertingConfig,
+}
+
+/// `alerting:`
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// Existing Alertmanagers that receive every alert, as Prometheus
+    /// sends them.
+    #[serde(default)]
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+impl AlertingConfig {
+    fn is_empty(&self) -> bool {
+        self.alertmanagers.is_empty()
+    }
+}
+
+/// `alerting.alertmanagers[]`: a set of Alertmanagers sharing settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// `host:port` of each Alertmanager.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// `http` or `https`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// Prefix of the API path (`/` by default).
+    #[serde(default)]
+    pub path_prefix: String,
+    /// Per-request timeout (10s).
+    #[serde(default = "default_am_timeout")]
+    pub timeout: PromDuration,
+    /// Only `v2`, the one API Prometheus 3 and Alertmanager 0.16+ speak.
+    #[serde(default = "default_am_api")]
+    pub api_version: String,
+    /// Basic authentication.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Authorization header.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// TLS settings for https.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+}
+
+fn default_am_timeout() -> PromDuration {
+    PromDuration::secs(10)
+}
+fn default_am_api() -> String {
+    "v2".into()
+}
+
+impl AlertmanagerConfig {
+    /// The alerts endpoint of each Alertmanager.
+    pub fn urls(&self) -> Vec<String> {
+        let prefix = self.path_prefix.trim_end_matches('/');
+        let prefix = if prefix.is_empty() || prefix.starts_with('/') {
+            prefix.to_string()
+        } else {
+            format!("/{prefix}")
+        };
+        self.static_configs
+            .iter()
+            .flat_map(|s| s.targets.iter())
+            .map(|t| format!("{}://{t}{prefix}/api/v2/alerts", self.scheme))
+            .collect()
+    }
 }
 
 /// `global:`
@@ -332,7 +405,6 @@ pub const RELABEL_ACTIONS: &[&str] = &[
 /// say "not supported" rather than "unknown".
 const PROM_TOP_LEVEL: &[&str] = &[
     "scrape_config_files",
-    "alerting",
     "remote_write",
     "remote_read",
     "storage",
@@ -380,7 +452,33 @@ const PROM_SCRAPE: &[&str] = &[
     "scrape_config_files",
 ];
 
+const PROM_ALERTING: &[&str] = &["alert_relabel_configs"];
+const PROM_ALERTMANAGER: &[&str] = &[
+    "relabel_configs",
+    "alert_relabel_configs",
+    "oauth2",
+    "sigv4",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "follow_redirects",
+    "enable_http2",
+    "http_headers",
+    "bearer_token",
+    "bearer_token_file",
+];
+
 fn unsupported_message(path: &str, field: &str) -> Option<String> {
+    let in_am = path.starts_with("alerting.alertmanagers[") && path.matches('.').count() == 2;
+    let in_alerting = path.starts_with("alerting.") && path.matches('.').count() == 1;
+    if (in_alerting && PROM_ALERTING.contains(&field))
+        || (in_am && (PROM_ALERTMANAGER.contains(&field) || field.ends_with("_sd_configs")))
+    {
+        return Some(format!(
+            "{field:?} is a Prometheus setting that argus does not support"
+        ));
+    }
     let in_scrape = path.starts_with("scrape_configs[") && path.matches('.').count() == 1;
     let in_global = path.starts_with("global.") && path.matches('.').count() == 1;
     let top = !path.contains(['.', '[']);
@@ -513,6 +611,19 @@ impl Config {
             }
         };
         self.rule_files.iter_mut().for_each(fix);
+        for am in &mut self.alerting.alertmanagers {
+            if let Some(b) = &mut am.basic_auth {
+                b.password_file.iter_mut().for_each(fix);
+            }
+            if let Some(a) = &mut am.authorization {
+                a.credentials_file.iter_mut().for_each(fix);
+            }
+            if let Some(t) = &mut am.tls_config {
+                t.ca_file.iter_mut().for_each(fix);
+                t.cert_file.iter_mut().for_each(fix);
+                t.key_file.iter_mut().for_each(fix);
+            }
+        }
         for sc in &mut self.scrape_configs {
             for f in &mut sc.file_sd_configs {
                 f.files.iter_mut().for_each(fix);
@@ -546,6 +657,40 @@ impl Config {
                     "global.external_labels".into(),
                     format!("{k:?} is not a valid external label name"),
                 );
+            }
+        }
+        for (i, am) in self.alerting.alertmanagers.iter().enumerate() {
+            let p = format!("alerting.alertmanagers[{i}]");
+            if am.scheme != "http" && am.scheme != "https" {
+                err(
+                    format!("{p}.scheme"),
+                    format!("invalid scheme {:?}: must be http or https", am.scheme),
+                );
+            }
+            if am.api_version != "v2" {
+                err(
+                    format!("{p}.api_version"),
+                    format!(
+                        "unsupported Alertmanager API version {:?}: argus speaks v2",
+                        am.api_version
+                    ),
+                );
+            }
+            if am.timeout.0.is_zero() {
+                err(
+                    format!("{p}.timeout"),
+                    "timeout must be greater than zero".into(),
+                );
+            }
+            for (j, st) in am.static_configs.iter().enumerate() {
+                for (k, t) in st.targets.iter().enumerate() {
+                    if t.contains('/') || t.is_empty() {
+                        err(
+                            format!("{p}.static_configs[{j}].targets[{k}]"),
+                            format!("{t:?} is not a valid hostname"),
+                        );
+                    }
+                }
             }
         }
         let mut seen = std::collections::HashMap::new();

@@ -1,19 +1,21 @@
 //! Core data types shared by every module: labels, samples, timestamps,
 //! matchers and durations. Depends on std and `regex` only.
 
+mod alert;
 mod hash;
 pub mod histogram;
 mod labels;
 mod matcher;
 mod time;
 
+pub use alert::{Alert, AlertSink};
 pub use hash::{FastHasher, FastMap, FastSet};
 pub use labels::{
     Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,
     is_legacy_metric_name,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
-pub use time::{format_rfc3339, parse_rfc3339};
+pub use time::{format_rfc3339, format_rfc3339_millis, parse_rfc3339};
 
 /// Milliseconds since the Unix epoch, as Prometheus stores time.
 pub type Timestamp = i64;

@@ -47,6 +47,13 @@ pub fn format_rfc3339(ms: Timestamp) -> String {
     }
 }
 
+/// Formats as `2006-01-02T15:04:05.000Z`, always with milliseconds, as
+/// the Alertmanager API's date-time fields are written.
+pub fn format_rfc3339_millis(ms: Timestamp) -> String {
+    let s = format_rfc3339(ms.div_euclid(1000) * 1000);
+    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
 /// Parses RFC 3339 (`2006-01-02T15:04:05.999999999Z07:00`) to milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();

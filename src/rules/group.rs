@@ -198,6 +198,67 @@ impl Group {
     }
 }
 
+impl Group {
+    /// The alerts due to be sent after the evaluation at `ts`, by
+    /// Prometheus's rules: pending alerts never; an alert that resolved
+    /// since it was last sent at once; otherwise every `resend_delay_ms`.
+    /// Marks them sent. Firing alerts carry an `ends_at` of four times the
+    /// larger of the resend delay and the group interval ahead, so a
+    /// receiver that stops hearing about them resolves them. External
+    /// labels are added where the alert does not set them.
+    pub fn due_alerts(
+        &mut self,
+        ts: i64,
+        resend_delay_ms: i64,
+        external_url: &str,
+        external_labels: &BTreeMap<String, String>,
+    ) -> Vec<crate::model::Alert> {
+        let valid_for = 4 * resend_delay_ms.max(self.interval_ms);
+        let base = external_url.trim_end_matches('/');
+        let mut out = Vec::new();
+        for r in self.rules.iter_mut() {
+            let Rule::Alerting(rule) = r else { continue };
+            let generator_url = format!(
+                "{base}/graph?g0.expr={}&g0.tab=1",
+                crate::template::url_escape(rule.query.text())
+            );
+            for a in rule.active.values_mut() {
+                if a.state == AlertState::Pending {
+                    continue;
+                }
+                let last = a.last_sent_at;
+                let resolved_unsent = match (a.resolved_at, last) {
+                    (Some(r), Some(l)) => r > l,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                if !resolved_unsent && last.is_some_and(|l| l + resend_delay_ms >= ts) {
+                    continue;
+                }
+                a.last_sent_at = Some(ts);
+                let mut labels = a.labels.clone();
+                if external_labels.keys().any(|k| labels.get(k).is_none()) {
+                    let mut b = labels.builder();
+                    for (k, v) in external_labels {
+                        if labels.get(k).is_none() {
+                            b.set_str(k, v);
+                        }
+                    }
+                    labels = b.build();
+                }
+                out.push(crate::model::Alert {
+                    labels,
+                    annotations: a.annotations.clone(),
+                    starts_at: a.fired_at.unwrap_or(a.active_at),
+                    ends_at: a.resolved_at.unwrap_or(ts + valid_for),
+                    generator_url: generator_url.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
 fn instant_vector(env: &EvalEnv<'_>, q: &Query, at: i64) -> Result<Vec<(Labels, f64)>, String> {
     let r = env
         .engine

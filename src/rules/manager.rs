@@ -10,9 +10,10 @@ use super::file::{NameValidation, RuleError, load_rule_file};
 use super::group::{EvalEnv, Group, Rule};
 use super::persist::{self, Restored, SavedState};
 use crate::config::Config;
-use crate::model::{Clock, Fnv64};
+use crate::model::{AlertSink, Clock, Fnv64};
 use crate::promql::Engine;
 use crate::storage::Head;
+use crate::telemetry::Metrics;
 
 /// Why rule files could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,20 @@ pub struct RuleManager {
     persist: Option<Arc<Persist>>,
     /// No evaluation before this time (ms), set by the first `apply`.
     hold_until: Mutex<Option<i64>>,
+    out: Output,
 }
+
+/// Where evaluation results go besides the store.
+#[derive(Clone)]
+struct Output {
+    sink: Option<Arc<dyn AlertSink>>,
+    resend_delay_ms: i64,
+    external_url: String,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// Prometheus's default `--rules.alert.resend-delay`.
+pub const DEFAULT_RESEND_DELAY_MS: i64 = 60_000;
 
 /// The longest start-up hold, whatever the scrape intervals.
 const MAX_WARMUP_MS: i64 = 2 * 60 * 1000;
@@ -168,6 +182,72 @@ fn group_key(g: &Group) -> String {
     format!("{};{}", g.file, g.name)
 }
 
+/// What a group's task needs besides its own state.
+struct EvalCtx {
+    engine: Arc<Engine>,
+    head: Arc<Head>,
+    persist: Option<Arc<Persist>>,
+    out: Output,
+    external_labels: BTreeMap<String, String>,
+}
+
+impl EvalCtx {
+    /// One evaluation of a group at `ts`: rules, then the alerts due to be
+    /// sent, then the persistence check.
+    fn eval_once(&self, st: &Mutex<GroupState>, ts: i64, missed: i64) {
+        let started = std::time::Instant::now();
+        let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+        let env = EvalEnv {
+            engine: &self.engine,
+            head: &self.head,
+            external_labels: self.external_labels.clone(),
+            external_url: self.out.external_url.clone(),
+        };
+        let errors = s.group.eval(&env, ts);
+        for (rule, e) in &errors {
+            tracing::warn!(group = %s.group.name, rule = %rule, error = %e, "rule evaluation failed");
+        }
+        if let Some(sink) = &self.out.sink {
+            let due = s.group.due_alerts(
+                ts,
+                self.out.resend_delay_ms,
+                &self.out.external_url,
+                &self.external_labels,
+            );
+            if !due.is_empty() {
+                sink.send(due);
+            }
+        }
+        s.last_eval = ts;
+        s.last_duration = started.elapsed().as_secs_f64();
+        if let Some(m) = &self.out.metrics {
+            let l = vec![("rule_group".to_string(), group_key(&s.group))];
+            m.rule_evaluations
+                .get_or_create(&l)
+                .inc_by(s.group.rules.len() as u64);
+            m.rule_evaluation_failures
+                .get_or_create(&l)
+                .inc_by(errors.len() as u64);
+            m.rule_group_last_duration
+                .get_or_create(&l)
+                .set(s.last_duration);
+            if missed > 0 {
+                m.rule_group_iterations_missed
+                    .get_or_create(&l)
+                    .inc_by(missed as u64);
+            }
+        }
+        s.errors = errors.into_iter().collect();
+        let fp = persist::fingerprint(&s.group, ts);
+        if fp != s.fingerprint {
+            s.fingerprint = fp;
+            if let Some(p) = &self.persist {
+                p.changed.notify_one();
+            }
+        }
+    }
+}
+
 impl RuleManager {
     /// A manager with nothing scheduled.
     pub fn new(engine: Arc<Engine>, head: Arc<Head>, clock: Arc<dyn Clock>) -> Self {
@@ -178,7 +258,34 @@ impl RuleManager {
             running: Arc::new(Mutex::new(Vec::new())),
             persist: None,
             hold_until: Mutex::new(None),
+            out: Output {
+                sink: None,
+                resend_delay_ms: DEFAULT_RESEND_DELAY_MS,
+                external_url: String::new(),
+                metrics: None,
+            },
         }
+    }
+
+    /// Sends alerts to `sink` after each evaluation: firing ones again
+    /// every `resend_delay_ms`, resolved ones until sent.
+    pub fn with_sink(mut self, sink: Arc<dyn AlertSink>, resend_delay_ms: i64) -> Self {
+        self.out.sink = Some(sink);
+        self.out.resend_delay_ms = resend_delay_ms.max(1);
+        self
+    }
+
+    /// The URL argus is reached at, for `$externalURL` and alerts'
+    /// generator links.
+    pub fn with_external_url(mut self, url: &str) -> Self {
+        self.out.external_url = url.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Records evaluation counts, failures and durations.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.out.metrics = Some(metrics);
+        self
     }
 
     /// Keeps alert state in `dir` (`alerts.json`): restored by the first
@@ -240,13 +347,15 @@ impl RuleManager {
         }
         if let Some(p) = &self.persist {
             let now = self.clock.now_millis();
+            let t0 = std::time::Instant::now();
             if let Some(mut restored) = p.take_restored(now) {
                 let n: usize = groups
                     .iter_mut()
                     .map(|g| restored.restore_into(g, now))
                     .sum();
                 if n > 0 {
-                    tracing::info!(alerts = n, "restored alert state");
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    tracing::info!(alerts = n, took_ms = ms, "restored alert state");
                 }
             }
             self.start_flusher(p);
@@ -282,11 +391,17 @@ impl RuleManager {
             errors: BTreeMap::new(),
             fingerprint: 0,
         }));
-        let persist = self.persist.clone();
-        let (engine, head, clock) = (self.engine.clone(), self.head.clone(), self.clock.clone());
-        let external_labels = cfg.global.external_labels.clone();
+        let ctx = Arc::new(EvalCtx {
+            engine: self.engine.clone(),
+            head: self.head.clone(),
+            persist: self.persist.clone(),
+            out: self.out.clone(),
+            external_labels: cfg.global.external_labels.clone(),
+        });
+        let clock = self.clock.clone();
         let st = state.clone();
         tokio::spawn(async move {
+            let mut prev: Option<i64> = None;
             loop {
                 let now = clock.now_millis();
                 // The next slot on this group's grid: evaluations land on
@@ -303,34 +418,13 @@ impl RuleManager {
                 if next < hold_until {
                     continue;
                 }
-                let st = st.clone();
-                let persist = persist.clone();
-                let (engine, head, ext) = (engine.clone(), head.clone(), external_labels.clone());
-                let started = std::time::Instant::now();
-                let done = tokio::task::spawn_blocking(move || {
-                    let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-                    let env = EvalEnv {
-                        engine: &engine,
-                        head: &head,
-                        external_labels: ext,
-                        external_url: String::new(),
-                    };
-                    let errors = s.group.eval(&env, next);
-                    for (rule, e) in &errors {
-                        tracing::warn!(group = %s.group.name, rule = %rule, error = %e, "rule evaluation failed");
-                    }
-                    s.errors = errors.into_iter().collect();
-                    s.last_eval = next;
-                    s.last_duration = started.elapsed().as_secs_f64();
-                    let fp = persist::fingerprint(&s.group, next);
-                    if fp != s.fingerprint {
-                        s.fingerprint = fp;
-                        if let Some(p) = &persist {
-                            p.changed.notify_one();
-                        }
-                    }
-                })
-                .await;
+                // Slots that passed while the previous evaluation ran are
+                // skipped, not caught up, as in Prometheus.
+                let missed = prev.map_or(0, |p| (next - p) / interval - 1);
+                prev = Some(next);
+                let (st, ctx) = (st.clone(), ctx.clone());
+                let done =
+                    tokio::task::spawn_blocking(move || ctx.eval_once(&st, next, missed)).await;
                 if done.is_err() {
                     tracing::error!("rule group evaluation panicked");
                 }

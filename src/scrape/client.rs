@@ -3,48 +3,14 @@
 
 use std::net::SocketAddr;
 
-use crate::config::{ScrapeConfig, TlsConfig};
+use crate::config::ScrapeConfig;
 
-use super::manager::init_tls;
-use super::scrape_loop::error_chain;
-
-/// Builds a client for a job. With `pin`, requests to the host `pin.0` go
-/// to `pin.1`: that is how `tls_config.server_name` is honoured, since the
-/// client verifies the certificate against the URL's host.
+/// Builds a client for a job; see [`crate::net::build_client`] for `pin`.
 pub fn build(
     sc: &ScrapeConfig,
     pin: Option<(&str, SocketAddr)>,
 ) -> Result<reqwest::Client, String> {
-    init_tls();
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .pool_max_idle_per_host(2)
-        .tcp_nodelay(true)
-        .no_proxy();
-    let t: TlsConfig = sc.tls_config.clone().unwrap_or_default();
-    if let Some(ca) = &t.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("unable to read CA file {ca}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("unable to use CA file {ca}: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("no certificates found in CA file {ca}"));
-        }
-        b = b.tls_certs_only(certs);
-    }
-    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
-        let mut pem = std::fs::read(c).map_err(|e| format!("unable to read cert file {c}: {e}"))?;
-        pem.extend(std::fs::read(k).map_err(|e| format!("unable to read key file {k}: {e}"))?);
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| format!("unable to use client certificate: {e}"))?;
-        b = b.identity(id);
-    }
-    if t.insecure_skip_verify {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    if let Some((host, addr)) = pin {
-        b = b.resolve(host, addr);
-    }
-    b.build().map_err(|e| error_chain(&e))
+    crate::net::build_client(sc.tls_config.as_ref(), pin)
 }
 
 /// For a target with `tls_config.server_name`, resolves its address and

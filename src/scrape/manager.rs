@@ -419,14 +419,6 @@ fn sync_pool(
     }
 }
 
-/// Installs the ring crypto provider for rustls once per process.
-pub fn init_tls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 fn build_client(sc: &ScrapeConfig) -> Result<reqwest::Client, ManagerError> {
     super::client::build(sc, None).map_err(|msg| ManagerError::Tls {
         job: sc.job_name.clone(),

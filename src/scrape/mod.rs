@@ -10,5 +10,5 @@ pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
 
-pub use manager::{Context, ScrapeManager, TargetInfo, init_tls};
+pub use manager::{Context, ScrapeManager, TargetInfo};
 pub use scrape_loop::{Appendable, TargetHealth};

@@ -11,8 +11,9 @@ use super::cache::SeriesCache;
 use super::parse::{Entry, Format, ParseError, Parser};
 use super::relabel::{Relabel, process};
 use super::target::Target;
-use crate::config::{ScrapeConfig, Secret, read_secret_file};
+use crate::config::ScrapeConfig;
 use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
+use crate::net::error_chain;
 use crate::storage::{Appender, SeriesRef, StorageError};
 use crate::telemetry::Metrics;
 
@@ -379,7 +380,7 @@ impl ScrapeLoop {
     async fn fetch(&self, url: &str, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
         body.clear();
         let cfg = &self.job.cfg;
-        let mut req = self
+        let req = self
             .client
             .get(url)
             .header("Accept", ACCEPT_HEADER)
@@ -388,29 +389,14 @@ impl ScrapeLoop {
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 format!("{}", self.target.timeout.as_secs_f64()),
             );
-        if let Some(b) = &cfg.basic_auth {
-            let pw = match (&b.password, &b.password_file) {
-                (Some(p), _) => p.clone(),
-                (None, Some(f)) => read_secret_file(f).map_err(ScrapeError::Auth)?,
-                _ => Secret::default(),
-            };
-            req = req.basic_auth(&b.username, Some(pw.expose()));
+        let req = crate::net::Credentials {
+            basic_auth: cfg.basic_auth.as_ref(),
+            authorization: cfg.authorization.as_ref(),
+            bearer_token: cfg.bearer_token.as_ref(),
+            bearer_token_file: cfg.bearer_token_file.as_deref(),
         }
-        let bearer =
-            |cred: &Option<Secret>, file: &Option<String>| -> Result<Option<Secret>, ScrapeError> {
-                Ok(match (cred, file) {
-                    (Some(c), _) => Some(c.clone()),
-                    (None, Some(f)) => Some(read_secret_file(f).map_err(ScrapeError::Auth)?),
-                    _ => None,
-                })
-            };
-        if let Some(a) = &cfg.authorization {
-            if let Some(c) = bearer(&a.credentials, &a.credentials_file)? {
-                req = req.header("Authorization", format!("{} {}", a.auth_type, c.expose()));
-            }
-        } else if let Some(c) = bearer(&cfg.bearer_token, &cfg.bearer_token_file)? {
-            req = req.header("Authorization", format!("Bearer {}", c.expose()));
-        }
+        .apply(req)
+        .map_err(ScrapeError::Auth)?;
         let mut resp = req
             .send()
             .await
@@ -589,19 +575,4 @@ impl ScrapeLoop {
 
 fn storage_err(e: StorageError, l: &Labels) -> ScrapeError {
     ScrapeError::Storage(format!("{e} for {l}"))
-}
-
-/// Flattens an error and its sources into one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }

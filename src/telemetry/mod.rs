@@ -69,6 +69,22 @@ pub struct Metrics {
     pub config_last_reload_successful: Gauge,
     /// Time of the last successful reload.
     pub config_last_reload_success_timestamp: Gauge,
+    /// Rule evaluations, by rule group (`file;group`).
+    pub rule_evaluations: Family<L, Counter>,
+    /// Rule evaluations that failed, by rule group.
+    pub rule_evaluation_failures: Family<L, Counter>,
+    /// Duration of the last evaluation of each rule group.
+    pub rule_group_last_duration: Family<L, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Evaluation slots skipped because the previous one overran.
+    pub rule_group_iterations_missed: Family<L, Counter>,
+    /// Alerts sent to each Alertmanager.
+    pub notifications_sent: Family<L, Counter>,
+    /// Alerts whose sending to an Alertmanager failed.
+    pub notifications_errors: Family<L, Counter>,
+    /// Alerts dropped from a full queue.
+    pub notifications_dropped: Family<L, Counter>,
+    /// Alerts waiting in each Alertmanager's queue.
+    pub notifications_queue_length: Family<L, Gauge>,
 }
 
 impl Default for Metrics {
@@ -100,6 +116,14 @@ impl Metrics {
             http_duration: hist_family(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
+            rule_evaluations: Family::default(),
+            rule_evaluation_failures: Family::default(),
+            rule_group_last_duration: Family::default(),
+            rule_group_iterations_missed: Family::default(),
+            notifications_sent: Family::default(),
+            notifications_errors: Family::default(),
+            notifications_dropped: Family::default(),
+            notifications_queue_length: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -186,6 +210,46 @@ impl Metrics {
             "argus_config_last_reload_success_timestamp_seconds",
             "Time of the last successful configuration reload",
             m.config_last_reload_success_timestamp.clone(),
+        );
+        r.register(
+            "argus_rule_evaluations",
+            "Rule evaluations, by rule group",
+            m.rule_evaluations.clone(),
+        );
+        r.register(
+            "argus_rule_evaluation_failures",
+            "Rule evaluations that failed, by rule group",
+            m.rule_evaluation_failures.clone(),
+        );
+        r.register(
+            "argus_rule_group_last_duration_seconds",
+            "Duration of the last evaluation of the rule group",
+            m.rule_group_last_duration.clone(),
+        );
+        r.register(
+            "argus_rule_group_iterations_missed",
+            "Evaluation slots skipped because the previous evaluation overran",
+            m.rule_group_iterations_missed.clone(),
+        );
+        r.register(
+            "argus_notifications_sent",
+            "Alerts sent, by Alertmanager",
+            m.notifications_sent.clone(),
+        );
+        r.register(
+            "argus_notifications_errors",
+            "Alerts that could not be sent, by Alertmanager",
+            m.notifications_errors.clone(),
+        );
+        r.register(
+            "argus_notifications_dropped",
+            "Alerts dropped because a queue was full, by Alertmanager",
+            m.notifications_dropped.clone(),
+        );
+        r.register(
+            "argus_notifications_queue_length",
+            "Alerts waiting to be sent, by Alertmanager",
+            m.notifications_queue_length.clone(),
         );
         let info: Family<L, Gauge> = Family::default();
         info.get_or_create(&vec![

@@ -430,3 +430,105 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply, requests: Arc<Mutex<Vec<St
         }
     };
 }
+
+/// Recorded requests: (request line and headers, body).
+pub type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// An HTTP server on 127.0.0.1 that records every request (head and
+/// body) and answers with a settable status: stands in for a webhook or
+/// an Alertmanager's API when the real one is not what is under test.
+pub struct Recorder {
+    pub port: u16,
+    pub status: Arc<Mutex<u16>>,
+    /// (request line and headers, body) of each request, in arrival order.
+    pub requests: Requests,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        let l = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let status = Arc::new(Mutex::new(200u16));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (s2, r2) = (status.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (s, r) = (s2.clone(), r2.clone());
+                std::thread::spawn(move || record(conn, s, r));
+            }
+        });
+        Recorder {
+            port,
+            status,
+            requests,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Bodies received so far, parsed as JSON.
+    pub fn json_bodies(&self) -> Vec<Value> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_slice(b).ok())
+            .collect()
+    }
+}
+
+fn record(mut conn: std::net::TcpStream, status: Arc<Mutex<u16>>, requests: Requests) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    loop {
+        let mut head = String::new();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line
+                .to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+            {
+                len = v.parse().unwrap_or(0);
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        requests.lock().unwrap().push((head, body));
+        let code = *status.lock().unwrap();
+        if write!(
+            conn,
+            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A TCP server that accepts connections and never answers: a hung peer.
+pub fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
+    let l = StdListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    (port, h)
+}

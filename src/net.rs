@@ -1,0 +1,115 @@
+//! Outbound HTTP shared by every module that calls out (scraping,
+//! forwarding alerts, receivers): clients built from a `tls_config`, and
+//! the `basic_auth` / `authorization` / bearer headers, whose `*_file`
+//! secrets are read on every request so rotated credentials apply without
+//! a reload.
+
+use std::net::SocketAddr;
+
+use crate::config::{Authorization, BasicAuth, Secret, TlsConfig, read_secret_file};
+
+/// Installs the ring crypto provider for rustls once per process.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The text of an error and its sources, joined by ": ", so a connection
+/// failure says why (refused, timed out, certificate) and not only that.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Builds a client with `tls` settings. With `pin`, requests to the host
+/// `pin.0` go to `pin.1`: that is how `tls_config.server_name` is
+/// honoured, since the client verifies the certificate against the URL's
+/// host.
+pub fn build_client(
+    tls: Option<&TlsConfig>,
+    pin: Option<(&str, SocketAddr)>,
+) -> Result<reqwest::Client, String> {
+    init_tls();
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .pool_max_idle_per_host(2)
+        .tcp_nodelay(true)
+        .no_proxy();
+    let t: TlsConfig = tls.cloned().unwrap_or_default();
+    if let Some(ca) = &t.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("unable to read CA file {ca}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("unable to use CA file {ca}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("no certificates found in CA file {ca}"));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+        let mut pem = std::fs::read(c).map_err(|e| format!("unable to read cert file {c}: {e}"))?;
+        pem.extend(std::fs::read(k).map_err(|e| format!("unable to read key file {k}: {e}"))?);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("unable to use client certificate: {e}"))?;
+        b = b.identity(id);
+    }
+    if t.insecure_skip_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some((host, addr)) = pin {
+        b = b.resolve(host, addr);
+    }
+    b.build().map_err(|e| error_chain(&e))
+}
+
+/// The credentials of an outbound request, as a config section gives them.
+#[derive(Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// `basic_auth`
+    pub basic_auth: Option<&'a BasicAuth>,
+    /// `authorization`
+    pub authorization: Option<&'a Authorization>,
+    /// `bearer_token`
+    pub bearer_token: Option<&'a Secret>,
+    /// `bearer_token_file`
+    pub bearer_token_file: Option<&'a str>,
+}
+
+impl Credentials<'_> {
+    /// Adds the auth header to `req`; `Err` when a secret file cannot be
+    /// read (the message names the file, never the secret).
+    pub fn apply(
+        &self,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let secret = |v: Option<&Secret>, file: Option<&str>| -> Result<Option<Secret>, String> {
+            Ok(match (v, file) {
+                (Some(c), _) => Some(c.clone()),
+                (None, Some(f)) => Some(read_secret_file(f)?),
+                _ => None,
+            })
+        };
+        if let Some(b) = self.basic_auth {
+            let pw = secret(b.password.as_ref(), b.password_file.as_deref())?.unwrap_or_default();
+            req = req.basic_auth(&b.username, Some(pw.expose()));
+        }
+        if let Some(a) = self.authorization {
+            if let Some(c) = secret(a.credentials.as_ref(), a.credentials_file.as_deref())? {
+                req = req.header("Authorization", format!("{} {}", a.auth_type, c.expose()));
+            }
+        } else if let Some(c) = secret(self.bearer_token, self.bearer_token_file)? {
+            req = req.header("Authorization", format!("Bearer {}", c.expose()));
+        }
+        Ok(req)
+    }
+}

@@ -1,0 +1,212 @@
+//! Sending alerts: forwarding to Alertmanagers with Prometheus's body and
+//! resend rules, one queue per Alertmanager, and restarts that neither
+//! repeat nor lose a notification. The Alertmanagers here are recording
+//! HTTP servers; the real Alertmanager 0.25 is in tests/compat.rs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn ms(v: &Value) -> i64 {
+    argus::model::parse_rfc3339(v.as_str().unwrap_or("")).unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Every alert posted so far, flattened.
+fn posted(r: &Recorder) -> Vec<Value> {
+    r.json_bodies()
+        .into_iter()
+        .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn alerts_reach_a_live_alertmanager_while_another_hangs() {
+    let t = Target::text("queue_depth{queue=\"a\"} 42\n");
+    let live = Recorder::start();
+    let (dead, _h) = black_hole();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: q\n    interval: 1s\n    rules:\n      - alert: Backlog\n        expr: queue_depth > 10\n        for: 1s\n        labels: {severity: page}\n        annotations: {summary: '{{ $labels.queue }} backlog'}\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels: {{region: eu}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['127.0.0.1:{dead}']}}]\n      timeout: 30s\n    - static_configs: [{{targets: ['{}']}}]\n      path_prefix: /am\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+        live.addr(),
+        t.addr()
+    );
+    let a = Argus::start_in(
+        tmp.path(),
+        &cfg,
+        &[
+            "--rules.alert.resend-delay",
+            "2s",
+            "--web.external-url",
+            "http://argus.example:9095/",
+        ],
+    );
+    let ams = a.api("/api/v1/alertmanagers");
+    let urls: Vec<&str> = ams["activeAlertmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        vec![
+            format!("http://127.0.0.1:{dead}/api/v2/alerts"),
+            format!("http://{}/am/api/v2/alerts", live.addr())
+        ]
+    );
+    wait_for(15, "firing alert", || {
+        a.api("/api/v1/alerts")["alerts"]
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["state"] == "firing").cloned())
+    });
+    let fired = Instant::now();
+    // The hung Alertmanager (30 s timeout) does not hold the live one back.
+    let first = wait_for(10, "alert at the live Alertmanager", || {
+        posted(&live).into_iter().next()
+    });
+    assert!(fired.elapsed() < Duration::from_secs(10));
+    let (head, _) = live.requests.lock().unwrap()[0].clone();
+    assert!(
+        head.starts_with("POST /am/api/v2/alerts HTTP/1.1"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let labels: BTreeMap<String, String> = serde_json::from_value(first["labels"].clone()).unwrap();
+    assert_eq!(
+        labels,
+        BTreeMap::from(
+            [
+                ("alertname", "Backlog"),
+                ("instance", t.addr().as_str()),
+                ("job", "worker"),
+                ("queue", "a"),
+                ("region", "eu"),
+                ("severity", "page"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        )
+    );
+    assert_eq!(first["annotations"]["summary"], "a backlog");
+    assert_eq!(
+        first["generatorURL"],
+        "http://argus.example:9095/graph?g0.expr=queue_depth+%3E+10&g0.tab=1"
+    );
+    // Firing: endsAt is 4 × max(resend delay 2s, interval 1s) after the send.
+    let ends_in = ms(&first["endsAt"]) - now_ms();
+    assert!(
+        (4_000..=8_500).contains(&ends_in),
+        "endsAt {ends_in} ms ahead"
+    );
+    // Re-sent every resend delay while firing, with the same startsAt.
+    wait_for(10, "a resend", || {
+        let p = posted(&live);
+        (p.len() >= 2).then_some(())
+    });
+    assert!(
+        posted(&live)
+            .iter()
+            .all(|x| x["startsAt"] == first["startsAt"])
+    );
+    // Resolved: sent with endsAt at the resolve time.
+    t.set_text("queue_depth{queue=\"a\"} 1\n");
+    let resolved = wait_for(15, "resolved alert", || {
+        posted(&live)
+            .into_iter()
+            .find(|x| ms(&x["endsAt"]) <= now_ms())
+    });
+    assert_eq!(resolved["labels"]["alertname"], "Backlog");
+    // The dead one is still trying; the live one counted its sends.
+    let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    let sent = m
+        .lines()
+        .find(|l| l.starts_with("argus_notifications_sent_total{") && l.contains(&live.addr()))
+        .unwrap_or_else(|| panic!("no sent counter:\n{m}"));
+    assert!(!sent.ends_with(" 0"), "{sent}");
+}
+
+#[test]
+fn a_thousand_firing_alerts_restart_without_duplicate_or_missing_notifications() {
+    let firing: String = (0..1000)
+        .map(|i| format!("queue_depth{{queue=\"q{i}\"}} 42\n"))
+        .collect();
+    let t = Target::text(&firing);
+    let am = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: q\n    interval: 1s\n    rules:\n      - alert: Backlog\n        expr: queue_depth > 10\n        for: 1s\n        annotations: {summary: '{{ $labels.queue }} at {{ $value }}'}\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{}']}}]\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+        am.addr(),
+        t.addr()
+    );
+    let count = |resolved: bool| -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        let now = now_ms();
+        for x in posted(&am) {
+            if (ms(&x["endsAt"]) <= now) == resolved {
+                *m.entry(x["labels"]["queue"].as_str().unwrap_or("").to_string())
+                    .or_default() += 1;
+            }
+        }
+        m
+    };
+    let extra = ["--rules.alert.resend-delay", "1h"];
+    let mut a = Argus::start_in(tmp.path(), &cfg, &extra);
+    wait_for(30, "1000 firing alerts sent", || {
+        (count(false).len() == 1000).then_some(())
+    });
+    let (code, _) = a.stop();
+    assert_eq!(code, Some(0));
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &extra);
+    let firing_now = a.api("/api/v1/alerts")["alerts"].as_array().unwrap().len();
+    assert_eq!(firing_now, 1000, "all alerts restored before evaluation");
+    // Several evaluations after the restart: nothing is sent again.
+    std::thread::sleep(Duration::from_secs(4));
+    let f = count(false);
+    assert_eq!(f.len(), 1000);
+    assert!(f.values().all(|&n| n == 1), "a firing alert was sent twice");
+    assert!(count(true).is_empty());
+    // Every alert resolves once.
+    let cleared: String = (0..1000)
+        .map(|i| format!("queue_depth{{queue=\"q{i}\"}} 0\n"))
+        .collect();
+    t.set_text(&cleared);
+    wait_for(30, "1000 resolved alerts sent", || {
+        (count(true).len() == 1000).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let r = count(true);
+    assert!(r.values().all(|&n| n == 1), "a resolve was sent twice");
+    assert!(count(false).values().all(|&n| n == 1));
+    assert!(a.log().contains("restored alert state"), "{}", a.log());
+    eprintln!(
+        "{}",
+        a.log()
+            .lines()
+            .find(|l| l.contains("restored alert state"))
+            .unwrap_or("")
+    );
+}
