@@ -602,3 +602,137 @@ fn differential_queries_against_prometheus() {
         mismatches.join("\n")
     );
 }
+
+/// Replaces the parts of an alerts body that differ by run (times, the
+/// generator host) so two senders' bodies can be compared byte for byte.
+fn normalize_alerts_body(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body).to_string();
+    let time = regex::Regex::new(r#""(startsAt|endsAt)":"[0-9T:.\-]+Z""#).unwrap();
+    let s = time.replace_all(&s, "\"$1\":\"T\"").to_string();
+    let url = regex::Regex::new(r#""generatorURL":"http://[^/"]+/"#).unwrap();
+    url.replace_all(&s, "\"generatorURL\":\"http://H/")
+        .to_string()
+}
+
+/// The `POST /api/v2/alerts` body argus sends is the one Prometheus 2.42
+/// sends for the same rule, target and external labels, byte for byte
+/// once times and hosts are normalized; and the real Alertmanager 0.25
+/// accepts argus's alerts and delivers them, firing then resolved, to a
+/// webhook.
+#[test]
+fn alerts_match_prometheus_and_reach_real_alertmanager() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Target::text("queue_depth{queue=\"a b\"} 42\n");
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: q\n    interval: 1s\n    rules:\n      - alert: Backlog\n        expr: queue_depth > 10\n        labels: {severity: page}\n        annotations: {summary: '{{ $labels.queue }} at {{ $value }}', runbook: 'https://r/x?a=1&b=\"2\"'}\n",
+    )
+    .unwrap();
+    let scrape = |am: &str| {
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels: {{region: eu, severity: low}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{am}']}}]\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        )
+    };
+    // Prometheus and argus each send to a recorder.
+    let (prom_rec, argus_rec) = (Recorder::start(), Recorder::start());
+    let prom_cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(&prom_cfg, scrape(&prom_rec.addr())).unwrap();
+    let prom_port = free_port();
+    let _prom = Proc(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("prom").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package) on PATH"),
+    );
+    let _argus = Argus::start_in(tmp.path(), &scrape(&argus_rec.addr()), &[]);
+    let first_body = |r: &Recorder| {
+        r.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(h, _)| h.starts_with("POST /api/v2/alerts"))
+            .map(|(_, b)| b.clone())
+    };
+    let p = wait_for(60, "Prometheus's alert", || first_body(&prom_rec));
+    let a = wait_for(30, "argus's alert", || first_body(&argus_rec));
+    assert_eq!(
+        normalize_alerts_body(&a),
+        normalize_alerts_body(&p),
+        "argus:\n{}\nprometheus:\n{}",
+        String::from_utf8_lossy(&a),
+        String::from_utf8_lossy(&p)
+    );
+
+    // The real Alertmanager takes argus's alerts and delivers them.
+    let hook = Recorder::start();
+    let am_port = free_port();
+    let am_cfg = tmp.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_cfg,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n        send_resolved: true\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let _am = Proc(
+        Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}", am_cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg(format!(
+                "--storage.path={}",
+                tmp.path().join("am").display()
+            ))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager (Debian package)"),
+    );
+    wait_for(30, "alertmanager ready", || {
+        http_get(&format!("http://127.0.0.1:{am_port}/-/ready"))
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
+    let dir = tmp.path().join("to-am");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        std::fs::read(tmp.path().join("rules.yml")).unwrap(),
+    )
+    .unwrap();
+    let _a2 = Argus::start_in(&dir, &scrape(&format!("127.0.0.1:{am_port}")), &[]);
+    let firing = wait_for(30, "webhook with the firing alert", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["status"] == "firing")
+    });
+    assert_eq!(firing["version"], "4");
+    let alert = &firing["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "Backlog");
+    assert_eq!(alert["labels"]["region"], "eu");
+    assert_eq!(alert["labels"]["severity"], "page");
+    assert_eq!(alert["annotations"]["summary"], "a b at 42");
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .unwrap()
+            .ends_with("/graph?g0.expr=queue_depth+%3E+10&g0.tab=1")
+    );
+    t.set_text("queue_depth{queue=\"a b\"} 1\n");
+    let resolved = wait_for(30, "webhook with the resolved alert", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["status"] == "resolved")
+    });
+    assert_eq!(resolved["alerts"][0]["labels"]["alertname"], "Backlog");
+    assert_eq!(resolved["alerts"][0]["startsAt"], alert["startsAt"]);
+}

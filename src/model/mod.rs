@@ -2,6 +2,7 @@
 //! matchers and durations. Depends on std and `regex` only.
 
 mod alert;
+mod gojson;
 mod hash;
 pub mod histogram;
 mod labels;
@@ -9,6 +10,7 @@ mod matcher;
 mod time;
 
 pub use alert::{Alert, AlertSink};
+pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};
 pub use labels::{
     Fnv64, Label, Labels, LabelsBuilder, METRIC_NAME, escape_label_value, is_legacy_label_name,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{AlertingConfig, AlertmanagerConfig};
-use crate::model::{Alert, AlertSink, format_rfc3339_millis};
+use crate::model::{Alert, AlertSink, format_rfc3339_millis, go_json_escape};
 use crate::net::{Credentials, build_client, error_chain};
 use crate::telemetry::Metrics;
 
@@ -39,7 +39,8 @@ struct PostableAlert<'a> {
 
 /// The JSON body of `POST /api/v2/alerts`, field for field as Prometheus
 /// writes it (Alertmanager's OpenAPI client: annotations, endsAt,
-/// startsAt, generatorURL, labels; times with milliseconds).
+/// startsAt, generatorURL, labels; times with milliseconds; Go's escaping
+/// of `&`, `<`, `>`).
 pub fn alerts_body(alerts: &[Alert]) -> Vec<u8> {
     let rows: Vec<PostableAlert<'_>> = alerts
         .iter()
@@ -51,7 +52,7 @@ pub fn alerts_body(alerts: &[Alert]) -> Vec<u8> {
             labels: a.labels.iter().map(|l| (&*l.name, &*l.value)).collect(),
         })
         .collect();
-    serde_json::to_vec(&rows).unwrap_or_default()
+    go_json_escape(serde_json::to_vec(&rows).unwrap_or_default())
 }
 
 /// One Alertmanager: its queue and the task that drains it.
@@ -302,7 +303,7 @@ mod tests {
             concat!(
                 r#"[{"annotations":{"summary":"api down"},"endsAt":"2023-11-14T22:17:20.500Z","#,
                 r#""startsAt":"2023-11-14T22:13:20.000Z","#,
-                r#""generatorURL":"http://argus:9095/graph?g0.expr=up+%3D%3D+0&g0.tab=1","#,
+                r#""generatorURL":"http://argus:9095/graph?g0.expr=up+%3D%3D+0\u0026g0.tab=1","#,
                 r#""labels":{"alertname":"Down","job":"api"}},"#,
                 r#"{"endsAt":"2023-11-14T22:17:20.500Z","startsAt":"2023-11-14T22:13:20.000Z","#,
                 r#""labels":{"alertname":"Down","job":"api"}}]"#
