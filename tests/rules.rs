@@ -75,6 +75,26 @@ fn alerts_go_pending_then_firing_and_survive_a_reload() {
         1
     );
     assert!(only_alerts["groups"][0]["rules"][0].get("alerts").is_none());
+    // match[] selects rules by their configured labels.
+    let paged = a.api(&format!(
+        "/api/v1/rules?match[]={}",
+        urlencode("{severity=\"page\"}")
+    ));
+    let rules = paged["groups"][0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["name"], "QueueBacklog");
+    let none = a.api(&format!(
+        "/api/v1/rules?match[]={}",
+        urlencode("{severity=\"ticket\"}")
+    ));
+    assert_eq!(none["groups"].as_array().unwrap().len(), 0);
+    let (code, _) = http_get(&format!(
+        "{}/api/v1/rules?match[]={}",
+        a.url(),
+        urlencode("{severity=~\".*\"}")
+    ))
+    .unwrap();
+    assert_eq!(code, 400);
     // A reload with the same rules keeps the alert firing since the same time.
     a.signal("HUP");
     std::thread::sleep(std::time::Duration::from_millis(1500));

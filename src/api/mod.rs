@@ -351,7 +351,7 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     Ok(sets)
 }
 
-fn selectors(p: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, ApiError> {
+pub(crate) fn selectors(p: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut out = Vec::new();
     for s in get_all(p, "match[]") {
         out.extend(

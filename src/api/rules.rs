@@ -2,10 +2,10 @@
 
 use axum::extract::{RawForm, State};
 use axum::http::Method;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::{ApiState, body_bytes, get_all, get_one, params, success};
+use super::{ApiState, body_bytes, get_all, get_one, params, selectors, success};
 use crate::model::{Labels, format_rfc3339};
 use crate::rules::{Alert, AlertState, Rule};
 
@@ -84,6 +84,18 @@ pub(crate) async fn rules(
         .map(str::to_string)
         .collect();
     let exclude_alerts = get_one(&p, "exclude_alerts") == Some("true");
+    // `match[]` selects rules by their configured labels, as Prometheus 3.
+    let sets = match selectors(&p) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let label_match = |l: &std::collections::BTreeMap<String, String>| {
+        sets.is_empty() || {
+            let l = Labels::from_pairs(l.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            sets.iter()
+                .any(|set| set.iter().all(|m| m.matches_labels(&l)))
+        }
+    };
     let groups: Vec<Json> = st
         .rules
         .with_groups(|gs| {
@@ -103,6 +115,13 @@ pub(crate) async fn rules(
             let mut rules = Vec::new();
             for r in &g.rules {
                 if !names.is_empty() && !names.iter().any(|n| n == r.name()) {
+                    continue;
+                }
+                let labels = match r {
+                    Rule::Alerting(a) => a.labels(),
+                    Rule::Recording(rr) => rr.labels(),
+                };
+                if !label_match(labels) {
                     continue;
                 }
                 let (h, err) = health(r.name());
@@ -162,7 +181,7 @@ pub(crate) async fn rules(
                 j["lastEvaluation"] = json!(time_or_zero(gs.last_eval));
                 rules.push(j);
             }
-            if rules.is_empty() && (!names.is_empty() || !kind.is_empty()) {
+            if rules.is_empty() && (!names.is_empty() || !kind.is_empty() || !sets.is_empty()) {
                 return None;
             }
             Some(json!({
