@@ -84,6 +84,11 @@ enum Cmd {
         #[command(subcommand)]
         what: CheckCmd,
     },
+    /// Run unit tests.
+    Test {
+        #[command(subcommand)]
+        what: TestCmd,
+    },
     /// Backfill the store from files.
     Import {
         #[command(subcommand)]
@@ -102,6 +107,30 @@ enum ImportCmd {
         /// Directory for snapshots and state.
         #[arg(long = "storage.path", default_value = "./data")]
         storage_path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCmd {
+    /// Rule unit tests in promtool's format, with promtool's output and
+    /// exit codes.
+    Rules {
+        /// Unit-test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regular
+        /// expression; may be given several times.
+        #[arg(long)]
+        run: Vec<String>,
+        /// Ignore keys Prometheus does not read in the rule files.
+        #[arg(long = "ignore-unknown-fields")]
+        ignore_unknown_fields: bool,
+        /// Write JUnit XML results to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// List the alerting rules that no alert_rule_test checks.
+        #[arg(long)]
+        coverage: bool,
     },
 }
 
@@ -156,6 +185,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Test {
+            what:
+                TestCmd::Rules {
+                    files,
+                    run,
+                    ignore_unknown_fields,
+                    junit,
+                    coverage,
+                },
+        } => match cli::test_rules(&cli::TestRulesArgs {
+            files,
+            run,
+            ignore_unknown_fields,
+            junit,
+            coverage,
+        }) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("argus: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Import {
             what: ImportCmd::Openmetrics { file, storage_path },
         } => match cli::import_openmetrics(&file, &storage_path) {

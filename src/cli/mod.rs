@@ -1,11 +1,13 @@
-//! Subcommands: `run` (the daemon), `check config`, `check rules` and
-//! `import openmetrics`.
+//! Subcommands: `run` (the daemon), `check config`, `check rules`,
+//! `test rules` and `import openmetrics`.
 
 mod import;
 mod run;
+mod test_rules;
 
 pub use import::{ImportError, ImportSummary, import_openmetrics};
 pub use run::{RunError, RunOptions, run};
+pub use test_rules::{TestRulesArgs, TestRulesError, junit_xml, test_rules, untested_alerts};
 
 use std::path::Path;
 

@@ -149,20 +149,94 @@ pub fn parse_rule_file(
     file: &str,
     names: NameValidation,
 ) -> Result<RuleFile, Vec<RuleError>> {
+    parse_rule_file_with(src, file, names, false)
+}
+
+/// The keys Prometheus reads at each level of a rule file.
+const FILE_KEYS: &[&str] = &["groups"];
+const GROUP_KEYS: &[&str] = &[
+    "name",
+    "interval",
+    "query_offset",
+    "limit",
+    "labels",
+    "rules",
+];
+const RULE_KEYS: &[&str] = &[
+    "record",
+    "alert",
+    "expr",
+    "for",
+    "keep_firing_for",
+    "labels",
+    "annotations",
+];
+
+/// Drops keys Prometheus does not read (`--ignore-unknown-fields`, for
+/// files that carry extra metadata such as ownership). Scalars where the
+/// format has strings become strings, as the typed parse would read them.
+fn prune_unknown(v: &mut serde_json::Value) {
+    fn keep(v: &mut serde_json::Value, keys: &[&str]) {
+        if let serde_json::Value::Object(m) = v {
+            m.retain(|k, _| keys.contains(&k.as_str()));
+            for (k, x) in m.iter_mut() {
+                if !matches!(k.as_str(), "groups" | "rules" | "limit") {
+                    stringify(x);
+                }
+            }
+        }
+    }
+    fn stringify(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => *v = serde_json::Value::String(n.to_string()),
+            serde_json::Value::Bool(b) => *v = serde_json::Value::String(b.to_string()),
+            serde_json::Value::Object(m) => m.values_mut().for_each(stringify),
+            _ => {}
+        }
+    }
+    keep(v, FILE_KEYS);
+    let groups = v.get_mut("groups").and_then(|g| g.as_array_mut());
+    for g in groups.into_iter().flatten() {
+        keep(g, GROUP_KEYS);
+        let rules = g.get_mut("rules").and_then(|r| r.as_array_mut());
+        for r in rules.into_iter().flatten() {
+            keep(r, RULE_KEYS);
+        }
+    }
+}
+
+/// [`parse_rule_file`], optionally ignoring keys Prometheus does not read.
+pub fn parse_rule_file_with(
+    src: &str,
+    file: &str,
+    names: NameValidation,
+    ignore_unknown_fields: bool,
+) -> Result<RuleFile, Vec<RuleError>> {
     let src = first_document(src);
     let positions = Positions::index(src);
     let rf: RuleFile = if src.trim().is_empty() {
         RuleFile::default()
     } else {
-        serde_saphyr::from_str(src).map_err(|e| {
-            let (pos, _, msg) = yaml_error_parts(&e, &positions);
-            vec![RuleError {
-                file: file.to_string(),
-                pos,
-                context: String::new(),
-                msg,
-            }]
-        })?
+        let lenient = || -> Option<RuleFile> {
+            let mut v: serde_json::Value = serde_saphyr::from_str(src).ok()?;
+            prune_unknown(&mut v);
+            serde_json::from_value(v).ok()
+        };
+        match serde_saphyr::from_str(src) {
+            Ok(rf) => rf,
+            Err(e) => match ignore_unknown_fields.then(lenient).flatten() {
+                Some(rf) => rf,
+                None => {
+                    let (pos, _, msg) = yaml_error_parts(&e, &positions);
+                    return Err(vec![RuleError {
+                        file: file.to_string(),
+                        pos,
+                        context: String::new(),
+                        msg,
+                    }]);
+                }
+            },
+        }
     };
     let mut errs = Vec::new();
     let funcs = template_funcs();
@@ -328,6 +402,15 @@ fn check_template(
 
 /// Reads and validates a rule file.
 pub fn load_rule_file(path: &Path, names: NameValidation) -> Result<RuleFile, Vec<RuleError>> {
+    load_rule_file_with(path, names, false)
+}
+
+/// [`load_rule_file`], optionally ignoring keys Prometheus does not read.
+pub fn load_rule_file_with(
+    path: &Path,
+    names: NameValidation,
+    ignore_unknown_fields: bool,
+) -> Result<RuleFile, Vec<RuleError>> {
     let name = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| {
         vec![RuleError {
@@ -337,7 +420,7 @@ pub fn load_rule_file(path: &Path, names: NameValidation) -> Result<RuleFile, Ve
             msg: format!("cannot read: {e}"),
         }]
     })?;
-    parse_rule_file(&src, &name, names)
+    parse_rule_file_with(&src, &name, names, ignore_unknown_fields)
 }
 
 #[cfg(test)]
@@ -391,6 +474,15 @@ mod tests {
         );
         assert!(e[0].starts_with("r.yml:6:9: "), "{e:?}");
         assert!(e[0].contains("annotation"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_fields_can_be_ignored() {
+        let src = "groups:\n  - name: g\n    owner: {team: x}\n    rules:\n      - alert: A\n        expr: 1\n        runbook: y\n        for: 5m\n";
+        assert!(parse_rule_file(src, "r.yml", NameValidation::Utf8).is_err());
+        let rf = parse_rule_file_with(src, "r.yml", NameValidation::Utf8, true).unwrap();
+        assert_eq!(rf.groups[0].rules[0].expr, "1");
+        assert_eq!(rf.groups[0].rules[0].for_, Some(PromDuration::secs(300)));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod file;
 mod group;
 mod manager;
 mod persist;
+mod unittest;
 
 pub use expand::{AlertData, expand_alert_template};
 pub use group::{
@@ -15,7 +16,12 @@ pub use group::{
 };
 pub use manager::{GroupState, RuleManager, RulesError, load_groups};
 pub use persist::{ALERTS_FILE, PersistError, Restored, SavedState};
+pub use unittest::{
+    AlertRuleRef, FileOutcome, GroupOutcome, UnitTestOptions, run_file as run_unit_test_file,
+    test_expression,
+};
 
 pub use file::{
-    NameValidation, RuleError, RuleFile, RuleGroup, RuleNode, load_rule_file, parse_rule_file,
+    NameValidation, RuleError, RuleFile, RuleGroup, RuleNode, load_rule_file, load_rule_file_with,
+    parse_rule_file, parse_rule_file_with,
 };
