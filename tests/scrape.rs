@@ -214,7 +214,7 @@ fn api_shapes_match_prometheus() {
     let (code, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
     assert_eq!(code, 200);
     for m in [
-        "argus_scrapes_total{job=\"j\"}",
+        "argus_scrapes_total{scrape_job=\"j\"}",
         "argus_head_series ",
         "argus_http_requests_total",
         "argus_scrape_duration_seconds_bucket",

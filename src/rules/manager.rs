@@ -231,6 +231,9 @@ impl EvalCtx {
             m.rule_group_last_duration
                 .get_or_create(&l)
                 .set(s.last_duration);
+            m.rule_group_interval
+                .get_or_create(&l)
+                .set(s.group.interval_ms as f64 / 1000.0);
             if missed > 0 {
                 m.rule_group_iterations_missed
                     .get_or_create(&l)

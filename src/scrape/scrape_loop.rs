@@ -287,7 +287,7 @@ impl ScrapeLoop {
         started: Instant,
     ) {
         st.iter += 1;
-        let job = vec![("job".to_string(), self.job.cfg.job_name.clone())];
+        let job = vec![("scrape_job".to_string(), self.job.cfg.job_name.clone())];
         self.metrics.scrapes.get_or_create(&job).inc();
         let mut app = self.sink.appender(st.cache.len() + REPORT.len());
         let result =

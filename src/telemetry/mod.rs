@@ -75,6 +75,8 @@ pub struct Metrics {
     pub rule_evaluation_failures: Family<L, Counter>,
     /// Duration of the last evaluation of each rule group.
     pub rule_group_last_duration: Family<L, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Configured interval of each rule group.
+    pub rule_group_interval: Family<L, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Evaluation slots skipped because the previous one overran.
     pub rule_group_iterations_missed: Family<L, Counter>,
     /// Alerts sent to each Alertmanager.
@@ -119,6 +121,7 @@ impl Metrics {
             rule_evaluations: Family::default(),
             rule_evaluation_failures: Family::default(),
             rule_group_last_duration: Family::default(),
+            rule_group_interval: Family::default(),
             rule_group_iterations_missed: Family::default(),
             notifications_sent: Family::default(),
             notifications_errors: Family::default(),
@@ -225,6 +228,11 @@ impl Metrics {
             "argus_rule_group_last_duration_seconds",
             "Duration of the last evaluation of the rule group",
             m.rule_group_last_duration.clone(),
+        );
+        r.register(
+            "argus_rule_group_interval_seconds",
+            "Configured evaluation interval of the rule group",
+            m.rule_group_interval.clone(),
         );
         r.register(
             "argus_rule_group_iterations_missed",
