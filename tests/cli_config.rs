@@ -44,10 +44,28 @@ fn check_config_reports_file_line_col_and_key_path() {
         err.starts_with("FILE:4:5: scrape_configs[0].sample_limt: unknown field `sample_limt`"),
         "{err}"
     );
-    let (code, _, err) = check("alerting:\n  alertmanagers: []\n");
+    let (code, _, err) = check("remote_write: []\n");
     assert_eq!(code, 1);
     assert!(
-        err.contains("\"alerting\" is a Prometheus setting that argus does not support"),
+        err.contains("\"remote_write\" is a Prometheus setting that argus does not support"),
+        "{err}"
+    );
+    // alerting is read; the parts argus lacks are refused where they are.
+    let (code, _, err) = check(
+        "alerting:\n  alertmanagers:\n    - static_configs: [{targets: ['am:9093']}]\n      oauth2: {client_id: x}\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("FILE:4:7: ")
+            && err.contains("\"oauth2\" is a Prometheus setting that argus does not support"),
+        "{err}"
+    );
+    let (code, _, err) = check(
+        "alerting:\n  alertmanagers:\n    - static_configs: [{targets: ['am:9093']}]\n      api_version: v1\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("alerting.alertmanagers[0].api_version: unsupported Alertmanager API version"),
         "{err}"
     );
     let o = Command::new(argus_bin())

@@ -4,8 +4,14 @@
 # and by argus with the same scrape config, for DURATION seconds. Prints
 # CPU-seconds and peak RSS of each and the argus/Prometheus ratios.
 #
+# With RULES=FILE (a Prometheus rule file, e.g. benches/data/rules.yml),
+# both then load the same rules with a config reload and run DURATION
+# seconds more; the script prints the CPU the rules added (CPU of the
+# second window minus the first) and the longest group evaluation each
+# reported while polling once a second.
+#
 # Needs: nginx (Debian nginx-light), prometheus (Debian package), python3.
-# Usage: benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
+# Usage: [RULES=FILE] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
 set -euo pipefail
 N=${1:-50}
 SERIES=${2:-2000}
@@ -89,6 +95,37 @@ ARG=$!
 sleep "$DURATION"
 
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+if [ -n "${RULES:-}" ]; then
+  # Window 1: scraping only (after the first DURATION of warm-up).
+  P0=$(cpu $PROM); A0=$(cpu $ARG)
+  sleep "$DURATION"
+  P1=$(cpu $PROM); A1=$(cpu $ARG)
+  cp "$RULES" "$WORK/rules.yml"
+  printf 'rule_files: [rules.yml]\n' >> "$WORK/scrape.yml"
+  sed -i "s/^global:/global:\n  evaluation_interval: $INTERVAL/" "$WORK/scrape.yml"
+  kill -HUP $PROM $ARG
+  sleep 10
+  # Window 2: scraping and rules; the longest group evaluation seen.
+  P2=$(cpu $PROM); A2=$(cpu $ARG)
+  PMAX=0; AMAX=0
+  for _ in $(seq 1 "$DURATION"); do
+    sleep 1
+    PD=$(curl -s "http://127.0.0.1:$P_PORT/metrics" | awk '/^prometheus_rule_group_last_duration_seconds/ {print $2}' | sort -g | tail -1)
+    AD=$(curl -s "http://127.0.0.1:$A_PORT/metrics" | awk '/^argus_rule_group_last_duration_seconds/ {print $2}' | sort -g | tail -1)
+    PMAX=$(python3 -c "print(max($PMAX, float('${PD:-0}')))"); AMAX=$(python3 -c "print(max($AMAX, float('${AD:-0}')))")
+  done
+  P3=$(cpu $PROM); A3=$(cpu $ARG)
+  NRULES=$(grep -c 'record:\|alert:' "$RULES")
+  RULES_OUT=$(python3 - <<PY
+pr = ($P3 - $P2) - ($P1 - $P0); ar = ($A3 - $A2) - ($A1 - $A0)
+print(f"rules: $NRULES rules every $INTERVAL over {int('$N') * int('$SERIES')} scraped series, {$DURATION}s windows")
+print(f"{'':<12} {'rule_cpu_s':>12} {'max_group_eval_ms':>18}")
+print(f"{'prometheus':<12} {pr:12.2f} {$PMAX * 1000:18.1f}")
+print(f"{'argus':<12} {ar:12.2f} {$AMAX * 1000:18.1f}")
+print(f"ratio argus/prometheus: rule_cpu={ar / pr if pr > 0 else float('nan'):.3f}")
+PY
+)
+fi
 hwm() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 count() { curl -s "http://127.0.0.1:$1/api/v1/series?match[]=%7Bjob%3D%22bench%22%7D" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))'; }
 PC=$(cpu $PROM); PR=$(hwm $PROM); AC=$(cpu $ARG); AR=$(hwm $ARG)
@@ -100,3 +137,4 @@ printf "%-12s %12s %14s %10s\n" "" "cpu_seconds" "peak_rss_MiB" "series"
 printf "%-12s %12s %14s %10s\n" prometheus "$PC" "$PR" "$PS"
 printf "%-12s %12s %14s %10s\n" argus "$AC" "$AR" "$AS"
 python3 -c "print(f'ratio argus/prometheus: cpu={$AC/$PC:.3f} rss={$AR/$PR:.3f}')"
+[ -z "${RULES_OUT:-}" ] || echo "$RULES_OUT"

@@ -121,6 +121,21 @@ impl Labels {
         }
     }
 
+    /// A hash for in-process deduplication, word at a time: several times
+    /// faster than [`stable_hash`](Self::stable_hash), but not stable
+    /// across versions.
+    pub fn fast_hash(&self) -> u64 {
+        use std::hash::Hasher as _;
+        let mut h = crate::model::hash::FastHasher::default();
+        for l in self.0.iter() {
+            h.write(l.name.as_bytes());
+            h.write_u64(0xff);
+            h.write(l.value.as_bytes());
+            h.write_u64(0xfe);
+        }
+        h.finish()
+    }
+
     /// A hash that is stable across processes and versions (FNV-1a over
     /// name/value bytes with separators), used for target offsets, hashmod
     /// and snapshot identity.

@@ -35,11 +35,27 @@ pub(crate) enum Val {
 /// Raw points of a matrix selector or subquery plus how to cut the window
 /// for each step.
 pub(crate) struct RangeVal {
-    pub series: Vec<Series>,
+    pub series: RangeSeries,
     /// Window length in ms; windows are left-open `(end - range, end]`.
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
+}
+
+/// The series of a range value. A matrix selector keeps the store's
+/// samples and turns one series at a time into points, through one
+/// reused buffer: rules run `rate(x[5m])` over tens of thousands of
+/// series, and a second copy of every sample costs more than computing.
+pub(crate) enum RangeSeries {
+    /// Points already built (subqueries).
+    Points(Vec<Series>),
+    /// Samples as read, with what still has to be done to them.
+    Raw {
+        raw: Vec<crate::storage::SeriesSamples>,
+        /// Samples at or before this time are outside every window.
+        after: i64,
+        stats_only: bool,
+    },
 }
 
 impl RangeVal {
@@ -47,6 +63,98 @@ impl RangeVal {
     pub fn window_end(&self, ts: i64) -> i64 {
         self.at.unwrap_or(ts) - self.offset
     }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        match &self.series {
+            RangeSeries::Points(v) => v.len(),
+            RangeSeries::Raw { raw, .. } => raw.len(),
+        }
+    }
+
+    /// Calls `f` with each non-empty series' labels, points (stale markers
+    /// left out) and whether its name is to be dropped.
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(&Labels, &[Point], bool) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        match &self.series {
+            RangeSeries::Points(v) => {
+                for s in v {
+                    f(&s.labels, &s.points, s.drop_name)?;
+                }
+            }
+            RangeSeries::Raw {
+                raw,
+                after,
+                stats_only,
+            } => {
+                let mut buf: Vec<Point> = Vec::new();
+                for s in raw {
+                    raw_points(s, *after, *stats_only, &mut buf);
+                    if !buf.is_empty() {
+                        f(&s.labels, &buf, false)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The series with their points, for returning a range vector.
+    pub fn into_series(self) -> Vec<Series> {
+        match self.series {
+            RangeSeries::Points(v) => v,
+            RangeSeries::Raw {
+                raw,
+                after,
+                stats_only,
+            } => {
+                let mut out = Vec::with_capacity(raw.len());
+                for s in &raw {
+                    let mut buf = Vec::new();
+                    raw_points(s, after, stats_only, &mut buf);
+                    if !buf.is_empty() {
+                        out.push(Series {
+                            labels: s.labels.clone(),
+                            points: buf,
+                            drop_name: false,
+                        });
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// One series' samples as points into `buf`: floats and histograms merged
+/// in time order, stale markers and samples at or before `after` left out.
+fn raw_points(
+    s: &crate::storage::SeriesSamples,
+    after: i64,
+    stats_only: bool,
+    buf: &mut Vec<Point>,
+) {
+    buf.clear();
+    let keep = |t: i64| t > after;
+    if s.histograms.is_empty() {
+        buf.extend(
+            s.samples
+                .iter()
+                .filter(|x| keep(x.t) && !is_stale_nan(x.v))
+                .map(|x| Point::float(x.t, x.v)),
+        );
+        return;
+    }
+    let mut pts = merge_points(s.samples.clone(), s.histograms.clone());
+    if stats_only {
+        histogram_stats(&mut pts);
+    }
+    buf.extend(
+        pts.into_iter()
+            .filter(|p| keep(p.t) && (p.h.is_some() || !is_stale_nan(p.v))),
+    );
 }
 
 /// One element of an instant vector at one step: index of its series in
@@ -309,7 +417,7 @@ impl<'q> Evaluator<'q> {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<crate::storage::SeriesSamples>, QueryError> {
-        self.select(vs, mint, maxt)
+        self.select(vs, mint, maxt, false)
     }
 
     fn check_deadline(&mut self) -> Result<(), QueryError> {
@@ -391,15 +499,23 @@ impl<'q> Evaluator<'q> {
         vs: &VectorSelector,
         mint: i64,
         maxt: i64,
+        latest_only: bool,
     ) -> Result<Vec<crate::storage::SeriesSamples>, QueryError> {
         let sets = selector_matchers(vs).map_err(QueryError::BadData)?;
+        let read = |q: &dyn Queryable, set: &[Matcher]| {
+            if latest_only {
+                q.select_latest(set, mint, maxt)
+            } else {
+                q.select(set, mint, maxt)
+            }
+        };
         let mut out = Vec::new();
         if sets.len() == 1 {
-            out = self.q.select(&sets[0], mint, maxt);
+            out = read(self.q, &sets[0]);
         } else {
             let mut seen = std::collections::HashSet::new();
             for set in &sets {
-                for s in self.q.select(set, mint, maxt) {
+                for s in read(self.q, set) {
                     if seen.insert(s.labels.clone()) {
                         out.push(s);
                     }
@@ -419,7 +535,12 @@ impl<'q> Evaluator<'q> {
             Some(a) => (a - off, a - off),
             None => (self.start - off, self.end - off),
         };
-        let raw = self.select(vs, first - self.lookback + 1, last)?;
+        // One evaluation time (instant queries, rules, `@`): only the
+        // latest sample of each series matters, unless histograms are read
+        // for their statistics, whose reset hints come from the sample
+        // before.
+        let latest_only = first == last && !self.stats_only;
+        let raw = self.select(vs, first - self.lookback + 1, last, latest_only)?;
         let steps = self.steps();
         let mut out = Vec::with_capacity(raw.len());
         for s in raw {
@@ -472,26 +593,18 @@ impl<'q> Evaluator<'q> {
             Some(a) => (a - off, a - off),
             None => (self.start - off, self.end - off),
         };
-        let raw = self.select(vs, first - range + 1, last)?;
-        let mut series = Vec::with_capacity(raw.len());
-        for s in raw {
-            let mut pts = merge_points(s.samples, s.histograms);
-            if self.stats_only {
-                histogram_stats(&mut pts);
-            }
-            pts.retain(|p| (p.h.is_some() || !is_stale_nan(p.v)) && p.t > first - range);
-            if pts.is_empty() {
-                continue;
-            }
-            self.add_samples(pts.len())?;
-            series.push(Series {
-                labels: s.labels,
-                points: pts,
-                drop_name: false,
-            });
-        }
+        let raw = self.select(vs, first - range + 1, last, false)?;
+        let n: usize = raw
+            .iter()
+            .map(|s| s.samples.len() + s.histograms.len())
+            .sum();
+        self.add_samples(n)?;
         Ok(RangeVal {
-            series,
+            series: RangeSeries::Raw {
+                raw,
+                after: first - range,
+                stats_only: self.stats_only,
+            },
             range,
             offset: off,
             at,
@@ -574,7 +687,7 @@ impl<'q> Evaluator<'q> {
         self.checks = inner.checks;
         merge_annotations(&mut self.annos, inner.annos);
         Ok(RangeVal {
-            series,
+            series: RangeSeries::Points(series),
             range,
             offset: off,
             at,
@@ -702,8 +815,31 @@ pub(crate) fn grouping_labels(l: &Labels, m: &Option<LabelModifier>) -> Labels {
 
 /// Merges series with identical labels (label_replace and name removal
 /// can produce them); overlapping points are an error, as in Prometheus.
+/// Whether two of the label sets are equal. Duplicates are rare: sort
+/// cheap hashes and compare label sets only where hashes collide.
+pub(crate) fn has_duplicate_labels<'a>(labels: impl Iterator<Item = &'a Labels>) -> bool {
+    let all: Vec<&Labels> = labels.collect();
+    let mut hashes: Vec<(u64, usize)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.fast_hash(), i))
+        .collect();
+    hashes.sort_unstable();
+    hashes.chunk_by(|a, b| a.0 == b.0).any(|run| {
+        run.len() > 1
+            && run
+                .iter()
+                .enumerate()
+                .any(|(k, a)| run[k + 1..].iter().any(|b| all[a.1] == all[b.1]))
+    })
+}
+
 pub(crate) fn merge_same_labelset(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
-    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    if !has_duplicate_labels(series.iter().map(|s| &s.labels)) {
+        return Ok(series);
+    }
+    let mut index: crate::model::FastMap<Labels, usize> =
+        crate::model::FastMap::with_capacity_and_hasher(series.len(), Default::default());
     let mut out: Vec<Series> = Vec::with_capacity(series.len());
     for s in series {
         match index.get(&s.labels) {

@@ -736,10 +736,9 @@ fn eval_range_function(
     }
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let steps: Vec<i64> = ev.step_ts().collect();
-    let mut out: Vec<Series> = Vec::with_capacity(rv.series.len());
+    let mut out: Vec<Series> = Vec::with_capacity(rv.len());
     let mut not_counter: Vec<String> = Vec::new();
-    for s in &rv.series {
-        let pts = &s.points;
+    rv.for_each(|labels, pts, drop_name| {
         let mut res: Vec<Point> = Vec::new();
         let mut notes = RangeNotes::default();
         let (mut lo, mut hi) = (0usize, 0usize);
@@ -774,7 +773,7 @@ fn eval_range_function(
                 res.push(Point { t: ts, v, h });
             }
         }
-        let name = s.labels.metric_name().unwrap_or("").to_string();
+        let name = labels.metric_name().unwrap_or("").to_string();
         if notes.mixed {
             ev.annos.warn(format!(
                 "encountered a mix of histograms and floats for metric name {name:?}{arg_pos}"
@@ -811,7 +810,7 @@ fn eval_range_function(
             ));
         }
         if res.is_empty() {
-            continue;
+            return Ok(());
         }
         if matches!(kind, RangeFn::Rate | RangeFn::Increase)
             && !name.is_empty()
@@ -825,11 +824,12 @@ fn eval_range_function(
         }
         ev.add_samples(res.len())?;
         out.push(Series {
-            labels: s.labels.clone(),
+            labels: labels.clone(),
             points: res,
-            drop_name: s.drop_name || !keep_name,
+            drop_name: drop_name || !keep_name,
         });
-    }
+        Ok(())
+    })?;
     for n in not_counter {
         ev.annos.info(format!(
             "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}{arg_pos}"

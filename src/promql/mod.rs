@@ -256,13 +256,10 @@ impl Engine {
                             });
                         }
                     }
-                    let mut seen = std::collections::HashSet::new();
-                    for s in &out {
-                        if !seen.insert(&s.labels) {
-                            return Err(QueryError::Execution(
-                                "vector cannot contain metrics with the same labelset".into(),
-                            ));
-                        }
+                    if eval::has_duplicate_labels(out.iter().map(|s| &s.labels)) {
+                        return Err(QueryError::Execution(
+                            "vector cannot contain metrics with the same labelset".into(),
+                        ));
                     }
                     Value::Vector(out)
                 } else {
@@ -277,7 +274,7 @@ impl Engine {
                 let end_t = r.window_end(start);
                 let begin = end_t - r.range;
                 let mut out = Vec::new();
-                for mut s in r.series {
+                for mut s in r.into_series() {
                     s.points.retain(|p| p.t > begin && p.t <= end_t);
                     if !s.points.is_empty() {
                         out.push(s);

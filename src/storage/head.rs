@@ -143,6 +143,40 @@ impl SeriesData {
         Arc::new(x)
     }
 
+    /// The latest sample in `[mint, maxt]` into `floats` or `hists`: what
+    /// an instant selector needs. When `maxt` is at or past the newest
+    /// float sample (rule evaluation at "now"), nothing is decoded.
+    fn latest(
+        &self,
+        mint: i64,
+        maxt: i64,
+        floats: &mut Vec<Sample>,
+        hists: &mut Vec<(i64, Arc<FloatHistogram>)>,
+    ) {
+        let f = match self.last() {
+            Some((t, bits)) if t <= maxt => (t >= mint).then(|| Sample {
+                t,
+                v: f64::from_bits(bits),
+            }),
+            _ => {
+                let mut v = Vec::new();
+                self.samples(mint, maxt, &mut v);
+                v.pop()
+            }
+        };
+        let end = self.hists.partition_point(|x| x.0 <= maxt);
+        let h = end
+            .checked_sub(1)
+            .map(|i| &self.hists[i])
+            .filter(|x| x.0 >= mint);
+        match (f, h) {
+            (Some(f), Some(h)) if h.0 > f.t => hists.push(h.clone()),
+            (Some(f), _) => floats.push(f),
+            (None, Some(h)) => hists.push(h.clone()),
+            (None, None) => {}
+        }
+    }
+
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         // Chunks decode from their start; stop at the first sample past
         // `maxt` rather than decoding the rest.
@@ -697,6 +731,28 @@ impl Queryable for Head {
                 d.samples(mint, maxt, &mut samples);
                 d.histograms(mint, maxt, &mut histograms);
             }
+            if !samples.is_empty() || !histograms.is_empty() {
+                out.push(SeriesSamples {
+                    labels,
+                    samples,
+                    histograms,
+                });
+            }
+        }
+        out
+    }
+
+    fn select_latest(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<SeriesSamples> {
+        let mut out = Vec::new();
+        for (labels, s) in self.matching_series(matchers) {
+            let mut samples = Vec::new();
+            let mut histograms = Vec::new();
+            s.lock().latest(mint, maxt, &mut samples, &mut histograms);
             if !samples.is_empty() || !histograms.is_empty() {
                 out.push(SeriesSamples {
                     labels,

@@ -115,6 +115,31 @@ pub trait Queryable: Send + Sync {
     /// that must be ordered are sorted by their consumers). Series without
     /// samples in the range are left out.
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<SeriesSamples>;
+    /// Like [`select`](Self::select), but only each series' latest sample
+    /// in `[mint, maxt]`: what an instant selector at one time needs.
+    /// Stores that can answer it without reading the range should.
+    fn select_latest(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<SeriesSamples> {
+        let mut all = self.select(matchers, mint, maxt);
+        for s in all.iter_mut() {
+            let tf = s.samples.last().map(|x| x.t);
+            let th = s.histograms.last().map(|x| x.0);
+            if th > tf {
+                s.samples.clear();
+                let keep = s.histograms.len() - 1;
+                s.histograms.drain(..keep);
+            } else {
+                s.histograms.clear();
+                let keep = s.samples.len().saturating_sub(1);
+                s.samples.drain(..keep);
+            }
+        }
+        all
+    }
     /// Labels of series matching `matchers` that have samples in the range.
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels>;
     /// Sorted label names of matching series (all series if `matchers` is empty).
