@@ -232,6 +232,7 @@ fn exec_params(p: &[(String, String)]) -> Result<(Option<Duration>, QueryOptions
         duration_param(p, "timeout")?,
         QueryOptions {
             lookback_delta: duration_param(p, "lookback_delta")?,
+            ..Default::default()
         },
     ))
 }

@@ -51,9 +51,13 @@ pub(crate) enum RangeSeries {
     Points(Vec<Series>),
     /// Samples as read, with what still has to be done to them.
     Raw {
-        raw: Vec<crate::storage::SeriesSamples>,
+        raw: Arc<Vec<crate::storage::SeriesSamples>>,
+        /// The series of `raw` that were selected (`None`: all).
+        subset: Option<Vec<usize>>,
         /// Samples at or before this time are outside every window.
         after: i64,
+        /// Samples after this time too (a shared read may be wider).
+        until: i64,
         stats_only: bool,
     },
 }
@@ -68,7 +72,7 @@ impl RangeVal {
     pub fn len(&self) -> usize {
         match &self.series {
             RangeSeries::Points(v) => v.len(),
-            RangeSeries::Raw { raw, .. } => raw.len(),
+            RangeSeries::Raw { raw, subset, .. } => subset.as_ref().map_or(raw.len(), |s| s.len()),
         }
     }
 
@@ -86,15 +90,23 @@ impl RangeVal {
             }
             RangeSeries::Raw {
                 raw,
+                subset,
                 after,
+                until,
                 stats_only,
             } => {
                 let mut buf: Vec<Point> = Vec::new();
-                for s in raw {
-                    raw_points(s, *after, *stats_only, &mut buf);
-                    if !buf.is_empty() {
-                        f(&s.labels, &buf, false)?;
+                let mut each = |s: &crate::storage::SeriesSamples| {
+                    raw_points(s, *after, *until, *stats_only, &mut buf);
+                    if buf.is_empty() {
+                        Ok(())
+                    } else {
+                        f(&s.labels, &buf, false)
                     }
+                };
+                match subset {
+                    None => raw.iter().try_for_each(&mut each)?,
+                    Some(idx) => idx.iter().try_for_each(|&i| each(&raw[i]))?,
                 }
             }
         }
@@ -107,13 +119,16 @@ impl RangeVal {
             RangeSeries::Points(v) => v,
             RangeSeries::Raw {
                 raw,
+                subset,
                 after,
+                until,
                 stats_only,
             } => {
-                let mut out = Vec::with_capacity(raw.len());
-                for s in &raw {
+                let all: Vec<usize> = subset.unwrap_or_else(|| (0..raw.len()).collect());
+                let mut out = Vec::with_capacity(all.len());
+                for s in all.into_iter().map(|i| &raw[i]) {
                     let mut buf = Vec::new();
-                    raw_points(s, after, stats_only, &mut buf);
+                    raw_points(s, after, until, stats_only, &mut buf);
                     if !buf.is_empty() {
                         out.push(Series {
                             labels: s.labels.clone(),
@@ -128,21 +143,84 @@ impl RangeVal {
     }
 }
 
+/// Index of the first sample after `t`. Samples are nearly evenly spaced,
+/// so guessing by interpolation and stepping lands in one or two probes;
+/// a binary search over tens of thousands of series waits on a cache miss
+/// at every probe.
+fn first_after(s: &[Sample], t: i64) -> usize {
+    let n = s.len();
+    match (s.first(), s.last()) {
+        (Some(a), Some(b)) if a.t <= t && b.t > t => {
+            let frac = (t - a.t) as f64 / (b.t - a.t) as f64;
+            let mut i = ((frac * (n - 1) as f64) as usize).min(n - 1);
+            while i < n && s[i].t <= t {
+                i += 1;
+            }
+            while i > 0 && s[i - 1].t > t {
+                i -= 1;
+            }
+            i
+        }
+        (Some(a), _) if a.t > t => 0,
+        _ => n,
+    }
+}
+
+/// Each selected series' latest sample in `[mint, maxt]` from a shared
+/// read, as the store's `select_latest` would return it.
+fn latest_of(
+    r: &super::cache::SharedRead,
+    mint: i64,
+    maxt: i64,
+) -> Vec<crate::storage::SeriesSamples> {
+    let pick = |s: &crate::storage::SeriesSamples| {
+        let fi = s.samples.partition_point(|x| x.t <= maxt);
+        let f = fi
+            .checked_sub(1)
+            .map(|i| s.samples[i])
+            .filter(|x| x.t >= mint);
+        let hi = s.histograms.partition_point(|x| x.0 <= maxt);
+        let h = hi
+            .checked_sub(1)
+            .map(|i| &s.histograms[i])
+            .filter(|x| x.0 >= mint);
+        let (samples, histograms) = match (f, h) {
+            (Some(f), Some(h)) if h.0 > f.t => (Vec::new(), vec![h.clone()]),
+            (Some(f), _) => (vec![f], Vec::new()),
+            (None, Some(h)) => (Vec::new(), vec![h.clone()]),
+            (None, None) => return None,
+        };
+        Some(crate::storage::SeriesSamples {
+            labels: s.labels.clone(),
+            samples,
+            histograms,
+        })
+    };
+    match &r.subset {
+        None => r.data.iter().filter_map(pick).collect(),
+        Some(idx) => idx.iter().filter_map(|&i| pick(&r.data[i])).collect(),
+    }
+}
+
 /// One series' samples as points into `buf`: floats and histograms merged
-/// in time order, stale markers and samples at or before `after` left out.
+/// in time order, stale markers and samples outside `(after, until]` left
+/// out.
 fn raw_points(
     s: &crate::storage::SeriesSamples,
     after: i64,
+    until: i64,
     stats_only: bool,
     buf: &mut Vec<Point>,
 ) {
     buf.clear();
-    let keep = |t: i64| t > after;
+    let keep = |t: i64| t > after && t <= until;
     if s.histograms.is_empty() {
+        let lo = first_after(&s.samples, after);
+        let hi = first_after(&s.samples, until);
         buf.extend(
-            s.samples
+            s.samples[lo..hi.max(lo)]
                 .iter()
-                .filter(|x| keep(x.t) && !is_stale_nan(x.v))
+                .filter(|x| !is_stale_nan(x.v))
                 .map(|x| Point::float(x.t, x.v)),
         );
         return;
@@ -306,6 +384,8 @@ pub(crate) struct Evaluator<'q> {
     /// and sum only, with reset hints detected while reading, as
     /// Prometheus's histogram stats iterator does.
     pub stats_only: bool,
+    /// Reads shared with the other queries of a batch.
+    pub cache: Option<&'q super::cache::ReadCache>,
 }
 
 /// Reduces a series' histograms to count and sum and fills in reset
@@ -501,6 +581,11 @@ impl<'q> Evaluator<'q> {
         maxt: i64,
         latest_only: bool,
     ) -> Result<Vec<crate::storage::SeriesSamples>, QueryError> {
+        if latest_only {
+            if let Some(r) = self.shared(vs, mint, maxt)? {
+                return Ok(latest_of(&r, mint, maxt));
+            }
+        }
         let sets = selector_matchers(vs).map_err(QueryError::BadData)?;
         let read = |q: &dyn Queryable, set: &[Matcher]| {
             if latest_only {
@@ -524,6 +609,23 @@ impl<'q> Evaluator<'q> {
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
         Ok(out)
+    }
+
+    /// A read of the batch's cache covering this selector, if any.
+    fn shared(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Option<super::cache::SharedRead>, QueryError> {
+        let Some(cache) = self.cache else {
+            return Ok(None);
+        };
+        if !vs.matchers.or_matchers.is_empty() {
+            return Ok(None);
+        }
+        let mut sets = selector_matchers(vs).map_err(QueryError::BadData)?;
+        Ok(sets.pop().and_then(|m| cache.lookup(&m, mint, maxt)))
     }
 
     /// An instant-vector selector at every step: the latest sample within
@@ -593,16 +695,30 @@ impl<'q> Evaluator<'q> {
             Some(a) => (a - off, a - off),
             None => (self.start - off, self.end - off),
         };
-        let raw = self.select(vs, first - range + 1, last, false)?;
-        let n: usize = raw
-            .iter()
-            .map(|s| s.samples.len() + s.histograms.len())
-            .sum();
+        let (raw, subset) = match self.shared(vs, first - range + 1, last)? {
+            Some(r) => (r.data, r.subset),
+            None => (
+                Arc::new(self.select(vs, first - range + 1, last, false)?),
+                None,
+            ),
+        };
+        let n: usize = match &subset {
+            None => raw
+                .iter()
+                .map(|s| s.samples.len() + s.histograms.len())
+                .sum(),
+            Some(idx) => idx
+                .iter()
+                .map(|&i| raw[i].samples.len() + raw[i].histograms.len())
+                .sum(),
+        };
         self.add_samples(n)?;
         Ok(RangeVal {
             series: RangeSeries::Raw {
                 raw,
+                subset,
                 after: first - range,
+                until: last,
                 stats_only: self.stats_only,
             },
             range,
@@ -643,6 +759,7 @@ impl<'q> Evaluator<'q> {
             positions: self.positions,
             // A subquery needs whole histograms for its reset detection.
             stats_only: false,
+            cache: self.cache,
         };
         let series = if start > last {
             Vec::new()

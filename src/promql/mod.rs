@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod binary;
+mod cache;
 mod eval;
 mod functions;
 mod info;
@@ -14,6 +15,8 @@ mod positions;
 pub mod promqltest;
 pub mod series_notation;
 mod value;
+
+pub use cache::ReadCache;
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +125,8 @@ pub struct QueryResult {
 pub struct QueryOptions {
     /// Overrides the engine's lookback delta.
     pub lookback_delta: Option<Duration>,
+    /// Reads shared with other queries at the same time (a rule group).
+    pub cache: Option<std::sync::Arc<ReadCache>>,
 }
 
 /// The PromQL engine: stateless apart from its options.
@@ -221,6 +226,7 @@ impl Engine {
             checks: 0,
             positions: &positions,
             stats_only: false,
+            cache: o.cache.as_deref(),
         };
         let val = ev.eval(&q.expr)?;
         let value = match val {
@@ -386,7 +392,8 @@ mod tests {
         assert_eq!(n(&QueryOptions::default()), 3);
         assert_eq!(
             n(&QueryOptions {
-                lookback_delta: Some(Duration::from_secs(60))
+                lookback_delta: Some(Duration::from_secs(60)),
+                ..Default::default()
             }),
             0
         );

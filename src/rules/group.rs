@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::expand::{AlertData, expand_alert_template};
 use super::file::RuleGroup;
 use crate::model::{Labels, LabelsBuilder, METRIC_NAME, stale_nan};
-use crate::promql::{Engine, Query, QueryOptions, Value};
+use crate::promql::{Engine, Query, QueryOptions, ReadCache, Value};
 use crate::storage::{Appender, Head};
 
 /// How long a resolved alert is kept (and re-sent) after it resolved.
@@ -185,10 +185,32 @@ impl Group {
     pub fn eval(&mut self, env: &EvalEnv<'_>, ts: i64) -> Vec<(String, String)> {
         let mut errors = Vec::new();
         let at = ts - self.query_offset_ms;
+        // Inputs several rules share are read once for the whole group.
+        let cache = Arc::new(ReadCache::new());
+        if self.rules.len() > 1 {
+            let queries: Vec<&Query> = self
+                .rules
+                .iter()
+                .map(|r| match r {
+                    Rule::Recording(r) => &r.query,
+                    Rule::Alerting(a) => &a.query,
+                })
+                .collect();
+            let lookback = env.engine.options().lookback_delta.as_millis() as i64;
+            cache.plan(env.head.as_ref(), &queries, at, lookback);
+        }
+        let ctx = RuleCtx {
+            env,
+            opts: QueryOptions {
+                cache: Some(cache.clone()),
+                ..Default::default()
+            },
+            cache: &cache,
+        };
         for rule in self.rules.iter_mut() {
             let r = match rule {
-                Rule::Recording(r) => r.eval(env, at, self.limit),
-                Rule::Alerting(a) => a.eval(env, ts, at, self.limit),
+                Rule::Recording(r) => r.eval(&ctx, at, self.limit),
+                Rule::Alerting(a) => a.eval(&ctx, ts, at, self.limit),
             };
             if let Err(e) = r {
                 errors.push((rule.name().to_string(), e));
@@ -259,10 +281,43 @@ impl Group {
     }
 }
 
-fn instant_vector(env: &EvalEnv<'_>, q: &Query, at: i64) -> Result<Vec<(Labels, f64)>, String> {
-    let r = env
+/// The `query` template function: PromQL at the rule's evaluation time.
+fn template_query(env: &EvalEnv<'_>, at: i64) -> crate::template::prometheus::QueryFn {
+    let (engine, head) = (env.engine.clone(), env.head.clone());
+    Arc::new(move |text: &str| {
+        let q = Query::parse(text).map_err(|e| e.to_string())?;
+        let r = engine
+            .instant(head.as_ref(), &q, at, &QueryOptions::default())
+            .map_err(|e| e.to_string())?;
+        let row = |l: &Labels| -> BTreeMap<String, String> {
+            l.iter()
+                .map(|x| (x.name.to_string(), x.value.to_string()))
+                .collect()
+        };
+        match r.value {
+            Value::Vector(v) => Ok(v.iter().map(|s| (row(&s.labels), s.v)).collect()),
+            Value::Scalar { v, .. } => Ok(vec![(BTreeMap::new(), v)]),
+            other => Err(format!(
+                "query result is a {}, not a vector or scalar",
+                other.type_name()
+            )),
+        }
+    })
+}
+
+/// One group evaluation's environment: where rules read and write, and
+/// the reads they share.
+struct RuleCtx<'a> {
+    env: &'a EvalEnv<'a>,
+    opts: QueryOptions,
+    cache: &'a ReadCache,
+}
+
+fn instant_vector(ctx: &RuleCtx<'_>, q: &Query, at: i64) -> Result<Vec<(Labels, f64)>, String> {
+    let r = ctx
+        .env
         .engine
-        .instant(env.head.as_ref(), q, at, &QueryOptions::default())
+        .instant(ctx.env.head.as_ref(), q, at, &ctx.opts)
         .map_err(|e| e.to_string())?;
     match r.value {
         Value::Vector(v) => Ok(v
@@ -279,21 +334,24 @@ fn instant_vector(env: &EvalEnv<'_>, q: &Query, at: i64) -> Result<Vec<(Labels, 
 }
 
 /// Writes `samples` at `at`, then stale markers for series written last
-/// time and not now; returns the new set of written series.
+/// time and not now; returns the new set of written series. Shared reads
+/// the written series belong to are dropped, so later rules see them.
 fn write_with_staleness(
-    env: &EvalEnv<'_>,
+    ctx: &RuleCtx<'_>,
     at: i64,
     samples: &[(Labels, f64)],
     previous: &HashSet<Labels>,
 ) -> Result<HashSet<Labels>, String> {
-    let mut app = env.head.appender_with_capacity(samples.len());
+    let mut app = ctx.env.head.appender_with_capacity(samples.len());
     let mut now = HashSet::with_capacity(samples.len());
     for (l, v) in samples {
         app.append(l, at, *v).map_err(|e| e.to_string())?;
+        ctx.cache.invalidate(l);
         now.insert(l.clone());
     }
     for l in previous.difference(&now) {
         app.append(l, at, stale_nan()).map_err(|e| e.to_string())?;
+        ctx.cache.invalidate(l);
     }
     app.commit();
     Ok(now)
@@ -318,8 +376,8 @@ impl RecordingRule {
         &self.labels
     }
 
-    fn eval(&mut self, env: &EvalEnv<'_>, at: i64, limit: usize) -> Result<(), String> {
-        let rows = instant_vector(env, &self.query, at)?;
+    fn eval(&mut self, ctx: &RuleCtx<'_>, at: i64, limit: usize) -> Result<(), String> {
+        let rows = instant_vector(ctx, &self.query, at)?;
         let mut out = Vec::with_capacity(rows.len());
         let mut seen = HashSet::with_capacity(rows.len());
         for (l, v) in rows {
@@ -347,7 +405,7 @@ impl RecordingRule {
                 out.len()
             ));
         }
-        self.written = write_with_staleness(env, at, &out, &self.written)?;
+        self.written = write_with_staleness(ctx, at, &out, &self.written)?;
         Ok(())
     }
 }
@@ -387,9 +445,11 @@ impl AlertingRule {
         &self.annotations
     }
 
-    fn eval(&mut self, env: &EvalEnv<'_>, ts: i64, at: i64, limit: usize) -> Result<(), String> {
-        let rows = instant_vector(env, &self.query, at)?;
+    fn eval(&mut self, ctx: &RuleCtx<'_>, ts: i64, at: i64, limit: usize) -> Result<(), String> {
+        let env = ctx.env;
+        let rows = instant_vector(ctx, &self.query, at)?;
         let now_s = ts as f64 / 1000.0;
+        let query_fn = template_query(env, at);
         let mut current: HashMap<Labels, (f64, BTreeMap<String, String>)> = HashMap::new();
         for (l, v) in rows {
             let data = AlertData {
@@ -405,7 +465,8 @@ impl AlertingRule {
             let mut b = l.builder();
             b.del(METRIC_NAME);
             for (k, t) in &self.labels {
-                let val = expand_alert_template(t, &self.name, &data, now_s, None);
+                let val =
+                    expand_alert_template(t, &self.name, &data, now_s, Some(query_fn.clone()));
                 if val.is_empty() {
                     b.del(k);
                 } else {
@@ -420,7 +481,7 @@ impl AlertingRule {
                 .map(|(k, t)| {
                     (
                         k.clone(),
-                        expand_alert_template(t, &self.name, &data, now_s, None),
+                        expand_alert_template(t, &self.name, &data, now_s, Some(query_fn.clone())),
                     )
                 })
                 .collect();
@@ -509,7 +570,7 @@ impl AlertingRule {
             b.set_str(METRIC_NAME, "ALERTS_FOR_STATE");
             out.push((b.build(), (a.active_at / 1000) as f64));
         }
-        self.written = write_with_staleness(env, at, &out, &self.written)?;
+        self.written = write_with_staleness(ctx, at, &out, &self.written)?;
         Ok(())
     }
 }
@@ -616,6 +677,42 @@ mod tests {
         scrape(&head, 21 * min, 1.0);
         g.eval(&env, 21 * min);
         assert_eq!(state(&g), None);
+    }
+
+    #[test]
+    fn alert_templates_can_query() {
+        let rf = parse_rule_file(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations:\n          total: '{{ with query \"sum(up)\" }}{{ . | first | value }}{{ end }}'\n          bad: '{{ query \"sum(\" }}'\n",
+            "r.yml",
+            NameValidation::Utf8,
+        )
+        .unwrap();
+        let mut g = Group::new("r.yml", &rf.groups[0], 60_000).unwrap();
+        let head = Arc::new(Head::new());
+        let mut a = head.appender();
+        for (i, v) in [0.0, 1.0, 1.0].iter().enumerate() {
+            let l = Labels::from_pairs([("__name__", "up"), ("i", &*i.to_string())]);
+            a.append(&l, 0, *v).unwrap();
+        }
+        a.commit();
+        let engine = Engine::default();
+        let env = EvalEnv {
+            engine: &engine,
+            head: &head,
+            external_labels: BTreeMap::new(),
+            external_url: String::new(),
+        };
+        assert!(g.eval(&env, 0).is_empty());
+        let Rule::Alerting(r) = &g.rules[0] else {
+            unreachable!()
+        };
+        let alert = r.active.values().next().unwrap();
+        assert_eq!(alert.annotations["total"], "2");
+        assert!(
+            alert.annotations["bad"].starts_with("<error expanding template: "),
+            "{}",
+            alert.annotations["bad"]
+        );
     }
 
     #[test]
