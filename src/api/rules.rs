@@ -25,23 +25,9 @@ fn map_obj(m: &std::collections::BTreeMap<String, String>) -> Json {
     )
 }
 
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, how Prometheus prints an
-/// alert's value.
+/// How Prometheus prints an alert's value.
 fn go_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let s = format!("{v:e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let e: i32 = e.parse().unwrap_or(0);
-            format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-        }
-        None => s,
-    }
+    crate::template::go_float_exp(v, false)
 }
 
 fn alert_json(a: &Alert) -> Json {

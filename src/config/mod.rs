@@ -682,16 +682,7 @@ impl Config {
                     "timeout must be greater than zero".into(),
                 );
             }
-            for (j, st) in am.static_configs.iter().enumerate() {
-                for (k, t) in st.targets.iter().enumerate() {
-                    if t.contains('/') || t.is_empty() {
-                        err(
-                            format!("{p}.static_configs[{j}].targets[{k}]"),
-                            format!("{t:?} is not a valid hostname"),
-                        );
-                    }
-                }
-            }
+            validate_targets(&p, &am.static_configs, err);
         }
         let mut seen = std::collections::HashMap::new();
         for (i, sc) in self.scrape_configs.iter().enumerate() {
@@ -735,15 +726,8 @@ impl Config {
                     "metrics_path must start with '/'".into(),
                 );
             }
+            validate_targets(&p, &sc.static_configs, err);
             for (j, st) in sc.static_configs.iter().enumerate() {
-                for (k, t) in st.targets.iter().enumerate() {
-                    if t.contains('/') || t.is_empty() {
-                        err(
-                            format!("{p}.static_configs[{j}].targets[{k}]"),
-                            format!("{t:?} is not a valid hostname"),
-                        );
-                    }
-                }
                 for k in st.labels.keys() {
                     if k.is_empty() {
                         err(
@@ -831,6 +815,20 @@ impl Config {
             }
             for (j, r) in sc.metric_relabel_configs.iter().enumerate() {
                 validate_relabel(r, &format!("{p}.metric_relabel_configs[{j}]"), err);
+            }
+        }
+    }
+}
+
+/// Checks `static_configs` targets are `host:port`, not URLs.
+fn validate_targets(p: &str, static_configs: &[StaticConfig], err: &mut dyn FnMut(String, String)) {
+    for (j, st) in static_configs.iter().enumerate() {
+        for (k, t) in st.targets.iter().enumerate() {
+            if t.contains('/') || t.is_empty() {
+                err(
+                    format!("{p}.static_configs[{j}].targets[{k}]"),
+                    format!("{t:?} is not a valid hostname"),
+                );
             }
         }
     }

@@ -774,18 +774,8 @@ fn samples_string(s: &[(Labels, f64, Option<String>)]) -> String {
         .join(", ")
 }
 
-/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`: `1E+00`, `2.5E-03`.
 fn go_float_upper_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let s = format!("{v:E}");
-    let (m, e) = s.split_once('E').unwrap_or((&s, "0"));
-    let e: i32 = e.parse().unwrap_or(0);
-    format!("{m}E{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    crate::template::go_float_exp(v, true)
 }
 
 fn indent_lines(s: &str, indent: &str) -> String {

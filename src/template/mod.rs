@@ -113,6 +113,27 @@ pub fn go_float(f: f64) -> String {
     format!("{f}")
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)` (`upper`: `'E'`): the
+/// shortest digits in exponent form with at least two exponent digits,
+/// `4.2e+01`, `1E+00`.
+pub fn go_float_exp(v: f64, upper: bool) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let s = if upper {
+        format!("{v:E}")
+    } else {
+        format!("{v:e}")
+    };
+    let (m, e) = s.split_once(['e', 'E']).unwrap_or((&s, "0"));
+    let e: i32 = e.parse().unwrap_or(0);
+    let letter = if upper { 'E' } else { 'e' };
+    format!("{m}{letter}{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+}
+
 impl std::fmt::Display for Value {
     /// Go's `fmt.Sprint` of the value.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
