@@ -84,6 +84,11 @@ enum Cmd {
         #[command(subcommand)]
         what: CheckCmd,
     },
+    /// Inspect configurations.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCmd,
+    },
     /// Run unit tests.
     Test {
         #[command(subcommand)]
@@ -107,6 +112,37 @@ enum ImportCmd {
         /// Directory for snapshots and state.
         #[arg(long = "storage.path", default_value = "./data")]
         storage_path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// The alert route tree, as `amtool config routes` shows it.
+    Routes {
+        #[command(subcommand)]
+        what: Option<RoutesCmd>,
+        /// Alertmanager configuration file.
+        #[arg(long, alias = "config.file", global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCmd {
+    /// Print the route tree.
+    Show,
+    /// Print the receivers a label set is routed to, as `amtool config
+    /// routes test` does.
+    Test {
+        /// Print the routes the labels pass through.
+        #[arg(long)]
+        tree: bool,
+        /// Fail unless the labels route to exactly these receivers
+        /// (comma-separated, in order).
+        #[arg(long = "verify.receivers")]
+        verify_receivers: Option<String>,
+        /// Labels as name=value.
+        labels: Vec<String>,
     },
 }
 
@@ -183,6 +219,36 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Cmd::Config {
+            what: ConfigCmd::Routes { what, config },
+        } => {
+            let Some(config) = config else {
+                eprintln!("argus: --config FILE is required");
+                return ExitCode::FAILURE;
+            };
+            let r = match what.unwrap_or(RoutesCmd::Show) {
+                RoutesCmd::Show => cli::routes_show(&config).map(|s| (s, true)),
+                RoutesCmd::Test {
+                    tree,
+                    verify_receivers,
+                    labels,
+                } => cli::routes_test(&config, &labels, tree, verify_receivers.as_deref()),
+            };
+            match r {
+                Ok((out, ok)) => {
+                    print!("{out}");
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("argus: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Cmd::Test {

@@ -1,11 +1,13 @@
 //! Subcommands: `run` (the daemon), `check config`, `check rules`,
-//! `test rules` and `import openmetrics`.
+//! `test rules`, `config routes` and `import openmetrics`.
 
 mod import;
+mod routes;
 mod run;
 mod test_rules;
 
 pub use import::{ImportError, ImportSummary, import_openmetrics};
+pub use routes::{RoutesError, routes_show, routes_test};
 pub use run::{RunError, RunOptions, run};
 pub use test_rules::{TestRulesArgs, TestRulesError, junit_xml, test_rules, untested_alerts};
 

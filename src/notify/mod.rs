@@ -1,7 +1,20 @@
-//! Getting alerts to people. Today: forwarding to existing Alertmanagers
-//! (`forward`), one queue per Alertmanager. Routing, grouping, silences
-//! and receivers come with the delivery issue.
+//! Getting alerts to people: forwarding to existing Alertmanagers
+//! (`forward`, one queue per Alertmanager), Alertmanager's configuration
+//! format (`amconfig`), its matcher syntax (`matchers`) and route tree
+//! (`route`). Grouping, silences and receivers come with the rest of the
+//! delivery issue.
 
+mod amconfig;
 mod forward;
+mod matchers;
+mod route;
 
+pub use amconfig::{
+    AmConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
+    UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config,
+};
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
+pub use matchers::{
+    MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
+};
+pub use route::{Route, TreeNode, matching_tree, print_tree};
