@@ -172,6 +172,13 @@ enum TestCmd {
 
 #[derive(Subcommand)]
 enum CheckCmd {
+    /// Validate Alertmanager configuration files (alertmanager.yml) as argus
+    /// reads them; errors are printed as FILE:LINE:COL: key.path: message.
+    Alertmanager {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Validate config files; errors are printed as FILE:LINE:COL: key.path: message.
     Config {
         /// Files to check.
@@ -207,6 +214,15 @@ fn main() -> ExitCode {
                 Scheme::Legacy => argus::rules::NameValidation::Legacy,
             };
             if cli::check_rules(&files, names) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Check {
+            what: CheckCmd::Alertmanager { files },
+        } => {
+            if cli::check_alertmanager(&files) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

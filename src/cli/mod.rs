@@ -41,6 +41,29 @@ pub fn check_rules(files: &[std::path::PathBuf], names: crate::rules::NameValida
     ok
 }
 
+/// Checks Alertmanager configuration files as argus reads them for
+/// delivery: prints `FILE: SUCCESS: N receivers` or each error as
+/// `FILE:LINE:COL: path: message` on stderr. Returns true if all are valid.
+pub fn check_alertmanager(files: &[std::path::PathBuf]) -> bool {
+    let mut ok = true;
+    for f in files {
+        match crate::notify::load_am_config(f, crate::notify::Strictness::Deliver) {
+            Ok(c) => println!(
+                "{}: SUCCESS: {} receiver(s)",
+                f.display(),
+                c.receivers.len()
+            ),
+            Err(errs) => {
+                ok = false;
+                for e in errs.0 {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    ok
+}
+
 /// Checks config files; prints each error as `FILE:LINE:COL: path: message`
 /// on stderr. Returns true if all are valid.
 pub fn check_config(files: &[std::path::PathBuf]) -> bool {

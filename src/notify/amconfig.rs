@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::integrations::{EmailConfig, GlobalConfig, PagerdutyConfig, SlackConfig, WebhookConfig};
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
 
@@ -41,14 +42,14 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmConfig {
-    /// Defaults for integrations (read whole; checked with the receivers).
+    /// Defaults for integrations.
     #[serde(default)]
-    pub global: Option<serde_json::Value>,
+    pub global: Option<GlobalConfig>,
     /// The root of the route tree.
     pub route: Option<RouteConfig>,
     /// Inhibition rules.
     #[serde(default)]
-    pub inhibit_rules: Vec<serde_json::Value>,
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
     /// Receivers by name.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
@@ -64,6 +65,35 @@ pub struct AmConfig {
     /// Alertmanager's tracing settings (not used by argus).
     #[serde(default)]
     pub tracing: Option<serde_json::Value>,
+}
+
+/// An inhibition rule as written: alerts matching the target matchers are
+/// muted while an alert matching the source matchers fires with the same
+/// values of the `equal` labels.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRuleConfig {
+    /// Legacy equality matchers for the source.
+    #[serde(default)]
+    pub source_match: BTreeMap<String, String>,
+    /// Legacy regex matchers for the source.
+    #[serde(default)]
+    pub source_match_re: BTreeMap<String, Option<String>>,
+    /// Matchers for the source.
+    #[serde(default)]
+    pub source_matchers: Vec<String>,
+    /// Legacy equality matchers for the target.
+    #[serde(default)]
+    pub target_match: BTreeMap<String, String>,
+    /// Legacy regex matchers for the target.
+    #[serde(default)]
+    pub target_match_re: BTreeMap<String, Option<String>>,
+    /// Matchers for the target.
+    #[serde(default)]
+    pub target_matchers: Vec<String>,
+    /// Labels whose values source and target must share.
+    #[serde(default)]
+    pub equal: Vec<String>,
 }
 
 /// A node of the route tree as written.
@@ -102,17 +132,87 @@ pub struct RouteConfig {
     pub group_interval: Option<PromDuration>,
     /// Wait before repeating a notification.
     pub repeat_interval: Option<PromDuration>,
+    /// Labels added to alerts routed through this node.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A receiver: its name and integrations.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Unique name routes refer to.
     #[serde(default)]
     pub name: String,
-    /// Integration lists by key (`slack_configs`, …).
-    #[serde(flatten)]
-    pub integrations: BTreeMap<String, serde_json::Value>,
+    /// Labels of the receiver (must not contradict its name).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Slack.
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+    /// PagerDuty.
+    #[serde(default)]
+    pub pagerduty_configs: Vec<PagerdutyConfig>,
+    /// Email.
+    #[serde(default)]
+    pub email_configs: Vec<EmailConfig>,
+    /// Webhooks.
+    #[serde(default)]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(default)]
+    discord_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    incidentio_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    jira_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    mattermost_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    msteams_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    msteamsv2_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    opsgenie_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    pushover_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    rocketchat_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    sns_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    telegram_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    victorops_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    webex_configs: Option<serde_json::Value>,
+    #[serde(default)]
+    wechat_configs: Option<serde_json::Value>,
+}
+
+impl ReceiverConfig {
+    /// The integration types it uses that argus does not deliver to.
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        let all: [(&'static str, &Option<serde_json::Value>); 14] = [
+            ("discord_configs", &self.discord_configs),
+            ("incidentio_configs", &self.incidentio_configs),
+            ("jira_configs", &self.jira_configs),
+            ("mattermost_configs", &self.mattermost_configs),
+            ("msteams_configs", &self.msteams_configs),
+            ("msteamsv2_configs", &self.msteamsv2_configs),
+            ("opsgenie_configs", &self.opsgenie_configs),
+            ("pushover_configs", &self.pushover_configs),
+            ("rocketchat_configs", &self.rocketchat_configs),
+            ("sns_configs", &self.sns_configs),
+            ("telegram_configs", &self.telegram_configs),
+            ("victorops_configs", &self.victorops_configs),
+            ("webex_configs", &self.webex_configs),
+            ("wechat_configs", &self.wechat_configs),
+        ];
+        all.iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect()
+    }
 }
 
 /// How strictly to read a file.
@@ -167,6 +267,8 @@ pub fn parse_am_config(
     };
     let mut errs = Vec::new();
     let mut err = |path: &str, msg: String| errs.push(at(path, msg, None));
+    let global = cfg.global.clone().unwrap_or_default();
+    global.check(&mut err);
     // Receivers.
     let mut names = BTreeSet::new();
     for (i, r) in cfg.receivers.iter().enumerate() {
@@ -179,28 +281,40 @@ pub fn parse_am_config(
                 format!("notification config name {:?} is not unique", r.name),
             );
         }
-        for key in r.integrations.keys() {
-            let kp = format!("{p}.{key}");
-            if key == "labels" || SUPPORTED_INTEGRATIONS.contains(&key.as_str()) {
-                continue;
-            }
-            if UNSUPPORTED_INTEGRATIONS.contains(&key.as_str()) {
-                if strictness == Strictness::Deliver {
-                    err(
-                        &kp,
-                        format!(
-                            "receiver {:?}: integration type {key:?} is not supported by argus (supported: {})",
-                            r.name,
-                            SUPPORTED_INTEGRATIONS.join(", ")
-                        ),
-                    );
-                }
-            } else {
+        if let Some(v) = r.labels.get("name") {
+            if *v != r.name {
                 err(
-                    &kp,
-                    format!("unknown field `{key}` in receiver {:?}", r.name),
+                    &format!("{p}.labels"),
+                    format!(
+                        "receiver label \"name\" must match receiver name {:?}, got {v:?}",
+                        r.name
+                    ),
                 );
             }
+        }
+        if strictness == Strictness::Deliver {
+            for key in r.unsupported() {
+                err(
+                    &format!("{p}.{key}"),
+                    format!(
+                        "receiver {:?}: integration type {key:?} is not supported by argus (supported: {})",
+                        r.name,
+                        SUPPORTED_INTEGRATIONS.join(", ")
+                    ),
+                );
+            }
+        }
+        for (j, c) in r.slack_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.slack_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.pagerduty_configs.iter().enumerate() {
+            c.check(&format!("{p}.pagerduty_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.email_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.email_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.webhook_configs.iter().enumerate() {
+            c.check(&format!("{p}.webhook_configs[{j}]"), &mut err);
         }
     }
     // Time interval names.
@@ -218,6 +332,33 @@ pub fn parse_am_config(
                     }
                 }
                 _ => err(&p, "missing name in time interval".into()),
+            }
+        }
+    }
+    for (i, ir) in cfg.inhibit_rules.iter().enumerate() {
+        let p = format!("inhibit_rules[{i}]");
+        check_matchers(
+            &p,
+            "source_",
+            &ir.source_match,
+            &ir.source_match_re,
+            &ir.source_matchers,
+            &mut err,
+        );
+        check_matchers(
+            &p,
+            "target_",
+            &ir.target_match,
+            &ir.target_match_re,
+            &ir.target_matchers,
+            &mut err,
+        );
+        for l in &ir.equal {
+            if !valid_label_name(l) {
+                err(
+                    &format!("{p}.equal"),
+                    format!("invalid label name {l:?} in equal list"),
+                );
             }
         }
     }
@@ -259,6 +400,44 @@ pub fn parse_am_config(
     }
 }
 
+/// Checks `match`/`match_re`/`matchers` style fields under `p`.
+fn check_matchers(
+    p: &str,
+    prefix: &str,
+    eq: &BTreeMap<String, String>,
+    re: &BTreeMap<String, Option<String>>,
+    list: &[String],
+    err: &mut impl FnMut(&str, String),
+) {
+    for k in eq.keys() {
+        if !valid_label_name(k) {
+            err(
+                &format!("{p}.{prefix}match"),
+                format!("invalid label name {k:?}"),
+            );
+        }
+    }
+    for (k, v) in re {
+        let mp = format!("{p}.{prefix}match_re");
+        if !valid_label_name(k) {
+            err(&mp, format!("invalid label name {k:?}"));
+        }
+        match v {
+            None => err(&mp, format!("invalid regexp value for {k:?}")),
+            Some(v) => {
+                if let Err(e) = crate::model::anchored_regex(v) {
+                    err(&mp, format!("invalid regexp value for {k:?}: {e}"));
+                }
+            }
+        }
+    }
+    for (i, m) in list.iter().enumerate() {
+        if let Err(e) = parse_matchers(m) {
+            err(&format!("{p}.{prefix}matchers[{i}]"), e.to_string());
+        }
+    }
+}
+
 fn check_route(
     r: &RouteConfig,
     p: &str,
@@ -297,28 +476,13 @@ fn check_route(
             err(&format!("{p}.{k}"), format!("{k} cannot be zero"));
         }
     }
-    for k in r.match_eq.keys() {
+    check_matchers(p, "", &r.match_eq, &r.match_re, &r.matchers, err);
+    for k in r.labels.keys() {
         if !valid_label_name(k) {
-            err(&format!("{p}.match"), format!("invalid label name {k:?}"));
-        }
-    }
-    for (k, v) in &r.match_re {
-        let mp = format!("{p}.match_re");
-        if !valid_label_name(k) {
-            err(&mp, format!("invalid label name {k:?}"));
-        }
-        match v {
-            None => err(&mp, format!("invalid regexp value for {k:?}")),
-            Some(v) => {
-                if let Err(e) = crate::model::anchored_regex(v) {
-                    err(&mp, format!("invalid regexp value for {k:?}: {e}"));
-                }
-            }
-        }
-    }
-    for (i, m) in r.matchers.iter().enumerate() {
-        if let Err(e) = parse_matchers(m) {
-            err(&format!("{p}.matchers[{i}]"), e.to_string());
+            err(
+                &format!("{p}.labels"),
+                format!("invalid label name {k:?} in route labels"),
+            );
         }
     }
     for (k, list) in [

@@ -1,11 +1,13 @@
 //! Getting alerts to people: forwarding to existing Alertmanagers
 //! (`forward`, one queue per Alertmanager), Alertmanager's configuration
-//! format (`amconfig`), its matcher syntax (`matchers`) and route tree
+//! format (`amconfig`, with the integrations' settings in `integrations`),
+//! its matcher syntax (`matchers`) and route tree
 //! (`route`). Grouping, silences and receivers come with the rest of the
 //! delivery issue.
 
 mod amconfig;
 mod forward;
+mod integrations;
 mod matchers;
 mod route;
 
@@ -14,6 +16,10 @@ pub use amconfig::{
     UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config,
 };
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
+pub use integrations::{
+    EmailConfig, GlobalConfig, HttpConfig, PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL,
+    SlackConfig, WebhookConfig,
+};
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };

@@ -38,6 +38,9 @@ pub struct Route {
     pub mute_time_intervals: Vec<String>,
     /// Active time intervals (not inherited).
     pub active_time_intervals: Vec<String>,
+    /// Labels added to alerts routed here (the parent's, then this
+    /// node's).
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Children in order.
     pub routes: Vec<Route>,
 }
@@ -56,6 +59,7 @@ impl Route {
             continue_matching: false,
             mute_time_intervals: Vec::new(),
             active_time_intervals: Vec::new(),
+            labels: Default::default(),
             routes: Vec::new(),
         };
         Route::child(cfg, &root)
@@ -67,6 +71,7 @@ impl Route {
         if !cfg.receiver.is_empty() {
             r.receiver = cfg.receiver.clone();
         }
+        r.labels.extend(cfg.labels.clone());
         match &cfg.group_by {
             Some(gb) if gb.iter().any(|l| l == "...") => {
                 r.group_by_all = true;

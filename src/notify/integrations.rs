@@ -1,0 +1,571 @@
+//! The parts of an Alertmanager config that integrations read: `global`
+//! and the four integration types argus delivers to, typed with
+//! Alertmanager's keys and checked with its rules (`*_file` secrets
+//! exclusive with inline ones, values taken from `global` where a receiver
+//! leaves them out).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::{Authorization, BasicAuth, PromDuration, Secret, TlsConfig};
+
+/// Alertmanager's default Slack App URL (bot-token mode).
+pub const SLACK_APP_URL: &str = "https://slack.com/api/chat.postMessage";
+/// Alertmanager's default PagerDuty Events API v2 URL.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `http_config`: Prometheus's common HTTP client settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// Authorization header.
+    pub authorization: Option<Authorization>,
+    /// Bearer token (deprecated form).
+    pub bearer_token: Option<Secret>,
+    /// Bearer token file (deprecated form).
+    pub bearer_token_file: Option<String>,
+    /// TLS settings.
+    pub tls_config: Option<TlsConfig>,
+    /// Proxy URL (read; argus connects directly).
+    pub proxy_url: Option<String>,
+    /// Hosts not to proxy.
+    pub no_proxy: Option<String>,
+    /// Use the proxy environment variables.
+    #[serde(default)]
+    pub proxy_from_environment: bool,
+    /// Headers for proxy CONNECT.
+    pub proxy_connect_header: Option<serde_json::Value>,
+    /// Follow redirects (default true).
+    pub follow_redirects: Option<bool>,
+    /// Allow HTTP/2 (default true).
+    pub enable_http2: Option<bool>,
+    /// OAuth 2 client credentials (read; not used by argus yet).
+    pub oauth2: Option<serde_json::Value>,
+    /// Extra headers.
+    pub http_headers: Option<serde_json::Value>,
+}
+
+/// `global:`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct GlobalConfig {
+    /// How long an alert without `endsAt` stays firing after it was last
+    /// received (5m).
+    pub resolve_timeout: Option<PromDuration>,
+    /// HTTP client settings for every integration that sets none.
+    pub http_config: Option<HttpConfig>,
+    pub smtp_from: Option<String>,
+    pub smtp_hello: Option<String>,
+    pub smtp_smarthost: Option<String>,
+    pub smtp_auth_username: Option<String>,
+    pub smtp_auth_password: Option<Secret>,
+    pub smtp_auth_password_file: Option<String>,
+    pub smtp_auth_secret: Option<Secret>,
+    pub smtp_auth_secret_file: Option<String>,
+    pub smtp_auth_identity: Option<String>,
+    /// Require STARTTLS (default true).
+    pub smtp_require_tls: Option<bool>,
+    pub smtp_tls_config: Option<TlsConfig>,
+    pub smtp_force_implicit_tls: Option<bool>,
+    pub slack_api_url: Option<Secret>,
+    pub slack_api_url_file: Option<String>,
+    pub slack_app_token: Option<Secret>,
+    pub slack_app_token_file: Option<String>,
+    pub slack_app_url: Option<String>,
+    pub pagerduty_url: Option<String>,
+    // Settings of integrations argus does not deliver to, accepted so that
+    // existing files load (their receivers are refused by name).
+    pub jira_api_url: Option<String>,
+    pub opsgenie_api_url: Option<String>,
+    pub opsgenie_api_key: Option<Secret>,
+    pub opsgenie_api_key_file: Option<String>,
+    pub wechat_api_url: Option<String>,
+    pub wechat_api_secret: Option<Secret>,
+    pub wechat_api_secret_file: Option<String>,
+    pub wechat_api_corp_id: Option<String>,
+    pub victorops_api_url: Option<String>,
+    pub victorops_api_key: Option<Secret>,
+    pub victorops_api_key_file: Option<String>,
+    pub telegram_api_url: Option<String>,
+    pub telegram_bot_token: Option<Secret>,
+    pub telegram_bot_token_file: Option<String>,
+    pub webex_api_url: Option<String>,
+    pub rocketchat_api_url: Option<String>,
+    pub rocketchat_token: Option<Secret>,
+    pub rocketchat_token_file: Option<String>,
+    pub rocketchat_token_id: Option<Secret>,
+    pub rocketchat_token_id_file: Option<String>,
+    pub mattermost_webhook_url: Option<Secret>,
+    pub mattermost_webhook_url_file: Option<String>,
+}
+
+fn set<T>(o: &Option<T>) -> bool {
+    o.is_some()
+}
+
+fn set_s(o: &Option<Secret>) -> bool {
+    o.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+fn set_f(o: &Option<String>) -> bool {
+    o.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+impl GlobalConfig {
+    /// Alertmanager's checks of `global`: inline secrets and their `_file`
+    /// forms are exclusive.
+    pub fn check(&self, err: &mut dyn FnMut(&str, String)) {
+        let pairs: [(&str, bool, bool); 11] = [
+            (
+                "slack_app_token",
+                set_s(&self.slack_app_token),
+                set_f(&self.slack_app_token_file),
+            ),
+            (
+                "slack_api_url",
+                set(&self.slack_api_url),
+                set_f(&self.slack_api_url_file),
+            ),
+            (
+                "opsgenie_api_key",
+                set_s(&self.opsgenie_api_key),
+                set_f(&self.opsgenie_api_key_file),
+            ),
+            (
+                "victorops_api_key",
+                set_s(&self.victorops_api_key),
+                set_f(&self.victorops_api_key_file),
+            ),
+            (
+                "telegram_bot_token",
+                set_s(&self.telegram_bot_token),
+                set_f(&self.telegram_bot_token_file),
+            ),
+            (
+                "smtp_auth_password",
+                set_s(&self.smtp_auth_password),
+                set_f(&self.smtp_auth_password_file),
+            ),
+            (
+                "rocketchat_token",
+                set(&self.rocketchat_token),
+                set_f(&self.rocketchat_token_file),
+            ),
+            (
+                "rocketchat_token_id",
+                set(&self.rocketchat_token_id),
+                set_f(&self.rocketchat_token_id_file),
+            ),
+            (
+                "smtp_auth_secret",
+                set_s(&self.smtp_auth_secret),
+                set_f(&self.smtp_auth_secret_file),
+            ),
+            (
+                "wechat_api_secret",
+                set_s(&self.wechat_api_secret),
+                set_f(&self.wechat_api_secret_file),
+            ),
+            (
+                "mattermost_webhook_url",
+                set(&self.mattermost_webhook_url),
+                set_f(&self.mattermost_webhook_url_file),
+            ),
+        ];
+        for (k, a, b) in pairs {
+            if a && b {
+                err(
+                    &format!("global.{k}"),
+                    format!("at most one of {k} & {k}_file must be configured"),
+                );
+            }
+        }
+        let token = set_s(&self.slack_app_token) || set_f(&self.slack_app_token_file);
+        let url = set(&self.slack_api_url) || set_f(&self.slack_api_url_file);
+        // Alertmanager tolerates both when the API URL is the App URL (the
+        // old workaround for bot tokens).
+        let app_url = self.slack_app_url.as_deref().unwrap_or(SLACK_APP_URL);
+        let same = self
+            .slack_api_url
+            .as_ref()
+            .is_some_and(|u| u.expose() == app_url);
+        if token && url && !same {
+            err(
+                "global.slack_app_token",
+                "at most one of slack_app_token/slack_app_token_file & slack_api_url/slack_api_url_file must be configured".into(),
+            );
+        }
+    }
+}
+
+/// `send_resolved`, common to every integration.
+fn default_true() -> bool {
+    true
+}
+
+/// A field of a Slack attachment.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SlackField {
+    pub title: String,
+    pub value: String,
+    pub short: Option<bool>,
+}
+
+/// A Slack message button's confirmation dialog.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SlackConfirm {
+    pub title: Option<String>,
+    pub text: String,
+    pub ok_text: Option<String>,
+    pub dismiss_text: Option<String>,
+}
+
+/// A Slack message button.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SlackAction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: String,
+    pub url: Option<String>,
+    pub style: Option<String>,
+    pub name: Option<String>,
+    pub value: Option<String>,
+    pub confirm: Option<SlackConfirm>,
+}
+
+/// `slack_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SlackConfig {
+    #[serde(default)]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_url: Option<Secret>,
+    pub api_url_file: Option<String>,
+    pub app_token: Option<Secret>,
+    pub app_token_file: Option<String>,
+    pub app_url: Option<String>,
+    pub channel: Option<String>,
+    pub username: Option<String>,
+    pub color: Option<String>,
+    pub title: Option<String>,
+    pub title_link: Option<String>,
+    pub pretext: Option<String>,
+    pub text: Option<String>,
+    pub message_text: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<SlackField>,
+    #[serde(default)]
+    pub short_fields: bool,
+    pub footer: Option<String>,
+    pub fallback: Option<String>,
+    pub callback_id: Option<String>,
+    pub icon_emoji: Option<String>,
+    pub icon_url: Option<String>,
+    pub image_url: Option<String>,
+    pub thumb_url: Option<String>,
+    #[serde(default)]
+    pub link_names: bool,
+    #[serde(default)]
+    pub mrkdwn_in: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<SlackAction>,
+    #[serde(default)]
+    pub update_message: bool,
+    pub timeout: Option<PromDuration>,
+}
+
+/// A PagerDuty image.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PagerdutyImage {
+    pub src: Option<String>,
+    pub alt: Option<String>,
+    pub href: Option<String>,
+}
+
+/// A PagerDuty link.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PagerdutyLink {
+    pub href: Option<String>,
+    pub text: Option<String>,
+}
+
+/// `pagerduty_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PagerdutyConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub service_key: Option<Secret>,
+    pub service_key_file: Option<String>,
+    pub routing_key: Option<Secret>,
+    pub routing_key_file: Option<String>,
+    pub url: Option<String>,
+    pub client: Option<String>,
+    pub client_url: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub details: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub images: Vec<PagerdutyImage>,
+    #[serde(default)]
+    pub links: Vec<PagerdutyLink>,
+    pub source: Option<String>,
+    pub severity: Option<String>,
+    pub class: Option<String>,
+    pub component: Option<String>,
+    pub group: Option<String>,
+    pub timeout: Option<PromDuration>,
+}
+
+/// Email threading.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ThreadingConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    pub thread_by_date: Option<String>,
+}
+
+/// `email_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct EmailConfig {
+    #[serde(default)]
+    pub send_resolved: bool,
+    #[serde(default)]
+    pub to: String,
+    pub from: Option<String>,
+    pub hello: Option<String>,
+    pub smarthost: Option<String>,
+    pub auth_username: Option<String>,
+    pub auth_password: Option<Secret>,
+    pub auth_password_file: Option<String>,
+    pub auth_secret: Option<Secret>,
+    pub auth_secret_file: Option<String>,
+    pub auth_identity: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub require_tls: Option<bool>,
+    pub tls_config: Option<TlsConfig>,
+    pub force_implicit_tls: Option<bool>,
+    pub threading: Option<ThreadingConfig>,
+}
+
+/// `webhook_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct WebhookConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub url: Option<Secret>,
+    pub url_file: Option<String>,
+    #[serde(default)]
+    pub max_alerts: u64,
+    pub timeout: Option<PromDuration>,
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Go's `textproto.CanonicalMIMEHeaderKey`: `content-type` → `Content-Type`.
+fn canonical_header(h: &str) -> String {
+    h.split('-')
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+impl SlackConfig {
+    /// Alertmanager's checks, with `global` filling what is left out.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        let url = set(&self.api_url) || set_f(&self.api_url_file);
+        let token = set_s(&self.app_token) || set_f(&self.app_token_file);
+        if set(&self.api_url) && set_f(&self.api_url_file) {
+            err(
+                p,
+                "at most one of api_url & api_url_file must be configured".into(),
+            );
+        }
+        if set_s(&self.app_token) && set_f(&self.app_token_file) {
+            err(
+                p,
+                "at most one of app_token & app_token_file must be configured".into(),
+            );
+        }
+        if url && token {
+            err(
+                p,
+                "at most one of api_url/api_url_file & app_token/app_token_file must be configured"
+                    .into(),
+            );
+        }
+        if self.update_message && self.api_url.as_ref().map(|u| u.expose()) != Some(SLACK_APP_URL) {
+            err(
+                &format!("{p}.update_message"),
+                format!(
+                    "update_message can only be used with bot tokens. api_url must be set to {SLACK_APP_URL}"
+                ),
+            );
+        }
+        let local_auth = self
+            .http_config
+            .as_ref()
+            .is_some_and(|h| h.authorization.is_some());
+        let g_token = !local_auth
+            && !set(&self.api_url)
+            && (set_s(&g.slack_app_token) || set_f(&g.slack_app_token_file));
+        let g_url = set(&g.slack_api_url) || set_f(&g.slack_api_url_file);
+        let eff_token = token || g_token;
+        let eff_url = url || g_url;
+        if !eff_url && !eff_token {
+            err(
+                p,
+                "no Slack API URL nor App token set either inline or in a file".into(),
+            );
+        }
+        if eff_token && local_auth {
+            err(
+                p,
+                "http authorization can't be set when using Slack App tokens".into(),
+            );
+        }
+    }
+}
+
+impl PagerdutyConfig {
+    /// Alertmanager's checks.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        let rk = set_s(&self.routing_key);
+        let sk = set_s(&self.service_key);
+        if !rk && !sk && !set_f(&self.routing_key_file) && !set_f(&self.service_key_file) {
+            err(
+                p,
+                "missing service or routing key in PagerDuty config".into(),
+            );
+        }
+        if rk && set_f(&self.routing_key_file) {
+            err(
+                p,
+                "at most one of routing_key & routing_key_file must be configured".into(),
+            );
+        }
+        if sk && set_f(&self.service_key_file) {
+            err(
+                p,
+                "at most one of service_key & service_key_file must be configured".into(),
+            );
+        }
+    }
+}
+
+impl EmailConfig {
+    /// Alertmanager's checks, with `global` filling what is left out.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        if self.to.is_empty() {
+            err(p, "missing to address in email config".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for h in self.headers.keys() {
+            let c = canonical_header(h);
+            if !seen.insert(c.clone()) {
+                err(
+                    &format!("{p}.headers"),
+                    format!("duplicate header {c:?} in email config"),
+                );
+            }
+        }
+        if let Some(t) = &self.threading {
+            if t.enabled {
+                for h in ["References", "In-Reply-To"] {
+                    if seen.contains(h) {
+                        err(
+                            &format!("{p}.threading"),
+                            format!(
+                                "conflicting configuration: threading.enabled conflicts with custom {h} header"
+                            ),
+                        );
+                    }
+                }
+                let by = t.thread_by_date.as_deref().unwrap_or("");
+                if by != "none" && by != "daily" {
+                    err(
+                        &format!("{p}.threading"),
+                        "threading.thread_by_date must be either 'none' or 'daily'".into(),
+                    );
+                }
+            }
+        }
+        if self
+            .smarthost
+            .as_deref()
+            .or(g.smtp_smarthost.as_deref())
+            .unwrap_or("")
+            .is_empty()
+        {
+            err(p, "no global SMTP smarthost set".into());
+        }
+        if self
+            .from
+            .as_deref()
+            .or(g.smtp_from.as_deref())
+            .unwrap_or("")
+            .is_empty()
+        {
+            err(p, "no global SMTP from set".into());
+        }
+        if set_s(&self.auth_password) && set_f(&self.auth_password_file) {
+            err(
+                p,
+                "at most one of auth_password & auth_password_file must be configured".into(),
+            );
+        }
+        if set_s(&self.auth_secret) && set_f(&self.auth_secret_file) {
+            err(
+                p,
+                "at most one of auth_secret & auth_secret_file must be configured".into(),
+            );
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Alertmanager's checks.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        let u = set_s(&self.url);
+        let f = set_f(&self.url_file);
+        if !u && !f {
+            err(p, "one of url or url_file must be configured".into());
+        }
+        if u && f {
+            err(p, "at most one of url & url_file must be configured".into());
+        }
+    }
+}
