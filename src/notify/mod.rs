@@ -6,6 +6,7 @@
 //! delivery issue.
 
 mod amconfig;
+mod dispatch;
 mod forward;
 mod integrations;
 mod matchers;
@@ -14,6 +15,9 @@ mod route;
 pub use amconfig::{
     AmConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
     UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config,
+};
+pub use dispatch::{
+    Dispatcher, Flush, GroupedAlert, LogEntry, NotificationLog, fingerprint, label_set_string,
 };
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
 pub use integrations::{

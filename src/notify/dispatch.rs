@@ -1,0 +1,460 @@
+//! Alertmanager's dispatching as a state machine driven by explicit time:
+//! alerts are routed, grouped into aggregation groups per route and
+//! grouping labels, and each group flushes `group_wait` after it was
+//! created and then every `group_interval`. What a flush delivers is
+//! decided against the notification log (`NotificationLog::needs_update`,
+//! Alertmanager's dedup rules), so repeats wait for `repeat_interval` and
+//! resolves are sent once. Time is an argument everywhere, so tests cover
+//! hours of timers in microseconds; the async runner feeds it the clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::route::Route;
+use crate::model::{Alert, Labels};
+
+/// Alertmanager's fingerprint of a label set (FNV-1a over sorted names
+/// and values with separators), as `%016x` in payloads.
+pub fn fingerprint(l: &Labels) -> u64 {
+    l.stable_hash()
+}
+
+/// An alert in a group, with its fingerprint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupedAlert {
+    /// Fingerprint of the labels.
+    pub fp: u64,
+    /// The alert as last received.
+    pub alert: Alert,
+}
+
+impl GroupedAlert {
+    /// True when the alert has ended as of `now`.
+    pub fn resolved_at(&self, now: i64) -> bool {
+        self.alert.ends_at <= now
+    }
+}
+
+struct AggGroup {
+    receiver: String,
+    group_labels: Labels,
+    route_labels: BTreeMap<String, String>,
+    group_interval_ms: i64,
+    repeat_interval_ms: i64,
+    alerts: BTreeMap<u64, GroupedAlert>,
+    next_flush: i64,
+    has_flushed: bool,
+}
+
+/// What one group flush hands to the notification pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flush {
+    /// Alertmanager's group key: route key, `:`, group labels.
+    pub group_key: String,
+    /// The receiver's name.
+    pub receiver: String,
+    /// The labels the group is grouped by.
+    pub group_labels: Labels,
+    /// Labels of the route (`route.labels`).
+    pub route_labels: BTreeMap<String, String>,
+    /// `repeat_interval` of the route.
+    pub repeat_interval_ms: i64,
+    /// The group's alerts at flush time, in fingerprint order.
+    pub alerts: Vec<GroupedAlert>,
+    /// The flush time.
+    pub now: i64,
+}
+
+impl Flush {
+    /// Fingerprints of the firing and of the resolved alerts.
+    pub fn sets(&self) -> (BTreeSet<u64>, BTreeSet<u64>) {
+        let mut firing = BTreeSet::new();
+        let mut resolved = BTreeSet::new();
+        for a in &self.alerts {
+            if a.resolved_at(self.now) {
+                resolved.insert(a.fp);
+            } else {
+                firing.insert(a.fp);
+            }
+        }
+        (firing, resolved)
+    }
+}
+
+/// Routes alerts into aggregation groups and flushes them on time.
+pub struct Dispatcher {
+    root: Route,
+    groups: BTreeMap<String, AggGroup>,
+}
+
+/// `{}` for the root, then each node's matchers, joined by `/`.
+fn route_key(path: &[&Route]) -> String {
+    path.iter()
+        .map(|r| super::matchers::matchers_string(&r.matchers))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The routes `labels` reach, each with the path of nodes from the root.
+fn route_paths<'a>(
+    r: &'a Route,
+    labels: &Labels,
+    path: &mut Vec<&'a Route>,
+    out: &mut Vec<Vec<&'a Route>>,
+) -> bool {
+    if !r.matches_here(labels) {
+        return false;
+    }
+    path.push(r);
+    let mut any = false;
+    for c in &r.routes {
+        let m = route_paths(c, labels, path, out);
+        any |= m;
+        if m && !c.continue_matching {
+            break;
+        }
+    }
+    if !any {
+        out.push(path.clone());
+    }
+    path.pop();
+    true
+}
+
+/// Prometheus's `LabelSet.String()`: `{a="1", b="2"}`.
+pub fn label_set_string(l: &Labels) -> String {
+    let parts: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={:?}", x.name, &*x.value))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+impl Dispatcher {
+    /// A dispatcher for a route tree.
+    pub fn new(root: Route) -> Self {
+        Dispatcher {
+            root,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Takes alerts in at `now`: each goes to the group of every route it
+    /// reaches, replacing an earlier version of itself.
+    pub fn ingest(&mut self, alerts: &[Alert], now: i64) {
+        for a in alerts {
+            let fp = fingerprint(&a.labels);
+            let mut paths = Vec::new();
+            route_paths(&self.root, &a.labels, &mut Vec::new(), &mut paths);
+            for path in paths {
+                let Some(r) = path.last().copied() else {
+                    continue;
+                };
+                let group_labels = if r.group_by_all {
+                    a.labels.clone()
+                } else {
+                    Labels::from_pairs(
+                        a.labels
+                            .iter()
+                            .filter(|l| r.group_by.iter().any(|g| *g == *l.name))
+                            .map(|l| (l.name.to_string(), l.value.to_string())),
+                    )
+                };
+                let key = format!("{}:{}", route_key(&path), label_set_string(&group_labels));
+                let g = self.groups.entry(key).or_insert_with(|| AggGroup {
+                    receiver: r.receiver.clone(),
+                    group_labels,
+                    route_labels: r.labels.clone(),
+                    group_interval_ms: r.group_interval_ms,
+                    repeat_interval_ms: r.repeat_interval_ms,
+                    alerts: BTreeMap::new(),
+                    next_flush: now + r.group_wait_ms,
+                    has_flushed: false,
+                });
+                // An alert that has been firing longer than group_wait
+                // needs no waiting for company: flush now.
+                if !g.has_flushed && a.starts_at + r.group_wait_ms < now {
+                    g.next_flush = g.next_flush.min(now);
+                }
+                g.alerts.insert(
+                    fp,
+                    GroupedAlert {
+                        fp,
+                        alert: a.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// When the next group is due, if any.
+    pub fn next_flush(&self) -> Option<i64> {
+        self.groups.values().map(|g| g.next_flush).min()
+    }
+
+    /// Number of aggregation groups.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The groups due at `now`, snapshotted; each is rescheduled one
+    /// `group_interval` ahead.
+    pub fn flush_due(&mut self, now: i64) -> Vec<Flush> {
+        let mut out = Vec::new();
+        for (key, g) in self.groups.iter_mut() {
+            if g.next_flush > now || g.alerts.is_empty() {
+                continue;
+            }
+            g.has_flushed = true;
+            g.next_flush = now + g.group_interval_ms;
+            out.push(Flush {
+                group_key: key.clone(),
+                receiver: g.receiver.clone(),
+                group_labels: g.group_labels.clone(),
+                route_labels: g.route_labels.clone(),
+                repeat_interval_ms: g.repeat_interval_ms,
+                alerts: g.alerts.values().cloned().collect(),
+                now,
+            });
+        }
+        out
+    }
+
+    /// After a flush was delivered: resolved alerts that have not changed
+    /// since are dropped from the group, and empty groups go away. A
+    /// failed delivery keeps them, so the next flush tries again.
+    pub fn flushed(&mut self, f: &Flush, delivered: bool) {
+        if !delivered {
+            return;
+        }
+        let Some(g) = self.groups.get_mut(&f.group_key) else {
+            return;
+        };
+        for a in f.alerts.iter().filter(|a| a.resolved_at(f.now)) {
+            if g.alerts.get(&a.fp) == Some(a) {
+                g.alerts.remove(&a.fp);
+            }
+        }
+        if g.alerts.is_empty() {
+            self.groups.remove(&f.group_key);
+        }
+    }
+}
+
+/// One receiver integration's record of what it last sent for a group.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogEntry {
+    /// Fingerprints that were firing.
+    pub firing: BTreeSet<u64>,
+    /// Fingerprints that were resolved.
+    pub resolved: BTreeSet<u64>,
+    /// When it was sent.
+    pub at: i64,
+}
+
+/// The notification log: per (group key, receiver, integration), what was
+/// last sent.
+#[derive(Clone, Debug, Default)]
+pub struct NotificationLog {
+    entries: BTreeMap<(String, String, String), LogEntry>,
+}
+
+impl NotificationLog {
+    /// The entry for a group and integration.
+    pub fn get(&self, group_key: &str, receiver: &str, integration: &str) -> Option<&LogEntry> {
+        self.entries.get(&(
+            group_key.to_string(),
+            receiver.to_string(),
+            integration.to_string(),
+        ))
+    }
+
+    /// Records a delivery.
+    pub fn log(&mut self, group_key: &str, receiver: &str, integration: &str, e: LogEntry) {
+        self.entries.insert(
+            (
+                group_key.to_string(),
+                receiver.to_string(),
+                integration.to_string(),
+            ),
+            e,
+        );
+    }
+
+    /// Alertmanager's rule for whether an integration must be notified:
+    /// new firing alerts always; all resolved only if something had been
+    /// sent firing; new resolved alerts when the integration sends
+    /// resolves; otherwise once `repeat_interval` has passed.
+    pub fn needs_update(
+        entry: Option<&LogEntry>,
+        firing: &BTreeSet<u64>,
+        resolved: &BTreeSet<u64>,
+        send_resolved: bool,
+        repeat_ms: i64,
+        now: i64,
+    ) -> bool {
+        let Some(e) = entry else {
+            return !firing.is_empty();
+        };
+        if !firing.is_subset(&e.firing) {
+            return true;
+        }
+        if firing.is_empty() {
+            return !e.firing.is_empty();
+        }
+        if send_resolved && !resolved.is_subset(&e.resolved) {
+            return true;
+        }
+        e.at < now - repeat_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::amconfig::{Strictness, parse_am_config};
+
+    fn dispatcher(src: &str) -> Dispatcher {
+        let cfg = parse_am_config(src, "am.yml", Strictness::Routing).unwrap();
+        Dispatcher::new(Route::from_config(cfg.route.as_ref().unwrap()))
+    }
+
+    fn alert(name: &str, inst: &str, starts: i64, ends: i64) -> Alert {
+        Alert {
+            labels: Labels::from_pairs([("alertname", name), ("instance", inst)]),
+            annotations: BTreeMap::new(),
+            starts_at: starts,
+            ends_at: ends,
+            generator_url: String::new(),
+        }
+    }
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn groups_wait_then_flush_every_interval_and_dedup_by_the_log() {
+        let mut d = dispatcher(
+            "route:\n  receiver: team\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 1h\nreceivers: [{name: team}]\n",
+        );
+        let mut log = NotificationLog::default();
+        let far = i64::MAX;
+        // Two alerts of one name arrive 10 s apart: one group.
+        d.ingest(&[alert("Down", "a", 0, far)], 0);
+        d.ingest(&[alert("Down", "b", 10_000, far)], 10_000);
+        assert_eq!(d.group_count(), 1);
+        assert!(d.flush_due(29_999).is_empty());
+        assert_eq!(d.next_flush(), Some(30_000));
+        let f = d.flush_due(30_000);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].group_key, "{}:{alertname=\"Down\"}");
+        assert_eq!(f[0].alerts.len(), 2);
+        let (firing, resolved) = f[0].sets();
+        assert!(NotificationLog::needs_update(
+            None,
+            &firing,
+            &resolved,
+            true,
+            f[0].repeat_interval_ms,
+            f[0].now
+        ));
+        log.log(
+            &f[0].group_key,
+            "team",
+            "webhook/0",
+            LogEntry {
+                firing,
+                resolved,
+                at: 30_000,
+            },
+        );
+        d.flushed(&f[0], true);
+        // Next flush one group_interval later; nothing new: no notification
+        // until the repeat interval has passed.
+        assert_eq!(d.next_flush(), Some(30_000 + 5 * MIN));
+        for k in 1..=12 {
+            let now = 30_000 + k * 5 * MIN;
+            let f = d.flush_due(now);
+            assert_eq!(f.len(), 1);
+            let (firing, resolved) = f[0].sets();
+            let e = log.get(&f[0].group_key, "team", "webhook/0");
+            let need = NotificationLog::needs_update(e, &firing, &resolved, true, MIN * 60, now);
+            assert_eq!(need, now - 30_000 > 60 * MIN, "at {k}×5m");
+            if need {
+                log.log(
+                    &f[0].group_key,
+                    "team",
+                    "webhook/0",
+                    LogEntry {
+                        firing,
+                        resolved,
+                        at: now,
+                    },
+                );
+            }
+            d.flushed(&f[0], true);
+        }
+        // One resolves: sent at the next flush (send_resolved), then the
+        // resolved alert leaves the group.
+        let t = 30_000 + 13 * 5 * MIN;
+        d.ingest(&[alert("Down", "a", 0, t - 1)], t - 1);
+        let f = d.flush_due(t);
+        let (firing, resolved) = f[0].sets();
+        assert_eq!((firing.len(), resolved.len()), (1, 1));
+        let e = log.get(&f[0].group_key, "team", "webhook/0");
+        assert!(NotificationLog::needs_update(
+            e,
+            &firing,
+            &resolved,
+            true,
+            60 * MIN,
+            t
+        ));
+        // Without send_resolved the resolve alone is no reason to notify.
+        assert!(!NotificationLog::needs_update(
+            e,
+            &firing,
+            &resolved,
+            false,
+            24 * 60 * MIN,
+            t
+        ));
+        d.flushed(&f[0], true);
+        assert_eq!(d.flush_due(t + 5 * MIN)[0].alerts.len(), 1);
+    }
+
+    #[test]
+    fn old_alerts_flush_at_once_and_routes_key_groups() {
+        let mut d = dispatcher(
+            "route:\n  receiver: team\n  group_by: ['...']\n  routes:\n    - matchers: ['severity=\"page\"']\n      receiver: pager\n      group_by: [alertname]\n      continue: true\nreceivers: [{name: team}, {name: pager}]\n",
+        );
+        let mut a = alert("Down", "a", 0, i64::MAX);
+        a.labels = Labels::from_pairs([("alertname", "Down"), ("severity", "page")]);
+        // Started 10 minutes before it arrived: no group_wait.
+        d.ingest(&[a], 10 * MIN);
+        let f = d.flush_due(10 * MIN);
+        let keys: Vec<&str> = f.iter().map(|x| x.group_key.as_str()).collect();
+        assert_eq!(keys, ["{}/{severity=\"page\"}:{alertname=\"Down\"}"]);
+        assert_eq!(f[0].receiver, "pager");
+    }
+
+    #[test]
+    fn all_resolved_is_sent_only_when_something_was_sent_firing() {
+        let firing = BTreeSet::new();
+        let resolved: BTreeSet<u64> = [1].into();
+        assert!(!NotificationLog::needs_update(
+            None, &firing, &resolved, true, 0, 0
+        ));
+        let e = LogEntry {
+            firing: [1].into(),
+            resolved: BTreeSet::new(),
+            at: 0,
+        };
+        assert!(NotificationLog::needs_update(
+            Some(&e),
+            &firing,
+            &resolved,
+            false,
+            MIN,
+            1
+        ));
+    }
+}
