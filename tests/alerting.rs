@@ -210,3 +210,94 @@ fn a_thousand_firing_alerts_restart_without_duplicate_or_missing_notifications()
             .unwrap_or("")
     );
 }
+
+/// argus's own routing (`alerting.routing_file`, an alertmanager.yml):
+/// a rule fires, its group waits `group_wait`, the webhook receives
+/// Alertmanager's version 4 payload; nothing repeats before
+/// `repeat_interval`; the resolve follows.
+#[test]
+fn own_routing_delivers_to_a_webhook_firing_then_resolved() {
+    let t = Target::text("queue_depth{queue=\"a\"} 42\nqueue_depth{queue=\"b\"} 43\n");
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: q\n    interval: 1s\n    rules:\n      - alert: Backlog\n        expr: queue_depth > 10\n        for: 1s\n        labels: {severity: page}\n        annotations: {summary: 'backlog on {{ $labels.queue }}'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n  routes:\n    - matchers: ['severity=\"page\"']\n      receiver: pager\nreceivers:\n  - name: default\n  - name: pager\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let a = Argus::start_in(
+        tmp.path(),
+        &cfg,
+        &["--web.external-url", "http://argus.example:9095"],
+    );
+    let firing = wait_for(20, "firing notification", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["status"] == "firing")
+    });
+    assert_eq!(firing["version"], "4");
+    assert_eq!(firing["receiver"], "pager");
+    assert_eq!(
+        firing["groupKey"],
+        "{}/{severity=\"page\"}:{alertname=\"Backlog\"}"
+    );
+    assert_eq!(
+        firing["groupLabels"],
+        serde_json::json!({"alertname": "Backlog"})
+    );
+    assert_eq!(firing["externalURL"], "http://argus.example:9095");
+    assert_eq!(firing["truncatedAlerts"], 0);
+    let alerts = firing["alerts"].as_array().unwrap();
+    // Both queues in one notification: they fired within group_wait.
+    assert_eq!(alerts.len(), 2, "{firing}");
+    assert_eq!(alerts[0]["status"], "firing");
+    assert_eq!(alerts[0]["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(alerts[0]["fingerprint"].as_str().unwrap().len(), 16);
+    assert_eq!(firing["commonLabels"]["severity"], "page");
+    assert!(firing["commonLabels"].get("queue").is_none());
+    assert!(
+        alerts
+            .iter()
+            .any(|x| x["annotations"]["summary"] == "backlog on b")
+    );
+    // Group interval passes several times: nothing new, nothing sent.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(hook.json_bodies().len(), 1, "{:?}", hook.json_bodies());
+    // One queue clears: the next flush sends it resolved (send_resolved
+    // is on by default for webhooks), the other still firing.
+    t.set_text("queue_depth{queue=\"a\"} 1\nqueue_depth{queue=\"b\"} 43\n");
+    let update = wait_for(20, "notification with a resolved alert", || {
+        hook.json_bodies().into_iter().find(|b| {
+            b["alerts"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x["status"] == "resolved"))
+        })
+    });
+    assert_eq!(update["status"], "firing");
+    t.set_text("queue_depth{queue=\"a\"} 1\nqueue_depth{queue=\"b\"} 1\n");
+    let done = wait_for(20, "all resolved", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["status"] == "resolved")
+    });
+    assert!(
+        done["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "resolved" && x["endsAt"] != "0001-01-01T00:00:00Z")
+    );
+    drop(a);
+}

@@ -709,7 +709,39 @@ fn alerts_match_prometheus_and_reach_real_alertmanager() {
         std::fs::read(tmp.path().join("rules.yml")).unwrap(),
     )
     .unwrap();
-    let _a2 = Argus::start_in(&dir, &scrape(&format!("127.0.0.1:{am_port}")), &[]);
+    // The same argus also routes by itself, with the same routing, to a
+    // second webhook: its payload must be the one Alertmanager sends.
+    let own_hook = Recorder::start();
+    std::fs::write(
+        dir.join("own.yml"),
+        std::fs::read_to_string(&am_cfg)
+            .unwrap()
+            .replace(&hook.addr(), &own_hook.addr()),
+    )
+    .unwrap();
+    let cfg2 = scrape(&format!("127.0.0.1:{am_port}"))
+        .replace("alerting:\n", "alerting:\n  routing_file: own.yml\n");
+    let _a2 = Argus::start_in(&dir, &cfg2, &[]);
+    let first_firing = |r: &Recorder| {
+        r.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| String::from_utf8_lossy(b).contains("\"status\":\"firing\""))
+            .map(|(_, b)| b.clone())
+    };
+    let am_body = wait_for(30, "Alertmanager's webhook", || first_firing(&hook));
+    let own_body = wait_for(30, "argus's webhook", || first_firing(&own_hook));
+    let url = regex::Regex::new(r#""externalURL":"[^"]*""#).unwrap();
+    let norm = |b: &[u8]| {
+        url.replace_all(&String::from_utf8_lossy(b), "\"externalURL\":\"U\"")
+            .to_string()
+    };
+    assert_eq!(
+        norm(&own_body),
+        norm(&am_body),
+        "argus's own webhook payload differs from Alertmanager 0.25's"
+    );
     let firing = wait_for(30, "webhook with the firing alert", || {
         hook.json_bodies()
             .into_iter()

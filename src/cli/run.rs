@@ -70,6 +70,7 @@ struct Reloader {
     manager: Arc<ScrapeManager>,
     rules: Arc<crate::rules::RuleManager>,
     forwarder: Arc<crate::notify::Forwarder>,
+    notifier: Arc<crate::notify::Notifier>,
     config: Arc<RwLock<LoadedConfig>>,
     metrics: Arc<Metrics>,
     lock: tokio::sync::Mutex<()>,
@@ -81,17 +82,15 @@ impl Reloader {
         let res = match self.source.load() {
             // Rules first: a bad rule file refuses the whole reload before
             // anything changed.
-            Ok(cfg) => match self.forwarder.apply(&cfg.alerting) {
-                Err(e) => Err(e),
-                Ok(()) => match self.rules.apply(&cfg) {
-                    Ok(_) => self
-                        .manager
-                        .apply(&cfg)
-                        .map(|_| cfg)
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                },
-            },
+            Ok(cfg) => (|| {
+                // What can be refused is checked before anything changes.
+                let routing = load_routing(&cfg)?;
+                self.forwarder.apply(&cfg.alerting)?;
+                self.notifier.apply(routing.as_ref())?;
+                self.rules.apply(&cfg).map_err(|e| e.to_string())?;
+                self.manager.apply(&cfg).map_err(|e| e.to_string())?;
+                Ok(cfg)
+            })(),
             Err(e) => Err(e.to_string()),
         };
         match res {
@@ -114,6 +113,19 @@ impl Reloader {
                 Err(e)
             }
         }
+    }
+}
+
+/// The Alertmanager configuration `alerting.routing_file` names, if any.
+fn load_routing(cfg: &Config) -> Result<Option<crate::notify::AmConfig>, String> {
+    match &cfg.alerting.routing_file {
+        None => Ok(None),
+        Some(f) => crate::notify::load_am_config(
+            std::path::Path::new(f),
+            crate::notify::Strictness::Deliver,
+        )
+        .map(Some)
+        .map_err(|e| e.to_string()),
     }
 }
 
@@ -211,10 +223,20 @@ pub async fn run(
         .external_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
+    let notifier = Arc::new(
+        crate::notify::Notifier::new(clock.clone(), &external_url).map_err(RunError::Alerting)?,
+    );
+    notifier
+        .apply(load_routing(&cfg).map_err(RunError::Alerting)?.as_ref())
+        .map_err(RunError::Alerting)?;
+    let sink: Arc<dyn crate::model::AlertSink> = Arc::new(crate::notify::Fanout(vec![
+        notifier.clone(),
+        forwarder.clone(),
+    ]));
     let rules = Arc::new(
         crate::rules::RuleManager::new(engine.clone(), head.clone(), clock.clone())
             .with_state_dir(opts.storage_path.clone())
-            .with_sink(forwarder.clone(), opts.resend_delay.as_millis() as i64)
+            .with_sink(sink, opts.resend_delay.as_millis() as i64)
             .with_external_url(&external_url)
             .with_metrics(metrics.clone()),
     );
@@ -236,6 +258,7 @@ pub async fn run(
         manager: manager.clone(),
         rules: rules.clone(),
         forwarder: forwarder.clone(),
+        notifier: notifier.clone(),
         config: config.clone(),
         metrics: metrics.clone(),
         lock: tokio::sync::Mutex::new(()),
@@ -311,6 +334,7 @@ pub async fn run(
             }
         });
     }
+    let notifier_task = tokio::spawn(notifier.clone().run(stop_rx.clone()));
     ready.store(true, Ordering::Relaxed);
     let mut stop_rx2 = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -323,6 +347,7 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
     // Alerts already queued get one last attempt each.
     forwarder.stop(Duration::from_secs(3)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), notifier_task).await;
     write_snapshot(head.clone(), opts.storage_path.clone(), metrics.clone()).await;
     tracing::info!("stopped");
     served.map_err(RunError::Serve)

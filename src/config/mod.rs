@@ -81,11 +81,15 @@ pub struct AlertingConfig {
     /// sends them.
     #[serde(default)]
     pub alertmanagers: Vec<AlertmanagerConfig>,
+    /// An Alertmanager configuration file (relative to this file) by which
+    /// argus routes and delivers alerts itself.
+    #[serde(default)]
+    pub routing_file: Option<String>,
 }
 
 impl AlertingConfig {
     fn is_empty(&self) -> bool {
-        self.alertmanagers.is_empty()
+        self.alertmanagers.is_empty() && self.routing_file.is_none()
     }
 }
 
@@ -611,6 +615,7 @@ impl Config {
             }
         };
         self.rule_files.iter_mut().for_each(fix);
+        self.alerting.routing_file.iter_mut().for_each(fix);
         for am in &mut self.alerting.alertmanagers {
             if let Some(b) = &mut am.basic_auth {
                 b.password_file.iter_mut().for_each(fix);

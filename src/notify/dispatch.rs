@@ -120,6 +120,23 @@ fn route_paths<'a>(
     true
 }
 
+/// Alertmanager's order of alerts in a notification: by `job`, then
+/// `instance` (alerts with the label first), then by label set (fewer
+/// labels first).
+fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for key in ["job", "instance"] {
+        match (a.get(key), b.get(key)) {
+            (None, None) => continue,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 /// Prometheus's `LabelSet.String()`: `{a="1", b="2"}`.
 pub fn label_set_string(l: &Labels) -> String {
     let parts: Vec<String> = l
@@ -206,13 +223,15 @@ impl Dispatcher {
             }
             g.has_flushed = true;
             g.next_flush = now + g.group_interval_ms;
+            let mut alerts: Vec<GroupedAlert> = g.alerts.values().cloned().collect();
+            alerts.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
             out.push(Flush {
                 group_key: key.clone(),
                 receiver: g.receiver.clone(),
                 group_labels: g.group_labels.clone(),
                 route_labels: g.route_labels.clone(),
                 repeat_interval_ms: g.repeat_interval_ms,
-                alerts: g.alerts.values().cloned().collect(),
+                alerts,
                 now,
             });
         }

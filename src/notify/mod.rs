@@ -10,7 +10,9 @@ mod dispatch;
 mod forward;
 mod integrations;
 mod matchers;
+mod notifier;
 mod route;
+mod webhook;
 
 pub use amconfig::{
     AmConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
@@ -27,4 +29,6 @@ pub use integrations::{
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
+pub use notifier::{Fanout, Notifier, undeliverable};
 pub use route::{Route, TreeNode, matching_tree, print_tree};
+pub use webhook::{alerts_to_send, webhook_message};

@@ -1,0 +1,279 @@
+//! argus's own Alertmanager: alerts from rule evaluation go through the
+//! route tree into aggregation groups, and due groups are delivered to
+//! their receivers' integrations when the notification log says so. The
+//! decisions are the `dispatch` state machine's; this is the task that
+//! feeds it the clock and does the sending.
+//!
+//! Delivered today: `webhook_configs`. A configuration that names other
+//! integrations is refused at load, so that no page is silently dropped.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::amconfig::{AmConfig, ReceiverConfig};
+use super::dispatch::{Dispatcher, Flush, LogEntry, NotificationLog, fingerprint};
+use super::route::Route;
+use super::webhook::{alerts_to_send, webhook_message};
+use crate::config::read_secret_file;
+use crate::model::{Alert, AlertSink, Clock};
+use crate::net::{build_client, error_chain};
+
+/// Default per-request timeout of an integration.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct State {
+    /// False while no routing is configured: alerts are not kept.
+    enabled: bool,
+    dispatcher: Dispatcher,
+    receivers: BTreeMap<String, ReceiverConfig>,
+    /// The latest version of every alert, to rebuild groups on reload.
+    alerts: BTreeMap<u64, Alert>,
+    nflog: NotificationLog,
+}
+
+/// Routes, groups and delivers alerts.
+pub struct Notifier {
+    state: Mutex<State>,
+    wake: Notify,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    external_url: String,
+}
+
+/// Integrations of a receiver that argus cannot deliver to yet; the
+/// configuration is refused when any are used.
+pub fn undeliverable(cfg: &AmConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &cfg.receivers {
+        for (k, n) in [
+            ("slack_configs", r.slack_configs.len()),
+            ("pagerduty_configs", r.pagerduty_configs.len()),
+            ("email_configs", r.email_configs.len()),
+        ] {
+            if n > 0 {
+                out.push(format!(
+                    "receiver {:?}: {k} are not delivered by this version of argus yet",
+                    r.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+impl Notifier {
+    /// A notifier with no routing configured (see [`apply`](Self::apply)).
+    pub fn new(clock: Arc<dyn Clock>, external_url: &str) -> Result<Self, String> {
+        let client = build_client(None, None)?;
+        Ok(Notifier {
+            state: Mutex::new(State {
+                enabled: false,
+                dispatcher: Dispatcher::new(Route::from_config(&Default::default())),
+                receivers: BTreeMap::new(),
+                alerts: BTreeMap::new(),
+                nflog: NotificationLog::default(),
+            }),
+            wake: Notify::new(),
+            clock,
+            client,
+            external_url: external_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Takes a new configuration (`None`: no routing): a new route tree
+    /// with the current alerts regrouped; the notification log is kept, so
+    /// nothing already sent is sent again. On error nothing changes.
+    pub fn apply(&self, cfg: Option<&AmConfig>) -> Result<(), String> {
+        let Some(cfg) = cfg else {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.enabled = false;
+            st.alerts.clear();
+            st.dispatcher = Dispatcher::new(Route::from_config(&Default::default()));
+            return Ok(());
+        };
+        let bad = undeliverable(cfg);
+        if !bad.is_empty() {
+            return Err(bad.join("; "));
+        }
+        let route = cfg
+            .route
+            .as_ref()
+            .ok_or_else(|| "no route provided in config".to_string())?;
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = Dispatcher::new(Route::from_config(route));
+        let now = self.clock.now_millis();
+        let current: Vec<Alert> = st.alerts.values().cloned().collect();
+        d.ingest(&current, now);
+        st.dispatcher = d;
+        st.enabled = true;
+        st.receivers = cfg
+            .receivers
+            .iter()
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect();
+        drop(st);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Runs until `stop` turns true: flushes groups when due and delivers.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let now = self.clock.now_millis();
+            let (flushes, next) = {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let f = st.dispatcher.flush_due(now);
+                (f, st.dispatcher.next_flush())
+            };
+            for f in &flushes {
+                let ok = self.deliver(f).await;
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.dispatcher.flushed(f, ok);
+                if ok {
+                    // Alerts resolved and delivered need no keeping.
+                    let now = f.now;
+                    for a in f.alerts.iter().filter(|a| a.resolved_at(now)) {
+                        if st.alerts.get(&a.fp) == Some(&a.alert) {
+                            st.alerts.remove(&a.fp);
+                        }
+                    }
+                }
+            }
+            if !flushes.is_empty() {
+                continue;
+            }
+            let wait = next.map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis((t - self.clock.now_millis()).max(0) as u64)
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Sends a flush to each integration of its receiver that the
+    /// notification log says needs it; true when none failed.
+    async fn deliver(&self, f: &Flush) -> bool {
+        let receiver = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.receivers.get(&f.receiver).cloned()
+        };
+        let Some(r) = receiver else {
+            return true;
+        };
+        let (firing, resolved) = f.sets();
+        let mut all_ok = true;
+        for (i, w) in r.webhook_configs.iter().enumerate() {
+            let integration = format!("webhook/{i}");
+            let need = {
+                let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                NotificationLog::needs_update(
+                    st.nflog.get(&f.group_key, &f.receiver, &integration),
+                    &firing,
+                    &resolved,
+                    w.send_resolved,
+                    f.repeat_interval_ms,
+                    f.now,
+                )
+            };
+            if !need {
+                continue;
+            }
+            let alerts = alerts_to_send(f, w.send_resolved);
+            let sent = if alerts.is_empty() {
+                Ok(())
+            } else {
+                let body = webhook_message(f, &alerts, w.max_alerts, &self.external_url);
+                self.post_webhook(w, body).await
+            };
+            match sent {
+                Ok(()) => {
+                    let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    st.nflog.log(
+                        &f.group_key,
+                        &f.receiver,
+                        &integration,
+                        LogEntry {
+                            firing: firing.clone(),
+                            resolved: resolved.clone(),
+                            at: f.now,
+                        },
+                    );
+                }
+                Err(e) => {
+                    all_ok = false;
+                    tracing::warn!(receiver = %f.receiver, integration = %integration, group = %f.group_key, error = %e, "notification failed; retried at the next group interval");
+                }
+            }
+        }
+        all_ok
+    }
+
+    async fn post_webhook(
+        &self,
+        w: &super::integrations::WebhookConfig,
+        body: Vec<u8>,
+    ) -> Result<(), String> {
+        let url = match (&w.url, &w.url_file) {
+            (Some(u), _) => u.expose().to_string(),
+            (None, Some(f)) => read_secret_file(f)?.expose().trim().to_string(),
+            _ => return Err("webhook has no url".into()),
+        };
+        let timeout = w
+            .timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(SEND_TIMEOUT);
+        let resp = self
+            .client
+            .post(&url)
+            .timeout(timeout)
+            .header("Content-Type", "application/json")
+            .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
+            .body(body)
+            .send()
+            .await
+            // The URL may carry a secret: report the error without it.
+            .map_err(|e| error_chain(&e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(format!("unexpected status code {}", resp.status().as_u16()));
+        }
+        Ok(())
+    }
+}
+
+impl AlertSink for Notifier {
+    fn send(&self, alerts: Vec<Alert>) {
+        let now = self.clock.now_millis();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.enabled {
+            return;
+        }
+        for a in &alerts {
+            st.alerts.insert(fingerprint(&a.labels), a.clone());
+        }
+        st.dispatcher.ingest(&alerts, now);
+        drop(st);
+        self.wake.notify_one();
+    }
+}
+
+/// Hands every alert to several sinks (argus's own routing and the
+/// Alertmanagers it forwards to).
+pub struct Fanout(pub Vec<Arc<dyn AlertSink>>);
+
+impl AlertSink for Fanout {
+    fn send(&self, alerts: Vec<Alert>) {
+        for s in &self.0 {
+            s.send(alerts.clone());
+        }
+    }
+}
