@@ -224,7 +224,9 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
     let notifier = Arc::new(
-        crate::notify::Notifier::new(clock.clone(), &external_url).map_err(RunError::Alerting)?,
+        crate::notify::Notifier::new(clock.clone(), &external_url)
+            .map_err(RunError::Alerting)?
+            .with_state_dir(opts.storage_path.clone()),
     );
     notifier
         .apply(load_routing(&cfg).map_err(RunError::Alerting)?.as_ref())

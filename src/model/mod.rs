@@ -2,6 +2,7 @@
 //! matchers and durations. Depends on std and `regex` only.
 
 mod alert;
+mod fsutil;
 mod gojson;
 mod hash;
 pub mod histogram;
@@ -10,6 +11,7 @@ mod matcher;
 mod time;
 
 pub use alert::{Alert, AlertSink};
+pub use fsutil::write_atomic;
 pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};
 pub use labels::{

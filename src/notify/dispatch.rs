@@ -260,7 +260,7 @@ impl Dispatcher {
 }
 
 /// One receiver integration's record of what it last sent for a group.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogEntry {
     /// Fingerprints that were firing.
     pub firing: BTreeSet<u64>,
@@ -277,7 +277,54 @@ pub struct NotificationLog {
     entries: BTreeMap<(String, String, String), LogEntry>,
 }
 
+/// One entry as stored on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEntry {
+    group_key: String,
+    receiver: String,
+    integration: String,
+    #[serde(flatten)]
+    entry: LogEntry,
+}
+
 impl NotificationLog {
+    /// The log as JSON, without entries older than `keep_after` (ms).
+    pub fn to_json(&self, keep_after: i64) -> Vec<u8> {
+        let v: Vec<StoredEntry> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.at >= keep_after)
+            .map(|((g, r, i), e)| StoredEntry {
+                group_key: g.clone(),
+                receiver: r.clone(),
+                integration: i.clone(),
+                entry: e.clone(),
+            })
+            .collect();
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// Reads a log written by [`to_json`](Self::to_json).
+    pub fn from_json(b: &[u8]) -> Result<Self, String> {
+        let v: Vec<StoredEntry> = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+        Ok(NotificationLog {
+            entries: v
+                .into_iter()
+                .map(|s| ((s.group_key, s.receiver, s.integration), s.entry))
+                .collect(),
+        })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The entry for a group and integration.
     pub fn get(&self, group_key: &str, receiver: &str, integration: &str) -> Option<&LogEntry> {
         self.entries.get(&(

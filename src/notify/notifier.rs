@@ -23,6 +23,11 @@ use crate::net::{build_client, error_chain};
 
 /// Default per-request timeout of an integration.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// File of the notification log under the storage directory.
+pub const NFLOG_FILE: &str = "nflog.json";
+/// How long notification log entries are kept (Alertmanager's default
+/// `--data.retention`).
+const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
 
 struct State {
     /// False while no routing is configured: alerts are not kept.
@@ -41,6 +46,7 @@ pub struct Notifier {
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
     external_url: String,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 /// Integrations of a receiver that argus cannot deliver to yet; the
@@ -80,7 +86,53 @@ impl Notifier {
             clock,
             client,
             external_url: external_url.trim_end_matches('/').to_string(),
+            state_dir: None,
         })
+    }
+
+    /// Keeps the notification log in `dir` (`nflog.json`), read now and
+    /// written after every delivery, so that a restart neither repeats a
+    /// notification nor forgets to resolve one. A damaged file is moved
+    /// aside and the log starts empty.
+    pub fn with_state_dir(mut self, dir: std::path::PathBuf) -> Self {
+        let path = dir.join(NFLOG_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => match NotificationLog::from_json(&b) {
+                Ok(log) => {
+                    tracing::info!(entries = log.len(), "notification log restored");
+                    self.state
+                        .get_mut()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .nflog = log;
+                }
+                Err(e) => {
+                    let aside = dir.join(format!(
+                        "{NFLOG_FILE}.corrupt-{}",
+                        self.clock.now_millis() / 1000
+                    ));
+                    let _ = std::fs::rename(&path, &aside);
+                    tracing::error!(error = %e, moved_to = %aside.display(), "cannot read the notification log; starting without it");
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(error = %e, file = %path.display(), "cannot read the notification log")
+            }
+        }
+        self.state_dir = Some(dir);
+        self
+    }
+
+    fn save_log(&self) {
+        let Some(dir) = &self.state_dir else { return };
+        let body = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.nflog
+                .to_json(self.clock.now_millis() - NFLOG_RETENTION_MS)
+        };
+        if let Err(e) = crate::model::write_atomic(dir, NFLOG_FILE, &body) {
+            tracing::error!(error = %e, "cannot save the notification log");
+        }
     }
 
     /// Takes a new configuration (`None`: no routing): a new route tree
@@ -143,6 +195,7 @@ impl Notifier {
                 }
             }
             if !flushes.is_empty() {
+                self.save_log();
                 continue;
             }
             let wait = next.map_or(Duration::from_secs(3600), |t| {

@@ -4,7 +4,6 @@
 //! evaluation.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -119,22 +118,12 @@ impl SavedState {
     /// one, never a torn one.
     pub fn write(&self, dir: &Path) -> Result<(), PersistError> {
         let path = dir.join(ALERTS_FILE);
-        let tmp = dir.join(format!("{ALERTS_FILE}.tmp"));
-        let err = |p: &Path, m: String| PersistError {
-            path: p.display().to_string(),
+        let err = |m: String| PersistError {
+            path: path.display().to_string(),
             msg: m,
         };
-        std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
-        let body = serde_json::to_vec(self).map_err(|e| err(&path, e.to_string()))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e.to_string()))?;
-        f.write_all(&body).map_err(|e| err(&tmp, e.to_string()))?;
-        f.sync_all().map_err(|e| err(&tmp, e.to_string()))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| err(&path, e.to_string()))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let body = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
+        crate::model::write_atomic(dir, ALERTS_FILE, &body).map_err(|e| err(e.to_string()))
     }
 }
 
