@@ -353,3 +353,62 @@ fn own_routing_restart_neither_repeats_nor_forgets() {
     });
     drop(a);
 }
+
+/// Inhibition: a warning is not sent while a critical alert of the same
+/// service fires; once the critical one resolves, the warning goes out.
+#[test]
+fn own_routing_inhibits_warnings_under_a_critical_alert() {
+    let t = Target::text("errors 5\nlatency 3\n");
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: q\n    interval: 1s\n    rules:\n      - alert: Errors\n        expr: errors > 1\n        labels: {severity: critical, service: api}\n      - alert: Slow\n        expr: latency > 1\n        labels: {severity: warning, service: api}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [service]\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: worker\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let names = |hook: &Recorder| -> Vec<(String, String)> {
+        hook.json_bodies()
+            .iter()
+            .map(|b| {
+                (
+                    b["groupLabels"]["alertname"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    b["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    wait_for(20, "the critical alert", || {
+        names(&hook)
+            .contains(&("Errors".into(), "firing".into()))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !names(&hook).iter().any(|(n, _)| n == "Slow"),
+        "{:?}",
+        names(&hook)
+    );
+    t.set_text("errors 0\nlatency 3\n");
+    wait_for(20, "the warning, once nothing inhibits it", || {
+        names(&hook)
+            .contains(&("Slow".into(), "firing".into()))
+            .then_some(())
+    });
+    drop(a);
+}

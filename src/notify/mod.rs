@@ -8,6 +8,7 @@
 mod amconfig;
 mod dispatch;
 mod forward;
+mod inhibit;
 mod integrations;
 mod matchers;
 mod notifier;
@@ -15,13 +16,14 @@ mod route;
 mod webhook;
 
 pub use amconfig::{
-    AmConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
+    AmConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
     UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config,
 };
 pub use dispatch::{
     Dispatcher, Flush, GroupedAlert, LogEntry, NotificationLog, fingerprint, label_set_string,
 };
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
+pub use inhibit::Inhibitor;
 pub use integrations::{
     EmailConfig, GlobalConfig, HttpConfig, PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL,
     SlackConfig, WebhookConfig,

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use super::amconfig::{AmConfig, ReceiverConfig};
 use super::dispatch::{Dispatcher, Flush, LogEntry, NotificationLog, fingerprint};
+use super::inhibit::Inhibitor;
 use super::route::Route;
 use super::webhook::{alerts_to_send, webhook_message};
 use crate::config::read_secret_file;
@@ -33,6 +34,7 @@ struct State {
     /// False while no routing is configured: alerts are not kept.
     enabled: bool,
     dispatcher: Dispatcher,
+    inhibitor: Inhibitor,
     receivers: BTreeMap<String, ReceiverConfig>,
     /// The latest version of every alert, to rebuild groups on reload.
     alerts: BTreeMap<u64, Alert>,
@@ -78,6 +80,7 @@ impl Notifier {
             state: Mutex::new(State {
                 enabled: false,
                 dispatcher: Dispatcher::new(Route::from_config(&Default::default())),
+                inhibitor: Inhibitor::default(),
                 receivers: BTreeMap::new(),
                 alerts: BTreeMap::new(),
                 nflog: NotificationLog::default(),
@@ -159,7 +162,12 @@ impl Notifier {
         let now = self.clock.now_millis();
         let current: Vec<Alert> = st.alerts.values().cloned().collect();
         d.ingest(&current, now);
+        let mut inh = Inhibitor::new(&cfg.inhibit_rules);
+        for (fp, a) in &st.alerts {
+            inh.observe(*fp, a);
+        }
         st.dispatcher = d;
+        st.inhibitor = inh;
         st.enabled = true;
         st.receivers = cfg
             .receivers
@@ -192,6 +200,7 @@ impl Notifier {
                             st.alerts.remove(&a.fp);
                         }
                     }
+                    st.inhibitor.gc(now);
                 }
             }
             if !flushes.is_empty() {
@@ -215,10 +224,18 @@ impl Notifier {
     /// Sends a flush to each integration of its receiver that the
     /// notification log says needs it; true when none failed.
     async fn deliver(&self, f: &Flush) -> bool {
-        let receiver = {
+        // Inhibited alerts are left out before anything is decided, as
+        // Alertmanager's mute stage does: they neither notify nor enter
+        // the notification log.
+        let (receiver, f) = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.receivers.get(&f.receiver).cloned()
+            let mut muted = f.clone();
+            muted
+                .alerts
+                .retain(|a| !st.inhibitor.is_inhibited(a.fp, &a.alert.labels, f.now));
+            (st.receivers.get(&f.receiver).cloned(), muted)
         };
+        let f = &f;
         let Some(r) = receiver else {
             return true;
         };
@@ -311,7 +328,9 @@ impl AlertSink for Notifier {
             return;
         }
         for a in &alerts {
-            st.alerts.insert(fingerprint(&a.labels), a.clone());
+            let fp = fingerprint(&a.labels);
+            st.inhibitor.observe(fp, a);
+            st.alerts.insert(fp, a.clone());
         }
         st.dispatcher.ingest(&alerts, now);
         drop(st);
