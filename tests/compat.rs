@@ -879,3 +879,111 @@ fn routes_match_amtool() {
     );
     eprintln!("routes: {compared_files} fixtures, {compared_sets} label sets, all equal to amtool");
 }
+
+/// argus as an Alertmanager: `amtool alert add` and `alert query`, and the
+/// real Prometheus 2.42 sending its alerts to argus, which routes them to
+/// a webhook.
+#[test]
+fn amtool_and_prometheus_use_argus_as_their_alertmanager() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Recorder::start();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let a = Argus::start_in(
+        tmp.path(),
+        "alerting:\n  routing_file: alertmanager.yml\nscrape_configs: []\n",
+        &[],
+    );
+    let am_url = format!("--alertmanager.url={}", a.url());
+    let out = Command::new("amtool")
+        .args([
+            "alert",
+            "add",
+            "alertname=Manual",
+            "severity=page",
+            "--annotation=summary=by hand",
+            &am_url,
+        ])
+        .output()
+        .expect("amtool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = wait_for(20, "the amtool alert at the webhook", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "Manual")
+    });
+    assert_eq!(got["alerts"][0]["annotations"]["summary"], "by hand");
+    let out = Command::new("amtool")
+        .args(["alert", "query", "alertname=Manual", &am_url])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains("Manual"),
+        "{listed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Prometheus with argus as its Alertmanager.
+    std::fs::write(
+        tmp.path().join("prom-rules.yml"),
+        "groups:\n  - name: p\n    interval: 1s\n    rules:\n      - alert: FromPrometheus\n        expr: vector(1)\n        labels: {severity: ticket}\n",
+    )
+    .unwrap();
+    let prom_cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [prom-rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            a.port
+        ),
+    )
+    .unwrap();
+    let _prom = Proc(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("prom").display()
+            ))
+            // Its first send can come before it has discovered argus;
+            // the next one is a resend delay later.
+            .arg("--rules.alert.resend-delay=1s")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(tmp.path().join("prom.log")).unwrap())
+            .spawn()
+            .expect("prometheus"),
+    );
+    let t0 = std::time::Instant::now();
+    let got = loop {
+        if let Some(b) = hook
+            .json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "FromPrometheus")
+        {
+            break b;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no alert from Prometheus at the webhook; argus has {}\nwebhook got {:?}\nprometheus log:\n{}",
+            http_get(&format!("{}/api/v2/alerts", a.url()))
+                .map(|r| r.1)
+                .unwrap_or_default(),
+            hook.json_bodies(),
+            std::fs::read_to_string(tmp.path().join("prom.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(got["alerts"][0]["labels"]["severity"], "ticket");
+    assert_eq!(got["alerts"][0]["status"], "firing");
+}

@@ -1,6 +1,7 @@
 //! The one HTTP server: health, reload, self metrics, the Prometheus v1
 //! read API (targets, series, labels, status) and federation.
 
+mod alertmanager;
 mod query;
 mod rules;
 
@@ -59,6 +60,8 @@ pub struct ApiState {
     pub rules: Arc<crate::rules::RuleManager>,
     /// Alertmanagers alerts are forwarded to.
     pub forwarder: Arc<crate::notify::Forwarder>,
+    /// argus's own routing and delivery.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// Builds the router.
@@ -83,6 +86,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/rules", get(rules::rules).post(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/alertmanagers", get(rules::alertmanagers))
+        .route(
+            "/api/v2/alerts",
+            get(alertmanager::get_alerts).post(alertmanager::post_alerts),
+        )
         .route("/api/v1/metadata", get(metadata))
         .route(
             "/api/v1/query_exemplars",

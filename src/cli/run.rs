@@ -281,6 +281,7 @@ pub async fn run(
         engine,
         rules: rules.clone(),
         forwarder: forwarder.clone(),
+        notifier: notifier.clone(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -203,6 +203,15 @@ impl Dispatcher {
         }
     }
 
+    /// The receivers `labels` route to, in tree order.
+    pub fn receivers_of(&self, labels: &Labels) -> Vec<String> {
+        self.root
+            .route(labels)
+            .iter()
+            .map(|r| r.receiver.clone())
+            .collect()
+    }
+
     /// When the next group is due, if any.
     pub fn next_flush(&self) -> Option<i64> {
         self.groups.values().map(|g| g.next_flush).min()

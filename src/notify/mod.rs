@@ -31,6 +31,6 @@ pub use integrations::{
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
-pub use notifier::{Fanout, Notifier, undeliverable};
+pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, undeliverable};
 pub use route::{Route, TreeNode, matching_tree, print_tree};
 pub use webhook::{alerts_to_send, webhook_message};

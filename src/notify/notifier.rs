@@ -38,6 +38,10 @@ struct State {
     receivers: BTreeMap<String, ReceiverConfig>,
     /// The latest version of every alert, to rebuild groups on reload.
     alerts: BTreeMap<u64, Alert>,
+    /// When each alert was last received.
+    updated: BTreeMap<u64, i64>,
+    /// `global.resolve_timeout` in ms.
+    resolve_timeout_ms: i64,
     nflog: NotificationLog,
 }
 
@@ -83,6 +87,8 @@ impl Notifier {
                 inhibitor: Inhibitor::default(),
                 receivers: BTreeMap::new(),
                 alerts: BTreeMap::new(),
+                updated: BTreeMap::new(),
+                resolve_timeout_ms: 5 * 60_000,
                 nflog: NotificationLog::default(),
             }),
             wake: Notify::new(),
@@ -146,6 +152,7 @@ impl Notifier {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.enabled = false;
             st.alerts.clear();
+            st.updated.clear();
             st.dispatcher = Dispatcher::new(Route::from_config(&Default::default()));
             return Ok(());
         };
@@ -168,6 +175,11 @@ impl Notifier {
         }
         st.dispatcher = d;
         st.inhibitor = inh;
+        st.resolve_timeout_ms = cfg
+            .global
+            .as_ref()
+            .and_then(|g| g.resolve_timeout)
+            .map_or(5 * 60_000, |d| d.as_millis());
         st.enabled = true;
         st.receivers = cfg
             .receivers
@@ -198,6 +210,7 @@ impl Notifier {
                     for a in f.alerts.iter().filter(|a| a.resolved_at(now)) {
                         if st.alerts.get(&a.fp) == Some(&a.alert) {
                             st.alerts.remove(&a.fp);
+                            st.updated.remove(&a.fp);
                         }
                     }
                     st.inhibitor.gc(now);
@@ -331,10 +344,75 @@ impl AlertSink for Notifier {
             let fp = fingerprint(&a.labels);
             st.inhibitor.observe(fp, a);
             st.alerts.insert(fp, a.clone());
+            st.updated.insert(fp, now);
         }
         st.dispatcher.ingest(&alerts, now);
         drop(st);
         self.wake.notify_one();
+    }
+}
+
+/// An alert as the Alertmanager API lists it.
+#[derive(Clone, Debug)]
+pub struct AlertView {
+    /// Fingerprint.
+    pub fp: u64,
+    /// The alert.
+    pub alert: Alert,
+    /// When it was last received (ms).
+    pub updated_at: i64,
+    /// Receivers it routes to.
+    pub receivers: Vec<String>,
+    /// True when an inhibition rule mutes it.
+    pub inhibited: bool,
+}
+
+impl Notifier {
+    /// Alerts from outside (the Alertmanager API), completed as
+    /// Alertmanager completes them: no start → now (or the end); no end →
+    /// now plus `global.resolve_timeout`.
+    pub fn receive(&self, mut alerts: Vec<Alert>, have_start: &[bool], have_end: &[bool]) {
+        let now = self.clock.now_millis();
+        let timeout = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.resolve_timeout_ms
+        };
+        for (i, a) in alerts.iter_mut().enumerate() {
+            let (s, e) = (
+                have_start.get(i) == Some(&true),
+                have_end.get(i) == Some(&true),
+            );
+            if !s {
+                a.starts_at = if e { a.ends_at } else { now };
+            }
+            if !e {
+                a.ends_at = now + timeout;
+            }
+        }
+        self.send(alerts);
+    }
+
+    /// The alerts known now, firing or recently resolved, with their
+    /// receivers and whether they are inhibited.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let now = self.clock.now_millis();
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.alerts
+            .iter()
+            .map(|(fp, a)| AlertView {
+                fp: *fp,
+                alert: a.clone(),
+                updated_at: st.updated.get(fp).copied().unwrap_or(now),
+                receivers: st.dispatcher.receivers_of(&a.labels),
+                inhibited: st.inhibitor.is_inhibited(*fp, &a.labels, now),
+            })
+            .collect()
+    }
+
+    /// Whether routing is configured (the Alertmanager API answers only
+    /// then).
+    pub fn enabled(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).enabled
     }
 }
 
