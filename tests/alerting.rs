@@ -412,3 +412,125 @@ fn own_routing_inhibits_warnings_under_a_critical_alert() {
     });
     drop(a);
 }
+
+/// Silences: an alert a silence matches is not sent and is listed as
+/// suppressed by it; the silence survives a restart; expiring it releases
+/// the alert at the next group flush.
+#[test]
+fn silences_mute_survive_restarts_and_release_when_expired() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n";
+    let mut a = Argus::start_in(tmp.path(), cfg, &[]);
+    let now = now_ms();
+    let fmt = argus::model::format_rfc3339_millis;
+    // Invalid silences are refused with the reason.
+    let (code, body) = http_request(
+        "POST",
+        &format!("{}/api/v2/silences", a.url()),
+        Some(&format!(
+            r#"{{"matchers":[{{"name":"alertname","value":".*","isRegex":true}}],"startsAt":"{}","endsAt":"{}","createdBy":"t","comment":"c"}}"#,
+            fmt(now),
+            fmt(now + 3_600_000)
+        )),
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("must not match the empty string"), "{body}");
+    let (code, body) = http_request(
+        "POST",
+        &format!("{}/api/v2/silences", a.url()),
+        Some(&format!(
+            r#"{{"matchers":[{{"name":"alertname","value":"DiskFull","isRegex":false,"isEqual":true}}],"startsAt":"{}","endsAt":"{}","createdBy":"oncall","comment":"disk swap"}}"#,
+            fmt(now),
+            fmt(now + 3_600_000)
+        )),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let post = |a: &Argus, name: &str| {
+        let (code, body) = http_request(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(&format!(
+                r#"[{{"labels":{{"alertname":"{name}","host":"h1"}}}}]"#
+            )),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    };
+    post(&a, "DiskFull");
+    post(&a, "CpuHot");
+    wait_for(10, "the unsilenced alert", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "CpuHot")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !hook
+            .json_bodies()
+            .iter()
+            .any(|b| b["groupLabels"]["alertname"] == "DiskFull"),
+        "{:?}",
+        hook.json_bodies()
+    );
+    let alerts = a.get_json("/api/v2/alerts?filter=alertname%3DDiskFull");
+    assert_eq!(alerts[0]["status"]["state"], "suppressed", "{alerts}");
+    assert_eq!(alerts[0]["status"]["silencedBy"][0], id.as_str());
+    let listed = a.get_json("/api/v2/silences?filter=alertname%3DDiskFull");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["status"]["state"], "active");
+    assert!(
+        a.get_json("/api/v2/silences?filter=alertname%3Dother")
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    a.stop();
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    let got = a.get_json(&format!("/api/v2/silence/{id}"));
+    assert_eq!(got["comment"], "disk swap");
+    assert_eq!(got["createdBy"], "oncall");
+    assert_eq!(got["status"]["state"], "active");
+    post(&a, "DiskFull");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !hook
+            .json_bodies()
+            .iter()
+            .any(|b| b["groupLabels"]["alertname"] == "DiskFull")
+    );
+    let (code, _) =
+        http_request("DELETE", &format!("{}/api/v2/silence/{id}", a.url()), None).unwrap();
+    assert_eq!(code, 200);
+    let (code, _) = http_request(
+        "DELETE",
+        &format!("{}/api/v2/silence/no-such-id", a.url()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(code, 404);
+    assert_eq!(
+        a.get_json(&format!("/api/v2/silence/{id}"))["status"]["state"],
+        "expired"
+    );
+    wait_for(10, "the alert once its silence expired", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "DiskFull")
+    });
+}

@@ -933,6 +933,57 @@ fn amtool_and_prometheus_use_argus_as_their_alertmanager() {
         "{listed}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Silences through amtool: add, query, an alert held back, expire.
+    let amtool = |args: &[&str]| -> String {
+        let out = Command::new("amtool")
+            .args(args)
+            .arg(&am_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let id = amtool(&[
+        "silence",
+        "add",
+        "alertname=Muted",
+        "--comment=maintenance",
+        "--author=oncall",
+        "--duration=1h",
+    ])
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let q = amtool(&["silence", "query", "-o", "extended"]);
+    assert!(
+        q.contains(&id) && q.contains("alertname=\"Muted\"") && q.contains("maintenance"),
+        "{q}"
+    );
+    assert_eq!(amtool(&["silence", "query", "-q"]).trim(), id);
+    amtool(&["alert", "add", "alertname=Muted", "severity=page"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !hook
+            .json_bodies()
+            .iter()
+            .any(|b| b["groupLabels"]["alertname"] == "Muted"),
+        "{:?}",
+        hook.json_bodies()
+    );
+    let q = amtool(&["alert", "query", "--silenced", "alertname=Muted"]);
+    assert!(q.contains("Muted"), "{q}");
+    amtool(&["silence", "expire", &id]);
+    assert!(amtool(&["silence", "query", "-q"]).trim().is_empty());
+    assert!(amtool(&["silence", "query", "--expired", "-q"]).contains(&id));
+    wait_for(20, "the alert once its silence expired", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "Muted")
+    });
     // Prometheus with argus as its Alertmanager.
     std::fs::write(
         tmp.path().join("prom-rules.yml"),

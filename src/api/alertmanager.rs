@@ -1,18 +1,20 @@
 //! The Alertmanager API v2 subset that lets Prometheus and `amtool` use
-//! argus as their Alertmanager: `POST`/`GET /api/v2/alerts`. Alerts posted
-//! here go through argus's own routing (`alerting.routing_file`).
+//! argus as their Alertmanager: alerts (`POST`/`GET /api/v2/alerts`),
+//! silences (`GET`/`POST /api/v2/silences`, `GET`/`DELETE
+//! /api/v2/silence/{id}`). Alerts posted here go through argus's own
+//! routing (`alerting.routing_file`).
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
 use crate::model::{Alert, Labels, format_rfc3339_millis, go_json_escape, parse_rfc3339};
-use crate::notify::parse_matchers;
+use crate::notify::{ApiMatcher, Silence, SilenceError, SilenceState, parse_matchers};
 
 /// An alert as clients post it.
 #[derive(Deserialize)]
@@ -148,7 +150,7 @@ struct GettableAlert {
 pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let p = super::params(q.as_deref(), None);
     let flag = |k: &str| super::get_one(&p, k) != Some("false");
-    let (active, inhibited) = (flag("active"), flag("inhibited"));
+    let (active, inhibited, silenced) = (flag("active"), flag("inhibited"), flag("silenced"));
     let mut matchers = Vec::new();
     for f in super::get_all(&p, "filter") {
         match parse_matchers(f) {
@@ -168,7 +170,8 @@ pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery
     for v in st.notifier.alerts() {
         if v.alert.ends_at <= now
             || (v.inhibited && !inhibited)
-            || (!v.inhibited && !active)
+            || (!v.silenced_by.is_empty() && !silenced)
+            || (!v.inhibited && v.silenced_by.is_empty() && !active)
             || !matchers.iter().all(|m| m.matches_labels(&v.alert.labels))
             || receiver
                 .as_ref()
@@ -188,8 +191,12 @@ pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery
             starts_at: format_rfc3339_millis(v.alert.starts_at),
             status: Status {
                 inhibited_by: Vec::new(),
-                silenced_by: Vec::new(),
-                state: if v.inhibited { "suppressed" } else { "active" },
+                state: if v.inhibited || !v.silenced_by.is_empty() {
+                    "suppressed"
+                } else {
+                    "active"
+                },
+                silenced_by: v.silenced_by.clone(),
             },
             updated_at: format_rfc3339_millis(v.updated_at),
             generator_url: v.alert.generator_url.clone(),
@@ -205,4 +212,170 @@ pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery
         StatusCode::OK,
         go_json_escape(serde_json::to_vec(&out).unwrap_or_default()),
     )
+}
+
+/// A silence as clients post it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostableSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Vec<ApiMatcher>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    #[serde(rename = "createdBy")]
+    created_by: String,
+    comment: String,
+}
+
+#[derive(Serialize)]
+struct SilenceStatus {
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct GettableSilence {
+    id: String,
+    status: SilenceStatus,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+    comment: String,
+    #[serde(rename = "createdBy")]
+    created_by: String,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    matchers: Vec<ApiMatcher>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+}
+
+fn gettable(s: &Silence, now: i64) -> GettableSilence {
+    GettableSilence {
+        id: s.id.clone(),
+        status: SilenceStatus {
+            state: s.state(now).as_str(),
+        },
+        updated_at: format_rfc3339_millis(s.updated_at),
+        comment: s.comment.clone(),
+        created_by: s.created_by.clone(),
+        ends_at: format_rfc3339_millis(s.ends_at),
+        matchers: s.matchers.iter().map(ApiMatcher::from).collect(),
+        starts_at: format_rfc3339_millis(s.starts_at),
+    }
+}
+
+fn json_reply<T: Serialize>(v: &T) -> Response {
+    reply(
+        StatusCode::OK,
+        go_json_escape(serde_json::to_vec(v).unwrap_or_default()),
+    )
+}
+
+/// A silence matches a filter when, for every filter matcher, it has a
+/// matcher with the same name, operator and value (Alertmanager's rule).
+fn silence_matches_filter(s: &Silence, filter: &[crate::model::Matcher]) -> bool {
+    filter.iter().all(|f| {
+        s.matchers
+            .iter()
+            .any(|m| m.name == f.name && m.op == f.op && m.value == f.value)
+    })
+}
+
+/// `GET /api/v2/silences` with `filter` matchers: active ones first (the
+/// next to end first), then pending (the next to start first), then
+/// expired (the latest to end first).
+pub(crate) async fn get_silences(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let p = super::params(q.as_deref(), None);
+    let mut filter = Vec::new();
+    for f in super::get_all(&p, "filter") {
+        match parse_matchers(f) {
+            Ok(m) => filter.extend(m),
+            Err(e) => return message(StatusCode::BAD_REQUEST, &e.to_string()),
+        }
+    }
+    let now = st.notifier.now();
+    let mut sils: Vec<Silence> = st
+        .notifier
+        .silences()
+        .into_iter()
+        .filter(|s| silence_matches_filter(s, &filter))
+        .collect();
+    sils.sort_by(|a, b| {
+        let (sa, sb) = (a.state(now), b.state(now));
+        sa.cmp(&sb).then_with(|| match sa {
+            SilenceState::Active => a.ends_at.cmp(&b.ends_at),
+            SilenceState::Pending => a.starts_at.cmp(&b.starts_at),
+            SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
+        })
+    });
+    let out: Vec<GettableSilence> = sils.iter().map(|s| gettable(s, now)).collect();
+    json_reply(&out)
+}
+
+/// `POST /api/v2/silences`: creates a silence, or updates the one named by
+/// `id`; answers `{"silenceID": ...}`.
+pub(crate) async fn post_silences(State(st): State<ApiState>, body: Bytes) -> Response {
+    let p: PostableSilence = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return message(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    let time =
+        |what: &str, t: &str| parse_rfc3339(t).ok_or_else(|| format!("invalid {what} time {t:?}"));
+    let (starts_at, ends_at) = match (time("start", &p.starts_at), time("end", &p.ends_at)) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(m), _) | (_, Err(m)) => return message(StatusCode::BAD_REQUEST, &m),
+    };
+    if starts_at >= ends_at {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Failed to create silence: start time must be before end time",
+        );
+    }
+    if ends_at < st.notifier.now() {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Failed to create silence: end time can't be in the past",
+        );
+    }
+    let mut matchers = Vec::with_capacity(p.matchers.len());
+    for m in &p.matchers {
+        match m.to_matcher() {
+            Ok(m) => matchers.push(m),
+            Err(e) => return message(StatusCode::BAD_REQUEST, &e),
+        }
+    }
+    let sil = Silence {
+        id: p.id.unwrap_or_default(),
+        matchers,
+        starts_at,
+        ends_at,
+        updated_at: 0,
+        created_by: p.created_by,
+        comment: p.comment,
+    };
+    match st.notifier.set_silence(sil) {
+        Ok(id) => json_reply(&serde_json::json!({ "silenceID": id })),
+        Err(e @ SilenceError::NotFound(_)) => message(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e) => message(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// `GET /api/v2/silence/{id}`.
+pub(crate) async fn get_silence(State(st): State<ApiState>, Path(id): Path<String>) -> Response {
+    let now = st.notifier.now();
+    match st.notifier.silences().iter().find(|s| s.id == id) {
+        Some(s) => json_reply(&gettable(s, now)),
+        None => reply(StatusCode::NOT_FOUND, Vec::new()),
+    }
+}
+
+/// `DELETE /api/v2/silence/{id}`: expires it.
+pub(crate) async fn delete_silence(State(st): State<ApiState>, Path(id): Path<String>) -> Response {
+    match st.notifier.expire_silence(&id) {
+        Ok(()) => reply(StatusCode::OK, Vec::new()),
+        Err(SilenceError::NotFound(_)) => reply(StatusCode::NOT_FOUND, Vec::new()),
+        Err(e) => message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }

@@ -90,6 +90,14 @@ pub fn router(state: ApiState) -> Router {
             "/api/v2/alerts",
             get(alertmanager::get_alerts).post(alertmanager::post_alerts),
         )
+        .route(
+            "/api/v2/silences",
+            get(alertmanager::get_silences).post(alertmanager::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alertmanager::get_silence).delete(alertmanager::delete_silence),
+        )
         .route("/api/v1/metadata", get(metadata))
         .route(
             "/api/v1/query_exemplars",

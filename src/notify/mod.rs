@@ -2,8 +2,8 @@
 //! (`forward`, one queue per Alertmanager), Alertmanager's configuration
 //! format (`amconfig`, with the integrations' settings in `integrations`),
 //! its matcher syntax (`matchers`) and route tree
-//! (`route`). Grouping, silences and receivers come with the rest of the
-//! delivery issue.
+//! (`route`); argus's own dispatching (`dispatch`, `notifier`), inhibition
+//! (`inhibit`) and silences (`silence`).
 
 mod amconfig;
 mod dispatch;
@@ -13,6 +13,7 @@ mod integrations;
 mod matchers;
 mod notifier;
 mod route;
+mod silence;
 mod webhook;
 
 pub use amconfig::{
@@ -31,6 +32,9 @@ pub use integrations::{
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
-pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, undeliverable};
+pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, SILENCES_FILE, undeliverable};
 pub use route::{Route, TreeNode, matching_tree, print_tree};
+pub use silence::{
+    ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,
+};
 pub use webhook::{alerts_to_send, webhook_message};

@@ -17,6 +17,7 @@ use super::amconfig::{AmConfig, ReceiverConfig};
 use super::dispatch::{Dispatcher, Flush, LogEntry, NotificationLog, fingerprint};
 use super::inhibit::Inhibitor;
 use super::route::Route;
+use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
 use super::webhook::{alerts_to_send, webhook_message};
 use crate::config::read_secret_file;
 use crate::model::{Alert, AlertSink, Clock};
@@ -26,6 +27,8 @@ use crate::net::{build_client, error_chain};
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// File of the notification log under the storage directory.
 pub const NFLOG_FILE: &str = "nflog.json";
+/// File of the silences under the storage directory.
+pub const SILENCES_FILE: &str = "silences.json";
 /// How long notification log entries are kept (Alertmanager's default
 /// `--data.retention`).
 const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
@@ -43,6 +46,9 @@ struct State {
     /// `global.resolve_timeout` in ms.
     resolve_timeout_ms: i64,
     nflog: NotificationLog,
+    silences: Silences,
+    /// `silences.version()` when they were last saved.
+    silences_saved: u64,
 }
 
 /// Routes, groups and delivers alerts.
@@ -76,6 +82,33 @@ pub fn undeliverable(cfg: &AmConfig) -> Vec<String> {
     out
 }
 
+/// Reads one state file; a missing file is `None`, a damaged one is moved
+/// aside (and `None`) so that the next save does not destroy the evidence.
+fn read_state_file<T, E: std::fmt::Display>(
+    dir: &std::path::Path,
+    name: &str,
+    now_s: i64,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Option<T> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(b) => match parse(&b) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let aside = dir.join(format!("{name}.corrupt-{now_s}"));
+                let _ = std::fs::rename(&path, &aside);
+                tracing::error!(error = %e, file = %path.display(), moved_to = %aside.display(), "cannot read a state file; starting without it");
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::error!(error = %e, file = %path.display(), "cannot read a state file");
+            None
+        }
+    }
+}
+
 impl Notifier {
     /// A notifier with no routing configured (see [`apply`](Self::apply)).
     pub fn new(clock: Arc<dyn Clock>, external_url: &str) -> Result<Self, String> {
@@ -90,6 +123,8 @@ impl Notifier {
                 updated: BTreeMap::new(),
                 resolve_timeout_ms: 5 * 60_000,
                 nflog: NotificationLog::default(),
+                silences: Silences::default(),
+                silences_saved: 0,
             }),
             wake: Notify::new(),
             clock,
@@ -99,34 +134,22 @@ impl Notifier {
         })
     }
 
-    /// Keeps the notification log in `dir` (`nflog.json`), read now and
-    /// written after every delivery, so that a restart neither repeats a
-    /// notification nor forgets to resolve one. A damaged file is moved
-    /// aside and the log starts empty.
+    /// Keeps the notification log (`nflog.json`) and the silences
+    /// (`silences.json`) in `dir`, read now and written after every change,
+    /// so that a restart neither repeats a notification, nor forgets to
+    /// resolve one, nor wakes anyone for a silenced alert. A damaged file
+    /// is moved aside and that part starts empty.
     pub fn with_state_dir(mut self, dir: std::path::PathBuf) -> Self {
-        let path = dir.join(NFLOG_FILE);
-        match std::fs::read(&path) {
-            Ok(b) => match NotificationLog::from_json(&b) {
-                Ok(log) => {
-                    tracing::info!(entries = log.len(), "notification log restored");
-                    self.state
-                        .get_mut()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .nflog = log;
-                }
-                Err(e) => {
-                    let aside = dir.join(format!(
-                        "{NFLOG_FILE}.corrupt-{}",
-                        self.clock.now_millis() / 1000
-                    ));
-                    let _ = std::fs::rename(&path, &aside);
-                    tracing::error!(error = %e, moved_to = %aside.display(), "cannot read the notification log; starting without it");
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::error!(error = %e, file = %path.display(), "cannot read the notification log")
-            }
+        let now_s = self.clock.now_millis() / 1000;
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = read_state_file(&dir, NFLOG_FILE, now_s, NotificationLog::from_json) {
+            tracing::info!(entries = log.len(), "notification log restored");
+            st.nflog = log;
+        }
+        if let Some(s) = read_state_file(&dir, SILENCES_FILE, now_s, Silences::from_json) {
+            tracing::info!(silences = s.len(), "silences restored");
+            st.silences = s;
+            st.silences_saved = st.silences.version();
         }
         self.state_dir = Some(dir);
         self
@@ -141,6 +164,26 @@ impl Notifier {
         };
         if let Err(e) = crate::model::write_atomic(dir, NFLOG_FILE, &body) {
             tracing::error!(error = %e, "cannot save the notification log");
+        }
+    }
+
+    /// Drops silences past their retention and writes the set if it
+    /// changed since the last save.
+    fn save_silences(&self) {
+        let body = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.silences
+                .gc(self.clock.now_millis(), SILENCE_RETENTION_MS);
+            let v = st.silences.version();
+            if v == st.silences_saved {
+                return;
+            }
+            st.silences_saved = v;
+            st.silences.to_json()
+        };
+        let Some(dir) = &self.state_dir else { return };
+        if let Err(e) = crate::model::write_atomic(dir, SILENCES_FILE, &body) {
+            tracing::error!(error = %e, "cannot save the silences");
         }
     }
 
@@ -220,6 +263,7 @@ impl Notifier {
                 self.save_log();
                 continue;
             }
+            self.save_silences();
             let wait = next.map_or(Duration::from_secs(3600), |t| {
                 Duration::from_millis((t - self.clock.now_millis()).max(0) as u64)
             });
@@ -237,15 +281,16 @@ impl Notifier {
     /// Sends a flush to each integration of its receiver that the
     /// notification log says needs it; true when none failed.
     async fn deliver(&self, f: &Flush) -> bool {
-        // Inhibited alerts are left out before anything is decided, as
-        // Alertmanager's mute stage does: they neither notify nor enter
-        // the notification log.
+        // Inhibited and silenced alerts are left out before anything is
+        // decided, as Alertmanager's mute stages do: they neither notify
+        // nor enter the notification log.
         let (receiver, f) = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let mut muted = f.clone();
-            muted
-                .alerts
-                .retain(|a| !st.inhibitor.is_inhibited(a.fp, &a.alert.labels, f.now));
+            muted.alerts.retain(|a| {
+                !st.inhibitor.is_inhibited(a.fp, &a.alert.labels, f.now)
+                    && st.silences.mutes(&a.alert.labels, f.now).is_empty()
+            });
             (st.receivers.get(&f.receiver).cloned(), muted)
         };
         let f = &f;
@@ -365,6 +410,8 @@ pub struct AlertView {
     pub receivers: Vec<String>,
     /// True when an inhibition rule mutes it.
     pub inhibited: bool,
+    /// IDs of the active silences that mute it.
+    pub silenced_by: Vec<String>,
 }
 
 impl Notifier {
@@ -405,8 +452,45 @@ impl Notifier {
                 updated_at: st.updated.get(fp).copied().unwrap_or(now),
                 receivers: st.dispatcher.receivers_of(&a.labels),
                 inhibited: st.inhibitor.is_inhibited(*fp, &a.labels, now),
+                silenced_by: st.silences.mutes(&a.labels, now),
             })
             .collect()
+    }
+
+    /// Creates or updates a silence (see [`Silences::set`]), saved before
+    /// the answer; returns its ID.
+    pub fn set_silence(&self, s: Silence) -> Result<String, SilenceError> {
+        let id = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.silences.set(s, self.clock.now_millis())?
+        };
+        self.save_silences();
+        // A silence that ended may release alerts held back.
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Expires a silence now, saved before the answer.
+    pub fn expire_silence(&self, id: &str) -> Result<(), SilenceError> {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.silences.expire(id, self.clock.now_millis())?;
+        }
+        self.save_silences();
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// All silences kept (active, pending, and expired within the
+    /// retention).
+    pub fn silences(&self) -> Vec<Silence> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.silences.iter().cloned().collect()
+    }
+
+    /// The clock's now (ms), for API answers that depend on state.
+    pub fn now(&self) -> i64 {
+        self.clock.now_millis()
     }
 
     /// Whether routing is configured (the Alertmanager API answers only

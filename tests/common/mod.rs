@@ -111,6 +111,13 @@ impl Argus {
         v["data"].clone()
     }
 
+    /// GET a JSON path (the Alertmanager API has no `data` envelope).
+    pub fn get_json(&self, path: &str) -> Value {
+        let (code, body) = http_get(&format!("{}{}", self.url(), path)).unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
     /// Active targets by scrape URL.
     pub fn target(&self, url_part: &str) -> Option<Value> {
         let t = self.api("/api/v1/targets?state=active");
