@@ -19,7 +19,7 @@ pub use labels::{
     is_legacy_metric_name,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
-pub use time::{format_rfc3339, format_rfc3339_millis, parse_rfc3339};
+pub use time::{civil_from_days, format_rfc3339, format_rfc3339_millis, parse_rfc3339};
 
 /// Milliseconds since the Unix epoch, as Prometheus stores time.
 pub type Timestamp = i64;

@@ -6,6 +6,8 @@
 //! eq ne lt le gt ge html js urlquery`); callers add their own function sets
 //! (Prometheus's set is in [`prometheus`]).
 
+pub mod alertmanager;
+mod gotime;
 mod parse;
 pub mod prometheus;
 
@@ -34,6 +36,42 @@ pub enum Value {
     Map(BTreeMap<String, Value>),
     /// A `map[string]string` such as `$labels` (missing keys are "").
     StrMap(BTreeMap<String, String>),
+    /// Alertmanager's `KV`: a `map[string]string` with the methods
+    /// `SortedPairs`, `Names`, `Values` and `Remove`.
+    Kv(BTreeMap<String, String>),
+    /// Alertmanager's `Pairs`: name/value pairs (`.Name`, `.Value`) with
+    /// the methods `Names` and `Values`.
+    Pairs(Vec<(String, String)>),
+    /// Alertmanager's `Alerts`: a list with the methods `Firing` and
+    /// `Resolved`.
+    Alerts(Vec<Value>),
+    /// Go's `time.Time`.
+    Time(GoTime),
+    /// Text that is already HTML (html/template's `template.HTML`): not
+    /// escaped again in HTML templates.
+    Safe(String),
+}
+
+/// A point in time with the zone it is shown in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GoTime {
+    /// Milliseconds since the Unix epoch.
+    pub ms: i64,
+    /// Offset from UTC in seconds.
+    pub offset_s: i32,
+    /// Zone abbreviation (`UTC`, `CET`, …).
+    pub zone: Arc<str>,
+}
+
+impl GoTime {
+    /// A UTC time.
+    pub fn utc(ms: i64) -> GoTime {
+        GoTime {
+            ms,
+            offset_s: 0,
+            zone: Arc::from("UTC"),
+        }
+    }
 }
 
 impl Value {
@@ -47,8 +85,75 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::StrMap(m) => !m.is_empty(),
+            Value::StrMap(m) | Value::Kv(m) => !m.is_empty(),
+            Value::Pairs(p) => !p.is_empty(),
+            Value::Alerts(l) => !l.is_empty(),
+            // A struct is always true in Go.
+            Value::Time(_) => true,
+            Value::Safe(s) => !s.is_empty(),
         }
+    }
+
+    /// The value as the plain list, map or string it behaves as for
+    /// `range`, `len`, `index` and comparisons.
+    fn plain(&self) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
+        match self {
+            Value::Kv(m) => Cow::Owned(Value::StrMap(m.clone())),
+            Value::Pairs(p) => Cow::Owned(Value::List(p.iter().map(pair_value).collect())),
+            Value::Alerts(l) => Cow::Owned(Value::List(l.clone())),
+            Value::Safe(s) => Cow::Owned(Value::Str(s.clone())),
+            other => Cow::Borrowed(other),
+        }
+    }
+
+    /// Calls a method of the value, if its type has one by that name.
+    fn method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let no_args = |v: Value| {
+            if args.is_empty() {
+                Ok(v)
+            } else {
+                Err(format!("wrong number of args for {name}: want 0 got {}", args.len()))
+            }
+        };
+        Some(match (self, name) {
+            (Value::Kv(m), "SortedPairs") => {
+                no_args(Value::Pairs(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            }
+            (Value::Kv(m), "Names") => no_args(str_list(m.keys())),
+            (Value::Kv(m), "Values") => no_args(str_list(m.values())),
+            (Value::Kv(m), "Remove") => {
+                let [names] = args else {
+                    return Some(Err(format!(
+                        "wrong number of args for Remove: want 1 got {}",
+                        args.len()
+                    )));
+                };
+                let drop: Vec<String> = match names.plain().as_ref() {
+                    Value::List(l) => l.iter().map(|v| v.to_string()).collect(),
+                    other => vec![other.to_string()],
+                };
+                Ok(Value::Kv(
+                    m.iter()
+                        .filter(|(k, _)| !drop.contains(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ))
+            }
+            (Value::Pairs(p), "Names") => no_args(str_list(p.iter().map(|x| &x.0))),
+            (Value::Pairs(p), "Values") => no_args(str_list(p.iter().map(|x| &x.1))),
+            (Value::Alerts(l), "Firing" | "Resolved") => {
+                let want = if name == "Firing" { "firing" } else { "resolved" };
+                no_args(Value::Alerts(
+                    l.iter()
+                        .filter(|a| matches!(a.field("Status"), Ok(Value::Str(s)) if s == want))
+                        .cloned()
+                        .collect(),
+                ))
+            }
+            (Value::Time(t), _) => return gotime::method(t, name, args),
+            _ => return None,
+        })
     }
 
     /// The value as a float, if it is a number.
@@ -66,9 +171,14 @@ impl Value {
     }
 
     fn field(&self, name: &str) -> Result<Value, String> {
+        if let Some(r) = self.method(name, &[]) {
+            return r;
+        }
         match self {
             Value::Map(m) => Ok(m.get(name).cloned().unwrap_or(Value::Nil)),
-            Value::StrMap(m) => Ok(Value::Str(m.get(name).cloned().unwrap_or_default())),
+            Value::StrMap(m) | Value::Kv(m) => {
+                Ok(Value::Str(m.get(name).cloned().unwrap_or_default()))
+            }
             Value::Nil => Ok(Value::Nil),
             other => Err(format!(
                 "can't evaluate field {name} in type {}",
@@ -87,8 +197,24 @@ impl Value {
             Value::List(_) => "slice",
             Value::Map(_) => "map[string]interface {}",
             Value::StrMap(_) => "map[string]string",
+            Value::Kv(_) => "template.KV",
+            Value::Pairs(_) => "template.Pairs",
+            Value::Alerts(_) => "template.Alerts",
+            Value::Time(_) => "time.Time",
+            Value::Safe(_) => "template.HTML",
         }
     }
+}
+
+fn str_list<'a>(it: impl Iterator<Item = &'a String>) -> Value {
+    Value::List(it.map(|s| Value::Str(s.clone())).collect())
+}
+
+fn pair_value(p: &(String, String)) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("Name".to_string(), Value::Str(p.0.clone()));
+    m.insert("Value".to_string(), Value::Str(p.1.clone()));
+    Value::Map(m)
 }
 
 /// Go's `%v` for a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`):
@@ -163,7 +289,7 @@ impl std::fmt::Display for Value {
                 }
                 f.write_str("]")
             }
-            Value::StrMap(m) => {
+            Value::StrMap(m) | Value::Kv(m) => {
                 f.write_str("map[")?;
                 for (i, (k, v)) in m.iter().enumerate() {
                     if i > 0 {
@@ -173,6 +299,19 @@ impl std::fmt::Display for Value {
                 }
                 f.write_str("]")
             }
+            Value::Pairs(p) => {
+                f.write_str("[")?;
+                for (i, (k, v)) in p.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{{{k} {v}}}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Alerts(l) => write!(f, "{}", Value::List(l.clone())),
+            Value::Time(t) => f.write_str(&gotime::string(t)),
+            Value::Safe(s) => f.write_str(s),
         }
     }
 }
@@ -215,7 +354,7 @@ impl Funcs {
         let mut f = Funcs::default();
         f.add("not", |a| Ok(Value::Bool(!arg(a, 0)?.truthy())));
         f.add("len", |a| {
-            Ok(Value::Int(match arg(a, 0)? {
+            Ok(Value::Int(match arg(a, 0)?.plain().as_ref() {
                 Value::Str(s) => s.len() as i64,
                 Value::List(l) => l.len() as i64,
                 Value::Map(m) => m.len() as i64,
@@ -226,7 +365,7 @@ impl Funcs {
         f.add("index", |a| {
             let mut v = arg(a, 0)?.clone();
             for k in &a[1..] {
-                v = match (&v, k) {
+                v = match (v.plain().as_ref(), k.plain().as_ref()) {
                     (Value::List(l), k) => {
                         let i = k.as_f64().ok_or("cannot index slice with non-integer")? as usize;
                         l.get(i).cloned().ok_or_else(|| {
@@ -365,7 +504,7 @@ fn compare(op: u8, a: &[Value]) -> Result<bool, String> {
         return Err("missing argument for comparison".into());
     }
     let cmp = |x: &Value, y: &Value| -> Result<std::cmp::Ordering, String> {
-        match (x, y) {
+        match (x.plain().as_ref(), y.plain().as_ref()) {
             (Value::Int(p), Value::Int(q)) => Ok(p.cmp(q)),
             (Value::Str(p), Value::Str(q)) => Ok(p.cmp(q)),
             (Value::Bool(p), Value::Bool(q)) if op <= 1 => Ok(p.cmp(q)),
@@ -595,6 +734,9 @@ pub struct Limits {
     pub max_output: usize,
     /// Most nodes and commands evaluated.
     pub max_steps: usize,
+    /// HTML output (Go's html/template): what actions print is
+    /// HTML-escaped unless it is [`Value::Safe`].
+    pub html: bool,
 }
 
 impl Default for Limits {
@@ -602,6 +744,7 @@ impl Default for Limits {
         Limits {
             max_output: 1 << 20,
             max_steps: 100_000,
+            html: false,
         }
     }
 }
@@ -612,6 +755,9 @@ pub struct Template {
     name: String,
     root: Vec<Node>,
     defines: HashMap<String, Vec<Node>>,
+    /// Templates `define`d elsewhere that this one may call (a template
+    /// set, as Alertmanager's notification templates form one).
+    parent: Option<Arc<Template>>,
 }
 
 impl Template {
@@ -624,7 +770,46 @@ impl Template {
             name: name.to_string(),
             root: p.root,
             defines: p.defines.into_iter().collect(),
+            parent: None,
         })
+    }
+
+    /// Parses `text` in the set `base` belongs to: it may call every
+    /// template `base` (and its parents) define; its own `define`s win.
+    pub fn parse_in(name: &str, text: &str, base: &Arc<Template>) -> Result<Template, TemplateError> {
+        let mut t = Template::parse(name, text)?;
+        t.parent = Some(base.clone());
+        Ok(t)
+    }
+
+    /// Adds the `define`s of `other` to this template's own (a later file
+    /// redefining a name replaces it, as Go's template sets do).
+    pub fn merge_defines(&mut self, other: Template) {
+        self.defines.extend(other.defines);
+    }
+
+    /// The names of the templates this one can call, sorted.
+    pub fn defined_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.defines.keys().cloned().collect();
+        let mut p = self.parent.as_deref();
+        while let Some(t) = p {
+            out.extend(t.defines.keys().cloned());
+            p = t.parent.as_deref();
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Vec<Node>> {
+        let mut t = Some(self);
+        while let Some(x) = t {
+            if let Some(n) = x.defines.get(name) {
+                return Some(n);
+            }
+            t = x.parent.as_deref();
+        }
+        None
     }
 
     /// Reports the first function the template calls that `funcs` lacks,
@@ -661,6 +846,11 @@ impl Template {
         }
         let mut all: Vec<&Vec<Node>> = vec![&self.root];
         all.extend(self.defines.values());
+        let mut p = self.parent.as_deref();
+        while let Some(t) = p {
+            all.extend(t.defines.values());
+            p = t.parent.as_deref();
+        }
         for nodes in all {
             walk(nodes, funcs).map_err(|(line, msg)| TemplateError::Parse {
                 name: self.name.clone(),
@@ -752,7 +942,11 @@ impl Exec<'_> {
                     self.line = p.line;
                     let v = self.pipe(p, dot)?;
                     if p.decl.is_empty() {
-                        let s = v.to_string();
+                        let s = match &v {
+                            Value::Safe(s) => s.clone(),
+                            v if self.limits.html => html_escape(&v.to_string()),
+                            v => v.to_string(),
+                        };
                         self.emit(&s)?;
                     }
                 }
@@ -784,7 +978,7 @@ impl Exec<'_> {
                     self.line = p.line;
                     let mark = self.vars.len();
                     let v = self.eval_cmds(p, dot)?;
-                    let items: Vec<(Value, Value)> = match v {
+                    let items: Vec<(Value, Value)> = match v.plain().into_owned() {
                         Value::List(l) => l
                             .into_iter()
                             .enumerate()
@@ -828,7 +1022,7 @@ impl Exec<'_> {
                         Some(p) => self.pipe_scoped(p, dot)?,
                         None => Value::Nil,
                     };
-                    let Some(body) = self.t.defines.get(name) else {
+                    let Some(body) = self.t.lookup(name) else {
                         return Err(format!("no such template {name:?}"));
                     };
                     self.depth += 1;
@@ -916,6 +1110,31 @@ impl Exec<'_> {
     }
 
     fn command(&mut self, cmd: &[Arg], dot: &Value, prev: Option<Value>) -> Result<Value, String> {
+        // A field chain followed by arguments calls its last element as a
+        // method with them (`.CommonLabels.Remove .GroupLabels.Names`).
+        let chain = match &cmd[0] {
+            Arg::Field(f) | Arg::Var(_, f) | Arg::Sub(_, f) if !f.is_empty() => Some(f),
+            _ => None,
+        };
+        if let Some(fields) = chain.filter(|_| cmd.len() > 1 || prev.is_some()) {
+            let (last, init) = fields.split_last().ok_or("empty field chain")?;
+            let base = match &cmd[0] {
+                Arg::Var(n, _) => self.operand(&Arg::Var(n.clone(), init.to_vec()), dot)?,
+                Arg::Sub(p, _) => {
+                    let v = self.eval_cmds(p, dot)?;
+                    Self::fields(v, init)?
+                }
+                _ => Self::fields(dot.clone(), init)?,
+            };
+            let mut vals = Vec::with_capacity(cmd.len());
+            for a in &cmd[1..] {
+                vals.push(self.operand(a, dot)?);
+            }
+            vals.extend(prev);
+            return base.method(last, &vals).unwrap_or_else(|| {
+                Err(format!("{last} is not a method but has arguments"))
+            });
+        }
         match &cmd[0] {
             Arg::Ident(name) => self.call(name, &cmd[1..], dot, prev),
             first => {
@@ -1080,6 +1299,7 @@ mod tests {
                 Limits {
                     max_output: 1000,
                     max_steps: 1 << 30,
+                    html: false,
                 },
             )
             .unwrap_err();
