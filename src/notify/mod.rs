@@ -12,8 +12,10 @@ mod inhibit;
 mod integrations;
 mod matchers;
 mod notifier;
+mod outbox;
 mod route;
 mod silence;
+mod tmpl;
 mod webhook;
 
 pub use amconfig::{
@@ -37,4 +39,10 @@ pub use route::{Route, TreeNode, matching_tree, print_tree};
 pub use silence::{
     ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,
 };
-pub use webhook::{alerts_to_send, webhook_message};
+pub use webhook::{alerts_to_send, webhook_body, webhook_data};
+pub use tmpl::{
+    AlertData, DEFAULT_TEMPLATES, NotificationData, Templates, TemplatesError, quote_meta,
+};
+pub use outbox::{
+    LimiterClock, Next, Outbox, OutboxSettings, Outcome, Pending, QueueCounts, Rate, queue_key,
+};

@@ -18,7 +18,7 @@ use super::dispatch::{Dispatcher, Flush, LogEntry, NotificationLog, fingerprint}
 use super::inhibit::Inhibitor;
 use super::route::Route;
 use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
-use super::webhook::{alerts_to_send, webhook_message};
+use super::webhook::{alerts_to_send, webhook_body, webhook_data};
 use crate::config::read_secret_file;
 use crate::model::{Alert, AlertSink, Clock};
 use crate::net::{build_client, error_chain};
@@ -319,7 +319,7 @@ impl Notifier {
             let sent = if alerts.is_empty() {
                 Ok(())
             } else {
-                let body = webhook_message(f, &alerts, w.max_alerts, &self.external_url);
+                let body = webhook_body(&webhook_data(f, &alerts, w.max_alerts, &self.external_url));
                 self.post_webhook(w, body).await
             };
             match sent {

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::dispatch::{Flush, GroupedAlert};
-use crate::model::{Labels, format_rfc3339, go_json_escape};
+use super::tmpl::NotificationData;
+use crate::model::{format_rfc3339, go_json_escape};
 
 #[derive(Serialize)]
 struct WebhookAlert<'a> {
-    status: &'static str,
-    labels: BTreeMap<&'a str, &'a str>,
+    status: &'a str,
+    labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
     #[serde(rename = "startsAt")]
     starts_at: String,
@@ -20,20 +21,20 @@ struct WebhookAlert<'a> {
     ends_at: String,
     #[serde(rename = "generatorURL")]
     generator_url: &'a str,
-    fingerprint: String,
+    fingerprint: &'a str,
 }
 
 #[derive(Serialize)]
 struct Message<'a> {
-    receiver: String,
-    status: &'static str,
+    receiver: &'a str,
+    status: &'a str,
     alerts: Vec<WebhookAlert<'a>>,
     #[serde(rename = "groupLabels")]
-    group_labels: BTreeMap<&'a str, &'a str>,
+    group_labels: &'a BTreeMap<String, String>,
     #[serde(rename = "commonLabels")]
-    common_labels: BTreeMap<&'a str, &'a str>,
+    common_labels: &'a BTreeMap<String, String>,
     #[serde(rename = "commonAnnotations")]
-    common_annotations: BTreeMap<&'a str, &'a str>,
+    common_annotations: &'a BTreeMap<String, String>,
     #[serde(rename = "externalURL")]
     external_url: &'a str,
     version: &'static str,
@@ -52,23 +53,6 @@ fn go_time(ms: Option<i64>) -> String {
     }
 }
 
-/// Go's `regexp.QuoteMeta`, which Alertmanager applies to the receiver
-/// name in template data.
-fn quote_meta(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            o.push('\\');
-        }
-        o.push(c);
-    }
-    o
-}
-
-fn map(l: &Labels) -> BTreeMap<&str, &str> {
-    l.iter().map(|x| (&*x.name, &*x.value)).collect()
-}
-
 /// The alerts an integration sends for a flush: resolved ones only when it
 /// sends resolves.
 pub fn alerts_to_send(f: &Flush, send_resolved: bool) -> Vec<&GroupedAlert> {
@@ -78,14 +62,15 @@ pub fn alerts_to_send(f: &Flush, send_resolved: bool) -> Vec<&GroupedAlert> {
         .collect()
 }
 
-/// The JSON body for `alerts` of flush `f`, at most `max_alerts` of them
-/// (0: all), the rest counted in `truncatedAlerts`.
-pub fn webhook_message(
+/// The data of a webhook message: at most `max_alerts` of `alerts` (0:
+/// all), the rest counted in `truncated_alerts`, as Alertmanager cuts
+/// before it builds the data.
+pub fn webhook_data(
     f: &Flush,
     alerts: &[&GroupedAlert],
     max_alerts: u64,
     external_url: &str,
-) -> Vec<u8> {
+) -> NotificationData {
     let (kept, truncated) = if max_alerts > 0 && alerts.len() as u64 > max_alerts {
         (
             &alerts[..max_alerts as usize],
@@ -94,51 +79,36 @@ pub fn webhook_message(
     } else {
         (alerts, 0)
     };
-    let firing = kept.iter().any(|a| !a.resolved_at(f.now));
-    let mut common_labels = kept
-        .first()
-        .map(|a| map(&a.alert.labels))
-        .unwrap_or_default();
-    let mut common_annotations: BTreeMap<&str, &str> = kept
-        .first()
-        .map(|a| {
-            a.alert
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    for a in kept.iter().skip(1) {
-        common_labels.retain(|k, v| a.alert.labels.get(k) == Some(*v));
-        common_annotations
-            .retain(|k, v| a.alert.annotations.get(*k).map(|s| s.as_str()) == Some(*v));
-    }
+    let mut d = NotificationData::new(f, kept, external_url);
+    d.truncated_alerts = truncated;
+    d
+}
+
+/// The JSON body of a webhook message.
+pub fn webhook_body(d: &NotificationData) -> Vec<u8> {
     let msg = Message {
-        receiver: quote_meta(&f.receiver),
-        status: if firing { "firing" } else { "resolved" },
-        alerts: kept
+        receiver: &d.receiver,
+        status: &d.status,
+        alerts: d
+            .alerts
             .iter()
-            .map(|a| {
-                let resolved = a.resolved_at(f.now);
-                WebhookAlert {
-                    status: if resolved { "resolved" } else { "firing" },
-                    labels: map(&a.alert.labels),
-                    annotations: &a.alert.annotations,
-                    starts_at: go_time(Some(a.alert.starts_at)),
-                    ends_at: go_time(resolved.then_some(a.alert.ends_at)),
-                    generator_url: &a.alert.generator_url,
-                    fingerprint: format!("{:016x}", a.fp),
-                }
+            .map(|a| WebhookAlert {
+                status: &a.status,
+                labels: &a.labels,
+                annotations: &a.annotations,
+                starts_at: go_time(Some(a.starts_at)),
+                ends_at: go_time(a.ends_at),
+                generator_url: &a.generator_url,
+                fingerprint: &a.fingerprint,
             })
             .collect(),
-        group_labels: map(&f.group_labels),
-        common_labels,
-        common_annotations,
-        external_url,
+        group_labels: &d.group_labels,
+        common_labels: &d.common_labels,
+        common_annotations: &d.common_annotations,
+        external_url: &d.external_url,
         version: "4",
-        group_key: &f.group_key,
-        truncated_alerts: truncated,
+        group_key: &d.group_key,
+        truncated_alerts: d.truncated_alerts,
     };
     let mut body = go_json_escape(serde_json::to_vec(&msg).unwrap_or_default());
     body.push(b'\n');
@@ -148,7 +118,7 @@ pub fn webhook_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Alert;
+    use crate::model::{Alert, Labels};
 
     #[test]
     fn message_is_alertmanagers() {
@@ -174,7 +144,7 @@ mod tests {
         };
         let _ = l;
         let all = alerts_to_send(&f, true);
-        let body = String::from_utf8(webhook_message(&f, &all, 1, "http://argus:9095")).unwrap();
+        let body = String::from_utf8(webhook_body(&webhook_data(&f, &all, 1, "http://argus:9095"))).unwrap();
         assert_eq!(
             body,
             concat!(

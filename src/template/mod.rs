@@ -8,6 +8,7 @@
 
 pub mod alertmanager;
 mod gotime;
+pub use gotime::GO_ZERO_TIME_MS;
 mod parse;
 pub mod prometheus;
 
