@@ -73,6 +73,10 @@ struct RunArgs {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value = "text")]
     log_format: Fmt,
+    /// Evaluate, route and render everything, log each notification in
+    /// full, send nothing.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -363,6 +367,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             engine,
             resend_delay,
             external_url: a.external_url,
+            dry_run: a.dry_run,
         },
         std::future::pending(),
     ))?;

@@ -35,6 +35,8 @@ pub struct RunOptions {
     /// The URL argus is reached at; `None` derives it from the listen
     /// address.
     pub external_url: Option<String>,
+    /// Render and log notifications instead of sending them.
+    pub dry_run: bool,
 }
 
 /// Why the daemon could not start.
@@ -86,7 +88,8 @@ impl Reloader {
                 // What can be refused is checked before anything changes.
                 let routing = load_routing(&cfg)?;
                 self.forwarder.apply(&cfg.alerting)?;
-                self.notifier.apply(routing.as_ref())?;
+                self.notifier
+                    .apply(routing.as_ref(), &cfg.alerting.delivery)?;
                 self.rules.apply(&cfg).map_err(|e| e.to_string())?;
                 self.manager.apply(&cfg).map_err(|e| e.to_string())?;
                 Ok(cfg)
@@ -224,12 +227,16 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
     let notifier = Arc::new(
-        crate::notify::Notifier::new(clock.clone(), &external_url)
+        crate::notify::Notifier::new(clock.clone(), &external_url, metrics.clone())
             .map_err(RunError::Alerting)?
+            .with_dry_run(opts.dry_run)
             .with_state_dir(opts.storage_path.clone()),
     );
     notifier
-        .apply(load_routing(&cfg).map_err(RunError::Alerting)?.as_ref())
+        .apply(
+            load_routing(&cfg).map_err(RunError::Alerting)?.as_ref(),
+            &cfg.alerting.delivery,
+        )
         .map_err(RunError::Alerting)?;
     let sink: Arc<dyn crate::model::AlertSink> = Arc::new(crate::notify::Fanout(vec![
         notifier.clone(),

@@ -85,11 +85,61 @@ pub struct AlertingConfig {
     /// argus routes and delivers alerts itself.
     #[serde(default)]
     pub routing_file: Option<String>,
+    /// How argus's own receivers deliver: queues, retries, rate limits.
+    #[serde(default, skip_serializing_if = "DeliveryConfig::is_default")]
+    pub delivery: DeliveryConfig,
 }
 
 impl AlertingConfig {
     fn is_empty(&self) -> bool {
-        self.alertmanagers.is_empty() && self.routing_file.is_none()
+        self.alertmanagers.is_empty()
+            && self.routing_file.is_none()
+            && self.delivery.is_default()
+    }
+}
+
+/// `alerting.delivery:` — the outbox of argus's own receivers. Every
+/// receiver integration has its own queue with these settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Most notifications waiting per integration (the oldest is dropped,
+    /// and counted, beyond it).
+    pub queue_capacity: usize,
+    /// First retry delay; doubled per failure, with jitter.
+    pub retry_initial: PromDuration,
+    /// Longest retry delay (a receiver's `Retry-After` may ask for more).
+    pub retry_max: PromDuration,
+    /// Consecutive failures that open an integration's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker holds deliveries back.
+    pub breaker_cooldown: PromDuration,
+    /// Rate limit per integration type (`slack`, `pagerduty`, `email`,
+    /// `webhook`), as `N/s`, `N/m` or `N/h`, for each integration's queue.
+    pub rate_limits: BTreeMap<String, String>,
+    /// Rate limit for the integrations of one receiver, by receiver name;
+    /// wins over `rate_limits`.
+    pub receiver_rate_limits: BTreeMap<String, String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            queue_capacity: 1000,
+            retry_initial: PromDuration::secs(1),
+            retry_max: PromDuration::secs(300),
+            breaker_failures: 5,
+            breaker_cooldown: PromDuration::secs(60),
+            // Slack accepts about one message per second per webhook.
+            rate_limits: BTreeMap::from([("slack".to_string(), "1/s".to_string())]),
+            receiver_rate_limits: BTreeMap::new(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    fn is_default(&self) -> bool {
+        *self == DeliveryConfig::default()
     }
 }
 
@@ -688,6 +738,35 @@ impl Config {
                 );
             }
             validate_targets(&p, &am.static_configs, err);
+        }
+        let d = &self.alerting.delivery;
+        if d.queue_capacity == 0 {
+            err(
+                "alerting.delivery.queue_capacity".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if d.retry_initial.0.is_zero() || d.retry_max.0 < d.retry_initial.0 {
+            err(
+                "alerting.delivery.retry_max".into(),
+                "retry_initial must be above zero and retry_max at least retry_initial".into(),
+            );
+        }
+        for (k, v) in &d.rate_limits {
+            if !["slack", "pagerduty", "email", "webhook"].contains(&k.as_str()) {
+                err(
+                    format!("alerting.delivery.rate_limits.{k}"),
+                    format!("unknown integration type {k:?}: slack, pagerduty, email or webhook"),
+                );
+            }
+            if let Err(e) = crate::notify::Rate::parse(v) {
+                err(format!("alerting.delivery.rate_limits.{k}"), e);
+            }
+        }
+        for (k, v) in &d.receiver_rate_limits {
+            if let Err(e) = crate::notify::Rate::parse(v) {
+                err(format!("alerting.delivery.receiver_rate_limits.{k}"), e);
+            }
         }
         let mut seen = std::collections::HashMap::new();
         for (i, sc) in self.scrape_configs.iter().enumerate() {

@@ -65,6 +65,10 @@ pub struct AmConfig {
     /// Alertmanager's tracing settings (not used by argus).
     #[serde(default)]
     pub tracing: Option<serde_json::Value>,
+    /// Directory of the file: relative `templates` and `*_file` paths
+    /// start here.
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
 }
 
 /// An inhibition rule as written: alerts matching the target matchers are
@@ -237,7 +241,12 @@ pub fn load_am_config(path: &Path, strictness: Strictness) -> Result<AmConfig, C
             msg: format!("cannot read: {e}"),
         }])
     })?;
-    parse_am_config(&src, &name, strictness)
+    let mut cfg = parse_am_config(&src, &name, strictness)?;
+    cfg.base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Ok(cfg)
 }
 
 fn valid_label_name(n: &str) -> bool {

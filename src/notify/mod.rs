@@ -14,6 +14,7 @@ mod matchers;
 mod notifier;
 mod outbox;
 mod route;
+mod send;
 mod silence;
 mod tmpl;
 mod webhook;
@@ -34,7 +35,7 @@ pub use integrations::{
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
-pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, SILENCES_FILE, undeliverable};
+pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, OUTBOX_FILE, SILENCES_FILE};
 pub use route::{Route, TreeNode, matching_tree, print_tree};
 pub use silence::{
     ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,
@@ -45,4 +46,8 @@ pub use tmpl::{
 };
 pub use outbox::{
     LimiterClock, Next, Outbox, OutboxSettings, Outcome, Pending, QueueCounts, Rate, queue_key,
+};
+pub use send::{
+    BodyCheck, EmailRequest, HttpRequest, PAGERDUTY_V1_URL, Prepared, RenderCtx, SEND_TIMEOUT,
+    Sender, group_key_hash,
 };

@@ -1,13 +1,13 @@
-//! argus's own Alertmanager: alerts from rule evaluation go through the
-//! route tree into aggregation groups, and due groups are delivered to
-//! their receivers' integrations when the notification log says so. The
-//! decisions are the `dispatch` state machine's; this is the task that
-//! feeds it the clock and does the sending.
-//!
-//! Delivered today: `webhook_configs`. A configuration that names other
-//! integrations is refused at load, so that no page is silently dropped.
+//! argus's own Alertmanager: alerts from rule evaluation (and the
+//! Alertmanager API) go through the route tree into aggregation groups;
+//! due groups, minus what inhibition and silences mute, become
+//! notifications queued per receiver integration in the outbox when the
+//! notification log says so; a worker per integration delivers its queue.
+//! The decisions are the `dispatch` and `outbox` state machines'; this is
+//! the task that feeds them the clock and does the sending.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,19 +16,23 @@ use tokio::sync::Notify;
 use super::amconfig::{AmConfig, ReceiverConfig};
 use super::dispatch::{Dispatcher, Flush, LogEntry, NotificationLog, fingerprint};
 use super::inhibit::Inhibitor;
+use super::integrations::GlobalConfig;
+use super::outbox::{Next, Outbox, OutboxSettings, Outcome, Pending, Rate, queue_key};
 use super::route::Route;
+use super::send::{Prepared, RenderCtx, Sender};
 use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
-use super::webhook::{alerts_to_send, webhook_body, webhook_data};
-use crate::config::read_secret_file;
+use super::tmpl::Templates;
+use super::webhook::{alerts_to_send, webhook_data};
+use crate::config::DeliveryConfig;
 use crate::model::{Alert, AlertSink, Clock};
-use crate::net::{build_client, error_chain};
+use crate::telemetry::Metrics;
 
-/// Default per-request timeout of an integration.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// File of the notification log under the storage directory.
 pub const NFLOG_FILE: &str = "nflog.json";
 /// File of the silences under the storage directory.
 pub const SILENCES_FILE: &str = "silences.json";
+/// File of the outbox under the storage directory.
+pub const OUTBOX_FILE: &str = "outbox.json";
 /// How long notification log entries are kept (Alertmanager's default
 /// `--data.retention`).
 const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
@@ -49,6 +53,15 @@ struct State {
     silences: Silences,
     /// `silences.version()` when they were last saved.
     silences_saved: u64,
+    /// Bumped when the notification log changes.
+    nflog_version: u64,
+    nflog_saved: u64,
+    outbox: Outbox,
+    outbox_saved: u64,
+    global: GlobalConfig,
+    base_dir: PathBuf,
+    templates: Templates,
+    delivery: DeliveryConfig,
 }
 
 /// Routes, groups and delivers alerts.
@@ -56,30 +69,66 @@ pub struct Notifier {
     state: Mutex<State>,
     wake: Notify,
     clock: Arc<dyn Clock>,
-    client: reqwest::Client,
+    sender: Sender,
+    metrics: Arc<Metrics>,
     external_url: String,
-    state_dir: Option<std::path::PathBuf>,
+    state_dir: Option<PathBuf>,
+    dry_run: bool,
+    /// A wake-up per integration queue with a running worker.
+    workers: Mutex<HashMap<String, Arc<Notify>>>,
+    stop: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
 }
 
-/// Integrations of a receiver that argus cannot deliver to yet; the
-/// configuration is refused when any are used.
-pub fn undeliverable(cfg: &AmConfig) -> Vec<String> {
+/// An integration of a receiver: its name in the outbox and the
+/// notification log (`slack/0`), whether it sends resolves, and its
+/// `max_alerts` (webhooks; 0 for all).
+struct IntegrationRef {
+    name: String,
+    send_resolved: bool,
+    max_alerts: u64,
+}
+
+fn integrations(r: &ReceiverConfig) -> Vec<IntegrationRef> {
     let mut out = Vec::new();
-    for r in &cfg.receivers {
-        for (k, n) in [
-            ("slack_configs", r.slack_configs.len()),
-            ("pagerduty_configs", r.pagerduty_configs.len()),
-            ("email_configs", r.email_configs.len()),
-        ] {
-            if n > 0 {
-                out.push(format!(
-                    "receiver {:?}: {k} are not delivered by this version of argus yet",
-                    r.name
-                ));
-            }
-        }
+    let mut add = |kind: &str, i: usize, send_resolved: bool, max_alerts: u64| {
+        out.push(IntegrationRef {
+            name: format!("{kind}/{i}"),
+            send_resolved,
+            max_alerts,
+        })
+    };
+    for (i, c) in r.webhook_configs.iter().enumerate() {
+        add("webhook", i, c.send_resolved, c.max_alerts);
+    }
+    for (i, c) in r.slack_configs.iter().enumerate() {
+        add("slack", i, c.send_resolved, 0);
+    }
+    for (i, c) in r.pagerduty_configs.iter().enumerate() {
+        add("pagerduty", i, c.send_resolved, 0);
+    }
+    for (i, c) in r.email_configs.iter().enumerate() {
+        add("email", i, c.send_resolved, 0);
     }
     out
+}
+
+/// The rate limit of one integration's queue.
+fn rate_for(d: &DeliveryConfig, receiver: &str, integration: &str) -> Option<Rate> {
+    let kind = integration.split('/').next().unwrap_or("");
+    d.receiver_rate_limits
+        .get(receiver)
+        .or_else(|| d.rate_limits.get(kind))
+        .and_then(|r| Rate::parse(r).ok())
+}
+
+fn outbox_settings(d: &DeliveryConfig) -> OutboxSettings {
+    OutboxSettings {
+        capacity: d.queue_capacity,
+        retry_initial_ms: d.retry_initial.as_millis(),
+        retry_max_ms: d.retry_max.as_millis(),
+        breaker_failures: d.breaker_failures,
+        breaker_cooldown_ms: d.breaker_cooldown.as_millis(),
+    }
 }
 
 /// Reads one state file; a missing file is `None`, a damaged one is moved
@@ -111,8 +160,12 @@ fn read_state_file<T, E: std::fmt::Display>(
 
 impl Notifier {
     /// A notifier with no routing configured (see [`apply`](Self::apply)).
-    pub fn new(clock: Arc<dyn Clock>, external_url: &str) -> Result<Self, String> {
-        let client = build_client(None, None)?;
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        external_url: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
+        let delivery = DeliveryConfig::default();
         Ok(Notifier {
             state: Mutex::new(State {
                 enabled: false,
@@ -125,13 +178,32 @@ impl Notifier {
                 nflog: NotificationLog::default(),
                 silences: Silences::default(),
                 silences_saved: 0,
+                nflog_version: 0,
+                nflog_saved: 0,
+                outbox: Outbox::new(outbox_settings(&delivery), clock.clone()),
+                outbox_saved: 0,
+                global: GlobalConfig::default(),
+                base_dir: PathBuf::new(),
+                templates: Templates::defaults(),
+                delivery,
             }),
             wake: Notify::new(),
             clock,
-            client,
+            sender: Sender::new()?,
+            metrics,
             external_url: external_url.trim_end_matches('/').to_string(),
             state_dir: None,
+            dry_run: false,
+            workers: Mutex::new(HashMap::new()),
+            stop: Mutex::new(None),
         })
+    }
+
+    /// Renders and logs every notification in full instead of sending it
+    /// (`argus run --dry-run`); the notification log records it as sent.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
     }
 
     /// Keeps the notification log (`nflog.json`) and the silences
@@ -151,19 +223,49 @@ impl Notifier {
             st.silences = s;
             st.silences_saved = st.silences.version();
         }
+        if let Some(b) = read_state_file(&dir, OUTBOX_FILE, now_s, |b| {
+            Ok::<_, std::convert::Infallible>(b.to_vec())
+        }) {
+            match st.outbox.restore(&b) {
+                Ok(n) => {
+                    tracing::info!(pending = n, "undelivered notifications restored");
+                    st.outbox_saved = st.outbox.version();
+                }
+                Err(e) => {
+                    let aside = dir.join(format!("{OUTBOX_FILE}.corrupt-{now_s}"));
+                    let _ = std::fs::rename(dir.join(OUTBOX_FILE), &aside);
+                    tracing::error!(error = %e, moved_to = %aside.display(), "cannot read the outbox; starting without it");
+                }
+            }
+        }
         self.state_dir = Some(dir);
         self
     }
 
-    fn save_log(&self) {
-        let Some(dir) = &self.state_dir else { return };
-        let body = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.nflog
-                .to_json(self.clock.now_millis() - NFLOG_RETENTION_MS)
+    /// Writes the notification log and the outbox if they changed since
+    /// they were last saved.
+    fn save_state(&self) {
+        let (log, outbox) = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let log = (st.nflog_version != st.nflog_saved).then(|| {
+                st.nflog_saved = st.nflog_version;
+                st.nflog
+                    .to_json(self.clock.now_millis() - NFLOG_RETENTION_MS)
+            });
+            let v = st.outbox.version();
+            let outbox = (v != st.outbox_saved).then(|| {
+                st.outbox_saved = v;
+                st.outbox.to_json()
+            });
+            (log, outbox)
         };
-        if let Err(e) = crate::model::write_atomic(dir, NFLOG_FILE, &body) {
-            tracing::error!(error = %e, "cannot save the notification log");
+        let Some(dir) = &self.state_dir else { return };
+        for (name, body) in [(NFLOG_FILE, log), (OUTBOX_FILE, outbox)] {
+            if let Some(b) = body {
+                if let Err(e) = crate::model::write_atomic(dir, name, &b) {
+                    tracing::error!(error = %e, file = name, "cannot save delivery state");
+                }
+            }
         }
     }
 
@@ -187,10 +289,13 @@ impl Notifier {
         }
     }
 
-    /// Takes a new configuration (`None`: no routing): a new route tree
-    /// with the current alerts regrouped; the notification log is kept, so
-    /// nothing already sent is sent again. On error nothing changes.
-    pub fn apply(&self, cfg: Option<&AmConfig>) -> Result<(), String> {
+    /// Takes a new configuration (`None`: no routing) and delivery
+    /// settings: a new route tree with the current alerts regrouped; the
+    /// notification log and the outbox are kept, so nothing already sent
+    /// is sent again and nothing queued is lost (notifications queued for
+    /// integrations that no longer exist are dropped, and counted). On
+    /// error nothing changes.
+    pub fn apply(&self, cfg: Option<&AmConfig>, delivery: &DeliveryConfig) -> Result<(), String> {
         let Some(cfg) = cfg else {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.enabled = false;
@@ -199,14 +304,11 @@ impl Notifier {
             st.dispatcher = Dispatcher::new(Route::from_config(&Default::default()));
             return Ok(());
         };
-        let bad = undeliverable(cfg);
-        if !bad.is_empty() {
-            return Err(bad.join("; "));
-        }
         let route = cfg
             .route
             .as_ref()
             .ok_or_else(|| "no route provided in config".to_string())?;
+        let templates = Templates::load(&cfg.templates, &cfg.base_dir).map_err(|e| e.to_string())?;
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut d = Dispatcher::new(Route::from_config(route));
         let now = self.clock.now_millis();
@@ -229,13 +331,41 @@ impl Notifier {
             .iter()
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
+        st.global = cfg.global.clone().unwrap_or_default();
+        st.base_dir = cfg.base_dir.clone();
+        st.templates = templates;
+        st.delivery = delivery.clone();
+        st.outbox.set_settings(outbox_settings(delivery));
+        let mut keys = std::collections::BTreeSet::new();
+        for r in cfg.receivers.iter() {
+            for i in integrations(r) {
+                let k = queue_key(&r.name, &i.name);
+                st.outbox.set_rate(&k, rate_for(delivery, &r.name, &i.name));
+                keys.insert(k);
+            }
+        }
+        let dropped = st.outbox.retain_queues(&|k| keys.contains(k));
         drop(st);
+        for p in dropped {
+            tracing::warn!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, "queued notification dropped: its integration is no longer configured");
+            self.metrics
+                .receiver_dropped
+                .get_or_create(&vec![
+                    ("receiver".into(), p.receiver.clone()),
+                    ("integration".into(), p.integration.clone()),
+                ])
+                .inc();
+        }
         self.wake.notify_one();
         Ok(())
     }
 
-    /// Runs until `stop` turns true: flushes groups when due and delivers.
+    /// Runs until `stop` turns true: flushes groups when due into the
+    /// outbox; a worker per integration delivers.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop.clone());
+        // Notifications restored from the outbox go out first.
+        self.start_workers();
         loop {
             let now = self.clock.now_millis();
             let (flushes, next) = {
@@ -244,23 +374,23 @@ impl Notifier {
                 (f, st.dispatcher.next_flush())
             };
             for f in &flushes {
-                let ok = self.deliver(f).await;
+                self.enqueue_flush(f);
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.dispatcher.flushed(f, ok);
-                if ok {
-                    // Alerts resolved and delivered need no keeping.
-                    let now = f.now;
-                    for a in f.alerts.iter().filter(|a| a.resolved_at(now)) {
-                        if st.alerts.get(&a.fp) == Some(&a.alert) {
-                            st.alerts.remove(&a.fp);
-                            st.updated.remove(&a.fp);
-                        }
+                // Queued is as good as sent: the outbox is persisted and
+                // retried, so resolved alerts leave the group now.
+                st.dispatcher.flushed(f, true);
+                let now = f.now;
+                for a in f.alerts.iter().filter(|a| a.resolved_at(now)) {
+                    if st.alerts.get(&a.fp) == Some(&a.alert) {
+                        st.alerts.remove(&a.fp);
+                        st.updated.remove(&a.fp);
                     }
-                    st.inhibitor.gc(now);
                 }
+                st.inhibitor.gc(now);
             }
             if !flushes.is_empty() {
-                self.save_log();
+                self.save_state();
+                self.start_workers();
                 continue;
             }
             self.save_silences();
@@ -278,103 +408,242 @@ impl Notifier {
         }
     }
 
-    /// Sends a flush to each integration of its receiver that the
-    /// notification log says needs it; true when none failed.
-    async fn deliver(&self, f: &Flush) -> bool {
+    /// Wakes the dispatcher and every worker, for a clock that moved
+    /// without them (tests with a manual clock).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+        for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            w.notify_one();
+        }
+    }
+
+    /// Starts a worker for every queue that has none, and wakes all.
+    fn start_workers(self: &Arc<Self>) {
+        let keys = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.outbox.keys()
+        };
+        let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            let w = workers.entry(k.clone()).or_insert_with(|| {
+                let n = Arc::new(Notify::new());
+                tokio::spawn(self.clone().worker(k.clone(), n.clone(), stop.clone()));
+                n
+            });
+            w.notify_one();
+        }
+    }
+
+    /// Delivers one integration's queue, in order, until stopped.
+    async fn worker(self: Arc<Self>, key: String, wake: Arc<Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = self.clock.now_millis();
+            let next = {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.outbox.next(&key, now)
+            };
+            let wait = match next {
+                Next::Send(p) => {
+                    let outcome = self.attempt(&p).await;
+                    self.finish(&key, &p, outcome);
+                    continue;
+                }
+                Next::At(t) => Duration::from_millis((t - now).max(1) as u64),
+                Next::Idle => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Renders `p` with the current configuration and sends it.
+    async fn attempt(&self, p: &Pending) -> Outcome {
+        let now = self.clock.now_millis();
+        let (prepared, base_dir) = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (self.prepare(&st, p, now), st.base_dir.clone())
+        };
+        let prepared = match prepared {
+            Ok(x) => x,
+            Err(e) => return Outcome::Failed(e),
+        };
+        if self.dry_run {
+            tracing::info!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, message = ?prepared, "dry run: notification not sent");
+            return Outcome::Delivered;
+        }
+        self.sender.send(prepared, &base_dir, now).await
+    }
+
+    fn prepare(&self, st: &State, p: &Pending, now: i64) -> Result<Prepared, String> {
+        let r = st
+            .receivers
+            .get(&p.receiver)
+            .ok_or_else(|| format!("receiver {:?} is no longer configured", p.receiver))?;
+        let (kind, idx) = p
+            .integration
+            .split_once('/')
+            .and_then(|(k, i)| Some((k, i.parse::<usize>().ok()?)))
+            .ok_or_else(|| format!("unknown integration {:?}", p.integration))?;
+        let x = RenderCtx {
+            global: &st.global,
+            base_dir: &st.base_dir,
+            templates: &st.templates,
+            data: &p.data,
+            value: p.data.to_value(),
+            route_labels: &p.route_labels,
+            now,
+        };
+        let gone = || format!("integration {} of receiver {:?} is no longer configured", p.integration, p.receiver);
+        match kind {
+            "webhook" => super::send::webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, &x),
+            "slack" => super::send::slack(r.slack_configs.get(idx).ok_or_else(gone)?, &x),
+            "pagerduty" => super::send::pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, &x),
+            "email" => super::send::email(r.email_configs.get(idx).ok_or_else(gone)?, &x),
+            _ => Err(gone()),
+        }
+    }
+
+    /// Records an attempt: the outbox moves on, the notification log
+    /// learns what was delivered, metrics count it.
+    fn finish(&self, key: &str, p: &Pending, outcome: Outcome) {
+        let now = self.clock.now_millis();
+        let labels = vec![
+            ("receiver".to_string(), p.receiver.clone()),
+            ("integration".to_string(), p.integration.clone()),
+        ];
+        let len = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let done = st.outbox.complete(key, p.seq, &outcome, now);
+            if let (Outcome::Delivered, Some(d)) = (&outcome, &done) {
+                st.nflog.log(
+                    &d.group_key,
+                    &d.receiver,
+                    &d.integration,
+                    LogEntry {
+                        firing: d.firing.iter().copied().collect(),
+                        resolved: d.resolved.iter().copied().collect(),
+                        at: now,
+                    },
+                );
+                st.nflog_version += 1;
+            }
+            st.outbox.len(key)
+        };
+        match &outcome {
+            Outcome::Delivered => {
+                self.metrics.receiver_sent.get_or_create(&labels).inc();
+                self.metrics
+                    .receiver_latency
+                    .get_or_create(&labels)
+                    .observe((now - p.enqueued_at).max(0) as f64 / 1000.0);
+            }
+            Outcome::Retry { reason, after } => {
+                self.metrics.receiver_retried.get_or_create(&labels).inc();
+                tracing::warn!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, attempt = p.attempts + 1, retry_after = ?after, error = %reason, "notification failed; will retry");
+            }
+            Outcome::Failed(reason) => {
+                self.metrics.receiver_failed.get_or_create(&labels).inc();
+                tracing::error!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, error = %reason, "notification failed permanently; dropped");
+            }
+        }
+        self.metrics
+            .receiver_queue_length
+            .get_or_create(&labels)
+            .set(len as i64);
+        self.save_state();
+    }
+
+    /// Turns a flush into notifications: for each integration of the
+    /// receiver whose last notification (delivered, or still queued)
+    /// differs from what the group says now, queue a new one.
+    fn enqueue_flush(&self, f: &Flush) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Inhibited and silenced alerts are left out before anything is
         // decided, as Alertmanager's mute stages do: they neither notify
         // nor enter the notification log.
-        let (receiver, f) = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let mut muted = f.clone();
-            muted.alerts.retain(|a| {
-                !st.inhibitor.is_inhibited(a.fp, &a.alert.labels, f.now)
-                    && st.silences.mutes(&a.alert.labels, f.now).is_empty()
-            });
-            (st.receivers.get(&f.receiver).cloned(), muted)
-        };
-        let f = &f;
-        let Some(r) = receiver else {
-            return true;
+        let mut f = f.clone();
+        f.alerts.retain(|a| {
+            !st.inhibitor.is_inhibited(a.fp, &a.alert.labels, f.now)
+                && st.silences.mutes(&a.alert.labels, f.now).is_empty()
+        });
+        let Some(r) = st.receivers.get(&f.receiver).cloned() else {
+            return;
         };
         let (firing, resolved) = f.sets();
-        let mut all_ok = true;
-        for (i, w) in r.webhook_configs.iter().enumerate() {
-            let integration = format!("webhook/{i}");
-            let need = {
-                let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                NotificationLog::needs_update(
-                    st.nflog.get(&f.group_key, &f.receiver, &integration),
-                    &firing,
-                    &resolved,
-                    w.send_resolved,
-                    f.repeat_interval_ms,
-                    f.now,
-                )
-            };
-            if !need {
+        for i in integrations(&r) {
+            let key = queue_key(&f.receiver, &i.name);
+            let queued = st.outbox.pending_for(&key, &f.group_key).map(|p| LogEntry {
+                firing: p.firing.iter().copied().collect(),
+                resolved: p.resolved.iter().copied().collect(),
+                at: p.enqueued_at,
+            });
+            let last = queued
+                .as_ref()
+                .or_else(|| st.nflog.get(&f.group_key, &f.receiver, &i.name));
+            if !NotificationLog::needs_update(
+                last,
+                &firing,
+                &resolved,
+                i.send_resolved,
+                f.repeat_interval_ms,
+                f.now,
+            ) {
                 continue;
             }
-            let alerts = alerts_to_send(f, w.send_resolved);
-            let sent = if alerts.is_empty() {
-                Ok(())
-            } else {
-                let body = webhook_body(&webhook_data(f, &alerts, w.max_alerts, &self.external_url));
-                self.post_webhook(w, body).await
-            };
-            match sent {
-                Ok(()) => {
-                    let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                    st.nflog.log(
-                        &f.group_key,
-                        &f.receiver,
-                        &integration,
-                        LogEntry {
-                            firing: firing.clone(),
-                            resolved: resolved.clone(),
-                            at: f.now,
-                        },
-                    );
-                }
-                Err(e) => {
-                    all_ok = false;
-                    tracing::warn!(receiver = %f.receiver, integration = %integration, group = %f.group_key, error = %e, "notification failed; retried at the next group interval");
-                }
+            let alerts = alerts_to_send(&f, i.send_resolved);
+            if alerts.is_empty() {
+                // Nothing to say (resolves this integration does not
+                // send): record it, and take back what was still queued.
+                st.outbox.withdraw(&key, &f.group_key);
+                st.nflog.log(
+                    &f.group_key,
+                    &f.receiver,
+                    &i.name,
+                    LogEntry {
+                        firing: firing.clone(),
+                        resolved: resolved.clone(),
+                        at: f.now,
+                    },
+                );
+                st.nflog_version += 1;
+                continue;
             }
+            let data = webhook_data(&f, &alerts, i.max_alerts, &self.external_url);
+            let dropped = st.outbox.enqueue(Pending {
+                seq: 0,
+                receiver: f.receiver.clone(),
+                integration: i.name.clone(),
+                group_key: f.group_key.clone(),
+                firing: firing.iter().copied().collect(),
+                resolved: resolved.iter().copied().collect(),
+                data,
+                route_labels: f.route_labels.clone(),
+                enqueued_at: f.now,
+                attempts: 0,
+                next_attempt: 0,
+            });
+            let labels = vec![
+                ("receiver".to_string(), f.receiver.clone()),
+                ("integration".to_string(), i.name.clone()),
+            ];
+            if let Some(d) = dropped {
+                tracing::error!(receiver = %d.receiver, integration = %d.integration, group = %d.group_key, "queue full: oldest notification dropped");
+                self.metrics.receiver_dropped.get_or_create(&labels).inc();
+            }
+            self.metrics
+                .receiver_queue_length
+                .get_or_create(&labels)
+                .set(st.outbox.len(&key) as i64);
         }
-        all_ok
-    }
-
-    async fn post_webhook(
-        &self,
-        w: &super::integrations::WebhookConfig,
-        body: Vec<u8>,
-    ) -> Result<(), String> {
-        let url = match (&w.url, &w.url_file) {
-            (Some(u), _) => u.expose().to_string(),
-            (None, Some(f)) => read_secret_file(f)?.expose().trim().to_string(),
-            _ => return Err("webhook has no url".into()),
-        };
-        let timeout = w
-            .timeout
-            .map(|d| d.0)
-            .filter(|d| !d.is_zero())
-            .unwrap_or(SEND_TIMEOUT);
-        let resp = self
-            .client
-            .post(&url)
-            .timeout(timeout)
-            .header("Content-Type", "application/json")
-            .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
-            .body(body)
-            .send()
-            .await
-            // The URL may carry a secret: report the error without it.
-            .map_err(|e| error_chain(&e.without_url()))?;
-        if !resp.status().is_success() {
-            return Err(format!("unexpected status code {}", resp.status().as_u16()));
-        }
-        Ok(())
     }
 }
 

@@ -364,6 +364,24 @@ impl Outbox {
         out
     }
 
+    /// The notification waiting in queue `key` for `group_key`.
+    pub fn pending_for(&self, key: &str, group_key: &str) -> Option<&Pending> {
+        self.queues
+            .get(key)?
+            .entries
+            .iter()
+            .find(|e| e.group_key == group_key)
+    }
+
+    /// Takes back the notification waiting in queue `key` for
+    /// `group_key` (it no longer has anything to say).
+    pub fn withdraw(&mut self, key: &str, group_key: &str) -> Option<Pending> {
+        let q = self.queues.get_mut(key)?;
+        let pos = q.entries.iter().position(|e| e.group_key == group_key)?;
+        self.version += 1;
+        q.entries.remove(pos)
+    }
+
     /// Keys of the queues.
     pub fn keys(&self) -> Vec<String> {
         self.queues.keys().cloned().collect()

@@ -87,6 +87,18 @@ pub struct Metrics {
     pub notifications_dropped: Family<L, Counter>,
     /// Alerts waiting in each Alertmanager's queue.
     pub notifications_queue_length: Family<L, Gauge>,
+    /// Notifications delivered, by receiver and integration.
+    pub receiver_sent: Family<L, Counter>,
+    /// Notifications dropped after a permanent failure.
+    pub receiver_failed: Family<L, Counter>,
+    /// Delivery attempts that failed and are retried.
+    pub receiver_retried: Family<L, Counter>,
+    /// Notifications dropped from a full queue or a removed integration.
+    pub receiver_dropped: Family<L, Counter>,
+    /// Notifications waiting per integration.
+    pub receiver_queue_length: Family<L, Gauge>,
+    /// From queueing to delivery.
+    pub receiver_latency: Family<L, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -127,8 +139,44 @@ impl Metrics {
             notifications_errors: Family::default(),
             notifications_dropped: Family::default(),
             notifications_queue_length: Family::default(),
+            receiver_sent: Family::default(),
+            receiver_failed: Family::default(),
+            receiver_retried: Family::default(),
+            receiver_dropped: Family::default(),
+            receiver_queue_length: Family::default(),
+            receiver_latency: hist_family(),
             registry: Registry::default(),
         };
+        r.register(
+            "argus_receiver_notifications",
+            "Notifications delivered, by receiver and integration",
+            m.receiver_sent.clone(),
+        );
+        r.register(
+            "argus_receiver_notifications_failed",
+            "Notifications dropped after a permanent failure",
+            m.receiver_failed.clone(),
+        );
+        r.register(
+            "argus_receiver_notifications_retried",
+            "Delivery attempts that failed and will be retried",
+            m.receiver_retried.clone(),
+        );
+        r.register(
+            "argus_receiver_notifications_dropped",
+            "Notifications dropped from a full queue or a removed integration",
+            m.receiver_dropped.clone(),
+        );
+        r.register(
+            "argus_receiver_queue_length",
+            "Notifications waiting, by receiver and integration",
+            m.receiver_queue_length.clone(),
+        );
+        r.register(
+            "argus_receiver_delivery_latency_seconds",
+            "Time from queueing a notification to its delivery",
+            m.receiver_latency.clone(),
+        );
         r.register(
             "argus_scrapes",
             "Scrapes attempted, by job",

@@ -1,0 +1,891 @@
+//! What each integration sends and how its answer is read: Slack (incoming
+//! webhook or bot token with `chat.postMessage`), PagerDuty (Events API v2
+//! and the v1 `service_key` API), webhooks (Alertmanager's version 4
+//! payload) and email (SMTP via lettre). Messages are rendered from the
+//! notification's data when they are sent, so no secret is ever written
+//! to the outbox; errors name the integration and never a secret.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::Digest;
+
+use super::integrations::{
+    EmailConfig, GlobalConfig, HttpConfig, PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL,
+    SlackConfig, WebhookConfig,
+};
+use super::outbox::Outcome;
+use super::tmpl::{NotificationData, Templates};
+use super::webhook::webhook_body;
+use crate::config::{Secret, read_secret_file};
+use crate::model::go_json_escape;
+use crate::net::{Credentials, build_client, error_chain};
+use crate::template::Value;
+
+/// Default per-request timeout of an integration.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Alertmanager's PagerDuty v1 endpoint.
+pub const PAGERDUTY_V1_URL: &str =
+    "https://events.pagerduty.com/generic/2010-04-15/create_event.json";
+const SLACK_TITLE_MAX_RUNES: usize = 1024;
+const PAGERDUTY_SUMMARY_MAX_RUNES: usize = 1024;
+const PAGERDUTY_MAX_EVENT_BYTES: usize = 512_000;
+
+/// Everything a message is rendered with besides the integration's own
+/// settings.
+pub struct RenderCtx<'a> {
+    /// `global:` of the routing file.
+    pub global: &'a GlobalConfig,
+    /// Directory of the routing file: relative `*_file` paths start here.
+    pub base_dir: &'a Path,
+    /// The template set.
+    pub templates: &'a Templates,
+    /// The notification's data.
+    pub data: &'a NotificationData,
+    /// The same, as templates see it.
+    pub value: Value,
+    /// The route's labels.
+    pub route_labels: &'a BTreeMap<String, String>,
+    /// Now (ms).
+    pub now: i64,
+}
+
+impl RenderCtx<'_> {
+    fn text(&self, t: &str) -> Result<String, String> {
+        self.templates
+            .render(t, &self.value, false, self.now, self.route_labels)
+            .map_err(|e| e.to_string())
+    }
+
+    fn html(&self, t: &str) -> Result<String, String> {
+        self.templates
+            .render(t, &self.value, true, self.now, self.route_labels)
+            .map_err(|e| e.to_string())
+    }
+
+    fn opt(&self, t: &Option<String>, default: &str) -> Result<String, String> {
+        self.text(t.as_deref().unwrap_or(default))
+    }
+
+    fn path(&self, f: &str) -> String {
+        let p = Path::new(f);
+        if p.is_absolute() {
+            f.to_string()
+        } else {
+            self.base_dir.join(p).display().to_string()
+        }
+    }
+
+    /// An inline secret or the trimmed content of its file.
+    fn secret(&self, inline: &Option<Secret>, file: &Option<String>) -> Result<Option<Secret>, String> {
+        match (inline, file) {
+            (Some(s), _) if !s.is_empty() => Ok(Some(s.clone())),
+            (_, Some(f)) if !f.is_empty() => read_secret_file(&self.path(f)).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A request ready to go.
+pub enum Prepared {
+    /// An HTTP POST.
+    Http(HttpRequest),
+    /// An email.
+    Email(Box<EmailRequest>),
+}
+
+/// An HTTP POST of an integration.
+pub struct HttpRequest {
+    /// Target (may hold a secret: never logged).
+    pub url: Secret,
+    /// Headers besides Content-Type (values may hold secrets).
+    pub headers: Vec<(String, Secret)>,
+    /// JSON body.
+    pub body: Vec<u8>,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Client settings.
+    pub http: Option<HttpConfig>,
+    /// Status codes besides 5xx worth retrying.
+    pub retry_codes: &'static [u16],
+    /// How a 2xx answer's body is judged.
+    pub check: BodyCheck,
+}
+
+/// How an integration's successful status is confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyCheck {
+    /// Any 2xx is delivered.
+    None,
+    /// Slack: `ok` as text, or JSON with `"ok": true`.
+    Slack,
+}
+
+/// An email of an integration.
+pub struct EmailRequest {
+    /// `host:port`.
+    pub smarthost: String,
+    /// `HELO` name.
+    pub hello: String,
+    /// Envelope and header sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Username and password, when the server wants them.
+    pub auth: Option<(String, Secret)>,
+    /// Insist on TLS (STARTTLS when not implicit).
+    pub require_tls: bool,
+    /// TLS from the first byte (port 465 or `force_implicit_tls`).
+    pub implicit_tls: bool,
+    /// TLS settings.
+    pub tls: Option<crate::config::TlsConfig>,
+    /// The message.
+    pub message: lettre::Message,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Prepared::Http(h) => write!(f, "POST <url> {}", String::from_utf8_lossy(&h.body)),
+            Prepared::Email(e) => write!(
+                f,
+                "email via {} from {} to {}:\n{}",
+                e.smarthost,
+                e.from,
+                e.to.join(", "),
+                String::from_utf8_lossy(&e.message.formatted())
+            ),
+        }
+    }
+}
+
+fn truncate_runes(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s,
+        Some(_) => {
+            let mut t: String = s.chars().take(max - 1).collect();
+            t.push('…');
+            t
+        }
+    }
+}
+
+/// Go's `json.Encoder` output: Go's escaping and a trailing newline.
+fn go_json<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut b = go_json_escape(serde_json::to_vec(v).unwrap_or_default());
+    b.push(b'\n');
+    b
+}
+
+fn timeout(t: &Option<crate::config::PromDuration>) -> Duration {
+    t.as_ref()
+        .map(|d| d.0)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(SEND_TIMEOUT)
+}
+
+/// The SHA-256 of a group key, hex: Alertmanager's PagerDuty dedup key,
+/// so one group is one incident (the same incident Alertmanager would
+/// open for it).
+pub fn group_key_hash(key: &str) -> String {
+    let d = sha2::Sha256::digest(key.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_empty(s: &str) -> bool {
+    s.is_empty()
+}
+
+#[derive(Serialize)]
+struct SlackAttachment {
+    #[serde(skip_serializing_if = "is_empty")]
+    title: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    title_link: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    pretext: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    text: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    fallback: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    callback_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    actions: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "is_empty")]
+    image_url: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    thumb_url: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    footer: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    color: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mrkdwn_in: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SlackRequest {
+    #[serde(skip_serializing_if = "is_empty")]
+    channel: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    username: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    icon_emoji: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    icon_url: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    link_names: bool,
+    #[serde(skip_serializing_if = "is_empty")]
+    text: String,
+    attachments: Vec<SlackAttachment>,
+}
+
+/// The Slack message of `c`.
+pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let g = x.global;
+    let fields = c
+        .fields
+        .iter()
+        .map(|f| {
+            Ok(serde_json::json!({
+                "title": x.text(&f.title)?,
+                "value": x.text(&f.value)?,
+                "short": f.short.unwrap_or(c.short_fields),
+            }))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let actions = c
+        .actions
+        .iter()
+        .map(|a| {
+            let mut m = serde_json::Map::new();
+            let mut put = |k: &str, v: String| {
+                if !v.is_empty() {
+                    m.insert(k.into(), serde_json::Value::String(v));
+                }
+            };
+            put("type", x.text(&a.kind)?);
+            put("text", x.text(&a.text)?);
+            put("url", x.opt(&a.url, "")?);
+            put("style", x.opt(&a.style, "")?);
+            put("name", x.opt(&a.name, "")?);
+            put("value", x.opt(&a.value, "")?);
+            if let Some(cf) = &a.confirm {
+                m.insert(
+                    "confirm".into(),
+                    serde_json::json!({
+                        "title": x.opt(&cf.title, "")?,
+                        "text": x.text(&cf.text)?,
+                        "ok_text": x.opt(&cf.ok_text, "")?,
+                        "dismiss_text": x.opt(&cf.dismiss_text, "")?,
+                    }),
+                );
+            }
+            Ok(serde_json::Value::Object(m))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let att = SlackAttachment {
+        title: truncate_runes(
+            x.opt(&c.title, r#"{{ template "slack.default.title" . }}"#)?,
+            SLACK_TITLE_MAX_RUNES,
+        ),
+        title_link: x.opt(&c.title_link, r#"{{ template "slack.default.titlelink" . }}"#)?,
+        pretext: x.opt(&c.pretext, r#"{{ template "slack.default.pretext" . }}"#)?,
+        text: x.opt(&c.text, r#"{{ template "slack.default.text" . }}"#)?,
+        fallback: x.opt(&c.fallback, r#"{{ template "slack.default.fallback" . }}"#)?,
+        callback_id: x.opt(&c.callback_id, r#"{{ template "slack.default.callbackid" . }}"#)?,
+        fields,
+        actions,
+        image_url: x.opt(&c.image_url, "")?,
+        thumb_url: x.opt(&c.thumb_url, "")?,
+        footer: x.opt(&c.footer, r#"{{ template "slack.default.footer" . }}"#)?,
+        color: x.opt(
+            &c.color,
+            r#"{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}"#,
+        )?,
+        mrkdwn_in: if c.mrkdwn_in.is_empty() {
+            vec!["fallback".into(), "pretext".into(), "text".into()]
+        } else {
+            c.mrkdwn_in.clone()
+        },
+    };
+    let req = SlackRequest {
+        channel: x.opt(&c.channel, "")?,
+        username: x.opt(&c.username, r#"{{ template "slack.default.username" . }}"#)?,
+        icon_emoji: x.opt(&c.icon_emoji, r#"{{ template "slack.default.iconemoji" . }}"#)?,
+        icon_url: x.opt(&c.icon_url, r#"{{ template "slack.default.iconurl" . }}"#)?,
+        link_names: c.link_names,
+        text: x.opt(&c.message_text, "")?,
+        attachments: vec![att],
+    };
+    // Bot-token mode posts to the App URL with the token as a bearer.
+    let local_auth = c
+        .http_config
+        .as_ref()
+        .is_some_and(|h| h.authorization.is_some());
+    let url = x
+        .secret(&c.api_url, &c.api_url_file)?
+        .or(if c.app_token.is_none() && c.app_token_file.is_none() && !local_auth {
+            x.secret(&g.slack_api_url, &g.slack_api_url_file)?
+        } else {
+            None
+        });
+    let token = match x.secret(&c.app_token, &c.app_token_file)? {
+        Some(t) => Some(t),
+        None if url.is_none() && !local_auth => x.secret(&g.slack_app_token, &g.slack_app_token_file)?,
+        None => None,
+    };
+    let mut headers = Vec::new();
+    let url = match (url, token) {
+        (Some(u), _) => u,
+        (None, Some(t)) => {
+            headers.push((
+                "Authorization".to_string(),
+                Secret::new(format!("Bearer {}", t.expose())),
+            ));
+            Secret::new(
+                c.app_url
+                    .clone()
+                    .or_else(|| g.slack_app_url.clone())
+                    .unwrap_or_else(|| SLACK_APP_URL.to_string()),
+            )
+        }
+        (None, None) => return Err("no Slack API URL nor App token".into()),
+    };
+    Ok(Prepared::Http(HttpRequest {
+        url,
+        headers,
+        body: go_json(&req),
+        timeout: timeout(&c.timeout),
+        http: c.http_config.clone().or_else(|| g.http_config.clone()),
+        retry_codes: &[429],
+        check: BodyCheck::Slack,
+    }))
+}
+
+/// Renders string leaves of a details value as templates.
+fn render_details(v: &serde_json::Value, x: &RenderCtx) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::String(s) => J::String(x.text(s)?),
+        J::Array(a) => J::Array(a.iter().map(|v| render_details(v, x)).collect::<Result<_, _>>()?),
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), render_details(v, x)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[derive(Serialize)]
+struct PdPayload {
+    summary: String,
+    source: String,
+    severity: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    class: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    component: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    group: String,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    custom_details: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct PdMessage {
+    #[serde(skip_serializing_if = "is_empty")]
+    routing_key: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    service_key: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    dedup_key: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    incident_key: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    event_type: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    description: String,
+    event_action: String,
+    payload: Option<PdPayload>,
+    #[serde(skip_serializing_if = "is_empty")]
+    client: String,
+    #[serde(skip_serializing_if = "is_empty")]
+    client_url: String,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    details: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    images: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<serde_json::Value>,
+}
+
+/// The PagerDuty event of `c`: `trigger` while any alert of the group
+/// fires, `resolve` after; the dedup key is derived from the group key.
+pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let event = if x.data.status == "firing" {
+        "trigger"
+    } else {
+        "resolve"
+    };
+    let mut details: BTreeMap<String, serde_json::Value> = [
+        ("firing", r#"{{ template "pagerduty.default.instances" .Alerts.Firing }}"#),
+        ("resolved", r#"{{ template "pagerduty.default.instances" .Alerts.Resolved }}"#),
+        ("num_firing", "{{ .Alerts.Firing | len }}"),
+        ("num_resolved", "{{ .Alerts.Resolved | len }}"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+    .collect();
+    details.extend(c.details.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let details: serde_json::Map<String, serde_json::Value> = details
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), render_details(v, x)?)))
+        .collect::<Result<_, String>>()?;
+    let client = x.opt(&c.client, r#"{{ template "pagerduty.default.client" . }}"#)?;
+    let client_url = x.opt(&c.client_url, r#"{{ template "pagerduty.default.clientURL" . }}"#)?;
+    let description = truncate_runes(
+        x.opt(&c.description, r#"{{ template "pagerduty.default.description" .}}"#)?,
+        PAGERDUTY_SUMMARY_MAX_RUNES,
+    );
+    let key = group_key_hash(&x.data.group_key);
+    let v1 = x.secret(&c.service_key, &c.service_key_file)?;
+    let mut msg = if let Some(sk) = &v1 {
+        let trigger = event == "trigger";
+        PdMessage {
+            routing_key: String::new(),
+            service_key: x.text(sk.expose())?,
+            dedup_key: String::new(),
+            incident_key: key,
+            event_type: event.into(),
+            description,
+            event_action: String::new(),
+            payload: None,
+            client: if trigger { client } else { String::new() },
+            client_url: if trigger { client_url } else { String::new() },
+            details,
+            images: Vec::new(),
+            links: Vec::new(),
+        }
+    } else {
+        let rk = x
+            .secret(&c.routing_key, &c.routing_key_file)?
+            .ok_or("missing PagerDuty routing key")?;
+        let source = match &c.source {
+            Some(s) if !s.is_empty() => x.text(s)?,
+            _ => client.clone(),
+        };
+        let images = c
+            .images
+            .iter()
+            .map(|i| {
+                Ok(serde_json::json!({
+                    "src": x.opt(&i.src, "")?,
+                    "alt": x.opt(&i.alt, "")?,
+                    "href": x.opt(&i.href, "")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, String>>()?
+            .into_iter()
+            .filter(|i| i["src"] != "")
+            .collect();
+        let links = c
+            .links
+            .iter()
+            .map(|l| {
+                Ok(serde_json::json!({
+                    "href": x.opt(&l.href, "")?,
+                    "text": x.opt(&l.text, "")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, String>>()?
+            .into_iter()
+            .filter(|l| l["href"] != "")
+            .collect();
+        PdMessage {
+            routing_key: x.text(rk.expose())?,
+            service_key: String::new(),
+            dedup_key: key,
+            incident_key: String::new(),
+            event_type: String::new(),
+            description: String::new(),
+            event_action: event.into(),
+            payload: Some(PdPayload {
+                summary: description,
+                source,
+                severity: x.opt(&c.severity, "error")?,
+                class: x.opt(&c.class, "")?,
+                component: x.opt(&c.component, "")?,
+                group: x.opt(&c.group, "")?,
+                custom_details: details,
+            }),
+            client,
+            client_url,
+            details: serde_json::Map::new(),
+            images,
+            links,
+        }
+    };
+    let mut body = go_json(&msg);
+    if body.len() > PAGERDUTY_MAX_EVENT_BYTES {
+        let note = serde_json::Map::from_iter([(
+            "error".to_string(),
+            serde_json::Value::String(format!(
+                "Custom details have been removed because the original event exceeds the maximum size of {PAGERDUTY_MAX_EVENT_BYTES} bytes"
+            )),
+        )]);
+        match &mut msg.payload {
+            Some(p) => p.custom_details = note,
+            None => msg.details = note,
+        }
+        body = go_json(&msg);
+    }
+    let url = match (&c.url, &x.global.pagerduty_url, &v1) {
+        (Some(u), _, _) => u.clone(),
+        (None, _, Some(_)) => PAGERDUTY_V1_URL.to_string(),
+        (None, Some(g), None) => g.clone(),
+        (None, None, None) => PAGERDUTY_URL.to_string(),
+    };
+    Ok(Prepared::Http(HttpRequest {
+        url: Secret::new(url),
+        headers: Vec::new(),
+        body,
+        timeout: timeout(&c.timeout),
+        http: c.http_config.clone().or_else(|| x.global.http_config.clone()),
+        // PagerDuty v1 rate-limits with 403; v2 with 429.
+        retry_codes: if v1.is_some() { &[403] } else { &[429] },
+        check: BodyCheck::None,
+    }))
+}
+
+/// The webhook request of `c` (its data already cut to `max_alerts`).
+pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let url = x
+        .secret(&c.url, &c.url_file)?
+        .ok_or("webhook has no url")?;
+    Ok(Prepared::Http(HttpRequest {
+        url: Secret::new(url.expose().trim()),
+        headers: Vec::new(),
+        body: webhook_body(x.data),
+        timeout: timeout(&c.timeout),
+        http: c.http_config.clone().or_else(|| x.global.http_config.clone()),
+        retry_codes: &[429],
+        check: BodyCheck::None,
+    }))
+}
+
+/// The email of `c`.
+pub fn email(c: &EmailConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    use lettre::message::{Mailbox, MultiPart, SinglePart, header};
+    let g = x.global;
+    let from = x.text(c.from.as_deref().or(g.smtp_from.as_deref()).unwrap_or(""))?;
+    let to_text = x.text(&c.to)?;
+    let smarthost = c
+        .smarthost
+        .clone()
+        .or_else(|| g.smtp_smarthost.clone())
+        .unwrap_or_default();
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    headers.insert(
+        "Subject".into(),
+        r#"{{ template "email.default.subject" . }}"#.into(),
+    );
+    for (k, v) in &c.headers {
+        headers.insert(k.clone(), v.clone());
+    }
+    let parse_box = |s: &str, what: &str| -> Result<Mailbox, String> {
+        s.trim()
+            .parse::<Mailbox>()
+            .map_err(|e| format!("invalid {what} address {s:?}: {e}"))
+    };
+    let mut b = lettre::Message::builder().from(parse_box(&from, "from")?);
+    let mut to = Vec::new();
+    for addr in to_text.split(',').filter(|s| !s.trim().is_empty()) {
+        let m = parse_box(addr, "to")?;
+        to.push(m.email.to_string());
+        b = b.to(m);
+    }
+    if to.is_empty() {
+        return Err("email has no recipient".into());
+    }
+    for (k, v) in &headers {
+        let value = x.text(v)?;
+        match k.to_ascii_lowercase().as_str() {
+            "subject" => b = b.subject(value),
+            "to" | "from" => {}
+            _ => {
+                let name = header::HeaderName::new_from_ascii(k.clone())
+                    .map_err(|e| format!("invalid header name {k:?}: {e}"))?;
+                b = b.raw_header(header::HeaderValue::new(name, value));
+            }
+        }
+    }
+    let host_part = from.rsplit('@').next().unwrap_or("localhost").trim_end_matches('>');
+    b = b.message_id(Some(format!(
+        "<{}.{}@{}>",
+        x.now,
+        &group_key_hash(&format!("{}{}", x.data.group_key, x.now))[..16],
+        host_part
+    )));
+    let html = match c.html.as_deref() {
+        Some(h) => x.html(h)?,
+        None => x.html(r#"{{ template "email.default.html" . }}"#)?,
+    };
+    let text = match c.text.as_deref() {
+        Some(t) => x.text(t)?,
+        None => x.text(r#"{{ template "email.default.text" . }}"#)?,
+    };
+    let body = match (text.is_empty(), html.is_empty()) {
+        (false, false) => MultiPart::alternative()
+            .singlepart(SinglePart::plain(text))
+            .singlepart(SinglePart::html(html)),
+        (true, _) => MultiPart::mixed().singlepart(SinglePart::html(html)),
+        (false, true) => MultiPart::mixed().singlepart(SinglePart::plain(text)),
+    };
+    let message = b.multipart(body).map_err(|e| format!("cannot build the email: {e}"))?;
+    let user = c
+        .auth_username
+        .clone()
+        .or_else(|| g.smtp_auth_username.clone())
+        .unwrap_or_default();
+    let password = match x.secret(&c.auth_password, &c.auth_password_file)? {
+        Some(p) => Some(p),
+        None => x.secret(&g.smtp_auth_password, &g.smtp_auth_password_file)?,
+    };
+    let port = smarthost.rsplit(':').next().unwrap_or("");
+    Ok(Prepared::Email(Box::new(EmailRequest {
+        hello: c
+            .hello
+            .clone()
+            .or_else(|| g.smtp_hello.clone())
+            .unwrap_or_else(|| "localhost".into()),
+        from: from.clone(),
+        to,
+        auth: (!user.is_empty()).then(|| (user, password.unwrap_or_default())),
+        require_tls: c.require_tls.or(g.smtp_require_tls).unwrap_or(true),
+        implicit_tls: c
+            .force_implicit_tls
+            .or(g.smtp_force_implicit_tls)
+            .unwrap_or(port == "465"),
+        tls: c.tls_config.clone().or_else(|| g.smtp_tls_config.clone()),
+        smarthost,
+        message,
+    })))
+}
+
+/// Reads `Retry-After` (seconds or an HTTP date).
+fn retry_after(h: Option<&reqwest::header::HeaderValue>, now: i64) -> Option<Duration> {
+    let s = h?.to_str().ok()?.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate_ms(s)?;
+    Some(Duration::from_millis((at - now).max(0) as u64))
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn httpdate_ms(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, d, mon, y, hms, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|x| x == mon)? + 1;
+    let rfc = format!("{y}-{m:02}-{d:0>2}T{hms}Z");
+    crate::model::parse_rfc3339(&rfc)
+}
+
+/// Sends requests, with clients per TLS setting.
+pub struct Sender {
+    default: reqwest::Client,
+}
+
+impl Sender {
+    /// A sender with the default client.
+    pub fn new() -> Result<Sender, String> {
+        Ok(Sender {
+            default: build_client(None, None)?,
+        })
+    }
+
+    /// Sends `p`; `now` reads `Retry-After` dates.
+    pub async fn send(&self, p: Prepared, base_dir: &Path, now: i64) -> Outcome {
+        match p {
+            Prepared::Http(h) => self.post(h, base_dir, now).await,
+            Prepared::Email(e) => send_email(*e).await,
+        }
+    }
+
+    async fn post(&self, h: HttpRequest, base_dir: &Path, now: i64) -> Outcome {
+        let tls = h.http.as_ref().and_then(|c| c.tls_config.clone());
+        let client = match tls {
+            Some(t) => match build_client(Some(&rebase_tls(&t, base_dir)), None) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(format!("client: {e}")),
+            },
+            None => self.default.clone(),
+        };
+        let mut req = client
+            .post(h.url.expose())
+            .timeout(h.timeout)
+            .header("Content-Type", "application/json")
+            .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
+            .body(h.body);
+        for (k, v) in &h.headers {
+            req = req.header(k.as_str(), v.expose());
+        }
+        if let Some(c) = &h.http {
+            let bt_file = c.bearer_token_file.as_ref().map(|f| {
+                let p = Path::new(f);
+                if p.is_absolute() {
+                    f.clone()
+                } else {
+                    base_dir.join(p).display().to_string()
+                }
+            });
+            let creds = Credentials {
+                basic_auth: c.basic_auth.as_ref(),
+                authorization: c.authorization.as_ref(),
+                bearer_token: c.bearer_token.as_ref(),
+                bearer_token_file: bt_file.as_deref(),
+            };
+            req = match creds.apply(req) {
+                Ok(r) => r,
+                Err(e) => return Outcome::Failed(e),
+            };
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            // The URL may carry a secret (Slack webhooks): report without it.
+            Err(e) => {
+                return Outcome::Retry {
+                    reason: error_chain(&e.without_url()),
+                    after: None,
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let after = retry_after(resp.headers().get("retry-after"), now);
+        let json = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let body = resp.bytes().await.unwrap_or_default();
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+        if (200..300).contains(&status) {
+            if h.check == BodyCheck::Slack {
+                if json {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    if v["ok"] != true {
+                        return Outcome::Failed(format!(
+                            "error response from Slack: {}",
+                            v["error"].as_str().unwrap_or(&snippet)
+                        ));
+                    }
+                } else if &body[..] != b"ok" {
+                    return Outcome::Failed(format!("error response from Slack: {snippet}"));
+                }
+            }
+            return Outcome::Delivered;
+        }
+        let reason = format!("unexpected status code {status}: {snippet}");
+        if status >= 500 || h.retry_codes.contains(&status) {
+            Outcome::Retry { reason, after }
+        } else {
+            Outcome::Failed(reason)
+        }
+    }
+}
+
+fn rebase_tls(t: &crate::config::TlsConfig, base: &Path) -> crate::config::TlsConfig {
+    let fix = |f: &Option<String>| {
+        f.as_ref().map(|p| {
+            if Path::new(p).is_absolute() {
+                p.clone()
+            } else {
+                base.join(p).display().to_string()
+            }
+        })
+    };
+    crate::config::TlsConfig {
+        ca_file: fix(&t.ca_file),
+        cert_file: fix(&t.cert_file),
+        key_file: fix(&t.key_file),
+        ..t.clone()
+    }
+}
+
+async fn send_email(e: EmailRequest) -> Outcome {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let (host, port) = match e.smarthost.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(p) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p),
+            Err(_) => return Outcome::Failed(format!("invalid smarthost {:?}", e.smarthost)),
+        },
+        None => return Outcome::Failed(format!("smarthost {:?} has no port", e.smarthost)),
+    };
+    let t = e.tls.clone().unwrap_or_default();
+    let mut tp = TlsParameters::builder(t.server_name.clone().unwrap_or_else(|| host.clone()));
+    if let Some(ca) = &t.ca_file {
+        let pem = match std::fs::read(ca) {
+            Ok(p) => p,
+            Err(err) => return Outcome::Failed(format!("unable to read CA file {ca}: {err}")),
+        };
+        match Certificate::from_pem(&pem) {
+            Ok(c) => tp = tp.add_root_certificate(c),
+            Err(err) => return Outcome::Failed(format!("unable to use CA file {ca}: {err}")),
+        }
+    }
+    if t.insecure_skip_verify {
+        tp = tp.dangerous_accept_invalid_certs(true);
+    }
+    let params = match tp.build_rustls() {
+        Ok(p) => p,
+        Err(err) => return Outcome::Failed(format!("TLS settings: {err}")),
+    };
+    let tls = if e.implicit_tls {
+        Tls::Wrapper(params)
+    } else if e.require_tls {
+        Tls::Required(params)
+    } else {
+        Tls::Opportunistic(params)
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .tls(tls)
+        .hello_name(ClientId::Domain(e.hello.clone()))
+        .timeout(Some(SEND_TIMEOUT));
+    if let Some((u, p)) = &e.auth {
+        b = b.credentials(lettre::transport::smtp::authentication::Credentials::new(
+            u.clone(),
+            p.expose().to_string(),
+        ));
+    }
+    let transport = b.build();
+    let envelope = match lettre::address::Envelope::new(
+        e.from.trim().parse::<lettre::message::Mailbox>().ok().map(|m| m.email),
+        e.to.iter().filter_map(|t| t.parse().ok()).collect(),
+    ) {
+        Ok(v) => v,
+        Err(err) => return Outcome::Failed(format!("envelope: {err}")),
+    };
+    match transport.send_raw(&envelope, &e.message.formatted()).await {
+        Ok(_) => Outcome::Delivered,
+        Err(err) if err.is_permanent() => Outcome::Failed(format!("SMTP: {}", error_chain(&err))),
+        Err(err) => Outcome::Retry {
+            reason: format!("SMTP: {}", error_chain(&err)),
+            after: None,
+        },
+    }
+}
