@@ -92,9 +92,7 @@ pub struct AlertingConfig {
 
 impl AlertingConfig {
     fn is_empty(&self) -> bool {
-        self.alertmanagers.is_empty()
-            && self.routing_file.is_none()
-            && self.delivery.is_default()
+        self.alertmanagers.is_empty() && self.routing_file.is_none() && self.delivery.is_default()
     }
 }
 

@@ -242,10 +242,7 @@ pub fn load_am_config(path: &Path, strictness: Strictness) -> Result<AmConfig, C
         }])
     })?;
     let mut cfg = parse_am_config(&src, &name, strictness)?;
-    cfg.base_dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(cfg)
 }
 

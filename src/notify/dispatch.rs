@@ -35,6 +35,9 @@ impl GroupedAlert {
 }
 
 struct AggGroup {
+    /// Alertmanager's group key (not unique: sibling routes with equal
+    /// matchers share it, as in Alertmanager).
+    group_key: String,
     receiver: String,
     group_labels: Labels,
     route_labels: BTreeMap<String, String>,
@@ -48,6 +51,9 @@ struct AggGroup {
 /// What one group flush hands to the notification pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flush {
+    /// The aggregation group's identity in the dispatcher (the route's
+    /// position in the tree and the group key).
+    pub slot: String,
     /// Alertmanager's group key: route key, `:`, group labels.
     pub group_key: String,
     /// The receiver's name.
@@ -94,27 +100,32 @@ fn route_key(path: &[&Route]) -> String {
         .join("/")
 }
 
-/// The routes `labels` reach, each with the path of nodes from the root.
+/// The routes `labels` reach, each with the path of nodes from the root
+/// and the child indexes that lead there (which tell sibling routes with
+/// equal matchers apart).
 fn route_paths<'a>(
     r: &'a Route,
     labels: &Labels,
     path: &mut Vec<&'a Route>,
-    out: &mut Vec<Vec<&'a Route>>,
+    idx: &mut Vec<usize>,
+    out: &mut Vec<(Vec<&'a Route>, Vec<usize>)>,
 ) -> bool {
     if !r.matches_here(labels) {
         return false;
     }
     path.push(r);
     let mut any = false;
-    for c in &r.routes {
-        let m = route_paths(c, labels, path, out);
+    for (i, c) in r.routes.iter().enumerate() {
+        idx.push(i);
+        let m = route_paths(c, labels, path, idx, out);
+        idx.pop();
         any |= m;
         if m && !c.continue_matching {
             break;
         }
     }
     if !any {
-        out.push(path.clone());
+        out.push((path.clone(), idx.clone()));
     }
     path.pop();
     true
@@ -161,8 +172,14 @@ impl Dispatcher {
         for a in alerts {
             let fp = fingerprint(&a.labels);
             let mut paths = Vec::new();
-            route_paths(&self.root, &a.labels, &mut Vec::new(), &mut paths);
-            for path in paths {
+            route_paths(
+                &self.root,
+                &a.labels,
+                &mut Vec::new(),
+                &mut Vec::new(),
+                &mut paths,
+            );
+            for (path, idx) in paths {
                 let Some(r) = path.last().copied() else {
                     continue;
                 };
@@ -177,7 +194,9 @@ impl Dispatcher {
                     )
                 };
                 let key = format!("{}:{}", route_key(&path), label_set_string(&group_labels));
-                let g = self.groups.entry(key).or_insert_with(|| AggGroup {
+                let slot = format!("{idx:?}{key}");
+                let g = self.groups.entry(slot).or_insert_with(|| AggGroup {
+                    group_key: key,
                     receiver: r.receiver.clone(),
                     group_labels,
                     route_labels: r.labels.clone(),
@@ -235,7 +254,8 @@ impl Dispatcher {
             let mut alerts: Vec<GroupedAlert> = g.alerts.values().cloned().collect();
             alerts.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
             out.push(Flush {
-                group_key: key.clone(),
+                slot: key.clone(),
+                group_key: g.group_key.clone(),
                 receiver: g.receiver.clone(),
                 group_labels: g.group_labels.clone(),
                 route_labels: g.route_labels.clone(),
@@ -254,7 +274,7 @@ impl Dispatcher {
         if !delivered {
             return;
         }
-        let Some(g) = self.groups.get_mut(&f.group_key) else {
+        let Some(g) = self.groups.get_mut(&f.slot) else {
             return;
         };
         for a in f.alerts.iter().filter(|a| a.resolved_at(f.now)) {
@@ -263,7 +283,7 @@ impl Dispatcher {
             }
         }
         if g.alerts.is_empty() {
-            self.groups.remove(&f.group_key);
+            self.groups.remove(&f.slot);
         }
     }
 }

@@ -36,18 +36,18 @@ pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
 pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, OUTBOX_FILE, SILENCES_FILE};
-pub use route::{Route, TreeNode, matching_tree, print_tree};
-pub use silence::{
-    ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,
-};
-pub use webhook::{alerts_to_send, webhook_body, webhook_data};
-pub use tmpl::{
-    AlertData, DEFAULT_TEMPLATES, NotificationData, Templates, TemplatesError, quote_meta,
-};
 pub use outbox::{
     LimiterClock, Next, Outbox, OutboxSettings, Outcome, Pending, QueueCounts, Rate, queue_key,
 };
+pub use route::{Route, TreeNode, matching_tree, print_tree};
 pub use send::{
     BodyCheck, EmailRequest, HttpRequest, PAGERDUTY_V1_URL, Prepared, RenderCtx, SEND_TIMEOUT,
     Sender, group_key_hash,
 };
+pub use silence::{
+    ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,
+};
+pub use tmpl::{
+    AlertData, DEFAULT_TEMPLATES, NotificationData, Templates, TemplatesError, quote_meta,
+};
+pub use webhook::{alerts_to_send, webhook_body, webhook_data};

@@ -308,7 +308,8 @@ impl Notifier {
             .route
             .as_ref()
             .ok_or_else(|| "no route provided in config".to_string())?;
-        let templates = Templates::load(&cfg.templates, &cfg.base_dir).map_err(|e| e.to_string())?;
+        let templates =
+            Templates::load(&cfg.templates, &cfg.base_dir).map_err(|e| e.to_string())?;
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut d = Dispatcher::new(Route::from_config(route));
         let now = self.clock.now_millis();
@@ -412,7 +413,12 @@ impl Notifier {
     /// without them (tests with a manual clock).
     pub fn poke(&self) {
         self.wake.notify_one();
-        for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for w in self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             w.notify_one();
         }
     }
@@ -438,7 +444,12 @@ impl Notifier {
     }
 
     /// Delivers one integration's queue, in order, until stopped.
-    async fn worker(self: Arc<Self>, key: String, wake: Arc<Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn worker(
+        self: Arc<Self>,
+        key: String,
+        wake: Arc<Notify>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             if *stop.borrow() {
                 return;
@@ -502,11 +513,18 @@ impl Notifier {
             route_labels: &p.route_labels,
             now,
         };
-        let gone = || format!("integration {} of receiver {:?} is no longer configured", p.integration, p.receiver);
+        let gone = || {
+            format!(
+                "integration {} of receiver {:?} is no longer configured",
+                p.integration, p.receiver
+            )
+        };
         match kind {
             "webhook" => super::send::webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, &x),
             "slack" => super::send::slack(r.slack_configs.get(idx).ok_or_else(gone)?, &x),
-            "pagerduty" => super::send::pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, &x),
+            "pagerduty" => {
+                super::send::pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, &x)
+            }
             "email" => super::send::email(r.email_configs.get(idx).ok_or_else(gone)?, &x),
             _ => Err(gone()),
         }

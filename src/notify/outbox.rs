@@ -201,7 +201,8 @@ pub fn queue_key(receiver: &str, integration: &str) -> String {
 /// Deterministic jitter in [0.8, 1.2) from the entry and attempt, so that
 /// many queues retrying after one outage spread out.
 fn jitter(seq: u64, attempt: u32) -> f64 {
-    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (attempt as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (attempt as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 31;
     x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 29;
@@ -309,7 +310,13 @@ impl Outbox {
     /// Records the result of delivering entry `seq` of queue `key` at
     /// `now`; returns the entry when it left the queue (delivered or
     /// failed for good).
-    pub fn complete(&mut self, key: &str, seq: u64, outcome: &Outcome, now: i64) -> Option<Pending> {
+    pub fn complete(
+        &mut self,
+        key: &str,
+        seq: u64,
+        outcome: &Outcome,
+        now: i64,
+    ) -> Option<Pending> {
         let settings = self.settings.clone();
         let q = self.queues.get_mut(key)?;
         let pos = q.entries.iter().position(|e| e.seq == seq)?;
@@ -416,7 +423,11 @@ impl Outbox {
 
     /// Every waiting entry, for the state file.
     pub fn to_json(&self) -> Vec<u8> {
-        let all: Vec<&Pending> = self.queues.values().flat_map(|q| q.entries.iter()).collect();
+        let all: Vec<&Pending> = self
+            .queues
+            .values()
+            .flat_map(|q| q.entries.iter())
+            .collect();
         serde_json::to_vec(&serde_json::json!({ "version": 1, "pending": all })).unwrap_or_default()
     }
 
@@ -490,7 +501,9 @@ mod tests {
         };
         assert!((1_000_800..1_001_200).contains(&t), "{t}");
         // Retry-After longer than the backoff wins.
-        let Next::Send(p) = o.next(k, t) else { panic!() };
+        let Next::Send(p) = o.next(k, t) else {
+            panic!()
+        };
         o.complete(
             k,
             p.seq,
@@ -509,16 +522,29 @@ mod tests {
         // Five failures in a row open the breaker for the cooldown.
         let mut now = t + 30_000;
         for _ in 0..3 {
-            let Next::Send(p) = o.next(k, now) else { panic!() };
+            let Next::Send(p) = o.next(k, now) else {
+                panic!()
+            };
             assert_eq!(p.firing, vec![1, 2]);
             o.complete(k, p.seq, &retry(), now);
-            let Next::At(n) = o.next(k, now) else { panic!() };
+            let Next::At(n) = o.next(k, now) else {
+                panic!()
+            };
             now = n;
         }
         assert!(o.breaker_open(k, now - 1));
-        let Next::Send(p) = o.next(k, now) else { panic!() };
-        assert_eq!(o.complete(k, p.seq, &Outcome::Delivered, now).unwrap().group_key, "g1");
-        let Next::Send(p) = o.next(k, now) else { panic!() };
+        let Next::Send(p) = o.next(k, now) else {
+            panic!()
+        };
+        assert_eq!(
+            o.complete(k, p.seq, &Outcome::Delivered, now)
+                .unwrap()
+                .group_key,
+            "g1"
+        );
+        let Next::Send(p) = o.next(k, now) else {
+            panic!()
+        };
         assert_eq!(p.group_key, "g2");
         assert_eq!(o.counts()[k].retried, 5);
         assert_eq!(o.counts()[k].sent, 1);
@@ -535,7 +561,9 @@ mod tests {
         }
         let restored_from = o.to_json();
         let now = clock.now_millis();
-        let Next::Send(p) = o.next(k, now) else { panic!() };
+        let Next::Send(p) = o.next(k, now) else {
+            panic!()
+        };
         o.complete(k, p.seq, &Outcome::Delivered, now);
         assert_eq!(o.next(k, now), Next::At(now + 1000));
         clock.set(now + 1000);
@@ -543,11 +571,19 @@ mod tests {
 
         let mut back = Outbox::new(OutboxSettings::default(), clock.clone());
         assert_eq!(back.restore(&restored_from).unwrap(), 3);
-        let Next::Send(p) = back.next(k, now) else { panic!() };
+        let Next::Send(p) = back.next(k, now) else {
+            panic!()
+        };
         assert_eq!(p.group_key, "a");
         assert!(Rate::parse("0/s").is_err());
         assert!(Rate::parse("3/d").is_err());
-        assert_eq!(Rate::parse("30/m").unwrap(), Rate { n: 30, per_ms: 60_000 });
+        assert_eq!(
+            Rate::parse("30/m").unwrap(),
+            Rate {
+                n: 30,
+                per_ms: 60_000
+            }
+        );
     }
 
     #[test]

@@ -79,7 +79,11 @@ impl RenderCtx<'_> {
     }
 
     /// An inline secret or the trimmed content of its file.
-    fn secret(&self, inline: &Option<Secret>, file: &Option<String>) -> Result<Option<Secret>, String> {
+    fn secret(
+        &self,
+        inline: &Option<Secret>,
+        file: &Option<String>,
+    ) -> Result<Option<Secret>, String> {
         match (inline, file) {
             (Some(s), _) if !s.is_empty() => Ok(Some(s.clone())),
             (_, Some(f)) if !f.is_empty() => read_secret_file(&self.path(f)).map(Some),
@@ -294,11 +298,17 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
             x.opt(&c.title, r#"{{ template "slack.default.title" . }}"#)?,
             SLACK_TITLE_MAX_RUNES,
         ),
-        title_link: x.opt(&c.title_link, r#"{{ template "slack.default.titlelink" . }}"#)?,
+        title_link: x.opt(
+            &c.title_link,
+            r#"{{ template "slack.default.titlelink" . }}"#,
+        )?,
         pretext: x.opt(&c.pretext, r#"{{ template "slack.default.pretext" . }}"#)?,
         text: x.opt(&c.text, r#"{{ template "slack.default.text" . }}"#)?,
         fallback: x.opt(&c.fallback, r#"{{ template "slack.default.fallback" . }}"#)?,
-        callback_id: x.opt(&c.callback_id, r#"{{ template "slack.default.callbackid" . }}"#)?,
+        callback_id: x.opt(
+            &c.callback_id,
+            r#"{{ template "slack.default.callbackid" . }}"#,
+        )?,
         fields,
         actions,
         image_url: x.opt(&c.image_url, "")?,
@@ -317,7 +327,10 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
     let req = SlackRequest {
         channel: x.opt(&c.channel, "")?,
         username: x.opt(&c.username, r#"{{ template "slack.default.username" . }}"#)?,
-        icon_emoji: x.opt(&c.icon_emoji, r#"{{ template "slack.default.iconemoji" . }}"#)?,
+        icon_emoji: x.opt(
+            &c.icon_emoji,
+            r#"{{ template "slack.default.iconemoji" . }}"#,
+        )?,
         icon_url: x.opt(&c.icon_url, r#"{{ template "slack.default.iconurl" . }}"#)?,
         link_names: c.link_names,
         text: x.opt(&c.message_text, "")?,
@@ -328,16 +341,18 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
         .http_config
         .as_ref()
         .is_some_and(|h| h.authorization.is_some());
-    let url = x
-        .secret(&c.api_url, &c.api_url_file)?
-        .or(if c.app_token.is_none() && c.app_token_file.is_none() && !local_auth {
+    let url = x.secret(&c.api_url, &c.api_url_file)?.or(
+        if c.app_token.is_none() && c.app_token_file.is_none() && !local_auth {
             x.secret(&g.slack_api_url, &g.slack_api_url_file)?
         } else {
             None
-        });
+        },
+    );
     let token = match x.secret(&c.app_token, &c.app_token_file)? {
         Some(t) => Some(t),
-        None if url.is_none() && !local_auth => x.secret(&g.slack_app_token, &g.slack_app_token_file)?,
+        None if url.is_none() && !local_auth => {
+            x.secret(&g.slack_app_token, &g.slack_app_token_file)?
+        }
         None => None,
     };
     let mut headers = Vec::new();
@@ -373,7 +388,11 @@ fn render_details(v: &serde_json::Value, x: &RenderCtx) -> Result<serde_json::Va
     use serde_json::Value as J;
     Ok(match v {
         J::String(s) => J::String(x.text(s)?),
-        J::Array(a) => J::Array(a.iter().map(|v| render_details(v, x)).collect::<Result<_, _>>()?),
+        J::Array(a) => J::Array(
+            a.iter()
+                .map(|v| render_details(v, x))
+                .collect::<Result<_, _>>()?,
+        ),
         J::Object(m) => J::Object(
             m.iter()
                 .map(|(k, v)| Ok((k.clone(), render_details(v, x)?)))
@@ -435,8 +454,14 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
         "resolve"
     };
     let mut details: BTreeMap<String, serde_json::Value> = [
-        ("firing", r#"{{ template "pagerduty.default.instances" .Alerts.Firing }}"#),
-        ("resolved", r#"{{ template "pagerduty.default.instances" .Alerts.Resolved }}"#),
+        (
+            "firing",
+            r#"{{ template "pagerduty.default.instances" .Alerts.Firing }}"#,
+        ),
+        (
+            "resolved",
+            r#"{{ template "pagerduty.default.instances" .Alerts.Resolved }}"#,
+        ),
         ("num_firing", "{{ .Alerts.Firing | len }}"),
         ("num_resolved", "{{ .Alerts.Resolved | len }}"),
     ]
@@ -449,9 +474,15 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
         .map(|(k, v)| Ok((k.clone(), render_details(v, x)?)))
         .collect::<Result<_, String>>()?;
     let client = x.opt(&c.client, r#"{{ template "pagerduty.default.client" . }}"#)?;
-    let client_url = x.opt(&c.client_url, r#"{{ template "pagerduty.default.clientURL" . }}"#)?;
+    let client_url = x.opt(
+        &c.client_url,
+        r#"{{ template "pagerduty.default.clientURL" . }}"#,
+    )?;
     let description = truncate_runes(
-        x.opt(&c.description, r#"{{ template "pagerduty.default.description" .}}"#)?,
+        x.opt(
+            &c.description,
+            r#"{{ template "pagerduty.default.description" .}}"#,
+        )?,
         PAGERDUTY_SUMMARY_MAX_RUNES,
     );
     let key = group_key_hash(&x.data.group_key);
@@ -557,7 +588,10 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
         headers: Vec::new(),
         body,
         timeout: timeout(&c.timeout),
-        http: c.http_config.clone().or_else(|| x.global.http_config.clone()),
+        http: c
+            .http_config
+            .clone()
+            .or_else(|| x.global.http_config.clone()),
         // PagerDuty v1 rate-limits with 403; v2 with 429.
         retry_codes: if v1.is_some() { &[403] } else { &[429] },
         check: BodyCheck::None,
@@ -566,15 +600,16 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
 
 /// The webhook request of `c` (its data already cut to `max_alerts`).
 pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
-    let url = x
-        .secret(&c.url, &c.url_file)?
-        .ok_or("webhook has no url")?;
+    let url = x.secret(&c.url, &c.url_file)?.ok_or("webhook has no url")?;
     Ok(Prepared::Http(HttpRequest {
         url: Secret::new(url.expose().trim()),
         headers: Vec::new(),
         body: webhook_body(x.data),
         timeout: timeout(&c.timeout),
-        http: c.http_config.clone().or_else(|| x.global.http_config.clone()),
+        http: c
+            .http_config
+            .clone()
+            .or_else(|| x.global.http_config.clone()),
         retry_codes: &[429],
         check: BodyCheck::None,
     }))
@@ -626,7 +661,11 @@ pub fn email(c: &EmailConfig, x: &RenderCtx) -> Result<Prepared, String> {
             }
         }
     }
-    let host_part = from.rsplit('@').next().unwrap_or("localhost").trim_end_matches('>');
+    let host_part = from
+        .rsplit('@')
+        .next()
+        .unwrap_or("localhost")
+        .trim_end_matches('>');
     b = b.message_id(Some(format!(
         "<{}.{}@{}>",
         x.now,
@@ -648,7 +687,9 @@ pub fn email(c: &EmailConfig, x: &RenderCtx) -> Result<Prepared, String> {
         (true, _) => MultiPart::mixed().singlepart(SinglePart::html(html)),
         (false, true) => MultiPart::mixed().singlepart(SinglePart::plain(text)),
     };
-    let message = b.multipart(body).map_err(|e| format!("cannot build the email: {e}"))?;
+    let message = b
+        .multipart(body)
+        .map_err(|e| format!("cannot build the email: {e}"))?;
     let user = c
         .auth_username
         .clone()
@@ -830,7 +871,10 @@ async fn send_email(e: EmailRequest) -> Outcome {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
     let (host, port) = match e.smarthost.rsplit_once(':') {
         Some((h, p)) => match p.parse::<u16>() {
-            Ok(p) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p),
+            Ok(p) => (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p,
+            ),
             Err(_) => return Outcome::Failed(format!("invalid smarthost {:?}", e.smarthost)),
         },
         None => return Outcome::Failed(format!("smarthost {:?} has no port", e.smarthost)),
@@ -874,7 +918,11 @@ async fn send_email(e: EmailRequest) -> Outcome {
     }
     let transport = b.build();
     let envelope = match lettre::address::Envelope::new(
-        e.from.trim().parse::<lettre::message::Mailbox>().ok().map(|m| m.email),
+        e.from
+            .trim()
+            .parse::<lettre::message::Mailbox>()
+            .ok()
+            .map(|m| m.email),
         e.to.iter().filter_map(|t| t.parse().ok()).collect(),
     ) {
         Ok(v) => v,

@@ -134,6 +134,7 @@ mod tests {
             },
         };
         let f = Flush {
+            slot: String::new(),
             group_key: "{}:{alertname=\"Down\"}".into(),
             receiver: "team.x".into(),
             group_labels: Labels::from_pairs([("alertname", "Down")]),
@@ -144,7 +145,13 @@ mod tests {
         };
         let _ = l;
         let all = alerts_to_send(&f, true);
-        let body = String::from_utf8(webhook_body(&webhook_data(&f, &all, 1, "http://argus:9095"))).unwrap();
+        let body = String::from_utf8(webhook_body(&webhook_data(
+            &f,
+            &all,
+            1,
+            "http://argus:9095",
+        )))
+        .unwrap();
         assert_eq!(
             body,
             concat!(

@@ -68,8 +68,12 @@ fn to_json(v: &Value) -> serde_json::Value {
 /// Adds Alertmanager's functions to `f`; `now_ms` is the time `now` and
 /// `since` measure from.
 pub fn add_alertmanager_funcs(f: &mut Funcs, now_ms: i64) {
-    f.add("toUpper", |a| Ok(Value::Str(s(a, 0, "toUpper")?.to_uppercase())));
-    f.add("toLower", |a| Ok(Value::Str(s(a, 0, "toLower")?.to_lowercase())));
+    f.add("toUpper", |a| {
+        Ok(Value::Str(s(a, 0, "toUpper")?.to_uppercase()))
+    });
+    f.add("toLower", |a| {
+        Ok(Value::Str(s(a, 0, "toLower")?.to_lowercase()))
+    });
     f.add("title", |a| Ok(Value::Str(title(s(a, 0, "title")?))));
     f.add("trimSpace", |a| {
         Ok(Value::Str(s(a, 0, "trimSpace")?.trim().to_string()))
@@ -95,8 +99,12 @@ pub fn add_alertmanager_funcs(f: &mut Funcs, now_ms: i64) {
                 .into_owned(),
         ))
     });
-    f.add("safeHtml", |a| Ok(Value::Safe(s(a, 0, "safeHtml")?.to_string())));
-    f.add("safeUrl", |a| Ok(Value::Safe(s(a, 0, "safeUrl")?.to_string())));
+    f.add("safeHtml", |a| {
+        Ok(Value::Safe(s(a, 0, "safeHtml")?.to_string()))
+    });
+    f.add("safeUrl", |a| {
+        Ok(Value::Safe(s(a, 0, "safeUrl")?.to_string()))
+    });
     f.add("urlUnescape", |a| {
         let raw = s(a, 0, "urlUnescape")?.replace('+', " ");
         let b = raw.as_bytes();
@@ -107,7 +115,12 @@ pub fn add_alertmanager_funcs(f: &mut Funcs, now_ms: i64) {
                 let hex = raw
                     .get(i + 1..i + 3)
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("invalid URL escape {:?}", raw.get(i..i + 3).unwrap_or(&raw[i..])))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "invalid URL escape {:?}",
+                            raw.get(i..i + 3).unwrap_or(&raw[i..])
+                        )
+                    })?;
                 out.push(hex);
                 i += 3;
             } else {
@@ -170,8 +183,7 @@ pub fn add_alertmanager_funcs(f: &mut Funcs, now_ms: i64) {
     });
     f.add("toJson", |a| {
         Ok(Value::Str(
-            serde_json::to_string(&to_json(a.first().unwrap_or(&Value::Nil)))
-                .unwrap_or_default(),
+            serde_json::to_string(&to_json(a.first().unwrap_or(&Value::Nil))).unwrap_or_default(),
         ))
     });
     // Replaced per notification by the route's labels.
@@ -195,13 +207,20 @@ mod tests {
     #[test]
     fn alertmanager_types_and_functions() {
         let kv = |p: &[(&str, &str)]| {
-            Value::Kv(p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+            Value::Kv(
+                p.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            )
         };
         let alert = |st: &str| {
             let mut m = BTreeMap::new();
             m.insert("Status".into(), Value::Str(st.into()));
             m.insert("Labels".into(), kv(&[("alertname", "A"), ("x", st)]));
-            m.insert("StartsAt".into(), Value::Time(GoTime::utc(1_699_999_000_000)));
+            m.insert(
+                "StartsAt".into(),
+                Value::Time(GoTime::utc(1_699_999_000_000)),
+            );
             Value::Map(m)
         };
         let mut d = BTreeMap::new();
@@ -209,7 +228,10 @@ mod tests {
             "Alerts".into(),
             Value::Alerts(vec![alert("firing"), alert("resolved"), alert("firing")]),
         );
-        d.insert("CommonLabels".into(), kv(&[("alertname", "A"), ("job", "j")]));
+        d.insert(
+            "CommonLabels".into(),
+            kv(&[("alertname", "A"), ("job", "j")]),
+        );
         d.insert("GroupLabels".into(), kv(&[("alertname", "A")]));
         let d = Value::Map(d);
         assert_eq!(

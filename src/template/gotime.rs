@@ -217,7 +217,10 @@ pub fn method(t: &GoTime, name: &str, args: &[Value]) -> Option<Result<Value, St
         if args.is_empty() {
             Ok(v)
         } else {
-            Err(format!("wrong number of args for {name}: want 0 got {}", args.len()))
+            Err(format!(
+                "wrong number of args for {name}: want 0 got {}",
+                args.len()
+            ))
         }
     };
     Some(match name {
@@ -253,18 +256,27 @@ mod tests {
         // 2024-02-29T13:04:05.120Z, a Thursday.
         let t = GoTime::utc(1_709_211_845_120);
         assert_eq!(string(&t), "2024-02-29 13:04:05.12 +0000 UTC");
-        assert_eq!(format(&t, "2006-01-02T15:04:05Z07:00"), "2024-02-29T13:04:05Z");
+        assert_eq!(
+            format(&t, "2006-01-02T15:04:05Z07:00"),
+            "2024-02-29T13:04:05Z"
+        );
         assert_eq!(
             format(&t, "Mon Jan _2 3:04PM 2006 MST"),
             "Thu Feb 29 1:04PM 2024 UTC"
         );
-        assert_eq!(format(&t, "Monday, January 2 002 .000 .999"), "Thursday, February 29 060 .120 .12");
+        assert_eq!(
+            format(&t, "Monday, January 2 002 .000 .999"),
+            "Thursday, February 29 060 .120 .12"
+        );
         let cet = GoTime {
             ms: t.ms,
             offset_s: 3600,
             zone: "CET".into(),
         };
-        assert_eq!(format(&cet, "15:04 -0700 Z07:00 MST"), "14:04 +0100 +01:00 CET");
+        assert_eq!(
+            format(&cet, "15:04 -0700 Z07:00 MST"),
+            "14:04 +0100 +01:00 CET"
+        );
         assert_eq!(string(&GoTime::utc(0)), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(
             string(&GoTime::utc(GO_ZERO_TIME_MS)),

@@ -114,13 +114,16 @@ impl Value {
             if args.is_empty() {
                 Ok(v)
             } else {
-                Err(format!("wrong number of args for {name}: want 0 got {}", args.len()))
+                Err(format!(
+                    "wrong number of args for {name}: want 0 got {}",
+                    args.len()
+                ))
             }
         };
         Some(match (self, name) {
-            (Value::Kv(m), "SortedPairs") => {
-                no_args(Value::Pairs(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
-            }
+            (Value::Kv(m), "SortedPairs") => no_args(Value::Pairs(
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            )),
             (Value::Kv(m), "Names") => no_args(str_list(m.keys())),
             (Value::Kv(m), "Values") => no_args(str_list(m.values())),
             (Value::Kv(m), "Remove") => {
@@ -144,7 +147,11 @@ impl Value {
             (Value::Pairs(p), "Names") => no_args(str_list(p.iter().map(|x| &x.0))),
             (Value::Pairs(p), "Values") => no_args(str_list(p.iter().map(|x| &x.1))),
             (Value::Alerts(l), "Firing" | "Resolved") => {
-                let want = if name == "Firing" { "firing" } else { "resolved" };
+                let want = if name == "Firing" {
+                    "firing"
+                } else {
+                    "resolved"
+                };
                 no_args(Value::Alerts(
                     l.iter()
                         .filter(|a| matches!(a.field("Status"), Ok(Value::Str(s)) if s == want))
@@ -777,7 +784,11 @@ impl Template {
 
     /// Parses `text` in the set `base` belongs to: it may call every
     /// template `base` (and its parents) define; its own `define`s win.
-    pub fn parse_in(name: &str, text: &str, base: &Arc<Template>) -> Result<Template, TemplateError> {
+    pub fn parse_in(
+        name: &str,
+        text: &str,
+        base: &Arc<Template>,
+    ) -> Result<Template, TemplateError> {
         let mut t = Template::parse(name, text)?;
         t.parent = Some(base.clone());
         Ok(t)
@@ -1132,9 +1143,9 @@ impl Exec<'_> {
                 vals.push(self.operand(a, dot)?);
             }
             vals.extend(prev);
-            return base.method(last, &vals).unwrap_or_else(|| {
-                Err(format!("{last} is not a method but has arguments"))
-            });
+            return base
+                .method(last, &vals)
+                .unwrap_or_else(|| Err(format!("{last} is not a method but has arguments")));
         }
         match &cmd[0] {
             Arg::Ident(name) => self.call(name, &cmd[1..], dot, prev),

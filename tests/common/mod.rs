@@ -447,6 +447,9 @@ pub type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 pub struct Recorder {
     pub port: u16,
     pub status: Arc<Mutex<u16>>,
+    /// Content type, body and extra headers of the answer
+    /// (`application/json`, `{}` by default).
+    pub reply: Arc<Mutex<(String, String, Vec<(String, String)>)>>,
     /// (request line and headers, body) of each request, in arrival order.
     pub requests: Requests,
 }
@@ -456,20 +459,44 @@ impl Recorder {
         let l = StdListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let status = Arc::new(Mutex::new(200u16));
+        let reply = Arc::new(Mutex::new((
+            "application/json".to_string(),
+            "{}".to_string(),
+            Vec::new(),
+        )));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (s2, r2) = (status.clone(), requests.clone());
+        let (s2, p2, r2) = (status.clone(), reply.clone(), requests.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (s, r) = (s2.clone(), r2.clone());
-                std::thread::spawn(move || record(conn, s, r));
+                let (s, p, r) = (s2.clone(), p2.clone(), r2.clone());
+                std::thread::spawn(move || record(conn, s, p, r));
             }
         });
         Recorder {
             port,
             status,
+            reply,
             requests,
         }
+    }
+
+    /// Sets the answer: status, content type, body and extra headers.
+    pub fn respond(&self, status: u16, content_type: &str, body: &str, headers: &[(&str, &str)]) {
+        *self.status.lock().unwrap() = status;
+        *self.reply.lock().unwrap() = (
+            content_type.to_string(),
+            body.to_string(),
+            headers
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        );
+    }
+
+    /// Requests received so far (head, body).
+    pub fn taken(&self) -> Vec<(String, Vec<u8>)> {
+        self.requests.lock().unwrap().clone()
     }
 
     pub fn addr(&self) -> String {
@@ -487,7 +514,14 @@ impl Recorder {
     }
 }
 
-fn record(mut conn: std::net::TcpStream, status: Arc<Mutex<u16>>, requests: Requests) {
+type ReplySpec = Arc<Mutex<(String, String, Vec<(String, String)>)>>;
+
+fn record(
+    mut conn: std::net::TcpStream,
+    status: Arc<Mutex<u16>>,
+    reply: ReplySpec,
+    requests: Requests,
+) {
     use std::io::{BufRead, BufReader, Read, Write};
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     loop {
@@ -516,12 +550,17 @@ fn record(mut conn: std::net::TcpStream, status: Arc<Mutex<u16>>, requests: Requ
         }
         requests.lock().unwrap().push((head, body));
         let code = *status.lock().unwrap();
-        if write!(
-            conn,
-            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-        )
-        .is_err()
-        {
+        let (ct, text, extra) = reply.lock().unwrap().clone();
+        let mut out = format!(
+            "HTTP/1.1 {code} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n",
+            text.len()
+        );
+        for (k, v) in extra {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&text);
+        if conn.write_all(out.as_bytes()).is_err() {
             return;
         }
     }

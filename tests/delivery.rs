@@ -1,0 +1,451 @@
+//! Delivery to receivers: the exact Slack, PagerDuty and webhook requests
+//! argus sends to HTTP servers on 127.0.0.1, and the outbox under
+//! failure — an outage of simulated minutes, a restart in the middle of
+//! it, Retry-After, rate limits and a hanging receiver. Time is a manual
+//! clock, so minutes of retries take milliseconds; the HTTP is real.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argus::config::DeliveryConfig;
+use argus::model::{Alert, AlertSink, Clock, Labels, ManualClock};
+use argus::notify::{Notifier, Strictness, group_key_hash, parse_am_config};
+use argus::telemetry::Metrics;
+use common::*;
+use serde_json::{Value, json};
+
+const T0: i64 = 1_800_000_000_000;
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    notifier: Arc<Notifier>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(
+    dir: &std::path::Path,
+    clock: Arc<ManualClock>,
+    am: &str,
+    delivery: &DeliveryConfig,
+) -> Harness {
+    let mut cfg = parse_am_config(am, "alertmanager.yml", Strictness::Deliver).unwrap();
+    cfg.base_dir = dir.to_path_buf();
+    let notifier = Arc::new(
+        Notifier::new(
+            clock.clone(),
+            "http://argus.test:9095",
+            Arc::new(Metrics::new()),
+        )
+        .unwrap()
+        .with_state_dir(dir.join("data")),
+    );
+    notifier.apply(Some(&cfg), delivery).unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(notifier.clone().run(rx));
+    Harness {
+        clock,
+        notifier,
+        stop,
+        task,
+    }
+}
+
+impl Harness {
+    /// Moves the clock and lets the notifier and its workers act.
+    async fn advance(&self, ms: i64) {
+        self.clock.advance(ms);
+        self.notifier.poke();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    fn fire(&self, name: &str, labels: &[(&str, &str)], ends_at: i64) {
+        let mut l: Vec<(String, String)> = vec![("alertname".into(), name.into())];
+        l.extend(labels.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+        self.notifier.send(vec![Alert {
+            labels: Labels::from_pairs(l),
+            annotations: BTreeMap::from([("summary".to_string(), format!("{name} is bad"))]),
+            starts_at: T0,
+            ends_at,
+            generator_url: "http://argus.test:9095/graph?g0.expr=up".into(),
+        }]);
+    }
+}
+
+async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn bodies(r: &Recorder, path: &str) -> Vec<Value> {
+    r.taken()
+        .into_iter()
+        .filter(|(h, _)| h.starts_with(&format!("POST {path} ")))
+        .map(|(_, b)| serde_json::from_slice(&b).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_pagerduty_and_webhook_receive_alertmanagers_messages() {
+    let slack = Recorder::start();
+    slack.respond(200, "text/plain", "ok", &[]);
+    let bot = Recorder::start();
+    bot.respond(
+        200,
+        "application/json; charset=utf-8",
+        r#"{"ok":true}"#,
+        &[],
+    );
+    let pd = Recorder::start();
+    pd.respond(202, "application/json", r#"{"status":"success"}"#, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("pd-key"), "R0UT1NGKEY\n").unwrap();
+    std::fs::write(tmp.path().join("bot-token"), "xoxb-secret\n").unwrap();
+    let am = format!(
+        r##"
+route:
+  receiver: oncall
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: oncall
+    slack_configs:
+      - api_url: http://{slack}/hooks/T000/B000/XXXX
+        channel: '#ops'
+        send_resolved: true
+        fields:
+          - title: Service
+            value: '{{{{ .CommonLabels.service }}}}'
+        actions:
+          - type: button
+            text: Runbook
+            url: 'https://runbooks.example/{{{{ .GroupLabels.alertname }}}}'
+      - app_token_file: bot-token
+        app_url: http://{bot}/api/chat.postMessage
+        channel: C123
+        title: '{{{{ .Alerts.Firing | len }}}} firing'
+    pagerduty_configs:
+      - routing_key_file: pd-key
+        url: http://{pd}/v2/enqueue
+        severity: critical
+        details:
+          service: '{{{{ .CommonLabels.service }}}}'
+"##,
+        slack = slack.addr(),
+        bot = bot.addr(),
+        pd = pd.addr()
+    );
+    let h = start(
+        tmp.path(),
+        Arc::new(ManualClock::new(T0)),
+        &am,
+        &DeliveryConfig::default(),
+    );
+    h.fire(
+        "HighLatency",
+        &[("service", "api"), ("severity", "critical")],
+        T0 + 3_600_000,
+    );
+    h.advance(0).await;
+    let got = until("the Slack message", || {
+        bodies(&slack, "/hooks/T000/B000/XXXX").pop()
+    })
+    .await;
+    assert_eq!(
+        got,
+        json!({
+            "channel": "#ops",
+            "username": "argus",
+            "attachments": [{
+                "title": "[FIRING:1] HighLatency (api critical)",
+                "title_link": "http://argus.test:9095/api/v2/alerts?receiver=oncall",
+                "fallback": "[FIRING:1] HighLatency (api critical) | http://argus.test:9095/api/v2/alerts?receiver=oncall",
+                "fields": [{"title": "Service", "value": "api", "short": false}],
+                "actions": [{"type": "button", "text": "Runbook", "url": "https://runbooks.example/HighLatency"}],
+                "color": "danger",
+                "mrkdwn_in": ["fallback", "pretext", "text"]
+            }]
+        })
+    );
+    let (head, _) = slack.taken().remove(0);
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    assert!(header(&head, "user-agent").unwrap().starts_with("argus/"));
+
+    let got = until("the bot-token message", || {
+        bodies(&bot, "/api/chat.postMessage").pop()
+    })
+    .await;
+    assert_eq!(got["channel"], "C123");
+    assert_eq!(got["attachments"][0]["title"], "1 firing");
+    let (head, _) = bot.taken().remove(0);
+    assert_eq!(header(&head, "authorization"), Some("Bearer xoxb-secret"));
+
+    let got = until("the PagerDuty event", || bodies(&pd, "/v2/enqueue").pop()).await;
+    let group_key = "{}:{alertname=\"HighLatency\"}";
+    assert_eq!(got["routing_key"], "R0UT1NGKEY");
+    assert_eq!(got["event_action"], "trigger");
+    assert_eq!(got["dedup_key"], group_key_hash(group_key));
+    assert_eq!(got["dedup_key"].as_str().unwrap().len(), 64);
+    assert_eq!(got["client"], "argus");
+    assert_eq!(
+        got["client_url"],
+        "http://argus.test:9095/api/v2/alerts?receiver=oncall"
+    );
+    let p = &got["payload"];
+    assert_eq!(p["summary"], "[FIRING:1] HighLatency (api critical)");
+    assert_eq!(p["source"], "argus");
+    assert_eq!(p["severity"], "critical");
+    assert_eq!(p["custom_details"]["service"], "api");
+    assert_eq!(p["custom_details"]["num_firing"], "1");
+    assert_eq!(p["custom_details"]["num_resolved"], "0");
+    assert_eq!(
+        p["custom_details"]["firing"],
+        "Labels:\n - alertname = HighLatency\n - service = api\n - severity = critical\nAnnotations:\n - summary = HighLatency is bad\nSource: http://argus.test:9095/graph?g0.expr=up\n"
+    );
+
+    // The resolve: the same incident is resolved; Slack turns green; the
+    // bot-token Slack config does not send resolves.
+    h.fire(
+        "HighLatency",
+        &[("service", "api"), ("severity", "critical")],
+        T0 + 30_000,
+    );
+    h.advance(60_000).await;
+    let got = until("the PagerDuty resolve", || {
+        bodies(&pd, "/v2/enqueue")
+            .into_iter()
+            .find(|b| b["event_action"] == "resolve")
+    })
+    .await;
+    assert_eq!(got["dedup_key"], group_key_hash(group_key));
+    let got = until("the Slack resolve", || {
+        bodies(&slack, "/hooks/T000/B000/XXXX").into_iter().nth(1)
+    })
+    .await;
+    assert_eq!(got["attachments"][0]["color"], "good");
+    assert_eq!(
+        got["attachments"][0]["title"],
+        "[RESOLVED] HighLatency (api critical)"
+    );
+    h.advance(60_000).await;
+    assert_eq!(bodies(&bot, "/api/chat.postMessage").len(), 1);
+    assert_eq!(bodies(&pd, "/v2/enqueue").len(), 2);
+
+    // Slack answering anything but "ok" is a failure that backing off
+    // cannot fix: no retries; the group's next flush tries again, as in
+    // Alertmanager.
+    slack.respond(200, "text/plain", "invalid_token", &[]);
+    h.fire("Other", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the refused Slack message", || {
+        bodies(&slack, "/hooks/T000/B000/XXXX").get(2).cloned()
+    })
+    .await;
+    h.advance(30_000).await;
+    assert_eq!(bodies(&slack, "/hooks/T000/B000/XXXX").len(), 3);
+    h.advance(30_000).await;
+    until("the next group flush", || {
+        bodies(&slack, "/hooks/T000/B000/XXXX").get(3).cloned()
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_queued_survives_a_restart_and_is_delivered_in_order_at_the_rate_limit() {
+    let hook = Recorder::start();
+    hook.respond(503, "text/plain", "down", &[]);
+    let other = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let am = format!(
+        r#"
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 4h
+  routes:
+    - matchers: ['alertname="Paged"']
+      receiver: pager
+receivers:
+  - name: team
+    webhook_configs:
+      - url: http://{}/team
+  - name: pager
+    webhook_configs:
+      - url: http://{}/pager
+"#,
+        hook.addr(),
+        other.addr()
+    );
+    let delivery = DeliveryConfig {
+        rate_limits: BTreeMap::from([("webhook".to_string(), "1/s".to_string())]),
+        ..DeliveryConfig::default()
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let h = start(tmp.path(), clock.clone(), &am, &delivery);
+    for name in ["A", "B", "C"] {
+        h.fire(name, &[], T0 + 3_600_000);
+        h.advance(10).await;
+    }
+    until("a first failed attempt", || {
+        (hook.taken().len() >= 1).then_some(())
+    })
+    .await;
+    // Another receiver is not held up by the dead one.
+    h.fire("Paged", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the other receiver", || bodies(&other, "/pager").pop()).await;
+
+    // Five simulated minutes of outage: retries back off (head of line:
+    // only A is tried), nothing is lost.
+    for _ in 0..10 {
+        h.advance(30_000).await;
+    }
+    let attempts = hook.taken().len();
+    assert!(
+        (4..=10).contains(&attempts),
+        "{attempts} attempts in 5 minutes"
+    );
+    assert!(
+        bodies(&hook, "/team")
+            .iter()
+            .all(|b| b["groupLabels"]["alertname"] == "A")
+    );
+
+    // Restart in the middle of the outage: the queue is on disk.
+    h.stop().await;
+    assert!(tmp.path().join("data/outbox.json").exists());
+    let h = start(tmp.path(), clock.clone(), &am, &delivery);
+    for _ in 0..10 {
+        h.advance(30_000).await;
+    }
+    let before = hook.taken().len();
+    hook.respond(200, "application/json", "{}", &[]);
+    // Recovery: the next attempt succeeds; the rate limit then lets one
+    // notification through per simulated second, in order.
+    h.advance(300_000).await;
+    until("A after recovery", || {
+        (hook.taken().len() > before).then_some(())
+    })
+    .await;
+    h.advance(0).await;
+    let delivered = |hook: &Recorder| -> Vec<String> {
+        hook.taken()[before..]
+            .iter()
+            .map(|(_, b)| {
+                serde_json::from_slice::<Value>(b).unwrap()["groupLabels"]["alertname"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(delivered(&hook), vec!["A"], "rate limit: one per second");
+    h.advance(1_000).await;
+    until("B", || (delivered(&hook).len() == 2).then_some(())).await;
+    h.advance(1_000).await;
+    until("C", || (delivered(&hook).len() == 3).then_some(())).await;
+    assert_eq!(delivered(&hook), vec!["A", "B", "C"]);
+    // Nothing more: each group once, no duplicate from the restart.
+    for _ in 0..5 {
+        h.advance(60_000).await;
+    }
+    assert_eq!(delivered(&hook).len(), 3);
+    assert_eq!(bodies(&other, "/pager").len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_and_a_hanging_receiver_delays_no_other() {
+    let limited = Recorder::start();
+    limited.respond(429, "text/plain", "slow down", &[("Retry-After", "120")]);
+    let fine = Recorder::start();
+    let (hung, _h) = black_hole();
+    let tmp = tempfile::tempdir().unwrap();
+    let am = format!(
+        r#"
+route:
+  receiver: limited
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1h
+  routes:
+    - matchers: ['alertname="H"']
+      receiver: hung
+      continue: true
+    - matchers: ['alertname="H"']
+      receiver: fine
+receivers:
+  - name: limited
+    webhook_configs: [{{url: 'http://{}/l'}}]
+  - name: hung
+    webhook_configs: [{{url: 'http://127.0.0.1:{}/h', timeout: 30s}}]
+  - name: fine
+    webhook_configs: [{{url: 'http://{}/f'}}]
+"#,
+        limited.addr(),
+        hung,
+        fine.addr()
+    );
+    let h = start(
+        tmp.path(),
+        Arc::new(ManualClock::new(T0)),
+        &am,
+        &DeliveryConfig::default(),
+    );
+    h.fire("L", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the first attempt", || {
+        (limited.taken().len() == 1).then_some(())
+    })
+    .await;
+    // The backoff alone would retry after about a second; the receiver
+    // asked for two minutes.
+    h.advance(60_000).await;
+    h.advance(59_000).await;
+    assert_eq!(limited.taken().len(), 1);
+    limited.respond(200, "application/json", "{}", &[]);
+    h.advance(1_500).await;
+    until("the retry after two minutes", || {
+        (limited.taken().len() == 2).then_some(())
+    })
+    .await;
+
+    // A receiver that never answers holds only its own queue.
+    let t = Instant::now();
+    h.fire("H", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the healthy receiver", || bodies(&fine, "/f").pop()).await;
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let _ = h.clock.now_millis();
+    h.stop().await;
+}
