@@ -317,7 +317,7 @@ receivers:
         h.advance(10).await;
     }
     until("a first failed attempt", || {
-        (hook.taken().len() >= 1).then_some(())
+        (!hook.taken().is_empty()).then_some(())
     })
     .await;
     // Another receiver is not held up by the dead one.
@@ -447,5 +447,92 @@ receivers:
     until("the healthy receiver", || bodies(&fine, "/f").pop()).await;
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let _ = h.clock.now_millis();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_over_starttls_with_auth_as_a_text_and_html_message() {
+    let smtp = smtp::SmtpSink::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("ca.pem"), &smtp.ca_pem).unwrap();
+    std::fs::write(tmp.path().join("smtp-pass"), "s3cret\n").unwrap();
+    let am = format!(
+        r#"
+global:
+  smtp_smarthost: 127.0.0.1:{}
+  smtp_from: argus@example.org
+  smtp_auth_username: argus
+  smtp_auth_password_file: smtp-pass
+  smtp_hello: argus.example.org
+route:
+  receiver: mail
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+receivers:
+  - name: mail
+    email_configs:
+      - to: 'oncall@example.org, lead@example.org'
+        send_resolved: true
+        tls_config: {{ca_file: ca.pem, server_name: localhost}}
+        headers:
+          X-Alert-Group: '{{{{ .GroupLabels.alertname }}}}'
+"#,
+        smtp.port
+    );
+    let h = start(
+        tmp.path(),
+        Arc::new(ManualClock::new(T0)),
+        &am,
+        &DeliveryConfig::default(),
+    );
+    h.notifier.send(vec![Alert {
+        labels: Labels::from_pairs([("alertname", "DiskFull"), ("host", "db<1>")]),
+        annotations: BTreeMap::from([("summary".to_string(), "disk <b>full</b>".to_string())]),
+        starts_at: T0,
+        ends_at: T0 + 3_600_000,
+        generator_url: "http://argus.test/graph".into(),
+    }]);
+    h.advance(0).await;
+    let m = until("the email", || smtp.taken().pop()).await;
+    assert!(m.tls, "STARTTLS was required");
+    assert_eq!(m.auth, Some(("argus".to_string(), "s3cret".to_string())));
+    assert_eq!(m.helo, "argus.example.org");
+    assert_eq!(m.from, "argus@example.org");
+    assert_eq!(m.to, vec!["oncall@example.org", "lead@example.org"]);
+    // Quoted-printable parts read back as text.
+    let d = &m.data.replace("=\r\n", "").replace("=3D", "=");
+    assert!(
+        d.contains("Subject: [FIRING:1] DiskFull (db<1>)\r\n"),
+        "{d}"
+    );
+    assert!(d.contains("X-Alert-Group: DiskFull\r\n"), "{d}");
+    assert!(d.contains("From: argus@example.org\r\n"), "{d}");
+    assert!(
+        d.contains("To: oncall@example.org, lead@example.org\r\n"),
+        "{d}"
+    );
+    assert!(d.contains("Content-Type: multipart/alternative"), "{d}");
+    assert!(d.contains("Content-Type: text/plain; charset=utf-8"), "{d}");
+    assert!(d.contains("Content-Type: text/html; charset=utf-8"), "{d}");
+    // The text part lists the alert as is; the HTML part escapes it.
+    assert!(d.contains(" - summary = disk <b>full</b>"), "{d}");
+    assert!(d.contains("summary = disk &lt;b&gt;full&lt;/b&gt;"), "{d}");
+    assert!(!d.contains("s3cret"));
+
+    h.notifier.send(vec![Alert {
+        labels: Labels::from_pairs([("alertname", "DiskFull"), ("host", "db<1>")]),
+        annotations: BTreeMap::new(),
+        starts_at: T0,
+        ends_at: T0 + 10_000,
+        generator_url: String::new(),
+    }]);
+    h.advance(60_000).await;
+    let m = until("the resolved email", || smtp.taken().get(1).cloned()).await;
+    assert!(
+        m.data.contains("Subject: [RESOLVED] DiskFull (db<1>)\r\n"),
+        "{}",
+        m.data
+    );
     h.stop().await;
 }

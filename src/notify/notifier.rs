@@ -479,9 +479,9 @@ impl Notifier {
     /// Renders `p` with the current configuration and sends it.
     async fn attempt(&self, p: &Pending) -> Outcome {
         let now = self.clock.now_millis();
-        let (prepared, base_dir) = {
+        let prepared = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            (self.prepare(&st, p, now), st.base_dir.clone())
+            self.prepare(&st, p, now)
         };
         let prepared = match prepared {
             Ok(x) => x,
@@ -491,7 +491,7 @@ impl Notifier {
             tracing::info!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, message = ?prepared, "dry run: notification not sent");
             return Outcome::Delivered;
         }
-        self.sender.send(prepared, &base_dir, now).await
+        self.sender.send(prepared, now).await
     }
 
     fn prepare(&self, st: &State, p: &Pending, now: i64) -> Result<Prepared, String> {

@@ -78,6 +78,36 @@ impl RenderCtx<'_> {
         }
     }
 
+    /// An integration's client settings (its own or `global`'s), with
+    /// relative file paths made relative to the routing file.
+    fn http(&self, own: &Option<HttpConfig>) -> Option<HttpConfig> {
+        let mut h = own.clone().or_else(|| self.global.http_config.clone())?;
+        let fix = |f: &mut Option<String>| {
+            if let Some(p) = f.as_mut() {
+                *p = self.path(p);
+            }
+        };
+        fix(&mut h.bearer_token_file);
+        if let Some(b) = h.basic_auth.as_mut() {
+            fix(&mut b.password_file);
+        }
+        if let Some(a) = h.authorization.as_mut() {
+            fix(&mut a.credentials_file);
+        }
+        h.tls_config = h.tls_config.as_ref().map(|t| self.tls(t));
+        Some(h)
+    }
+
+    fn tls(&self, t: &crate::config::TlsConfig) -> crate::config::TlsConfig {
+        let fix = |f: &Option<String>| f.as_ref().map(|p| self.path(p));
+        crate::config::TlsConfig {
+            ca_file: fix(&t.ca_file),
+            cert_file: fix(&t.cert_file),
+            key_file: fix(&t.key_file),
+            ..t.clone()
+        }
+    }
+
     /// An inline secret or the trimmed content of its file.
     fn secret(
         &self,
@@ -95,7 +125,7 @@ impl RenderCtx<'_> {
 /// A request ready to go.
 pub enum Prepared {
     /// An HTTP POST.
-    Http(HttpRequest),
+    Http(Box<HttpRequest>),
     /// An email.
     Email(Box<EmailRequest>),
 }
@@ -372,15 +402,15 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
         }
         (None, None) => return Err("no Slack API URL nor App token".into()),
     };
-    Ok(Prepared::Http(HttpRequest {
+    Ok(Prepared::Http(Box::new(HttpRequest {
         url,
         headers,
         body: go_json(&req),
         timeout: timeout(&c.timeout),
-        http: c.http_config.clone().or_else(|| g.http_config.clone()),
+        http: x.http(&c.http_config),
         retry_codes: &[429],
         check: BodyCheck::Slack,
-    }))
+    })))
 }
 
 /// Renders string leaves of a details value as templates.
@@ -583,7 +613,7 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
         (None, Some(g), None) => g.clone(),
         (None, None, None) => PAGERDUTY_URL.to_string(),
     };
-    Ok(Prepared::Http(HttpRequest {
+    Ok(Prepared::Http(Box::new(HttpRequest {
         url: Secret::new(url),
         headers: Vec::new(),
         body,
@@ -595,13 +625,13 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
         // PagerDuty v1 rate-limits with 403; v2 with 429.
         retry_codes: if v1.is_some() { &[403] } else { &[429] },
         check: BodyCheck::None,
-    }))
+    })))
 }
 
 /// The webhook request of `c` (its data already cut to `max_alerts`).
 pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
     let url = x.secret(&c.url, &c.url_file)?.ok_or("webhook has no url")?;
-    Ok(Prepared::Http(HttpRequest {
+    Ok(Prepared::Http(Box::new(HttpRequest {
         url: Secret::new(url.expose().trim()),
         headers: Vec::new(),
         body: webhook_body(x.data),
@@ -612,7 +642,7 @@ pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
             .or_else(|| x.global.http_config.clone()),
         retry_codes: &[429],
         check: BodyCheck::None,
-    }))
+    })))
 }
 
 /// The email of `c`.
@@ -714,7 +744,11 @@ pub fn email(c: &EmailConfig, x: &RenderCtx) -> Result<Prepared, String> {
             .force_implicit_tls
             .or(g.smtp_force_implicit_tls)
             .unwrap_or(port == "465"),
-        tls: c.tls_config.clone().or_else(|| g.smtp_tls_config.clone()),
+        tls: c
+            .tls_config
+            .as_ref()
+            .or(g.smtp_tls_config.as_ref())
+            .map(|t| x.tls(t)),
         smarthost,
         message,
     })))
@@ -758,17 +792,17 @@ impl Sender {
     }
 
     /// Sends `p`; `now` reads `Retry-After` dates.
-    pub async fn send(&self, p: Prepared, base_dir: &Path, now: i64) -> Outcome {
+    pub async fn send(&self, p: Prepared, now: i64) -> Outcome {
         match p {
-            Prepared::Http(h) => self.post(h, base_dir, now).await,
+            Prepared::Http(h) => self.post(*h, now).await,
             Prepared::Email(e) => send_email(*e).await,
         }
     }
 
-    async fn post(&self, h: HttpRequest, base_dir: &Path, now: i64) -> Outcome {
+    async fn post(&self, h: HttpRequest, now: i64) -> Outcome {
         let tls = h.http.as_ref().and_then(|c| c.tls_config.clone());
         let client = match tls {
-            Some(t) => match build_client(Some(&rebase_tls(&t, base_dir)), None) {
+            Some(t) => match build_client(Some(&t), None) {
                 Ok(c) => c,
                 Err(e) => return Outcome::Failed(format!("client: {e}")),
             },
@@ -784,19 +818,11 @@ impl Sender {
             req = req.header(k.as_str(), v.expose());
         }
         if let Some(c) = &h.http {
-            let bt_file = c.bearer_token_file.as_ref().map(|f| {
-                let p = Path::new(f);
-                if p.is_absolute() {
-                    f.clone()
-                } else {
-                    base_dir.join(p).display().to_string()
-                }
-            });
             let creds = Credentials {
                 basic_auth: c.basic_auth.as_ref(),
                 authorization: c.authorization.as_ref(),
                 bearer_token: c.bearer_token.as_ref(),
-                bearer_token_file: bt_file.as_deref(),
+                bearer_token_file: c.bearer_token_file.as_deref(),
             };
             req = match creds.apply(req) {
                 Ok(r) => r,
@@ -844,24 +870,6 @@ impl Sender {
         } else {
             Outcome::Failed(reason)
         }
-    }
-}
-
-fn rebase_tls(t: &crate::config::TlsConfig, base: &Path) -> crate::config::TlsConfig {
-    let fix = |f: &Option<String>| {
-        f.as_ref().map(|p| {
-            if Path::new(p).is_absolute() {
-                p.clone()
-            } else {
-                base.join(p).display().to_string()
-            }
-        })
-    };
-    crate::config::TlsConfig {
-        ca_file: fix(&t.ca_file),
-        cert_file: fix(&t.cert_file),
-        key_file: fix(&t.key_file),
-        ..t.clone()
     }
 }
 

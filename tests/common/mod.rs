@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod om_data;
+pub mod smtp;
 
 use serde_json::Value;
 
@@ -449,7 +450,7 @@ pub struct Recorder {
     pub status: Arc<Mutex<u16>>,
     /// Content type, body and extra headers of the answer
     /// (`application/json`, `{}` by default).
-    pub reply: Arc<Mutex<(String, String, Vec<(String, String)>)>>,
+    pub reply: ReplySpec,
     /// (request line and headers, body) of each request, in arrival order.
     pub requests: Requests,
 }
@@ -459,7 +460,7 @@ impl Recorder {
         let l = StdListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let status = Arc::new(Mutex::new(200u16));
-        let reply = Arc::new(Mutex::new((
+        let reply: ReplySpec = Arc::new(Mutex::new((
             "application/json".to_string(),
             "{}".to_string(),
             Vec::new(),

@@ -1,0 +1,202 @@
+//! A real SMTP server on 127.0.0.1 for tests: EHLO, STARTTLS (rustls with
+//! a test certificate), AUTH PLAIN, MAIL/RCPT/DATA; it records every
+//! message with how it arrived.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio_rustls::rustls;
+
+/// One delivered message.
+#[derive(Clone, Debug, Default)]
+pub struct Mail {
+    pub helo: String,
+    pub tls: bool,
+    pub auth: Option<(String, String)>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The server.
+pub struct SmtpSink {
+    pub port: u16,
+    pub mails: Arc<Mutex<Vec<Mail>>>,
+    /// PEM of the CA that signed the server certificate (for `ca_file`).
+    pub ca_pem: String,
+}
+
+fn b64decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+impl SmtpSink {
+    /// Starts a server whose certificate is for `localhost`.
+    pub fn start() -> SmtpSink {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let cfg = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = std_l.local_addr().unwrap().port();
+        std_l.set_nonblocking(true).unwrap();
+        let mails = Arc::new(Mutex::new(Vec::new()));
+        let m2 = mails.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(std_l).unwrap();
+                loop {
+                    let Ok((sock, _)) = l.accept().await else {
+                        continue;
+                    };
+                    let (acc, mails) = (acceptor.clone(), m2.clone());
+                    tokio::spawn(async move {
+                        let _ = session(Box::new(sock), acc, mails).await;
+                    });
+                }
+            });
+        });
+        SmtpSink {
+            port,
+            mails,
+            ca_pem: ca.pem(),
+        }
+    }
+
+    pub fn taken(&self) -> Vec<Mail> {
+        self.mails.lock().unwrap().clone()
+    }
+}
+
+async fn session(
+    io: Box<dyn Io>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mails: Arc<Mutex<Vec<Mail>>>,
+) -> std::io::Result<()> {
+    let mut r = BufReader::new(io);
+    let mut mail = Mail::default();
+    r.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end().to_string();
+        let upper = cmd.to_ascii_uppercase();
+        let reply: String = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            mail.helo = cmd[4..].trim().to_string();
+            if mail.tls {
+                "250-sink.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n".into()
+            } else {
+                "250-sink.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n".into()
+            }
+        } else if upper == "STARTTLS" {
+            r.get_mut().write_all(b"220 go ahead\r\n").await?;
+            let plain = r.into_inner();
+            let tls = acceptor.accept(plain).await?;
+            r = BufReader::new(Box::new(tls));
+            mail.tls = true;
+            continue;
+        } else if let Some(rest) = upper.strip_prefix("AUTH PLAIN ") {
+            let raw = b64decode(&cmd[cmd.len() - rest.len()..]);
+            let parts: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            mail.auth = Some((
+                parts.get(1).cloned().unwrap_or_default(),
+                parts.get(2).cloned().unwrap_or_default(),
+            ));
+            "235 ok\r\n".into()
+        } else if upper.starts_with("MAIL FROM:") {
+            mail.from = cmd[10..]
+                .trim()
+                .trim_matches(|c| c == '<' || c == '>')
+                .split('>')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            "250 ok\r\n".into()
+        } else if upper.starts_with("RCPT TO:") {
+            mail.to.push(
+                cmd[8..]
+                    .trim()
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .to_string(),
+            );
+            "250 ok\r\n".into()
+        } else if upper == "DATA" {
+            r.get_mut().write_all(b"354 end with .\r\n").await?;
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).await? == 0 {
+                    return Ok(());
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                data.push_str(
+                    l.strip_prefix('.')
+                        .filter(|_| l.starts_with(".."))
+                        .unwrap_or(&l),
+                );
+            }
+            mail.data = data;
+            mails.lock().unwrap().push(mail.clone());
+            mail.to.clear();
+            "250 queued\r\n".into()
+        } else if upper == "QUIT" {
+            r.get_mut().write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else if upper == "RSET" || upper == "NOOP" {
+            "250 ok\r\n".into()
+        } else {
+            "502 not implemented\r\n".into()
+        };
+        r.get_mut().write_all(reply.as_bytes()).await?;
+    }
+}
