@@ -98,10 +98,34 @@ enum Cmd {
         #[command(subcommand)]
         what: TestCmd,
     },
+    /// Notification templates.
+    Template {
+        #[command(subcommand)]
+        what: TemplateCmd,
+    },
     /// Backfill the store from files.
     Import {
         #[command(subcommand)]
         what: ImportCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCmd {
+    /// Print what each integration of a receiver would send for sample
+    /// alerts (secrets hidden); nothing is sent.
+    Render {
+        /// Alertmanager configuration file (argus's routing file).
+        #[arg(long, alias = "config.file")]
+        config: PathBuf,
+        /// The receiver.
+        #[arg(long)]
+        receiver: String,
+        /// Alerts as JSON: a list of {labels, annotations, startsAt,
+        /// endsAt, generatorURL}, or a webhook payload. Without it, two
+        /// firing alerts and a resolved one of an example service.
+        #[arg(long)]
+        alerts: Option<PathBuf>,
     },
 }
 
@@ -289,6 +313,28 @@ fn main() -> ExitCode {
         }) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("argus: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Template {
+            what:
+                TemplateCmd::Render {
+                    config,
+                    receiver,
+                    alerts,
+                },
+        } => match cli::template_render(
+            &config,
+            &receiver,
+            alerts.as_deref(),
+            argus::model::now_millis(),
+        ) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 eprintln!("argus: {e}");
                 ExitCode::FAILURE

@@ -536,3 +536,151 @@ receivers:
     );
     h.stop().await;
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The whole chain with a real argus process and the shipped routing
+/// (alerting/): a scraped target, rules firing after their `for`, the
+/// messages at the Slack, PagerDuty and SMTP stand-ins, then the resolve.
+#[test]
+fn full_chain_from_scrape_to_slack_pagerduty_and_email_with_the_shipped_routing() {
+    let target = Target::text("app_errors 5\napp_notes 1\n");
+    let slack = Recorder::start();
+    slack.respond(200, "text/plain", "ok", &[]);
+    let pd = Recorder::start();
+    pd.respond(202, "application/json", r#"{"status":"success"}"#, &[]);
+    let smtp = smtp::SmtpSink::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let routing = tmp.path().join("alerting");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting"),
+        &routing,
+    );
+    std::fs::create_dir_all(routing.join("secrets")).unwrap();
+    for (f, v) in [
+        (
+            "slack_api_url",
+            format!("http://{}/services/T0/B0/X", slack.addr()),
+        ),
+        ("pagerduty_routing_key", "PDKEY123".to_string()),
+        ("smtp_password", "mailpass".to_string()),
+        ("deadman_url", format!("http://{}/deadman", slack.addr())),
+        ("smtp-ca.pem", smtp.ca_pem.clone()),
+    ] {
+        std::fs::write(routing.join("secrets").join(f), v).unwrap();
+    }
+    // Point the shipped file at the stand-ins and shorten its timers.
+    let am = std::fs::read_to_string(routing.join("alertmanager.yml"))
+        .unwrap()
+        .replace("smtp.example.org:587", &format!("127.0.0.1:{}", smtp.port))
+        .replace(
+            "  smtp_require_tls: true\n",
+            &format!(
+                "  smtp_require_tls: true\n  smtp_tls_config: {{ca_file: secrets/smtp-ca.pem, server_name: localhost}}\n  pagerduty_url: http://{}/v2/enqueue\n",
+                pd.addr()
+            ),
+        )
+        .replace("group_wait: 30s", "group_wait: 1s")
+        .replace("group_interval: 5m", "group_interval: 2s");
+    std::fs::write(routing.join("alertmanager.yml"), am).unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        r#"groups:
+  - name: app
+    interval: 1s
+    rules:
+      - alert: AppErrors
+        expr: app_errors > 1
+        for: 2s
+        labels: {severity: critical, service: api}
+        annotations:
+          summary: 'api fails: {{ $value }} errors'
+          runbook: https://runbooks.example/app-errors
+      - alert: AppNote
+        expr: app_notes > 0
+        labels: {severity: info, service: api}
+        annotations: {summary: a note}
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alerting/alertmanager.yml\nscrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{}']}}]\n",
+        target.addr()
+    );
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let t0 = Instant::now();
+    let page = wait_for(30, "the Slack page", || {
+        bodies(&slack, "/services/T0/B0/X")
+            .into_iter()
+            .find(|b| b["channel"] == "#alerts-critical")
+    });
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "sent before its `for`"
+    );
+    let att = &page["attachments"][0];
+    assert_eq!(att["title"], "[FIRING:1] AppErrors api");
+    assert_eq!(att["color"], "danger");
+    let text = att["text"].as_str().unwrap();
+    assert!(text.contains("api fails: 5 errors"), "{text}");
+    assert!(
+        text.contains("Runbook: https://runbooks.example/app-errors"),
+        "{text}"
+    );
+    let ev = wait_for(20, "the PagerDuty trigger", || {
+        bodies(&pd, "/v2/enqueue").pop()
+    });
+    assert_eq!(ev["routing_key"], "PDKEY123");
+    assert_eq!(ev["event_action"], "trigger");
+    assert_eq!(ev["payload"]["summary"], "[FIRING:1] AppErrors api");
+    assert_eq!(ev["payload"]["severity"], "critical");
+    assert_eq!(
+        ev["payload"]["custom_details"]["runbooks"],
+        "https://runbooks.example/app-errors\n"
+    );
+    let mail = wait_for(20, "the info email", || smtp.taken().pop());
+    assert!(mail.tls);
+    assert_eq!(mail.auth, Some(("argus".into(), "mailpass".into())));
+    assert_eq!(mail.to, vec!["team@example.org"]);
+    assert!(
+        mail.data.contains("Subject: [FIRING:1] AppNote api\r\n"),
+        "{}",
+        mail.data
+    );
+
+    target.set_text("app_errors 0\napp_notes 1\n");
+    let resolved = wait_for(30, "the Slack resolve", || {
+        bodies(&slack, "/services/T0/B0/X")
+            .into_iter()
+            .find(|b| b["attachments"][0]["title"] == "[RESOLVED] AppErrors api")
+    });
+    assert_eq!(resolved["attachments"][0]["color"], "good");
+    let ev = wait_for(20, "the PagerDuty resolve", || {
+        bodies(&pd, "/v2/enqueue")
+            .into_iter()
+            .find(|b| b["event_action"] == "resolve")
+    });
+    assert_eq!(
+        ev["dedup_key"],
+        group_key_hash("{}/{severity=\"critical\"}:{alertname=\"AppErrors\", service=\"api\"}")
+    );
+    // One page, one resolve; the info alert mailed once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(bodies(&pd, "/v2/enqueue").len(), 2);
+    assert_eq!(smtp.taken().len(), 1);
+    let log = a.log();
+    for secret in ["PDKEY123", "mailpass", "/services/T0/B0/X"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}

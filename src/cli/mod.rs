@@ -4,11 +4,13 @@
 mod import;
 mod routes;
 mod run;
+mod template;
 mod test_rules;
 
 pub use import::{ImportError, ImportSummary, import_openmetrics};
 pub use routes::{RoutesError, routes_show, routes_test};
 pub use run::{RunError, RunOptions, run};
+pub use template::{TemplateRenderError, template_render};
 pub use test_rules::{TestRulesArgs, TestRulesError, junit_xml, test_rules, untested_alerts};
 
 use std::path::Path;
@@ -48,11 +50,18 @@ pub fn check_alertmanager(files: &[std::path::PathBuf]) -> bool {
     let mut ok = true;
     for f in files {
         match crate::notify::load_am_config(f, crate::notify::Strictness::Deliver) {
-            Ok(c) => println!(
-                "{}: SUCCESS: {} receiver(s)",
-                f.display(),
-                c.receivers.len()
-            ),
+            Ok(c) => match crate::notify::Templates::load(&c.templates, &c.base_dir) {
+                Ok(t) => println!(
+                    "{}: SUCCESS: {} receiver(s), {} template(s)",
+                    f.display(),
+                    c.receivers.len(),
+                    t.names().len()
+                ),
+                Err(e) => {
+                    ok = false;
+                    eprintln!("{}: {e}", f.display());
+                }
+            },
             Err(errs) => {
                 ok = false;
                 for e in errs.0 {

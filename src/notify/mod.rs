@@ -41,8 +41,8 @@ pub use outbox::{
 };
 pub use route::{Route, TreeNode, matching_tree, print_tree};
 pub use send::{
-    BodyCheck, EmailRequest, HttpRequest, PAGERDUTY_V1_URL, Prepared, RenderCtx, SEND_TIMEOUT,
-    Sender, group_key_hash,
+    BodyCheck, EmailRequest, HttpRequest, IntegrationRef, PAGERDUTY_V1_URL, Prepared, RenderCtx,
+    SEND_TIMEOUT, Sender, group_key_hash, integrations, prepare, redact_body, redact_url,
 };
 pub use silence::{
     ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,

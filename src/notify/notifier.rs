@@ -19,7 +19,7 @@ use super::inhibit::Inhibitor;
 use super::integrations::GlobalConfig;
 use super::outbox::{Next, Outbox, OutboxSettings, Outcome, Pending, Rate, queue_key};
 use super::route::Route;
-use super::send::{Prepared, RenderCtx, Sender};
+use super::send::{Prepared, RenderCtx, Sender, integrations};
 use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
 use super::tmpl::Templates;
 use super::webhook::{alerts_to_send, webhook_data};
@@ -77,39 +77,6 @@ pub struct Notifier {
     /// A wake-up per integration queue with a running worker.
     workers: Mutex<HashMap<String, Arc<Notify>>>,
     stop: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
-}
-
-/// An integration of a receiver: its name in the outbox and the
-/// notification log (`slack/0`), whether it sends resolves, and its
-/// `max_alerts` (webhooks; 0 for all).
-struct IntegrationRef {
-    name: String,
-    send_resolved: bool,
-    max_alerts: u64,
-}
-
-fn integrations(r: &ReceiverConfig) -> Vec<IntegrationRef> {
-    let mut out = Vec::new();
-    let mut add = |kind: &str, i: usize, send_resolved: bool, max_alerts: u64| {
-        out.push(IntegrationRef {
-            name: format!("{kind}/{i}"),
-            send_resolved,
-            max_alerts,
-        })
-    };
-    for (i, c) in r.webhook_configs.iter().enumerate() {
-        add("webhook", i, c.send_resolved, c.max_alerts);
-    }
-    for (i, c) in r.slack_configs.iter().enumerate() {
-        add("slack", i, c.send_resolved, 0);
-    }
-    for (i, c) in r.pagerduty_configs.iter().enumerate() {
-        add("pagerduty", i, c.send_resolved, 0);
-    }
-    for (i, c) in r.email_configs.iter().enumerate() {
-        add("email", i, c.send_resolved, 0);
-    }
-    out
 }
 
 /// The rate limit of one integration's queue.
@@ -512,6 +479,7 @@ impl Notifier {
             value: p.data.to_value(),
             route_labels: &p.route_labels,
             now,
+            render_only: false,
         };
         let gone = || {
             format!(

@@ -50,6 +50,9 @@ pub struct RenderCtx<'a> {
     pub route_labels: &'a BTreeMap<String, String>,
     /// Now (ms).
     pub now: i64,
+    /// Rendering for display (`argus template render`): a secret file
+    /// that cannot be read stands in as `<secret>` instead of failing.
+    pub render_only: bool,
 }
 
 impl RenderCtx<'_> {
@@ -116,7 +119,11 @@ impl RenderCtx<'_> {
     ) -> Result<Option<Secret>, String> {
         match (inline, file) {
             (Some(s), _) if !s.is_empty() => Ok(Some(s.clone())),
-            (_, Some(f)) if !f.is_empty() => read_secret_file(&self.path(f)).map(Some),
+            (_, Some(f)) if !f.is_empty() => match read_secret_file(&self.path(f)) {
+                Ok(s) => Ok(Some(s)),
+                Err(_) if self.render_only => Ok(Some(Secret::new("<secret>"))),
+                Err(e) => Err(e),
+            },
             _ => Ok(None),
         }
     }
@@ -179,10 +186,50 @@ pub struct EmailRequest {
     pub message: lettre::Message,
 }
 
+/// `scheme://host` of a URL, the rest hidden (Slack webhook URLs carry
+/// their secret in the path).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() {
+                "/<redacted>"
+            } else {
+                ""
+            };
+            format!("{}://{host}{port}{rest}", u.scheme())
+        }
+        Err(_) => "<url>".into(),
+    }
+}
+
+/// A JSON body with PagerDuty's keys hidden, pretty-printed.
+pub fn redact_body(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut v) => {
+            if let Some(m) = v.as_object_mut() {
+                for k in ["routing_key", "service_key"] {
+                    if let Some(x) = m.get_mut(k) {
+                        *x = serde_json::Value::String("<secret>".into());
+                    }
+                }
+            }
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Prepared::Http(h) => write!(f, "POST <url> {}", String::from_utf8_lossy(&h.body)),
+            Prepared::Http(h) => write!(
+                f,
+                "POST {}\n{}",
+                redact_url(h.url.expose()),
+                redact_body(&h.body)
+            ),
             Prepared::Email(e) => write!(
                 f,
                 "email via {} from {} to {}:\n{}",
@@ -752,6 +799,65 @@ pub fn email(c: &EmailConfig, x: &RenderCtx) -> Result<Prepared, String> {
         smarthost,
         message,
     })))
+}
+
+/// An integration of a receiver: its name in the outbox and the
+/// notification log (`slack/0`), whether it sends resolves, and its
+/// `max_alerts` (webhooks; 0 for all).
+pub struct IntegrationRef {
+    /// `slack/0`, `webhook/1`, …
+    pub name: String,
+    /// Whether it sends resolves.
+    pub send_resolved: bool,
+    /// `max_alerts` (webhooks; 0 for all).
+    pub max_alerts: u64,
+}
+
+/// The integrations of a receiver, in delivery order.
+pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> {
+    let mut out = Vec::new();
+    let mut add = |kind: &str, i: usize, send_resolved: bool, max_alerts: u64| {
+        out.push(IntegrationRef {
+            name: format!("{kind}/{i}"),
+            send_resolved,
+            max_alerts,
+        })
+    };
+    for (i, c) in r.webhook_configs.iter().enumerate() {
+        add("webhook", i, c.send_resolved, c.max_alerts);
+    }
+    for (i, c) in r.slack_configs.iter().enumerate() {
+        add("slack", i, c.send_resolved, 0);
+    }
+    for (i, c) in r.pagerduty_configs.iter().enumerate() {
+        add("pagerduty", i, c.send_resolved, 0);
+    }
+    for (i, c) in r.email_configs.iter().enumerate() {
+        add("email", i, c.send_resolved, 0);
+    }
+    out
+}
+
+/// The request of integration `kind`/`idx` of receiver `r`.
+pub fn prepare(
+    r: &super::amconfig::ReceiverConfig,
+    kind: &str,
+    idx: usize,
+    x: &RenderCtx,
+) -> Result<Prepared, String> {
+    let gone = || {
+        format!(
+            "integration {kind}/{idx} of receiver {:?} is no longer configured",
+            r.name
+        )
+    };
+    match kind {
+        "webhook" => webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, x),
+        "slack" => slack(r.slack_configs.get(idx).ok_or_else(gone)?, x),
+        "pagerduty" => pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, x),
+        "email" => email(r.email_configs.get(idx).ok_or_else(gone)?, x),
+        _ => Err(gone()),
+    }
 }
 
 /// Reads `Retry-After` (seconds or an HTTP date).

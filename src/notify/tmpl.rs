@@ -161,6 +161,17 @@ impl NotificationData {
     }
 }
 
+/// Go's and Alertmanager's template functions, `now` being `now_ms`.
+fn funcs_at(now_ms: i64) -> Funcs {
+    let mut f = Funcs::builtin();
+    crate::template::alertmanager::add_alertmanager_funcs(&mut f, now_ms);
+    f
+}
+
+fn funcs() -> Funcs {
+    funcs_at(0)
+}
+
 /// Why the notification templates could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TemplatesError {
@@ -218,7 +229,9 @@ impl Templates {
                 let name = path
                     .file_name()
                     .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned());
-                base.merge_defines(Template::parse(&name, &text)?);
+                let t = Template::parse(&name, &text)?;
+                t.check_funcs(&funcs())?;
+                base.merge_defines(t);
             }
         }
         Ok(Templates {
@@ -248,8 +261,7 @@ impl Templates {
             return Ok(text.to_string());
         }
         let t = Template::parse_in("", text, &self.base)?;
-        let mut f = Funcs::builtin();
-        crate::template::alertmanager::add_alertmanager_funcs(&mut f, now_ms);
+        let mut f = funcs_at(now_ms);
         let rl = route_labels.clone();
         f.add("routeLabels", move |a| {
             let name = a.first().map(|v| v.to_string()).unwrap_or_default();
