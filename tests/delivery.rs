@@ -684,3 +684,74 @@ fn full_chain_from_scrape_to_slack_pagerduty_and_email_with_the_shipped_routing(
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_intervals_mute_and_activate_routes_in_their_zone() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // T0 is Friday 2027-01-15 08:00 UTC, 09:00 in Berlin.
+    let am = format!(
+        r#"
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+  routes:
+    - matchers: ['alertname="Weekend"']
+      receiver: hook
+      active_time_intervals: [weekends]
+    - matchers: ['alertname="Standup"']
+      receiver: hook
+      mute_time_intervals: [standup]
+time_intervals:
+  - name: standup
+    time_intervals:
+      - times: [{{start_time: '09:00', end_time: '09:30'}}]
+        weekdays: ['monday:friday']
+        location: Europe/Berlin
+  - name: weekends
+    time_intervals:
+      - weekdays: ['saturday', 'sunday']
+receivers:
+  - name: hook
+    webhook_configs: [{{url: 'http://{}/h'}}]
+"#,
+        hook.addr()
+    );
+    let h = start(
+        tmp.path(),
+        Arc::new(ManualClock::new(T0)),
+        &am,
+        &DeliveryConfig::default(),
+    );
+    h.fire("Standup", &[], T0 + 7_200_000);
+    h.fire("Weekend", &[], T0 + 7_200_000);
+    h.fire("Always", &[], T0 + 7_200_000);
+    h.advance(0).await;
+    until("the unmuted alert", || bodies(&hook, "/h").pop()).await;
+    for _ in 0..29 {
+        h.advance(60_000).await;
+    }
+    let names = |hook: &Recorder| -> Vec<String> {
+        bodies(hook, "/h")
+            .iter()
+            .map(|b| b["groupLabels"]["alertname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&hook),
+        vec!["Always"],
+        "muted until 09:30 Berlin time"
+    );
+    h.advance(60_000).await;
+    until("the stand-up alert at 09:30", || {
+        (names(&hook).len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(names(&hook)[1], "Standup");
+    // Weekend is active only on weekends: Friday sends nothing.
+    h.advance(60_000).await;
+    assert!(!names(&hook).contains(&"Weekend".to_string()));
+    h.stop().await;
+}

@@ -189,6 +189,8 @@ pub fn template_render(
         group_labels,
         route_labels: route.map(|r| r.labels.clone()).unwrap_or_default(),
         repeat_interval_ms: 0,
+        mute_time_intervals: Vec::new(),
+        active_time_intervals: Vec::new(),
         alerts: grouped,
         now,
     };

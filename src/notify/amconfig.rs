@@ -193,6 +193,21 @@ pub struct ReceiverConfig {
     wechat_configs: Option<serde_json::Value>,
 }
 
+impl AmConfig {
+    /// The named time intervals, compiled (the file was validated, so
+    /// periods that fail here were refused at load).
+    pub fn time_intervals(&self) -> BTreeMap<String, Vec<super::timeinterval::TimeInterval>> {
+        let mut out = BTreeMap::new();
+        for (key, list) in [
+            ("time_intervals", &self.time_intervals),
+            ("mute_time_intervals", &self.mute_time_intervals),
+        ] {
+            super::timeinterval::compile(key, list, &mut out, &mut |_, _| {});
+        }
+        out
+    }
+}
+
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
@@ -323,7 +338,14 @@ pub fn parse_am_config(
             c.check(&format!("{p}.webhook_configs[{j}]"), &mut err);
         }
     }
-    // Time interval names.
+    // Time intervals: each period checked as Alertmanager checks it.
+    let mut compiled = BTreeMap::new();
+    for (key, list) in [
+        ("time_intervals", &cfg.time_intervals),
+        ("mute_time_intervals", &cfg.mute_time_intervals),
+    ] {
+        super::timeinterval::compile(key, list, &mut compiled, &mut err);
+    }
     let mut intervals = BTreeSet::new();
     for (key, list) in [
         ("time_intervals", &cfg.time_intervals),

@@ -43,6 +43,8 @@ struct AggGroup {
     route_labels: BTreeMap<String, String>,
     group_interval_ms: i64,
     repeat_interval_ms: i64,
+    mute_time_intervals: Vec<String>,
+    active_time_intervals: Vec<String>,
     alerts: BTreeMap<u64, GroupedAlert>,
     next_flush: i64,
     has_flushed: bool,
@@ -64,6 +66,11 @@ pub struct Flush {
     pub route_labels: BTreeMap<String, String>,
     /// `repeat_interval` of the route.
     pub repeat_interval_ms: i64,
+    /// Time intervals during which the route sends nothing.
+    pub mute_time_intervals: Vec<String>,
+    /// Time intervals outside which the route sends nothing (none: always
+    /// active).
+    pub active_time_intervals: Vec<String>,
     /// The group's alerts at flush time, in fingerprint order.
     pub alerts: Vec<GroupedAlert>,
     /// The flush time.
@@ -202,6 +209,8 @@ impl Dispatcher {
                     route_labels: r.labels.clone(),
                     group_interval_ms: r.group_interval_ms,
                     repeat_interval_ms: r.repeat_interval_ms,
+                    mute_time_intervals: r.mute_time_intervals.clone(),
+                    active_time_intervals: r.active_time_intervals.clone(),
                     alerts: BTreeMap::new(),
                     next_flush: now + r.group_wait_ms,
                     has_flushed: false,
@@ -260,6 +269,8 @@ impl Dispatcher {
                 group_labels: g.group_labels.clone(),
                 route_labels: g.route_labels.clone(),
                 repeat_interval_ms: g.repeat_interval_ms,
+                mute_time_intervals: g.mute_time_intervals.clone(),
+                active_time_intervals: g.active_time_intervals.clone(),
                 alerts,
                 now,
             });

@@ -16,6 +16,7 @@ mod outbox;
 mod route;
 mod send;
 mod silence;
+mod timeinterval;
 mod tmpl;
 mod webhook;
 
@@ -47,6 +48,7 @@ pub use send::{
 pub use silence::{
     ApiMatcher, SILENCE_RETENTION_MS, Silence, SilenceError, SilenceState, Silences, new_uuid,
 };
+pub use timeinterval::{TimeInterval, any_contains};
 pub use tmpl::{
     AlertData, DEFAULT_TEMPLATES, NotificationData, Templates, TemplatesError, quote_meta,
 };

@@ -21,6 +21,7 @@ use super::outbox::{Next, Outbox, OutboxSettings, Outcome, Pending, Rate, queue_
 use super::route::Route;
 use super::send::{Prepared, RenderCtx, Sender, integrations};
 use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
+use super::timeinterval::any_contains;
 use super::tmpl::Templates;
 use super::webhook::{alerts_to_send, webhook_data};
 use crate::config::DeliveryConfig;
@@ -62,6 +63,7 @@ struct State {
     base_dir: PathBuf,
     templates: Templates,
     delivery: DeliveryConfig,
+    intervals: BTreeMap<String, Vec<super::timeinterval::TimeInterval>>,
 }
 
 /// Routes, groups and delivers alerts.
@@ -153,6 +155,7 @@ impl Notifier {
                 base_dir: PathBuf::new(),
                 templates: Templates::defaults(),
                 delivery,
+                intervals: BTreeMap::new(),
             }),
             wake: Notify::new(),
             clock,
@@ -302,6 +305,7 @@ impl Notifier {
         st.global = cfg.global.clone().unwrap_or_default();
         st.base_dir = cfg.base_dir.clone();
         st.templates = templates;
+        st.intervals = cfg.time_intervals();
         st.delivery = delivery.clone();
         st.outbox.set_settings(outbox_settings(delivery));
         let mut keys = std::collections::BTreeSet::new();
@@ -553,6 +557,15 @@ impl Notifier {
     /// differs from what the group says now, queue a new one.
     fn enqueue_flush(&self, f: &Flush) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // A route muted now sends nothing and logs nothing: the group's
+        // first flush after the interval sends what is new then.
+        let muted = any_contains(&st.intervals, &f.mute_time_intervals, f.now)
+            || (!f.active_time_intervals.is_empty()
+                && !any_contains(&st.intervals, &f.active_time_intervals, f.now));
+        if muted {
+            tracing::debug!(receiver = %f.receiver, group = %f.group_key, "notification muted by a time interval");
+            return;
+        }
         // Inhibited and silenced alerts are left out before anything is
         // decided, as Alertmanager's mute stages do: they neither notify
         // nor enter the notification log.

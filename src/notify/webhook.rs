@@ -140,6 +140,8 @@ mod tests {
             group_labels: Labels::from_pairs([("alertname", "Down")]),
             route_labels: BTreeMap::new(),
             repeat_interval_ms: 0,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             alerts: vec![a("a&b", i64::MAX), a("c", 1_700_000_060_000)],
             now: 1_700_000_100_000,
         };
