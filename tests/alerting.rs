@@ -487,6 +487,37 @@ fn silences_mute_survive_restarts_and_release_when_expired() {
         "{:?}",
         hook.json_bodies()
     );
+    // Groups, receivers and status, as Alertmanager answers them.
+    let groups = a.get_json("/api/v2/alerts/groups");
+    let g: Vec<(String, usize)> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["labels"]["alertname"].as_str().unwrap().to_string(),
+                g["alerts"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert!(
+        g.contains(&("CpuHot".into(), 1)) && g.contains(&("DiskFull".into(), 1)),
+        "{groups}"
+    );
+    assert_eq!(groups[0]["receiver"]["name"], "hook");
+    let active_only = a.get_json("/api/v2/alerts/groups?silenced=false");
+    assert_eq!(active_only.as_array().unwrap().len(), 1, "{active_only}");
+    assert_eq!(
+        a.get_json("/api/v2/receivers"),
+        serde_json::json!([{"name": "hook"}])
+    );
+    let status = a.get_json("/api/v2/status");
+    let original = status["config"]["original"].as_str().unwrap();
+    assert!(
+        original.contains("<secret>") && !original.contains(&hook.addr()),
+        "{original}"
+    );
+    assert_eq!(status["cluster"]["status"], "disabled");
     let alerts = a.get_json("/api/v2/alerts?filter=alertname%3DDiskFull");
     assert_eq!(alerts[0]["status"]["state"], "suppressed", "{alerts}");
     assert_eq!(alerts[0]["status"]["silencedBy"][0], id.as_str());

@@ -964,6 +964,13 @@ fn amtool_and_prometheus_use_argus_as_their_alertmanager() {
         "{q}"
     );
     assert_eq!(amtool(&["silence", "query", "-q"]).trim(), id);
+    // amtool reads argus's configuration through /api/v2/status.
+    let shown = amtool(&["config", "show"]);
+    assert!(
+        shown.contains("receiver: hook") && shown.contains("<secret>"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&hook.addr()), "{shown}");
     amtool(&["alert", "add", "alertname=Muted", "severity=page"]);
     std::thread::sleep(Duration::from_secs(3));
     assert!(

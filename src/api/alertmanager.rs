@@ -144,74 +144,256 @@ struct GettableAlert {
     labels: BTreeMap<String, String>,
 }
 
-/// `GET /api/v2/alerts` with `active`, `inhibited`, `silenced`,
-/// `unprocessed`, `filter` (matchers) and `receiver` (regex), as
-/// Alertmanager filters; resolved alerts are not listed.
-pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
-    let p = super::params(q.as_deref(), None);
-    let flag = |k: &str| super::get_one(&p, k) != Some("false");
-    let (active, inhibited, silenced) = (flag("active"), flag("inhibited"), flag("silenced"));
-    let mut matchers = Vec::new();
-    for f in super::get_all(&p, "filter") {
-        match parse_matchers(f) {
-            Ok(m) => matchers.extend(m),
-            Err(e) => return message(StatusCode::BAD_REQUEST, &e.to_string()),
+/// The selection `GET /api/v2/alerts` and `/api/v2/alerts/groups` make:
+/// `active`, `silenced`, `inhibited` (all true by default), `filter`
+/// matchers and a `receiver` regex, as Alertmanager filters.
+struct AlertFilter {
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+    matchers: Vec<crate::model::Matcher>,
+    receiver: Option<regex::Regex>,
+}
+
+impl AlertFilter {
+    fn from_query(q: Option<&str>) -> Result<AlertFilter, Response> {
+        let p = super::params(q, None);
+        let flag = |k: &str| super::get_one(&p, k) != Some("false");
+        let mut matchers = Vec::new();
+        for f in super::get_all(&p, "filter") {
+            match parse_matchers(f) {
+                Ok(m) => matchers.extend(m),
+                Err(e) => return Err(message(StatusCode::BAD_REQUEST, &e.to_string())),
+            }
         }
+        let receiver = match super::get_one(&p, "receiver").filter(|r| !r.is_empty()) {
+            None => None,
+            Some(r) => match crate::model::anchored_regex(r) {
+                Ok(re) => Some(re),
+                Err(e) => return Err(message(StatusCode::BAD_REQUEST, &e.to_string())),
+            },
+        };
+        Ok(AlertFilter {
+            active: flag("active"),
+            silenced: flag("silenced"),
+            inhibited: flag("inhibited"),
+            matchers,
+            receiver,
+        })
     }
-    let receiver = match super::get_one(&p, "receiver").filter(|r| !r.is_empty()) {
-        None => None,
-        Some(r) => match crate::model::anchored_regex(r) {
-            Ok(re) => Some(re),
-            Err(e) => return message(StatusCode::BAD_REQUEST, &e.to_string()),
-        },
-    };
-    let now = crate::model::now_millis();
-    let mut out: Vec<GettableAlert> = Vec::new();
-    for v in st.notifier.alerts() {
-        if v.alert.ends_at <= now
-            || (v.inhibited && !inhibited)
-            || (!v.silenced_by.is_empty() && !silenced)
-            || (!v.inhibited && v.silenced_by.is_empty() && !active)
-            || !matchers.iter().all(|m| m.matches_labels(&v.alert.labels))
-            || receiver
+
+    fn keeps(&self, v: &crate::notify::AlertView, now: i64) -> bool {
+        let silenced = !v.silenced_by.is_empty();
+        !(v.alert.ends_at <= now
+            || (v.inhibited && !self.inhibited)
+            || (silenced && !self.silenced)
+            || (!v.inhibited && !silenced && !self.active)
+            || !self
+                .matchers
+                .iter()
+                .all(|m| m.matches_labels(&v.alert.labels))
+            || self
+                .receiver
                 .as_ref()
-                .is_some_and(|re| !v.receivers.iter().any(|r| re.is_match(r)))
+                .is_some_and(|re| !v.receivers.iter().any(|r| re.is_match(r))))
+    }
+}
+
+fn gettable_alert(v: &crate::notify::AlertView) -> GettableAlert {
+    GettableAlert {
+        annotations: v.alert.annotations.clone(),
+        ends_at: format_rfc3339_millis(v.alert.ends_at),
+        fingerprint: format!("{:016x}", v.fp),
+        receivers: v
+            .receivers
+            .iter()
+            .map(|n| Receiver { name: n.clone() })
+            .collect(),
+        starts_at: format_rfc3339_millis(v.alert.starts_at),
+        status: Status {
+            inhibited_by: Vec::new(),
+            state: if v.inhibited || !v.silenced_by.is_empty() {
+                "suppressed"
+            } else {
+                "active"
+            },
+            silenced_by: v.silenced_by.clone(),
+        },
+        updated_at: format_rfc3339_millis(v.updated_at),
+        generator_url: v.alert.generator_url.clone(),
+        labels: v
+            .alert
+            .labels
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect(),
+    }
+}
+
+/// `GET /api/v2/alerts`: the alerts argus routes (resolved ones are not
+/// listed).
+pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let f = match AlertFilter::from_query(q.as_deref()) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let now = st.notifier.now();
+    let out: Vec<GettableAlert> = st
+        .notifier
+        .alerts()
+        .iter()
+        .filter(|v| f.keeps(v, now))
+        .map(gettable_alert)
+        .collect();
+    json_reply(&out)
+}
+
+#[derive(Serialize)]
+struct AlertGroup {
+    alerts: Vec<GettableAlert>,
+    labels: BTreeMap<String, String>,
+    receiver: Receiver,
+}
+
+/// `GET /api/v2/alerts/groups`: the aggregation groups with their alerts,
+/// filtered as `/api/v2/alerts`; groups left empty are not listed.
+pub(crate) async fn get_alert_groups(
+    State(st): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let f = match AlertFilter::from_query(q.as_deref()) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let now = st.notifier.now();
+    let views: BTreeMap<u64, crate::notify::AlertView> = st
+        .notifier
+        .alerts()
+        .into_iter()
+        .map(|v| (v.fp, v))
+        .collect();
+    let mut out = Vec::new();
+    for (labels, receiver, fps) in st.notifier.groups() {
+        if f.receiver
+            .as_ref()
+            .is_some_and(|re| !re.is_match(&receiver))
         {
             continue;
         }
-        out.push(GettableAlert {
-            annotations: v.alert.annotations.clone(),
-            ends_at: format_rfc3339_millis(v.alert.ends_at),
-            fingerprint: format!("{:016x}", v.fp),
-            receivers: v
-                .receivers
-                .iter()
-                .map(|n| Receiver { name: n.clone() })
-                .collect(),
-            starts_at: format_rfc3339_millis(v.alert.starts_at),
-            status: Status {
-                inhibited_by: Vec::new(),
-                state: if v.inhibited || !v.silenced_by.is_empty() {
-                    "suppressed"
-                } else {
-                    "active"
-                },
-                silenced_by: v.silenced_by.clone(),
-            },
-            updated_at: format_rfc3339_millis(v.updated_at),
-            generator_url: v.alert.generator_url.clone(),
-            labels: v
-                .alert
-                .labels
+        let alerts: Vec<GettableAlert> = fps
+            .iter()
+            .filter_map(|fp| views.get(fp))
+            .filter(|v| f.keeps(v, now))
+            .map(gettable_alert)
+            .collect();
+        if alerts.is_empty() {
+            continue;
+        }
+        out.push(AlertGroup {
+            alerts,
+            labels: labels
                 .iter()
                 .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect(),
+            receiver: Receiver { name: receiver },
         });
     }
-    reply(
-        StatusCode::OK,
-        go_json_escape(serde_json::to_vec(&out).unwrap_or_default()),
-    )
+    json_reply(&out)
+}
+
+/// `GET /api/v2/receivers`.
+pub(crate) async fn get_receivers(State(st): State<ApiState>) -> Response {
+    let out: Vec<Receiver> = st
+        .notifier
+        .receiver_names()
+        .into_iter()
+        .map(|name| Receiver { name })
+        .collect();
+    json_reply(&out)
+}
+
+/// Keys whose values Alertmanager keeps as secrets; `config.original`
+/// shows them as `<secret>`.
+const SECRET_KEYS: &[&str] = &[
+    "api_url",
+    "slack_api_url",
+    "slack_app_token",
+    "app_token",
+    "service_key",
+    "routing_key",
+    "auth_password",
+    "auth_secret",
+    "smtp_auth_password",
+    "smtp_auth_secret",
+    "password",
+    "credentials",
+    "bearer_token",
+    "url",
+    "api_key",
+    "opsgenie_api_key",
+    "victorops_api_key",
+    "wechat_api_secret",
+    "api_secret",
+    "bot_token",
+    "telegram_bot_token",
+    "user_key",
+    "token",
+    "token_id",
+    "rocketchat_token",
+    "rocketchat_token_id",
+    "webhook_url",
+    "mattermost_webhook_url",
+    "client_secret",
+];
+
+fn redact(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if SECRET_KEYS.contains(&k.as_str()) && x.is_string() {
+                    *x = serde_json::Value::String("<secret>".into());
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// `GET /api/v2/status`: version, uptime, the routing configuration with
+/// its secrets hidden (`amtool config show` prints it), no cluster.
+pub(crate) async fn get_status(State(st): State<ApiState>) -> Response {
+    let routing = st
+        .config
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .config
+        .alerting
+        .routing_file
+        .clone();
+    let original = routing
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| serde_saphyr::from_str::<serde_json::Value>(&text).ok())
+        .map(|mut v| {
+            redact(&mut v);
+            serde_saphyr::to_string(&v).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    json_reply(&serde_json::json!({
+        "cluster": {"name": "", "peers": [], "status": "disabled"},
+        "config": {"original": original},
+        "uptime": format_rfc3339_millis(st.started_at),
+        "versionInfo": {
+            "branch": "",
+            "buildDate": crate::build_info::BUILD_DATE,
+            "buildUser": "",
+            "goVersion": "",
+            "revision": crate::build_info::REVISION,
+            "version": crate::build_info::VERSION,
+        },
+    }))
 }
 
 /// A silence as clients post it.

@@ -62,6 +62,8 @@ pub struct ApiState {
     pub forwarder: Arc<crate::notify::Forwarder>,
     /// argus's own routing and delivery.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// When the process started (ms).
+    pub started_at: i64,
 }
 
 /// Builds the router.
@@ -90,6 +92,9 @@ pub fn router(state: ApiState) -> Router {
             "/api/v2/alerts",
             get(alertmanager::get_alerts).post(alertmanager::post_alerts),
         )
+        .route("/api/v2/alerts/groups", get(alertmanager::get_alert_groups))
+        .route("/api/v2/receivers", get(alertmanager::get_receivers))
+        .route("/api/v2/status", get(alertmanager::get_status))
         .route(
             "/api/v2/silences",
             get(alertmanager::get_silences).post(alertmanager::post_silences),

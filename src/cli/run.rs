@@ -289,6 +289,7 @@ pub async fn run(
         rules: rules.clone(),
         forwarder: forwarder.clone(),
         notifier: notifier.clone(),
+        started_at: clock.now_millis(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -250,6 +250,21 @@ impl Dispatcher {
         self.groups.len()
     }
 
+    /// Every aggregation group: its labels, receiver and alerts'
+    /// fingerprints.
+    pub fn groups(&self) -> Vec<(Labels, String, Vec<u64>)> {
+        self.groups
+            .values()
+            .map(|g| {
+                (
+                    g.group_labels.clone(),
+                    g.receiver.clone(),
+                    g.alerts.keys().copied().collect(),
+                )
+            })
+            .collect()
+    }
+
     /// The groups due at `now`, snapshotted; each is rescheduled one
     /// `group_interval` ahead.
     pub fn flush_due(&mut self, now: i64) -> Vec<Flush> {

@@ -64,6 +64,7 @@ struct State {
     templates: Templates,
     delivery: DeliveryConfig,
     intervals: BTreeMap<String, Vec<super::timeinterval::TimeInterval>>,
+    receiver_order: Vec<String>,
 }
 
 /// Routes, groups and delivers alerts.
@@ -156,6 +157,7 @@ impl Notifier {
                 templates: Templates::defaults(),
                 delivery,
                 intervals: BTreeMap::new(),
+                receiver_order: Vec::new(),
             }),
             wake: Notify::new(),
             clock,
@@ -306,6 +308,7 @@ impl Notifier {
         st.base_dir = cfg.base_dir.clone();
         st.templates = templates;
         st.intervals = cfg.time_intervals();
+        st.receiver_order = cfg.receivers.iter().map(|r| r.name.clone()).collect();
         st.delivery = delivery.clone();
         st.outbox.set_settings(outbox_settings(delivery));
         let mut keys = std::collections::BTreeSet::new();
@@ -723,6 +726,19 @@ impl Notifier {
                 silenced_by: st.silences.mutes(&a.labels, now),
             })
             .collect()
+    }
+
+    /// The aggregation groups with their labels, receiver and the
+    /// fingerprints of their alerts.
+    pub fn groups(&self) -> Vec<(crate::model::Labels, String, Vec<u64>)> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.dispatcher.groups()
+    }
+
+    /// The receivers' names, in file order.
+    pub fn receiver_names(&self) -> Vec<String> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.receiver_order.clone()
     }
 
     /// Creates or updates a silence (see [`Silences::set`]), saved before
