@@ -156,22 +156,20 @@ struct AlertFilter {
 }
 
 impl AlertFilter {
-    fn from_query(q: Option<&str>) -> Result<AlertFilter, Response> {
+    /// The filter, or the 400 message.
+    fn from_query(q: Option<&str>) -> Result<AlertFilter, String> {
         let p = super::params(q, None);
         let flag = |k: &str| super::get_one(&p, k) != Some("false");
         let mut matchers = Vec::new();
         for f in super::get_all(&p, "filter") {
             match parse_matchers(f) {
                 Ok(m) => matchers.extend(m),
-                Err(e) => return Err(message(StatusCode::BAD_REQUEST, &e.to_string())),
+                Err(e) => return Err(e.to_string()),
             }
         }
         let receiver = match super::get_one(&p, "receiver").filter(|r| !r.is_empty()) {
             None => None,
-            Some(r) => match crate::model::anchored_regex(r) {
-                Ok(re) => Some(re),
-                Err(e) => return Err(message(StatusCode::BAD_REQUEST, &e.to_string())),
-            },
+            Some(r) => Some(crate::model::anchored_regex(r).map_err(|e| e.to_string())?),
         };
         Ok(AlertFilter {
             active: flag("active"),
@@ -235,7 +233,7 @@ fn gettable_alert(v: &crate::notify::AlertView) -> GettableAlert {
 pub(crate) async fn get_alerts(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let f = match AlertFilter::from_query(q.as_deref()) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
     let now = st.notifier.now();
     let out: Vec<GettableAlert> = st
@@ -263,7 +261,7 @@ pub(crate) async fn get_alert_groups(
 ) -> Response {
     let f = match AlertFilter::from_query(q.as_deref()) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
     let now = st.notifier.now();
     let views: BTreeMap<u64, crate::notify::AlertView> = st
