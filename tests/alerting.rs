@@ -565,3 +565,64 @@ fn silences_mute_survive_restarts_and_release_when_expired() {
             .find(|b| b["groupLabels"]["alertname"] == "DiskFull")
     });
 }
+
+/// `web.auth`: posting alerts, silences and reloads need the credentials;
+/// reading does not.
+#[test]
+fn write_endpoints_require_the_configured_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("token"), "s3cr3t-token\n").unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\nweb:\n  auth:\n    bearer_token_file: token\n    basic_auth: {username: ops, password: hunter2}\n";
+    let a = Argus::start_in(tmp.path(), cfg, &[]);
+    let alert = r#"[{"labels":{"alertname":"X"}}]"#;
+    let url = format!("{}/api/v2/alerts", a.url());
+    let (code, _) = http_request("POST", &url, Some(alert)).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = http_request_with(
+        "POST",
+        &url,
+        Some(alert),
+        &[("Authorization", "Bearer wrong")],
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    let (code, body) = http_request_with(
+        "POST",
+        &url,
+        Some(alert),
+        &[("Authorization", "Bearer s3cr3t-token")],
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    // ops:hunter2
+    let basic = [("Authorization", "Basic b3BzOmh1bnRlcjI=")];
+    let (code, _) = http_request_with("POST", &url, Some(alert), &basic).unwrap();
+    assert_eq!(code, 200);
+    let (code, _) = http_request("POST", &format!("{}/-/reload", a.url()), None).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) =
+        http_request_with("POST", &format!("{}/-/reload", a.url()), None, &basic).unwrap();
+    assert_eq!(code, 200);
+    let sil = format!(
+        r#"{{"matchers":[{{"name":"alertname","value":"X","isRegex":false}}],"startsAt":"{}","endsAt":"{}","createdBy":"t","comment":"c"}}"#,
+        argus::model::format_rfc3339_millis(now_ms()),
+        argus::model::format_rfc3339_millis(now_ms() + 60_000)
+    );
+    let (code, _) =
+        http_request("POST", &format!("{}/api/v2/silences", a.url()), Some(&sil)).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = http_request("DELETE", &format!("{}/api/v2/silence/x", a.url()), None).unwrap();
+    assert_eq!(code, 401);
+    // Reading stays open, and the token never shows.
+    assert_eq!(a.get_json("/api/v2/alerts").as_array().unwrap().len(), 1);
+    let (_, cfg) = http_get(&format!("{}/api/v1/status/config", a.url())).unwrap();
+    assert!(
+        !cfg.contains("hunter2") && cfg.contains("<secret>"),
+        "{cfg}"
+    );
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +41,14 @@ fn message(code: StatusCode, msg: &str) -> Response {
 
 /// `POST /api/v2/alerts`: the valid alerts are taken, the invalid ones
 /// named in a 400 answer, as Alertmanager does.
-pub(crate) async fn post_alerts(State(st): State<ApiState>, body: Bytes) -> Response {
+pub(crate) async fn post_alerts(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = super::auth::check_write(&st, &headers) {
+        return *r;
+    }
     if !st.notifier.enabled() {
         return message(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -496,7 +503,14 @@ pub(crate) async fn get_silences(State(st): State<ApiState>, RawQuery(q): RawQue
 
 /// `POST /api/v2/silences`: creates a silence, or updates the one named by
 /// `id`; answers `{"silenceID": ...}`.
-pub(crate) async fn post_silences(State(st): State<ApiState>, body: Bytes) -> Response {
+pub(crate) async fn post_silences(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = super::auth::check_write(&st, &headers) {
+        return *r;
+    }
     let p: PostableSilence = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return message(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
@@ -552,7 +566,14 @@ pub(crate) async fn get_silence(State(st): State<ApiState>, Path(id): Path<Strin
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires it.
-pub(crate) async fn delete_silence(State(st): State<ApiState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn delete_silence(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = super::auth::check_write(&st, &headers) {
+        return *r;
+    }
     match st.notifier.expire_silence(&id) {
         Ok(()) => reply(StatusCode::OK, Vec::new()),
         Err(SilenceError::NotFound(_)) => reply(StatusCode::NOT_FOUND, Vec::new()),

@@ -2,6 +2,7 @@
 //! read API (targets, series, labels, status) and federation.
 
 mod alertmanager;
+mod auth;
 mod query;
 mod rules;
 
@@ -197,7 +198,10 @@ async fn ready(State(st): State<ApiState>) -> Response {
     }
 }
 
-async fn reload(State(st): State<ApiState>) -> Response {
+async fn reload(State(st): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(r) = auth::check_write(&st, &headers) {
+        return *r;
+    }
     match (st.reload)().await {
         Ok(()) => (StatusCode::OK, "").into_response(),
         Err(e) => (

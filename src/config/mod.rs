@@ -71,6 +71,9 @@ pub struct Config {
     /// Where alerts go besides argus's own routing.
     #[serde(default, skip_serializing_if = "AlertingConfig::is_empty")]
     pub alerting: AlertingConfig,
+    /// argus's HTTP server settings (an argus extension).
+    #[serde(default, skip_serializing_if = "WebConfig::is_empty")]
+    pub web: WebConfig,
 }
 
 /// `alerting:`
@@ -94,6 +97,39 @@ impl AlertingConfig {
     fn is_empty(&self) -> bool {
         self.alertmanagers.is_empty() && self.routing_file.is_none() && self.delivery.is_default()
     }
+}
+
+/// `web:` — argus's HTTP server.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Credentials the write endpoints (posting alerts, silences,
+    /// reload) require; read endpoints stay open.
+    #[serde(default)]
+    pub auth: Option<WebAuth>,
+}
+
+impl WebConfig {
+    fn is_empty(&self) -> bool {
+        self.auth.is_none()
+    }
+}
+
+/// `web.auth:` — a bearer token, basic auth, or both (either is then
+/// accepted). Secrets in files are read per request, so rotating them
+/// needs no reload.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAuth {
+    /// The token of `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// File holding the token.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// User and password of `Authorization: Basic`.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
 }
 
 /// `alerting.delivery:` — the outbox of argus's own receivers. Every
@@ -664,6 +700,12 @@ impl Config {
         };
         self.rule_files.iter_mut().for_each(fix);
         self.alerting.routing_file.iter_mut().for_each(fix);
+        if let Some(a) = &mut self.web.auth {
+            a.bearer_token_file.iter_mut().for_each(fix);
+            if let Some(b) = &mut a.basic_auth {
+                b.password_file.iter_mut().for_each(fix);
+            }
+        }
         for am in &mut self.alerting.alertmanagers {
             if let Some(b) = &mut am.basic_auth {
                 b.password_file.iter_mut().for_each(fix);
@@ -736,6 +778,34 @@ impl Config {
                 );
             }
             validate_targets(&p, &am.static_configs, err);
+        }
+        if let Some(a) = &self.web.auth {
+            let token = a.bearer_token.is_some() || a.bearer_token_file.is_some();
+            if a.bearer_token.is_some() && a.bearer_token_file.is_some() {
+                err(
+                    "web.auth".into(),
+                    "at most one of bearer_token & bearer_token_file must be configured".into(),
+                );
+            }
+            if let Some(b) = &a.basic_auth {
+                if b.username.is_empty() {
+                    err(
+                        "web.auth.basic_auth.username".into(),
+                        "username is empty".into(),
+                    );
+                }
+                if b.password.is_some() == b.password_file.is_some() {
+                    err(
+                        "web.auth.basic_auth".into(),
+                        "exactly one of password & password_file must be configured".into(),
+                    );
+                }
+            } else if !token {
+                err(
+                    "web.auth".into(),
+                    "set bearer_token, bearer_token_file or basic_auth".into(),
+                );
+            }
         }
         let d = &self.alerting.delivery;
         if d.queue_capacity == 0 {

@@ -223,7 +223,21 @@ pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
 
 /// Minimal blocking HTTP/1.1 request.
 pub fn http_request(method: &str, url: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_request_with(method, url, body, &[])
+}
+
+/// An HTTP request with extra headers.
+pub fn http_request_with(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest
         .split_once('/')
@@ -234,7 +248,7 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> std::io::Res
     let body = body.unwrap_or("");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut buf = Vec::new();
