@@ -626,3 +626,29 @@ fn write_endpoints_require_the_configured_credentials() {
         "{cfg}"
     );
 }
+
+/// `alerting.routing:` inline in argus's config routes like a file.
+#[test]
+fn inline_routing_delivers() {
+    let hook = Recorder::start();
+    let cfg = format!(
+        "alerting:\n  routing:\n    route:\n      receiver: hook\n      group_wait: 0s\n    receivers:\n      - name: hook\n        webhook_configs:\n          - url: http://{}/inline\n",
+        hook.addr()
+    );
+    let a = Argus::start(&cfg, &[]);
+    let (code, body) = http_request(
+        "POST",
+        &format!("{}/api/v2/alerts", a.url()),
+        Some(r#"[{"labels":{"alertname":"Inline"}}]"#),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let got = wait_for(10, "the inline-routed alert", || hook.json_bodies().pop());
+    assert_eq!(got["commonLabels"]["alertname"], "Inline");
+    // The status shows the inline routing with its secrets hidden.
+    let (_, cfg) = http_get(&format!("{}/api/v1/status/config", a.url())).unwrap();
+    assert!(
+        cfg.contains("<secret>") && !cfg.contains(&hook.addr()),
+        "{cfg}"
+    );
+}

@@ -231,3 +231,39 @@ fn file_sd_changes_are_picked_up_without_restart() {
     });
     assert!(a.target(&t2.addr()).is_some());
 }
+
+#[test]
+fn inline_routing_is_checked_with_positions_in_the_config_file() {
+    let (code, _, err) = check(
+        "alerting:\n  routing:\n    route:\n      receiver: nobody\n    receivers:\n      - name: team\n",
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "FILE:4:7: alerting.routing.route.receiver: undefined receiver \"nobody\" used in route"
+    );
+    let (code, _, err) = check(
+        "alerting:\n  routing_file: am.yml\n  routing:\n    route: {receiver: a}\n    receivers: [{name: a}]\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("at most one of routing & routing_file"),
+        "{err}"
+    );
+    let (code, out, err) = check(
+        "alerting:\n  routing:\n    route: {receiver: a}\n    receivers: [{name: a}]\n  delivery:\n    rate_limits: {slack: 2/s}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SUCCESS"));
+    let (code, _, err) =
+        check("alerting:\n  delivery:\n    rate_limits: {sms: 2/s, slack: fast}\n");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("alerting.delivery.rate_limits.sms: unknown integration type"),
+        "{err}"
+    );
+    assert!(
+        err.contains("alerting.delivery.rate_limits.slack: invalid rate \"fast\""),
+        "{err}"
+    );
+}

@@ -317,72 +317,26 @@ pub(crate) async fn get_receivers(State(st): State<ApiState>) -> Response {
     json_reply(&out)
 }
 
-/// Keys whose values Alertmanager keeps as secrets; `config.original`
-/// shows them as `<secret>`.
-const SECRET_KEYS: &[&str] = &[
-    "api_url",
-    "slack_api_url",
-    "slack_app_token",
-    "app_token",
-    "service_key",
-    "routing_key",
-    "auth_password",
-    "auth_secret",
-    "smtp_auth_password",
-    "smtp_auth_secret",
-    "password",
-    "credentials",
-    "bearer_token",
-    "url",
-    "api_key",
-    "opsgenie_api_key",
-    "victorops_api_key",
-    "wechat_api_secret",
-    "api_secret",
-    "bot_token",
-    "telegram_bot_token",
-    "user_key",
-    "token",
-    "token_id",
-    "rocketchat_token",
-    "rocketchat_token_id",
-    "webhook_url",
-    "mattermost_webhook_url",
-    "client_secret",
-];
-
-fn redact(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                if SECRET_KEYS.contains(&k.as_str()) && x.is_string() {
-                    *x = serde_json::Value::String("<secret>".into());
-                } else {
-                    redact(x);
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
-        _ => {}
-    }
-}
-
 /// `GET /api/v2/status`: version, uptime, the routing configuration with
 /// its secrets hidden (`amtool config show` prints it), no cluster.
 pub(crate) async fn get_status(State(st): State<ApiState>) -> Response {
-    let routing = st
+    let alerting = st
         .config
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .config
         .alerting
-        .routing_file
         .clone();
-    let original = routing
-        .and_then(|f| std::fs::read_to_string(f).ok())
-        .and_then(|text| serde_saphyr::from_str::<serde_json::Value>(&text).ok())
+    let value = match (&alerting.routing_file, &alerting.routing) {
+        (Some(f), _) => std::fs::read_to_string(f)
+            .ok()
+            .and_then(|text| serde_saphyr::from_str::<serde_json::Value>(&text).ok()),
+        (None, Some(inline)) => Some(inline.0.clone()),
+        (None, None) => None,
+    };
+    let original = value
         .map(|mut v| {
-            redact(&mut v);
+            crate::config::redact_secrets(&mut v);
             serde_saphyr::to_string(&v).unwrap_or_default()
         })
         .unwrap_or_default();

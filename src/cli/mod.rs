@@ -81,7 +81,13 @@ pub fn check_config(files: &[std::path::PathBuf]) -> bool {
         match Config::load(Path::new(f)) {
             // Rule files the config names are checked too, as promtool
             // check config does.
-            Ok(c) => match crate::rules::load_groups(&c) {
+            Ok(c) => match crate::rules::load_groups(&c)
+                .map_err(|e| e.to_string())
+                .and_then(|g| {
+                    crate::notify::routing_of(&c)
+                        .map(|_| g)
+                        .map_err(|e| e.to_string())
+                }) {
                 Ok(groups) => println!(
                     "{}: SUCCESS: {} scrape config(s) and {} rule group(s) found",
                     f.display(),

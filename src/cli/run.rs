@@ -121,15 +121,7 @@ impl Reloader {
 
 /// The Alertmanager configuration `alerting.routing_file` names, if any.
 fn load_routing(cfg: &Config) -> Result<Option<crate::notify::AmConfig>, String> {
-    match &cfg.alerting.routing_file {
-        None => Ok(None),
-        Some(f) => crate::notify::load_am_config(
-            std::path::Path::new(f),
-            crate::notify::Strictness::Deliver,
-        )
-        .map(Some)
-        .map_err(|e| e.to_string()),
-    }
+    crate::notify::routing_of(cfg).map_err(|e| e.to_string())
 }
 
 fn describe(cfg: &Config) -> String {

@@ -74,6 +74,10 @@ pub struct Config {
     /// argus's HTTP server settings (an argus extension).
     #[serde(default, skip_serializing_if = "WebConfig::is_empty")]
     pub web: WebConfig,
+    /// The file this was read from, if any (for positions in errors
+    /// found after loading).
+    #[serde(skip)]
+    pub source_file: Option<std::path::PathBuf>,
 }
 
 /// `alerting:`
@@ -88,6 +92,10 @@ pub struct AlertingConfig {
     /// argus routes and delivers alerts itself.
     #[serde(default)]
     pub routing_file: Option<String>,
+    /// An Alertmanager configuration written inline, instead of
+    /// `routing_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<InlineRouting>,
     /// How argus's own receivers deliver: queues, retries, rate limits.
     #[serde(default, skip_serializing_if = "DeliveryConfig::is_default")]
     pub delivery: DeliveryConfig,
@@ -95,8 +103,97 @@ pub struct AlertingConfig {
 
 impl AlertingConfig {
     fn is_empty(&self) -> bool {
-        self.alertmanagers.is_empty() && self.routing_file.is_none() && self.delivery.is_default()
+        self.alertmanagers.is_empty()
+            && self.routing_file.is_none()
+            && self.routing.is_none()
+            && self.delivery.is_default()
     }
+}
+
+/// `alerting.routing:` — Alertmanager's format inside argus's config,
+/// kept as written and read by the notify module; shown with its secrets
+/// hidden.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct InlineRouting(pub serde_json::Value);
+
+impl Serialize for InlineRouting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = self.0.clone();
+        redact_secrets(&mut v);
+        v.serialize(s)
+    }
+}
+
+/// Keys whose values Alertmanager's configuration holds as secrets.
+pub const SECRET_KEYS: &[&str] = &[
+    "api_url",
+    "slack_api_url",
+    "slack_app_token",
+    "app_token",
+    "service_key",
+    "routing_key",
+    "auth_password",
+    "auth_secret",
+    "smtp_auth_password",
+    "smtp_auth_secret",
+    "password",
+    "credentials",
+    "bearer_token",
+    "url",
+    "api_key",
+    "opsgenie_api_key",
+    "victorops_api_key",
+    "wechat_api_secret",
+    "api_secret",
+    "bot_token",
+    "telegram_bot_token",
+    "user_key",
+    "token",
+    "token_id",
+    "rocketchat_token",
+    "rocketchat_token_id",
+    "webhook_url",
+    "mattermost_webhook_url",
+    "client_secret",
+];
+
+/// Replaces the values of [`SECRET_KEYS`] anywhere in `v` with
+/// `<secret>`.
+pub fn redact_secrets(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if SECRET_KEYS.contains(&k.as_str()) && x.is_string() {
+                    *x = serde_json::Value::String("<secret>".into());
+                } else {
+                    redact_secrets(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
+/// Parses a rate `N/s`, `N/m` or `N/h` into (N, period in ms).
+pub fn parse_rate(s: &str) -> Result<(u32, u64), String> {
+    let (n, unit) = s
+        .split_once('/')
+        .ok_or_else(|| format!("invalid rate {s:?}: want N/s, N/m or N/h"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("invalid rate {s:?}: N must be a positive integer"))?;
+    let per_ms = match unit.trim() {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("invalid rate {s:?}: the unit must be s, m or h")),
+    };
+    Ok((n, per_ms))
 }
 
 /// `web:` — argus's HTTP server.
@@ -626,6 +723,7 @@ impl Config {
         })?;
         let mut c = Config::load_str(&src, &name)?;
         c.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        c.source_file = Some(path.to_path_buf());
         Ok(c)
     }
 
@@ -779,6 +877,12 @@ impl Config {
             }
             validate_targets(&p, &am.static_configs, err);
         }
+        if self.alerting.routing.is_some() && self.alerting.routing_file.is_some() {
+            err(
+                "alerting.routing".into(),
+                "at most one of routing & routing_file must be configured".into(),
+            );
+        }
         if let Some(a) = &self.web.auth {
             let token = a.bearer_token.is_some() || a.bearer_token_file.is_some();
             if a.bearer_token.is_some() && a.bearer_token_file.is_some() {
@@ -827,12 +931,12 @@ impl Config {
                     format!("unknown integration type {k:?}: slack, pagerduty, email or webhook"),
                 );
             }
-            if let Err(e) = crate::notify::Rate::parse(v) {
+            if let Err(e) = parse_rate(v) {
                 err(format!("alerting.delivery.rate_limits.{k}"), e);
             }
         }
         for (k, v) in &d.receiver_rate_limits {
-            if let Err(e) = crate::notify::Rate::parse(v) {
+            if let Err(e) = parse_rate(v) {
                 err(format!("alerting.delivery.receiver_rate_limits.{k}"), e);
             }
         }

@@ -261,6 +261,64 @@ pub fn load_am_config(path: &Path, strictness: Strictness) -> Result<AmConfig, C
     Ok(cfg)
 }
 
+/// The routing argus's config asks for: `alerting.routing_file`, or
+/// `alerting.routing` inline (errors then name the config file, its
+/// positions and key paths under `alerting.routing`), or none.
+pub fn routing_of(cfg: &crate::config::Config) -> Result<Option<AmConfig>, ConfigErrors> {
+    if let Some(f) = &cfg.alerting.routing_file {
+        return load_am_config(Path::new(f), Strictness::Deliver).map(Some);
+    }
+    let Some(inline) = &cfg.alerting.routing else {
+        return Ok(None);
+    };
+    let file = cfg
+        .source_file
+        .as_ref()
+        .map_or_else(|| "<config>".to_string(), |p| p.display().to_string());
+    let text = serde_saphyr::to_string(&inline.0).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            pos: None,
+            path: "alerting.routing".into(),
+            msg: e.to_string(),
+        }])
+    })?;
+    let positions = cfg
+        .source_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|src| Positions::index(&src));
+    let mut am = parse_am_config(&text, &file, Strictness::Deliver).map_err(|errs| {
+        ConfigErrors(
+            errs.0
+                .into_iter()
+                .map(|e| {
+                    let path = if e.path.is_empty() {
+                        "alerting.routing".to_string()
+                    } else {
+                        format!("alerting.routing.{}", e.path)
+                    };
+                    ConfigError {
+                        pos: positions.as_ref().and_then(|p| {
+                            p.of_path(&path).or_else(|| p.of_path("alerting.routing"))
+                        }),
+                        file: file.clone(),
+                        path,
+                        msg: e.msg,
+                    }
+                })
+                .collect(),
+        )
+    })?;
+    am.base_dir = cfg
+        .source_file
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Ok(Some(am))
+}
+
 fn valid_label_name(n: &str) -> bool {
     crate::model::is_legacy_label_name(n)
 }

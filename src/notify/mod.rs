@@ -22,7 +22,7 @@ mod webhook;
 
 pub use amconfig::{
     AmConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
-    UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config,
+    UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config, routing_of,
 };
 pub use dispatch::{
     Dispatcher, Flush, GroupedAlert, LogEntry, NotificationLog, fingerprint, label_set_string,

@@ -126,22 +126,7 @@ pub struct Rate {
 impl Rate {
     /// Parses `1/s`, `30/m`, `100/h`.
     pub fn parse(s: &str) -> Result<Rate, String> {
-        let (n, unit) = s
-            .split_once('/')
-            .ok_or_else(|| format!("invalid rate {s:?}: want N/s, N/m or N/h"))?;
-        let n: u32 = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("invalid rate {s:?}: N must be a positive integer"))?;
-        let per_ms = match unit.trim() {
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(format!("invalid rate {s:?}: the unit must be s, m or h")),
-        };
-        Ok(Rate { n, per_ms })
+        crate::config::parse_rate(s).map(|(n, per_ms)| Rate { n, per_ms })
     }
 
     fn quota(&self) -> Option<Quota> {
