@@ -334,7 +334,9 @@ fn own_routing_restart_neither_repeats_nor_forgets() {
             .find(|b| b["status"] == "firing")
     });
     a.stop();
-    assert!(tmp.path().join("data/nflog.json").exists());
+    assert!(
+        tmp.path().join("data/nflog.wal").exists() || tmp.path().join("data/nflog.json").exists()
+    );
     let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &extra);
     // Restored alerts are re-sent by the rules every 2 s and regrouped at
     // once; the log says they were notified: nothing goes out.
@@ -651,4 +653,61 @@ fn inline_routing_delivers() {
         cfg.contains("<secret>") && !cfg.contains(&hook.addr()),
         "{cfg}"
     );
+}
+
+/// Alerts that came in through the API survive a restart with the
+/// notification log: no second page, and the resolve still goes out
+/// (Alertmanager loses both, alertmanager#2370).
+#[test]
+fn api_alerts_survive_a_restart_and_resolve_once() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n";
+    let mut a = Argus::start_in(tmp.path(), cfg, &[]);
+    let fmt = argus::model::format_rfc3339_millis;
+    let post = |a: &Argus, ends: i64| {
+        let (code, body) = http_request(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(&format!(
+                r#"[{{"labels":{{"alertname":"Remote","job":"x"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+                fmt(now_ms() - 60_000),
+                fmt(ends)
+            )),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    };
+    post(&a, now_ms() + 3_600_000);
+    wait_for(10, "the page", || hook.json_bodies().pop());
+    a.stop();
+    assert!(tmp.path().join("data/routed_alerts.json").exists());
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    let listed = a.get_json("/api/v2/alerts");
+    assert_eq!(listed[0]["labels"]["alertname"], "Remote", "{listed}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        hook.json_bodies().len(),
+        1,
+        "paged again after the restart: {}\n{:?}\n{}",
+        a.log(),
+        hook.json_bodies(),
+        std::fs::read_to_string(tmp.path().join("data/nflog.wal")).unwrap_or_default(),
+    );
+    post(&a, now_ms());
+    let got = wait_for(10, "the resolve", || {
+        hook.json_bodies()
+            .into_iter()
+            .find(|b| b["status"] == "resolved")
+    });
+    assert_eq!(got["alerts"][0]["labels"]["alertname"], "Remote");
+    assert_eq!(hook.json_bodies().len(), 2);
 }

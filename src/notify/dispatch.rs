@@ -97,6 +97,9 @@ impl Flush {
 pub struct Dispatcher {
     root: Route,
     groups: BTreeMap<String, AggGroup>,
+    /// (next flush, slot) of every group, so finding what is due costs
+    /// the due groups, not all groups.
+    schedule: BTreeSet<(i64, String)>,
 }
 
 /// `{}` for the root, then each node's matchers, joined by `/`.
@@ -170,6 +173,7 @@ impl Dispatcher {
         Dispatcher {
             root,
             groups: BTreeMap::new(),
+            schedule: BTreeSet::new(),
         }
     }
 
@@ -202,23 +206,29 @@ impl Dispatcher {
                 };
                 let key = format!("{}:{}", route_key(&path), label_set_string(&group_labels));
                 let slot = format!("{idx:?}{key}");
-                let g = self.groups.entry(slot).or_insert_with(|| AggGroup {
-                    group_key: key,
-                    receiver: r.receiver.clone(),
-                    group_labels,
-                    route_labels: r.labels.clone(),
-                    group_interval_ms: r.group_interval_ms,
-                    repeat_interval_ms: r.repeat_interval_ms,
-                    mute_time_intervals: r.mute_time_intervals.clone(),
-                    active_time_intervals: r.active_time_intervals.clone(),
-                    alerts: BTreeMap::new(),
-                    next_flush: now + r.group_wait_ms,
-                    has_flushed: false,
+                let schedule = &mut self.schedule;
+                let g = self.groups.entry(slot.clone()).or_insert_with(|| {
+                    schedule.insert((now + r.group_wait_ms, slot.clone()));
+                    AggGroup {
+                        group_key: key,
+                        receiver: r.receiver.clone(),
+                        group_labels,
+                        route_labels: r.labels.clone(),
+                        group_interval_ms: r.group_interval_ms,
+                        repeat_interval_ms: r.repeat_interval_ms,
+                        mute_time_intervals: r.mute_time_intervals.clone(),
+                        active_time_intervals: r.active_time_intervals.clone(),
+                        alerts: BTreeMap::new(),
+                        next_flush: now + r.group_wait_ms,
+                        has_flushed: false,
+                    }
                 });
                 // An alert that has been firing longer than group_wait
                 // needs no waiting for company: flush now.
-                if !g.has_flushed && a.starts_at + r.group_wait_ms < now {
-                    g.next_flush = g.next_flush.min(now);
+                if !g.has_flushed && a.starts_at + r.group_wait_ms < now && g.next_flush > now {
+                    self.schedule.remove(&(g.next_flush, slot.clone()));
+                    g.next_flush = now;
+                    self.schedule.insert((now, slot));
                 }
                 g.alerts.insert(
                     fp,
@@ -242,7 +252,7 @@ impl Dispatcher {
 
     /// When the next group is due, if any.
     pub fn next_flush(&self) -> Option<i64> {
-        self.groups.values().map(|g| g.next_flush).min()
+        self.schedule.first().map(|(t, _)| *t)
     }
 
     /// Number of aggregation groups.
@@ -269,12 +279,20 @@ impl Dispatcher {
     /// `group_interval` ahead.
     pub fn flush_due(&mut self, now: i64) -> Vec<Flush> {
         let mut out = Vec::new();
-        for (key, g) in self.groups.iter_mut() {
-            if g.next_flush > now || g.alerts.is_empty() {
+        while let Some((t, key)) = self.schedule.first().cloned() {
+            if t > now {
+                break;
+            }
+            self.schedule.pop_first();
+            let Some(g) = self.groups.get_mut(&key) else {
+                continue;
+            };
+            g.next_flush = now + g.group_interval_ms;
+            self.schedule.insert((g.next_flush, key.clone()));
+            if g.alerts.is_empty() {
                 continue;
             }
             g.has_flushed = true;
-            g.next_flush = now + g.group_interval_ms;
             let mut alerts: Vec<GroupedAlert> = g.alerts.values().cloned().collect();
             alerts.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
             out.push(Flush {
@@ -309,6 +327,7 @@ impl Dispatcher {
             }
         }
         if g.alerts.is_empty() {
+            self.schedule.remove(&(g.next_flush, f.slot.clone()));
             self.groups.remove(&f.slot);
         }
     }
@@ -330,6 +349,9 @@ pub struct LogEntry {
 #[derive(Clone, Debug, Default)]
 pub struct NotificationLog {
     entries: BTreeMap<(String, String, String), LogEntry>,
+    /// Entries logged since the last [`take_changes`](Self::take_changes),
+    /// as JSON lines for the write-ahead file.
+    changes: Vec<u8>,
 }
 
 /// One entry as stored on disk.
@@ -367,7 +389,28 @@ impl NotificationLog {
                 .into_iter()
                 .map(|s| ((s.group_key, s.receiver, s.integration), s.entry))
                 .collect(),
+            changes: Vec::new(),
         })
+    }
+
+    /// Applies the JSON lines of a write-ahead file (later lines win); a
+    /// torn last line, from a crash in the middle of a write, is skipped.
+    /// Returns how many lines applied.
+    pub fn apply_changes(&mut self, b: &[u8]) -> usize {
+        let mut n = 0;
+        for line in b.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(s) = serde_json::from_slice::<StoredEntry>(line) {
+                self.entries
+                    .insert((s.group_key, s.receiver, s.integration), s.entry);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The entries logged since the last call, as JSON lines.
+    pub fn take_changes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.changes)
     }
 
     /// Number of entries.
@@ -391,6 +434,15 @@ impl NotificationLog {
 
     /// Records a delivery.
     pub fn log(&mut self, group_key: &str, receiver: &str, integration: &str, e: LogEntry) {
+        let stored = StoredEntry {
+            group_key: group_key.to_string(),
+            receiver: receiver.to_string(),
+            integration: integration.to_string(),
+            entry: e.clone(),
+        };
+        if serde_json::to_writer(&mut self.changes, &stored).is_ok() {
+            self.changes.push(b'\n');
+        }
         self.entries.insert(
             (
                 group_key.to_string(),

@@ -32,8 +32,25 @@ use crate::telemetry::Metrics;
 pub const NFLOG_FILE: &str = "nflog.json";
 /// File of the silences under the storage directory.
 pub const SILENCES_FILE: &str = "silences.json";
+/// Write-ahead file of the notification log: entries logged since
+/// `nflog.json` was written, one JSON line each, so a delivery costs an
+/// appended line rather than a rewrite of the whole log.
+pub const NFLOG_WAL_FILE: &str = "nflog.wal";
+/// The write-ahead file is folded into `nflog.json` past this size.
+const NFLOG_WAL_MAX: u64 = 4 << 20;
+/// File of the alerts argus routes (from its rules and from the API),
+/// so that groups, resolves and `/api/v2/alerts` survive a restart.
+pub const ROUTED_ALERTS_FILE: &str = "routed_alerts.json";
+/// The routed alerts are written at most this often: they are large and
+/// change with every resend, and a restart within the interval loses at
+/// most its changes (firing alerts come back with their next resend).
+const ALERTS_SAVE_INTERVAL: Duration = Duration::from_secs(5);
 /// File of the outbox under the storage directory.
 pub const OUTBOX_FILE: &str = "outbox.json";
+/// Longest time between a change of the notification log or the outbox
+/// and its write: a crash inside it can repeat a notification (the log
+/// had not recorded it), never lose one the outbox held for longer.
+pub const SAVE_DELAY: Duration = Duration::from_millis(250);
 /// How long notification log entries are kept (Alertmanager's default
 /// `--data.retention`).
 const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
@@ -54,6 +71,9 @@ struct State {
     silences: Silences,
     /// `silences.version()` when they were last saved.
     silences_saved: u64,
+    /// Bumped when the routed alerts change.
+    alerts_version: u64,
+    alerts_saved: u64,
     /// Bumped when the notification log changes.
     nflog_version: u64,
     nflog_saved: u64,
@@ -80,6 +100,33 @@ pub struct Notifier {
     /// A wake-up per integration queue with a running worker.
     workers: Mutex<HashMap<String, Arc<Notify>>>,
     stop: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    save_wanted: Notify,
+    /// Bytes in the notification log's write-ahead file.
+    wal_size: std::sync::atomic::AtomicU64,
+    /// Deliveries under way; shutdown waits for them so the log records
+    /// what they sent.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Delivery state to write, taken under the lock.
+#[derive(Default)]
+struct StateWrite {
+    log_lines: Vec<u8>,
+    log_snapshot: Option<Vec<u8>>,
+    outbox: Option<Vec<u8>>,
+    /// A copy of the routed alerts, serialised outside the lock.
+    alerts: Option<Vec<(Alert, i64)>>,
+}
+
+/// A routed alert as its state file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredAlert {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: i64,
+    ends_at: i64,
+    generator_url: String,
+    updated_at: i64,
 }
 
 /// The rate limit of one integration's queue.
@@ -148,6 +195,8 @@ impl Notifier {
                 nflog: NotificationLog::default(),
                 silences: Silences::default(),
                 silences_saved: 0,
+                alerts_version: 0,
+                alerts_saved: 0,
                 nflog_version: 0,
                 nflog_saved: 0,
                 outbox: Outbox::new(outbox_settings(&delivery), clock.clone()),
@@ -168,6 +217,9 @@ impl Notifier {
             dry_run: false,
             workers: Mutex::new(HashMap::new()),
             stop: Mutex::new(None),
+            save_wanted: Notify::new(),
+            wal_size: std::sync::atomic::AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -187,8 +239,31 @@ impl Notifier {
         let now_s = self.clock.now_millis() / 1000;
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(log) = read_state_file(&dir, NFLOG_FILE, now_s, NotificationLog::from_json) {
-            tracing::info!(entries = log.len(), "notification log restored");
             st.nflog = log;
+        }
+        if let Ok(wal) = std::fs::read(dir.join(NFLOG_WAL_FILE)) {
+            let n = st.nflog.apply_changes(&wal);
+            self.wal_size
+                .store(wal.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(changes = n, "notification log write-ahead file replayed");
+        }
+        tracing::info!(entries = st.nflog.len(), "notification log restored");
+        if let Some(v) = read_state_file(&dir, ROUTED_ALERTS_FILE, now_s, |b| {
+            serde_json::from_slice::<Vec<StoredAlert>>(b)
+        }) {
+            for s in v {
+                let a = Alert {
+                    labels: crate::model::Labels::from_pairs(s.labels),
+                    annotations: s.annotations,
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    generator_url: s.generator_url,
+                };
+                let fp = fingerprint(&a.labels);
+                st.alerts.insert(fp, a);
+                st.updated.insert(fp, s.updated_at);
+            }
+            tracing::info!(alerts = st.alerts.len(), "routed alerts restored");
         }
         if let Some(s) = read_state_file(&dir, SILENCES_FILE, now_s, Silences::from_json) {
             tracing::info!(silences = s.len(), "silences restored");
@@ -214,31 +289,118 @@ impl Notifier {
         self
     }
 
-    /// Writes the notification log and the outbox if they changed since
-    /// they were last saved.
+    /// Asks the saver to write the notification log and the outbox soon
+    /// (within [`SAVE_DELAY`]): one write covers every change in between,
+    /// so a burst of deliveries costs one write, not one each.
     fn save_state(&self) {
-        let (log, outbox) = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let log = (st.nflog_version != st.nflog_saved).then(|| {
-                st.nflog_saved = st.nflog_version;
-                st.nflog
-                    .to_json(self.clock.now_millis() - NFLOG_RETENTION_MS)
-            });
-            let v = st.outbox.version();
-            let outbox = (v != st.outbox_saved).then(|| {
-                st.outbox_saved = v;
-                st.outbox.to_json()
-            });
-            (log, outbox)
-        };
-        let Some(dir) = &self.state_dir else { return };
-        for (name, body) in [(NFLOG_FILE, log), (OUTBOX_FILE, outbox)] {
-            if let Some(b) = body {
-                if let Err(e) = crate::model::write_atomic(dir, name, &b) {
-                    tracing::error!(error = %e, file = name, "cannot save delivery state");
-                }
+        self.save_wanted.notify_one();
+    }
+
+    /// What changed since the last write, taken under the lock: the
+    /// notification log's new lines (or, when its write-ahead file has
+    /// grown past its limit, the whole log) and the outbox.
+    fn state_to_write(&self, with_alerts: bool) -> StateWrite {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = StateWrite::default();
+        if with_alerts && st.alerts_version != st.alerts_saved {
+            st.alerts_saved = st.alerts_version;
+            w.alerts = Some(
+                st.alerts
+                    .iter()
+                    .map(|(fp, a)| (a.clone(), st.updated.get(fp).copied().unwrap_or(0)))
+                    .collect(),
+            );
+        }
+        if st.nflog_version != st.nflog_saved {
+            st.nflog_saved = st.nflog_version;
+            let lines = st.nflog.take_changes();
+            let wal = self.wal_size.load(std::sync::atomic::Ordering::Relaxed);
+            if wal + lines.len() as u64 > NFLOG_WAL_MAX {
+                w.log_snapshot = Some(
+                    st.nflog
+                        .to_json(self.clock.now_millis() - NFLOG_RETENTION_MS),
+                );
+            } else {
+                w.log_lines = lines;
             }
         }
+        let v = st.outbox.version();
+        if v != st.outbox_saved {
+            st.outbox_saved = v;
+            w.outbox = Some(st.outbox.to_json());
+        }
+        w
+    }
+
+    /// Writes what [`state_to_write`](Self::state_to_write) took; file
+    /// work (and its fsyncs) runs here, outside the lock.
+    fn write(&self, w: StateWrite) {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let Some(dir) = &self.state_dir else { return };
+        let fail = |file: &str, e: std::io::Error| {
+            tracing::error!(error = %e, file, "cannot save delivery state");
+        };
+        if let Some(snap) = w.log_snapshot {
+            match crate::model::write_atomic(dir, NFLOG_FILE, &snap) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(dir.join(NFLOG_WAL_FILE));
+                    self.wal_size.store(0, Ordering::Relaxed);
+                }
+                Err(e) => fail(NFLOG_FILE, e),
+            }
+        } else if !w.log_lines.is_empty() {
+            let r = std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join(NFLOG_WAL_FILE))
+                })
+                .and_then(|mut f| {
+                    f.write_all(&w.log_lines)?;
+                    f.sync_data()
+                });
+            match r {
+                Ok(()) => {
+                    self.wal_size
+                        .fetch_add(w.log_lines.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => fail(NFLOG_WAL_FILE, e),
+            }
+        }
+        if let Some(b) = w.outbox {
+            if let Err(e) = crate::model::write_atomic(dir, OUTBOX_FILE, &b) {
+                fail(OUTBOX_FILE, e);
+            }
+        }
+        if let Some(alerts) = w.alerts {
+            let stored: Vec<StoredAlert> = alerts
+                .into_iter()
+                .map(|(a, updated_at)| StoredAlert {
+                    labels: a
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect(),
+                    annotations: a.annotations,
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    generator_url: a.generator_url,
+                    updated_at,
+                })
+                .collect();
+            let body = serde_json::to_vec(&stored).unwrap_or_default();
+            if let Err(e) = crate::model::write_atomic(dir, ROUTED_ALERTS_FILE, &body) {
+                fail(ROUTED_ALERTS_FILE, e);
+            }
+        }
+    }
+
+    /// Writes everything that changed, now (shutdown).
+    fn write_state(&self) {
+        let w = self.state_to_write(true);
+        self.write(w);
     }
 
     /// Drops silences past their retention and writes the set if it
@@ -337,7 +499,48 @@ impl Notifier {
 
     /// Runs until `stop` turns true: flushes groups when due into the
     /// outbox; a worker per integration delivers.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let saver = tokio::spawn(self.clone().saver(stop.clone()));
+        self.clone().dispatch(stop).await;
+        let _ = saver.await;
+        // Deliveries under way finish (for at most two seconds) so the
+        // log knows what they sent and a restart does not page again.
+        let t = std::time::Instant::now();
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && t.elapsed() < Duration::from_secs(2)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Whatever changed since the saver's last write.
+        self.write_state();
+    }
+
+    /// Writes delivery state at most every [`SAVE_DELAY`] while it changes.
+    async fn saver(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut alerts_written = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = self.save_wanted.notified() => {}
+                _ = tokio::time::sleep(ALERTS_SAVE_INTERVAL) => {}
+                _ = stop.changed() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SAVE_DELAY) => {}
+                _ = stop.changed() => return,
+            }
+            // Serialising takes the lock briefly; writing and syncing run
+            // on a blocking thread, so deliveries never wait for the disk.
+            let with_alerts = alerts_written.elapsed() >= ALERTS_SAVE_INTERVAL;
+            if with_alerts {
+                alerts_written = std::time::Instant::now();
+            }
+            let w = self.state_to_write(with_alerts);
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.write(w)).await;
+        }
+    }
+
+    async fn dispatch(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop.clone());
         // Notifications restored from the outbox go out first.
         self.start_workers();
@@ -359,6 +562,7 @@ impl Notifier {
                     if st.alerts.get(&a.fp) == Some(&a.alert) {
                         st.alerts.remove(&a.fp);
                         st.updated.remove(&a.fp);
+                        st.alerts_version += 1;
                     }
                 }
                 st.inhibitor.gc(now);
@@ -435,8 +639,11 @@ impl Notifier {
             };
             let wait = match next {
                 Next::Send(p) => {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    self.in_flight.fetch_add(1, SeqCst);
                     let outcome = self.attempt(&p).await;
                     self.finish(&key, &p, outcome);
+                    self.in_flight.fetch_sub(1, SeqCst);
                     continue;
                 }
                 Next::At(t) => Duration::from_millis((t - now).max(1) as u64),
@@ -663,6 +870,7 @@ impl AlertSink for Notifier {
             st.updated.insert(fp, now);
         }
         st.dispatcher.ingest(&alerts, now);
+        st.alerts_version += 1;
         drop(st);
         self.wake.notify_one();
     }
