@@ -711,3 +711,56 @@ fn api_alerts_survive_a_restart_and_resolve_once() {
     assert_eq!(got["alerts"][0]["labels"]["alertname"], "Remote");
     assert_eq!(hook.json_bodies().len(), 2);
 }
+
+/// `--dry-run`: everything rendered and logged, nothing sent; the
+/// receiver metrics count it.
+#[test]
+fn dry_run_logs_notifications_in_full_and_sends_nothing() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("pd-key"), "PDSECRET\n").unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: team\n  group_wait: 0s\nreceivers:\n  - name: team\n    webhook_configs:\n      - url: http://{}/hook\n    pagerduty_configs:\n      - routing_key_file: pd-key\n        url: http://{}/pd\n",
+            hook.addr(),
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let a = Argus::start_in(
+        tmp.path(),
+        "alerting:\n  routing_file: alertmanager.yml\n",
+        &["--dry-run"],
+    );
+    let (code, _) = http_request(
+        "POST",
+        &format!("{}/api/v2/alerts", a.url()),
+        Some(r#"[{"labels":{"alertname":"DryRun","severity":"page"}}]"#),
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    wait_for(10, "the dry-run log lines", || {
+        let log = a.log();
+        (log.matches("dry run: notification not sent").count() >= 2).then_some(())
+    });
+    let log = a.log();
+    assert!(log.contains("DryRun"), "{log}");
+    assert!(
+        log.contains("\\\"event_action\\\": \\\"trigger\\\"") || log.contains("event_action"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("PDSECRET"),
+        "the routing key leaked into the log"
+    );
+    assert!(hook.taken().is_empty(), "dry run sent something");
+    let (_, metrics) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    for integration in ["webhook/0", "pagerduty/0"] {
+        let line = format!(
+            "argus_receiver_notifications_total{{receiver=\"team\",integration=\"{integration}\"}} 1"
+        );
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    assert!(metrics.contains("argus_receiver_delivery_latency_seconds_count{receiver=\"team\",integration=\"webhook/0\"} 1"), "{metrics}");
+}

@@ -81,7 +81,7 @@ for who in argus am; do
   C1=$(cpu $PID)
   echo "$who: $R cpu_seconds $(echo "$C1 - $C0" | bc -l)"
 done
-kill $A_PID $AM_PID; wait $A_PID $AM_PID 2>/dev/null || true
+kill $A_PID $AM_PID 2>/dev/null || true; wait $A_PID $AM_PID 2>/dev/null || true
 
 echo "== latency: 1000 alerts/s for 20 s, group_wait 0s, one group per alert"
 for who in argus am; do
@@ -105,5 +105,6 @@ YML
   R=$($PIN1 "$LOAD" latency "http://127.0.0.1:$P" 1000 20 "127.0.0.1:$HOOK")
   C1=$(cpu $PID)
   echo "$who: $R cpu_seconds $(echo "$C1 - $C0" | bc -l)"
-  kill $A_PID $AM_PID; wait $A_PID $AM_PID 2>/dev/null || true
+  kill $A_PID $AM_PID 2>/dev/null || true; wait $A_PID $AM_PID 2>/dev/null || true
 done
+exit 0
