@@ -755,3 +755,47 @@ receivers:
     assert!(!names(&hook).contains(&"Weekend".to_string()));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_implicit_tls() {
+    let smtp = smtp::SmtpSink::start_implicit_tls();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("ca.pem"), &smtp.ca_pem).unwrap();
+    let am = format!(
+        r#"
+route:
+  receiver: mail
+  group_wait: 0s
+receivers:
+  - name: mail
+    email_configs:
+      - to: oncall@example.org
+        from: argus@example.org
+        smarthost: 127.0.0.1:{}
+        force_implicit_tls: true
+        tls_config: {{ca_file: ca.pem, server_name: localhost}}
+        text: 'plain {{{{ .Status }}}}'
+        html: ''
+"#,
+        smtp.port
+    );
+    let h = start(
+        tmp.path(),
+        Arc::new(ManualClock::new(T0)),
+        &am,
+        &DeliveryConfig::default(),
+    );
+    h.fire("Tls", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    let m = until("the email", || smtp.taken().pop()).await;
+    assert!(m.tls);
+    assert_eq!(m.auth, None);
+    assert!(
+        m.data.contains("Content-Type: text/plain; charset=utf-8"),
+        "{}",
+        m.data
+    );
+    assert!(m.data.contains("plain firing"), "{}", m.data);
+    assert!(!m.data.contains("text/html"), "{}", m.data);
+    h.stop().await;
+}

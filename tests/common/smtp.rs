@@ -55,8 +55,19 @@ fn b64decode(s: &str) -> Vec<u8> {
 }
 
 impl SmtpSink {
-    /// Starts a server whose certificate is for `localhost`.
+    /// Starts a server whose certificate is for `localhost`, offering
+    /// STARTTLS.
     pub fn start() -> SmtpSink {
+        SmtpSink::start_with(false)
+    }
+
+    /// Starts a server that speaks TLS from the first byte (port 465
+    /// style).
+    pub fn start_implicit_tls() -> SmtpSink {
+        SmtpSink::start_with(true)
+    }
+
+    fn start_with(implicit: bool) -> SmtpSink {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -94,7 +105,14 @@ impl SmtpSink {
                     };
                     let (acc, mails) = (acceptor.clone(), m2.clone());
                     tokio::spawn(async move {
-                        let _ = session(Box::new(sock), acc, mails).await;
+                        if implicit {
+                            let Ok(tls) = acc.accept(sock).await else {
+                                return;
+                            };
+                            let _ = session(Box::new(tls), acc, mails, true).await;
+                        } else {
+                            let _ = session(Box::new(sock), acc, mails, false).await;
+                        }
                     });
                 }
             });
@@ -115,9 +133,13 @@ async fn session(
     io: Box<dyn Io>,
     acceptor: tokio_rustls::TlsAcceptor,
     mails: Arc<Mutex<Vec<Mail>>>,
+    tls: bool,
 ) -> std::io::Result<()> {
     let mut r = BufReader::new(io);
-    let mut mail = Mail::default();
+    let mut mail = Mail {
+        tls,
+        ..Mail::default()
+    };
     r.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
     loop {
         let mut line = String::new();
