@@ -15,6 +15,7 @@ pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod slo;
 pub mod storage;
 pub mod telemetry;
 pub mod template;

@@ -98,6 +98,11 @@ enum Cmd {
         #[command(subcommand)]
         what: TestCmd,
     },
+    /// SLO specs (Sloth's formats).
+    Slo {
+        #[command(subcommand)]
+        what: SloCmd,
+    },
     /// Notification templates.
     Template {
         #[command(subcommand)]
@@ -107,6 +112,25 @@ enum Cmd {
     Import {
         #[command(subcommand)]
         what: ImportCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SloCmd {
+    /// Print (or write to -o) the Prometheus rules for SLO specs: Sloth's
+    /// series, labels and burn-rate alerts, for argus or a vanilla
+    /// Prometheus.
+    Generate {
+        /// Spec files (Sloth prometheus/v1, its Kubernetes CRD, OpenSLO
+        /// v1alpha).
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Output file instead of standard output.
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        /// Extra label on every rule, name=value (repeatable).
+        #[arg(short = 'l', long = "label")]
+        labels: Vec<String>,
     },
 }
 
@@ -207,6 +231,12 @@ enum CheckCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate SLO spec files; errors are printed as FILE:LINE:COL: field: message.
+    Slo {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Validate config files; errors are printed as FILE:LINE:COL: key.path: message.
     Config {
         /// Files to check.
@@ -256,6 +286,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Check {
+            what: CheckCmd::Slo { files },
+        } => {
+            if cli::check_slo(&files) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Slo {
+            what: SloCmd::Generate { specs, out, labels },
+        } => match cli::slo_generate(&specs, &labels) {
+            Ok(text) => match out {
+                None => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Some(f) => match std::fs::write(&f, text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("argus: cannot write {}: {e}", f.display());
+                        ExitCode::FAILURE
+                    }
+                },
+            },
+            Err(e) => {
+                eprintln!("argus: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Check {
             what: CheckCmd::Config { files },
         } => {

@@ -1045,3 +1045,44 @@ fn amtool_and_prometheus_use_argus_as_their_alertmanager() {
     assert_eq!(got["alerts"][0]["labels"]["severity"], "ticket");
     assert_eq!(got["alerts"][0]["status"], "firing");
 }
+
+/// `argus slo generate` output passes the real `promtool check rules`.
+#[test]
+fn promtool_accepts_generated_slo_rules() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/sloth/examples");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for name in [
+        "getting-started.yml",
+        "home-wifi.yml",
+        "kubernetes-apiserver.yml",
+        "multifile.yml",
+        "no-alerts.yml",
+        "openslo-getting-started.yml",
+        "openslo-kubernetes-apiserver.yml",
+        "raw-home-wifi.yml",
+    ] {
+        let out = tmp.path().join(name);
+        let st = Command::new(argus_bin())
+            .args(["slo", "generate", "-o"])
+            .arg(&out)
+            .arg(dir.join(name))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{name}");
+        let p = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&out)
+            .output()
+            .expect("promtool");
+        assert!(
+            p.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&p.stdout),
+            String::from_utf8_lossy(&p.stderr)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}

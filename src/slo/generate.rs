@@ -1,0 +1,356 @@
+//! Prometheus rules for SLOs, series for series what Sloth generates:
+//! error ratios per window (`slo:sli_error:ratio_rate<window>`), the
+//! period's ratio as the average of the 5-minute ratios, objective,
+//! error budget, burn rates, budget remaining, `sloth_slo_info`, and a
+//! page and a ticket alert, each a pair of multiwindow burn-rate
+//! conditions (Google's SRE workbook), with factors scaled to the period.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::render_window;
+use super::spec::{Sli, Slo, SloSpec, SpecKind};
+
+/// One burn-rate condition: the error budget share it would consume over
+/// the period at this rate, and its two windows (seconds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AlertWindow {
+    /// Percent of the period's error budget.
+    pub budget_percent: f64,
+    /// Short window (s).
+    pub short_s: u64,
+    /// Long window (s).
+    pub long_s: u64,
+}
+
+impl AlertWindow {
+    /// The burn-rate factor: `budget% / 100 × period / long window`.
+    pub fn factor(&self, period_days: u32) -> f64 {
+        (self.budget_percent / 100.0) * ((period_days as u64 * 86_400) as f64 / self.long_s as f64)
+    }
+}
+
+/// The four conditions: page (quick, slow) and ticket (quick, slow), the
+/// workbook's for a 30-day period (2% in 1h, 5% in 6h, 10% in 1d, 10% in
+/// 3d); other periods keep the shares and windows, so the factors scale
+/// (28 days: 13.44, 5.6, 2.8, 0.93).
+pub fn alert_windows() -> [AlertWindow; 4] {
+    let w = |p, s, l| AlertWindow {
+        budget_percent: p,
+        short_s: s,
+        long_s: l,
+    };
+    [
+        w(2.0, 300, 3_600),
+        w(5.0, 1_800, 21_600),
+        w(10.0, 7_200, 86_400),
+        w(10.0, 21_600, 259_200),
+    ]
+}
+
+/// Options of a generation run.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateOptions {
+    /// Labels added to every rule (`--label k=v`).
+    pub extra_labels: BTreeMap<String, String>,
+}
+
+/// A rule group as written out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleGroup {
+    /// Group name.
+    pub name: String,
+    /// Its rules.
+    pub rules: Vec<RuleOut>,
+}
+
+/// A recording or alerting rule as written out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleOut {
+    /// Recorded series name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// Alert name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// The expression.
+    pub expr: String,
+    /// Labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `5m`, `1h`, `1d`, `30d`: the largest unit that divides the duration.
+fn window_name(s: u64) -> String {
+    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s % n == 0 {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+/// Go's shortest float formatting (`0.999`, `0.0009999999999999432`, `6`).
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn selector(slo: &Slo, service: &str) -> String {
+    format!(
+        "{{sloth_id=\"{}\", sloth_service=\"{service}\", sloth_slo=\"{}\"}}",
+        slo.id, slo.name
+    )
+}
+
+/// The rule groups of every SLO in `spec`.
+pub fn generate(spec: &SloSpec, opts: &GenerateOptions) -> Result<Vec<RuleGroup>, String> {
+    let mut out = Vec::new();
+    for slo in &spec.slos {
+        out.extend(generate_slo(spec, slo, opts)?);
+    }
+    Ok(out)
+}
+
+fn generate_slo(
+    spec: &SloSpec,
+    slo: &Slo,
+    opts: &GenerateOptions,
+) -> Result<Vec<RuleGroup>, String> {
+    let service = &spec.service;
+    let sel = selector(slo, service);
+    let period_s = slo.period_days as u64 * 86_400;
+    let period = window_name(period_s);
+    let mut base = slo.labels.clone();
+    base.extend(opts.extra_labels.clone());
+    base.insert("sloth_id".into(), slo.id.clone());
+    base.insert("sloth_service".into(), service.clone());
+    base.insert("sloth_slo".into(), slo.name.clone());
+    let windows = alert_windows();
+    let mut ws: Vec<u64> = windows.iter().flat_map(|w| [w.short_s, w.long_s]).collect();
+    ws.sort_unstable();
+    ws.dedup();
+
+    // SLI error ratios per window.
+    let mut sli_rules = Vec::new();
+    for &w in &ws {
+        let name = window_name(w);
+        let expr = match &slo.sli {
+            Sli::Events {
+                error_query,
+                total_query,
+            } => format!(
+                "({})\n/\n({})\n",
+                render_window(error_query, &name)?.trim(),
+                render_window(total_query, &name)?.trim()
+            ),
+            Sli::Raw { error_ratio_query } => {
+                format!("({})\n", render_window(error_ratio_query, &name)?.trim())
+            }
+        };
+        let mut labels = base.clone();
+        labels.insert("sloth_window".into(), name.clone());
+        sli_rules.push(RuleOut {
+            record: Some(format!("slo:sli_error:ratio_rate{name}")),
+            alert: None,
+            expr,
+            labels,
+            annotations: BTreeMap::new(),
+        });
+    }
+    // The period's ratio: the average of the 5-minute ratios over it.
+    let mut labels = base.clone();
+    labels.insert("sloth_window".into(), period.clone());
+    sli_rules.push(RuleOut {
+        record: Some(format!("slo:sli_error:ratio_rate{period}")),
+        alert: None,
+        expr: format!(
+            "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n/ ignoring (sloth_window)\ncount_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
+        ),
+        labels,
+        annotations: BTreeMap::new(),
+    });
+
+    // Metadata.
+    let objective = slo.objective / 100.0;
+    let record = |name: &str, expr: String, labels: &BTreeMap<String, String>| RuleOut {
+        record: Some(name.to_string()),
+        alert: None,
+        expr,
+        labels: labels.clone(),
+        annotations: BTreeMap::new(),
+    };
+    let on = "on(sloth_id, sloth_slo, sloth_service) group_left";
+    let mut info_labels = base.clone();
+    info_labels.insert("sloth_mode".into(), spec.kind.mode_label().into());
+    info_labels.insert("sloth_objective".into(), num(slo.objective));
+    info_labels.insert("sloth_spec".into(), spec.kind.spec_label().into());
+    info_labels.insert(
+        "sloth_version".into(),
+        concat!("argus-", env!("CARGO_PKG_VERSION")).into(),
+    );
+    let meta = vec![
+        record(
+            "slo:objective:ratio",
+            format!("vector({})", num(objective)),
+            &base,
+        ),
+        record(
+            "slo:error_budget:ratio",
+            format!("vector(1-{})", num(objective)),
+            &base,
+        ),
+        record(
+            "slo:time_period:days",
+            format!("vector({})", slo.period_days),
+            &base,
+        ),
+        record(
+            "slo:current_burn_rate:ratio",
+            format!("slo:sli_error:ratio_rate5m{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n"),
+            &base,
+        ),
+        record(
+            "slo:period_burn_rate:ratio",
+            format!("slo:sli_error:ratio_rate{period}{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n"),
+            &base,
+        ),
+        record(
+            "slo:period_error_budget_remaining:ratio",
+            format!("1 - slo:period_burn_rate:ratio{sel}"),
+            &base,
+        ),
+        record("sloth_slo_info", "vector(1)".into(), &info_labels),
+    ];
+
+    let mut groups = vec![
+        RuleGroup {
+            name: format!("sloth-slo-sli-recordings-{}", slo.id),
+            rules: sli_rules,
+        },
+        RuleGroup {
+            name: format!("sloth-slo-meta-recordings-{}", slo.id),
+            rules: meta,
+        },
+    ];
+
+    // Alerts: page on the two fast conditions, ticket on the two slow.
+    let budget = (100.0 - slo.objective) / 100.0;
+    let cond = |w: &AlertWindow| {
+        let f = num(w.factor(slo.period_days));
+        let b = num(budget);
+        format!(
+            "(\n    max(slo:sli_error:ratio_rate{s}{sel} > ({f} * {b})) without (sloth_window)\n    and\n    max(slo:sli_error:ratio_rate{l}{sel} > ({f} * {b})) without (sloth_window)\n)",
+            s = window_name(w.short_s),
+            l = window_name(w.long_s),
+        )
+    };
+    let mut alerts = Vec::new();
+    for (severity, meta, pair) in [
+        ("page", &slo.alerting.page, [windows[0], windows[1]]),
+        ("ticket", &slo.alerting.ticket, [windows[2], windows[3]]),
+    ] {
+        if meta.disable {
+            continue;
+        }
+        let mut labels = slo.alerting.labels.clone();
+        labels.extend(meta.labels.clone());
+        labels.insert("sloth_severity".into(), severity.into());
+        let mut annotations = BTreeMap::from([
+            (
+                "summary".to_string(),
+                "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected.".to_string(),
+            ),
+            (
+                "title".to_string(),
+                format!("({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast."),
+            ),
+        ]);
+        annotations.extend(slo.alerting.annotations.clone());
+        annotations.extend(meta.annotations.clone());
+        alerts.push(RuleOut {
+            record: None,
+            alert: Some(slo.alerting.name.clone()),
+            expr: format!("{}\nor\n{}\n", cond(&pair[0]), cond(&pair[1])),
+            labels,
+            annotations,
+        });
+    }
+    if !alerts.is_empty() {
+        groups.push(RuleGroup {
+            name: format!("sloth-slo-alerts-{}", slo.id),
+            rules: alerts,
+        });
+    }
+    Ok(groups)
+}
+
+/// The rule file for the groups of one spec: a Prometheus rule file, or a
+/// prometheus-operator `PrometheusRule` for Sloth's Kubernetes CRD.
+pub fn to_yaml(kind: &SpecKind, groups: &[RuleGroup]) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        groups: &'a [RuleGroup],
+    }
+    #[derive(Serialize)]
+    struct Meta<'a> {
+        labels: BTreeMap<&'a str, &'a str>,
+        name: &'a str,
+        namespace: &'a str,
+    }
+    #[derive(Serialize)]
+    struct PromRule<'a> {
+        #[serde(rename = "apiVersion")]
+        api_version: &'a str,
+        kind: &'a str,
+        metadata: Meta<'a>,
+        spec: File<'a>,
+    }
+    let head = "# Generated by argus slo generate; edit the SLO spec instead.\n";
+    let body = match kind {
+        SpecKind::Kubernetes { name, namespace } => serde_saphyr::to_string(&PromRule {
+            api_version: "monitoring.coreos.com/v1",
+            kind: "PrometheusRule",
+            metadata: Meta {
+                labels: BTreeMap::from([
+                    ("app.kubernetes.io/component", "SLO"),
+                    ("app.kubernetes.io/managed-by", "argus"),
+                ]),
+                name,
+                namespace,
+            },
+            spec: File { groups },
+        }),
+        _ => serde_saphyr::to_string(&File { groups }),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(format!("{head}{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_scale_with_the_period() {
+        let f: Vec<f64> = alert_windows().iter().map(|w| w.factor(30)).collect();
+        assert_eq!(f, vec![14.4, 6.0, 3.0, 1.0]);
+        let f: Vec<String> = alert_windows()
+            .iter()
+            .map(|w| format!("{:.2}", w.factor(28)))
+            .collect();
+        assert_eq!(f, vec!["13.44", "5.60", "2.80", "0.93"]);
+        assert_eq!(window_name(259_200), "3d");
+        assert_eq!(window_name(1_800), "30m");
+        assert_eq!(num(0.999), "0.999");
+        assert_eq!(num((100.0 - 99.9) / 100.0), "0.0009999999999999432");
+        assert_eq!(num(6.0), "6");
+    }
+}

@@ -1,0 +1,28 @@
+//! SLOs: specs in Sloth's formats (`spec`) and the Prometheus rules that
+//! evaluate them (`generate`) — the same series names, labels and
+//! multiwindow, multi-burn-rate alerts Sloth produces, so dashboards and
+//! routing built for Sloth keep working, whether the rules run in argus
+//! or in a vanilla Prometheus.
+
+mod generate;
+mod spec;
+
+pub use generate::{
+    AlertWindow, GenerateOptions, RuleGroup, RuleOut, alert_windows, generate, to_yaml,
+};
+pub use spec::{AlertMeta, Alerting, Sli, Slo, SloSpec, SpecError, SpecKind, parse_spec};
+
+use crate::template::{Funcs, Limits, Template, Value};
+
+/// A query with its `{{.window}}` placeholders filled (Sloth's template
+/// syntax, rendered by argus's Go template engine).
+pub fn render_window(query: &str, window: &str) -> Result<String, String> {
+    if !query.contains("{{") {
+        return Ok(query.to_string());
+    }
+    let t = Template::parse("query", query).map_err(|e| e.to_string())?;
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("window".to_string(), Value::Str(window.to_string()));
+    t.execute(&Value::Map(m), &Funcs::builtin(), Limits::default())
+        .map_err(|e| e.to_string())
+}

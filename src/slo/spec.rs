@@ -1,0 +1,776 @@
+//! SLO specs as teams already write them for Sloth: its `prometheus/v1`
+//! format, its Kubernetes `PrometheusServiceLevel` CRD and OpenSLO
+//! `v1alpha` `SLO` documents, read into one model. A file may hold
+//! several YAML documents. Errors name the file, line, column and field.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::{Pos, Positions, yaml_error_parts};
+
+/// Which format a spec came in; generated output follows it (a
+/// `PrometheusRule` for the CRD).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpecKind {
+    /// Sloth's `prometheus/v1`.
+    Prometheus,
+    /// Sloth's Kubernetes CRD, with the object's name and namespace.
+    Kubernetes {
+        /// `metadata.name`.
+        name: String,
+        /// `metadata.namespace`.
+        namespace: String,
+    },
+    /// OpenSLO `v1alpha`.
+    OpenSlo,
+}
+
+impl SpecKind {
+    /// The `sloth_spec` label value.
+    pub fn spec_label(&self) -> &'static str {
+        match self {
+            SpecKind::Prometheus => "prometheus/v1",
+            SpecKind::Kubernetes { .. } => "sloth.slok.dev/v1",
+            SpecKind::OpenSlo => "openslo/v1alpha",
+        }
+    }
+
+    /// The `sloth_mode` label value.
+    pub fn mode_label(&self) -> &'static str {
+        match self {
+            SpecKind::Prometheus => "cli-gen-prom",
+            SpecKind::Kubernetes { .. } => "cli-gen-k8s",
+            SpecKind::OpenSlo => "cli-gen-openslo",
+        }
+    }
+}
+
+/// How an SLI's error ratio is computed; queries contain `{{.window}}`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sli {
+    /// Bad events over all events.
+    Events {
+        /// Rate of bad events.
+        error_query: String,
+        /// Rate of all events.
+        total_query: String,
+    },
+    /// A query that is the error ratio itself.
+    Raw {
+        /// The error ratio.
+        error_ratio_query: String,
+    },
+}
+
+/// One alert of the pair an SLO produces.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertMeta {
+    /// No such alert.
+    pub disable: bool,
+    /// Labels added to it.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to it.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The alerting section of an SLO.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Alerting {
+    /// Alert name (both alerts share it).
+    pub name: String,
+    /// Labels of both alerts.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of both alerts.
+    pub annotations: BTreeMap<String, String>,
+    /// The fast-burn alert.
+    pub page: AlertMeta,
+    /// The slow-burn alert.
+    pub ticket: AlertMeta,
+}
+
+/// One SLO.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slo {
+    /// Name (unique within the service).
+    pub name: String,
+    /// `service-name`.
+    pub id: String,
+    /// Human description.
+    pub description: String,
+    /// Objective in percent (99.9).
+    pub objective: f64,
+    /// Labels of this SLO's series.
+    pub labels: BTreeMap<String, String>,
+    /// The SLI.
+    pub sli: Sli,
+    /// Alerts.
+    pub alerting: Alerting,
+    /// The SLO period in days.
+    pub period_days: u32,
+}
+
+/// The SLOs of one document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloSpec {
+    /// The format it came in.
+    pub kind: SpecKind,
+    /// Service name.
+    pub service: String,
+    /// The SLOs.
+    pub slos: Vec<Slo>,
+}
+
+/// A spec that cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}:{}{path}: {msg}", .pos.map(|p| format!("{}:{}: ", p.line, p.col)).unwrap_or_default())]
+pub struct SpecError {
+    /// The file.
+    pub file: String,
+    /// Line and column, when known.
+    pub pos: Option<Pos>,
+    /// Field path within the document.
+    pub path: String,
+    /// What is wrong.
+    pub msg: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlertMeta {
+    #[serde(default)]
+    disable: bool,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+impl From<RawAlertMeta> for AlertMeta {
+    fn from(r: RawAlertMeta) -> Self {
+        AlertMeta {
+            disable: r.disable,
+            labels: r.labels,
+            annotations: r.annotations,
+        }
+    }
+}
+
+// Sloth's prometheus/v1 format.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromDoc {
+    version: String,
+    service: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    slos: Vec<PromSlo>,
+    #[serde(default)]
+    slo_plugins: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromSlo {
+    name: String,
+    #[serde(default)]
+    description: String,
+    objective: f64,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    sli: PromSli,
+    #[serde(default)]
+    alerting: PromAlerting,
+    #[serde(default)]
+    plugins: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromSli {
+    #[serde(default)]
+    events: Option<PromEvents>,
+    #[serde(default)]
+    raw: Option<PromRaw>,
+    #[serde(default)]
+    plugin: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromEvents {
+    error_query: String,
+    total_query: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromRaw {
+    error_ratio_query: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PromAlerting {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    page_alert: RawAlertMeta,
+    #[serde(default)]
+    ticket_alert: RawAlertMeta,
+}
+
+// Sloth's Kubernetes CRD.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct K8sDoc {
+    #[serde(rename = "apiVersion")]
+    _api_version: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    metadata: K8sMeta,
+    spec: K8sSpec,
+}
+
+#[derive(Deserialize)]
+struct K8sMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct K8sSpec {
+    service: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    slos: Vec<K8sSlo>,
+    #[serde(default)]
+    slo_plugins: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct K8sSlo {
+    name: String,
+    #[serde(default)]
+    description: String,
+    objective: f64,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    sli: K8sSli,
+    #[serde(default)]
+    alerting: K8sAlerting,
+    #[serde(default)]
+    plugins: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct K8sSli {
+    #[serde(default)]
+    events: Option<K8sEvents>,
+    #[serde(default)]
+    raw: Option<K8sRaw>,
+    #[serde(default)]
+    plugin: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct K8sEvents {
+    error_query: String,
+    total_query: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct K8sRaw {
+    error_ratio_query: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct K8sAlerting {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default, alias = "page_alert")]
+    page_alert: RawAlertMeta,
+    #[serde(default, alias = "ticket_alert")]
+    ticket_alert: RawAlertMeta,
+}
+
+// OpenSLO v1alpha.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OsDoc {
+    #[serde(rename = "apiVersion")]
+    _api_version: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    metadata: OsMeta,
+    spec: OsSpec,
+}
+
+#[derive(Deserialize)]
+struct OsMeta {
+    name: String,
+}
+
+// Fields are read so that valid OpenSLO documents load; not all are used.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OsSpec {
+    service: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    budgeting_method: String,
+    objectives: Vec<OsObjective>,
+    #[serde(default)]
+    time_windows: Vec<OsWindow>,
+    #[serde(default)]
+    indicator: Option<serde_json::Value>,
+}
+
+// Fields are read so that valid OpenSLO documents load; not all are used.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OsObjective {
+    #[serde(default)]
+    ratio_metrics: Option<OsRatio>,
+    target: f64,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    op: Option<String>,
+}
+
+// Fields are read so that valid OpenSLO documents load; not all are used.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OsRatio {
+    #[serde(default)]
+    good: Option<OsQuery>,
+    #[serde(default)]
+    bad: Option<OsQuery>,
+    total: OsQuery,
+    #[serde(default)]
+    incremental: Option<bool>,
+}
+
+// Fields are read so that valid OpenSLO documents load; not all are used.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OsQuery {
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    query_type: String,
+    query: String,
+}
+
+// Fields are read so that valid OpenSLO documents load; not all are used.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OsWindow {
+    count: u32,
+    unit: String,
+    #[serde(default)]
+    is_rolling: Option<bool>,
+    #[serde(default)]
+    calendar: Option<serde_json::Value>,
+}
+
+/// The YAML documents of a file with the line each starts at (0-based
+/// offset added to positions).
+fn documents(src: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let (mut start, mut cur) = (0usize, String::new());
+    for (i, line) in src.lines().enumerate() {
+        if line.trim_end() == "---" {
+            out.push((start, std::mem::take(&mut cur)));
+            start = i + 1;
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+    }
+    out.push((start, cur));
+    out.into_iter()
+        .filter(|(_, d)| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// Why a plugin cannot be honoured: argus runs no Sloth plugins.
+const NO_PLUGINS: &str = "Sloth plugins are not supported by argus; use `sli.events` or `sli.raw`";
+
+/// Reads every SLO document of a spec file.
+pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for (offset, doc) in documents(src) {
+        let positions = Positions::index(&doc);
+        let shift = |p: Option<Pos>| {
+            p.map(|p| Pos {
+                line: p.line + offset,
+                col: p.col,
+            })
+        };
+        let mut err = |path: &str, msg: String| {
+            errs.push(SpecError {
+                file: file.to_string(),
+                pos: shift(positions.of_path(path)),
+                path: path.to_string(),
+                msg,
+            })
+        };
+        let head: serde_json::Value = match serde_saphyr::from_str(&doc) {
+            Ok(v) => v,
+            Err(e) => {
+                let (pos, path, msg) = yaml_error_parts(&e, &positions);
+                errs.push(SpecError {
+                    file: file.to_string(),
+                    pos: shift(pos),
+                    path,
+                    msg,
+                });
+                continue;
+            }
+        };
+        let typed = |e: serde_saphyr::Error| {
+            let (pos, path, msg) = yaml_error_parts(&e, &positions);
+            SpecError {
+                file: file.to_string(),
+                pos: shift(pos),
+                path,
+                msg,
+            }
+        };
+        let version = head["version"].as_str().unwrap_or("");
+        let api = head["apiVersion"].as_str().unwrap_or("");
+        let kind = head["kind"].as_str().unwrap_or("");
+        let spec = if version == "prometheus/v1" {
+            match serde_saphyr::from_str::<PromDoc>(&doc) {
+                Ok(d) => from_prom(d, &mut err),
+                Err(e) => {
+                    errs.push(typed(e));
+                    continue;
+                }
+            }
+        } else if api == "sloth.slok.dev/v1" && kind == "PrometheusServiceLevel" {
+            match serde_saphyr::from_str::<K8sDoc>(&doc) {
+                Ok(d) => from_k8s(d, &mut err),
+                Err(e) => {
+                    errs.push(typed(e));
+                    continue;
+                }
+            }
+        } else if api == "openslo/v1alpha" && kind == "SLO" {
+            match serde_saphyr::from_str::<OsDoc>(&doc) {
+                Ok(d) => from_openslo(d, &mut err),
+                Err(e) => {
+                    errs.push(typed(e));
+                    continue;
+                }
+            }
+        } else {
+            err(
+                if version.is_empty() {
+                    "apiVersion"
+                } else {
+                    "version"
+                },
+                format!(
+                    "unknown SLO spec: want `version: prometheus/v1`, `apiVersion: sloth.slok.dev/v1` with `kind: PrometheusServiceLevel`, or `apiVersion: openslo/v1alpha` with `kind: SLO` (got version {version:?}, apiVersion {api:?}, kind {kind:?})"
+                ),
+            );
+            continue;
+        };
+        if let Some(s) = spec {
+            validate(&s, &mut err);
+            out.push(s);
+        }
+    }
+    if errs.is_empty() { Ok(out) } else { Err(errs) }
+}
+
+fn sli_of(
+    events: Option<(String, String)>,
+    raw: Option<String>,
+    plugin: bool,
+    p: &str,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<Sli> {
+    match (events, raw, plugin) {
+        (Some((e, t)), None, false) => Some(Sli::Events {
+            error_query: e,
+            total_query: t,
+        }),
+        (None, Some(r), false) => Some(Sli::Raw {
+            error_ratio_query: r,
+        }),
+        (None, None, true) => {
+            err(&format!("{p}.sli.plugin"), NO_PLUGINS.into());
+            None
+        }
+        (None, None, false) => {
+            err(&format!("{p}.sli"), "an SLI needs `events` or `raw`".into());
+            None
+        }
+        _ => {
+            err(
+                &format!("{p}.sli"),
+                "an SLI has exactly one of `events`, `raw` and `plugin`".into(),
+            );
+            None
+        }
+    }
+}
+
+fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
+    if d.slo_plugins.is_some() {
+        err("slo_plugins", NO_PLUGINS.into());
+    }
+    let mut slos = Vec::new();
+    for (i, s) in d.slos.into_iter().enumerate() {
+        let p = format!("slos[{i}]");
+        if s.plugins.is_some() {
+            err(&format!("{p}.plugins"), NO_PLUGINS.into());
+        }
+        let Some(sli) = sli_of(
+            s.sli.events.map(|e| (e.error_query, e.total_query)),
+            s.sli.raw.map(|r| r.error_ratio_query),
+            s.sli.plugin.is_some(),
+            &p,
+            err,
+        ) else {
+            continue;
+        };
+        let mut labels = d.labels.clone();
+        labels.extend(s.labels);
+        slos.push(Slo {
+            id: format!("{}-{}", d.service, s.name),
+            name: s.name,
+            description: s.description,
+            objective: s.objective,
+            labels,
+            sli,
+            alerting: Alerting {
+                name: s.alerting.name,
+                labels: s.alerting.labels,
+                annotations: s.alerting.annotations,
+                page: s.alerting.page_alert.into(),
+                ticket: s.alerting.ticket_alert.into(),
+            },
+            period_days: 30,
+        });
+    }
+    let _ = d.version;
+    Some(SloSpec {
+        kind: SpecKind::Prometheus,
+        service: d.service,
+        slos,
+    })
+}
+
+fn from_k8s(d: K8sDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
+    if d.spec.slo_plugins.is_some() {
+        err("spec.sloPlugins", NO_PLUGINS.into());
+    }
+    let mut slos = Vec::new();
+    for (i, s) in d.spec.slos.into_iter().enumerate() {
+        let p = format!("spec.slos[{i}]");
+        if s.plugins.is_some() {
+            err(&format!("{p}.plugins"), NO_PLUGINS.into());
+        }
+        let Some(sli) = sli_of(
+            s.sli.events.map(|e| (e.error_query, e.total_query)),
+            s.sli.raw.map(|r| r.error_ratio_query),
+            s.sli.plugin.is_some(),
+            &p,
+            err,
+        ) else {
+            continue;
+        };
+        let mut labels = d.spec.labels.clone();
+        labels.extend(s.labels);
+        slos.push(Slo {
+            id: format!("{}-{}", d.spec.service, s.name),
+            name: s.name,
+            description: s.description,
+            objective: s.objective,
+            labels,
+            sli,
+            alerting: Alerting {
+                name: s.alerting.name,
+                labels: s.alerting.labels,
+                annotations: s.alerting.annotations,
+                page: s.alerting.page_alert.into(),
+                ticket: s.alerting.ticket_alert.into(),
+            },
+            period_days: 30,
+        });
+    }
+    Some(SloSpec {
+        kind: SpecKind::Kubernetes {
+            name: d.metadata.name,
+            namespace: d.metadata.namespace,
+        },
+        service: d.spec.service,
+        slos,
+    })
+}
+
+fn from_openslo(d: OsDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
+    let period_days = match d.spec.time_windows.first() {
+        None => 30,
+        Some(w) => match w.unit.to_ascii_lowercase().as_str() {
+            "day" | "d" => w.count,
+            "week" | "w" => w.count * 7,
+            other => {
+                err(
+                    "spec.timeWindows[0].unit",
+                    format!("unsupported time window unit {other:?}: want Day or Week"),
+                );
+                30
+            }
+        },
+    };
+    let mut slos = Vec::new();
+    for (i, o) in d.spec.objectives.into_iter().enumerate() {
+        let p = format!("spec.objectives[{i}]");
+        let Some(r) = o.ratio_metrics else {
+            err(
+                &format!("{p}.ratioMetrics"),
+                "only ratioMetrics objectives are supported".into(),
+            );
+            continue;
+        };
+        let sli = match (r.good, r.bad) {
+            (Some(g), None) => Sli::Raw {
+                error_ratio_query: format!(
+                    "1 - (\n  (\n    {}\n  )\n  /\n  (\n    {}\n  )\n)\n",
+                    g.query.trim(),
+                    r.total.query.trim()
+                ),
+            },
+            (None, Some(b)) => Sli::Events {
+                error_query: b.query,
+                total_query: r.total.query,
+            },
+            _ => {
+                err(
+                    &format!("{p}.ratioMetrics"),
+                    "exactly one of `good` and `bad` is needed".into(),
+                );
+                continue;
+            }
+        };
+        let name = format!("{}-{i}", d.metadata.name);
+        slos.push(Slo {
+            id: format!("{}-{name}", d.spec.service),
+            name,
+            description: d.spec.description.clone(),
+            objective: o.target * 100.0,
+            labels: BTreeMap::new(),
+            sli,
+            // Sloth generates no alerts from OpenSLO specs.
+            alerting: Alerting {
+                page: AlertMeta {
+                    disable: true,
+                    ..AlertMeta::default()
+                },
+                ticket: AlertMeta {
+                    disable: true,
+                    ..AlertMeta::default()
+                },
+                ..Alerting::default()
+            },
+            period_days,
+        });
+    }
+    Some(SloSpec {
+        kind: SpecKind::OpenSlo,
+        service: d.spec.service,
+        slos,
+    })
+}
+
+fn validate(s: &SloSpec, err: &mut dyn FnMut(&str, String)) {
+    let prefix = match s.kind {
+        SpecKind::Prometheus => "slos",
+        SpecKind::Kubernetes { .. } => "spec.slos",
+        SpecKind::OpenSlo => "spec.objectives",
+    };
+    if s.service.is_empty() {
+        err("service", "service is required".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, slo) in s.slos.iter().enumerate() {
+        let p = format!("{prefix}[{i}]");
+        if slo.name.is_empty() {
+            err(&format!("{p}.name"), "name is required".into());
+        } else if !seen.insert(&slo.name) {
+            err(
+                &format!("{p}.name"),
+                format!("duplicate SLO name {:?}", slo.name),
+            );
+        }
+        if !(slo.objective > 0.0 && slo.objective <= 100.0) {
+            err(
+                &format!("{p}.objective"),
+                format!("objective must be in (0, 100], got {}", slo.objective),
+            );
+        }
+        let queries: Vec<(&str, &String)> = match &slo.sli {
+            Sli::Events {
+                error_query,
+                total_query,
+            } => vec![
+                ("sli.events.error_query", error_query),
+                ("sli.events.total_query", total_query),
+            ],
+            Sli::Raw { error_ratio_query } => {
+                vec![("sli.raw.error_ratio_query", error_ratio_query)]
+            }
+        };
+        for (field, q) in queries {
+            match super::render_window(q, "5m") {
+                Ok(text) => {
+                    if let Err(e) = promql_parser::parser::parse(&text) {
+                        err(&format!("{p}.{field}"), format!("invalid query: {e}"));
+                    }
+                }
+                Err(e) => err(&format!("{p}.{field}"), e),
+            }
+        }
+        let alerts_on = !(slo.alerting.page.disable && slo.alerting.ticket.disable);
+        if alerts_on && slo.alerting.name.is_empty() && s.kind != SpecKind::OpenSlo {
+            err(
+                &format!("{p}.alerting.name"),
+                "alerting.name is required unless both alerts are disabled".into(),
+            );
+        }
+    }
+}
