@@ -1402,6 +1402,18 @@ fn sort_coalesce(buckets: &mut Vec<Bucket>) {
     *buckets = out;
 }
 
+/// `histogram_quantile` over one classic histogram given as (upper bound,
+/// cumulative count) pairs, by the same code the engine runs (for
+/// benchmarks and tools that compare against it).
+pub fn classic_histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
+    let mut b: Vec<Bucket> = buckets
+        .iter()
+        .map(|&(upper, count)| Bucket { upper, count })
+        .collect();
+    sort_coalesce(&mut b);
+    bucket_quantile(q, &mut b).0
+}
+
 /// Returns (quantile, forced_monotonic, min_bucket, max_bucket, max_diff).
 fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool, f64, f64, f64) {
     let mut forced = false;

@@ -10,6 +10,7 @@ mod binary;
 mod cache;
 mod eval;
 mod functions;
+pub use functions::classic_histogram_quantile;
 mod info;
 mod positions;
 pub mod promqltest;

@@ -6,11 +6,13 @@
 
 mod generate;
 mod spec;
+mod window;
 
 pub use generate::{
     AlertWindow, GenerateOptions, RuleGroup, RuleOut, alert_windows, generate, to_yaml,
 };
 pub use spec::{AlertMeta, Alerting, Sli, Slo, SloSpec, SpecError, SpecKind, parse_spec};
+pub use window::{SliWindows, WindowStats};
 
 use crate::template::{Funcs, Limits, Template, Value};
 

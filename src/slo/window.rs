@@ -1,0 +1,368 @@
+//! An SLI's event counts and HDR latency histogram over time, composable
+//! into any window from 5 minutes to the SLO period with bounded memory.
+//!
+//! Time is cut into slots in four tiers — 5 minutes (the last hour),
+//! 30 minutes (6 hours), 2 hours (3 days) and 1 day (the period) — each
+//! coarser slot built from the finer ones when it completes, so a 30-day
+//! window reads ~30 slots, not 8,640. Only the current 5-minute slot is a
+//! full histogram; closed slots keep their non-empty buckets as varint
+//! deltas. A window is assembled from the finest slots back to the last
+//! boundary of the next tier, then from that tier, and so on: it starts
+//! at a slot boundary of the coarsest tier it reaches, so it may reach
+//! back up to one such slot further than asked (5 minutes for windows up
+//! to 1 hour, 30 minutes up to 6 hours, 2 hours up to 3 days, a day
+//! beyond).
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+
+/// Latencies are kept in microseconds from 1 µs to 1 hour.
+const MAX_MICROS: u64 = 3_600_000_000;
+/// HDR precision: two significant digits (≤ 1% relative error).
+const SIGFIG: u8 = 2;
+
+/// Slot length of each tier (ms) and how many slots it keeps (the last
+/// tier's count is the period in days plus one).
+const TIERS: [(i64, usize); 3] = [(300_000, 12), (1_800_000, 12), (7_200_000, 36)];
+const DAY_MS: i64 = 86_400_000;
+
+fn new_hist() -> Histogram<u64> {
+    // Bounds are constants within the crate's limits.
+    Histogram::new_with_bounds(1, MAX_MICROS, SIGFIG)
+        .unwrap_or_else(|e| unreachable!("HDR bounds are valid: {e}"))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], i: &mut usize) -> Option<u64> {
+    let (mut v, mut shift) = (0u64, 0);
+    loop {
+        let byte = *b.get(*i)?;
+        *i += 1;
+        v |= ((byte & 0x7f) as u64) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// A histogram's non-empty buckets as (value delta, count) varints.
+fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for v in h.iter_recorded() {
+        let value = h.lowest_equivalent(v.value_iterated_to());
+        put_varint(&mut out, value - prev);
+        put_varint(&mut out, v.count_at_value());
+        prev = value;
+    }
+    out.shrink_to_fit();
+    out
+}
+
+/// Adds an encoded histogram into `h`.
+fn decode_into(b: &[u8], h: &mut Histogram<u64>) {
+    let (mut i, mut value) = (0, 0u64);
+    while i < b.len() {
+        let (Some(d), Some(c)) = (get_varint(b, &mut i), get_varint(b, &mut i)) else {
+            return;
+        };
+        value += d;
+        let _ = h.record_n(value.clamp(1, MAX_MICROS), c);
+    }
+}
+
+/// One closed slot.
+#[derive(Clone, Debug)]
+struct Slot {
+    start: i64,
+    end: i64,
+    errors: u64,
+    total: u64,
+    latency: Vec<u8>,
+}
+
+/// What a window holds.
+#[derive(Clone, Debug)]
+pub struct WindowStats {
+    /// Bad events.
+    pub errors: u64,
+    /// All events.
+    pub total: u64,
+    /// Latency observations (µs), when the SLI has latencies.
+    pub latency: Option<Histogram<u64>>,
+    /// Where the window actually starts (a slot boundary at or before the
+    /// asked start).
+    pub from: i64,
+}
+
+impl WindowStats {
+    /// Errors over events; `None` without events.
+    pub fn error_ratio(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.errors as f64 / self.total as f64)
+    }
+
+    /// The latency at quantile `q` (0–1) in seconds: the middle of the
+    /// HDR bucket holding it.
+    pub fn latency_quantile(&self, q: f64) -> Option<f64> {
+        let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
+        let v = h.median_equivalent(h.value_at_quantile(q));
+        Some(v as f64 / 1e6)
+    }
+}
+
+/// The windows of one SLI.
+#[derive(Clone, Debug)]
+pub struct SliWindows {
+    with_latency: bool,
+    tiers: Vec<(i64, usize, VecDeque<Slot>)>,
+    /// Per tier above the first, the end of the last slot built.
+    rolled_until: Vec<i64>,
+    cur_start: i64,
+    cur_errors: u64,
+    cur_total: u64,
+    cur_latency: Option<Histogram<u64>>,
+}
+
+impl SliWindows {
+    /// Windows for an SLI over a period of `period_days`; `with_latency`
+    /// keeps a latency histogram beside the event counts.
+    pub fn new(with_latency: bool, period_days: u32, now: i64) -> SliWindows {
+        let mut tiers: Vec<(i64, usize, VecDeque<Slot>)> = TIERS
+            .iter()
+            .map(|&(ms, n)| (ms, n, VecDeque::new()))
+            .collect();
+        tiers.push((DAY_MS, period_days as usize + 1, VecDeque::new()));
+        SliWindows {
+            with_latency,
+            rolled_until: vec![i64::MIN; tiers.len()],
+            tiers,
+            cur_start: now - now.rem_euclid(TIERS[0].0),
+            cur_errors: 0,
+            cur_total: 0,
+            cur_latency: with_latency.then(new_hist),
+        }
+    }
+
+    /// Moves time to `now`: closes the current slot when `now` is past it
+    /// and builds the coarser slots that became complete.
+    pub fn advance(&mut self, now: i64) {
+        let slot = TIERS[0].0;
+        if now < self.cur_start + slot {
+            return;
+        }
+        let empty = self.cur_total == 0 && self.cur_latency.as_ref().is_none_or(|h| h.is_empty());
+        if !empty {
+            let s = Slot {
+                start: self.cur_start,
+                end: self.cur_start + slot,
+                errors: self.cur_errors,
+                total: self.cur_total,
+                latency: self.cur_latency.as_ref().map(encode).unwrap_or_default(),
+            };
+            self.push(0, s);
+        }
+        self.cur_start = now - now.rem_euclid(slot);
+        self.cur_errors = 0;
+        self.cur_total = 0;
+        if let Some(h) = &mut self.cur_latency {
+            h.reset();
+        }
+        for k in 1..self.tiers.len() {
+            self.roll_up(k);
+        }
+    }
+
+    fn push(&mut self, k: usize, s: Slot) {
+        let (_, cap, q) = &mut self.tiers[k];
+        q.push_back(s);
+        while q.len() > *cap {
+            q.pop_front();
+        }
+    }
+
+    /// Builds tier `k`'s slots from tier `k-1`'s complete groups.
+    fn roll_up(&mut self, k: usize) {
+        let len = self.tiers[k].0;
+        // A group is complete once the current slot is past its end.
+        let complete_before = self.cur_start - self.cur_start.rem_euclid(len);
+        let mut groups: Vec<(i64, Vec<Slot>)> = Vec::new();
+        for s in &self.tiers[k - 1].2 {
+            let g = s.start - s.start.rem_euclid(len);
+            if g < self.rolled_until[k] || g + len > complete_before {
+                continue;
+            }
+            match groups.last_mut() {
+                Some((start, v)) if *start == g => v.push(s.clone()),
+                _ => groups.push((g, vec![s.clone()])),
+            }
+        }
+        for (g, parts) in groups {
+            let mut h = self.with_latency.then(new_hist);
+            let (mut errors, mut total) = (0, 0);
+            for p in &parts {
+                errors += p.errors;
+                total += p.total;
+                if let Some(h) = &mut h {
+                    decode_into(&p.latency, h);
+                }
+            }
+            self.push(
+                k,
+                Slot {
+                    start: g,
+                    end: g + len,
+                    errors,
+                    total,
+                    latency: h.as_ref().map(encode).unwrap_or_default(),
+                },
+            );
+            self.rolled_until[k] = g + len;
+        }
+    }
+
+    /// Counts `errors` bad events out of `total` at `now`.
+    pub fn observe_events(&mut self, now: i64, errors: u64, total: u64) {
+        self.advance(now);
+        self.cur_errors += errors;
+        self.cur_total += total;
+    }
+
+    /// Records one latency (seconds) at `now`.
+    pub fn observe_latency(&mut self, now: i64, seconds: f64) {
+        self.advance(now);
+        if let Some(h) = &mut self.cur_latency {
+            let us = (seconds * 1e6).round().clamp(1.0, MAX_MICROS as f64) as u64;
+            let _ = h.record(us);
+        }
+    }
+
+    /// The window of `window_ms` ending at `now`.
+    pub fn window(&mut self, now: i64, window_ms: i64) -> WindowStats {
+        self.advance(now);
+        let lo = now - window_ms;
+        let mut st = WindowStats {
+            errors: self.cur_errors,
+            total: self.cur_total,
+            latency: self.cur_latency.clone(),
+            from: self.cur_start,
+        };
+        // `hi`: the end of what is left to cover. Each tier serves the
+        // window alone if its retention reaches back to the start;
+        // otherwise it serves what its next tier does not hold yet.
+        let mut hi = self.cur_start;
+        let n = self.tiers.len();
+        for k in 0..n {
+            if hi <= lo {
+                break;
+            }
+            let (len, cap, _) = self.tiers[k];
+            let retained_from = hi - cap as i64 * len;
+            let seg_lo = if k + 1 < n && lo < retained_from && self.rolled_until[k + 1] != i64::MIN
+            {
+                self.rolled_until[k + 1].max(lo)
+            } else {
+                lo
+            };
+            for s in self.tiers[k].2.iter().rev() {
+                if s.end > hi {
+                    continue;
+                }
+                if s.end <= seg_lo {
+                    break;
+                }
+                st.errors += s.errors;
+                st.total += s.total;
+                if let Some(h) = &mut st.latency {
+                    decode_into(&s.latency, h);
+                }
+                st.from = st.from.min(s.start);
+            }
+            st.from = st.from.min(seg_lo.max(lo));
+            hi = seg_lo;
+        }
+        st
+    }
+
+    /// Bytes held: closed slots plus the current histogram.
+    pub fn memory_bytes(&self) -> usize {
+        let slots: usize = self
+            .tiers
+            .iter()
+            .flat_map(|t| t.2.iter())
+            .map(|s| std::mem::size_of::<Slot>() + s.latency.capacity())
+            .sum();
+        let cur = self
+            .cur_latency
+            .as_ref()
+            .map_or(0, |h| h.distinct_values() * 8 + 512);
+        std::mem::size_of::<Self>() + slots + cur
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn windows_compose_from_tiers_and_count_exactly() {
+        let t0 = 1_800_000_000_000 - 1_800_000_000_000 % DAY_MS;
+        let mut w = SliWindows::new(true, 30, t0);
+        // One event per minute for 4 days; every tenth is an error; the
+        // latency is the minute of the day in ms.
+        for m in 0..(4 * 1440) {
+            let now = t0 + m * MIN;
+            w.observe_events(now, u64::from(m % 10 == 0), 1);
+            w.observe_latency(now, ((m % 1440) + 1) as f64 / 1000.0);
+        }
+        let now = t0 + 4 * 1440 * MIN;
+        for (win, want) in [
+            (5 * MIN, 5),
+            (30 * MIN, 30),
+            (60 * MIN, 60),
+            (120 * MIN, 120),
+            (360 * MIN, 360),
+            (1440 * MIN, 1440),
+            (3 * 1440 * MIN, 3 * 1440),
+        ] {
+            let st = w.window(now, win);
+            assert_eq!(st.total, want as u64, "window {}m", win / MIN);
+            assert_eq!(st.errors, want as u64 / 10, "window {}m", win / MIN);
+            assert_eq!(st.from, now - win);
+        }
+        let all = w.window(now, 30 * 1440 * MIN);
+        assert_eq!(all.total, 4 * 1440);
+        // The last day's latencies are 1..1440 ms: p50 ≈ 720 ms.
+        let day = w.window(now, 1440 * MIN);
+        let p50 = day.latency_quantile(0.5).unwrap();
+        assert!((p50 - 0.720).abs() / 0.720 < 0.01, "{p50}");
+        let p99 = day.latency_quantile(0.99).unwrap();
+        assert!((p99 - 1.4256).abs() / 1.4256 < 0.01, "{p99}");
+        assert!(w.memory_bytes() < 256 * 1024, "{}", w.memory_bytes());
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        let mut h = new_hist();
+        for v in [1u64, 2, 3, 1000, 1001, 123_456_789, MAX_MICROS] {
+            h.record_n(v, v % 7 + 1).unwrap();
+        }
+        let mut back = new_hist();
+        decode_into(&encode(&h), &mut back);
+        assert_eq!(back.len(), h.len());
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+}
