@@ -131,6 +131,10 @@ enum SloCmd {
         /// Extra label on every rule, name=value (repeatable).
         #[arg(short = 'l', long = "label")]
         labels: Vec<String>,
+        /// Also record the events-weighted error ratio over the period and
+        /// the budget remaining by it (not in Sloth's output).
+        #[arg(long = "events-budget")]
+        events_budget: bool,
     },
 }
 
@@ -296,8 +300,14 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Slo {
-            what: SloCmd::Generate { specs, out, labels },
-        } => match cli::slo_generate(&specs, &labels) {
+            what:
+                SloCmd::Generate {
+                    specs,
+                    out,
+                    labels,
+                    events_budget,
+                },
+        } => match cli::slo_generate(&specs, &labels, events_budget) {
             Ok(text) => match out {
                 None => {
                     print!("{text}");

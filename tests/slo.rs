@@ -158,3 +158,120 @@ fn check_slo_names_file_line_and_field() {
         "{err}"
     );
 }
+
+/// `slo_files`: specs evaluated inside argus as the rules they generate —
+/// the SLO series are queryable, and a fast burn pages through argus's
+/// own routing.
+#[test]
+fn slo_files_are_evaluated_and_a_fast_burn_pages() {
+    use common::*;
+    use std::time::Duration;
+    let t = Target::text("");
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("api.slo.yml"),
+        r#"version: prometheus/v1
+service: api
+period: 28d
+labels: {team: web}
+slos:
+  - name: availability
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_requests_total[{{.window}}]))
+    alerting:
+      name: ApiErrorBudgetBurn
+      page_alert: {labels: {severity: critical}}
+      ticket_alert: {labels: {severity: warning}}
+  - name: latency
+    objective: 95
+    sli:
+      latency: {histogram: http_request_duration_seconds, threshold: 200ms, selector: '{job="api"}'}
+    alerting:
+      name: ApiSlow
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname, sloth_severity]\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nslo_files: ['*.slo.yml']\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: api\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    // Half the requests fail; 30% are slower than 200 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (t2, s2) = (t.clone_handle(), stop.clone());
+    let feeder = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 100;
+            t2.set_text(&format!(
+                "http_requests_total{{code=\"200\"}} {}\nhttp_requests_total{{code=\"500\"}} {}\nhttp_request_duration_seconds_bucket{{le=\"0.1\"}} {}\nhttp_request_duration_seconds_bucket{{le=\"0.2\"}} {}\nhttp_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\nhttp_request_duration_seconds_count {}\nhttp_request_duration_seconds_sum {}\n",
+                n, n, n / 2, n * 7 / 10, n, n, n / 5
+            ));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let groups = a.api("/api/v1/rules");
+    let names: Vec<String> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"sloth-slo-alerts-api-availability".to_string()),
+        "{names:?}"
+    );
+    let q = |e: &str| {
+        a.api(&format!("/api/v1/query?query={}", urlencode(e)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ratio = wait_for(30, "the 5m error ratio", || {
+        q("slo:sli_error:ratio_rate5m{sloth_slo=\"availability\"}")
+            .first()
+            .cloned()
+    });
+    let v: f64 = ratio["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((v - 0.5).abs() < 0.01, "{ratio}");
+    assert_eq!(ratio["metric"]["team"], "web");
+    let slow = wait_for(30, "the latency SLI", || {
+        q("slo:sli_error:ratio_rate5m{sloth_slo=\"latency\"}")
+            .first()
+            .cloned()
+    });
+    let v: f64 = slow["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((v - 0.3).abs() < 0.02, "{slow}");
+    let days = q("slo:time_period:days{sloth_slo=\"availability\"}");
+    assert_eq!(days[0]["value"][1], "28");
+    let remaining = wait_for(30, "the events-weighted budget", || {
+        q("slo:period_error_budget_remaining_events:ratio{sloth_slo=\"availability\"}")
+            .first()
+            .cloned()
+    });
+    let v: f64 = remaining["value"][1].as_str().unwrap().parse().unwrap();
+    // Half of all events failed against a 0.1% budget: 1 - 0.5/0.001.
+    assert!((v - (1.0 - 0.5 / 0.001)).abs() < 5.0, "{remaining}");
+    let page = wait_for(60, "the page", || {
+        hook.json_bodies().into_iter().find(|b| {
+            b["groupLabels"]["alertname"] == "ApiErrorBudgetBurn"
+                && b["groupLabels"]["sloth_severity"] == "page"
+        })
+    });
+    assert_eq!(page["alerts"][0]["labels"]["severity"], "critical");
+    assert_eq!(page["alerts"][0]["labels"]["sloth_slo"], "availability");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
+}

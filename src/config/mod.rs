@@ -68,6 +68,11 @@ pub struct Config {
     /// Rule files (globs, relative to the config file's directory).
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// SLO spec files (globs, relative to the config file's directory) in
+    /// Sloth's formats, evaluated as the rules they generate (an argus
+    /// extension; see docs/slo.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slo_files: Vec<String>,
     /// Where alerts go besides argus's own routing.
     #[serde(default, skip_serializing_if = "AlertingConfig::is_empty")]
     pub alerting: AlertingConfig,
@@ -797,6 +802,7 @@ impl Config {
             }
         };
         self.rule_files.iter_mut().for_each(fix);
+        self.slo_files.iter_mut().for_each(fix);
         self.alerting.routing_file.iter_mut().for_each(fix);
         if let Some(a) = &mut self.web.auth {
             a.bearer_token_file.iter_mut().for_each(fix);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::file::{NameValidation, RuleError, load_rule_file};
+use super::file::{NameValidation, RuleError, load_rule_file, parse_rule_file};
 use super::group::{EvalEnv, Group, Rule};
 use super::persist::{self, Restored, SavedState};
 use crate::config::Config;
@@ -169,6 +169,72 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
                 }
             }
             Err(e) => errs.extend(e),
+        }
+    }
+    // SLO specs become the rule groups they generate, with the events-
+    // weighted budget beside Sloth's series.
+    let mut slo_files = Vec::new();
+    for pattern in &cfg.slo_files {
+        let paths = glob::glob(pattern).map_err(|e| RulesError::Pattern {
+            pattern: pattern.clone(),
+            msg: e.to_string(),
+        })?;
+        slo_files.extend(paths.filter_map(Result::ok));
+    }
+    slo_files.sort();
+    slo_files.dedup();
+    let opts = crate::slo::GenerateOptions {
+        events_budget: true,
+        ..Default::default()
+    };
+    for f in slo_files {
+        let name = f.display().to_string();
+        let fail = |msg: String| RuleError {
+            file: name.clone(),
+            pos: None,
+            context: String::new(),
+            msg,
+        };
+        let src = match std::fs::read_to_string(&f) {
+            Ok(s) => s,
+            Err(e) => {
+                errs.push(fail(format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let specs = match crate::slo::parse_spec(&src, &name) {
+            Ok(s) => s,
+            Err(es) => {
+                errs.extend(es.into_iter().map(|e| RuleError {
+                    file: e.file,
+                    pos: e.pos,
+                    context: e.path,
+                    msg: e.msg,
+                }));
+                continue;
+            }
+        };
+        for spec in specs {
+            let generated = crate::slo::generate(&spec, &opts)
+                .and_then(|g| crate::slo::to_yaml(&crate::slo::SpecKind::Prometheus, &g));
+            let text = match generated {
+                Ok(t) => t,
+                Err(e) => {
+                    errs.push(fail(e));
+                    continue;
+                }
+            };
+            match parse_rule_file(&text, &name, NameValidation::Utf8) {
+                Ok(rf) => {
+                    for g in &rf.groups {
+                        match Group::new(&name, g, default_ms) {
+                            Ok(g) => groups.push(g),
+                            Err(msg) => errs.push(fail(format!("group {:?}: {msg}", g.name))),
+                        }
+                    }
+                }
+                Err(e) => errs.extend(e),
+            }
         }
     }
     if errs.is_empty() {

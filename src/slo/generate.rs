@@ -54,6 +54,9 @@ pub fn alert_windows() -> [AlertWindow; 4] {
 pub struct GenerateOptions {
     /// Labels added to every rule (`--label k=v`).
     pub extra_labels: BTreeMap<String, String>,
+    /// Also record the events-weighted error ratio over the period and
+    /// the budget remaining by it (events SLIs; not in Sloth's output).
+    pub events_budget: bool,
 }
 
 /// A rule group as written out.
@@ -229,6 +232,34 @@ fn generate_slo(
         ),
         record("sloth_slo_info", "vector(1)".into(), &info_labels),
     ];
+    let mut meta = meta;
+    if let (
+        true,
+        Sli::Events {
+            error_query,
+            total_query,
+        },
+    ) = (opts.events_budget, &slo.sli)
+    {
+        // All errors over all events in the period: busy hours weigh
+        // what they served, unlike the average of 5-minute ratios.
+        meta.push(record(
+            &format!("slo:sli_error_events:ratio_rate{period}"),
+            format!(
+                "({})\n/\n({})\n",
+                render_window(error_query, &period)?.trim(),
+                render_window(total_query, &period)?.trim()
+            ),
+            &base,
+        ));
+        meta.push(record(
+            "slo:period_error_budget_remaining_events:ratio",
+            format!(
+                "1 - (slo:sli_error_events:ratio_rate{period}{sel}\n/ {on}\nslo:error_budget:ratio{sel})\n"
+            ),
+            &base,
+        ));
+    }
 
     let mut groups = vec![
         RuleGroup {

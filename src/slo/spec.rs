@@ -162,6 +162,9 @@ impl From<RawAlertMeta> for AlertMeta {
 struct PromDoc {
     version: String,
     service: String,
+    /// argus extension: the SLO period (`30d` by default; `7d`, `28d`, …).
+    #[serde(default)]
+    period: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     slos: Vec<PromSlo>,
@@ -190,10 +193,28 @@ struct PromSlo {
 struct PromSli {
     #[serde(default)]
     events: Option<PromEvents>,
+    /// argus extension: a latency SLI from a classic histogram.
+    #[serde(default)]
+    latency: Option<LatencySli>,
     #[serde(default)]
     raw: Option<PromRaw>,
     #[serde(default)]
     plugin: Option<serde_json::Value>,
+}
+
+/// `sli.latency`: requests slower than `threshold` are errors, counted
+/// from a classic histogram's buckets (the threshold must be one of its
+/// bucket bounds).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencySli {
+    /// Base name of the histogram (`http_request_duration_seconds`).
+    histogram: String,
+    /// The latency objective (`200ms`).
+    threshold: String,
+    /// Matchers selecting the series, `{job="api"}`.
+    #[serde(default)]
+    selector: String,
 }
 
 #[derive(Deserialize)]
@@ -548,18 +569,82 @@ fn sli_of(
     }
 }
 
+/// The events queries of a latency SLI.
+fn latency_events(l: &LatencySli) -> Result<(String, String), String> {
+    let secs = crate::config::parse_duration(&l.threshold)
+        .map_err(|e| format!("invalid threshold {:?}: {e}", l.threshold))?
+        .as_secs_f64();
+    if secs <= 0.0 {
+        return Err("the threshold must be above zero".into());
+    }
+    let inner = l
+        .selector
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim();
+    let sep = if inner.is_empty() { "" } else { "," };
+    let le = crate::template::go_float(secs);
+    let count = format!(
+        "sum(rate({}_count{{{inner}}}[{{{{.window}}}}]))",
+        l.histogram
+    );
+    let fast = format!(
+        "sum(rate({}_bucket{{{inner}{sep}le=\"{le}\"}}[{{{{.window}}}}]))",
+        l.histogram
+    );
+    Ok((format!("({count} - {fast})"), count))
+}
+
+/// Days of a period such as `30d`, `28d`, `4w`.
+fn period_days(p: &str) -> Result<u32, String> {
+    let d = crate::config::parse_duration(p).map_err(|e| format!("invalid period {p:?}: {e}"))?;
+    let days = d.as_secs() / 86_400;
+    if days == 0 || d.as_secs() % 86_400 != 0 {
+        return Err(format!("the period {p:?} must be a whole number of days"));
+    }
+    Ok(days as u32)
+}
+
 fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
     if d.slo_plugins.is_some() {
         err("slo_plugins", NO_PLUGINS.into());
     }
+    let period_days = match d.period.as_deref().map(period_days) {
+        None => 30,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            err("period", e);
+            30
+        }
+    };
     let mut slos = Vec::new();
     for (i, s) in d.slos.into_iter().enumerate() {
         let p = format!("slos[{i}]");
         if s.plugins.is_some() {
             err(&format!("{p}.plugins"), NO_PLUGINS.into());
         }
+        let latency = match s.sli.latency.map(|l| latency_events(&l)) {
+            None => None,
+            Some(Ok(q)) => Some(q),
+            Some(Err(e)) => {
+                err(&format!("{p}.sli.latency.threshold"), e);
+                continue;
+            }
+        };
+        let events = match (s.sli.events, latency) {
+            (Some(_), Some(_)) => {
+                err(
+                    &format!("{p}.sli"),
+                    "an SLI has exactly one of `events`, `raw`, `latency` and `plugin`".into(),
+                );
+                continue;
+            }
+            (Some(e), None) => Some((e.error_query, e.total_query)),
+            (None, l) => l,
+        };
         let Some(sli) = sli_of(
-            s.sli.events.map(|e| (e.error_query, e.total_query)),
+            events,
             s.sli.raw.map(|r| r.error_ratio_query),
             s.sli.plugin.is_some(),
             &p,
@@ -570,6 +655,7 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
         let mut labels = d.labels.clone();
         labels.extend(s.labels);
         slos.push(Slo {
+            period_days,
             id: format!("{}-{}", d.service, s.name),
             name: s.name,
             description: s.description,
@@ -583,7 +669,6 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
                 page: s.alerting.page_alert.into(),
                 ticket: s.alerting.ticket_alert.into(),
             },
-            period_days: 30,
         });
     }
     let _ = d.version;

@@ -365,6 +365,17 @@ impl Target {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Another handle on the same server (to change its reply from a
+    /// thread).
+    pub fn clone_handle(&self) -> Target {
+        Target {
+            port: self.port,
+            reply: self.reply.clone(),
+            hits: self.hits.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+
     pub fn set_text(&self, body: &str) {
         *self.reply.lock().unwrap() = Reply::Body {
             content_type: "text/plain; version=0.0.4".into(),
