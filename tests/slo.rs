@@ -275,3 +275,30 @@ slos:
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     feeder.join().unwrap();
 }
+
+/// The shipped SLO specs (slo/) and the rule files generated from them
+/// (rules/*-slos.yml, unit-tested beside them) are in step.
+#[test]
+fn shipped_slo_rules_are_generated_from_the_shipped_specs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (spec, rules) in [
+        ("slo/app.yml", "rules/app-slos.yml"),
+        ("slo/argus.yml", "rules/argus-slos.yml"),
+    ] {
+        let out = Command::new(argus_bin())
+            .args(["slo", "generate", "--events-budget"])
+            .arg(root.join(spec))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let committed = std::fs::read_to_string(root.join(rules)).unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout) == committed,
+            "{rules} is stale: run `argus slo generate --events-budget {spec} -o {rules}`"
+        );
+    }
+}
