@@ -12,6 +12,7 @@ pub mod config;
 pub mod model;
 pub mod net;
 pub mod notify;
+pub mod probe;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

@@ -70,6 +70,7 @@ pub enum RunError {
 struct Reloader {
     source: ConfigSource,
     manager: Arc<ScrapeManager>,
+    probes: Arc<crate::probe::ProbeManager>,
     rules: Arc<crate::rules::RuleManager>,
     forwarder: Arc<crate::notify::Forwarder>,
     notifier: Arc<crate::notify::Notifier>,
@@ -92,6 +93,7 @@ impl Reloader {
                     .apply(routing.as_ref(), &cfg.alerting.delivery)?;
                 self.rules.apply(&cfg).map_err(|e| e.to_string())?;
                 self.manager.apply(&cfg).map_err(|e| e.to_string())?;
+                self.probes.apply(&cfg)?;
                 Ok(cfg)
             })(),
             Err(e) => Err(e.to_string()),
@@ -243,6 +245,8 @@ pub async fn run(
     );
     rules.apply(&cfg).map_err(RunError::Rules)?;
     manager.apply(&cfg)?;
+    let probes = Arc::new(crate::probe::ProbeManager::new(head.clone(), clock.clone()));
+    probes.apply(&cfg).map_err(RunError::Alerting)?;
     metrics.config_last_reload_successful.set(1);
     metrics
         .config_last_reload_success_timestamp
@@ -257,6 +261,7 @@ pub async fn run(
     let reloader = Arc::new(Reloader {
         source,
         manager: manager.clone(),
+        probes: probes.clone(),
         rules: rules.clone(),
         forwarder: forwarder.clone(),
         notifier: notifier.clone(),
@@ -347,6 +352,7 @@ pub async fn run(
     ready.store(false, Ordering::Relaxed);
     // Stop rule groups and in-flight scrapes, then persist what we have.
     rules.stop();
+    probes.stop();
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
     // Alerts already queued get one last attempt each.
     forwarder.stop(Duration::from_secs(3)).await;

@@ -73,6 +73,9 @@ pub struct Config {
     /// extension; see docs/slo.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slo_files: Vec<String>,
+    /// Blackbox-style HTTP probes argus runs itself (an argus extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_configs: Vec<ProbeConfig>,
     /// Where alerts go besides argus's own routing.
     #[serde(default, skip_serializing_if = "AlertingConfig::is_empty")]
     pub alerting: AlertingConfig,
@@ -199,6 +202,59 @@ pub fn parse_rate(s: &str) -> Result<(u32, u64), String> {
         _ => return Err(format!("invalid rate {s:?}: the unit must be s, m or h")),
     };
     Ok((n, per_ms))
+}
+
+/// `probe_configs[]`: an HTTP check argus runs every `interval`,
+/// recording `probe_success`, `probe_duration_seconds` and
+/// `probe_http_status_code` (labels `job="probe"`, `probe`, `instance`)
+/// and exact latencies for SLOs.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Unique name (`probe` label).
+    pub name: String,
+    /// The URL.
+    pub url: String,
+    /// HTTP method.
+    #[serde(default = "default_probe_method")]
+    pub method: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    #[serde(default)]
+    pub body: String,
+    /// Status codes that count as success (any 2xx when empty).
+    #[serde(default)]
+    pub valid_status_codes: Vec<u16>,
+    /// The body must match this regular expression.
+    #[serde(default)]
+    pub body_regex: Option<String>,
+    /// Fail unless the final connection used TLS.
+    #[serde(default)]
+    pub fail_if_not_ssl: bool,
+    /// Whole-probe timeout.
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: PromDuration,
+    /// How often to probe.
+    #[serde(default = "default_probe_interval")]
+    pub interval: PromDuration,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+    /// Extra labels on the probe's series.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_probe_method() -> String {
+    "GET".into()
+}
+fn default_probe_timeout() -> PromDuration {
+    PromDuration::secs(5)
+}
+fn default_probe_interval() -> PromDuration {
+    PromDuration::secs(15)
 }
 
 /// `web:` — argus's HTTP server.
@@ -804,6 +860,13 @@ impl Config {
         self.rule_files.iter_mut().for_each(fix);
         self.slo_files.iter_mut().for_each(fix);
         self.alerting.routing_file.iter_mut().for_each(fix);
+        for p in &mut self.probe_configs {
+            if let Some(t) = &mut p.tls_config {
+                t.ca_file.iter_mut().for_each(fix);
+                t.cert_file.iter_mut().for_each(fix);
+                t.key_file.iter_mut().for_each(fix);
+            }
+        }
         if let Some(a) = &mut self.web.auth {
             a.bearer_token_file.iter_mut().for_each(fix);
             if let Some(b) = &mut a.basic_auth {
@@ -882,6 +945,41 @@ impl Config {
                 );
             }
             validate_targets(&p, &am.static_configs, err);
+        }
+        let mut probe_names = std::collections::BTreeSet::new();
+        for (i, p) in self.probe_configs.iter().enumerate() {
+            let at = format!("probe_configs[{i}]");
+            if p.name.is_empty() || !probe_names.insert(p.name.as_str()) {
+                err(
+                    format!("{at}.name"),
+                    "probe names must be set and unique".into(),
+                );
+            }
+            match reqwest::Url::parse(&p.url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => err(
+                    format!("{at}.url"),
+                    format!("invalid http(s) URL {:?}", p.url),
+                ),
+            }
+            if reqwest::Method::from_bytes(p.method.as_bytes()).is_err() {
+                err(
+                    format!("{at}.method"),
+                    format!("invalid method {:?}", p.method),
+                );
+            }
+            if let Some(r) = &p.body_regex {
+                if let Err(e) = regex::Regex::new(r) {
+                    err(format!("{at}.body_regex"), e.to_string());
+                }
+            }
+            if p.timeout.0.is_zero() || p.interval.0.is_zero() || p.timeout.0 > p.interval.0 {
+                err(
+                    format!("{at}.timeout"),
+                    "timeout and interval must be above zero, the timeout at most the interval"
+                        .into(),
+                );
+            }
         }
         if self.alerting.routing.is_some() && self.alerting.routing_file.is_some() {
             err(

@@ -1,0 +1,266 @@
+//! Blackbox-style HTTP probes argus runs itself (`probe_configs`): each
+//! probe checks its URL every interval (method, headers, body, expected
+//! status codes, body regex, timeout, TLS settings, `fail_if_not_ssl`)
+//! and writes `probe_success`, `probe_duration_seconds` and
+//! `probe_http_status_code` into the store, labelled `job="probe"`,
+//! `probe` and `instance` (the URL). Every result also goes into the
+//! probe's SLI windows (`slo::SliWindows`), whose exact latency quantiles
+//! and success ratios are written as `probe_latency_seconds{quantile,
+//! window}` and `probe_success_ratio{window}` — the latencies the probe
+//! measured, not bucket interpolations.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::{Config, ProbeConfig};
+use crate::model::{Clock, Labels};
+use crate::slo::SliWindows;
+use crate::storage::{Appender, Head};
+
+/// Windows written as series, with their names.
+const WINDOWS: [(&str, i64); 4] = [
+    ("5m", 300_000),
+    ("1h", 3_600_000),
+    ("1d", 86_400_000),
+    ("30d", 30 * 86_400_000),
+];
+/// Quantiles written per window.
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
+
+/// What one probe found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeResult {
+    /// The check passed.
+    pub success: bool,
+    /// Seconds from sending to the end of the body (or the failure).
+    pub duration: f64,
+    /// The HTTP status, 0 without an answer.
+    pub status: u16,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Runs one check.
+pub async fn run_probe(client: &reqwest::Client, p: &ProbeConfig) -> ProbeResult {
+    let started = Instant::now();
+    let fail = |status: u16, e: String| ProbeResult {
+        success: false,
+        duration: started.elapsed().as_secs_f64(),
+        status,
+        error: Some(e),
+    };
+    let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = client.request(method, &p.url).timeout(p.timeout.0);
+    for (k, v) in &p.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    if !p.body.is_empty() {
+        req = req.body(p.body.clone());
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return fail(0, crate::net::error_chain(&e)),
+    };
+    let status = resp.status().as_u16();
+    let tls = resp.url().scheme() == "https";
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => return fail(status, crate::net::error_chain(&e)),
+    };
+    let duration = started.elapsed().as_secs_f64();
+    let status_ok = if p.valid_status_codes.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        p.valid_status_codes.contains(&status)
+    };
+    let error = if !status_ok {
+        Some(format!("unexpected status code {status}"))
+    } else if p.fail_if_not_ssl && !tls {
+        Some("the final connection did not use TLS".into())
+    } else if let Some(re) = &p.body_regex {
+        match regex::Regex::new(re) {
+            Ok(re) if re.is_match(&String::from_utf8_lossy(&body)) => None,
+            Ok(_) => Some(format!("body does not match {re:?}")),
+            Err(e) => Some(e.to_string()),
+        }
+    } else {
+        None
+    };
+    ProbeResult {
+        success: error.is_none(),
+        duration,
+        status,
+        error,
+    }
+}
+
+struct Running {
+    cfg: ProbeConfig,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Runs the configured probes.
+pub struct ProbeManager {
+    head: Arc<Head>,
+    clock: Arc<dyn Clock>,
+    running: Mutex<BTreeMap<String, Running>>,
+    /// SLI windows per probe name; kept across reloads.
+    windows: Arc<Mutex<BTreeMap<String, SliWindows>>>,
+}
+
+impl ProbeManager {
+    /// A manager writing into `head`.
+    pub fn new(head: Arc<Head>, clock: Arc<dyn Clock>) -> ProbeManager {
+        ProbeManager {
+            head,
+            clock,
+            running: Mutex::new(BTreeMap::new()),
+            windows: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// Starts, restarts (when changed) and stops probes to match `cfg`.
+    /// A probe whose TLS settings cannot be used is refused.
+    pub fn apply(&self, cfg: &Config) -> Result<(), String> {
+        let mut clients = BTreeMap::new();
+        for p in &cfg.probe_configs {
+            let c = crate::net::build_client(p.tls_config.as_ref(), None)
+                .map_err(|e| format!("probe {:?}: {e}", p.name))?;
+            clients.insert(p.name.clone(), c);
+        }
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|name, r| {
+            let keep = cfg
+                .probe_configs
+                .iter()
+                .any(|p| p == &r.cfg && p.name == *name);
+            if !keep {
+                let _ = r.stop.send(true);
+            }
+            keep
+        });
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n, _| cfg.probe_configs.iter().any(|p| &p.name == n));
+        for p in &cfg.probe_configs {
+            if running.contains_key(&p.name) {
+                continue;
+            }
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let client = clients.remove(&p.name).unwrap_or_default();
+            tokio::spawn(probe_loop(
+                p.clone(),
+                client,
+                self.head.clone(),
+                self.clock.clone(),
+                self.windows.clone(),
+                rx,
+            ));
+            running.insert(
+                p.name.clone(),
+                Running {
+                    cfg: p.clone(),
+                    stop: tx,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops every probe.
+    pub fn stop(&self) {
+        for r in self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            let _ = r.stop.send(true);
+        }
+    }
+}
+
+fn labels(p: &ProbeConfig, name: &str, extra: &[(&str, String)]) -> Labels {
+    let mut l: Vec<(String, String)> = vec![
+        ("__name__".into(), name.into()),
+        ("job".into(), "probe".into()),
+        ("probe".into(), p.name.clone()),
+        ("instance".into(), p.url.clone()),
+    ];
+    l.extend(p.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    Labels::from_pairs(l)
+}
+
+async fn probe_loop(
+    p: ProbeConfig,
+    client: reqwest::Client,
+    head: Arc<Head>,
+    clock: Arc<dyn Clock>,
+    windows: Arc<Mutex<BTreeMap<String, SliWindows>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(p.interval.0);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = clock.now_millis();
+        let r = tokio::select! {
+            r = run_probe(&client, &p) => r,
+            _ = stop.changed() => return,
+        };
+        if let Some(e) = &r.error {
+            tracing::debug!(probe = %p.name, error = %e, "probe failed");
+        }
+        let mut series: Vec<(Labels, f64)> = vec![
+            (
+                labels(&p, "probe_success", &[]),
+                if r.success { 1.0 } else { 0.0 },
+            ),
+            (labels(&p, "probe_duration_seconds", &[]), r.duration),
+            (labels(&p, "probe_http_status_code", &[]), r.status as f64),
+        ];
+        {
+            let mut all = windows.lock().unwrap_or_else(|e| e.into_inner());
+            let w = all
+                .entry(p.name.clone())
+                .or_insert_with(|| SliWindows::new(true, 30, now));
+            w.observe_events(now, u64::from(!r.success), 1);
+            w.observe_latency(now, r.duration);
+            for (wname, ms) in WINDOWS {
+                let st = w.window(now, ms);
+                if let Some(ratio) = st.error_ratio() {
+                    series.push((
+                        labels(&p, "probe_success_ratio", &[("window", wname.to_string())]),
+                        1.0 - ratio,
+                    ));
+                }
+                for q in QUANTILES {
+                    if let Some(v) = st.latency_quantile(q) {
+                        series.push((
+                            labels(
+                                &p,
+                                "probe_latency_seconds",
+                                &[
+                                    ("quantile", crate::template::go_float(q)),
+                                    ("window", wname.to_string()),
+                                ],
+                            ),
+                            v,
+                        ));
+                    }
+                }
+            }
+        }
+        let mut app = head.appender();
+        for (l, v) in &series {
+            let _ = app.append(l, now, *v);
+        }
+        app.commit();
+    }
+}

@@ -1,0 +1,145 @@
+//! `probe_configs`: blackbox-style HTTP checks run by a real argus against
+//! HTTP servers on 127.0.0.1, their series, and the exact latency windows
+//! they feed.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn probes_record_success_status_duration_and_exact_latency_windows() {
+    let ok = Target::text("status: ok\n");
+    let wrong = Target::text("status: degraded\n");
+    let closed = free_port();
+    let cfg = format!(
+        r#"global:
+  scrape_interval: 1h
+probe_configs:
+  - name: health
+    url: http://{ok}/health
+    body_regex: 'status: ok'
+    interval: 1s
+    timeout: 1s
+    labels: {{team: web}}
+  - name: degraded
+    url: http://{wrong}/health
+    body_regex: 'status: ok'
+    interval: 1s
+    timeout: 1s
+  - name: down
+    url: http://127.0.0.1:{closed}/
+    interval: 1s
+    timeout: 1s
+  - name: wants-tls
+    url: http://{ok}/
+    fail_if_not_ssl: true
+    interval: 1s
+    timeout: 1s
+  - name: post
+    url: http://{ok}/submit
+    method: POST
+    body: '{{"a": 1}}'
+    headers: {{Content-Type: application/json}}
+    valid_status_codes: [201]
+    interval: 1s
+    timeout: 1s
+"#,
+        ok = ok.addr(),
+        wrong = wrong.addr()
+    );
+    let a = Argus::start(&cfg, &[]);
+    let q = |e: &str| -> Vec<serde_json::Value> {
+        a.api(&format!("/api/v1/query?query={}", urlencode(e)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let val = |v: &serde_json::Value| -> f64 { v["value"][1].as_str().unwrap().parse().unwrap() };
+    wait_for(20, "three rounds of probes", || {
+        (q("count_over_time(probe_success{probe=\"health\"}[1m])")
+            .first()
+            .map(val)
+            .unwrap_or(0.0)
+            >= 3.0)
+            .then_some(())
+    });
+    let success: std::collections::BTreeMap<String, f64> = q("probe_success")
+        .iter()
+        .map(|s| (s["metric"]["probe"].as_str().unwrap().to_string(), val(s)))
+        .collect();
+    assert_eq!(success["health"], 1.0);
+    assert_eq!(success["degraded"], 0.0, "body regex");
+    assert_eq!(success["down"], 0.0, "connection refused");
+    assert_eq!(success["wants-tls"], 0.0, "fail_if_not_ssl");
+    assert_eq!(success["post"], 0.0, "200 is not in valid_status_codes");
+    let health = &q("probe_success{probe=\"health\"}")[0]["metric"];
+    assert_eq!(health["job"], "probe");
+    assert_eq!(health["team"], "web");
+    assert_eq!(health["instance"], format!("http://{}/health", ok.addr()));
+    assert_eq!(val(&q("probe_http_status_code{probe=\"down\"}")[0]), 0.0);
+    assert_eq!(
+        val(&q("probe_http_status_code{probe=\"health\"}")[0]),
+        200.0
+    );
+    let d = val(&q("probe_duration_seconds{probe=\"health\"}")[0]);
+    assert!(d > 0.0 && d < 1.0, "{d}");
+    // The POST went out with its method, header and body.
+    let reqs = ok.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().any(|r| r.starts_with("POST /submit ")
+            && r.to_ascii_lowercase()
+                .contains("content-type: application/json")),
+        "{reqs:?}"
+    );
+    // Exact windows: every health probe succeeded; its p95 is a latency
+    // the probe measured (between the fastest and slowest seen).
+    assert_eq!(
+        val(&q("probe_success_ratio{probe=\"health\",window=\"5m\"}")[0]),
+        1.0
+    );
+    assert_eq!(
+        val(&q("probe_success_ratio{probe=\"down\",window=\"1h\"}")[0]),
+        0.0
+    );
+    let p95 = val(&q("probe_latency_seconds{probe=\"health\",window=\"5m\",quantile=\"0.95\"}")[0]);
+    let max = val(&q("max_over_time(probe_duration_seconds{probe=\"health\"}[5m])")[0]);
+    let min = val(&q("min_over_time(probe_duration_seconds{probe=\"health\"}[5m])")[0]);
+    assert!(
+        p95 >= min * 0.99 && p95 <= max * 1.01,
+        "p95 {p95} outside [{min}, {max}]"
+    );
+    assert_eq!(
+        q("probe_latency_seconds{probe=\"health\",window=\"30d\"}").len(),
+        5
+    );
+}
+
+#[test]
+fn probe_configs_are_checked_with_positions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("p.yml");
+    std::fs::write(
+        &f,
+        "probe_configs:\n  - name: a\n    url: ftp://x\n    body_regex: '('\n    timeout: 20s\n    interval: 10s\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(argus_bin())
+        .args(["check", "config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&f.display().to_string(), "FILE");
+    assert!(!out.status.success());
+    assert!(
+        err.contains("FILE:3:5: probe_configs[0].url: invalid http(s) URL \"ftp://x\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("FILE:4:5: probe_configs[0].body_regex:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("probe_configs[0].timeout: timeout and interval must be above zero"),
+        "{err}"
+    );
+}
