@@ -143,3 +143,39 @@ fn probe_configs_are_checked_with_positions() {
         "{err}"
     );
 }
+
+/// The probes' windows survive a restart: failures before it still count.
+#[test]
+fn probe_windows_continue_after_a_restart() {
+    let t = Target::text("ok\n");
+    t.set(Reply::CloseMidBody {
+        prefix: b"ok".to_vec(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1h\nprobe_configs:\n  - name: flaky\n    url: http://{}/\n    interval: 1s\n    timeout: 1s\n",
+        t.addr()
+    );
+    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let q = |a: &Argus, e: &str| -> Option<f64> {
+        a.api(&format!("/api/v1/query?query={}", urlencode(e)))["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+    };
+    wait_for(20, "three failed probes", || {
+        (q(&a, "count_over_time(probe_success{probe=\"flaky\"}[1m])")? >= 3.0).then_some(())
+    });
+    a.stop();
+    assert!(tmp.path().join("data/probe_windows.bin").exists());
+    t.set_text("ok\n");
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    let ratio = wait_for(20, "a successful probe after the restart", || {
+        (q(&a, "probe_success{probe=\"flaky\"}")? == 1.0)
+            .then(|| q(&a, "probe_success_ratio{probe=\"flaky\",window=\"1h\"}"))
+            .flatten()
+    });
+    assert!(
+        ratio > 0.0 && ratio < 1.0,
+        "the failures before the restart were forgotten: {ratio}"
+    );
+}

@@ -245,7 +245,10 @@ pub async fn run(
     );
     rules.apply(&cfg).map_err(RunError::Rules)?;
     manager.apply(&cfg)?;
-    let probes = Arc::new(crate::probe::ProbeManager::new(head.clone(), clock.clone()));
+    let probes = Arc::new(
+        crate::probe::ProbeManager::new(head.clone(), clock.clone())
+            .with_state_dir(opts.storage_path.clone()),
+    );
     probes.apply(&cfg).map_err(RunError::Alerting)?;
     metrics.config_last_reload_successful.set(1);
     metrics
@@ -328,12 +331,17 @@ pub async fn run(
         let every = opts.snapshot_interval;
         let retention = opts.retention.as_millis() as i64;
         let clock = clock.clone();
+        let probes = probes.clone();
         tokio::spawn(async move {
             let mut snap = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             let mut gc = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tokio::select! {
-                    _ = snap.tick() => write_snapshot(head.clone(), dir.clone(), metrics.clone()).await,
+                    _ = snap.tick() => {
+                        write_snapshot(head.clone(), dir.clone(), metrics.clone()).await;
+                        let p = probes.clone();
+                        let _ = tokio::task::spawn_blocking(move || p.save()).await;
+                    }
                     _ = gc.tick() => {
                         let n = head.truncate(clock.now_millis() - retention);
                         if n > 0 { tracing::debug!(removed = n, "retention removed series"); }
@@ -353,6 +361,7 @@ pub async fn run(
     // Stop rule groups and in-flight scrapes, then persist what we have.
     rules.stop();
     probes.stop();
+    probes.save();
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
     // Alerts already queued get one last attempt each.
     forwarder.stop(Duration::from_secs(3)).await;

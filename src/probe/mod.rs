@@ -105,8 +105,59 @@ pub struct ProbeManager {
     head: Arc<Head>,
     clock: Arc<dyn Clock>,
     running: Mutex<BTreeMap<String, Running>>,
-    /// SLI windows per probe name; kept across reloads.
+    /// SLI windows per probe name; kept across reloads and restarts.
     windows: Arc<Mutex<BTreeMap<String, SliWindows>>>,
+    state_dir: Option<std::path::PathBuf>,
+}
+
+/// File of the probes' SLI windows under the storage directory.
+pub const PROBE_WINDOWS_FILE: &str = "probe_windows.bin";
+
+/// Every probe's windows: magic, count, then per probe its name and
+/// windows, each length-prefixed; a CRC-32 of all that closes the file.
+fn windows_to_bytes(all: &BTreeMap<String, SliWindows>) -> Vec<u8> {
+    let mut b = b"ARGPROBW".to_vec();
+    b.extend_from_slice(&(all.len() as u32).to_le_bytes());
+    for (name, w) in all {
+        b.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        let wb = w.to_bytes();
+        b.extend_from_slice(&(wb.len() as u32).to_le_bytes());
+        b.extend_from_slice(&wb);
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn windows_from_bytes(b: &[u8]) -> Result<BTreeMap<String, SliWindows>, String> {
+    let bad = || "damaged probe windows file".to_string();
+    if b.len() < 16 || &b[..8] != b"ARGPROBW" {
+        return Err(bad());
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("probe windows file fails its checksum".into());
+    }
+    let mut i = 8;
+    let u32_at = |i: &mut usize| -> Option<usize> {
+        let v = u32::from_le_bytes(body.get(*i..*i + 4)?.try_into().ok()?);
+        *i += 4;
+        Some(v as usize)
+    };
+    let n = u32_at(&mut i).ok_or_else(bad)?;
+    let mut out = BTreeMap::new();
+    for _ in 0..n {
+        let len = u32_at(&mut i).ok_or_else(bad)?;
+        let name =
+            String::from_utf8(body.get(i..i + len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
+        i += len;
+        let len = u32_at(&mut i).ok_or_else(bad)?;
+        let w = SliWindows::from_bytes(body.get(i..i + len).ok_or_else(bad)?).ok_or_else(bad)?;
+        i += len;
+        out.insert(name, w);
+    }
+    Ok(out)
 }
 
 impl ProbeManager {
@@ -117,6 +168,48 @@ impl ProbeManager {
             clock,
             running: Mutex::new(BTreeMap::new()),
             windows: Arc::new(Mutex::new(BTreeMap::new())),
+            state_dir: None,
+        }
+    }
+
+    /// Keeps the probes' windows in `dir` (`probe_windows.bin`), read now:
+    /// a restart continues them. A damaged file is moved aside.
+    pub fn with_state_dir(mut self, dir: std::path::PathBuf) -> Self {
+        let path = dir.join(PROBE_WINDOWS_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => match windows_from_bytes(&b) {
+                Ok(w) => {
+                    tracing::info!(probes = w.len(), "probe windows restored");
+                    *self.windows.lock().unwrap_or_else(|e| e.into_inner()) = w;
+                }
+                Err(e) => {
+                    let aside = dir.join(format!("{PROBE_WINDOWS_FILE}.corrupt"));
+                    let _ = std::fs::rename(&path, &aside);
+                    tracing::error!(error = %e, moved_to = %aside.display(), "cannot read the probe windows; starting without them");
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(error = %e, file = %path.display(), "cannot read the probe windows")
+            }
+        }
+        self.state_dir = Some(dir);
+        self
+    }
+
+    /// Writes the probes' windows (with the head's snapshots and at
+    /// shutdown).
+    pub fn save(&self) {
+        let Some(dir) = &self.state_dir else { return };
+        let b = {
+            let w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+            if w.is_empty() {
+                return;
+            }
+            windows_to_bytes(&w)
+        };
+        if let Err(e) = crate::model::write_atomic(dir, PROBE_WINDOWS_FILE, &b) {
+            tracing::error!(error = %e, "cannot save the probe windows");
         }
     }
 

@@ -295,6 +295,113 @@ impl SliWindows {
         st
     }
 
+    /// The windows as bytes (for state files); [`from_bytes`](Self::from_bytes)
+    /// reads them back.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"SLIW1");
+        b.push(u8::from(self.with_latency));
+        b.extend_from_slice(&self.cur_start.to_le_bytes());
+        b.extend_from_slice(&self.cur_errors.to_le_bytes());
+        b.extend_from_slice(&self.cur_total.to_le_bytes());
+        let cur = self.cur_latency.as_ref().map(encode).unwrap_or_default();
+        b.extend_from_slice(&(cur.len() as u32).to_le_bytes());
+        b.extend_from_slice(&cur);
+        b.extend_from_slice(&(self.tiers.len() as u32).to_le_bytes());
+        for (k, (len, cap, q)) in self.tiers.iter().enumerate() {
+            b.extend_from_slice(&len.to_le_bytes());
+            b.extend_from_slice(&(*cap as u32).to_le_bytes());
+            b.extend_from_slice(&self.rolled_until[k].to_le_bytes());
+            b.extend_from_slice(&(q.len() as u32).to_le_bytes());
+            for s in q {
+                b.extend_from_slice(&s.start.to_le_bytes());
+                b.extend_from_slice(&s.end.to_le_bytes());
+                b.extend_from_slice(&s.errors.to_le_bytes());
+                b.extend_from_slice(&s.total.to_le_bytes());
+                b.extend_from_slice(&(s.latency.len() as u32).to_le_bytes());
+                b.extend_from_slice(&s.latency);
+            }
+        }
+        b
+    }
+
+    /// Reads windows written by [`to_bytes`](Self::to_bytes); `None` when
+    /// the bytes are not such windows.
+    pub fn from_bytes(b: &[u8]) -> Option<SliWindows> {
+        struct R<'a>(&'a [u8], usize);
+        impl R<'_> {
+            fn take(&mut self, n: usize) -> Option<&[u8]> {
+                let s = self.0.get(self.1..self.1 + n)?;
+                self.1 += n;
+                Some(s)
+            }
+            fn u32(&mut self) -> Option<u32> {
+                Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+            }
+            fn u64(&mut self) -> Option<u64> {
+                Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+            }
+            fn i64(&mut self) -> Option<i64> {
+                Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+            }
+        }
+        let mut r = R(b, 0);
+        if r.take(5)? != b"SLIW1" {
+            return None;
+        }
+        let with_latency = r.take(1)?[0] == 1;
+        let cur_start = r.i64()?;
+        let cur_errors = r.u64()?;
+        let cur_total = r.u64()?;
+        let n = r.u32()? as usize;
+        let cur = r.take(n)?.to_vec();
+        let cur_latency = with_latency.then(|| {
+            let mut h = new_hist();
+            decode_into(&cur, &mut h);
+            h
+        });
+        let ntiers = r.u32()? as usize;
+        if ntiers > 16 {
+            return None;
+        }
+        let (mut tiers, mut rolled_until) = (Vec::new(), Vec::new());
+        for _ in 0..ntiers {
+            let len = r.i64()?;
+            let cap = r.u32()? as usize;
+            rolled_until.push(r.i64()?);
+            let count = r.u32()? as usize;
+            let mut q = VecDeque::with_capacity(count.min(1024));
+            for _ in 0..count {
+                let start = r.i64()?;
+                let end = r.i64()?;
+                let errors = r.u64()?;
+                let total = r.u64()?;
+                let n = r.u32()? as usize;
+                let latency = r.take(n)?.to_vec();
+                q.push_back(Slot {
+                    start,
+                    end,
+                    errors,
+                    total,
+                    latency,
+                });
+            }
+            if len <= 0 {
+                return None;
+            }
+            tiers.push((len, cap, q));
+        }
+        Some(SliWindows {
+            with_latency,
+            tiers,
+            rolled_until,
+            cur_start,
+            cur_errors,
+            cur_total,
+            cur_latency,
+        })
+    }
+
     /// Bytes held: closed slots plus the current histogram.
     pub fn memory_bytes(&self) -> usize {
         let slots: usize = self
@@ -352,6 +459,25 @@ mod tests {
         let p99 = day.latency_quantile(0.99).unwrap();
         assert!((p99 - 1.4256).abs() / 1.4256 < 0.01, "{p99}");
         assert!(w.memory_bytes() < 256 * 1024, "{}", w.memory_bytes());
+    }
+
+    #[test]
+    fn windows_survive_a_round_trip_through_bytes() {
+        let t0 = 1_800_000_000_000;
+        let mut w = SliWindows::new(true, 30, t0);
+        for m in 0..600 {
+            w.observe_events(t0 + m * MIN, u64::from(m % 4 == 0), 1);
+            w.observe_latency(t0 + m * MIN, (m % 100 + 1) as f64 / 100.0);
+        }
+        let now = t0 + 600 * MIN + 30_000;
+        let mut back = SliWindows::from_bytes(&w.to_bytes()).unwrap();
+        for win in [5 * MIN, 60 * MIN, 360 * MIN, 1440 * MIN] {
+            let (a, b) = (w.window(now, win), back.window(now, win));
+            assert_eq!((a.errors, a.total, a.from), (b.errors, b.total, b.from));
+            assert_eq!(a.latency_quantile(0.95), b.latency_quantile(0.95));
+        }
+        assert!(SliWindows::from_bytes(b"nonsense").is_none());
+        assert!(SliWindows::from_bytes(&w.to_bytes()[..40]).is_none());
     }
 
     #[test]
