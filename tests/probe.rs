@@ -179,3 +179,53 @@ fn probe_windows_continue_after_a_restart() {
         "the failures before the restart were forgotten: {ratio}"
     );
 }
+
+/// An SLO on a probe (`sli.probe`): failing checks burn the budget and
+/// page through argus's routing.
+#[test]
+fn a_probe_slo_pages_when_the_probe_fails() {
+    let t = Target::text("ok\n");
+    t.set(Reply::CloseMidBody {
+        prefix: b"ok".to_vec(),
+    });
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("site.slo.yml"),
+        "version: prometheus/v1\nservice: site\nslos:\n  - name: health\n    objective: 99\n    sli:\n      probe: {name: site-health}\n    alerting:\n      name: SiteHealthBudgetBurn\n      page_alert: {labels: {severity: critical}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  evaluation_interval: 1s\nslo_files: [site.slo.yml]\nalerting:\n  routing_file: alertmanager.yml\nprobe_configs:\n  - name: site-health\n    url: http://{}/\n    interval: 1s\n    timeout: 1s\n",
+        t.addr()
+    );
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let ratio = wait_for(30, "the probe SLI", || {
+        a.api(&format!(
+            "/api/v1/query?query={}",
+            urlencode("slo:sli_error:ratio_rate5m{sloth_slo=\"health\"}")
+        ))["result"][0]["value"][1]
+            .as_str()
+            .map(String::from)
+    });
+    assert_eq!(ratio, "1");
+    let page = wait_for(30, "the page", || {
+        hook.json_bodies().into_iter().find_map(|b| {
+            b["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["sloth_severity"] == "page")
+                .cloned()
+        })
+    });
+    assert_eq!(page["labels"]["alertname"], "SiteHealthBudgetBurn");
+    assert_eq!(page["labels"]["severity"], "critical");
+}

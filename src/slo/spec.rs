@@ -196,6 +196,10 @@ struct PromSli {
     /// argus extension: a latency SLI from a classic histogram.
     #[serde(default)]
     latency: Option<LatencySli>,
+    /// argus extension: the share of failed checks of a `probe_configs`
+    /// probe.
+    #[serde(default)]
+    probe: Option<ProbeSli>,
     #[serde(default)]
     raw: Option<PromRaw>,
     #[serde(default)]
@@ -215,6 +219,14 @@ struct LatencySli {
     /// Matchers selecting the series, `{job="api"}`.
     #[serde(default)]
     selector: String,
+}
+
+/// `sli.probe`: a probe's failed checks are the errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeSli {
+    /// The probe's `name` in `probe_configs`.
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -643,13 +655,33 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
             (Some(e), None) => Some((e.error_query, e.total_query)),
             (None, l) => l,
         };
-        let Some(sli) = sli_of(
-            events,
-            s.sli.raw.map(|r| r.error_ratio_query),
-            s.sli.plugin.is_some(),
-            &p,
-            err,
-        ) else {
+        // Each check is one 0/1 sample of probe_success, so its average
+        // over a window is the share of checks that passed.
+        let probe = s.sli.probe.map(|pr| {
+            format!(
+                "1 - avg_over_time(probe_success{{job=\"probe\", probe=\"{}\"}}[{{{{.window}}}}])",
+                pr.name.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        });
+        let raw = match (s.sli.raw.map(|r| r.error_ratio_query), probe) {
+            (Some(_), Some(_)) => {
+                err(
+                    &format!("{p}.sli"),
+                    "an SLI has exactly one of `events`, `raw`, `latency`, `probe` and `plugin`"
+                        .into(),
+                );
+                continue;
+            }
+            (r, pr) => r.or(pr),
+        };
+        if raw.is_some() && events.is_some() {
+            err(
+                &format!("{p}.sli"),
+                "an SLI has exactly one of `events`, `raw`, `latency`, `probe` and `plugin`".into(),
+            );
+            continue;
+        }
+        let Some(sli) = sli_of(events, raw, s.sli.plugin.is_some(), &p, err) else {
             continue;
         };
         let mut labels = d.labels.clone();
