@@ -198,7 +198,7 @@ fn a_probe_slo_pages_when_the_probe_fails() {
     std::fs::write(
         tmp.path().join("alertmanager.yml"),
         format!(
-            "route:\n  receiver: hook\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            "route:\n  receiver: hook\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\ninhibit_rules:\n  - source_matchers: ['sloth_severity=\"page\"']\n    target_matchers: ['sloth_severity=\"ticket\"']\n    equal: [sloth_id]\n",
             hook.addr()
         ),
     )
@@ -228,4 +228,15 @@ fn a_probe_slo_pages_when_the_probe_fails() {
     });
     assert_eq!(page["labels"]["alertname"], "SiteHealthBudgetBurn");
     assert_eq!(page["labels"]["severity"], "critical");
+    // The slow-burn ticket fires too, but the page inhibits it.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let tickets = hook
+        .json_bodies()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["sloth_severity"] == "ticket")
+        .count();
+    assert_eq!(tickets, 0, "{:?}", hook.json_bodies());
+    let listed = a.get_json("/api/v2/alerts?filter=sloth_severity%3Dticket");
+    assert_eq!(listed[0]["status"]["state"], "suppressed", "{listed}");
 }
