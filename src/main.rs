@@ -131,10 +131,11 @@ enum SloCmd {
         /// Extra label on every rule, name=value (repeatable).
         #[arg(short = 'l', long = "label")]
         labels: Vec<String>,
-        /// Also record the events-weighted error ratio over the period and
-        /// the budget remaining by it (not in Sloth's output).
-        #[arg(long = "events-budget")]
-        events_budget: bool,
+        /// Add argus's series to Sloth's: the events-weighted error ratio
+        /// and budget over the period, and latency quantiles per window
+        /// for latency and probe SLIs.
+        #[arg(long = "extensions", alias = "events-budget")]
+        extensions: bool,
     },
 }
 
@@ -305,9 +306,9 @@ fn main() -> ExitCode {
                     specs,
                     out,
                     labels,
-                    events_budget,
+                    extensions,
                 },
-        } => match cli::slo_generate(&specs, &labels, events_budget) {
+        } => match cli::slo_generate(&specs, &labels, extensions) {
             Ok(text) => match out {
                 None => {
                     print!("{text}");

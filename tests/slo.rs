@@ -286,7 +286,7 @@ fn shipped_slo_rules_are_generated_from_the_shipped_specs() {
         ("slo/argus.yml", "rules/argus-slos.yml"),
     ] {
         let out = Command::new(argus_bin())
-            .args(["slo", "generate", "--events-budget"])
+            .args(["slo", "generate", "--extensions"])
             .arg(root.join(spec))
             .output()
             .unwrap();
@@ -298,7 +298,7 @@ fn shipped_slo_rules_are_generated_from_the_shipped_specs() {
         let committed = std::fs::read_to_string(root.join(rules)).unwrap();
         assert!(
             String::from_utf8_lossy(&out.stdout) == committed,
-            "{rules} is stale: run `argus slo generate --events-budget {spec} -o {rules}`"
+            "{rules} is stale: run `argus slo generate --extensions {spec} -o {rules}`"
         );
     }
 }

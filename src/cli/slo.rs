@@ -65,7 +65,7 @@ pub fn check_slo(files: &[std::path::PathBuf]) -> bool {
 pub fn slo_generate(
     files: &[std::path::PathBuf],
     labels: &[String],
-    events_budget: bool,
+    extensions: bool,
 ) -> Result<String, SloCliError> {
     let mut extra = BTreeMap::new();
     for l in labels {
@@ -77,7 +77,7 @@ pub fn slo_generate(
     }
     let opts = GenerateOptions {
         extra_labels: extra,
-        events_budget,
+        extensions,
     };
     let mut plain: Vec<RuleGroup> = Vec::new();
     let mut docs = Vec::new();

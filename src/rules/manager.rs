@@ -184,7 +184,7 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
     slo_files.sort();
     slo_files.dedup();
     let opts = crate::slo::GenerateOptions {
-        events_budget: true,
+        extensions: true,
         ..Default::default()
     };
     for f in slo_files {

@@ -54,9 +54,10 @@ pub fn alert_windows() -> [AlertWindow; 4] {
 pub struct GenerateOptions {
     /// Labels added to every rule (`--label k=v`).
     pub extra_labels: BTreeMap<String, String>,
-    /// Also record the events-weighted error ratio over the period and
-    /// the budget remaining by it (events SLIs; not in Sloth's output).
-    pub events_budget: bool,
+    /// Add argus's series to Sloth's (not in Sloth's output): the
+    /// events-weighted error ratio and budget over the period (events
+    /// SLIs) and latency quantiles per window (latency and probe SLIs).
+    pub extensions: bool,
 }
 
 /// A rule group as written out.
@@ -239,7 +240,7 @@ fn generate_slo(
             error_query,
             total_query,
         },
-    ) = (opts.events_budget, &slo.sli)
+    ) = (opts.extensions, &slo.sli)
     {
         // All errors over all events in the period: busy hours weigh
         // what they served, unlike the average of 5-minute ratios.
@@ -261,6 +262,11 @@ fn generate_slo(
         ));
     }
 
+    if opts.extensions {
+        if let Some(src) = &slo.latency {
+            meta.extend(latency_quantiles(src, &period, &base));
+        }
+    }
     let mut groups = vec![
         RuleGroup {
             name: format!("sloth-slo-sli-recordings-{}", slo.id),
@@ -321,6 +327,45 @@ fn generate_slo(
         });
     }
     Ok(groups)
+}
+
+/// Latency quantiles (p50 … p99.9) over 5m, 1h, 1d and the period:
+/// `histogram_quantile` over the SLI's histogram (as exact as its
+/// buckets), or the probe's HDR quantiles (exact to 0.3%).
+fn latency_quantiles(
+    src: &super::spec::LatencySource,
+    period: &str,
+    base: &BTreeMap<String, String>,
+) -> Vec<RuleOut> {
+    use super::spec::LatencySource;
+    let mut out = Vec::new();
+    for w in ["5m", "1h", "1d", period] {
+        for q in ["0.5", "0.9", "0.95", "0.99", "0.999"] {
+            let expr = match src {
+                LatencySource::Histogram {
+                    histogram,
+                    selector,
+                } => format!(
+                    "histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{selector}[{w}])))"
+                ),
+                // The probe's windows: 5m, 1h, 1d, 30d.
+                LatencySource::Probe { name } if w == "30d" || w != period => format!(
+                    "max without (job, instance, probe, window, quantile) (probe_latency_seconds{{job=\"probe\", probe=\"{name}\", quantile=\"{q}\", window=\"{w}\"}})"
+                ),
+                LatencySource::Probe { .. } => continue,
+            };
+            let mut labels = base.clone();
+            labels.insert("quantile".into(), q.into());
+            out.push(RuleOut {
+                record: Some(format!("slo:sli_latency_seconds:rate{w}")),
+                alert: None,
+                expr,
+                labels,
+                annotations: BTreeMap::new(),
+            });
+        }
+    }
+    out
 }
 
 /// The rule file for the groups of one spec: a Prometheus rule file, or a

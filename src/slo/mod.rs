@@ -11,7 +11,9 @@ mod window;
 pub use generate::{
     AlertWindow, GenerateOptions, RuleGroup, RuleOut, alert_windows, generate, to_yaml,
 };
-pub use spec::{AlertMeta, Alerting, Sli, Slo, SloSpec, SpecError, SpecKind, parse_spec};
+pub use spec::{
+    AlertMeta, Alerting, LatencySource, Sli, Slo, SloSpec, SpecError, SpecKind, parse_spec,
+};
 pub use window::{SliWindows, WindowStats};
 
 use crate::template::{Funcs, Limits, Template, Value};

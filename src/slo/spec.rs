@@ -89,9 +89,28 @@ pub struct Alerting {
     pub ticket: AlertMeta,
 }
 
+/// Where an SLO's latencies come from, for its quantile series.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LatencySource {
+    /// A classic histogram (`sli.latency`).
+    Histogram {
+        /// Base name.
+        histogram: String,
+        /// `{matchers}` selecting its series.
+        selector: String,
+    },
+    /// A probe (`sli.probe`).
+    Probe {
+        /// The probe's name.
+        name: String,
+    },
+}
+
 /// One SLO.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slo {
+    /// Where its latencies come from, if it has any.
+    pub latency: Option<LatencySource>,
     /// Name (unique within the service).
     pub name: String,
     /// `service-name`.
@@ -636,6 +655,24 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
         if s.plugins.is_some() {
             err(&format!("{p}.plugins"), NO_PLUGINS.into());
         }
+        let latency_src = match (&s.sli.latency, &s.sli.probe) {
+            (Some(l), _) => {
+                let inner = l
+                    .selector
+                    .trim()
+                    .trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .trim();
+                Some(LatencySource::Histogram {
+                    histogram: l.histogram.clone(),
+                    selector: format!("{{{inner}}}"),
+                })
+            }
+            (None, Some(pr)) => Some(LatencySource::Probe {
+                name: pr.name.clone(),
+            }),
+            _ => None,
+        };
         let latency = match s.sli.latency.map(|l| latency_events(&l)) {
             None => None,
             Some(Ok(q)) => Some(q),
@@ -687,6 +724,7 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
         let mut labels = d.labels.clone();
         labels.extend(s.labels);
         slos.push(Slo {
+            latency: latency_src,
             period_days,
             id: format!("{}-{}", d.service, s.name),
             name: s.name,
@@ -733,6 +771,7 @@ fn from_k8s(d: K8sDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
         let mut labels = d.spec.labels.clone();
         labels.extend(s.labels);
         slos.push(Slo {
+            latency: None,
             id: format!("{}-{}", d.spec.service, s.name),
             name: s.name,
             description: s.description,
@@ -806,6 +845,7 @@ fn from_openslo(d: OsDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> 
         };
         let name = format!("{}-{i}", d.metadata.name);
         slos.push(Slo {
+            latency: None,
             id: format!("{}-{name}", d.spec.service),
             name,
             description: d.spec.description.clone(),
