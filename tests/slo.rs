@@ -254,8 +254,13 @@ slos:
     });
     let v: f64 = slow["value"][1].as_str().unwrap().parse().unwrap();
     assert!((v - 0.3).abs() < 0.02, "{slow}");
-    let days = q("slo:time_period:days{sloth_slo=\"availability\"}");
-    assert_eq!(days[0]["value"][1], "28");
+    // Each group runs at its own phase: wait for the metadata group too.
+    let days = wait_for(30, "the SLO period", || {
+        q("slo:time_period:days{sloth_slo=\"availability\"}")
+            .first()
+            .cloned()
+    });
+    assert_eq!(days["value"][1], "28");
     let remaining = wait_for(30, "the events-weighted budget", || {
         q("slo:period_error_budget_remaining_events:ratio{sloth_slo=\"availability\"}")
             .first()

@@ -248,16 +248,21 @@ struct ProbeSli {
     name: String,
 }
 
+// The CRD spells the same fields in camelCase; one set of structs reads
+// both spellings.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PromEvents {
+    #[serde(alias = "errorQuery")]
     error_query: String,
+    #[serde(alias = "totalQuery")]
     total_query: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PromRaw {
+    #[serde(alias = "errorRatioQuery")]
     error_ratio_query: String,
 }
 
@@ -270,9 +275,9 @@ struct PromAlerting {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, alias = "pageAlert")]
     page_alert: RawAlertMeta,
-    #[serde(default)]
+    #[serde(default, alias = "ticketAlert")]
     ticket_alert: RawAlertMeta,
 }
 
@@ -300,66 +305,14 @@ struct K8sMeta {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct K8sSpec {
     service: String,
+    /// argus extension, as in `prometheus/v1`.
+    #[serde(default)]
+    period: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
-    slos: Vec<K8sSlo>,
+    slos: Vec<PromSlo>,
     #[serde(default)]
     slo_plugins: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct K8sSlo {
-    name: String,
-    #[serde(default)]
-    description: String,
-    objective: f64,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    sli: K8sSli,
-    #[serde(default)]
-    alerting: K8sAlerting,
-    #[serde(default)]
-    plugins: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct K8sSli {
-    #[serde(default)]
-    events: Option<K8sEvents>,
-    #[serde(default)]
-    raw: Option<K8sRaw>,
-    #[serde(default)]
-    plugin: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct K8sEvents {
-    error_query: String,
-    total_query: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct K8sRaw {
-    error_ratio_query: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct K8sAlerting {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(default, alias = "page_alert")]
-    page_alert: RawAlertMeta,
-    #[serde(default, alias = "ticket_alert")]
-    ticket_alert: RawAlertMeta,
 }
 
 // OpenSLO v1alpha.
@@ -641,17 +594,56 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
     if d.slo_plugins.is_some() {
         err("slo_plugins", NO_PLUGINS.into());
     }
-    let period_days = match d.period.as_deref().map(period_days) {
+    let _ = d.version;
+    Some(SloSpec {
+        kind: SpecKind::Prometheus,
+        slos: slos_of(&d.service, d.period.as_deref(), &d.labels, d.slos, "", err),
+        service: d.service,
+    })
+}
+
+fn from_k8s(d: K8sDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
+    if d.spec.slo_plugins.is_some() {
+        err("spec.sloPlugins", NO_PLUGINS.into());
+    }
+    Some(SloSpec {
+        kind: SpecKind::Kubernetes {
+            name: d.metadata.name,
+            namespace: d.metadata.namespace,
+        },
+        slos: slos_of(
+            &d.spec.service,
+            d.spec.period.as_deref(),
+            &d.spec.labels,
+            d.spec.slos,
+            "spec.",
+            err,
+        ),
+        service: d.spec.service,
+    })
+}
+
+/// The SLOs of a Sloth document (either form); field paths in errors
+/// start with `prefix`.
+fn slos_of(
+    service: &str,
+    period: Option<&str>,
+    spec_labels: &BTreeMap<String, String>,
+    raw_slos: Vec<PromSlo>,
+    prefix: &str,
+    err: &mut dyn FnMut(&str, String),
+) -> Vec<Slo> {
+    let period_days = match period.map(period_days) {
         None => 30,
         Some(Ok(n)) => n,
         Some(Err(e)) => {
-            err("period", e);
+            err(&format!("{prefix}period"), e);
             30
         }
     };
     let mut slos = Vec::new();
-    for (i, s) in d.slos.into_iter().enumerate() {
-        let p = format!("slos[{i}]");
+    for (i, s) in raw_slos.into_iter().enumerate() {
+        let p = format!("{prefix}slos[{i}]");
         if s.plugins.is_some() {
             err(&format!("{p}.plugins"), NO_PLUGINS.into());
         }
@@ -721,12 +713,12 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
         let Some(sli) = sli_of(events, raw, s.sli.plugin.is_some(), &p, err) else {
             continue;
         };
-        let mut labels = d.labels.clone();
+        let mut labels = spec_labels.clone();
         labels.extend(s.labels);
         slos.push(Slo {
             latency: latency_src,
             period_days,
-            id: format!("{}-{}", d.service, s.name),
+            id: format!("{service}-{}", s.name),
             name: s.name,
             description: s.description,
             objective: s.objective,
@@ -741,61 +733,7 @@ fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
             },
         });
     }
-    let _ = d.version;
-    Some(SloSpec {
-        kind: SpecKind::Prometheus,
-        service: d.service,
-        slos,
-    })
-}
-
-fn from_k8s(d: K8sDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
-    if d.spec.slo_plugins.is_some() {
-        err("spec.sloPlugins", NO_PLUGINS.into());
-    }
-    let mut slos = Vec::new();
-    for (i, s) in d.spec.slos.into_iter().enumerate() {
-        let p = format!("spec.slos[{i}]");
-        if s.plugins.is_some() {
-            err(&format!("{p}.plugins"), NO_PLUGINS.into());
-        }
-        let Some(sli) = sli_of(
-            s.sli.events.map(|e| (e.error_query, e.total_query)),
-            s.sli.raw.map(|r| r.error_ratio_query),
-            s.sli.plugin.is_some(),
-            &p,
-            err,
-        ) else {
-            continue;
-        };
-        let mut labels = d.spec.labels.clone();
-        labels.extend(s.labels);
-        slos.push(Slo {
-            latency: None,
-            id: format!("{}-{}", d.spec.service, s.name),
-            name: s.name,
-            description: s.description,
-            objective: s.objective,
-            labels,
-            sli,
-            alerting: Alerting {
-                name: s.alerting.name,
-                labels: s.alerting.labels,
-                annotations: s.alerting.annotations,
-                page: s.alerting.page_alert.into(),
-                ticket: s.alerting.ticket_alert.into(),
-            },
-            period_days: 30,
-        });
-    }
-    Some(SloSpec {
-        kind: SpecKind::Kubernetes {
-            name: d.metadata.name,
-            namespace: d.metadata.namespace,
-        },
-        service: d.spec.service,
-        slos,
-    })
+    slos
 }
 
 fn from_openslo(d: OsDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
