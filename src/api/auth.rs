@@ -20,31 +20,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
-fn b64decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.trim_end_matches('=').bytes() {
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 fn secret(inline: &Option<Secret>, file: &Option<String>) -> Option<Secret> {
     match (inline, file) {
         (Some(s), _) => Some(s.clone()),
@@ -75,7 +50,7 @@ fn authorized(auth: &WebAuth, headers: &HeaderMap) -> bool {
         }
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        if let (Some(b), Some(raw)) = (&auth.basic_auth, b64decode(value)) {
+        if let (Some(b), Some(raw)) = (&auth.basic_auth, crate::model::base64_decode(value)) {
             if let Some(pw) = secret(&b.password, &b.password_file) {
                 let want = format!("{}:{}", b.username, pw.expose());
                 return constant_time_eq(&raw, want.as_bytes());

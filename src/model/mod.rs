@@ -2,6 +2,7 @@
 //! matchers and durations. Depends on std and `regex` only.
 
 mod alert;
+mod base64;
 mod fsutil;
 mod gojson;
 mod hash;
@@ -11,6 +12,7 @@ mod matcher;
 mod time;
 
 pub use alert::{Alert, AlertSink};
+pub use base64::base64_decode;
 pub use fsutil::write_atomic;
 pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};

@@ -29,31 +29,6 @@ pub struct SmtpSink {
     pub ca_pem: String,
 }
 
-fn b64decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter_map(val) {
-        acc = (acc << 6) | c;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
 impl SmtpSink {
     /// Starts a server whose certificate is for `localhost`, offering
     /// STARTTLS.
@@ -163,7 +138,8 @@ async fn session(
             mail.tls = true;
             continue;
         } else if let Some(rest) = upper.strip_prefix("AUTH PLAIN ") {
-            let raw = b64decode(&cmd[cmd.len() - rest.len()..]);
+            let raw =
+                argus::model::base64_decode(&cmd[cmd.len() - rest.len()..]).unwrap_or_default();
             let parts: Vec<String> = raw
                 .split(|b| *b == 0)
                 .map(|p| String::from_utf8_lossy(p).into_owned())
