@@ -13,23 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
-use crate::model::{Alert, Labels, format_rfc3339_millis, go_json_escape, parse_rfc3339};
-use crate::notify::{ApiMatcher, Silence, SilenceError, SilenceState, parse_matchers};
-
-/// An alert as clients post it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostableAlert {
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(rename = "startsAt", default)]
-    starts_at: Option<String>,
-    #[serde(rename = "endsAt", default)]
-    ends_at: Option<String>,
-    #[serde(rename = "generatorURL", default)]
-    generator_url: Option<String>,
-}
+use crate::model::{format_rfc3339_millis, go_json_escape, parse_rfc3339};
+use crate::notify::{
+    ApiMatcher, PostableAlert, Silence, SilenceError, SilenceState, parse_matchers,
+};
 
 fn reply(code: StatusCode, body: Vec<u8>) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -62,55 +49,14 @@ pub(crate) async fn post_alerts(
     let (mut alerts, mut have_start, mut have_end, mut errors) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, p) in posted.into_iter().enumerate() {
-        let labels: Vec<(String, String)> = p
-            .labels
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        if labels.is_empty() {
-            errors.push(format!("alert {i}: at least one label pair required"));
-            continue;
-        }
-        if let Some((n, _)) = labels
-            .iter()
-            .find(|(n, _)| !crate::model::is_legacy_label_name(n))
-        {
-            errors.push(format!("alert {i}: invalid label name {n:?}"));
-            continue;
-        }
-        let time = |s: &Option<String>| -> Result<Option<i64>, String> {
-            match s
-                .as_deref()
-                .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"))
-            {
-                None => Ok(None),
-                Some(t) => parse_rfc3339(t)
-                    .map(Some)
-                    .ok_or_else(|| format!("invalid time {t:?}")),
+        match p.check() {
+            Ok(a) => {
+                have_start.push(a.has_start);
+                have_end.push(a.has_end);
+                alerts.push(a.alert);
             }
-        };
-        let (s, e) = match (time(&p.starts_at), time(&p.ends_at)) {
-            (Ok(s), Ok(e)) => (s, e),
-            (Err(m), _) | (_, Err(m)) => {
-                errors.push(format!("alert {i}: {m}"));
-                continue;
-            }
-        };
-        if let (Some(s), Some(e)) = (s, e) {
-            if e < s {
-                errors.push(format!("alert {i}: start time must be before end time"));
-                continue;
-            }
+            Err(e) => errors.push(format!("alert {i}: {e}")),
         }
-        have_start.push(s.is_some());
-        have_end.push(e.is_some());
-        alerts.push(Alert {
-            labels: Labels::from_pairs(labels),
-            annotations: p.annotations,
-            starts_at: s.unwrap_or(0),
-            ends_at: e.unwrap_or(0),
-            generator_url: p.generator_url.unwrap_or_default(),
-        });
     }
     st.notifier.receive(alerts, &have_start, &have_end);
     if errors.is_empty() {

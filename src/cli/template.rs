@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::model::{Alert, Labels, parse_rfc3339};
+use crate::model::{Alert, Labels};
 use crate::notify::{
     Flush, GroupedAlert, RenderCtx, Route, Strictness, Templates, fingerprint, integrations,
     label_set_string, load_am_config, prepare, webhook_data,
@@ -29,27 +29,6 @@ pub enum TemplateRenderError {
         /// What is wrong.
         msg: String,
     },
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SampleAlert {
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(rename = "startsAt", default)]
-    starts_at: Option<String>,
-    #[serde(rename = "endsAt", default)]
-    ends_at: Option<String>,
-    #[serde(rename = "generatorURL", default)]
-    generator_url: String,
-    /// Accepted (webhook payloads carry it); derived from `endsAt`.
-    #[serde(default)]
-    #[allow(dead_code)]
-    status: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    fingerprint: Option<String>,
 }
 
 /// Two firing alerts and a resolved one of a made-up service.
@@ -97,26 +76,21 @@ fn read_alerts(file: &Path, now: i64) -> Result<Vec<Alert>, TemplateRenderError>
         }
         other => other,
     };
-    let samples: Vec<SampleAlert> = serde_json::from_value(list).map_err(|e| err(e.to_string()))?;
-    let time = |s: &Option<String>, default: i64| -> Result<i64, TemplateRenderError> {
-        match s
-            .as_deref()
-            .filter(|s| !s.is_empty() && !s.starts_with("0001-"))
-        {
-            None => Ok(default),
-            Some(t) => parse_rfc3339(t).ok_or_else(|| err(format!("invalid time {t:?}"))),
-        }
-    };
-    samples
+    let posted: Vec<crate::notify::PostableAlert> =
+        serde_json::from_value(list).map_err(|e| err(e.to_string()))?;
+    posted
         .into_iter()
-        .map(|s| {
-            Ok(Alert {
-                labels: Labels::from_pairs(s.labels),
-                annotations: s.annotations,
-                starts_at: time(&s.starts_at, now)?,
-                ends_at: time(&s.ends_at, now + 300_000)?,
-                generator_url: s.generator_url,
-            })
+        .enumerate()
+        .map(|(i, p)| {
+            // Completed as Alertmanager completes posted alerts.
+            let mut a = p.check().map_err(|e| err(format!("alert {i}: {e}")))?;
+            if !a.has_start {
+                a.alert.starts_at = now;
+            }
+            if !a.has_end {
+                a.alert.ends_at = now + 300_000;
+            }
+            Ok(a.alert)
         })
         .collect()
 }

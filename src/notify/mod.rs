@@ -13,6 +13,7 @@ mod integrations;
 mod matchers;
 mod notifier;
 mod outbox;
+mod postable;
 mod route;
 mod send;
 mod silence;
@@ -40,6 +41,7 @@ pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, OUTBOX_FILE, SILENCE
 pub use outbox::{
     LimiterClock, Next, Outbox, OutboxSettings, Outcome, Pending, QueueCounts, Rate, queue_key,
 };
+pub use postable::{PostableAlert, Posted};
 pub use route::{Route, TreeNode, matching_tree, print_tree};
 pub use send::{
     BodyCheck, EmailRequest, HttpRequest, IntegrationRef, PAGERDUTY_V1_URL, Prepared, RenderCtx,
