@@ -100,7 +100,7 @@ fn alerts_come_from_a_file_and_bad_files_are_named() {
     ]);
     assert!(!ok);
     assert!(
-        err.contains("alerts.json: invalid time \"yesterday\""),
+        err.contains("alerts.json: alert 0: invalid time \"yesterday\""),
         "{err}"
     );
 }
