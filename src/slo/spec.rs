@@ -197,7 +197,9 @@ struct PromSlo {
     name: String,
     #[serde(default)]
     description: String,
-    objective: f64,
+    /// Percent; may be left out for a latency SLI with `percentile`.
+    #[serde(default)]
+    objective: Option<f64>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     sli: PromSli,
@@ -238,6 +240,10 @@ struct LatencySli {
     /// Matchers selecting the series, `{job="api"}`.
     #[serde(default)]
     selector: String,
+    /// "p<percentile> < threshold": at least this percent of requests
+    /// within the threshold; the SLO's objective when it sets none.
+    #[serde(default)]
+    percentile: Option<f64>,
 }
 
 /// `sli.probe`: a probe's failed checks are the errors.
@@ -665,6 +671,21 @@ fn slos_of(
             }),
             _ => None,
         };
+        let percentile = s.sli.latency.as_ref().and_then(|l| l.percentile);
+        let objective = match (s.objective, percentile) {
+            (Some(o), Some(pc)) if o != pc => {
+                err(
+                    &format!("{p}.sli.latency.percentile"),
+                    format!("percentile {pc} contradicts objective {o}: give one of them"),
+                );
+                continue;
+            }
+            (Some(o), _) | (None, Some(o)) => o,
+            (None, None) => {
+                err(&format!("{p}.objective"), "objective is required".into());
+                continue;
+            }
+        };
         let latency = match s.sli.latency.map(|l| latency_events(&l)) {
             None => None,
             Some(Ok(q)) => Some(q),
@@ -721,7 +742,7 @@ fn slos_of(
             id: format!("{service}-{}", s.name),
             name: s.name,
             description: s.description,
-            objective: s.objective,
+            objective,
             labels,
             sli,
             alerting: Alerting {
