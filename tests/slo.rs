@@ -207,7 +207,7 @@ slos:
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nslo_files: ['*.slo.yml']\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: api\n    static_configs: [{{targets: ['{}']}}]\n",
         t.addr()
     );
-    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
     // Half the requests fail; 30% are slower than 200 ms.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (t2, s2) = (t.clone_handle(), stop.clone());
@@ -277,6 +277,16 @@ slos:
     });
     assert_eq!(page["alerts"][0]["labels"]["severity"], "critical");
     assert_eq!(page["alerts"][0]["labels"]["sloth_slo"], "availability");
+    // The events-weighted budget comes from the SLO engine's windows, not
+    // from a recording rule over 28 days of samples...
+    let rules = a.api("/api/v1/rules").to_string();
+    assert!(
+        !rules.contains("period_error_budget_remaining_events"),
+        "{rules}"
+    );
+    // ...which are kept across restarts.
+    a.stop();
+    assert!(tmp.path().join("data/slo_windows.bin").exists());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     feeder.join().unwrap();
 }

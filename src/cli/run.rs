@@ -71,6 +71,7 @@ struct Reloader {
     source: ConfigSource,
     manager: Arc<ScrapeManager>,
     probes: Arc<crate::probe::ProbeManager>,
+    slo_engine: Arc<crate::slo::SloEngine>,
     rules: Arc<crate::rules::RuleManager>,
     forwarder: Arc<crate::notify::Forwarder>,
     notifier: Arc<crate::notify::Notifier>,
@@ -94,6 +95,7 @@ impl Reloader {
                 self.rules.apply(&cfg).map_err(|e| e.to_string())?;
                 self.manager.apply(&cfg).map_err(|e| e.to_string())?;
                 self.probes.apply(&cfg)?;
+                self.slo_engine.apply(&cfg);
                 Ok(cfg)
             })(),
             Err(e) => Err(e.to_string()),
@@ -250,6 +252,12 @@ pub async fn run(
             .with_state_dir(opts.storage_path.clone()),
     );
     probes.apply(&cfg).map_err(RunError::Alerting)?;
+    let slo_engine = Arc::new(
+        crate::slo::SloEngine::new(engine.clone(), head.clone(), clock.clone())
+            .with_state_dir(opts.storage_path.clone()),
+    );
+    slo_engine.apply(&cfg);
+    let cfg_eval_ms = cfg.global.evaluation_interval.as_millis();
     metrics.config_last_reload_successful.set(1);
     metrics
         .config_last_reload_success_timestamp
@@ -265,6 +273,7 @@ pub async fn run(
         source,
         manager: manager.clone(),
         probes: probes.clone(),
+        slo_engine: slo_engine.clone(),
         rules: rules.clone(),
         forwarder: forwarder.clone(),
         notifier: notifier.clone(),
@@ -323,6 +332,20 @@ pub async fn run(
             let _ = stop_tx.send(true);
         });
     }
+    // SLO windows accumulate at the rules' evaluation interval.
+    {
+        let slo_engine = slo_engine.clone();
+        let every = Duration::from_millis(cfg_eval_ms.max(1000) as u64);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let e = slo_engine.clone();
+                let _ = tokio::task::spawn_blocking(move || e.evaluate()).await;
+            }
+        });
+    }
     // Periodic snapshot and retention.
     {
         let head = head.clone();
@@ -332,6 +355,7 @@ pub async fn run(
         let retention = opts.retention.as_millis() as i64;
         let clock = clock.clone();
         let probes = probes.clone();
+        let slo_engine = slo_engine.clone();
         tokio::spawn(async move {
             let mut snap = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             let mut gc = tokio::time::interval(Duration::from_secs(60));
@@ -339,8 +363,12 @@ pub async fn run(
                 tokio::select! {
                     _ = snap.tick() => {
                         write_snapshot(head.clone(), dir.clone(), metrics.clone()).await;
-                        let p = probes.clone();
-                        let _ = tokio::task::spawn_blocking(move || p.save()).await;
+                        let (p, e) = (probes.clone(), slo_engine.clone());
+                        let _ = tokio::task::spawn_blocking(move || {
+                            p.save();
+                            e.save();
+                        })
+                        .await;
                     }
                     _ = gc.tick() => {
                         let n = head.truncate(clock.now_millis() - retention);
@@ -362,6 +390,7 @@ pub async fn run(
     rules.stop();
     probes.stop();
     probes.save();
+    slo_engine.save();
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
     // Alerts already queued get one last attempt each.
     forwarder.stop(Duration::from_secs(3)).await;

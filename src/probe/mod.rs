@@ -113,53 +113,6 @@ pub struct ProbeManager {
 /// File of the probes' SLI windows under the storage directory.
 pub const PROBE_WINDOWS_FILE: &str = "probe_windows.bin";
 
-/// Every probe's windows: magic, count, then per probe its name and
-/// windows, each length-prefixed; a CRC-32 of all that closes the file.
-fn windows_to_bytes(all: &BTreeMap<String, SliWindows>) -> Vec<u8> {
-    let mut b = b"ARGPROBW".to_vec();
-    b.extend_from_slice(&(all.len() as u32).to_le_bytes());
-    for (name, w) in all {
-        b.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        b.extend_from_slice(name.as_bytes());
-        let wb = w.to_bytes();
-        b.extend_from_slice(&(wb.len() as u32).to_le_bytes());
-        b.extend_from_slice(&wb);
-    }
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
-    b
-}
-
-fn windows_from_bytes(b: &[u8]) -> Result<BTreeMap<String, SliWindows>, String> {
-    let bad = || "damaged probe windows file".to_string();
-    if b.len() < 16 || &b[..8] != b"ARGPROBW" {
-        return Err(bad());
-    }
-    let (body, crc) = b.split_at(b.len() - 4);
-    if crc32fast::hash(body).to_le_bytes() != crc {
-        return Err("probe windows file fails its checksum".into());
-    }
-    let mut i = 8;
-    let u32_at = |i: &mut usize| -> Option<usize> {
-        let v = u32::from_le_bytes(body.get(*i..*i + 4)?.try_into().ok()?);
-        *i += 4;
-        Some(v as usize)
-    };
-    let n = u32_at(&mut i).ok_or_else(bad)?;
-    let mut out = BTreeMap::new();
-    for _ in 0..n {
-        let len = u32_at(&mut i).ok_or_else(bad)?;
-        let name =
-            String::from_utf8(body.get(i..i + len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
-        i += len;
-        let len = u32_at(&mut i).ok_or_else(bad)?;
-        let w = SliWindows::from_bytes(body.get(i..i + len).ok_or_else(bad)?).ok_or_else(bad)?;
-        i += len;
-        out.insert(name, w);
-    }
-    Ok(out)
-}
-
 impl ProbeManager {
     /// A manager writing into `head`.
     pub fn new(head: Arc<Head>, clock: Arc<dyn Clock>) -> ProbeManager {
@@ -177,7 +130,7 @@ impl ProbeManager {
     pub fn with_state_dir(mut self, dir: std::path::PathBuf) -> Self {
         let path = dir.join(PROBE_WINDOWS_FILE);
         match std::fs::read(&path) {
-            Ok(b) => match windows_from_bytes(&b) {
+            Ok(b) => match crate::slo::windows_from_bytes(&b) {
                 Ok(w) => {
                     tracing::info!(probes = w.len(), "probe windows restored");
                     *self.windows.lock().unwrap_or_else(|e| e.into_inner()) = w;
@@ -206,7 +159,7 @@ impl ProbeManager {
             if w.is_empty() {
                 return;
             }
-            windows_to_bytes(&w)
+            crate::slo::windows_to_bytes(&w)
         };
         if let Err(e) = crate::model::write_atomic(dir, PROBE_WINDOWS_FILE, &b) {
             tracing::error!(error = %e, "cannot save the probe windows");

@@ -185,6 +185,7 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
     slo_files.dedup();
     let opts = crate::slo::GenerateOptions {
         extensions: true,
+        native_events: true,
         ..Default::default()
     };
     for f in slo_files {

@@ -58,6 +58,9 @@ pub struct GenerateOptions {
     /// events-weighted error ratio and budget over the period (events
     /// SLIs) and latency quantiles per window (latency and probe SLIs).
     pub extensions: bool,
+    /// argus's SLO engine writes the events-weighted period series from
+    /// its windows: leave their recording rules out.
+    pub native_events: bool,
 }
 
 /// A rule group as written out.
@@ -236,11 +239,12 @@ fn generate_slo(
     let mut meta = meta;
     if let (
         true,
+        false,
         Sli::Events {
             error_query,
             total_query,
         },
-    ) = (opts.extensions, &slo.sli)
+    ) = (opts.extensions, opts.native_events, &slo.sli)
     {
         // All errors over all events in the period: busy hours weigh
         // what they served, unlike the average of 5-minute ratios.

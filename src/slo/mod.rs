@@ -4,17 +4,19 @@
 //! routing built for Sloth keep working, whether the rules run in argus
 //! or in a vanilla Prometheus.
 
+mod engine;
 mod generate;
 mod spec;
 mod window;
 
+pub use engine::{SLO_WINDOWS_FILE, SloEngine};
 pub use generate::{
     AlertWindow, GenerateOptions, RuleGroup, RuleOut, alert_windows, generate, to_yaml,
 };
 pub use spec::{
     AlertMeta, Alerting, LatencySource, Sli, Slo, SloSpec, SpecError, SpecKind, parse_spec,
 };
-pub use window::{SliWindows, WindowStats};
+pub use window::{SliWindows, WindowStats, windows_from_bytes, windows_to_bytes};
 
 use crate::template::{Funcs, Limits, Template, Value};
 

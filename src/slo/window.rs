@@ -13,7 +13,7 @@
 //! to 1 hour, 30 minutes up to 6 hours, 2 hours up to 3 days, a day
 //! beyond).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
@@ -416,6 +416,55 @@ impl SliWindows {
             .map_or(0, |h| h.distinct_values() * 8 + 512);
         std::mem::size_of::<Self>() + slots + cur
     }
+}
+
+/// Named windows (per probe, per SLO) as a state file: magic, count,
+/// then per entry its name and windows, each length-prefixed; a CRC-32
+/// of all that closes the file.
+pub fn windows_to_bytes(all: &BTreeMap<String, SliWindows>) -> Vec<u8> {
+    let mut b = b"ARGPROBW".to_vec();
+    b.extend_from_slice(&(all.len() as u32).to_le_bytes());
+    for (name, w) in all {
+        b.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        let wb = w.to_bytes();
+        b.extend_from_slice(&(wb.len() as u32).to_le_bytes());
+        b.extend_from_slice(&wb);
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Reads a file written by [`windows_to_bytes`].
+pub fn windows_from_bytes(b: &[u8]) -> Result<BTreeMap<String, SliWindows>, String> {
+    let bad = || "damaged windows file".to_string();
+    if b.len() < 16 || &b[..8] != b"ARGPROBW" {
+        return Err(bad());
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("windows file fails its checksum".into());
+    }
+    let mut i = 8;
+    let u32_at = |i: &mut usize| -> Option<usize> {
+        let v = u32::from_le_bytes(body.get(*i..*i + 4)?.try_into().ok()?);
+        *i += 4;
+        Some(v as usize)
+    };
+    let n = u32_at(&mut i).ok_or_else(bad)?;
+    let mut out = BTreeMap::new();
+    for _ in 0..n {
+        let len = u32_at(&mut i).ok_or_else(bad)?;
+        let name =
+            String::from_utf8(body.get(i..i + len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
+        i += len;
+        let len = u32_at(&mut i).ok_or_else(bad)?;
+        let w = SliWindows::from_bytes(body.get(i..i + len).ok_or_else(bad)?).ok_or_else(bad)?;
+        i += len;
+        out.insert(name, w);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
