@@ -48,12 +48,7 @@ probe_configs:
         wrong = wrong.addr()
     );
     let a = Argus::start(&cfg, &[]);
-    let q = |e: &str| -> Vec<serde_json::Value> {
-        a.api(&format!("/api/v1/query?query={}", urlencode(e)))["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
+    let q = |e: &str| a.query(e);
     let val = |v: &serde_json::Value| -> f64 { v["value"][1].as_str().unwrap().parse().unwrap() };
     wait_for(20, "three rounds of probes", || {
         (q("count_over_time(probe_success{probe=\"health\"}[1m])")
@@ -157,11 +152,7 @@ fn probe_windows_continue_after_a_restart() {
         t.addr()
     );
     let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
-    let q = |a: &Argus, e: &str| -> Option<f64> {
-        a.api(&format!("/api/v1/query?query={}", urlencode(e)))["result"][0]["value"][1]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-    };
+    let q = |a: &Argus, e: &str| a.query_value(e);
     wait_for(20, "three failed probes", || {
         (q(&a, "count_over_time(probe_success{probe=\"flaky\"}[1m])")? >= 3.0).then_some(())
     });
@@ -209,14 +200,9 @@ fn a_probe_slo_pages_when_the_probe_fails() {
     );
     let a = Argus::start_in(tmp.path(), &cfg, &[]);
     let ratio = wait_for(30, "the probe SLI", || {
-        a.api(&format!(
-            "/api/v1/query?query={}",
-            urlencode("slo:sli_error:ratio_rate5m{sloth_slo=\"health\"}")
-        ))["result"][0]["value"][1]
-            .as_str()
-            .map(String::from)
+        a.query_value("slo:sli_error:ratio_rate5m{sloth_slo=\"health\"}")
     });
-    assert_eq!(ratio, "1");
+    assert_eq!(ratio, 1.0);
     let page = wait_for(30, "the page", || {
         hook.json_bodies().into_iter().find_map(|b| {
             b["alerts"]

@@ -233,12 +233,7 @@ slos:
         names.contains(&"sloth-slo-alerts-api-availability".to_string()),
         "{names:?}"
     );
-    let q = |e: &str| {
-        a.api(&format!("/api/v1/query?query={}", urlencode(e)))["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
+    let q = |e: &str| a.query(e);
     let ratio = wait_for(30, "the 5m error ratio", || {
         q("slo:sli_error:ratio_rate5m{sloth_slo=\"availability\"}")
             .first()

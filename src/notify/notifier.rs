@@ -534,6 +534,11 @@ impl Notifier {
             if with_alerts {
                 alerts_written = std::time::Instant::now();
             }
+            // Silences past their retention go with the routed alerts'
+            // cadence, off the dispatcher's path.
+            if with_alerts {
+                self.save_silences();
+            }
             let w = self.state_to_write(with_alerts);
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || me.write(w)).await;
@@ -572,7 +577,6 @@ impl Notifier {
                 self.start_workers();
                 continue;
             }
-            self.save_silences();
             let wait = next.map_or(Duration::from_secs(3600), |t| {
                 Duration::from_millis((t - self.clock.now_millis()).max(0) as u64)
             });

@@ -122,7 +122,6 @@ mod tests {
 
     #[test]
     fn message_is_alertmanagers() {
-        let l = Labels::from_pairs([("alertname", "Down"), ("job", "a&b")]);
         let a = |job: &str, ends: i64| GroupedAlert {
             fp: 0x0123_4567_89ab_cdef,
             alert: Alert {
@@ -145,7 +144,6 @@ mod tests {
             alerts: vec![a("a&b", i64::MAX), a("c", 1_700_000_060_000)],
             now: 1_700_000_100_000,
         };
-        let _ = l;
         let all = alerts_to_send(&f, true);
         let body = String::from_utf8(webhook_body(&webhook_data(
             &f,

@@ -41,8 +41,12 @@ pub struct ProbeResult {
     pub error: Option<String>,
 }
 
-/// Runs one check.
-pub async fn run_probe(client: &reqwest::Client, p: &ProbeConfig) -> ProbeResult {
+/// Runs one check; `body_re` is the probe's `body_regex`, compiled once.
+pub async fn run_probe(
+    client: &reqwest::Client,
+    p: &ProbeConfig,
+    body_re: Option<&regex::Regex>,
+) -> ProbeResult {
     let started = Instant::now();
     let fail = |status: u16, e: String| ProbeResult {
         success: false,
@@ -78,12 +82,9 @@ pub async fn run_probe(client: &reqwest::Client, p: &ProbeConfig) -> ProbeResult
         Some(format!("unexpected status code {status}"))
     } else if p.fail_if_not_ssl && !tls {
         Some("the final connection did not use TLS".into())
-    } else if let Some(re) = &p.body_regex {
-        match regex::Regex::new(re) {
-            Ok(re) if re.is_match(&String::from_utf8_lossy(&body)) => None,
-            Ok(_) => Some(format!("body does not match {re:?}")),
-            Err(e) => Some(e.to_string()),
-        }
+    } else if let Some(re) = body_re {
+        (!re.is_match(&String::from_utf8_lossy(&body)))
+            .then(|| format!("body does not match {:?}", re.as_str()))
     } else {
         None
     };
@@ -248,6 +249,11 @@ async fn probe_loop(
     windows: Arc<Mutex<BTreeMap<String, SliWindows>>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // The config was validated, so the pattern compiles.
+    let body_re = p
+        .body_regex
+        .as_deref()
+        .and_then(|r| regex::Regex::new(r).ok());
     let mut ticker = tokio::time::interval(p.interval.0);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -257,7 +263,7 @@ async fn probe_loop(
         }
         let now = clock.now_millis();
         let r = tokio::select! {
-            r = run_probe(&client, &p) => r,
+            r = run_probe(&client, &p, body_re.as_ref()) => r,
             _ = stop.changed() => return,
         };
         if let Some(e) = &r.error {

@@ -173,69 +173,49 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
     }
     // SLO specs become the rule groups they generate, with the events-
     // weighted budget beside Sloth's series.
-    let mut slo_files = Vec::new();
-    for pattern in &cfg.slo_files {
-        let paths = glob::glob(pattern).map_err(|e| RulesError::Pattern {
-            pattern: pattern.clone(),
-            msg: e.to_string(),
-        })?;
-        slo_files.extend(paths.filter_map(Result::ok));
-    }
-    slo_files.sort();
-    slo_files.dedup();
     let opts = crate::slo::GenerateOptions {
         extensions: true,
         native_events: true,
         ..Default::default()
     };
-    for f in slo_files {
-        let name = f.display().to_string();
+    let specs = match crate::slo::load_spec_files(&cfg.slo_files) {
+        Ok(s) => s,
+        Err(es) => {
+            errs.extend(es.into_iter().map(|e| RuleError {
+                file: e.file,
+                pos: e.pos,
+                context: e.path,
+                msg: e.msg,
+            }));
+            Vec::new()
+        }
+    };
+    for (name, spec) in specs {
         let fail = |msg: String| RuleError {
             file: name.clone(),
             pos: None,
             context: String::new(),
             msg,
         };
-        let src = match std::fs::read_to_string(&f) {
-            Ok(s) => s,
+        let generated = crate::slo::generate(&spec, &opts)
+            .and_then(|g| crate::slo::to_yaml(&crate::slo::SpecKind::Prometheus, &g));
+        let text = match generated {
+            Ok(t) => t,
             Err(e) => {
-                errs.push(fail(format!("cannot read: {e}")));
+                errs.push(fail(e));
                 continue;
             }
         };
-        let specs = match crate::slo::parse_spec(&src, &name) {
-            Ok(s) => s,
-            Err(es) => {
-                errs.extend(es.into_iter().map(|e| RuleError {
-                    file: e.file,
-                    pos: e.pos,
-                    context: e.path,
-                    msg: e.msg,
-                }));
-                continue;
-            }
-        };
-        for spec in specs {
-            let generated = crate::slo::generate(&spec, &opts)
-                .and_then(|g| crate::slo::to_yaml(&crate::slo::SpecKind::Prometheus, &g));
-            let text = match generated {
-                Ok(t) => t,
-                Err(e) => {
-                    errs.push(fail(e));
-                    continue;
-                }
-            };
-            match parse_rule_file(&text, &name, NameValidation::Utf8) {
-                Ok(rf) => {
-                    for g in &rf.groups {
-                        match Group::new(&name, g, default_ms) {
-                            Ok(g) => groups.push(g),
-                            Err(msg) => errs.push(fail(format!("group {:?}: {msg}", g.name))),
-                        }
+        match parse_rule_file(&text, &name, NameValidation::Utf8) {
+            Ok(rf) => {
+                for g in &rf.groups {
+                    match Group::new(&name, g, default_ms) {
+                        Ok(g) => groups.push(g),
+                        Err(msg) => errs.push(fail(format!("group {:?}: {msg}", g.name))),
                     }
                 }
-                Err(e) => errs.extend(e),
             }
+            Err(e) => errs.extend(e),
         }
     }
     if errs.is_empty() {

@@ -16,7 +16,7 @@ use crate::model::{Clock, Labels};
 use crate::promql::{Engine, Query, QueryOptions, Value};
 use crate::storage::{Appender, Head};
 
-use super::{Sli, SliWindows, parse_spec, render_window};
+use super::{Sli, SliWindows, render_window};
 
 /// File of the SLO windows under the storage directory.
 pub const SLO_WINDOWS_FILE: &str = "slo_windows.bin";
@@ -105,50 +105,37 @@ impl SloEngine {
     /// when the rules loaded them); windows of SLOs that remain are kept.
     pub fn apply(&self, cfg: &Config) {
         let mut slos = Vec::new();
-        for pattern in &cfg.slo_files {
-            let Ok(paths) = glob::glob(pattern) else {
-                continue;
-            };
-            for f in paths.filter_map(Result::ok) {
-                let name = f.display().to_string();
-                let Ok(src) = std::fs::read_to_string(&f) else {
+        // Invalid files were refused when the rules loaded them.
+        let specs = super::load_spec_files(&cfg.slo_files).unwrap_or_default();
+        for (_, spec) in &specs {
+            for slo in &spec.slos {
+                let Sli::Events {
+                    error_query,
+                    total_query,
+                } = &slo.sli
+                else {
                     continue;
                 };
-                let Ok(specs) = parse_spec(&src, &name) else {
+                let q = |t: &str| {
+                    render_window(t, "5m")
+                        .ok()
+                        .and_then(|text| Query::parse(&text).ok())
+                };
+                let (Some(error), Some(total)) = (q(error_query), q(total_query)) else {
                     continue;
                 };
-                for spec in &specs {
-                    for slo in &spec.slos {
-                        let Sli::Events {
-                            error_query,
-                            total_query,
-                        } = &slo.sli
-                        else {
-                            continue;
-                        };
-                        let q = |t: &str| {
-                            render_window(t, "5m")
-                                .ok()
-                                .and_then(|text| Query::parse(&text).ok())
-                        };
-                        let (Some(error), Some(total)) = (q(error_query), q(total_query)) else {
-                            continue;
-                        };
-                        let mut labels: Vec<(String, String)> =
-                            slo.labels.clone().into_iter().collect();
-                        labels.push(("sloth_id".into(), slo.id.clone()));
-                        labels.push(("sloth_service".into(), spec.service.clone()));
-                        labels.push(("sloth_slo".into(), slo.name.clone()));
-                        slos.push(NativeSlo {
-                            id: slo.id.clone(),
-                            labels,
-                            period_days: slo.period_days,
-                            budget: (100.0 - slo.objective) / 100.0,
-                            error,
-                            total,
-                        });
-                    }
-                }
+                let mut labels: Vec<(String, String)> = slo.labels.clone().into_iter().collect();
+                labels.push(("sloth_id".into(), slo.id.clone()));
+                labels.push(("sloth_service".into(), spec.service.clone()));
+                labels.push(("sloth_slo".into(), slo.name.clone()));
+                slos.push(NativeSlo {
+                    id: slo.id.clone(),
+                    labels,
+                    period_days: slo.period_days,
+                    budget: (100.0 - slo.objective) / 100.0,
+                    error,
+                    total,
+                });
             }
         }
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

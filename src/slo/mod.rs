@@ -32,3 +32,37 @@ pub fn render_window(query: &str, window: &str) -> Result<String, String> {
     t.execute(&Value::Map(m), &Funcs::builtin(), Limits::default())
         .map_err(|e| e.to_string())
 }
+
+/// The specs of the files `patterns` (globs) name, sorted by file and
+/// each with its file name, or every error found. Both the rules (which
+/// evaluate what specs generate) and the SLO engine read specs here.
+pub fn load_spec_files(patterns: &[String]) -> Result<Vec<(String, SloSpec)>, Vec<SpecError>> {
+    let mut files = Vec::new();
+    let mut errs = Vec::new();
+    let fail = |file: String, msg: String| SpecError {
+        file,
+        pos: None,
+        path: String::new(),
+        msg,
+    };
+    for pattern in patterns {
+        match glob::glob(pattern) {
+            Ok(paths) => files.extend(paths.filter_map(Result::ok)),
+            Err(e) => errs.push(fail(pattern.clone(), format!("invalid pattern: {e}"))),
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut out = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        match std::fs::read_to_string(&f) {
+            Ok(src) => match parse_spec(&src, &name) {
+                Ok(specs) => out.extend(specs.into_iter().map(|s| (name.clone(), s))),
+                Err(e) => errs.extend(e),
+            },
+            Err(e) => errs.push(fail(name, format!("cannot read: {e}"))),
+        }
+    }
+    if errs.is_empty() { Ok(out) } else { Err(errs) }
+}

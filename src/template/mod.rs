@@ -277,51 +277,32 @@ impl std::fmt::Display for Value {
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => f.write_str(&go_float(*x)),
             Value::Str(s) => f.write_str(s),
-            Value::List(l) => {
-                f.write_str("[")?;
-                for (i, v) in l.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{v}")?;
-                }
-                f.write_str("]")
-            }
-            Value::Map(m) => {
-                f.write_str("map[")?;
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{k}:{v}")?;
-                }
-                f.write_str("]")
-            }
+            Value::List(l) | Value::Alerts(l) => write_seq(f, "[", l.iter()),
+            Value::Map(m) => write_seq(f, "map[", m.iter().map(|(k, v)| format!("{k}:{v}"))),
             Value::StrMap(m) | Value::Kv(m) => {
-                f.write_str("map[")?;
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{k}:{v}")?;
-                }
-                f.write_str("]")
+                write_seq(f, "map[", m.iter().map(|(k, v)| format!("{k}:{v}")))
             }
-            Value::Pairs(p) => {
-                f.write_str("[")?;
-                for (i, (k, v)) in p.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{{{k} {v}}}")?;
-                }
-                f.write_str("]")
-            }
-            Value::Alerts(l) => write!(f, "{}", Value::List(l.clone())),
+            Value::Pairs(p) => write_seq(f, "[", p.iter().map(|(k, v)| format!("{{{k} {v}}}"))),
             Value::Time(t) => f.write_str(&gotime::string(t)),
             Value::Safe(s) => f.write_str(s),
         }
     }
+}
+
+/// Go's `%v` of a sequence: `open`, the items separated by spaces, `]`.
+fn write_seq<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    open: &str,
+    items: impl Iterator<Item = T>,
+) -> std::fmt::Result {
+    f.write_str(open)?;
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            f.write_str(" ")?;
+        }
+        write!(f, "{v}")?;
+    }
+    f.write_str("]")
 }
 
 /// Why a template failed.

@@ -112,6 +112,25 @@ impl Argus {
         v["data"].clone()
     }
 
+    /// The instant vector of a PromQL expression now (empty on no result).
+    pub fn query(&self, expr: &str) -> Vec<Value> {
+        self.api(&format!("/api/v1/query?query={}", urlencode(expr)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The value of the first sample of [`query`](Self::query), if any.
+    pub fn query_value(&self, expr: &str) -> Option<f64> {
+        self.query(expr)
+            .first()?
+            .get("value")?
+            .get(1)?
+            .as_str()?
+            .parse()
+            .ok()
+    }
+
     /// GET a JSON path (the Alertmanager API has no `data` envelope).
     pub fn get_json(&self, path: &str) -> Value {
         let (code, body) = http_get(&format!("{}{}", self.url(), path)).unwrap();
