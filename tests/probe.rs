@@ -199,7 +199,7 @@ fn a_probe_slo_pages_when_the_probe_fails() {
         t.addr()
     );
     let a = Argus::start_in(tmp.path(), &cfg, &[]);
-    let ratio = wait_for(30, "the probe SLI", || {
+    let ratio = a.wait_for(30, "the probe SLI", || {
         a.query_value("slo:sli_error:ratio_rate5m{sloth_slo=\"health\"}")
     });
     assert_eq!(ratio, 1.0);

@@ -112,6 +112,23 @@ impl Argus {
         v["data"].clone()
     }
 
+    /// [`wait_for`], with this process's log in the failure message.
+    pub fn wait_for<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {secs}s waiting for {what}; argus log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The instant vector of a PromQL expression now (empty on no result).
     pub fn query(&self, expr: &str) -> Vec<Value> {
         self.api(&format!("/api/v1/query?query={}", urlencode(expr)))["result"]
