@@ -81,6 +81,71 @@ fn python(script: &str, port: u16, dir: &std::path::Path, name: &str) -> Proc {
     Proc(child)
 }
 
+/// A real Prometheus (Debian package) on a free port, its log in
+/// `dir/prometheus.log`, started with `--config.file=dir/prometheus.yml`
+/// and `--storage.tsdb.path=dir/prom` unless `args` names another path.
+/// Every instance resends firing alerts each second: its first send can
+/// come before it has discovered its Alertmanager, and the default next
+/// try is a minute later.
+struct Prometheus {
+    _proc: Proc,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    fn start(dir: &std::path::Path, args: &[String]) -> Prometheus {
+        let port = free_port();
+        let log = dir.join("prometheus.log");
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--rules.alert.resend-delay=1s");
+        if !args.iter().any(|a| a.starts_with("--storage.tsdb.path=")) {
+            cmd.arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom").display()
+            ));
+        }
+        let child = cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package) on PATH");
+        let p = Prometheus {
+            _proc: Proc(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        p.wait_for(30, "prometheus ready", || {
+            http_get(&format!("{}/-/ready", p.url))
+                .ok()
+                .filter(|r| r.0 == 200)
+        });
+        p
+    }
+
+    /// [`wait_for`] with Prometheus's log in the failure message.
+    fn wait_for<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}; prometheus log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 fn prom_series(base: &str, sel: &str) -> Vec<BTreeMap<String, String>> {
     let (code, body) =
         http_get(&format!("{base}/api/v1/series?match[]={}", urlencode(sel))).unwrap();
@@ -112,28 +177,9 @@ fn same_targets_same_series_and_values_as_prometheus() {
         text.addr()
     );
     let argus = Argus::start(&scrape, &[]);
-    let prom_port = free_port();
-    let prom_cfg = tmp.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, &scrape).unwrap();
-    let _prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.path().join("prom").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian package) on PATH"),
-    );
-    let prom = format!("http://127.0.0.1:{prom_port}");
-    wait_for(30, "prometheus ready", || {
-        http_get(&format!("{prom}/-/ready"))
-            .ok()
-            .filter(|r| r.0 == 200)
-    });
+    std::fs::write(tmp.path().join("prometheus.yml"), &scrape).unwrap();
+    let prometheus = Prometheus::start(tmp.path(), &[]);
+    let prom = prometheus.url.clone();
     let all = "{job=~\"client|otel|text\"}";
     // Both have scraped each target at least twice.
     wait_for(30, "both scraped all targets", || {
@@ -533,27 +579,16 @@ fn differential_queries_against_prometheus() {
     assert!(st.success());
 
     let cfg = "global:\n  scrape_interval: 1h\nscrape_configs: []\n";
-    let prom_cfg = tmp.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, cfg).unwrap();
-    let prom_port = free_port();
-    let _prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!("--storage.tsdb.path={}", blocks.display()))
-            .arg("--storage.tsdb.retention.time=3650d")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus"),
+    std::fs::write(tmp.path().join("prometheus.yml"), cfg).unwrap();
+    let prometheus = Prometheus::start(
+        tmp.path(),
+        &[
+            format!("--storage.tsdb.path={}", blocks.display()),
+            "--storage.tsdb.retention.time=3650d".to_string(),
+        ],
     );
+    let prom = prometheus.url.clone();
     let argus = Argus::start_in(&adir, cfg, &["--storage.retention", "3650d"]);
-    let prom = format!("http://127.0.0.1:{prom_port}");
-    wait_for(30, "prometheus ready", || {
-        http_get(&format!("{prom}/-/ready"))
-            .ok()
-            .filter(|r| r.0 == 200)
-    });
 
     // Evaluation times off the 15 s sample grid, so no sample sits exactly
     // on a window edge (Prometheus 3 windows are left-open, 2.42's closed).
@@ -636,22 +671,8 @@ fn alerts_match_prometheus_and_reach_real_alertmanager() {
     };
     // Prometheus and argus each send to a recorder.
     let (prom_rec, argus_rec) = (Recorder::start(), Recorder::start());
-    let prom_cfg = tmp.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, scrape(&prom_rec.addr())).unwrap();
-    let prom_port = free_port();
-    let _prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.path().join("prom").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian package) on PATH"),
-    );
+    std::fs::write(tmp.path().join("prometheus.yml"), scrape(&prom_rec.addr())).unwrap();
+    let prometheus = Prometheus::start(tmp.path(), &[]);
     let _argus = Argus::start_in(tmp.path(), &scrape(&argus_rec.addr()), &[]);
     let first_body = |r: &Recorder| {
         r.requests
@@ -661,7 +682,7 @@ fn alerts_match_prometheus_and_reach_real_alertmanager() {
             .find(|(h, _)| h.starts_with("POST /api/v2/alerts"))
             .map(|(_, b)| b.clone())
     };
-    let p = wait_for(60, "Prometheus's alert", || first_body(&prom_rec));
+    let p = prometheus.wait_for(60, "Prometheus's alert", || first_body(&prom_rec));
     let a = wait_for(30, "argus's alert", || first_body(&argus_rec));
     assert_eq!(
         normalize_alerts_body(&a),
@@ -997,51 +1018,20 @@ fn amtool_and_prometheus_use_argus_as_their_alertmanager() {
         "groups:\n  - name: p\n    interval: 1s\n    rules:\n      - alert: FromPrometheus\n        expr: vector(1)\n        labels: {severity: ticket}\n",
     )
     .unwrap();
-    let prom_cfg = tmp.path().join("prometheus.yml");
     std::fs::write(
-        &prom_cfg,
+        tmp.path().join("prometheus.yml"),
         format!(
             "global:\n  evaluation_interval: 1s\nrule_files: [prom-rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
             a.port
         ),
     )
     .unwrap();
-    let _prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.path().join("prom").display()
-            ))
-            // Its first send can come before it has discovered argus;
-            // the next one is a resend delay later.
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(tmp.path().join("prom.log")).unwrap())
-            .spawn()
-            .expect("prometheus"),
-    );
-    let t0 = std::time::Instant::now();
-    let got = loop {
-        if let Some(b) = hook
-            .json_bodies()
+    let prometheus = Prometheus::start(tmp.path(), &[]);
+    let got = prometheus.wait_for(60, "Prometheus's alert at argus's webhook", || {
+        hook.json_bodies()
             .into_iter()
             .find(|b| b["groupLabels"]["alertname"] == "FromPrometheus")
-        {
-            break b;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no alert from Prometheus at the webhook; argus has {}\nwebhook got {:?}\nprometheus log:\n{}",
-            http_get(&format!("{}/api/v2/alerts", a.url()))
-                .map(|r| r.1)
-                .unwrap_or_default(),
-            hook.json_bodies(),
-            std::fs::read_to_string(tmp.path().join("prom.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     assert_eq!(got["alerts"][0]["labels"]["severity"], "ticket");
     assert_eq!(got["alerts"][0]["status"], "firing");
 }
