@@ -1076,3 +1076,73 @@ fn promtool_accepts_generated_slo_rules() {
     }
     assert_eq!(checked, 8);
 }
+
+/// The protobuf exposition of a real client library (Prometheus 2.42's
+/// own /metrics, served by client_golang) gives the same series as its
+/// text exposition: one argus scrapes it both ways, as two jobs.
+#[test]
+fn protobuf_and_text_scrapes_of_prometheus_give_the_same_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("prometheus.yml"),
+        "global:\n  scrape_interval: 1h\n",
+    )
+    .unwrap();
+    let prometheus = Prometheus::start(tmp.path(), &[]);
+    let target = prometheus.url.trim_start_matches("http://").to_string();
+    let adir = tmp.path().join("argus");
+    std::fs::create_dir_all(&adir).unwrap();
+    let argus = Argus::start_in(
+        &adir,
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: proto\n    scrape_protocols: [PrometheusProto]\n    static_configs: [{{targets: ['{target}']}}]\n  - job_name: text\n    scrape_protocols: [PrometheusText0.0.4]\n    static_configs: [{{targets: ['{target}']}}]\n"
+        ),
+        &[],
+    );
+    // Series sets at one instant, without `job`; series that depend on
+    // how often /metrics was asked for (the handler's own request counts
+    // and latencies, the scrape-size histogram) may differ by a scrape.
+    let set = |job: &str| -> BTreeMap<String, f64> {
+        argus
+            .query(&format!("{{job=\"{job}\"}}"))
+            .iter()
+            .filter_map(|s| {
+                let mut m: BTreeMap<String, String> =
+                    serde_json::from_value(s["metric"].clone()).unwrap();
+                m.remove("job");
+                let name = m.get("__name__").cloned().unwrap_or_default();
+                let v: f64 = s["value"][1].as_str()?.parse().ok()?;
+                Some((
+                    format!("{m:?}"),
+                    if name.contains("build_info") { v } else { 0.0 },
+                ))
+            })
+            .collect()
+    };
+    let (proto, text) = argus.wait_for(30, "both jobs scraped twice", || {
+        let up = |job: &str| {
+            argus
+                .query_value(&format!("count_over_time(up{{job=\"{job}\"}}[1m])"))
+                .is_some_and(|n| n >= 2.0)
+        };
+        (up("proto") && up("text")).then(|| (set("proto"), set("text")))
+    });
+    let families = |s: &BTreeMap<String, f64>| -> std::collections::BTreeSet<String> {
+        s.keys()
+            .map(|k| k.split('"').nth(3).unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(proto.len() > 100, "{} series over protobuf", proto.len());
+    assert_eq!(families(&proto), families(&text));
+    let differ: Vec<&String> = proto
+        .keys()
+        .filter(|k| !text.contains_key(*k))
+        .chain(text.keys().filter(|k| !proto.contains_key(*k)))
+        .filter(|k| !k.contains("/metrics") && !k.contains("scrape"))
+        .collect();
+    assert!(differ.is_empty(), "series in one scrape only: {differ:?}");
+    // Values agree where they cannot move (build info is 1).
+    for (k, v) in proto.iter().filter(|(k, _)| k.contains("build_info")) {
+        assert_eq!(text.get(k), Some(v), "{k}");
+    }
+}

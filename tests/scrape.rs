@@ -2,6 +2,7 @@
 
 mod common;
 
+use argus::scrape::proto;
 use common::*;
 
 fn cfg(jobs: &str) -> String {
@@ -275,4 +276,183 @@ fn request_headers_auth_and_gzip() {
     // Secrets do not appear in the config API.
     let c = a.api("/api/v1/status/config");
     assert!(!c["yaml"].as_str().unwrap().contains("abc"));
+}
+
+fn label(w: &mut Pb, k: &str, v: &str) {
+    w.msg(1, |l| {
+        l.bytes(1, k.as_bytes()).bytes(2, v.as_bytes());
+    });
+}
+
+/// The protobuf decoder: families come out as the text formats name
+/// their series.
+#[test]
+fn protobuf_families_decode_to_the_text_formats_series() {
+    let mut w = Pb::default();
+    w.delimited(|f| {
+        f.bytes(1, b"reqs_total").uint(3, 0).msg(4, |m| {
+            label(m, "code", "200");
+            m.msg(3, |c| {
+                c.double(1, 42.0);
+            });
+            m.uint(6, 1234);
+        });
+    });
+    w.delimited(|f| {
+        f.bytes(1, b"rpc").uint(3, 2).msg(4, |m| {
+            m.msg(4, |s| {
+                s.uint(1, 10).double(2, 3.5).msg(3, |q| {
+                    q.double(1, 0.5).double(2, 0.25);
+                });
+            });
+        });
+    });
+    w.delimited(|f| {
+        f.bytes(1, b"lat").uint(3, 4).msg(4, |m| {
+            m.msg(7, |h| {
+                h.uint(1, 5).double(2, 1.5).msg(3, |b| {
+                    b.uint(1, 2).double(2, 1.0);
+                });
+            });
+        });
+    });
+    let got = proto::parse(&w.0, false).expect("parse");
+    let names: Vec<String> = got
+        .iter()
+        .map(|s| {
+            let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{} {:?}", l.join(","), s.value)
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "__name__=reqs_total,code=200 Float(42.0)",
+            "__name__=rpc,quantile=0.5 Float(0.25)",
+            "__name__=rpc_sum Float(3.5)",
+            "__name__=rpc_count Float(10.0)",
+            "__name__=lat_bucket,le=1.0 Float(2.0)",
+            "__name__=lat_bucket,le=+Inf Float(5.0)",
+            "__name__=lat_sum Float(1.5)",
+            "__name__=lat_count Float(5.0)",
+        ]
+    );
+    assert_eq!(got[0].timestamp, Some(1234));
+}
+
+/// Native histograms: spans, packed deltas, zero bucket; classic
+/// buckets only when asked.
+#[test]
+fn protobuf_native_histograms_decode_spans_and_deltas() {
+    let mut w = Pb::default();
+    w.delimited(|f| {
+        f.bytes(1, b"lat").uint(3, 4).msg(4, |m| {
+            m.msg(7, |h| {
+                h.uint(1, 9)
+                    .double(2, 4.0)
+                    .sint(5, 3)
+                    .double(6, 0.001)
+                    .uint(7, 1)
+                    // Buckets 2, 3 and then 6 (a gap of 2).
+                    .msg(12, |s| {
+                        s.sint(1, 2).uint(2, 2);
+                    })
+                    .msg(12, |s| {
+                        s.sint(1, 2).uint(2, 1);
+                    });
+                // Packed deltas 3, -1, +2 → counts 3, 2, 4.
+                let mut d = Pb::default();
+                d.varint(6).varint(1).varint(4);
+                h.bytes(13, &d.0);
+                h.msg(3, |b| {
+                    b.uint(1, 4).double(2, 1.0);
+                });
+            });
+        });
+    });
+    let got = proto::parse(&w.0, false).expect("parse");
+    assert_eq!(got.len(), 1);
+    let proto::ProtoValue::Histogram(h) = &got[0].value else {
+        panic!("{got:?}")
+    };
+    assert_eq!(h.schema, 3);
+    assert_eq!(h.positive, vec![(2, 3.0), (3, 2.0), (6, 4.0)]);
+    assert_eq!((h.count, h.sum, h.zero_count), (9.0, 4.0, 1.0));
+    // Classic buckets too when asked.
+    let both = proto::parse(&w.0, true).expect("parse");
+    assert_eq!(both.len(), 5, "{both:?}");
+}
+
+/// A malformed body is an error with its byte offset.
+#[test]
+fn protobuf_malformed_bodies_say_where() {
+    // A family claiming 50 bytes with 3 present.
+    let e = proto::parse(&[50, 10, 1, b'x'], false).unwrap_err();
+    assert_eq!(e.offset, 1, "{e}");
+    assert!(e.to_string().contains("runs past the end"), "{e}");
+    let e = proto::parse(&[0x80], false).unwrap_err();
+    assert!(e.to_string().contains("truncated varint"), "{e}");
+    // Spans promising more buckets than there are counts.
+    let mut w = Pb::default();
+    w.delimited(|f| {
+        f.bytes(1, b"h").uint(3, 4).msg(4, |m| {
+            m.msg(7, |h| {
+                h.msg(12, |s| {
+                    s.sint(1, 0).uint(2, 3);
+                })
+                .uint(13, 2);
+            });
+        });
+    });
+    let e = proto::parse(&w.0, false).unwrap_err();
+    assert!(e.to_string().contains("fewer bucket counts"), "{e}");
+}
+
+/// A target answering with a malformed protobuf body is down, with the
+/// byte offset in its last error; its series from before go stale.
+#[test]
+fn a_malformed_protobuf_scrape_fails_with_its_offset() {
+    let mut good = Pb::default();
+    good.delimited(|f| {
+        f.bytes(1, b"g").uint(3, 1).msg(4, |m| {
+            m.msg(2, |g| {
+                g.double(1, 7.0);
+            });
+        });
+    });
+    let t = Target::start(Reply::Body {
+        content_type: PROTOBUF.into(),
+        body: good.0.clone(),
+    });
+    let a = Argus::start(
+        &cfg(&format!(
+            "  - job_name: p\n    scrape_protocols: [PrometheusProto]\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        )),
+        &[],
+    );
+    a.wait_for(20, "the gauge", || a.query_value("g").filter(|v| *v == 7.0));
+    let mut bad = good.0.clone();
+    bad.extend_from_slice(&[50, 10, 1]);
+    t.set(Reply::Body {
+        content_type: PROTOBUF.into(),
+        body: bad,
+    });
+    let err = a.wait_for(20, "the failed scrape", || {
+        let targets = a.api("/api/v1/targets");
+        let e = targets["activeTargets"][0]["lastError"]
+            .as_str()?
+            .to_string();
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(
+        err,
+        format!(
+            "protobuf body at byte {}: a field of 50 bytes runs past the end",
+            good.0.len() + 1
+        )
+    );
+    a.wait_for(20, "up = 0 and the gauge stale", || {
+        (a.query_value("up{job=\"p\"}") == Some(0.0) && a.query("g").is_empty()).then_some(())
+    });
 }

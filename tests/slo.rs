@@ -272,13 +272,43 @@ slos:
     });
     assert_eq!(page["alerts"][0]["labels"]["severity"], "critical");
     assert_eq!(page["alerts"][0]["labels"]["sloth_slo"], "availability");
-    // The events-weighted budget comes from the SLO engine's windows, not
-    // from a recording rule over 28 days of samples...
+    // Windows beyond a day come from the SLO engine: Sloth's period
+    // ratio and the 3-day ratio...
+    for w in ["3d", "28d"] {
+        let r = wait_for(30, w, || {
+            q(&format!(
+                "slo:sli_error:ratio_rate{w}{{sloth_slo=\"availability\", sloth_window=\"{w}\"}}"
+            ))
+            .first()
+            .cloned()
+        });
+        let v: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
+        assert!((v - 0.5).abs() < 0.02, "{r}");
+    }
+    // ...and latency quantiles from the buckets' increases in HDR
+    // windows: half the requests are within 100 ms, 20% more within
+    // 200 ms, the rest above (put at the highest finite bound).
+    for (quantile, want) in [("0.5", 0.1), ("0.9", 0.2)] {
+        let r = wait_for(30, "a latency quantile", || {
+            q(&format!(
+                "slo:sli_latency_seconds:rate1h{{sloth_slo=\"latency\", quantile=\"{quantile}\"}}"
+            ))
+            .first()
+            .cloned()
+        });
+        let v: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
+        assert!((v - want).abs() < want * 0.05, "{r}");
+    }
+    // None of these is a recording rule over days of samples...
     let rules = a.api("/api/v1/rules").to_string();
-    assert!(
-        !rules.contains("period_error_budget_remaining_events"),
-        "{rules}"
-    );
+    for absent in [
+        "period_error_budget_remaining_events",
+        "ratio_rate3d\"",
+        "histogram_quantile",
+        "count_over_time",
+    ] {
+        assert!(!rules.contains(absent), "{absent} in {rules}");
+    }
     // ...which are kept across restarts.
     a.stop();
     assert!(tmp.path().join("data/slo_windows.bin").exists());
@@ -311,4 +341,116 @@ fn shipped_slo_rules_are_generated_from_the_shipped_specs() {
             "{rules} is stale: run `argus slo generate --extensions {spec} -o {rules}`"
         );
     }
+}
+
+/// A target exposing native histograms over protobuf: argus asks for
+/// protobuf (`scrape_protocols`), stores the native histogram (and the
+/// classic buckets, `always_scrape_classic_histograms`), and the latency
+/// SLI's quantiles come from the native buckets' increases.
+#[test]
+fn native_histograms_over_protobuf_feed_latency_quantiles() {
+    use common::*;
+    use std::time::Duration;
+    // Schema 0: bucket i is (2^(i-1), 2^i]; per step 10, 50, 30 and 10
+    // observations in buckets -4 … -1, i.e. up to 62.5 ms, 125 ms,
+    // 250 ms and 500 ms.
+    let body = |n: u64| {
+        let mut w = Pb::default();
+        w.delimited(|f| {
+            f.bytes(1, b"lat_seconds").uint(3, 4).msg(4, |m| {
+                m.msg(1, |l| {
+                    l.bytes(1, b"path").bytes(2, b"/api");
+                });
+                m.msg(7, |h| {
+                    h.uint(1, 100 * n).double(2, 15.0 * n as f64).sint(5, 0);
+                    h.double(6, 1e-128).uint(7, 0);
+                    h.msg(12, |s| {
+                        s.sint(1, -4).uint(2, 4);
+                    });
+                    for d in [10, 40, -20, -20] {
+                        h.sint(13, d * n as i64);
+                    }
+                    for (le, c) in [(0.0625, 10), (0.125, 60), (0.25, 90), (0.5, 100)] {
+                        h.msg(3, |b| {
+                            b.uint(1, c * n).double(2, le);
+                        });
+                    }
+                });
+            });
+        });
+        w.0
+    };
+    let t = Target::start(Reply::Body {
+        content_type: PROTOBUF.into(),
+        body: body(1),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("lat.slo.yml"),
+        r#"version: prometheus/v1
+service: api
+slos:
+  - name: lat
+    objective: 95
+    sli:
+      latency: {histogram: lat_seconds, threshold: 250ms, selector: '{job="native"}'}
+    alerting: {name: Slow}
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nslo_files: ['*.slo.yml']\nscrape_configs:\n  - job_name: native\n    scrape_protocols: [PrometheusProto, PrometheusText0.0.4]\n    always_scrape_classic_histograms: true\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (t2, s2) = (t.clone_handle(), stop.clone());
+    let feeder = std::thread::spawn(move || {
+        let mut n = 1;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            t2.set(Reply::Body {
+                content_type: PROTOBUF.into(),
+                body: body(n),
+            });
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let value = |r: &serde_json::Value| -> f64 { r["value"][1].as_str().unwrap().parse().unwrap() };
+    // Stored as a native histogram, with the classic buckets beside it.
+    let count = a.wait_for(30, "the native histogram", || {
+        a.query("histogram_count(lat_seconds{path=\"/api\"})")
+            .first()
+            .cloned()
+    });
+    assert!(value(&count) >= 100.0, "{count}");
+    assert!(
+        !a.query("lat_seconds_bucket{le=\"0.25\"}").is_empty(),
+        "classic buckets kept"
+    );
+    let accept = t.requests.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(
+        accept.contains("accept: application/vnd.google.protobuf;proto=io.prometheus.client.metricfamily;encoding=delimited;q=0.3,"),
+        "{accept}"
+    );
+    // p50: 40 of 50 into (62.5, 125] ms; p99: 9 of 10 into (250, 500].
+    for (q, want) in [("0.5", 0.1125), ("0.9", 0.25), ("0.99", 0.475)] {
+        let r = a.wait_for(30, "a latency quantile", || {
+            a.query(&format!(
+                "slo:sli_latency_seconds:rate5m{{sloth_slo=\"lat\", quantile=\"{q}\"}}"
+            ))
+            .first()
+            .cloned()
+        });
+        assert!((value(&r) - want).abs() < want * 0.03, "p{q}: {r}");
+    }
+    // The SLI itself: 10% slower than 250 ms, from the classic buckets.
+    let r = a.wait_for(30, "the latency SLI", || {
+        a.query("slo:sli_error:ratio_rate5m{sloth_slo=\"lat\"}")
+            .first()
+            .cloned()
+    });
+    assert!((value(&r) - 0.1).abs() < 0.01, "{r}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
 }

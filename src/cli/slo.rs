@@ -78,7 +78,7 @@ pub fn slo_generate(
     let opts = GenerateOptions {
         extra_labels: extra,
         extensions,
-        native_events: false,
+        native: false,
     };
     let mut plain: Vec<RuleGroup> = Vec::new();
     let mut docs = Vec::new();

@@ -411,7 +411,66 @@ pub struct GlobalConfig {
     pub label_name_length_limit: u64,
     /// Default `label_value_length_limit`.
     pub label_value_length_limit: u64,
+    /// Default `scrape_protocols`: the text formats, OpenMetrics first
+    /// (Prometheus 3's default).
+    pub scrape_protocols: Vec<ScrapeProtocol>,
 }
+
+/// An exposition format a scrape may ask for (`scrape_protocols`), with
+/// Prometheus's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ScrapeProtocol {
+    /// Delimited protobuf `MetricFamily` messages (native histograms).
+    #[serde(rename = "PrometheusProto")]
+    PrometheusProto,
+    /// OpenMetrics 1.0.
+    #[serde(rename = "OpenMetricsText1.0.0")]
+    OpenMetricsText100,
+    /// OpenMetrics 0.0.1.
+    #[serde(rename = "OpenMetricsText0.0.1")]
+    OpenMetricsText001,
+    /// Prometheus text 1.0.0.
+    #[serde(rename = "PrometheusText1.0.0")]
+    PrometheusText100,
+    /// Prometheus text 0.0.4.
+    #[serde(rename = "PrometheusText0.0.4")]
+    PrometheusText004,
+}
+
+impl ScrapeProtocol {
+    /// The media type the `Accept` header names for it.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ScrapeProtocol::PrometheusProto => crate::scrape::proto::CONTENT_TYPE,
+            ScrapeProtocol::OpenMetricsText100 => {
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8"
+            }
+            ScrapeProtocol::OpenMetricsText001 => "application/openmetrics-text;version=0.0.1",
+            ScrapeProtocol::PrometheusText100 => "text/plain;version=1.0.0;escaping=allow-utf-8",
+            ScrapeProtocol::PrometheusText004 => "text/plain;version=0.0.4",
+        }
+    }
+
+    /// The `Accept` header for `protocols` in order of preference, as
+    /// Prometheus weighs them (0.n+1 down to 0.2, then `*/*;q=0.1`).
+    pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
+        let mut parts: Vec<String> = protocols
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{};q=0.{}", p.media_type(), protocols.len() + 1 - i))
+            .collect();
+        parts.push("*/*;q=0.1".into());
+        parts.join(",")
+    }
+}
+
+/// Prometheus 3's default protocols: text only, OpenMetrics first.
+pub const DEFAULT_SCRAPE_PROTOCOLS: [ScrapeProtocol; 4] = [
+    ScrapeProtocol::OpenMetricsText100,
+    ScrapeProtocol::OpenMetricsText001,
+    ScrapeProtocol::PrometheusText100,
+    ScrapeProtocol::PrometheusText004,
+];
 
 impl Default for GlobalConfig {
     fn default() -> Self {
@@ -425,6 +484,7 @@ impl Default for GlobalConfig {
             label_limit: 0,
             label_name_length_limit: 0,
             label_value_length_limit: 0,
+            scrape_protocols: DEFAULT_SCRAPE_PROTOCOLS.to_vec(),
         }
     }
 }
@@ -499,6 +559,15 @@ pub struct ScrapeConfig {
     /// Relabeling of scraped samples.
     #[serde(default)]
     pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Formats to ask for, preferred first (default: `global`'s). List
+    /// `PrometheusProto` to scrape native histograms.
+    #[serde(default)]
+    pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
+    /// Keep the classic buckets of histograms a target also exposes as
+    /// native ones (protobuf only; Prometheus 2's name
+    /// `scrape_classic_histograms` is read too).
+    #[serde(default, alias = "scrape_classic_histograms")]
+    pub always_scrape_classic_histograms: bool,
 }
 
 fn default_metrics_path() -> String {
@@ -661,7 +730,6 @@ const PROM_TOP_LEVEL: &[&str] = &[
 const PROM_GLOBAL: &[&str] = &[
     "query_log_file",
     "scrape_failure_log_file",
-    "scrape_protocols",
     "rule_query_offset",
     "target_limit",
     "keep_dropped_targets",
@@ -669,14 +737,10 @@ const PROM_GLOBAL: &[&str] = &[
     "metric_name_escaping_scheme",
     "native_histogram_bucket_limit",
     "native_histogram_min_bucket_factor",
-    "always_scrape_classic_histograms",
     "convert_classic_histograms_to_nhcb",
 ];
 const PROM_SCRAPE: &[&str] = &[
-    "scrape_protocols",
     "fallback_scrape_protocol",
-    "scrape_classic_histograms",
-    "always_scrape_classic_histograms",
     "convert_classic_histograms_to_nhcb",
     "track_timestamps_staleness",
     "enable_compression",
@@ -848,6 +912,8 @@ impl Config {
             sc.label_value_length_limit
                 .get_or_insert(g.label_value_length_limit);
             sc.body_size_limit.get_or_insert(g.body_size_limit);
+            sc.scrape_protocols
+                .get_or_insert_with(|| g.scrape_protocols.clone());
         }
     }
 
@@ -1044,9 +1110,28 @@ impl Config {
                 err(format!("alerting.delivery.receiver_rate_limits.{k}"), e);
             }
         }
+        let protocols =
+            |p: String, list: &[ScrapeProtocol], err: &mut dyn FnMut(String, String)| {
+                if list.is_empty() {
+                    err(p.clone(), "scrape_protocols cannot be empty".into());
+                }
+                for (i, x) in list.iter().enumerate() {
+                    if list[..i].contains(x) {
+                        err(format!("{p}[{i}]"), format!("duplicated protocol {x:?}"));
+                    }
+                }
+            };
+        protocols(
+            "global.scrape_protocols".into(),
+            &self.global.scrape_protocols,
+            err,
+        );
         let mut seen = std::collections::HashMap::new();
         for (i, sc) in self.scrape_configs.iter().enumerate() {
             let p = format!("scrape_configs[{i}]");
+            if let Some(list) = &sc.scrape_protocols {
+                protocols(format!("{p}.scrape_protocols"), list, err);
+            }
             if sc.job_name.is_empty() {
                 err(format!("{p}.job_name"), "job_name is empty".into());
             }
@@ -1305,6 +1390,39 @@ impl ConfigSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_headers_weigh_protocols_as_prometheus_does() {
+        assert_eq!(
+            ScrapeProtocol::accept_header(&DEFAULT_SCRAPE_PROTOCOLS),
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+        );
+        let cfg = Config::load_str(
+            "scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusProto, PrometheusText0.0.4]\n    always_scrape_classic_histograms: true\n",
+            "c.yml",
+        )
+        .expect("valid");
+        let sc = &cfg.scrape_configs[0];
+        assert_eq!(
+            ScrapeProtocol::accept_header(sc.scrape_protocols.as_deref().unwrap_or(&[])),
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+        );
+        assert!(sc.always_scrape_classic_histograms);
+        let e = Config::load_str(
+            "scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusProto, PrometheusProto]\n",
+            "c.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("scrape_configs[0].scrape_protocols[1]") && e.contains("duplicated"),
+            "{e}"
+        );
+        let e = Config::load_str("global:\n  scrape_protocols: [Protobuf]\n", "c.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Protobuf") && e.contains("2:"), "{e}");
+    }
 
     fn errs(src: &str) -> Vec<String> {
         match Config::load_str(src, "c.yml") {

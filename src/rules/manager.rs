@@ -175,7 +175,7 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
     // weighted budget beside Sloth's series.
     let opts = crate::slo::GenerateOptions {
         extensions: true,
-        native_events: true,
+        native: true,
         ..Default::default()
     };
     let specs = match crate::slo::load_spec_files(&cfg.slo_files) {

@@ -215,9 +215,15 @@ impl ScrapeManager {
         metric_relabel: Vec<Relabel>,
     ) -> Pool {
         let state = Arc::new(Mutex::new(PoolState::default()));
+        let accept = crate::config::ScrapeProtocol::accept_header(
+            sc.scrape_protocols
+                .as_deref()
+                .unwrap_or(&crate::config::DEFAULT_SCRAPE_PROTOCOLS),
+        );
         let job = Arc::new(JobSettings {
             cfg: sc.clone(),
             metric_relabel,
+            accept,
         });
         let relabel = Arc::new(relabel);
         let tasks = self.start_discovery(&sc, &state, &job, &relabel, &client);

@@ -6,6 +6,7 @@ pub mod client;
 pub mod discovery;
 pub mod manager;
 pub mod parse;
+pub mod proto;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;

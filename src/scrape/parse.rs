@@ -15,20 +15,27 @@ pub enum Format {
     PrometheusText,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
+    /// Delimited protobuf (`super::proto`).
+    Protobuf,
 }
 
 impl Format {
     /// Picks the format from a `Content-Type` header value.
     pub fn from_content_type(ct: Option<&str>) -> Format {
         match ct {
-            Some(c)
-                if c.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/openmetrics-text") =>
-            {
-                Format::OpenMetrics
+            Some(c) => {
+                let c = c.trim_start().to_ascii_lowercase();
+                if c.starts_with("application/openmetrics-text") {
+                    Format::OpenMetrics
+                } else if c.starts_with("application/vnd.google.protobuf")
+                    && c.contains("proto=io.prometheus.client.metricfamily")
+                {
+                    Format::Protobuf
+                } else {
+                    Format::PrometheusText
+                }
             }
-            _ => Format::PrometheusText,
+            None => Format::PrometheusText,
         }
     }
 }

@@ -9,9 +9,11 @@ use tokio::sync::watch;
 
 use super::cache::SeriesCache;
 use super::parse::{Entry, Format, ParseError, Parser};
+use super::proto::{ProtoError, ProtoValue};
 use super::relabel::{Relabel, process};
 use super::target::Target;
 use crate::config::ScrapeConfig;
+use crate::model::histogram::FloatHistogram;
 use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
 use crate::net::error_chain;
 use crate::storage::{Appender, SeriesRef, StorageError};
@@ -31,8 +33,11 @@ impl Appendable for Arc<crate::storage::Head> {
     }
 }
 
-/// The Accept header Prometheus 3 sends by default (text formats only).
-pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+/// A sample's value as it goes to storage.
+enum Val {
+    Float(f64),
+    Histogram(Arc<FloatHistogram>),
+}
 
 /// Why a scrape failed; the text is what `lastError` shows.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,6 +57,9 @@ pub enum ScrapeError {
     /// Exposition syntax error.
     #[error("parse error: {0}")]
     Parse(#[from] ParseError),
+    /// The protobuf body does not decode.
+    #[error("{0}")]
+    Proto(#[from] ProtoError),
     /// More samples than `sample_limit`.
     #[error("sample limit exceeded: {got} > {limit}")]
     SampleLimit {
@@ -128,6 +136,8 @@ pub struct JobSettings {
     pub cfg: ScrapeConfig,
     /// Compiled metric_relabel_configs.
     pub metric_relabel: Vec<Relabel>,
+    /// The `Accept` header of its `scrape_protocols`.
+    pub accept: String,
 }
 
 /// What the loop remembers about one series line of the exposition.
@@ -383,7 +393,7 @@ impl ScrapeLoop {
         let req = self
             .client
             .get(url)
-            .header("Accept", ACCEPT_HEADER)
+            .header("Accept", &self.job.accept)
             .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
             .header(
                 "X-Prometheus-Scrape-Timeout-Seconds",
@@ -435,70 +445,56 @@ impl ScrapeLoop {
         format: Format,
         ts: Timestamp,
     ) -> Result<(u64, u64, u64), ScrapeError> {
-        let cfg = &self.job.cfg;
-        let sample_limit = cfg.sample_limit.unwrap_or(0);
-        let mut p = Parser::new(body, format);
-        let (mut scraped, mut post, mut added) = (0u64, 0u64, 0u64);
+        let mut counts = (0u64, 0u64, 0u64);
         let mut lb = LabelsBuilder::new();
-        let k = st.iter;
         st.cache.start_pass();
-        while let Some(e) = p.next()? {
-            let Entry::Sample(s) = e else { continue };
-            scraped += 1;
-            let explicit = s.timestamp.is_some() && cfg.honor_timestamps;
-            let t = if explicit {
-                s.timestamp.unwrap_or(ts)
-            } else {
-                ts
-            };
-            match st.cache.get_mut(s.series) {
-                Some(e) => {
-                    if e.seen == k {
-                        return Err(ScrapeError::DuplicateSeries(
-                            String::from_utf8_lossy(s.series).into_owned(),
-                        ));
-                    }
-                    e.prev_seen = e.seen;
-                    e.seen = k;
-                    e.explicit = explicit;
-                    let Some(r) = e.r else { continue };
-                    app.append_ref(r, t, s.value)
-                        .map_err(|e| ScrapeError::Storage(e.to_string()))?;
-                }
-                None => {
-                    p.labels(&mut lb)?;
-                    let r = match self.sample_labels(&mut lb)? {
-                        None => None,
-                        Some(l) => {
-                            added += 1;
-                            Some(app.append(&l, t, s.value).map_err(|e| storage_err(e, &l))?)
+        if format == Format::Protobuf {
+            let samples = super::proto::parse(body, self.job.cfg.always_scrape_classic_histograms)?;
+            for s in samples {
+                let v = match s.value {
+                    ProtoValue::Float(v) => Val::Float(v),
+                    ProtoValue::Histogram(h) => Val::Histogram(Arc::new(h)),
+                };
+                self.append_sample(
+                    st,
+                    app,
+                    &mut counts,
+                    (&s.series, v, s.timestamp),
+                    ts,
+                    |lb| {
+                        for (k, v) in &s.labels {
+                            if lb.get(k).is_some() {
+                                return Err(ScrapeError::Proto(ProtoError {
+                                    offset: 0,
+                                    msg: format!("duplicate label {k:?} in {}", s.labels[0].1),
+                                }));
+                            }
+                            lb.set(Arc::from(k.as_str()), Arc::from(v.as_str()));
                         }
-                    };
-                    st.cache.insert(
-                        s.series,
-                        CacheEntry {
-                            r,
-                            seen: k,
-                            prev_seen: 0,
-                            explicit,
-                        },
-                    );
-                    if r.is_none() {
-                        continue;
-                    }
-                }
+                        Ok(())
+                    },
+                    &mut lb,
+                )?;
             }
-            post += 1;
-            if sample_limit > 0 && post > sample_limit {
-                return Err(ScrapeError::SampleLimit {
-                    got: post,
-                    limit: sample_limit,
-                });
+        } else {
+            let mut p = Parser::new(body, format);
+            while let Some(e) = p.next()? {
+                let Entry::Sample(s) = e else { continue };
+                let sample = (s.series, Val::Float(s.value), s.timestamp);
+                self.append_sample(
+                    st,
+                    app,
+                    &mut counts,
+                    sample,
+                    ts,
+                    |lb| Ok(p.labels(lb)?),
+                    &mut lb,
+                )?;
             }
         }
         // Series of the last good scrape that are gone now get a stale
         // marker; entries not seen this time are forgotten.
-        let prev_ok = st.prev_ok;
+        let (k, prev_ok) = (st.iter, st.prev_ok);
         st.cache.retain(|e| {
             if e.seen == k {
                 return true;
@@ -511,7 +507,85 @@ impl ScrapeLoop {
             false
         });
         st.prev_ok = Some(k);
-        Ok((scraped, post, added))
+        Ok(counts)
+    }
+
+    /// One exposed sample: (series key, value, own timestamp). `labels`
+    /// decodes the series' labels, only when the cache misses. Counts go
+    /// to (scraped, post-relabel, added).
+    #[allow(clippy::too_many_arguments)]
+    fn append_sample(
+        &self,
+        st: &mut State,
+        app: &mut dyn Appender,
+        counts: &mut (u64, u64, u64),
+        (series, value, timestamp): (&[u8], Val, Option<i64>),
+        ts: Timestamp,
+        labels: impl FnOnce(&mut LabelsBuilder) -> Result<(), ScrapeError>,
+        lb: &mut LabelsBuilder,
+    ) -> Result<(), ScrapeError> {
+        let cfg = &self.job.cfg;
+        let k = st.iter;
+        counts.0 += 1;
+        let explicit = timestamp.is_some() && cfg.honor_timestamps;
+        let t = if explicit {
+            timestamp.unwrap_or(ts)
+        } else {
+            ts
+        };
+        match st.cache.get_mut(series) {
+            Some(e) => {
+                if e.seen == k {
+                    return Err(ScrapeError::DuplicateSeries(
+                        String::from_utf8_lossy(series).replace('\0', " "),
+                    ));
+                }
+                e.prev_seen = e.seen;
+                e.seen = k;
+                e.explicit = explicit;
+                let Some(r) = e.r else { return Ok(()) };
+                match value {
+                    Val::Float(v) => app.append_ref(r, t, v),
+                    Val::Histogram(h) => app.append_histogram_ref(r, t, h),
+                }
+                .map_err(|e| ScrapeError::Storage(e.to_string()))?;
+            }
+            None => {
+                labels(lb)?;
+                let r = match self.sample_labels(lb)? {
+                    None => None,
+                    Some(l) => {
+                        counts.2 += 1;
+                        let r = match value {
+                            Val::Float(v) => app.append(&l, t, v),
+                            Val::Histogram(h) => app.append_histogram(&l, t, h),
+                        };
+                        Some(r.map_err(|e| storage_err(e, &l))?)
+                    }
+                };
+                st.cache.insert(
+                    series,
+                    CacheEntry {
+                        r,
+                        seen: k,
+                        prev_seen: 0,
+                        explicit,
+                    },
+                );
+                if r.is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        counts.1 += 1;
+        let sample_limit = cfg.sample_limit.unwrap_or(0);
+        if sample_limit > 0 && counts.1 > sample_limit {
+            return Err(ScrapeError::SampleLimit {
+                got: counts.1,
+                limit: sample_limit,
+            });
+        }
+        Ok(())
     }
 
     /// Target labels, honor_labels, metric relabeling and label limits.

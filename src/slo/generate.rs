@@ -10,7 +10,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::render_window;
-use super::spec::{Sli, Slo, SloSpec, SpecKind};
+use super::spec::{LatencySource, Sli, Slo, SloSpec, SpecKind};
+
+/// Windows longer than this (seconds) are the SLO engine's in native
+/// mode: the store keeps a day of samples by default.
+pub const NATIVE_FROM_S: u64 = 86_400;
+
+/// Latency quantiles written per window (p50 … p99.9).
+pub const LATENCY_QUANTILES: [&str; 5] = ["0.5", "0.9", "0.95", "0.99", "0.999"];
 
 /// One burn-rate condition: the error budget share it would consume over
 /// the period at this rate, and its two windows (seconds).
@@ -58,9 +65,11 @@ pub struct GenerateOptions {
     /// events-weighted error ratio and budget over the period (events
     /// SLIs) and latency quantiles per window (latency and probe SLIs).
     pub extensions: bool,
-    /// argus's SLO engine writes the events-weighted period series from
-    /// its windows: leave their recording rules out.
-    pub native_events: bool,
+    /// The rules run in argus, whose SLO engine writes from its windows
+    /// what would need more than a day of samples in the store (the 3d
+    /// and period error ratios, the events-weighted period series) and
+    /// the HDR latency quantiles of histogram SLIs: leave those rules out.
+    pub native: bool,
 }
 
 /// A rule group as written out.
@@ -92,7 +101,7 @@ pub struct RuleOut {
 }
 
 /// `5m`, `1h`, `1d`, `30d`: the largest unit that divides the duration.
-fn window_name(s: u64) -> String {
+pub(crate) fn window_name(s: u64) -> String {
     for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
         if s % n == 0 {
             return format!("{}{unit}", s / n);
@@ -148,6 +157,9 @@ fn generate_slo(
     // SLI error ratios per window.
     let mut sli_rules = Vec::new();
     for &w in &ws {
+        if opts.native && w > NATIVE_FROM_S {
+            continue;
+        }
         let name = window_name(w);
         let expr = match &slo.sli {
             Sli::Events {
@@ -173,17 +185,19 @@ fn generate_slo(
         });
     }
     // The period's ratio: the average of the 5-minute ratios over it.
-    let mut labels = base.clone();
-    labels.insert("sloth_window".into(), period.clone());
-    sli_rules.push(RuleOut {
-        record: Some(format!("slo:sli_error:ratio_rate{period}")),
-        alert: None,
-        expr: format!(
-            "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n/ ignoring (sloth_window)\ncount_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
-        ),
-        labels,
-        annotations: BTreeMap::new(),
-    });
+    if !opts.native {
+        let mut labels = base.clone();
+        labels.insert("sloth_window".into(), period.clone());
+        sli_rules.push(RuleOut {
+            record: Some(format!("slo:sli_error:ratio_rate{period}")),
+            alert: None,
+            expr: format!(
+                "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n/ ignoring (sloth_window)\ncount_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
+            ),
+            labels,
+            annotations: BTreeMap::new(),
+        });
+    }
 
     // Metadata.
     let objective = slo.objective / 100.0;
@@ -244,7 +258,7 @@ fn generate_slo(
             error_query,
             total_query,
         },
-    ) = (opts.extensions, opts.native_events, &slo.sli)
+    ) = (opts.extensions, opts.native, &slo.sli)
     {
         // All errors over all events in the period: busy hours weigh
         // what they served, unlike the average of 5-minute ratios.
@@ -267,8 +281,10 @@ fn generate_slo(
     }
 
     if opts.extensions {
-        if let Some(src) = &slo.latency {
-            meta.extend(latency_quantiles(src, &period, &base));
+        match &slo.latency {
+            Some(LatencySource::Histogram { .. }) if opts.native => {}
+            Some(src) => meta.extend(latency_quantiles(src, &period, &base)),
+            None => {}
         }
     }
     let mut groups = vec![
@@ -337,14 +353,13 @@ fn generate_slo(
 /// `histogram_quantile` over the SLI's histogram (as exact as its
 /// buckets), or the probe's HDR quantiles (exact to 0.3%).
 fn latency_quantiles(
-    src: &super::spec::LatencySource,
+    src: &LatencySource,
     period: &str,
     base: &BTreeMap<String, String>,
 ) -> Vec<RuleOut> {
-    use super::spec::LatencySource;
     let mut out = Vec::new();
     for w in ["5m", "1h", "1d", period] {
-        for q in ["0.5", "0.9", "0.95", "0.99", "0.999"] {
+        for q in LATENCY_QUANTILES {
             let expr = match src {
                 LatencySource::Histogram {
                     histogram,

@@ -248,6 +248,42 @@ impl SliWindows {
         }
     }
 
+    /// Records `count` observations known only to lie in
+    /// `(lower, upper]` seconds (a histogram bucket's increase): spread
+    /// evenly over up to 16 points of the bucket, the linear
+    /// interpolation `histogram_quantile` assumes, so a quantile read
+    /// back is off by at most the bucket's width. Bounds are clamped to
+    /// what the windows keep (1 µs to 1 h).
+    pub fn observe_bucket(&mut self, now: i64, lower: f64, upper: f64, count: u64) {
+        self.advance(now);
+        let Some(h) = &mut self.cur_latency else {
+            return;
+        };
+        if count == 0 || upper.is_nan() || lower.is_nan() || upper < lower {
+            return;
+        }
+        let to_us = |s: f64| (s * 1e6).clamp(1.0, MAX_MICROS as f64);
+        let (lo, hi) = (to_us(lower.max(0.0)), to_us(upper));
+        let points = count.min(16);
+        for i in 0..points {
+            let n = count / points + u64::from(i < count % points);
+            let at = lo + (hi - lo) * (i as f64 + 0.5) / points as f64;
+            let _ = h.record_n(at.round() as u64, n);
+        }
+    }
+
+    /// The period (days) the windows reach back.
+    pub fn period_days(&self) -> u32 {
+        self.tiers
+            .last()
+            .map_or(0, |t| t.1.saturating_sub(1) as u32)
+    }
+
+    /// Whether these windows keep latencies.
+    pub fn has_latency(&self) -> bool {
+        self.with_latency
+    }
+
     /// The window of `window_ms` ending at `now`.
     pub fn window(&mut self, now: i64, window_ms: i64) -> WindowStats {
         self.advance(now);

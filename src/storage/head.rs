@@ -870,6 +870,18 @@ impl Appender for HeadAppender {
         Ok(())
     }
 
+    fn append_histogram_ref(
+        &mut self,
+        r: SeriesRef,
+        t: Timestamp,
+        h: Arc<FloatHistogram>,
+    ) -> Result<(), StorageError> {
+        let id = u32::try_from(r.0).map_err(|_| StorageError::UnknownRef)?;
+        self.pending
+            .push((Pending::Id(id), t, PendingValue::Histogram(h)));
+        Ok(())
+    }
+
     fn commit(&mut self) -> AppendOutcome {
         let mut out = AppendOutcome::default();
         let min_valid = self.head.min_valid_t.load(Ordering::Relaxed);

@@ -91,6 +91,14 @@ pub trait Appender: Send {
         t: Timestamp,
         h: std::sync::Arc<FloatHistogram>,
     ) -> Result<SeriesRef, StorageError>;
+    /// Appends one native histogram sample to a series obtained from an
+    /// earlier append, as [`Appender::append_ref`].
+    fn append_histogram_ref(
+        &mut self,
+        r: SeriesRef,
+        t: Timestamp,
+        h: std::sync::Arc<FloatHistogram>,
+    ) -> Result<(), StorageError>;
     /// Makes the queued samples visible.
     fn commit(&mut self) -> AppendOutcome;
     /// Drops the queued samples.

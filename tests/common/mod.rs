@@ -640,3 +640,52 @@ pub fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
     });
     (port, h)
 }
+
+/// A protobuf writer for exposition bodies (`MetricFamily` messages), to
+/// serve what argus's protobuf decoder reads from real targets.
+#[derive(Default)]
+pub struct Pb(pub Vec<u8>);
+
+impl Pb {
+    pub fn varint(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+        self
+    }
+    pub fn uint(&mut self, field: u64, v: u64) -> &mut Self {
+        self.varint(field << 3).varint(v)
+    }
+    pub fn sint(&mut self, field: u64, v: i64) -> &mut Self {
+        self.uint(field, ((v << 1) ^ (v >> 63)) as u64)
+    }
+    pub fn double(&mut self, field: u64, v: f64) -> &mut Self {
+        self.varint(field << 3 | 1);
+        self.0.extend_from_slice(&v.to_bits().to_le_bytes());
+        self
+    }
+    pub fn bytes(&mut self, field: u64, b: &[u8]) -> &mut Self {
+        self.varint(field << 3 | 2).varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub fn msg(&mut self, field: u64, f: impl FnOnce(&mut Pb)) -> &mut Self {
+        let mut w = Pb::default();
+        f(&mut w);
+        self.bytes(field, &w.0)
+    }
+    /// Appends one length-delimited message.
+    pub fn delimited(&mut self, f: impl FnOnce(&mut Pb)) -> &mut Self {
+        let mut w = Pb::default();
+        f(&mut w);
+        self.varint(w.0.len() as u64);
+        self.0.extend_from_slice(&w.0);
+        self
+    }
+}
+
+/// The protobuf exposition's content type.
+pub const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
