@@ -226,3 +226,64 @@ fn a_probe_slo_pages_when_the_probe_fails() {
     let listed = a.get_json("/api/v2/alerts?filter=sloth_severity%3Dticket");
     assert_eq!(listed[0]["status"]["state"], "suppressed", "{listed}");
 }
+
+/// A probe latency SLI (`sli.probe` with a threshold): checks slower
+/// than 200 ms count as errors, from the probe's histogram of check
+/// durations; a threshold that is not one of the probe's buckets, or a
+/// probe that does not exist, is refused with the spec's field.
+#[test]
+fn a_probe_latency_slo_counts_slow_checks() {
+    let slow = Target::start(Reply::Slow {
+        delay: std::time::Duration::from_millis(300),
+        body: b"ok\n".to_vec(),
+    });
+    let fast = Target::text("ok\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |threshold: &str, probe: &str| {
+        format!(
+            "version: prometheus/v1\nservice: site\nslos:\n  - name: slow\n    sli:\n      probe: {{name: {probe}, threshold: {threshold}, percentile: 95}}\n    alerting: {{name: SlowSite}}\n  - name: fast\n    sli:\n      probe: {{name: fast, threshold: {threshold}, percentile: 95}}\n    alerting: {{name: FastSite}}\n"
+        )
+    };
+    let cfg = format!(
+        "global:\n  evaluation_interval: 1s\nslo_files: [site.slo.yml]\nprobe_configs:\n  - name: slow\n    url: http://{}/\n    interval: 1s\n    timeout: 1s\n  - name: fast\n    url: http://{}/\n    interval: 1s\n    timeout: 1s\n",
+        slow.addr(),
+        fast.addr()
+    );
+    std::fs::write(tmp.path().join("argus.yml"), &cfg).unwrap();
+    // Refused: a threshold between buckets, and an unknown probe.
+    for (threshold, probe, want) in [
+        ("220ms", "slow", "slos[0].sli.probe.threshold"),
+        ("200ms", "nope", "slos[0].sli.probe.name"),
+    ] {
+        std::fs::write(tmp.path().join("site.slo.yml"), spec(threshold, probe)).unwrap();
+        let out = std::process::Command::new(argus_bin())
+            .args(["check", "config"])
+            .arg(tmp.path().join("argus.yml"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("site.slo.yml") && err.contains(want), "{err}");
+    }
+    std::fs::write(tmp.path().join("site.slo.yml"), spec("200ms", "slow")).unwrap();
+    let a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let ratio = |slo: &str| {
+        a.wait_for(30, "the probe latency SLI", || {
+            a.query_value(&format!(
+                "slo:sli_error:ratio_rate5m{{sloth_slo=\"{slo}\"}}"
+            ))
+        })
+    };
+    assert_eq!(ratio("slow"), 1.0, "every check took 300 ms");
+    assert_eq!(ratio("fast"), 0.0);
+    let objective = a.wait_for(30, "the objective", || {
+        a.query_value("slo:objective:ratio{sloth_slo=\"slow\"}")
+    });
+    assert_eq!(objective, 0.95);
+    // The quantiles are the probe's exact ones.
+    let p50 = a.wait_for(30, "the probe's p50", || {
+        a.query_value("slo:sli_latency_seconds:rate5m{sloth_slo=\"slow\", quantile=\"0.5\"}")
+    });
+    assert!((0.3..0.5).contains(&p50), "{p50}");
+}

@@ -245,6 +245,18 @@ pub struct ProbeConfig {
     /// Extra labels on the probe's series.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Upper bounds (seconds) of the `probe_check_duration_seconds`
+    /// histogram; a probe latency SLI's threshold must be one of them.
+    #[serde(default = "default_probe_buckets")]
+    pub buckets: Vec<f64>,
+}
+
+/// Prometheus's default buckets with the usual latency objectives
+/// (200 ms, 300 ms, 750 ms, 2 s) added.
+fn default_probe_buckets() -> Vec<f64> {
+    vec![
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.0, 2.5, 5.0, 10.0,
+    ]
 }
 
 fn default_probe_method() -> String {
@@ -1038,6 +1050,15 @@ impl Config {
                 if let Err(e) = regex::Regex::new(r) {
                     err(format!("{at}.body_regex"), e.to_string());
                 }
+            }
+            if p.buckets.is_empty()
+                || p.buckets.windows(2).any(|w| w[0] >= w[1])
+                || p.buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
+            {
+                err(
+                    format!("{at}.buckets"),
+                    "buckets must be finite, above zero and strictly ascending".into(),
+                );
             }
             if p.timeout.0.is_zero() || p.interval.0.is_zero() || p.timeout.0 > p.interval.0 {
                 err(

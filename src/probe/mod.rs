@@ -7,7 +7,10 @@
 //! probe's SLI windows (`slo::SliWindows`), whose exact latency quantiles
 //! and success ratios are written as `probe_latency_seconds{quantile,
 //! window}` and `probe_success_ratio{window}` — the latencies the probe
-//! measured, not bucket interpolations.
+//! measured, not bucket interpolations — and into the classic histogram
+//! `probe_check_duration_seconds` (failed checks only in `+Inf`), from
+//! which a probe latency SLI counts checks that failed or were slower
+//! than its threshold with the same PromQL a vanilla Prometheus runs.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -254,6 +257,10 @@ async fn probe_loop(
         .body_regex
         .as_deref()
         .and_then(|r| regex::Regex::new(r).ok());
+    // Cumulative counts of `probe_check_duration_seconds` (restarting
+    // from zero with the process, as any client library's counters do).
+    let mut hist_counts = vec![0u64; p.buckets.len()];
+    let (mut hist_count, mut hist_sum) = (0u64, 0.0f64);
     let mut ticker = tokio::time::interval(p.interval.0);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -277,6 +284,27 @@ async fn probe_loop(
             (labels(&p, "probe_duration_seconds", &[]), r.duration),
             (labels(&p, "probe_http_status_code", &[]), r.status as f64),
         ];
+        hist_count += 1;
+        hist_sum += r.duration;
+        for (b, c) in p.buckets.iter().zip(hist_counts.iter_mut()) {
+            if r.success && r.duration <= *b {
+                *c += 1;
+            }
+        }
+        let hist = "probe_check_duration_seconds";
+        for (b, c) in p.buckets.iter().zip(&hist_counts) {
+            let le = crate::scrape::parse::float_label(*b);
+            series.push((
+                labels(&p, &format!("{hist}_bucket"), &[("le", le)]),
+                *c as f64,
+            ));
+        }
+        series.push((
+            labels(&p, &format!("{hist}_bucket"), &[("le", "+Inf".into())]),
+            hist_count as f64,
+        ));
+        series.push((labels(&p, &format!("{hist}_count"), &[]), hist_count as f64));
+        series.push((labels(&p, &format!("{hist}_sum"), &[]), hist_sum));
         {
             let mut all = windows.lock().unwrap_or_else(|e| e.into_inner());
             let w = all

@@ -197,6 +197,31 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
             context: String::new(),
             msg,
         };
+        for (i, slo) in spec.slos.iter().enumerate() {
+            if let Some(crate::slo::LatencySource::Probe {
+                name: probe,
+                threshold,
+            }) = &slo.latency
+            {
+                let ctx = |field: &str| format!("slos[{i}].sli.probe.{field}");
+                match cfg.probe_configs.iter().find(|p| &p.name == probe) {
+                    None => errs.push(RuleError {
+                        context: ctx("name"),
+                        ..fail(format!("no probe_configs entry is named {probe:?}"))
+                    }),
+                    Some(p) => match threshold {
+                        Some(t) if !p.buckets.contains(t) => errs.push(RuleError {
+                            context: ctx("threshold"),
+                            ..fail(format!(
+                                "{t}s is not one of probe {probe:?}'s buckets {:?} (set its `buckets`)",
+                                p.buckets
+                            ))
+                        }),
+                        _ => {}
+                    },
+                }
+            }
+        }
         let generated = crate::slo::generate(&spec, &opts)
             .and_then(|g| crate::slo::to_yaml(&crate::slo::SpecKind::Prometheus, &g));
         let text = match generated {

@@ -210,6 +210,12 @@ fn unescape(raw: &str, help: bool) -> String {
     out
 }
 
+/// `le` and `quantile` values for a float, as Prometheus 3 writes them.
+pub fn float_label(f: f64) -> String {
+    let s = crate::template::go_float(f);
+    normalize_float_label(&s).unwrap_or(s)
+}
+
 /// Formats a float as Go's `strconv.FormatFloat(f, 'g', -1, 64)` and adds
 /// `.0` to integral values, the way Prometheus 3 normalizes `le` and
 /// `quantile` label values.

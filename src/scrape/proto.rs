@@ -12,7 +12,7 @@
 
 use crate::model::histogram::{CounterResetHint, FloatHistogram};
 
-use super::parse::normalize_float_label;
+use super::parse::float_label;
 
 /// The `Content-Type` (and `Accept` entry) of the format.
 pub const CONTENT_TYPE: &str =
@@ -325,12 +325,6 @@ impl Hist {
             },
         })
     }
-}
-
-/// `le` and `quantile` values as Prometheus 3 writes them.
-fn float_label(f: f64) -> String {
-    let s = crate::template::go_float(f);
-    normalize_float_label(&s).unwrap_or(s)
 }
 
 /// Decodes a whole body. `classic_too`: also keep the classic buckets of

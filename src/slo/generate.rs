@@ -368,7 +368,7 @@ fn latency_quantiles(
                     "histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{selector}[{w}])))"
                 ),
                 // The probe's windows: 5m, 1h, 1d, 30d.
-                LatencySource::Probe { name } if w == "30d" || w != period => format!(
+                LatencySource::Probe { name, .. } if w == "30d" || w != period => format!(
                     "max without (job, instance, probe, window, quantile) (probe_latency_seconds{{job=\"probe\", probe=\"{name}\", quantile=\"{q}\", window=\"{w}\"}})"
                 ),
                 LatencySource::Probe { .. } => continue,

@@ -103,6 +103,9 @@ pub enum LatencySource {
     Probe {
         /// The probe's name.
         name: String,
+        /// Checks slower than this (seconds) are errors too; without
+        /// it the SLI is the probe's availability.
+        threshold: Option<f64>,
     },
 }
 
@@ -246,12 +249,19 @@ struct LatencySli {
     percentile: Option<f64>,
 }
 
-/// `sli.probe`: a probe's failed checks are the errors.
+/// `sli.probe`: a probe's failed checks are the errors, and with a
+/// `threshold` also the checks slower than it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProbeSli {
     /// The probe's `name` in `probe_configs`.
     name: String,
+    /// The latency objective (`200ms`): one of the probe's `buckets`.
+    #[serde(default)]
+    threshold: Option<String>,
+    /// As in `sli.latency`.
+    #[serde(default)]
+    percentile: Option<f64>,
 }
 
 // The CRD spells the same fields in camelCase; one set of structs reads
@@ -574,13 +584,20 @@ fn latency_events(l: &LatencySli) -> Result<(String, String), String> {
         .trim_end_matches('}')
         .trim();
     let sep = if inner.is_empty() { "" } else { "," };
-    let le = crate::template::go_float(secs);
+    // Prometheus 3 stores `le="1"` as `le="1.0"`, 2.x as scraped: match
+    // both for whole seconds.
+    let go = crate::template::go_float(secs);
+    let le = if secs.fract() == 0.0 && !go.contains(['e', '.']) {
+        format!("=~\"{go}|{go}.0\"")
+    } else {
+        format!("=\"{go}\"")
+    };
     let count = format!(
         "sum(rate({}_count{{{inner}}}[{{{{.window}}}}]))",
         l.histogram
     );
     let fast = format!(
-        "sum(rate({}_bucket{{{inner}{sep}le=\"{le}\"}}[{{{{.window}}}}]))",
+        "sum(rate({}_bucket{{{inner}{sep}le{le}}}[{{{{.window}}}}]))",
         l.histogram
     );
     Ok((format!("({count} - {fast})"), count))
@@ -668,14 +685,46 @@ fn slos_of(
             }
             (None, Some(pr)) => Some(LatencySource::Probe {
                 name: pr.name.clone(),
+                threshold: pr
+                    .threshold
+                    .as_deref()
+                    .and_then(|t| crate::config::parse_duration(t).ok())
+                    .map(|d| d.as_secs_f64()),
             }),
             _ => None,
         };
-        let percentile = s.sli.latency.as_ref().and_then(|l| l.percentile);
+        // A probe with a threshold is a latency SLI over the probe's
+        // histogram of check durations (failed checks only in +Inf).
+        let probe_latency = s.sli.probe.as_ref().and_then(|pr| {
+            Some(LatencySli {
+                histogram: "probe_check_duration_seconds".into(),
+                threshold: pr.threshold.clone()?,
+                selector: format!(
+                    "{{job=\"probe\", probe=\"{}\"}}",
+                    pr.name.replace('\\', "\\\\").replace('"', "\\\"")
+                ),
+                percentile: pr.percentile,
+            })
+        });
+        let (latency_sli, latency_field) = match (s.sli.latency, probe_latency) {
+            (Some(l), _) => (Some(l), "latency"),
+            (None, l) => (l, "probe"),
+        };
+        let percentile = match (&latency_sli, s.sli.probe.as_ref()) {
+            (Some(l), _) => l.percentile,
+            (None, Some(pr)) if pr.percentile.is_some() => {
+                err(
+                    &format!("{p}.sli.probe.percentile"),
+                    "a percentile needs a threshold".into(),
+                );
+                continue;
+            }
+            _ => None,
+        };
         let objective = match (s.objective, percentile) {
             (Some(o), Some(pc)) if o != pc => {
                 err(
-                    &format!("{p}.sli.latency.percentile"),
+                    &format!("{p}.sli.{latency_field}.percentile"),
                     format!("percentile {pc} contradicts objective {o}: give one of them"),
                 );
                 continue;
@@ -686,11 +735,11 @@ fn slos_of(
                 continue;
             }
         };
-        let latency = match s.sli.latency.map(|l| latency_events(&l)) {
+        let latency = match latency_sli.map(|l| latency_events(&l)) {
             None => None,
             Some(Ok(q)) => Some(q),
             Some(Err(e)) => {
-                err(&format!("{p}.sli.latency.threshold"), e);
+                err(&format!("{p}.sli.{latency_field}.threshold"), e);
                 continue;
             }
         };
@@ -707,7 +756,7 @@ fn slos_of(
         };
         // Each check is one 0/1 sample of probe_success, so its average
         // over a window is the share of checks that passed.
-        let probe = s.sli.probe.map(|pr| {
+        let probe = s.sli.probe.filter(|pr| pr.threshold.is_none()).map(|pr| {
             format!(
                 "1 - avg_over_time(probe_success{{job=\"probe\", probe=\"{}\"}}[{{{{.window}}}}])",
                 pr.name.replace('\\', "\\\\").replace('"', "\\\"")

@@ -347,6 +347,8 @@ pub enum Reply {
     Huge { total: usize },
     /// A gzip-compressed text body.
     Gzip { body: Vec<u8> },
+    /// A text body, after a delay.
+    Slow { delay: Duration, body: Vec<u8> },
 }
 
 /// A scrape target served by a thread on 127.0.0.1 with a swappable reply.
@@ -466,6 +468,15 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply, requests: Arc<Mutex<Vec<St
                 z.len()
             )
             .and_then(|_| conn.write_all(&z))
+        }
+        Reply::Slow { delay, body } => {
+            std::thread::sleep(delay);
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .and_then(|_| conn.write_all(&body))
         }
         Reply::Trickle => {
             let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n");
