@@ -133,6 +133,28 @@ fn generated_rules_are_sloths_on_every_supported_example() {
     assert_eq!(refused.len(), 7, "{refused:?}");
 }
 
+/// The generated rules fire on the same inputs as Sloth's committed
+/// output: a fast burn pages and tickets, a three-day slow burn tickets,
+/// errors within budget alert nothing — the same unit tests pass on both
+/// under `argus test rules` (and under promtool in the compatibility
+/// suite).
+#[test]
+fn generated_rules_fire_on_the_same_inputs_as_sloths() {
+    for (name, dir) in common::sloth_getting_started_dirs() {
+        let out = Command::new(argus_bin())
+            .args(["test", "rules", "test.yml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn check_slo_names_file_line_and_field() {
     let tmp = tempfile::tempdir().unwrap();

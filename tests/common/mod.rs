@@ -700,3 +700,36 @@ impl Pb {
 /// The protobuf exposition's content type.
 pub const PROTOBUF: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// Two directories holding `tests/data/sloth-getting-started.test.yml`
+/// with Sloth's committed rules for its getting-started example, and
+/// with what `argus slo generate` makes of the same spec, each as
+/// `rules.yml`: the unit tests must pass on both.
+pub fn sloth_getting_started_dirs() -> Vec<(&'static str, tempfile::TempDir)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples = root.join("../shared/conformance/sloth/examples");
+    let ours = std::process::Command::new(argus_bin())
+        .args(["slo", "generate", "--label", "cmd=examplesgen.sh"])
+        .arg(examples.join("getting-started.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let sloths = std::fs::read(examples.join("_gen/getting-started.yml")).unwrap();
+    [("sloth", sloths), ("argus", ours.stdout)]
+        .into_iter()
+        .map(|(name, rules)| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("rules.yml"), rules).unwrap();
+            std::fs::copy(
+                root.join("tests/data/sloth-getting-started.test.yml"),
+                d.path().join("test.yml"),
+            )
+            .unwrap();
+            (name, d)
+        })
+        .collect()
+}
