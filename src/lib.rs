@@ -9,6 +9,7 @@ pub mod api;
 pub mod build_info;
 pub mod cli;
 pub mod config;
+pub mod ha;
 pub mod model;
 pub mod net;
 pub mod notify;

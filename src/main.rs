@@ -236,6 +236,16 @@ enum CheckCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Exit 0 when a running argus is ready (config loaded, rules
+    /// evaluating, receivers not all failing), else 1 with the reasons.
+    Health {
+        /// The instance's URL.
+        #[arg(long, default_value = "http://127.0.0.1:9095")]
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "5s")]
+        timeout: String,
+    },
     /// Validate SLO spec files; errors are printed as FILE:LINE:COL: field: message.
     Slo {
         /// Files to check.
@@ -288,6 +298,25 @@ fn main() -> ExitCode {
             if cli::check_alertmanager(&files) {
                 ExitCode::SUCCESS
             } else {
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Check {
+            what: CheckCmd::Health { url, timeout },
+        } => {
+            let timeout = match argus::config::parse_duration(&timeout) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("--timeout: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let (ok, msg) = cli::check_health(&url, timeout);
+            if ok {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{msg}");
                 ExitCode::FAILURE
             }
         }

@@ -54,6 +54,16 @@ fn start(
     }
 }
 
+/// [`start`] at `T0` with the default delivery settings.
+fn start_t0(dir: &std::path::Path, am: &str) -> Harness {
+    start(
+        dir,
+        Arc::new(ManualClock::new(T0)),
+        am,
+        &DeliveryConfig::default(),
+    )
+}
+
 impl Harness {
     /// Moves the clock and lets the notifier and its workers act.
     async fn advance(&self, ms: i64) {
@@ -162,12 +172,7 @@ receivers:
         bot = bot.addr(),
         pd = pd.addr()
     );
-    let h = start(
-        tmp.path(),
-        Arc::new(ManualClock::new(T0)),
-        &am,
-        &DeliveryConfig::default(),
-    );
+    let h = start_t0(tmp.path(), &am);
     h.fire(
         "HighLatency",
         &[("service", "api"), ("severity", "critical")],
@@ -416,12 +421,7 @@ receivers:
         hung,
         fine.addr()
     );
-    let h = start(
-        tmp.path(),
-        Arc::new(ManualClock::new(T0)),
-        &am,
-        &DeliveryConfig::default(),
-    );
+    let h = start_t0(tmp.path(), &am);
     h.fire("L", &[], T0 + 3_600_000);
     h.advance(0).await;
     until("the first attempt", || {
@@ -479,12 +479,7 @@ receivers:
 "#,
         smtp.port
     );
-    let h = start(
-        tmp.path(),
-        Arc::new(ManualClock::new(T0)),
-        &am,
-        &DeliveryConfig::default(),
-    );
+    let h = start_t0(tmp.path(), &am);
     h.notifier.send(vec![Alert {
         labels: Labels::from_pairs([("alertname", "DiskFull"), ("host", "db<1>")]),
         annotations: BTreeMap::from([("summary".to_string(), "disk <b>full</b>".to_string())]),
@@ -718,12 +713,7 @@ receivers:
 "#,
         hook.addr()
     );
-    let h = start(
-        tmp.path(),
-        Arc::new(ManualClock::new(T0)),
-        &am,
-        &DeliveryConfig::default(),
-    );
+    let h = start_t0(tmp.path(), &am);
     h.fire("Standup", &[], T0 + 7_200_000);
     h.fire("Weekend", &[], T0 + 7_200_000);
     h.fire("Always", &[], T0 + 7_200_000);
@@ -778,12 +768,7 @@ receivers:
 "#,
         smtp.port
     );
-    let h = start(
-        tmp.path(),
-        Arc::new(ManualClock::new(T0)),
-        &am,
-        &DeliveryConfig::default(),
-    );
+    let h = start_t0(tmp.path(), &am);
     h.fire("Tls", &[], T0 + 3_600_000);
     h.advance(0).await;
     let m = until("the email", || smtp.taken().pop()).await;
@@ -796,5 +781,72 @@ receivers:
     );
     assert!(m.data.contains("plain firing"), "{}", m.data);
     assert!(!m.data.contains("text/html"), "{}", m.data);
+    h.stop().await;
+}
+
+/// A peer's hold, on simulated time: a notification queued while a peer
+/// that delivers first is live waits the hold; if the peer's log entry
+/// arrives meanwhile (a heartbeat) it is not sent, otherwise it is sent
+/// when the hold ends. Peers also converge on silences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_notifications_go_out_only_if_no_peer_delivered_them() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let am = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1m\n  repeat_interval: 4h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+        hook.addr()
+    );
+    let h = start_t0(tmp.path(), &am);
+    // One live peer before this one, timeout 15 s.
+    h.notifier.set_peer_hold(15_000, i64::MIN);
+    // Another instance (the "peer"), to produce the log entry it would
+    // send in a heartbeat.
+    let ptmp = tempfile::tempdir().unwrap();
+    let peer = start_t0(ptmp.path(), &am);
+    h.fire("Delivered", &[], T0 + 3_600_000);
+    peer.fire("Delivered", &[], T0 + 3_600_000);
+    peer.advance(1).await;
+    until("the peer's delivery", || {
+        (bodies(&hook, "/hook").len() == 1).then_some(())
+    })
+    .await;
+    h.advance(1).await;
+    h.advance(10_000).await;
+    assert_eq!(bodies(&hook, "/hook").len(), 1, "held");
+    // The heartbeat: what the peer logged and silenced.
+    let sil = peer
+        .notifier
+        .set_silence(argus::notify::Silence {
+            id: String::new(),
+            matchers: vec![
+                argus::model::Matcher::new(argus::model::MatchOp::Equal, "team", "db").unwrap(),
+            ],
+            starts_at: T0,
+            ends_at: T0 + 3_600_000,
+            updated_at: 0,
+            created_by: "peer".into(),
+            comment: "maintenance".into(),
+        })
+        .unwrap();
+    let (entries, silences, dups) = h
+        .notifier
+        .merge_peer_sync(peer.notifier.peer_sync(None), None);
+    assert_eq!((entries, silences, dups), (1, 1, 0));
+    assert!(h.notifier.silences().iter().any(|s| s.id == sil));
+    h.advance(6_000).await;
+    assert_eq!(bodies(&hook, "/hook").len(), 1, "superseded, not sent");
+    // No peer delivers this one: it goes out when the hold ends.
+    h.fire("OnlyHere", &[], T0 + 3_600_000);
+    h.advance(1).await;
+    h.advance(14_000).await;
+    assert_eq!(bodies(&hook, "/hook").len(), 1, "still held");
+    h.advance(2_000).await;
+    let got = until("the held notification", || {
+        let b = bodies(&hook, "/hook");
+        (b.len() == 2).then_some(b)
+    })
+    .await;
+    assert_eq!(got[1]["groupLabels"]["alertname"], "OnlyHere");
+    peer.stop().await;
     h.stop().await;
 }

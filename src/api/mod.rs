@@ -65,6 +65,8 @@ pub struct ApiState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// When the process started (ms).
     pub started_at: i64,
+    /// The other peers (see `ha`).
+    pub peers: Arc<crate::ha::Peers>,
 }
 
 /// Builds the router.
@@ -72,6 +74,11 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
+        .route(
+            "/api/v1/peers/heartbeat",
+            post(peer_heartbeat).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+        )
+        .route("/api/v1/peers", get(peer_status))
         .route("/-/reload", post(reload).put(reload))
         .route("/metrics", get(metrics))
         .route("/federate", get(federate))
@@ -190,12 +197,82 @@ async fn healthy() -> &'static str {
     "argus is Healthy.\n"
 }
 
+/// Ready: started (config loaded), every rule group evaluated within
+/// three of its intervals, and not every receiver integration failing.
+/// Otherwise 503 with the reasons, one per line (what `argus check
+/// health` prints).
 async fn ready(State(st): State<ApiState>) -> Response {
-    if st.ready.load(Ordering::Relaxed) {
+    let reasons = unready_reasons(&st);
+    if reasons.is_empty() {
         (StatusCode::OK, "argus is Ready.\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("argus is not ready:\n{}\n", reasons.join("\n")),
+        )
+            .into_response()
     }
+}
+
+fn unready_reasons(st: &ApiState) -> Vec<String> {
+    if !st.ready.load(Ordering::Relaxed) {
+        return vec!["starting or shutting down".into()];
+    }
+    let now = st.notifier.now();
+    let mut out: Vec<String> = st
+        .rules
+        .with_groups(|g| {
+            let late = 3 * g.group.interval_ms.max(1000);
+            // A group gets its first slot within one interval of start.
+            let since = if g.last_eval == 0 {
+                st.started_at + g.group.interval_ms
+            } else {
+                g.last_eval
+            };
+            (now - since > late).then(|| {
+                format!(
+                    "rule group {:?} ({}) has not evaluated for {}s",
+                    g.group.name,
+                    g.group.file,
+                    (now - since) / 1000
+                )
+            })
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    let (failing, total) = st.notifier.failing_integrations();
+    if total > 0 && failing.len() == total {
+        out.push(format!(
+            "every receiver integration is failing (circuit open): {}",
+            failing.join(", ")
+        ));
+    }
+    out
+}
+
+async fn peer_heartbeat(
+    State(st): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    match st.peers.receive(
+        h(crate::ha::HEADER_TIMESTAMP),
+        h(crate::ha::HEADER_SIGNATURE),
+        &body,
+    ) {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(crate::ha::Reject::NotConfigured) => not_found().await,
+        Err(e @ crate::ha::Reject::Malformed(_)) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn peer_status(State(st): State<ApiState>) -> Response {
+    success(serde_json::to_value(st.peers.status()).unwrap_or_default())
 }
 
 async fn reload(State(st): State<ApiState>, headers: axum::http::HeaderMap) -> Response {

@@ -1,6 +1,7 @@
 //! Subcommands: `run` (the daemon), `check config`, `check rules`,
-//! `test rules`, `config routes` and `import openmetrics`.
+//! `check health`, `test rules`, `config routes` and `import openmetrics`.
 
+mod health;
 mod import;
 mod routes;
 mod run;
@@ -8,6 +9,7 @@ mod slo;
 mod template;
 mod test_rules;
 
+pub use health::check_health;
 pub use import::{ImportError, ImportSummary, import_openmetrics};
 pub use routes::{RoutesError, routes_show, routes_test};
 pub use run::{RunError, RunOptions, run};

@@ -65,6 +65,9 @@ pub enum RunError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    /// The peers' settings are unusable (the secret file).
+    #[error("{0}")]
+    Peers(String),
 }
 
 struct Reloader {
@@ -75,6 +78,7 @@ struct Reloader {
     rules: Arc<crate::rules::RuleManager>,
     forwarder: Arc<crate::notify::Forwarder>,
     notifier: Arc<crate::notify::Notifier>,
+    peers: Arc<crate::ha::Peers>,
     config: Arc<RwLock<LoadedConfig>>,
     metrics: Arc<Metrics>,
     lock: tokio::sync::Mutex<()>,
@@ -96,6 +100,8 @@ impl Reloader {
                 self.manager.apply(&cfg).map_err(|e| e.to_string())?;
                 self.probes.apply(&cfg)?;
                 self.slo_engine.apply(&cfg);
+                self.peers
+                    .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))?;
                 Ok(cfg)
             })(),
             Err(e) => Err(e.to_string()),
@@ -238,6 +244,17 @@ pub async fn run(
         notifier.clone(),
         forwarder.clone(),
     ]));
+    let peers = Arc::new(crate::ha::Peers::new(
+        notifier.clone(),
+        sink.clone(),
+        metrics.clone(),
+        clock.clone(),
+        &external_url,
+    ));
+    peers
+        .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))
+        .map_err(RunError::Peers)?;
+    let deadman = cfg.deadman.clone();
     let rules = Arc::new(
         crate::rules::RuleManager::new(engine.clone(), head.clone(), clock.clone())
             .with_state_dir(opts.storage_path.clone())
@@ -277,6 +294,7 @@ pub async fn run(
         rules: rules.clone(),
         forwarder: forwarder.clone(),
         notifier: notifier.clone(),
+        peers: peers.clone(),
         config: config.clone(),
         metrics: metrics.clone(),
         lock: tokio::sync::Mutex::new(()),
@@ -299,6 +317,7 @@ pub async fn run(
         forwarder: forwarder.clone(),
         notifier: notifier.clone(),
         started_at: clock.now_millis(),
+        peers: peers.clone(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -379,6 +398,17 @@ pub async fn run(
         });
     }
     let notifier_task = tokio::spawn(notifier.clone().run(stop_rx.clone()));
+    tokio::spawn(peers.clone().run(stop_rx.clone()));
+    if let Some(d) = deadman {
+        tokio::spawn(crate::ha::run_deadman(
+            d,
+            opts.resend_delay,
+            notifier.clone(),
+            metrics.clone(),
+            clock.clone(),
+            stop_rx.clone(),
+        ));
+    }
     ready.store(true, Ordering::Relaxed);
     let mut stop_rx2 = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

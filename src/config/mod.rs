@@ -82,10 +82,79 @@ pub struct Config {
     /// argus's HTTP server settings (an argus extension).
     #[serde(default, skip_serializing_if = "WebConfig::is_empty")]
     pub web: WebConfig,
+    /// Redundant peers watching each other (an argus extension; see
+    /// docs/ha.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<PeersConfig>,
+    /// An outside dead-man's switch pinged while the alerting chain works
+    /// (an argus extension; see docs/ha.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadman: Option<DeadmanConfig>,
     /// The file this was read from, if any (for positions in errors
     /// found after loading).
     #[serde(skip)]
     pub source_file: Option<std::path::PathBuf>,
+}
+
+/// `peers:` — this instance and the others it runs with.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersConfig {
+    /// This instance's id (one of `members`).
+    #[serde(rename = "self")]
+    pub self_id: String,
+    /// Every instance, this one included, in delivery order.
+    pub members: Vec<PeerMember>,
+    /// How often heartbeats are sent.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval: PromDuration,
+    /// A peer is down after this long without a valid heartbeat.
+    #[serde(default = "default_peer_timeout")]
+    pub timeout: PromDuration,
+    /// File holding the shared secret that signs heartbeats.
+    pub secret_file: String,
+}
+
+/// One `peers.members` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerMember {
+    /// Its id.
+    pub id: String,
+    /// Where its HTTP server is reached (`http://10.0.0.2:9095`).
+    pub url: String,
+}
+
+fn default_heartbeat_interval() -> PromDuration {
+    PromDuration::secs(5)
+}
+fn default_peer_timeout() -> PromDuration {
+    PromDuration::secs(15)
+}
+
+/// `deadman:` — an outside dead-man's switch.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadmanConfig {
+    /// Pinged (GET) every interval while the chain works.
+    pub url: String,
+    /// How often.
+    #[serde(default = "default_deadman_interval")]
+    pub interval: PromDuration,
+    /// Called (GET) when the chain did not work within an interval.
+    #[serde(default)]
+    pub fail_url: Option<String>,
+    /// The always-firing alert whose passage through evaluation and
+    /// routing proves the chain works.
+    #[serde(default = "default_deadman_alert")]
+    pub alertname: String,
+}
+
+fn default_deadman_interval() -> PromDuration {
+    PromDuration::secs(60)
+}
+fn default_deadman_alert() -> String {
+    "Watchdog".into()
 }
 
 /// `alerting:`
@@ -938,6 +1007,9 @@ impl Config {
         self.rule_files.iter_mut().for_each(fix);
         self.slo_files.iter_mut().for_each(fix);
         self.alerting.routing_file.iter_mut().for_each(fix);
+        if let Some(p) = &mut self.peers {
+            fix(&mut p.secret_file);
+        }
         for p in &mut self.probe_configs {
             if let Some(t) = &mut p.tls_config {
                 t.ca_file.iter_mut().for_each(fix);
@@ -1023,6 +1095,58 @@ impl Config {
                 );
             }
             validate_targets(&p, &am.static_configs, err);
+        }
+        if let Some(p) = &self.peers {
+            let mut ids = std::collections::BTreeSet::new();
+            for (i, m) in p.members.iter().enumerate() {
+                if m.id.is_empty() || !ids.insert(m.id.as_str()) {
+                    err(
+                        format!("peers.members[{i}].id"),
+                        "member ids must be set and unique".into(),
+                    );
+                }
+                match reqwest::Url::parse(&m.url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    _ => err(
+                        format!("peers.members[{i}].url"),
+                        format!("invalid http(s) URL {:?}", m.url),
+                    ),
+                }
+            }
+            if !ids.contains(p.self_id.as_str()) {
+                err(
+                    "peers.self".into(),
+                    format!("{:?} is not one of peers.members", p.self_id),
+                );
+            }
+            if p.heartbeat_interval.0.is_zero() || p.timeout.0 <= p.heartbeat_interval.0 {
+                err(
+                    "peers.timeout".into(),
+                    "the heartbeat interval must be above zero and the timeout longer than it"
+                        .into(),
+                );
+            }
+            if p.secret_file.is_empty() {
+                err(
+                    "peers.secret_file".into(),
+                    "peers need a shared secret file".into(),
+                );
+            }
+        }
+        if let Some(d) = &self.deadman {
+            for (k, u) in [("url", Some(&d.url)), ("fail_url", d.fail_url.as_ref())] {
+                let Some(u) = u else { continue };
+                match reqwest::Url::parse(u) {
+                    Ok(x) if x.scheme() == "http" || x.scheme() == "https" => {}
+                    _ => err(format!("deadman.{k}"), format!("invalid http(s) URL {u:?}")),
+                }
+            }
+            if d.interval.0.is_zero() {
+                err(
+                    "deadman.interval".into(),
+                    "the interval must be above zero".into(),
+                );
+            }
         }
         let mut probe_names = std::collections::BTreeSet::new();
         for (i, p) in self.probe_configs.iter().enumerate() {

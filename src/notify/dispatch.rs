@@ -354,14 +354,18 @@ pub struct NotificationLog {
     changes: Vec<u8>,
 }
 
-/// One entry as stored on disk.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredEntry {
-    group_key: String,
-    receiver: String,
-    integration: String,
+/// One entry as stored on disk and as peers exchange it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredEntry {
+    /// The group.
+    pub group_key: String,
+    /// The receiver.
+    pub receiver: String,
+    /// The integration (`webhook/0`).
+    pub integration: String,
+    /// What was sent, and when.
     #[serde(flatten)]
-    entry: LogEntry,
+    pub entry: LogEntry,
 }
 
 impl NotificationLog {
@@ -430,6 +434,32 @@ impl NotificationLog {
             receiver.to_string(),
             integration.to_string(),
         ))
+    }
+
+    /// Entries logged after `t` (ms), for a peer.
+    pub fn entries_since(&self, t: i64) -> Vec<StoredEntry> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.at > t)
+            .map(|((g, r, i), e)| StoredEntry {
+                group_key: g.clone(),
+                receiver: r.clone(),
+                integration: i.clone(),
+                entry: e.clone(),
+            })
+            .collect()
+    }
+
+    /// Takes a peer's entry when it is newer than ours (the later
+    /// delivery wins, as in Alertmanager's gossip); returns ours as it
+    /// was before when it was replaced, or `None` if nothing changed.
+    pub fn merge(&mut self, s: StoredEntry) -> Option<Option<LogEntry>> {
+        let mine = self.get(&s.group_key, &s.receiver, &s.integration).cloned();
+        if mine.as_ref().is_some_and(|m| m.at >= s.entry.at) {
+            return None;
+        }
+        self.log(&s.group_key, &s.receiver, &s.integration, s.entry);
+        Some(mine)
     }
 
     /// Records a delivery.

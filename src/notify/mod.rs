@@ -37,7 +37,7 @@ pub use integrations::{
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
-pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, OUTBOX_FILE, SILENCES_FILE};
+pub use notifier::{AlertView, Fanout, NFLOG_FILE, Notifier, OUTBOX_FILE, PeerSync, SILENCES_FILE};
 pub use outbox::{
     LimiterClock, Next, Outbox, OutboxSettings, Outcome, Pending, QueueCounts, Rate, queue_key,
 };

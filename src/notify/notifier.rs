@@ -17,7 +17,7 @@ use super::amconfig::{AmConfig, ReceiverConfig};
 use super::dispatch::{Dispatcher, Flush, LogEntry, NotificationLog, fingerprint};
 use super::inhibit::Inhibitor;
 use super::integrations::GlobalConfig;
-use super::outbox::{Next, Outbox, OutboxSettings, Outcome, Pending, Rate, queue_key};
+use super::outbox::{Next, Outbox, OutboxSettings, Outcome, PeerCheck, Pending, Rate, queue_key};
 use super::route::Route;
 use super::send::{Prepared, RenderCtx, Sender, integrations};
 use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
@@ -106,6 +106,14 @@ pub struct Notifier {
     /// Deliveries under way; shutdown waits for them so the log records
     /// what they sent.
     in_flight: std::sync::atomic::AtomicUsize,
+    /// How long new notifications wait for peers that deliver before
+    /// this instance (ms), and until when they wait anyway because this
+    /// instance has not yet heard what its peers delivered (see `ha`).
+    peer_hold_ms: std::sync::atomic::AtomicI64,
+    peer_settle_until: std::sync::atomic::AtomicI64,
+    /// The alert name whose routing the dead-man's switch watches, and
+    /// when it was last routed.
+    watched: Mutex<(String, Option<i64>)>,
 }
 
 /// Delivery state to write, taken under the lock.
@@ -220,6 +228,9 @@ impl Notifier {
             save_wanted: Notify::new(),
             wal_size: std::sync::atomic::AtomicU64::new(0),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            peer_hold_ms: std::sync::atomic::AtomicI64::new(0),
+            peer_settle_until: std::sync::atomic::AtomicI64::new(i64::MIN),
+            watched: Mutex::new((String::new(), None)),
         })
     }
 
@@ -251,17 +262,28 @@ impl Notifier {
         if let Some(v) = read_state_file(&dir, ROUTED_ALERTS_FILE, now_s, |b| {
             serde_json::from_slice::<Vec<StoredAlert>>(b)
         }) {
+            let now = self.clock.now_millis();
             for s in v {
+                // An alert firing when last received keeps the life it
+                // had left then: its sender (argus's own rules, restarted
+                // with it, or a Prometheus that could not reach it) had
+                // no chance to resend while argus was down, and resolving
+                // it now would page a resolve and then the alert again.
+                let ends_at = if s.ends_at > s.updated_at {
+                    s.ends_at.max(now + (s.ends_at - s.updated_at))
+                } else {
+                    s.ends_at
+                };
                 let a = Alert {
                     labels: crate::model::Labels::from_pairs(s.labels),
                     annotations: s.annotations,
                     starts_at: s.starts_at,
-                    ends_at: s.ends_at,
+                    ends_at,
                     generator_url: s.generator_url,
                 };
                 let fp = fingerprint(&a.labels);
                 st.alerts.insert(fp, a);
-                st.updated.insert(fp, s.updated_at);
+                st.updated.insert(fp, s.updated_at.max(now));
             }
             tracing::info!(alerts = st.alerts.len(), "routed alerts restored");
         }
@@ -642,6 +664,10 @@ impl Notifier {
                 st.outbox.next(&key, now)
             };
             let wait = match next {
+                Next::Send(p) if self.delivered_by_peer(&p, now) => {
+                    self.finish(&key, &p, Outcome::Superseded);
+                    continue;
+                }
                 Next::Send(p) => {
                     use std::sync::atomic::Ordering::SeqCst;
                     self.in_flight.fetch_add(1, SeqCst);
@@ -758,6 +784,13 @@ impl Notifier {
                 self.metrics.receiver_failed.get_or_create(&labels).inc();
                 tracing::error!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, error = %reason, "notification failed permanently; dropped");
             }
+            Outcome::Superseded => {
+                self.metrics
+                    .receiver_superseded
+                    .get_or_create(&labels)
+                    .inc();
+                tracing::debug!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, "a peer delivered this notification; not sent");
+            }
         }
         self.metrics
             .receiver_queue_length
@@ -831,6 +864,8 @@ impl Notifier {
                 continue;
             }
             let data = webhook_data(&f, &alerts, i.max_alerts, &self.external_url);
+            let hold = self.peer_hold(f.now);
+            tracing::debug!(receiver = %f.receiver, integration = %i.name, group = %f.group_key, firing = firing.len(), resolved = resolved.len(), hold_ms = hold, last_logged_at = ?last.map(|e| e.at), "notification queued");
             let dropped = st.outbox.enqueue(Pending {
                 seq: 0,
                 receiver: f.receiver.clone(),
@@ -842,7 +877,11 @@ impl Notifier {
                 route_labels: f.route_labels.clone(),
                 enqueued_at: f.now,
                 attempts: 0,
-                next_attempt: 0,
+                next_attempt: f.now + hold,
+                peer_check: (hold > 0).then_some(PeerCheck {
+                    send_resolved: i.send_resolved,
+                    repeat_ms: f.repeat_interval_ms,
+                }),
             });
             let labels = vec![
                 ("receiver".to_string(), f.receiver.clone()),
@@ -875,6 +914,18 @@ impl AlertSink for Notifier {
         }
         st.dispatcher.ingest(&alerts, now);
         st.alerts_version += 1;
+        {
+            let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            let routed = !w.0.is_empty()
+                && alerts.iter().any(|a| {
+                    a.ends_at > now
+                        && a.labels.get("alertname") == Some(w.0.as_str())
+                        && !st.dispatcher.receivers_of(&a.labels).is_empty()
+                });
+            if routed {
+                w.1 = Some(now);
+            }
+        }
         drop(st);
         self.wake.notify_one();
     }
@@ -993,6 +1044,142 @@ impl Notifier {
     /// then).
     pub fn enabled(&self) -> bool {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).enabled
+    }
+}
+
+/// What peers exchange in heartbeats: notification log entries and
+/// silences.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct PeerSync {
+    /// Notification log entries.
+    #[serde(default)]
+    pub nflog: Vec<super::dispatch::StoredEntry>,
+    /// Silences.
+    #[serde(default)]
+    pub silences: Vec<super::silence::StoredSilence>,
+}
+
+impl Notifier {
+    /// Sets how long new notifications are held for the peers that
+    /// deliver before this instance (`hold_ms`), and a time until which
+    /// they are held anyway (this instance has not yet heard from its
+    /// peers since it started). Held notifications are sent only if the
+    /// notification log, which peers share, does not show them sent.
+    pub fn set_peer_hold(&self, hold_ms: i64, settle_until: i64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.peer_hold_ms.store(hold_ms.max(0), SeqCst);
+        self.peer_settle_until.store(settle_until, SeqCst);
+    }
+
+    /// The hold for a notification queued at `now` (ms).
+    fn peer_hold(&self, now: i64) -> i64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let settle = self.peer_settle_until.load(SeqCst).saturating_sub(now);
+        self.peer_hold_ms.load(SeqCst).max(settle).max(0)
+    }
+
+    /// Whether a held notification was delivered by a peer meanwhile:
+    /// the shared log shows what it would say, as Alertmanager's
+    /// deduplication decides.
+    fn delivered_by_peer(&self, p: &Pending, now: i64) -> bool {
+        let Some(c) = p.peer_check else {
+            return false;
+        };
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        !NotificationLog::needs_update(
+            st.nflog.get(&p.group_key, &p.receiver, &p.integration),
+            &p.firing.iter().copied().collect(),
+            &p.resolved.iter().copied().collect(),
+            c.send_resolved,
+            c.repeat_ms,
+            now,
+        )
+    }
+
+    /// Log entries and silences changed after `since` (ms; everything
+    /// for `None`), for a heartbeat.
+    pub fn peer_sync(&self, since: Option<i64>) -> PeerSync {
+        let t = since.unwrap_or(i64::MIN);
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        PeerSync {
+            nflog: st.nflog.entries_since(t),
+            silences: st
+                .silences
+                .changed_since(t)
+                .iter()
+                .map(super::silence::StoredSilence::from)
+                .collect(),
+        }
+    }
+
+    /// Takes what a peer sent: newer log entries and silences win.
+    /// `apart_since`: when the two were last known to be in contact, if
+    /// they were apart (a partition or an outage); entries both logged
+    /// for the same alerts since then are duplicates, and counted.
+    /// Returns (entries taken, silences taken, duplicates).
+    pub fn merge_peer_sync(&self, sync: PeerSync, apart_since: Option<i64>) -> (usize, usize, u64) {
+        let (mut entries, mut silences, mut dups) = (0, 0, 0);
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            for e in sync.nflog {
+                let theirs = e.entry.clone();
+                if let Some(mine) = st.nflog.merge(e) {
+                    entries += 1;
+                    if let (Some(m), Some(t)) = (mine, apart_since) {
+                        if m.at > t && theirs.at > t && m.firing == theirs.firing {
+                            dups += 1;
+                        }
+                    }
+                }
+            }
+            for s in sync.silences {
+                if let Ok(s) = s.into_silence() {
+                    silences += usize::from(st.silences.merge(s));
+                }
+            }
+            if entries > 0 {
+                st.nflog_version += 1;
+            }
+        }
+        if dups > 0 {
+            self.metrics.peer_duplicates.inc_by(dups);
+        }
+        if entries > 0 || silences > 0 {
+            self.save_state();
+            if silences > 0 {
+                self.save_silences();
+            }
+        }
+        (entries, silences, dups)
+    }
+
+    /// The receiver integrations whose circuit breaker is open now, and
+    /// how many integrations have queues.
+    pub fn failing_integrations(&self) -> (Vec<String>, usize) {
+        let now = self.clock.now_millis();
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = st.outbox.keys();
+        let failing = keys
+            .iter()
+            .filter(|k| st.outbox.breaker_open(k, now))
+            .cloned()
+            .collect();
+        (failing, keys.len())
+    }
+
+    /// Watches routing of alerts named `alertname` (the dead-man's
+    /// switch's Watchdog); see [`last_routed`](Self::last_routed).
+    pub fn watch_alertname(&self, alertname: &str) {
+        let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if w.0 != alertname {
+            *w = (alertname.to_string(), None);
+        }
+    }
+
+    /// When a firing alert with the watched name last went through the
+    /// route tree into a group (ms).
+    pub fn last_routed(&self) -> Option<i64> {
+        self.watched.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 }
 

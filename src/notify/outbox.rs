@@ -47,8 +47,22 @@ pub struct Pending {
     pub enqueued_at: i64,
     /// Failed attempts so far.
     pub attempts: u32,
-    /// Not before (ms).
+    /// Not before (ms). A new entry keeps what the caller set (a peer's
+    /// hold); a replaced one keeps its predecessor's.
     pub next_attempt: i64,
+    /// Held for a peer that delivers first: at its turn, send only if
+    /// the (shared) notification log does not show it delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_check: Option<PeerCheck>,
+}
+
+/// What deciding "already delivered by a peer" needs besides the log.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerCheck {
+    /// The integration sends resolved notifications.
+    pub send_resolved: bool,
+    /// The route's repeat interval (ms).
+    pub repeat_ms: i64,
 }
 
 /// How an attempt ended.
@@ -66,6 +80,8 @@ pub enum Outcome {
     },
     /// Refused for good (a 4xx other than 429, a template error): dropped.
     Failed(String),
+    /// Not sent: a peer delivered it while it was held.
+    Superseded,
 }
 
 /// Outbox settings.
@@ -155,6 +171,8 @@ pub struct QueueCounts {
     pub failed: u64,
     /// Dropped because the queue was full or the integration went away.
     pub dropped: u64,
+    /// Not sent because a peer delivered them first.
+    pub superseded: u64,
 }
 
 /// What [`Outbox::next`] found for a queue.
@@ -255,7 +273,6 @@ impl Outbox {
         }
         p.seq = seq;
         p.attempts = 0;
-        p.next_attempt = i64::MIN;
         q.entries.push_back(p);
         let dropped = if q.entries.len() > cap {
             q.entries.pop_front()
@@ -315,6 +332,10 @@ impl Outbox {
             }
             Outcome::Failed(_) => {
                 counts.failed += 1;
+                q.entries.remove(pos)
+            }
+            Outcome::Superseded => {
+                counts.superseded += 1;
                 q.entries.remove(pos)
             }
             Outcome::Retry { after, .. } => {
@@ -458,6 +479,7 @@ mod tests {
             enqueued_at: 0,
             attempts: 0,
             next_attempt: 0,
+            peer_check: None,
         }
     }
 

@@ -271,6 +271,32 @@ impl Silences {
         n
     }
 
+    /// Silences changed after `t` (ms), for a peer.
+    pub fn changed_since(&self, t: i64) -> Vec<Silence> {
+        self.by_id
+            .values()
+            .filter(|s| s.updated_at > t)
+            .cloned()
+            .collect()
+    }
+
+    /// Takes a peer's version of a silence when it is new here or
+    /// changed later than ours (peers converge on the latest change).
+    /// Returns whether it was taken.
+    pub fn merge(&mut self, s: Silence) -> bool {
+        if self
+            .by_id
+            .get(&s.id)
+            .is_some_and(|mine| mine.updated_at >= s.updated_at)
+            || s.id.is_empty()
+        {
+            return false;
+        }
+        self.by_id.insert(s.id.clone(), s);
+        self.version += 1;
+        true
+    }
+
     /// The set as JSON for the state file.
     pub fn to_json(&self) -> Vec<u8> {
         let file = SilenceFile {
@@ -344,8 +370,9 @@ struct SilenceFile {
     silences: Vec<StoredSilence>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredSilence {
+/// A silence as state files and peer heartbeats carry it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredSilence {
     id: String,
     matchers: Vec<ApiMatcher>,
     starts_at: i64,
@@ -370,7 +397,8 @@ impl From<&Silence> for StoredSilence {
 }
 
 impl StoredSilence {
-    fn into_silence(self) -> Result<Silence, String> {
+    /// The silence, or why its matchers are invalid.
+    pub fn into_silence(self) -> Result<Silence, String> {
         Ok(Silence {
             matchers: self
                 .matchers

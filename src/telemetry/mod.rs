@@ -99,6 +99,21 @@ pub struct Metrics {
     pub receiver_queue_length: Family<L, Gauge>,
     /// From queueing to delivery.
     pub receiver_latency: Family<L, Histogram, fn() -> Histogram>,
+    /// Held notifications not sent because a peer delivered them.
+    pub receiver_superseded: Family<L, Counter>,
+    /// 1 while a peer's heartbeats arrive, by peer.
+    pub peer_up: Family<L, Gauge>,
+    /// When a peer's last valid heartbeat arrived (Unix seconds).
+    pub peer_last_heartbeat: Family<L, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// A peer's clock minus ours, from its last heartbeat (seconds).
+    pub peer_clock_skew: Family<L, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Heartbeats that failed, by peer and reason (sending or refused).
+    pub peer_heartbeat_failures: Family<L, Counter>,
+    /// Notifications both this instance and a peer delivered (found when
+    /// a partition heals).
+    pub peer_duplicates: Counter,
+    /// Dead-man's switch calls, by outcome.
+    pub deadman_pings: Family<L, Counter>,
 }
 
 impl Default for Metrics {
@@ -145,8 +160,50 @@ impl Metrics {
             receiver_dropped: Family::default(),
             receiver_queue_length: Family::default(),
             receiver_latency: hist_family(),
+            receiver_superseded: Family::default(),
+            peer_up: Family::default(),
+            peer_last_heartbeat: Family::default(),
+            peer_clock_skew: Family::default(),
+            peer_heartbeat_failures: Family::default(),
+            peer_duplicates: Counter::default(),
+            deadman_pings: Family::default(),
             registry: Registry::default(),
         };
+        r.register(
+            "argus_receiver_notifications_superseded",
+            "Held notifications not sent because a peer delivered them first",
+            m.receiver_superseded.clone(),
+        );
+        r.register(
+            "argus_peer_up",
+            "1 while the peer's heartbeats arrive within the timeout",
+            m.peer_up.clone(),
+        );
+        r.register(
+            "argus_peer_last_heartbeat_timestamp_seconds",
+            "When the peer's last valid heartbeat arrived",
+            m.peer_last_heartbeat.clone(),
+        );
+        r.register(
+            "argus_peer_clock_skew_seconds",
+            "The peer's clock minus this instance's, from its last heartbeat",
+            m.peer_clock_skew.clone(),
+        );
+        r.register(
+            "argus_peer_heartbeat_failures",
+            "Heartbeats that could not be sent or were refused, by peer and reason",
+            m.peer_heartbeat_failures.clone(),
+        );
+        r.register(
+            "argus_peer_duplicate_notifications",
+            "Notifications this instance and a peer both delivered (seen when a partition heals)",
+            m.peer_duplicates.clone(),
+        );
+        r.register(
+            "argus_deadman_pings",
+            "Dead-man's switch calls, by result (ok, failed, fail_url)",
+            m.deadman_pings.clone(),
+        );
         r.register(
             "argus_receiver_notifications",
             "Notifications delivered, by receiver and integration",

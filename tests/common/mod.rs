@@ -56,7 +56,12 @@ impl Argus {
 
     /// Spawns argus on an existing config file.
     pub fn spawn(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> Argus {
-        let log = std::fs::File::create(dir.join(format!("argus-{port}.log"))).unwrap();
+        // Appended to, so a restarted process's log follows the first's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("argus-{port}.log")))
+            .unwrap();
         let child = Command::new(argus_bin())
             .arg("run")
             .arg("--config")
@@ -732,4 +737,77 @@ pub fn sloth_getting_started_dirs() -> Vec<(&'static str, tempfile::TempDir)> {
             (name, d)
         })
         .collect()
+}
+
+/// A TCP proxy on 127.0.0.1 to `upstream`, which a test can cut (new
+/// connections are closed at once and open ones dropped) and heal: a
+/// network partition between processes.
+pub struct Proxy {
+    pub port: u16,
+    pub cut: Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped on every cut, so connections opened before it end.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Proxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let l = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let epoch = Arc::new(AtomicU64::new(0));
+        let (c2, e2) = (cut.clone(), epoch.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(down) = conn else { continue };
+                if c2.load(Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let born = e2.load(Ordering::SeqCst);
+                for (mut from, mut to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let e3 = e2.clone();
+                    std::thread::spawn(move || {
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if e3.load(Ordering::SeqCst) != born {
+                                break;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, cut, epoch }
+    }
+
+    pub fn set_cut(&self, cut: bool) {
+        use std::sync::atomic::Ordering;
+        self.cut.store(cut, Ordering::SeqCst);
+        if cut {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }

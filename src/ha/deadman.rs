@@ -1,0 +1,71 @@
+//! The dead-man's switch: an outside service (healthchecks.io, Dead
+//! Man's Snitch, a PagerDuty heartbeat URL) expects a ping every
+//! interval and pages when pings stop. argus pings only while its own
+//! chain works end to end — the always-firing Watchdog alert went through
+//! evaluation and routing within the last interval — so a stuck rule
+//! loop or a broken routing config stops the pings just as a dead
+//! process does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::DeadmanConfig;
+use crate::model::Clock;
+use crate::notify::Notifier;
+use crate::telemetry::Metrics;
+
+/// Runs the switch for `cfg` until `stop`; the first check comes one
+/// interval after the start. Rules resend a firing alert every
+/// `resend_delay`, so the Watchdog counts as routed if it was within
+/// the interval plus that delay.
+pub async fn run_deadman(
+    cfg: DeadmanConfig,
+    resend_delay: Duration,
+    notifier: Arc<Notifier>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    notifier.watch_alertname(&cfg.alertname);
+    let client = crate::net::build_client(None, None).unwrap_or_default();
+    let every = cfg.interval.0.max(Duration::from_millis(100));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = clock.now_millis();
+        let window = (every + resend_delay).as_millis() as i64;
+        let healthy = notifier.last_routed().is_some_and(|t| now - t <= window);
+        let (url, result) = if healthy {
+            (Some(&cfg.url), "ok")
+        } else {
+            tracing::error!(alertname = %cfg.alertname, "the dead-man's switch alert was not routed within the interval; not pinging");
+            (cfg.fail_url.as_ref(), "fail_url")
+        };
+        let Some(url) = url else {
+            metrics
+                .deadman_pings
+                .get_or_create(&vec![("result".to_string(), "skipped".to_string())])
+                .inc();
+            continue;
+        };
+        let res = client.get(url).timeout(every).send().await;
+        let result = match res {
+            Ok(r) if r.status().is_success() => result,
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "dead-man's switch call refused");
+                "failed"
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::net::error_chain(&e), "dead-man's switch call failed");
+                "failed"
+            }
+        };
+        metrics
+            .deadman_pings
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
+    }
+}

@@ -1,0 +1,433 @@
+//! Peers: two real argus processes on 127.0.0.1 that watch each other
+//! through signed heartbeats (over proxies the tests can cut), deliver
+//! each notification once while both live, take over on kill -9, and
+//! rejoin without a duplicate page; the dead-man's switch; health checks.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const SECRET: &str = "s3cret-peer-key-for-tests";
+
+/// Two peers, each behind a proxy its partner sends heartbeats through,
+/// scraping one target whose `signal{n}` series make alerts fire, both
+/// routing to one webhook.
+struct Pair {
+    dirs: Vec<tempfile::TempDir>,
+    ports: Vec<u16>,
+    proxies: Vec<Proxy>,
+    peers: Vec<Option<Argus>>,
+    hook: Recorder,
+    target: Target,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let hook = Recorder::start();
+        let target = Target::text("signal{n=\"1\"} 1\n");
+        let ports = vec![free_port(), free_port()];
+        let proxies: Vec<Proxy> = ports.iter().map(|p| Proxy::start(*p)).collect();
+        let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        for (i, d) in dirs.iter().enumerate() {
+            let id = ["argus-a", "argus-b"][i];
+            std::fs::write(d.path().join("secret"), format!("{SECRET}\n")).unwrap();
+            std::fs::write(
+                d.path().join("rules.yml"),
+                "groups:\n  - name: g\n    rules:\n      - alert: Signal\n        expr: signal > 0\n        labels: {severity: page}\n",
+            )
+            .unwrap();
+            std::fs::write(
+                d.path().join("alertmanager.yml"),
+                format!(
+                    "route:\n  receiver: hook\n  group_by: [alertname, n, peer]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n        send_resolved: true\n",
+                    hook.addr()
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                d.path().join("argus.yml"),
+                format!(
+                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: {id}\n  members:\n    - {{id: argus-a, url: 'http://127.0.0.1:{}'}}\n    - {{id: argus-b, url: 'http://127.0.0.1:{}'}}\n  heartbeat_interval: 500ms\n  timeout: 2s\n  secret_file: secret\n",
+                    target.addr(),
+                    proxies[0].port,
+                    proxies[1].port
+                ),
+            )
+            .unwrap();
+        }
+        let mut pair = Pair {
+            dirs,
+            ports,
+            proxies,
+            peers: vec![None, None],
+            hook,
+            target,
+        };
+        pair.spawn(0);
+        pair.spawn(1);
+        pair
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let d = self.dirs[i].path();
+        self.peers[i] = Some(Argus::spawn(
+            d,
+            &d.join("argus.yml"),
+            self.ports[i],
+            &["--rules.alert.resend-delay", "1s"],
+        ));
+    }
+
+    fn peer(&self, i: usize) -> &Argus {
+        self.peers[i].as_ref().unwrap()
+    }
+
+    fn logs(&self) -> String {
+        self.peers
+            .iter()
+            .flatten()
+            .map(|a| a.log())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    }
+
+    /// Firing notifications for the `Signal` alert of series `n`.
+    fn firing(&self, n: &str) -> Vec<Value> {
+        self.hook
+            .json_bodies()
+            .into_iter()
+            .filter(|b| b["groupLabels"]["n"] == n && b["status"] == "firing")
+            .collect()
+    }
+
+    fn signals(&self, ns: &[u32]) {
+        let text: String = ns
+            .iter()
+            .map(|n| format!("signal{{n=\"{n}\"}} 1\n"))
+            .collect();
+        self.target.set_text(&text);
+    }
+
+    fn wait<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}; webhook got {:#?}\nlogs:\n{}",
+                self.hook.json_bodies(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn metric(a: &Argus, name: &str, labels: &str) -> f64 {
+    let (_, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// While both live, each group is notified once; kill -9 the delivering
+/// peer and the other delivers new alerts within position × timeout and
+/// pages `ArgusPeerDown`; restart it and it takes delivery back without
+/// repeating what its partner sent meanwhile.
+#[test]
+fn one_delivery_while_both_live_failover_on_kill_and_rejoin_without_duplicates() {
+    let mut p = Pair::start();
+    p.wait(20, "the first notification", || {
+        (!p.firing("1").is_empty()).then_some(())
+    });
+    // The second peer held its copy (or had already heard it was sent):
+    // nothing more arrives once the hold is over.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(p.firing("1").len(), 1, "{:#?}", p.hook.json_bodies());
+    assert_eq!(metric(p.peer(0), "argus_peer_up", "argus-b"), 1.0);
+    assert_eq!(metric(p.peer(1), "argus_peer_up", "argus-a"), 1.0);
+
+    // kill -9 the first peer; a new alert is delivered by the second.
+    p.peers[0].as_mut().unwrap().kill9();
+    let killed = Instant::now();
+    p.signals(&[1, 2]);
+    p.wait(15, "the new alert from the surviving peer", || {
+        (!p.firing("2").is_empty()).then_some(())
+    });
+    let took = killed.elapsed();
+    let down = p.wait(15, "ArgusPeerDown", || {
+        p.hook
+            .json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "ArgusPeerDown" && b["status"] == "firing")
+    });
+    assert_eq!(down["alerts"][0]["labels"]["peer"], "argus-a");
+    assert_eq!(down["alerts"][0]["labels"]["severity"], "critical");
+    assert_eq!(metric(p.peer(1), "argus_peer_up", "argus-a"), 0.0);
+    eprintln!("failover delivery {took:?} after kill -9");
+
+    // Restart it: it learns what its partner delivered and sends no
+    // copy; the partner resolves ArgusPeerDown.
+    p.spawn(0);
+    p.wait(15, "ArgusPeerDown resolved", || {
+        p.hook
+            .json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "ArgusPeerDown" && b["status"] == "resolved")
+    });
+    p.wait(10, "the peers to see each other", || {
+        (metric(p.peer(1), "argus_peer_up", "argus-a") == 1.0).then_some(())
+    });
+    // A new alert after the rejoin: delivered once, by the first peer.
+    p.signals(&[1, 2, 3]);
+    p.wait(15, "the alert after the rejoin", || {
+        (!p.firing("3").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    for n in ["1", "2", "3"] {
+        assert_eq!(
+            p.firing(n).len(),
+            1,
+            "n={n}: {:#?}\nlogs:\n{}",
+            p.firing(n),
+            p.logs()
+        );
+    }
+    let downs = p
+        .hook
+        .json_bodies()
+        .into_iter()
+        .filter(|b| b["groupLabels"]["alertname"] == "ArgusPeerDown")
+        .count();
+    assert_eq!(downs, 2, "one page and one resolve");
+}
+
+/// Heartbeats cut both ways: each peer thinks the other dead and
+/// delivers — duplicates, never silence — and when the partition heals
+/// they converge and count the duplicates.
+#[test]
+fn a_partition_duplicates_and_heals() {
+    let p = Pair::start();
+    p.wait(20, "the first notification", || {
+        (!p.firing("1").is_empty()).then_some(())
+    });
+    // Settled (the held copy dropped) before the cut.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(p.firing("1").len(), 1);
+    for x in &p.proxies {
+        x.set_cut(true);
+    }
+    p.wait(15, "both to see the other down", || {
+        (metric(p.peer(0), "argus_peer_up", "argus-b") == 0.0
+            && metric(p.peer(1), "argus_peer_up", "argus-a") == 0.0)
+            .then_some(())
+    });
+    p.signals(&[1, 4]);
+    p.wait(15, "the alert from both sides", || {
+        (p.firing("4").len() >= 2).then_some(())
+    });
+    for x in &p.proxies {
+        x.set_cut(false);
+    }
+    p.wait(15, "the duplicate counted once they meet again", || {
+        let d = metric(p.peer(0), "argus_peer_duplicate_notifications_total", "")
+            + metric(p.peer(1), "argus_peer_duplicate_notifications_total", "");
+        (d >= 1.0).then_some(())
+    });
+    p.wait(10, "both up", || {
+        (metric(p.peer(0), "argus_peer_up", "argus-b") == 1.0
+            && metric(p.peer(1), "argus_peer_up", "argus-a") == 1.0)
+            .then_some(())
+    });
+    // Converged: a new alert is delivered once again.
+    p.signals(&[1, 4, 5]);
+    p.wait(15, "the alert after healing", || {
+        (!p.firing("5").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(p.firing("5").len(), 1, "{:#?}", p.hook.json_bodies());
+    assert_eq!(p.firing("4").len(), 2, "bounded: one per side");
+    assert_eq!(p.firing("1").len(), 1);
+}
+
+/// Unsigned, wrongly signed, tampered, replayed and stale heartbeats are
+/// refused and counted; the secret never reaches the log.
+#[test]
+fn forged_and_replayed_heartbeats_are_refused() {
+    let p = Pair::start();
+    let a = p.peer(0);
+    let url = format!("{}/api/v1/peers/heartbeat", a.url());
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let body = |ts: i64| {
+        format!(
+            r#"{{"id":"argus-b","start_time":1,"config_hash":"x","time":{ts},"full":false,"sync":{{"nflog":[],"silences":[]}}}}"#
+        )
+    };
+    let post = |ts: Option<i64>, sig: Option<String>, b: &str| {
+        let mut h: Vec<(String, String)> = Vec::new();
+        if let Some(ts) = ts {
+            h.push(("X-Argus-Peer-Timestamp".into(), ts.to_string()));
+        }
+        if let Some(s) = sig {
+            h.push(("X-Argus-Peer-Signature".into(), s));
+        }
+        let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        http_request_with("POST", &url, Some(b), &hs).unwrap().0
+    };
+    let key = SECRET.as_bytes();
+    let t = now();
+    let b = body(t);
+    assert_eq!(post(None, None, &b), 401, "unsigned");
+    assert_eq!(
+        post(
+            Some(t),
+            Some(argus::ha::sign(b"wrong", t, b.as_bytes())),
+            &b
+        ),
+        401,
+        "another secret"
+    );
+    let tampered = b.replace("\"full\":false", "\"full\":true");
+    assert_eq!(
+        post(
+            Some(t),
+            Some(argus::ha::sign(key, t, b.as_bytes())),
+            &tampered
+        ),
+        401,
+        "tampered body"
+    );
+    let old = t - 3_600_000;
+    assert_eq!(
+        post(
+            Some(old),
+            Some(argus::ha::sign(key, old, body(old).as_bytes())),
+            &body(old)
+        ),
+        401,
+        "stale"
+    );
+    let t2 = now() + 1000;
+    let b2 = body(t2);
+    let sig = argus::ha::sign(key, t2, b2.as_bytes());
+    assert_eq!(post(Some(t2), Some(sig.clone()), &b2), 200, "valid");
+    assert_eq!(post(Some(t2), Some(sig), &b2), 401, "replayed");
+    for reason in ["unsigned", "bad_signature", "stale", "replayed"] {
+        assert!(
+            metric(
+                a,
+                "argus_peer_heartbeat_failures_total",
+                &format!("reason=\"{reason}\"")
+            ) >= 1.0,
+            "{reason}"
+        );
+    }
+    assert!(!a.log().contains(SECRET), "the secret is in the log");
+}
+
+/// The dead-man's switch pings while the Watchdog goes through
+/// evaluation and routing, and calls the failure URL (and stops
+/// pinging) once it does not.
+#[test]
+fn the_deadmans_switch_pings_while_the_chain_works() {
+    let (ping, fail, hook) = (Recorder::start(), Recorder::start(), Recorder::start());
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = |expr: &str| {
+        format!(
+            "groups:\n  - name: meta\n    rules:\n      - alert: Watchdog\n        expr: {expr}\n        labels: {{severity: none}}\n"
+        )
+    };
+    std::fs::write(tmp.path().join("rules.yml"), rules("vector(1)")).unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\ndeadman:\n  url: http://{}/ping\n  fail_url: http://{}/fail\n  interval: 1s\n",
+        ping.addr(),
+        fail.addr()
+    );
+    let a = Argus::start_in(tmp.path(), &cfg, &["--rules.alert.resend-delay", "1s"]);
+    a.wait_for(15, "three pings", || {
+        (ping.taken().len() >= 3).then_some(())
+    });
+    assert!(fail.taken().is_empty(), "no failure while healthy");
+    assert!(ping.taken()[0].0.starts_with("GET /ping "));
+    // Break the chain: the Watchdog no longer fires.
+    std::fs::write(tmp.path().join("rules.yml"), rules("vector(1) < 0")).unwrap();
+    a.signal("HUP");
+    a.wait_for(15, "the failure URL", || {
+        (!fail.taken().is_empty()).then_some(())
+    });
+    let pings = ping.taken().len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(ping.taken().len(), pings, "pings stopped");
+    assert!(
+        fail.taken().len() >= 2,
+        "the failure URL is called every interval"
+    );
+}
+
+/// `argus check health` exits 0 on a ready instance, 1 with the reason
+/// on a not-ready one or an unreachable URL.
+#[test]
+fn check_health_reports_readiness() {
+    let hook_port = free_port(); // nothing listens: deliveries fail
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n"
+        ),
+    )
+    .unwrap();
+    let cfg = "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\n  delivery:\n    retry_initial: 100ms\n    retry_max: 200ms\n    breaker_failures: 2\n    breaker_cooldown: 1h\n";
+    let a = Argus::start_in(tmp.path(), cfg, &[]);
+    let health = |url: &str| {
+        let out = std::process::Command::new(argus_bin())
+            .args(["check", "health", "--url", url, "--timeout", "2s"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = health(&a.url());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Ready"), "{out}");
+    // The only receiver fails until its circuit opens: not ready.
+    let (code, out) = a.wait_for(20, "not ready", || {
+        let (c, o) = health(&a.url());
+        (c == Some(1)).then_some((c, o))
+    });
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("every receiver integration is failing") && out.contains("hook/webhook/0"),
+        "{out}"
+    );
+    let (code, out) = health(&format!("http://127.0.0.1:{}", free_port()));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("cannot reach"), "{out}");
+}
