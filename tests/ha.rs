@@ -152,6 +152,15 @@ fn one_delivery_while_both_live_failover_on_kill_and_rejoin_without_duplicates()
     assert_eq!(p.firing("1").len(), 1, "{:#?}", p.hook.json_bodies());
     assert_eq!(metric(p.peer(0), "argus_peer_up", "argus-b"), 1.0);
     assert_eq!(metric(p.peer(1), "argus_peer_up", "argus-a"), 1.0);
+    // What the peers see, and the cluster as amtool shows it.
+    let peers = p.peer(1).api("/api/v1/peers");
+    assert_eq!(peers[0]["id"], "argus-a");
+    assert_eq!(peers[0]["up"], true);
+    assert_eq!(peers[0]["configMismatch"], false);
+    assert_eq!(peers[1]["isSelf"], true);
+    let status = p.peer(0).get_json("/api/v2/status");
+    assert_eq!(status["cluster"]["name"], "argus-a");
+    assert_eq!(status["cluster"]["peers"].as_array().unwrap().len(), 2);
 
     // kill -9 the first peer; a new alert is delivered by the second.
     p.peers[0].as_mut().unwrap().kill9();

@@ -286,8 +286,23 @@ pub(crate) async fn get_status(State(st): State<ApiState>) -> Response {
             serde_saphyr::to_string(&v).unwrap_or_default()
         })
         .unwrap_or_default();
+    // Peers as Alertmanager lists cluster members: this instance's name,
+    // and the members that are up.
+    let members = st.peers.status();
+    let cluster = match members.iter().find(|m| m.is_self) {
+        None => serde_json::json!({"name": "", "peers": [], "status": "disabled"}),
+        Some(me) => serde_json::json!({
+            "name": me.id,
+            "peers": members
+                .iter()
+                .filter(|m| m.up)
+                .map(|m| serde_json::json!({"name": m.id, "address": m.url}))
+                .collect::<Vec<_>>(),
+            "status": "ready",
+        }),
+    };
     json_reply(&serde_json::json!({
-        "cluster": {"name": "", "peers": [], "status": "disabled"},
+        "cluster": cluster,
         "config": {"original": original},
         "uptime": format_rfc3339_millis(st.started_at),
         "versionInfo": {
