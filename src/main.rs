@@ -77,6 +77,10 @@ struct RunArgs {
     /// full, send nothing.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// This instance's peer id, overriding `peers.self` (e.g. the pod
+    /// name in a StatefulSet); must be one of `peers.members`.
+    #[arg(long = "peers.self")]
+    peer_self: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -514,6 +518,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             resend_delay,
             external_url: a.external_url,
             dry_run: a.dry_run,
+            peer_self: a.peer_self,
         },
         std::future::pending(),
     ))?;

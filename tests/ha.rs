@@ -31,8 +31,9 @@ impl Pair {
         let ports = vec![free_port(), free_port()];
         let proxies: Vec<Proxy> = ports.iter().map(|p| Proxy::start(*p)).collect();
         let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-        for (i, d) in dirs.iter().enumerate() {
-            let id = ["argus-a", "argus-b"][i];
+        // The same config for both; each is told its id on the command
+        // line (`--peers.self`), as a StatefulSet does with pod names.
+        for d in &dirs {
             std::fs::write(d.path().join("secret"), format!("{SECRET}\n")).unwrap();
             std::fs::write(
                 d.path().join("rules.yml"),
@@ -50,7 +51,7 @@ impl Pair {
             std::fs::write(
                 d.path().join("argus.yml"),
                 format!(
-                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: {id}\n  members:\n    - {{id: argus-a, url: 'http://127.0.0.1:{}'}}\n    - {{id: argus-b, url: 'http://127.0.0.1:{}'}}\n  heartbeat_interval: 500ms\n  timeout: 2s\n  secret_file: secret\n",
+                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: argus-a\n  members:\n    - {{id: argus-a, url: 'http://127.0.0.1:{}'}}\n    - {{id: argus-b, url: 'http://127.0.0.1:{}'}}\n  heartbeat_interval: 500ms\n  timeout: 2s\n  secret_file: secret\n",
                     target.addr(),
                     proxies[0].port,
                     proxies[1].port
@@ -77,7 +78,12 @@ impl Pair {
             d,
             &d.join("argus.yml"),
             self.ports[i],
-            &["--rules.alert.resend-delay", "1s"],
+            &[
+                "--rules.alert.resend-delay",
+                "1s",
+                "--peers.self",
+                ["argus-a", "argus-b"][i],
+            ],
         ));
     }
 
@@ -439,4 +445,35 @@ fn check_health_reports_readiness() {
     let (code, out) = health(&format!("http://127.0.0.1:{}", free_port()));
     assert_eq!(code, Some(1));
     assert!(out.contains("cannot reach"), "{out}");
+}
+
+/// `--peers.self` must name a member; the error says which exist.
+#[test]
+fn an_unknown_peer_id_is_refused_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("secret"), SECRET).unwrap();
+    std::fs::write(
+        d.path().join("argus.yml"),
+        "peers:\n  self: argus-a\n  members:\n    - {id: argus-a, url: 'http://127.0.0.1:1'}\n    - {id: argus-b, url: 'http://127.0.0.1:2'}\n  secret_file: secret\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(argus_bin())
+        .arg("run")
+        .arg("--config")
+        .arg(d.path().join("argus.yml"))
+        .args([
+            "--web.listen-address",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .arg("--storage.path")
+        .arg(d.path().join("data"))
+        .args(["--peers.self", "argus-c"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--peers.self \"argus-c\" is not one of peers.members (argus-a, argus-b)"),
+        "{err}"
+    );
 }

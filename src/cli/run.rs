@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub external_url: Option<String>,
     /// Render and log notifications instead of sending them.
     pub dry_run: bool,
+    /// This instance's peer id, overriding `peers.self`.
+    pub peer_self: Option<String>,
 }
 
 /// Why the daemon could not start.
@@ -72,6 +74,7 @@ pub enum RunError {
 
 struct Reloader {
     source: ConfigSource,
+    peer_self: Option<String>,
     manager: Arc<ScrapeManager>,
     probes: Arc<crate::probe::ProbeManager>,
     slo_engine: Arc<crate::slo::SloEngine>,
@@ -87,25 +90,26 @@ struct Reloader {
 impl Reloader {
     async fn reload(&self) -> Result<(), String> {
         let _g = self.lock.lock().await;
-        let res = match self.source.load() {
-            // Rules first: a bad rule file refuses the whole reload before
-            // anything changed.
-            Ok(cfg) => (|| {
-                // What can be refused is checked before anything changes.
-                let routing = load_routing(&cfg)?;
-                self.forwarder.apply(&cfg.alerting)?;
-                self.notifier
-                    .apply(routing.as_ref(), &cfg.alerting.delivery)?;
-                self.rules.apply(&cfg).map_err(|e| e.to_string())?;
-                self.manager.apply(&cfg).map_err(|e| e.to_string())?;
-                self.probes.apply(&cfg)?;
-                self.slo_engine.apply(&cfg);
-                self.peers
-                    .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))?;
-                Ok(cfg)
-            })(),
-            Err(e) => Err(e.to_string()),
-        };
+        let res =
+            match load_config(&self.source, self.peer_self.as_deref()).map_err(|e| e.to_string()) {
+                // Rules first: a bad rule file refuses the whole reload before
+                // anything changed.
+                Ok(cfg) => (|| {
+                    // What can be refused is checked before anything changes.
+                    let routing = load_routing(&cfg)?;
+                    self.forwarder.apply(&cfg.alerting)?;
+                    self.notifier
+                        .apply(routing.as_ref(), &cfg.alerting.delivery)?;
+                    self.rules.apply(&cfg).map_err(|e| e.to_string())?;
+                    self.manager.apply(&cfg).map_err(|e| e.to_string())?;
+                    self.probes.apply(&cfg)?;
+                    self.slo_engine.apply(&cfg);
+                    self.peers
+                        .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))?;
+                    Ok(cfg)
+                })(),
+                Err(e) => Err(e),
+            };
         match res {
             Ok(cfg) => {
                 let jobs = cfg.scrape_configs.len();
@@ -127,6 +131,21 @@ impl Reloader {
             }
         }
     }
+}
+
+/// The config from `source`, with `peers.self` replaced by `peer_self`.
+fn load_config(source: &ConfigSource, peer_self: Option<&str>) -> Result<Config, RunError> {
+    let mut cfg = source.load()?;
+    if let Some(id) = peer_self {
+        cfg.peers
+            .as_mut()
+            .ok_or_else(|| {
+                RunError::Peers("--peers.self is given but the config has no peers section".into())
+            })?
+            .set_self(id)
+            .map_err(RunError::Peers)?;
+    }
+    Ok(cfg)
 }
 
 /// The Alertmanager configuration `alerting.routing_file` names, if any.
@@ -195,7 +214,7 @@ pub async fn run(
         Some(p) => ConfigSource::File(p.clone()),
         None => ConfigSource::Embedded(opts.listen.clone()),
     };
-    let cfg = source.load()?;
+    let cfg = load_config(&source, opts.peer_self.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let (head, info, corrupt) = snapshot::load_or_quarantine(&opts.storage_path);
@@ -288,6 +307,7 @@ pub async fn run(
     let config = Arc::new(RwLock::new(LoadedConfig { config: cfg }));
     let reloader = Arc::new(Reloader {
         source,
+        peer_self: opts.peer_self.clone(),
         manager: manager.clone(),
         probes: probes.clone(),
         slo_engine: slo_engine.clone(),

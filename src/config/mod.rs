@@ -1520,6 +1520,25 @@ pub enum ConfigSource {
     File(PathBuf),
 }
 
+impl PeersConfig {
+    /// Sets this instance's id from outside the file (`--peers.self`, a
+    /// pod name in a StatefulSet); it must be one of the members.
+    pub fn set_self(&mut self, id: &str) -> Result<(), String> {
+        if !self.members.iter().any(|m| m.id == id) {
+            return Err(format!(
+                "--peers.self {id:?} is not one of peers.members ({})",
+                self.members
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.self_id = id.to_string();
+        Ok(())
+    }
+}
+
 impl ConfigSource {
     /// Loads the config from its source.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
