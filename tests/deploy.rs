@@ -106,7 +106,10 @@ fn the_systemd_unit_runs_the_example_config() {
         .replace("app-1.internal:8080", &target.addr())
         .replace("app-2.internal:8080", &target.addr())
         .replace("https://hc-ping.com", &format!("http://{}", hook.addr()));
-    assert!(!cfg.contains(".internal") && !cfg.contains("https://"), "{cfg}");
+    assert!(
+        !cfg.contains(".internal") && !cfg.contains("https://"),
+        "{cfg}"
+    );
     std::fs::write(etc.join("argus.yml"), cfg).unwrap();
     let state = tmp.path().join("state");
     let args: Vec<String> = exec
@@ -199,7 +202,10 @@ fn the_kubernetes_pair_is_consistent_and_runs() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert!(args.contains(&"--peers.self=$(POD_NAME)"), "{args:?}");
-    assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/-/ready");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/-/healthy");
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
@@ -323,6 +329,9 @@ fn the_grafana_dashboard_queries_argus() {
         "Targets up",
         "Head series",
     ] {
-        assert!(with_data.iter().any(|t| t == title), "{title}: {with_data:?}");
+        assert!(
+            with_data.iter().any(|t| t == title),
+            "{title}: {with_data:?}"
+        );
     }
 }

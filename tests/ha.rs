@@ -8,139 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
-
-const SECRET: &str = "s3cret-peer-key-for-tests";
-
-/// Two peers, each behind a proxy its partner sends heartbeats through,
-/// scraping one target whose `signal{n}` series make alerts fire, both
-/// routing to one webhook.
-struct Pair {
-    dirs: Vec<tempfile::TempDir>,
-    ports: Vec<u16>,
-    proxies: Vec<Proxy>,
-    peers: Vec<Option<Argus>>,
-    hook: Recorder,
-    target: Target,
-}
-
-impl Pair {
-    fn start() -> Pair {
-        let hook = Recorder::start();
-        let target = Target::text("signal{n=\"1\"} 1\n");
-        let ports = vec![free_port(), free_port()];
-        let proxies: Vec<Proxy> = ports.iter().map(|p| Proxy::start(*p)).collect();
-        let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-        // The same config for both; each is told its id on the command
-        // line (`--peers.self`), as a StatefulSet does with pod names.
-        for d in &dirs {
-            std::fs::write(d.path().join("secret"), format!("{SECRET}\n")).unwrap();
-            std::fs::write(
-                d.path().join("rules.yml"),
-                "groups:\n  - name: g\n    rules:\n      - alert: Signal\n        expr: signal > 0\n        labels: {severity: page}\n",
-            )
-            .unwrap();
-            std::fs::write(
-                d.path().join("alertmanager.yml"),
-                format!(
-                    "route:\n  receiver: hook\n  group_by: [alertname, n, peer]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n        send_resolved: true\n",
-                    hook.addr()
-                ),
-            )
-            .unwrap();
-            std::fs::write(
-                d.path().join("argus.yml"),
-                format!(
-                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: argus-a\n  members:\n    - {{id: argus-a, url: 'http://127.0.0.1:{}'}}\n    - {{id: argus-b, url: 'http://127.0.0.1:{}'}}\n  heartbeat_interval: 500ms\n  timeout: 2s\n  secret_file: secret\n",
-                    target.addr(),
-                    proxies[0].port,
-                    proxies[1].port
-                ),
-            )
-            .unwrap();
-        }
-        let mut pair = Pair {
-            dirs,
-            ports,
-            proxies,
-            peers: vec![None, None],
-            hook,
-            target,
-        };
-        pair.spawn(0);
-        pair.spawn(1);
-        pair
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let d = self.dirs[i].path();
-        self.peers[i] = Some(Argus::spawn(
-            d,
-            &d.join("argus.yml"),
-            self.ports[i],
-            &[
-                "--rules.alert.resend-delay",
-                "1s",
-                "--peers.self",
-                ["argus-a", "argus-b"][i],
-            ],
-        ));
-    }
-
-    fn peer(&self, i: usize) -> &Argus {
-        self.peers[i].as_ref().unwrap()
-    }
-
-    fn logs(&self) -> String {
-        self.peers
-            .iter()
-            .flatten()
-            .map(|a| a.log())
-            .collect::<Vec<_>>()
-            .join("\n----\n")
-    }
-
-    /// Firing notifications for the `Signal` alert of series `n`.
-    fn firing(&self, n: &str) -> Vec<Value> {
-        self.hook
-            .json_bodies()
-            .into_iter()
-            .filter(|b| b["groupLabels"]["n"] == n && b["status"] == "firing")
-            .collect()
-    }
-
-    fn signals(&self, ns: &[u32]) {
-        let text: String = ns
-            .iter()
-            .map(|n| format!("signal{{n=\"{n}\"}} 1\n"))
-            .collect();
-        self.target.set_text(&text);
-    }
-
-    fn wait<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {secs}s waiting for {what}; webhook got {:#?}\nlogs:\n{}",
-                self.hook.json_bodies(),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn metric(a: &Argus, name: &str, labels: &str) -> f64 {
-    let (_, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// While both live, each group is notified once; kill -9 the delivering
 /// peer and the other delivers new alerts within position × timeout and
@@ -148,7 +15,7 @@ fn metric(a: &Argus, name: &str, labels: &str) -> f64 {
 /// repeating what its partner sent meanwhile.
 #[test]
 fn one_delivery_while_both_live_failover_on_kill_and_rejoin_without_duplicates() {
-    let mut p = Pair::start();
+    let mut p = Pair::start(PairTiming::FAST);
     p.wait(20, "the first notification", || {
         (!p.firing("1").is_empty()).then_some(())
     });
@@ -228,7 +95,7 @@ fn one_delivery_while_both_live_failover_on_kill_and_rejoin_without_duplicates()
 /// they converge and count the duplicates.
 #[test]
 fn a_partition_duplicates_and_heals() {
-    let p = Pair::start();
+    let p = Pair::start(PairTiming::FAST);
     p.wait(20, "the first notification", || {
         (!p.firing("1").is_empty()).then_some(())
     });
@@ -275,7 +142,7 @@ fn a_partition_duplicates_and_heals() {
 /// refused and counted; the secret never reaches the log.
 #[test]
 fn forged_and_replayed_heartbeats_are_refused() {
-    let p = Pair::start();
+    let p = Pair::start(PairTiming::FAST);
     let a = p.peer(0);
     let url = format!("{}/api/v1/peers/heartbeat", a.url());
     let now = || {
@@ -300,7 +167,7 @@ fn forged_and_replayed_heartbeats_are_refused() {
         let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         http_request_with("POST", &url, Some(b), &hs).unwrap().0
     };
-    let key = SECRET.as_bytes();
+    let key = PEER_SECRET.as_bytes();
     let t = now();
     let b = body(t);
     assert_eq!(post(None, None, &b), 401, "unsigned");
@@ -348,7 +215,7 @@ fn forged_and_replayed_heartbeats_are_refused() {
             "{reason}"
         );
     }
-    assert!(!a.log().contains(SECRET), "the secret is in the log");
+    assert!(!a.log().contains(PEER_SECRET), "the secret is in the log");
 }
 
 /// The dead-man's switch pings while the Watchdog goes through
@@ -451,7 +318,7 @@ fn check_health_reports_readiness() {
 #[test]
 fn an_unknown_peer_id_is_refused_at_start() {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("secret"), SECRET).unwrap();
+    std::fs::write(d.path().join("secret"), PEER_SECRET).unwrap();
     std::fs::write(
         d.path().join("argus.yml"),
         "peers:\n  self: argus-a\n  members:\n    - {id: argus-a, url: 'http://127.0.0.1:1'}\n    - {id: argus-b, url: 'http://127.0.0.1:2'}\n  secret_file: secret\n",

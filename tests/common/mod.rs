@@ -745,6 +745,8 @@ pub fn sloth_getting_started_dirs() -> Vec<(&'static str, tempfile::TempDir)> {
 pub struct Proxy {
     pub port: u16,
     pub cut: Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes passed, both directions.
+    pub bytes: Arc<std::sync::atomic::AtomicU64>,
     /// Bumped on every cut, so connections opened before it end.
     epoch: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -757,7 +759,8 @@ impl Proxy {
         let port = l.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(AtomicU64::new(0));
-        let (c2, e2) = (cut.clone(), epoch.clone());
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (c2, e2, b2) = (cut.clone(), epoch.clone(), bytes.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(down) = conn else { continue };
@@ -773,7 +776,7 @@ impl Proxy {
                     (down.try_clone().unwrap(), up.try_clone().unwrap()),
                     (up, down),
                 ] {
-                    let e3 = e2.clone();
+                    let (e3, b3) = (e2.clone(), b2.clone());
                     std::thread::spawn(move || {
                         let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
                         let mut buf = [0u8; 16384];
@@ -784,6 +787,7 @@ impl Proxy {
                             match from.read(&mut buf) {
                                 Ok(0) => break,
                                 Ok(n) => {
+                                    b3.fetch_add(n as u64, Ordering::Relaxed);
                                     if to.write_all(&buf[..n]).is_err() {
                                         break;
                                     }
@@ -800,7 +804,12 @@ impl Proxy {
                 }
             }
         });
-        Proxy { port, cut, epoch }
+        Proxy {
+            port,
+            cut,
+            bytes,
+            epoch,
+        }
     }
 
     pub fn set_cut(&self, cut: bool) {
@@ -810,4 +819,161 @@ impl Proxy {
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }
+}
+
+/// The shared secret of [`Pair`] peers.
+pub const PEER_SECRET: &str = "s3cret-peer-key-for-tests";
+
+/// Two peers, each behind a proxy its partner sends heartbeats through,
+/// scraping one target whose `signal{n}` series make alerts fire, both
+/// routing to one webhook.
+pub struct Pair {
+    pub dirs: Vec<tempfile::TempDir>,
+    pub ports: Vec<u16>,
+    pub proxies: Vec<Proxy>,
+    pub peers: Vec<Option<Argus>>,
+    pub hook: Recorder,
+    pub target: Target,
+}
+
+/// Heartbeat interval and peer timeout of a [`Pair`].
+#[derive(Clone, Copy)]
+pub struct PairTiming {
+    pub heartbeat: &'static str,
+    pub timeout: &'static str,
+}
+
+impl PairTiming {
+    /// For tests: detection within about 2.5 s.
+    pub const FAST: PairTiming = PairTiming {
+        heartbeat: "500ms",
+        timeout: "2s",
+    };
+    /// argus's defaults.
+    pub const DEFAULT: PairTiming = PairTiming {
+        heartbeat: "5s",
+        timeout: "15s",
+    };
+}
+
+impl Pair {
+    pub fn start(timing: PairTiming) -> Pair {
+        let hook = Recorder::start();
+        let target = Target::text("signal{n=\"1\"} 1\n");
+        let ports = vec![free_port(), free_port()];
+        let proxies: Vec<Proxy> = ports.iter().map(|p| Proxy::start(*p)).collect();
+        let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        // The same config for both; each is told its id on the command
+        // line (`--peers.self`), as a StatefulSet does with pod names.
+        for d in &dirs {
+            std::fs::write(d.path().join("secret"), format!("{PEER_SECRET}\n")).unwrap();
+            std::fs::write(
+                d.path().join("rules.yml"),
+                "groups:\n  - name: g\n    rules:\n      - alert: Signal\n        expr: signal > 0\n        labels: {severity: page}\n",
+            )
+            .unwrap();
+            std::fs::write(
+                d.path().join("alertmanager.yml"),
+                format!(
+                    "route:\n  receiver: hook\n  group_by: [alertname, n, peer]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{}/hook\n        send_resolved: true\n",
+                    hook.addr()
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                d.path().join("argus.yml"),
+                format!(
+                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: argus-a\n  members:\n    - {{id: argus-a, url: 'http://127.0.0.1:{}'}}\n    - {{id: argus-b, url: 'http://127.0.0.1:{}'}}\n  heartbeat_interval: {}\n  timeout: {}\n  secret_file: secret\n",
+                    target.addr(),
+                    proxies[0].port,
+                    proxies[1].port,
+                    timing.heartbeat,
+                    timing.timeout
+                ),
+            )
+            .unwrap();
+        }
+        let mut pair = Pair {
+            dirs,
+            ports,
+            proxies,
+            peers: vec![None, None],
+            hook,
+            target,
+        };
+        pair.spawn(0);
+        pair.spawn(1);
+        pair
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let d = self.dirs[i].path();
+        self.peers[i] = Some(Argus::spawn(
+            d,
+            &d.join("argus.yml"),
+            self.ports[i],
+            &[
+                "--rules.alert.resend-delay",
+                "1s",
+                "--peers.self",
+                ["argus-a", "argus-b"][i],
+            ],
+        ));
+    }
+
+    pub fn peer(&self, i: usize) -> &Argus {
+        self.peers[i].as_ref().unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        self.peers
+            .iter()
+            .flatten()
+            .map(|a| a.log())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    }
+
+    /// Firing notifications for the `Signal` alert of series `n`.
+    pub fn firing(&self, n: &str) -> Vec<Value> {
+        self.hook
+            .json_bodies()
+            .into_iter()
+            .filter(|b| b["groupLabels"]["n"] == n && b["status"] == "firing")
+            .collect()
+    }
+
+    pub fn signals(&self, ns: &[u32]) {
+        let text: String = ns
+            .iter()
+            .map(|n| format!("signal{{n=\"{n}\"}} 1\n"))
+            .collect();
+        self.target.set_text(&text);
+    }
+
+    pub fn wait<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}; webhook got {:#?}\nlogs:\n{}",
+                self.hook.json_bodies(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The sum of the samples of `name` whose line contains `labels` on
+/// `a`'s /metrics.
+pub fn metric(a: &Argus, name: &str, labels: &str) -> f64 {
+    let (_, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
