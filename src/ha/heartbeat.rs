@@ -18,9 +18,11 @@ use crate::telemetry::Metrics;
 pub const HEADER_TIMESTAMP: &str = "x-argus-peer-timestamp";
 /// Header with `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
 pub const HEADER_SIGNATURE: &str = "x-argus-peer-signature";
-/// Every this many heartbeats a peer sends its whole state, not only
-/// what changed: what a lost heartbeat missed is repaired.
-const FULL_SYNC_EVERY: u64 = 12;
+/// The shortest gap between heartbeats sent early, after deliveries.
+const EARLY_GAP: Duration = Duration::from_millis(20);
+/// Every this many heartbeat intervals a peer sends its whole state,
+/// not only what changed: what a lost heartbeat missed is repaired.
+const FULL_SYNC_EVERY: i64 = 12;
 
 /// One heartbeat's body.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -151,10 +153,10 @@ struct PeerState {
     down_alert: Option<(i64, i64)>,
     /// Sending: the build time of the last heartbeat it accepted (what
     /// the next one covers changes since), whether the next must be
-    /// full, and how many were sent.
+    /// full, and when the last full one was accepted.
     sent_ok_at: Option<i64>,
     send_full: bool,
-    sends: u64,
+    full_ok_at: Option<i64>,
 }
 
 /// A peer as `/api/v1/peers` shows it.
@@ -532,16 +534,17 @@ impl Peers {
 
     /// Sends one round of heartbeats, to every other member at once.
     pub async fn send_heartbeats(self: &Arc<Self>) {
+        let now = self.clock.now_millis();
         let targets: Vec<(String, String, bool, Option<i64>)> = {
-            let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            if st.cfg.is_none() {
+            let st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(cfg) = &st.cfg else {
                 return;
-            }
+            };
+            let full_every = FULL_SYNC_EVERY * cfg.heartbeat_interval.as_millis();
             st.peers
-                .iter_mut()
+                .iter()
                 .map(|(id, p)| {
-                    p.sends += 1;
-                    let full = p.send_full || p.sends % FULL_SYNC_EVERY == 0;
+                    let full = p.send_full || p.full_ok_at.is_none_or(|t| now - t >= full_every);
                     (id.clone(), p.url.clone(), full, p.sent_ok_at)
                 })
                 .collect()
@@ -601,6 +604,7 @@ impl Peers {
                 p.sent_ok_at = Some(built_at);
                 if full {
                     p.send_full = false;
+                    p.full_ok_at = Some(built_at);
                 }
             }
             Some((reason, detail)) => {
@@ -618,8 +622,13 @@ impl Peers {
         }
     }
 
-    /// Sends heartbeats every `heartbeat_interval` until `stop`.
+    /// Sends heartbeats every `heartbeat_interval` until `stop`, and soon
+    /// after each delivery (at most every [`EARLY_GAP`]): a peer learns
+    /// of a delivery within milliseconds, not an interval, so a peer
+    /// killed right after delivering leaves almost nothing for its
+    /// partner to repeat.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let delivered = self.notifier.delivered();
         loop {
             let every = {
                 let st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -628,8 +637,14 @@ impl Peers {
                     .map_or(Duration::from_secs(1), |c| c.heartbeat_interval.0)
             };
             self.send_heartbeats().await;
+            let next = tokio::time::sleep(every);
+            tokio::pin!(next);
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = &mut next => {}
+                _ = delivered.notified() => {
+                    // Gather what else is delivered meanwhile.
+                    tokio::time::sleep(EARLY_GAP).await;
+                }
                 _ = stop.changed() => return,
             }
         }

@@ -114,6 +114,10 @@ pub struct Notifier {
     /// The alert name whose routing the dead-man's switch watches, and
     /// when it was last routed.
     watched: Mutex<(String, Option<i64>)>,
+    /// Woken when a delivery is logged: peers hear of it at once rather
+    /// than at their next heartbeat, which narrows the window in which
+    /// a peer that dies has delivered what its partner will repeat.
+    delivered: Arc<Notify>,
 }
 
 /// Delivery state to write, taken under the lock.
@@ -231,6 +235,7 @@ impl Notifier {
             peer_hold_ms: std::sync::atomic::AtomicI64::new(0),
             peer_settle_until: std::sync::atomic::AtomicI64::new(i64::MIN),
             watched: Mutex::new((String::new(), None)),
+            delivered: Arc::new(Notify::new()),
         })
     }
 
@@ -765,6 +770,7 @@ impl Notifier {
                     },
                 );
                 st.nflog_version += 1;
+                self.delivered.notify_one();
             }
             st.outbox.len(key)
         };
@@ -1165,6 +1171,11 @@ impl Notifier {
             .cloned()
             .collect();
         (failing, keys.len())
+    }
+
+    /// Woken after each delivery the notification log records.
+    pub fn delivered(&self) -> Arc<Notify> {
+        self.delivered.clone()
     }
 
     /// Watches routing of alerts named `alertname` (the dead-man's
