@@ -810,7 +810,10 @@ impl Queryable for Head {
 }
 
 enum Pending {
-    Series(Arc<MemSeries>),
+    /// A series this appender created or looked up, with its labels:
+    /// retention may remove it (it has no samples yet) before the commit,
+    /// and then its symbols may be gone too, so it is recreated from these.
+    Series(Arc<MemSeries>, Labels),
     Id(u32),
 }
 
@@ -845,8 +848,11 @@ impl Appender for HeadAppender {
     fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, StorageError> {
         let s = self.head.get_or_create(labels)?;
         let r = SeriesRef(u64::from(s.id));
-        self.pending
-            .push((Pending::Series(s), t, PendingValue::Float(v)));
+        self.pending.push((
+            Pending::Series(s, labels.clone()),
+            t,
+            PendingValue::Float(v),
+        ));
         Ok(r)
     }
 
@@ -858,8 +864,11 @@ impl Appender for HeadAppender {
     ) -> Result<SeriesRef, StorageError> {
         let s = self.head.get_or_create(labels)?;
         let r = SeriesRef(u64::from(s.id));
-        self.pending
-            .push((Pending::Series(s), t, PendingValue::Histogram(h)));
+        self.pending.push((
+            Pending::Series(s, labels.clone()),
+            t,
+            PendingValue::Histogram(h),
+        ));
         Ok(r)
     }
 
@@ -898,7 +907,7 @@ impl Appender for HeadAppender {
             let idx = self.head.read();
             for (p, t, v) in self.pending.drain(..) {
                 let s = match &p {
-                    Pending::Series(s) => s,
+                    Pending::Series(s, _) => s,
                     Pending::Id(id) => match idx.series.get(id) {
                         Some(s) => s,
                         None => {
@@ -910,9 +919,10 @@ impl Appender for HeadAppender {
                 match s.lock().append_value(t, &v, min_valid) {
                     // Retention removed a series created by this appender
                     // before the commit: recreate it below, outside the lock.
-                    Err(StorageError::UnknownRef) if matches!(p, Pending::Series(_)) => {
-                        removed.push((idx.labels_of(s), t, v))
-                    }
+                    Err(StorageError::UnknownRef) => match &p {
+                        Pending::Series(_, labels) => removed.push((labels.clone(), t, v)),
+                        Pending::Id(_) => out.unknown_ref += 1,
+                    },
                     r => count(r, &mut out),
                 }
             }
@@ -961,6 +971,29 @@ mod tests {
         }
         a.commit();
         h
+    }
+
+    /// Retention may remove a series an appender has just created (it has
+    /// no samples yet) and free its symbols before the commit; the
+    /// commit recreates it with its own labels, not from freed symbols.
+    #[test]
+    fn a_series_removed_before_its_commit_is_recreated_with_its_labels() {
+        let h = Arc::new(Head::new());
+        let mut a = h.appender();
+        let probe = l(&[("__name__", "probe_success"), ("probe", "site")]);
+        a.append(&probe, 10_000, 1.0).unwrap();
+        assert_eq!(h.truncate(5_000), 1, "the empty new series is removed");
+        // Other series take the freed symbols meanwhile.
+        let mut b = h.appender();
+        b.append(&l(&[("__name__", "zz"), ("aa", "b")]), 10_000, 2.0)
+            .unwrap();
+        b.commit();
+        let out = a.commit();
+        assert_eq!(out.appended, 1, "{out:?}");
+        let got = h.select(&[m(MatchOp::Equal, "probe", "site")], 0, 20_000);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].labels, probe);
+        assert_eq!(got[0].samples.len(), 1);
     }
 
     #[test]
