@@ -531,19 +531,6 @@ receivers:
     h.stop().await;
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// The whole chain with a real argus process and the shipped routing
 /// (alerting/): a scraped target, rules firing after their `for`, the
 /// messages at the Slack, PagerDuty and SMTP stand-ins, then the resolve.

@@ -140,19 +140,7 @@ fn generated_rules_are_sloths_on_every_supported_example() {
 /// suite).
 #[test]
 fn generated_rules_fire_on_the_same_inputs_as_sloths() {
-    for (name, dir) in common::sloth_getting_started_dirs() {
-        let out = Command::new(argus_bin())
-            .args(["test", "rules", "test.yml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::sloth_unit_tests_pass_under(argus_bin());
 }
 
 #[test]
