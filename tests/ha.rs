@@ -263,6 +263,21 @@ fn the_deadmans_switch_pings_while_the_chain_works() {
         fail.taken().len() >= 2,
         "the failure URL is called every interval"
     );
+    // Repaired, and the switch moved to another URL by a reload.
+    let moved = Recorder::start();
+    std::fs::write(tmp.path().join("rules.yml"), rules("vector(1)")).unwrap();
+    std::fs::write(
+        tmp.path().join("argus.yml"),
+        cfg.replace(
+            &format!("{}/ping", ping.addr()),
+            &format!("{}/ping", moved.addr()),
+        ),
+    )
+    .unwrap();
+    a.signal("HUP");
+    a.wait_for(15, "pings at the new URL", || {
+        (moved.taken().len() >= 2).then_some(())
+    });
 }
 
 /// `argus check health` exits 0 on a ready instance, 1 with the reason

@@ -82,6 +82,7 @@ struct Reloader {
     forwarder: Arc<crate::notify::Forwarder>,
     notifier: Arc<crate::notify::Notifier>,
     peers: Arc<crate::ha::Peers>,
+    deadman: tokio::sync::watch::Sender<Option<crate::config::DeadmanConfig>>,
     config: Arc<RwLock<LoadedConfig>>,
     metrics: Arc<Metrics>,
     lock: tokio::sync::Mutex<()>,
@@ -106,6 +107,11 @@ impl Reloader {
                     self.slo_engine.apply(&cfg);
                     self.peers
                         .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))?;
+                    self.deadman.send_if_modified(|d| {
+                        let changed = *d != cfg.deadman;
+                        d.clone_from(&cfg.deadman);
+                        changed
+                    });
                     Ok(cfg)
                 })(),
                 Err(e) => Err(e),
@@ -273,7 +279,7 @@ pub async fn run(
     peers
         .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))
         .map_err(RunError::Peers)?;
-    let deadman = cfg.deadman.clone();
+    let (deadman_tx, deadman_rx) = tokio::sync::watch::channel(cfg.deadman.clone());
     let rules = Arc::new(
         crate::rules::RuleManager::new(engine.clone(), head.clone(), clock.clone())
             .with_state_dir(opts.storage_path.clone())
@@ -315,6 +321,7 @@ pub async fn run(
         forwarder: forwarder.clone(),
         notifier: notifier.clone(),
         peers: peers.clone(),
+        deadman: deadman_tx,
         config: config.clone(),
         metrics: metrics.clone(),
         lock: tokio::sync::Mutex::new(()),
@@ -419,16 +426,14 @@ pub async fn run(
     }
     let notifier_task = tokio::spawn(notifier.clone().run(stop_rx.clone()));
     tokio::spawn(peers.clone().run(stop_rx.clone()));
-    if let Some(d) = deadman {
-        tokio::spawn(crate::ha::run_deadman(
-            d,
-            opts.resend_delay,
-            notifier.clone(),
-            metrics.clone(),
-            clock.clone(),
-            stop_rx.clone(),
-        ));
-    }
+    tokio::spawn(crate::ha::run_deadman(
+        deadman_rx,
+        opts.resend_delay,
+        notifier.clone(),
+        metrics.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    ));
     ready.store(true, Ordering::Relaxed);
     let mut stop_rx2 = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

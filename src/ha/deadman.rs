@@ -14,27 +14,51 @@ use crate::model::Clock;
 use crate::notify::Notifier;
 use crate::telemetry::Metrics;
 
-/// Runs the switch for `cfg` until `stop`; the first check comes one
-/// interval after the start. Rules resend a firing alert every
+/// Runs the switch until `stop`, with the settings `cfg` holds (none:
+/// idle); a reload that changes them restarts it. The first check comes
+/// one interval after a (re)start. Rules resend a firing alert every
 /// `resend_delay`, so the Watchdog counts as routed if it was within
 /// the interval plus that delay.
 pub async fn run_deadman(
-    cfg: DeadmanConfig,
+    mut cfg: tokio::sync::watch::Receiver<Option<DeadmanConfig>>,
     resend_delay: Duration,
     notifier: Arc<Notifier>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    notifier.watch_alertname(&cfg.alertname);
     let client = crate::net::build_client(None, None).unwrap_or_default();
+    loop {
+        let current = cfg.borrow_and_update().clone();
+        let Some(d) = current else {
+            tokio::select! {
+                r = cfg.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            continue;
+        };
+        notifier.watch_alertname(&d.alertname);
+        tokio::select! {
+            _ = switch(&d, resend_delay, &client, &notifier, &metrics, &clock) => {}
+            r = cfg.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One configuration's pings, forever.
+async fn switch(
+    cfg: &DeadmanConfig,
+    resend_delay: Duration,
+    client: &reqwest::Client,
+    notifier: &Notifier,
+    metrics: &Metrics,
+    clock: &Arc<dyn Clock>,
+) {
     let every = cfg.interval.0.max(Duration::from_millis(100));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
+        ticker.tick().await;
         let now = clock.now_millis();
         let window = (every + resend_delay).as_millis() as i64;
         let healthy = notifier.last_routed().is_some_and(|t| now - t <= window);
