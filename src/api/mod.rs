@@ -76,7 +76,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/-/ready", get(ready).head(ready))
         .route(
             "/api/v1/peers/heartbeat",
-            post(peer_heartbeat).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+            post(peer_heartbeat).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
         )
         .route("/api/v1/peers", get(peer_status))
         .route("/-/reload", post(reload).put(reload))
