@@ -178,11 +178,14 @@ impl From<RawAlertMeta> for AlertMeta {
     }
 }
 
-// Sloth's prometheus/v1 format.
+// Sloth's prometheus/v1 document, which is also the `spec` of its
+// Kubernetes CRD (where `version` is absent and names are camelCase).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PromDoc {
-    version: String,
+    /// `prometheus/v1` (checked before parsing).
+    #[serde(default, rename = "version")]
+    _version: Option<String>,
     service: String,
     /// argus extension: the SLO period (`30d` by default; `7d`, `28d`, …).
     #[serde(default)]
@@ -190,7 +193,7 @@ struct PromDoc {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     slos: Vec<PromSlo>,
-    #[serde(default)]
+    #[serde(default, alias = "sloPlugins")]
     slo_plugins: Option<serde_json::Value>,
 }
 
@@ -306,7 +309,7 @@ struct K8sDoc {
     #[serde(rename = "kind")]
     _kind: String,
     metadata: K8sMeta,
-    spec: K8sSpec,
+    spec: PromDoc,
 }
 
 #[derive(Deserialize)]
@@ -315,20 +318,6 @@ struct K8sMeta {
     name: String,
     #[serde(default)]
     namespace: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct K8sSpec {
-    service: String,
-    /// argus extension, as in `prometheus/v1`.
-    #[serde(default)]
-    period: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    slos: Vec<PromSlo>,
-    #[serde(default)]
-    slo_plugins: Option<serde_json::Value>,
 }
 
 // OpenSLO v1alpha.
@@ -493,7 +482,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
         let kind = head["kind"].as_str().unwrap_or("");
         let spec = if version == "prometheus/v1" {
             match serde_saphyr::from_str::<PromDoc>(&doc) {
-                Ok(d) => from_prom(d, &mut err),
+                Ok(d) => from_sloth(d, SpecKind::Prometheus, "", "slo_plugins", &mut err),
                 Err(e) => {
                     errs.push(typed(e));
                     continue;
@@ -501,7 +490,16 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
             }
         } else if api == "sloth.slok.dev/v1" && kind == "PrometheusServiceLevel" {
             match serde_saphyr::from_str::<K8sDoc>(&doc) {
-                Ok(d) => from_k8s(d, &mut err),
+                Ok(d) => from_sloth(
+                    d.spec,
+                    SpecKind::Kubernetes {
+                        name: d.metadata.name,
+                        namespace: d.metadata.namespace,
+                    },
+                    "spec.",
+                    "sloPlugins",
+                    &mut err,
+                ),
                 Err(e) => {
                     errs.push(typed(e));
                     continue;
@@ -613,36 +611,29 @@ fn period_days(p: &str) -> Result<u32, String> {
     Ok(days as u32)
 }
 
-fn from_prom(d: PromDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
+/// A Sloth document in either form; field paths in errors start with
+/// `prefix` and name plugins as `plugins_key`.
+fn from_sloth(
+    d: PromDoc,
+    kind: SpecKind,
+    prefix: &str,
+    plugins_key: &str,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<SloSpec> {
     if d.slo_plugins.is_some() {
-        err("slo_plugins", NO_PLUGINS.into());
-    }
-    let _ = d.version;
-    Some(SloSpec {
-        kind: SpecKind::Prometheus,
-        slos: slos_of(&d.service, d.period.as_deref(), &d.labels, d.slos, "", err),
-        service: d.service,
-    })
-}
-
-fn from_k8s(d: K8sDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
-    if d.spec.slo_plugins.is_some() {
-        err("spec.sloPlugins", NO_PLUGINS.into());
+        err(&format!("{prefix}{plugins_key}"), NO_PLUGINS.into());
     }
     Some(SloSpec {
-        kind: SpecKind::Kubernetes {
-            name: d.metadata.name,
-            namespace: d.metadata.namespace,
-        },
+        kind,
         slos: slos_of(
-            &d.spec.service,
-            d.spec.period.as_deref(),
-            &d.spec.labels,
-            d.spec.slos,
-            "spec.",
+            &d.service,
+            d.period.as_deref(),
+            &d.labels,
+            d.slos,
+            prefix,
             err,
         ),
-        service: d.spec.service,
+        service: d.service,
     })
 }
 
