@@ -471,11 +471,12 @@ impl Peers {
         // carry an end a few intervals ahead.
         let live_end = now + 4 * cfg.heartbeat_interval.as_millis().max(1000);
         let alert = |name: &str, severity: &str, summary: String, description: String| Alert {
+            // Every survivor raises the same alert (no label names the
+            // reporter), so the shared log deduplicates their copies.
             labels: Labels::from_pairs([
                 ("alertname", name),
                 ("severity", severity),
                 ("peer", id),
-                ("instance", cfg.self_id.as_str()),
             ]),
             annotations: BTreeMap::from([
                 ("summary".to_string(), summary),
@@ -484,6 +485,7 @@ impl Peers {
                     "runbook".to_string(),
                     format!("docs/runbooks.md#{}", name.to_ascii_lowercase()),
                 ),
+                ("reported_by".to_string(), cfg.self_id.clone()),
             ]),
             starts_at: now,
             ends_at: live_end,
