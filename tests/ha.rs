@@ -359,3 +359,53 @@ fn an_unknown_peer_id_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// Three peers: the first delivers; killed, the second takes over (the
+/// third still holds for it); both killed, the third delivers alone.
+/// Each group once throughout.
+#[test]
+fn three_peers_fail_over_in_order() {
+    let mut p = Pair::start_n(PairTiming::FAST, 3);
+    p.wait(20, "the first notification", || {
+        (!p.firing("1").is_empty()).then_some(())
+    });
+    let sender = |n: &str, p: &Pair| -> Vec<u16> {
+        p.firing(n)
+            .iter()
+            .filter_map(|b| {
+                let url = b["alerts"][0]["generatorURL"].as_str()?;
+                p.ports
+                    .iter()
+                    .copied()
+                    .find(|port| url.starts_with(&format!("http://127.0.0.1:{port}/")))
+            })
+            .collect()
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sender("1", &p), vec![p.ports[0]]);
+    p.peers[0].as_mut().unwrap().kill9();
+    p.signals(&[1, 2]);
+    p.wait(15, "the second peer's delivery", || {
+        (!p.firing("2").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(sender("2", &p), vec![p.ports[1]], "{:#?}", p.firing("2"));
+    // ArgusPeerDown for argus-a: raised by both survivors, paged once.
+    let downs: Vec<_> = p
+        .hook
+        .json_bodies()
+        .into_iter()
+        .filter(|b| b["groupLabels"]["alertname"] == "ArgusPeerDown" && b["status"] == "firing")
+        .collect();
+    assert_eq!(downs.len(), 1, "{downs:#?}");
+    p.peers[1].as_mut().unwrap().kill9();
+    p.signals(&[1, 2, 3]);
+    p.wait(20, "the third peer's delivery", || {
+        (!p.firing("3").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(sender("3", &p), vec![p.ports[2]], "{:#?}", p.firing("3"));
+    for n in ["1", "2"] {
+        assert_eq!(p.firing(n).len(), 1, "n={n}");
+    }
+}

@@ -473,11 +473,7 @@ impl Peers {
         let alert = |name: &str, severity: &str, summary: String, description: String| Alert {
             // Every survivor raises the same alert (no label names the
             // reporter), so the shared log deduplicates their copies.
-            labels: Labels::from_pairs([
-                ("alertname", name),
-                ("severity", severity),
-                ("peer", id),
-            ]),
+            labels: Labels::from_pairs([("alertname", name), ("severity", severity), ("peer", id)]),
             annotations: BTreeMap::from([
                 ("summary".to_string(), summary),
                 ("description".to_string(), description),

@@ -856,13 +856,27 @@ impl PairTiming {
     };
 }
 
+/// The ids of a [`Pair`]'s peers, in delivery order.
+pub const PEER_IDS: [&str; 3] = ["argus-a", "argus-b", "argus-c"];
+
 impl Pair {
+    /// Two peers.
     pub fn start(timing: PairTiming) -> Pair {
+        Pair::start_n(timing, 2)
+    }
+
+    /// `n` peers (up to 3).
+    pub fn start_n(timing: PairTiming, n: usize) -> Pair {
         let hook = Recorder::start();
         let target = Target::text("signal{n=\"1\"} 1\n");
-        let ports = vec![free_port(), free_port()];
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let proxies: Vec<Proxy> = ports.iter().map(|p| Proxy::start(*p)).collect();
-        let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let members: String = proxies
+            .iter()
+            .zip(PEER_IDS)
+            .map(|(x, id)| format!("    - {{id: {id}, url: 'http://127.0.0.1:{}'}}\n", x.port))
+            .collect();
         // The same config for both; each is told its id on the command
         // line (`--peers.self`), as a StatefulSet does with pod names.
         for d in &dirs {
@@ -883,10 +897,8 @@ impl Pair {
             std::fs::write(
                 d.path().join("argus.yml"),
                 format!(
-                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: argus-a\n  members:\n    - {{id: argus-a, url: 'http://127.0.0.1:{}'}}\n    - {{id: argus-b, url: 'http://127.0.0.1:{}'}}\n  heartbeat_interval: {}\n  timeout: {}\n  secret_file: secret\n",
+                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  routing_file: alertmanager.yml\nscrape_configs:\n  - job_name: sig\n    static_configs: [{{targets: ['{}']}}]\npeers:\n  self: argus-a\n  members:\n{members}  heartbeat_interval: {}\n  timeout: {}\n  secret_file: secret\n",
                     target.addr(),
-                    proxies[0].port,
-                    proxies[1].port,
                     timing.heartbeat,
                     timing.timeout
                 ),
@@ -897,12 +909,13 @@ impl Pair {
             dirs,
             ports,
             proxies,
-            peers: vec![None, None],
+            peers: (0..n).map(|_| None).collect(),
             hook,
             target,
         };
-        pair.spawn(0);
-        pair.spawn(1);
+        for i in 0..n {
+            pair.spawn(i);
+        }
         pair
     }
 
@@ -916,7 +929,7 @@ impl Pair {
                 "--rules.alert.resend-delay",
                 "1s",
                 "--peers.self",
-                ["argus-a", "argus-b"][i],
+                PEER_IDS[i],
             ],
         ));
     }
