@@ -281,6 +281,19 @@ fn generate_slo(
     }
 
     if opts.extensions {
+        // The burn rate over each alert window (Sloth records only the
+        // current, 5-minute, one and the period's): how fast each window
+        // spends the budget, the quantity the alerts compare.
+        for &w in &ws {
+            let name = window_name(w);
+            let mut labels = base.clone();
+            labels.insert("sloth_window".into(), name.clone());
+            meta.push(record(
+                "slo:burn_rate:ratio",
+                format!("slo:sli_error:ratio_rate{name}{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n"),
+                &labels,
+            ));
+        }
         match &slo.latency {
             Some(LatencySource::Histogram { .. }) if opts.native => {}
             Some(src) => meta.extend(latency_quantiles(src, &period, &base)),
