@@ -409,3 +409,34 @@ fn three_peers_fail_over_in_order() {
         assert_eq!(p.firing(n).len(), 1, "n={n}");
     }
 }
+
+/// A peer whose rule files differ raises `ArgusPeerConfigMismatch` on its
+/// partner (and `/api/v1/peers` says so); it clears when they agree.
+#[test]
+fn a_config_mismatch_is_an_alert() {
+    let p = Pair::start(PairTiming::FAST);
+    p.wait(20, "the first notification", || {
+        (!p.firing("1").is_empty()).then_some(())
+    });
+    let rules = p.dirs[1].path().join("rules.yml");
+    let original = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        original.replace("severity: page", "severity: ticket"),
+    )
+    .unwrap();
+    p.peer(1).signal("HUP");
+    let m = p.wait(15, "ArgusPeerConfigMismatch", || {
+        p.hook.json_bodies().into_iter().find(|b| {
+            b["groupLabels"]["alertname"] == "ArgusPeerConfigMismatch" && b["status"] == "firing"
+        })
+    });
+    assert_eq!(m["alerts"][0]["labels"]["severity"], "warning");
+    let peers = p.peer(0).api("/api/v1/peers");
+    assert_eq!(peers[1]["configMismatch"], true, "{peers}");
+    std::fs::write(&rules, original).unwrap();
+    p.peer(1).signal("HUP");
+    p.wait(15, "the mismatch cleared", || {
+        (p.peer(0).api("/api/v1/peers")[1]["configMismatch"] == false).then_some(())
+    });
+}

@@ -290,7 +290,9 @@ fn generate_slo(
             labels.insert("sloth_window".into(), name.clone());
             meta.push(record(
                 "slo:burn_rate:ratio",
-                format!("slo:sli_error:ratio_rate{name}{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n"),
+                format!(
+                    "slo:sli_error:ratio_rate{name}{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n"
+                ),
                 &labels,
             ));
         }
