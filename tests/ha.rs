@@ -440,3 +440,38 @@ fn a_config_mismatch_is_an_alert() {
         (p.peer(0).api("/api/v1/peers")[1]["configMismatch"] == false).then_some(())
     });
 }
+
+/// `argus check config` reads the peer secret as `run` does: a missing
+/// or empty file is an error naming `peers.secret_file`.
+#[test]
+fn check_config_reads_the_peer_secret() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        "peers:\n  self: argus-a\n  members:\n    - {id: argus-a, url: 'http://127.0.0.1:1'}\n    - {id: argus-b, url: 'http://127.0.0.1:2'}\n  secret_file: secret\n",
+    )
+    .unwrap();
+    let check = || {
+        let out = std::process::Command::new(argus_bin())
+            .args(["check", "config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, err) = check();
+    assert!(
+        !ok && err.contains("peers.secret_file") && err.contains("cannot read"),
+        "{err}"
+    );
+    std::fs::write(d.path().join("secret"), "  \n").unwrap();
+    let (ok, err) = check();
+    assert!(!ok && err.contains("is empty"), "{err}");
+    std::fs::write(d.path().join("secret"), PEER_SECRET).unwrap();
+    let (ok, err) = check();
+    assert!(ok, "{err}");
+}

@@ -91,6 +91,10 @@ pub fn check_config(files: &[std::path::PathBuf]) -> bool {
                     crate::notify::routing_of(&c)
                         .map(|_| g)
                         .map_err(|e| e.to_string())
+                })
+                .and_then(|g| match &c.peers {
+                    Some(p) => crate::ha::read_secret(p).map(|_| g),
+                    None => Ok(g),
                 }) {
                 Ok(groups) => println!(
                     "{}: SUCCESS: {} scrape config(s) and {} rule group(s) found",

@@ -85,6 +85,18 @@ impl Reject {
     }
 }
 
+/// The peers' shared secret from `secret_file`, surrounding whitespace
+/// removed; an unreadable or empty file is an error naming the key.
+pub fn read_secret(p: &PeersConfig) -> Result<Vec<u8>, String> {
+    let s = std::fs::read(&p.secret_file)
+        .map_err(|e| format!("peers.secret_file {:?}: cannot read: {e}", p.secret_file))?;
+    let s = s.trim_ascii().to_vec();
+    if s.is_empty() {
+        return Err(format!("peers.secret_file {:?} is empty", p.secret_file));
+    }
+    Ok(s)
+}
+
 /// The signature header value for `body` sent at `ts`.
 pub fn sign(secret: &[u8], ts: i64, body: &[u8]) -> String {
     let mut m = mac(secret);
@@ -236,16 +248,7 @@ impl Peers {
     /// hold is lifted.
     pub fn apply(&self, peers: Option<&PeersConfig>, config_hash: String) -> Result<(), String> {
         let secret = match peers {
-            Some(p) => {
-                let s = std::fs::read(&p.secret_file).map_err(|e| {
-                    format!("peers.secret_file {:?}: cannot read: {e}", p.secret_file)
-                })?;
-                let s = s.trim_ascii().to_vec();
-                if s.is_empty() {
-                    return Err(format!("peers.secret_file {:?} is empty", p.secret_file));
-                }
-                s
-            }
+            Some(p) => read_secret(p)?,
             None => Vec::new(),
         };
         let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());

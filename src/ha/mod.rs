@@ -22,7 +22,7 @@ mod heartbeat;
 
 pub use deadman::run_deadman;
 pub use heartbeat::{
-    HEADER_SIGNATURE, HEADER_TIMESTAMP, Heartbeat, PeerStatus, Peers, Reject, sign,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP, Heartbeat, PeerStatus, Peers, Reject, read_secret, sign,
 };
 
 use sha2::{Digest, Sha256};
