@@ -475,3 +475,41 @@ fn check_config_reads_the_peer_secret() {
     let (ok, err) = check();
     assert!(ok, "{err}");
 }
+
+/// A silence created on one peer mutes on the other within a moment —
+/// its heartbeat goes out right after the change, not at the next
+/// interval (5 s here).
+#[test]
+fn a_silence_reaches_the_partner_at_once() {
+    let p = Pair::start(PairTiming::DEFAULT);
+    p.wait(20, "the first notification", || {
+        (!p.firing("1").is_empty()).then_some(())
+    });
+    // Past the start-up exchange, so the next scheduled heartbeat is
+    // seconds away.
+    std::thread::sleep(Duration::from_secs(1));
+    let body = r#"{"matchers":[{"name":"n","value":"9","isRegex":false,"isEqual":true}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2100-01-01T00:00:00Z","createdBy":"ops","comment":"maintenance"}"#;
+    let (code, out) = http_request_with(
+        "POST",
+        &format!("{}/api/v2/silences", p.peer(0).url()),
+        Some(body),
+        &[("Content-Type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{out}");
+    let id: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = id["silenceID"].as_str().unwrap().to_string();
+    let sent = Instant::now();
+    p.wait(5, "the silence on the partner", || {
+        let list = p.peer(1).get_json("/api/v2/silences");
+        list.as_array()?
+            .iter()
+            .any(|s| s["id"] == id.as_str())
+            .then_some(())
+    });
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+}

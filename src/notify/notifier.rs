@@ -114,9 +114,10 @@ pub struct Notifier {
     /// The alert name whose routing the dead-man's switch watches, and
     /// when it was last routed.
     watched: Mutex<(String, Option<i64>)>,
-    /// Woken when a delivery is logged: peers hear of it at once rather
-    /// than at their next heartbeat, which narrows the window in which
-    /// a peer that dies has delivered what its partner will repeat.
+    /// Woken when a delivery is logged or a silence changes: peers hear
+    /// of it at once rather than at their next heartbeat, which narrows
+    /// the window in which a peer that dies has delivered what its
+    /// partner will repeat (or silenced what its partner will page).
     delivered: Arc<Notify>,
 }
 
@@ -1018,6 +1019,7 @@ impl Notifier {
             st.silences.set(s, self.clock.now_millis())?
         };
         self.save_silences();
+        self.delivered.notify_one();
         // A silence that ended may release alerts held back.
         self.wake.notify_one();
         Ok(id)
@@ -1030,6 +1032,7 @@ impl Notifier {
             st.silences.expire(id, self.clock.now_millis())?;
         }
         self.save_silences();
+        self.delivered.notify_one();
         self.wake.notify_one();
         Ok(())
     }
@@ -1173,7 +1176,8 @@ impl Notifier {
         (failing, keys.len())
     }
 
-    /// Woken after each delivery the notification log records.
+    /// Woken after each delivery the notification log records and each
+    /// silence change.
     pub fn delivered(&self) -> Arc<Notify> {
         self.delivered.clone()
     }
