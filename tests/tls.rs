@@ -24,10 +24,13 @@ fn pki() -> Pki {
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["metrics.argus.test".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
+    let server = CertificateParams::new(vec![
+        "metrics.argus.test".to_string(),
+        "localhost".to_string(),
+    ])
+    .unwrap()
+    .signed_by(&server_key, &ca)
+    .unwrap();
     let client_key = KeyPair::generate().unwrap();
     let client = CertificateParams::new(vec!["scraper".to_string()])
         .unwrap()
@@ -131,4 +134,62 @@ fn ca_client_cert_and_server_name() {
         let err = t["lastError"].as_str().unwrap().to_lowercase();
         assert!(err.contains(why), "{job}: {err}");
     }
+}
+
+/// A webhook over HTTPS with a CA and a client certificate
+/// (`http_config.tls_config`): delivered; a rotated CA file takes effect
+/// at the next delivery without a reload (the client is cached by the
+/// files' contents), and so does its restoration.
+#[test]
+fn webhooks_over_tls_follow_rotated_ca_files() {
+    let p = pki();
+    let port = serve(&p);
+    let d = p.dir.path().display();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: https://localhost:{port}/hook\n        http_config:\n          tls_config: {{ca_file: '{d}/ca.pem', cert_file: '{d}/client.pem', key_file: '{d}/client.key'}}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n  delivery:\n    retry_initial: 200ms\n    retry_max: 400ms\n";
+    let a = Argus::start_in(tmp.path(), cfg, &[]);
+    let metric = |name: &str| -> f64 {
+        let (_, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let fire = |name: &str| {
+        let body = format!(r#"[{{"labels":{{"alertname":"{name}"}}}}]"#);
+        let (code, out) = http_request_with(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(&body),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{out}");
+    };
+    fire("First");
+    a.wait_for(15, "the first delivery", || {
+        (metric("argus_receiver_notifications_total") == 1.0).then_some(())
+    });
+    // Another CA: the server's certificate no longer verifies.
+    let ca = std::fs::read(p.dir.path().join("ca.pem")).unwrap();
+    let mut other = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other = CertifiedIssuer::self_signed(other, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(p.dir.path().join("ca.pem"), other.pem()).unwrap();
+    fire("Second");
+    a.wait_for(15, "a failed attempt", || {
+        (metric("argus_receiver_notifications_retried_total") >= 1.0).then_some(())
+    });
+    assert_eq!(metric("argus_receiver_notifications_total"), 1.0);
+    std::fs::write(p.dir.path().join("ca.pem"), ca).unwrap();
+    a.wait_for(15, "the retried delivery", || {
+        (metric("argus_receiver_notifications_total") == 2.0).then_some(())
+    });
 }

@@ -887,6 +887,27 @@ fn httpdate_ms(s: &str) -> Option<i64> {
 /// Sends requests, with clients per TLS setting.
 pub struct Sender {
     default: reqwest::Client,
+    /// Clients of integrations with a `tls_config`, by the settings and
+    /// the contents of the files they name: building one is a TLS setup,
+    /// and a rotated certificate still gets a new client without a reload.
+    tls_clients: std::sync::Mutex<std::collections::HashMap<u64, reqwest::Client>>,
+}
+
+/// Most TLS clients kept; past it the cache starts over.
+const TLS_CLIENTS_MAX: usize = 64;
+
+/// The cache key of a TLS setting: the setting and its files' contents.
+fn tls_key(t: &crate::config::TlsConfig) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(t).unwrap_or_default().hash(&mut h);
+    for f in [&t.ca_file, &t.cert_file, &t.key_file]
+        .into_iter()
+        .flatten()
+    {
+        std::fs::read(f).unwrap_or_default().hash(&mut h);
+    }
+    h.finish()
 }
 
 impl Sender {
@@ -894,7 +915,23 @@ impl Sender {
     pub fn new() -> Result<Sender, String> {
         Ok(Sender {
             default: build_client(None, None)?,
+            tls_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The client for `tls`: built once per setting and file contents.
+    fn tls_client(&self, t: &crate::config::TlsConfig) -> Result<reqwest::Client, String> {
+        let key = tls_key(t);
+        let mut cache = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = build_client(Some(t), None)?;
+        if cache.len() >= TLS_CLIENTS_MAX {
+            cache.clear();
+        }
+        cache.insert(key, c.clone());
+        Ok(c)
     }
 
     /// Sends `p`; `now` reads `Retry-After` dates.
@@ -908,7 +945,7 @@ impl Sender {
     async fn post(&self, h: HttpRequest, now: i64) -> Outcome {
         let tls = h.http.as_ref().and_then(|c| c.tls_config.clone());
         let client = match tls {
-            Some(t) => match build_client(Some(&t), None) {
+            Some(t) => match self.tls_client(&t) {
                 Ok(c) => c,
                 Err(e) => return Outcome::Failed(format!("client: {e}")),
             },
