@@ -48,14 +48,28 @@ impl Argus {
 
     /// Starts argus in `dir` (reused across restarts).
     pub fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Argus {
-        let port = free_port();
         let cfg = dir.join("argus.yml");
         std::fs::write(&cfg, config).unwrap();
-        Argus::spawn(dir, &cfg, port, extra)
+        let mut tries = 0;
+        loop {
+            match Argus::try_spawn(dir, &cfg, free_port(), extra) {
+                Ok(a) => return a,
+                // Another process took the free port first: take another.
+                Err(log) if tries < 3 && log.contains("cannot listen") => tries += 1,
+                Err(log) => panic!("argus did not start; log:\n{log}"),
+            }
+        }
     }
 
     /// Spawns argus on an existing config file.
     pub fn spawn(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> Argus {
+        Argus::try_spawn(dir, cfg, port, extra)
+            .unwrap_or_else(|log| panic!("argus did not start; log:\n{log}"))
+    }
+
+    /// Spawns argus and waits until it is ready; its log if it exits or
+    /// does not become ready within 20 s.
+    pub fn try_spawn(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> Result<Argus, String> {
         // Appended to, so a restarted process's log follows the first's.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -77,26 +91,25 @@ impl Argus {
             .stderr(log)
             .spawn()
             .unwrap();
-        let a = Argus {
+        let mut a = Argus {
             child: Some(child),
             port,
             dir: dir.to_path_buf(),
             config: cfg.to_path_buf(),
             _tmp: None,
         };
-        a.wait_ready();
-        a
-    }
-
-    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok((200, _)) = http_get(&format!("{}/-/ready", self.url())) {
-                return;
+            if let Ok((200, _)) = http_get(&format!("{}/-/ready", a.url())) {
+                return Ok(a);
+            }
+            if let Some(Ok(Some(_))) = a.child.as_mut().map(|c| c.try_wait()) {
+                a.child = None;
+                return Err(format!("(exited)\n{}", a.log()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("argus did not become ready; log:\n{}", self.log());
+        Err(format!("(not ready after 20 s)\n{}", a.log()))
     }
 
     pub fn url(&self) -> String {
@@ -747,6 +760,8 @@ pub struct Proxy {
     pub cut: Arc<std::sync::atomic::AtomicBool>,
     /// Bytes passed, both directions.
     pub bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// The port it forwards to (changeable, for a restart elsewhere).
+    pub upstream: Arc<std::sync::atomic::AtomicU16>,
     /// Bumped on every cut, so connections opened before it end.
     epoch: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -760,7 +775,8 @@ impl Proxy {
         let cut = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(AtomicU64::new(0));
         let bytes = Arc::new(AtomicU64::new(0));
-        let (c2, e2, b2) = (cut.clone(), epoch.clone(), bytes.clone());
+        let upstream = Arc::new(std::sync::atomic::AtomicU16::new(upstream));
+        let (c2, e2, b2, u2) = (cut.clone(), epoch.clone(), bytes.clone(), upstream.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(down) = conn else { continue };
@@ -768,14 +784,15 @@ impl Proxy {
                     drop(down);
                     continue;
                 }
-                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", u2.load(Ordering::SeqCst)))
+                else {
                     continue;
                 };
                 let born = e2.load(Ordering::SeqCst);
-                for (mut from, mut to) in [
-                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
-                    (up, down),
-                ] {
+                let (Ok(down2), Ok(up2)) = (down.try_clone(), up.try_clone()) else {
+                    continue;
+                };
+                for (mut from, mut to) in [(down2, up2), (up, down)] {
                     let (e3, b3) = (e2.clone(), b2.clone());
                     std::thread::spawn(move || {
                         let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
@@ -808,6 +825,7 @@ impl Proxy {
             port,
             cut,
             bytes,
+            upstream,
             epoch,
         }
     }
@@ -919,19 +937,32 @@ impl Pair {
         pair
     }
 
+    /// Starts peer `i`; if another process took its port meanwhile, on
+    /// another port (its proxy, which its partners use, follows).
     pub fn spawn(&mut self, i: usize) {
         let d = self.dirs[i].path();
-        self.peers[i] = Some(Argus::spawn(
-            d,
-            &d.join("argus.yml"),
-            self.ports[i],
-            &[
-                "--rules.alert.resend-delay",
-                "1s",
-                "--peers.self",
-                PEER_IDS[i],
-            ],
-        ));
+        let args = [
+            "--rules.alert.resend-delay",
+            "1s",
+            "--peers.self",
+            PEER_IDS[i],
+        ];
+        for _ in 0..3 {
+            match Argus::try_spawn(d, &d.join("argus.yml"), self.ports[i], &args) {
+                Ok(a) => {
+                    self.peers[i] = Some(a);
+                    return;
+                }
+                Err(log) if log.contains("cannot listen") => {
+                    self.ports[i] = free_port();
+                    self.proxies[i]
+                        .upstream
+                        .store(self.ports[i], std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(log) => panic!("peer {i} did not start; log:\n{log}"),
+            }
+        }
+        panic!("peer {i} found no free port");
     }
 
     pub fn peer(&self, i: usize) -> &Argus {
