@@ -23,17 +23,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Which peer sent a webhook body (by the port in its generator URL).
-fn sender(body: &serde_json::Value, ports: &[u16]) -> Option<usize> {
-    let url = body["alerts"][0]["generatorURL"].as_str()?;
-    ports
-        .iter()
-        .position(|p| url.starts_with(&format!("http://127.0.0.1:{p}/")))
-}
-
 fn failover(cycles: usize) {
     let mut p = Pair::start(PairTiming::FAST);
-    let ports = p.ports.clone();
     p.wait(30, "the first notification", || {
         (!p.firing("1").is_empty()).then_some(())
     });
@@ -69,7 +60,7 @@ fn failover(cycles: usize) {
                 .json_bodies()
                 .iter()
                 .any(|b| {
-                    sender(b, &ports) == Some(1)
+                    p.sender(b) == Some(1)
                         && b["groupLabels"]["n"]
                             .as_str()
                             .and_then(|n| n.parse::<u32>().ok())

@@ -48,14 +48,9 @@ impl Drop for Killed {
 }
 
 fn health(port: u16) -> Option<()> {
-    Command::new(argus_bin())
-        .args(["check", "health", "--url"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(["--timeout", "2s"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| ())
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, _) = argus_cli(["check", "health", "--url", &url, "--timeout", "2s"]);
+    (code == Some(0)).then_some(())
 }
 
 /// The unit's `ExecStart` with the example config (deploy/argus.yml) and

@@ -256,14 +256,13 @@ fn a_probe_latency_slo_counts_slow_checks() {
         ("200ms", "nope", "slos[0].sli.probe.name"),
     ] {
         std::fs::write(tmp.path().join("site.slo.yml"), spec(threshold, probe)).unwrap();
-        let out = std::process::Command::new(argus_bin())
-            .args(["check", "config"])
-            .arg(tmp.path().join("argus.yml"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{err}");
+        let cfg_path = tmp.path().join("argus.yml");
+        let (code, err) = argus_cli([
+            std::ffi::OsStr::new("check"),
+            "config".as_ref(),
+            cfg_path.as_os_str(),
+        ]);
+        assert_ne!(code, Some(0), "{err}");
         assert!(err.contains("site.slo.yml") && err.contains(want), "{err}");
     }
     std::fs::write(tmp.path().join("site.slo.yml"), spec("200ms", "slow")).unwrap();

@@ -155,13 +155,7 @@ fn webhooks_over_tls_follow_rotated_ca_files() {
     .unwrap();
     let cfg = "alerting:\n  routing_file: alertmanager.yml\n  delivery:\n    retry_initial: 200ms\n    retry_max: 400ms\n";
     let a = Argus::start_in(tmp.path(), cfg, &[]);
-    let metric = |name: &str| -> f64 {
-        let (_, body) = http_get(&format!("{}/metrics", a.url())).unwrap();
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let metric = |name: &str| metric(&a, name, "");
     let fire = |name: &str| {
         let body = format!(r#"[{{"labels":{{"alertname":"{name}"}}}}]"#);
         let (code, out) = http_request_with(

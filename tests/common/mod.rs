@@ -27,6 +27,17 @@ pub fn argus_bin() -> &'static str {
     env!("CARGO_BIN_EXE_argus")
 }
 
+/// Runs an argus subcommand to its end: (exit code, stdout then stderr).
+pub fn argus_cli<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> (Option<i32>, String) {
+    let out = Command::new(argus_bin()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// A running argus process.
 pub struct Argus {
     pub child: Option<Child>,
@@ -976,6 +987,14 @@ impl Pair {
             .map(|a| a.log())
             .collect::<Vec<_>>()
             .join("\n----\n")
+    }
+
+    /// Which peer sent a webhook body (by the port in its generator URL).
+    pub fn sender(&self, body: &Value) -> Option<usize> {
+        let url = body["alerts"][0]["generatorURL"].as_str()?;
+        self.ports
+            .iter()
+            .position(|p| url.starts_with(&format!("http://127.0.0.1:{p}/")))
     }
 
     /// Firing notifications for the `Signal` alert of series `n`.
