@@ -3,6 +3,7 @@
 
 mod alert;
 mod base64;
+mod bytes;
 mod fsutil;
 mod gojson;
 mod hash;
@@ -13,6 +14,7 @@ mod time;
 
 pub use alert::{Alert, AlertSink};
 pub use base64::base64_decode;
+pub use bytes::ByteReader;
 pub use fsutil::write_atomic;
 pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};

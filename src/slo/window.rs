@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
+use crate::model::ByteReader;
+
 /// Latencies are kept in microseconds from 1 µs to 1 hour.
 const MAX_MICROS: u64 = 3_600_000_000;
 /// HDR precision: two significant digits (≤ 1% relative error).
@@ -364,24 +366,7 @@ impl SliWindows {
     /// Reads windows written by [`to_bytes`](Self::to_bytes); `None` when
     /// the bytes are not such windows.
     pub fn from_bytes(b: &[u8]) -> Option<SliWindows> {
-        struct R<'a>(&'a [u8], usize);
-        impl R<'_> {
-            fn take(&mut self, n: usize) -> Option<&[u8]> {
-                let s = self.0.get(self.1..self.1 + n)?;
-                self.1 += n;
-                Some(s)
-            }
-            fn u32(&mut self) -> Option<u32> {
-                Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-            }
-            fn u64(&mut self) -> Option<u64> {
-                Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-            }
-            fn i64(&mut self) -> Option<i64> {
-                Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-            }
-        }
-        let mut r = R(b, 0);
+        let mut r = ByteReader::new(b, 0);
         if r.take(5)? != b"SLIW1" {
             return None;
         }
@@ -389,8 +374,7 @@ impl SliWindows {
         let cur_start = r.i64()?;
         let cur_errors = r.u64()?;
         let cur_total = r.u64()?;
-        let n = r.u32()? as usize;
-        let cur = r.take(n)?.to_vec();
+        let cur = r.sized()?.to_vec();
         let cur_latency = with_latency.then(|| {
             let mut h = new_hist();
             decode_into(&cur, &mut h);
@@ -412,8 +396,7 @@ impl SliWindows {
                 let end = r.i64()?;
                 let errors = r.u64()?;
                 let total = r.u64()?;
-                let n = r.u32()? as usize;
-                let latency = r.take(n)?.to_vec();
+                let latency = r.sized()?.to_vec();
                 q.push_back(Slot {
                     start,
                     end,
@@ -482,22 +465,12 @@ pub fn windows_from_bytes(b: &[u8]) -> Result<BTreeMap<String, SliWindows>, Stri
     if crc32fast::hash(body).to_le_bytes() != crc {
         return Err("windows file fails its checksum".into());
     }
-    let mut i = 8;
-    let u32_at = |i: &mut usize| -> Option<usize> {
-        let v = u32::from_le_bytes(body.get(*i..*i + 4)?.try_into().ok()?);
-        *i += 4;
-        Some(v as usize)
-    };
-    let n = u32_at(&mut i).ok_or_else(bad)?;
+    let mut r = ByteReader::new(body, 8);
+    let n = r.u32().ok_or_else(bad)?;
     let mut out = BTreeMap::new();
     for _ in 0..n {
-        let len = u32_at(&mut i).ok_or_else(bad)?;
-        let name =
-            String::from_utf8(body.get(i..i + len).ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
-        i += len;
-        let len = u32_at(&mut i).ok_or_else(bad)?;
-        let w = SliWindows::from_bytes(body.get(i..i + len).ok_or_else(bad)?).ok_or_else(bad)?;
-        i += len;
+        let name = String::from_utf8(r.sized().ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
+        let w = SliWindows::from_bytes(r.sized().ok_or_else(bad)?).ok_or_else(bad)?;
         out.insert(name, w);
     }
     Ok(out)

@@ -15,7 +15,7 @@ use super::StorageError;
 use super::chunk::{FrozenChunk, XorChunk};
 use super::head::Head;
 use crate::model::histogram::{CounterResetHint, FloatHistogram};
-use crate::model::{Label, Labels};
+use crate::model::{ByteReader, Label, Labels};
 
 const MAGIC: &[u8; 8] = b"ARGUSSNP";
 const VERSION: u32 = 2;
@@ -148,81 +148,51 @@ pub fn write(head: &Head, dir: &Path) -> Result<SnapshotInfo, StorageError> {
     })
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn f64(&mut self) -> Option<f64> {
-        Some(f64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn histogram(&mut self) -> Option<FloatHistogram> {
-        let schema = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
-        let (zero_threshold, zero_count, count, sum) =
-            (self.f64()?, self.f64()?, self.f64()?, self.f64()?);
-        let counter_reset_hint = match self.take(1)?[0] {
-            0 => CounterResetHint::Unknown,
-            1 => CounterResetHint::Reset,
-            2 => CounterResetHint::NotReset,
-            3 => CounterResetHint::Gauge,
-            _ => return None,
-        };
-        let mut sides = [Vec::new(), Vec::new()];
-        for side in sides.iter_mut() {
-            let n = self.u32()? as usize;
-            // Each bucket takes 12 bytes; a count past the data is damage.
-            if n > self.b.len() / 12 {
-                return None;
-            }
-            for _ in 0..n {
-                let i = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
-                side.push((i, self.f64()?));
-            }
-        }
-        let n = self.u32()? as usize;
-        if n > self.b.len() / 8 {
+/// A native histogram record.
+fn read_histogram(r: &mut ByteReader) -> Option<FloatHistogram> {
+    let schema = r.i32()?;
+    let (zero_threshold, zero_count, count, sum) = (r.f64()?, r.f64()?, r.f64()?, r.f64()?);
+    let counter_reset_hint = match r.take(1)?[0] {
+        0 => CounterResetHint::Unknown,
+        1 => CounterResetHint::Reset,
+        2 => CounterResetHint::NotReset,
+        3 => CounterResetHint::Gauge,
+        _ => return None,
+    };
+    let mut sides = [Vec::new(), Vec::new()];
+    for side in sides.iter_mut() {
+        let n = r.u32()? as usize;
+        // Each bucket takes 12 bytes; a count past the data is damage.
+        if n > r.remaining() / 12 {
             return None;
         }
-        let custom_values = (0..n).map(|_| self.f64()).collect::<Option<Vec<_>>>()?;
-        let [positive, negative] = sides;
-        Some(FloatHistogram {
-            schema,
-            zero_threshold,
-            zero_count,
-            count,
-            sum,
-            positive,
-            negative,
-            custom_values,
-            counter_reset_hint,
-        })
+        for _ in 0..n {
+            let i = r.i32()?;
+            side.push((i, r.f64()?));
+        }
     }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
+    let n = r.u32()? as usize;
+    if n > r.remaining() / 8 {
+        return None;
     }
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
-    }
+    let custom_values = (0..n).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
+    let [positive, negative] = sides;
+    Some(FloatHistogram {
+        schema,
+        zero_threshold,
+        zero_count,
+        count,
+        sum,
+        positive,
+        negative,
+        custom_values,
+        counter_reset_hint,
+    })
+}
+
+/// A length-prefixed UTF-8 string.
+fn read_str<'a>(r: &mut ByteReader<'a>) -> Option<&'a str> {
+    std::str::from_utf8(r.sized()?).ok()
 }
 
 /// Loads `dir/head.snapshot` into a new head. A missing file gives an empty
@@ -247,7 +217,7 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
             "checksum mismatch: file is truncated or corrupted",
         ));
     }
-    let mut r = Reader { b: body, pos: 8 };
+    let mut r = ByteReader::new(body, 8);
     let version = r.u32().ok_or_else(|| err(&path, "truncated header"))?;
     if version != VERSION && version != 1 {
         return Err(err(
@@ -262,8 +232,8 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
         let nl = r.u32().ok_or_else(bad)?;
         let mut labels = Vec::with_capacity(nl.min(1024) as usize);
         for _ in 0..nl {
-            let name = r.str().ok_or_else(bad)?;
-            let value = r.str().ok_or_else(bad)?;
+            let name = read_str(&mut r).ok_or_else(bad)?;
+            let value = read_str(&mut r).ok_or_else(bad)?;
             labels.push(Label::new(name, value));
         }
         let labels = Labels::from_pairs(labels.into_iter().map(|l| (l.name, l.value)));
@@ -273,7 +243,7 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
             let count = r.u16().ok_or_else(bad)?;
             let min_t = r.i64().ok_or_else(bad)?;
             let max_t = r.i64().ok_or_else(bad)?;
-            let bytes = r.bytes().ok_or_else(bad)?;
+            let bytes = r.sized().ok_or_else(bad)?;
             let c = FrozenChunk::from_parts(bytes, count, max_t).ok_or_else(bad)?;
             if c.min_t() != min_t {
                 return Err(bad());
@@ -281,7 +251,7 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
             frozen.push(c);
         }
         let hc = r.u16().ok_or_else(bad)?;
-        let hb = r.bytes().ok_or_else(bad)?;
+        let hb = r.sized().ok_or_else(bad)?;
         let open = if hc == 0 {
             XorChunk::new()
         } else {
@@ -292,13 +262,13 @@ pub fn load(dir: &Path) -> Result<(Arc<Head>, SnapshotInfo), StorageError> {
             let nh = r.u32().ok_or_else(bad)?;
             for _ in 0..nh {
                 let t = r.i64().ok_or_else(bad)?;
-                hists.push((t, Arc::new(r.histogram().ok_or_else(bad)?)));
+                hists.push((t, Arc::new(read_histogram(&mut r).ok_or_else(bad)?)));
             }
         }
         let s = head.get_or_create(&labels).map_err(|_| bad())?;
         s.restore(frozen, open, hists);
     }
-    if r.pos != body.len() {
+    if r.pos() != body.len() {
         return Err(err(&path, "trailing bytes after the last series"));
     }
     Ok((
