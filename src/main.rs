@@ -60,6 +60,9 @@ struct RunArgs {
     /// Most samples a single query may hold in memory.
     #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
     max_samples: usize,
+    /// Most API queries evaluated at once; the others wait for a slot.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    max_concurrency: usize,
     /// How long to wait before re-sending a firing alert.
     #[arg(long = "rules.alert.resend-delay", default_value = "1m")]
     resend_delay: String,
@@ -279,6 +282,9 @@ enum Scheme {
     Utf8,
     Legacy,
 }
+
+/// Stack of each runtime thread, as the main thread's default.
+const RUNTIME_STACK_BYTES: usize = 8 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -500,11 +506,16 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         lookback_delta,
         timeout,
         max_samples: a.max_samples,
+        max_concurrency: a.max_concurrency,
         ..Default::default()
     };
     let (config, listen, storage_path) = (a.config, a.listen, a.storage_path);
+    // Queries and rules may nest up to promql::limits::MAX_DEPTH deep;
+    // their recursive evaluation needs more than tokio's default 2 MiB of
+    // stack (this is address space: only touched pages use memory).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(RUNTIME_STACK_BYTES)
         .build()
         .context("starting the runtime")?;
     rt.block_on(cli::run(

@@ -162,7 +162,7 @@ fn reload_good_and_bad_keeps_unchanged_loops() {
     let (code, body) = http_request("POST", &format!("{}/-/reload", a.url()), None).unwrap();
     assert_eq!(code, 500);
     assert!(
-        body.contains("argus.yml:6:22: scrape_configs[0].scrape_interval: invalid duration"),
+        body.contains("argus.yml:6:22: scrape_configs[0].scrape_interval: not a valid duration string: \"nope\""),
         "{body}"
     );
     let m = http_get(&format!("{}/metrics", a.url())).unwrap().1;

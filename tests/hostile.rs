@@ -106,3 +106,260 @@ fn hostile_targets_fail_alone() {
         .unwrap();
     assert!(rss_kb < 80_000, "peak RSS {rss_kb} kB");
 }
+
+/// Address space for the hostile-input tests: 2 GB, as `prlimit
+/// --as=2000000000` in the issue that found these inputs.
+const AS_LIMIT: u64 = 2_000_000_000;
+
+fn query_error(a: &Argus, path_and_query: &str) -> (u16, String, String) {
+    // Long queries go in a form body, as clients send them.
+    let (path, form) = path_and_query.split_once('?').unwrap();
+    let (code, body) = http_request("POST", &format!("{}{path}", a.url()), Some(form))
+        .unwrap_or_else(|e| panic!("{path}: {e}; log:\n{}", a.log()));
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {code} {body}"));
+    (
+        code,
+        v["errorType"].as_str().unwrap_or("").to_string(),
+        v["error"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn nested(open: &str, close: &str, n: usize, inner: &str) -> String {
+    format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+}
+
+#[test]
+fn hostile_queries_get_errors_and_argus_stays_up() {
+    let t = Target::text("m 1\n");
+    let a = Argus::start_limited(
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: t\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ),
+        &[],
+        AS_LIMIT,
+    );
+    wait_for(10, "first scrape", || a.query_value("m"));
+    let q = |s: &str| urlencode(s);
+    let cases: Vec<(String, u16, &str, &str)> = vec![
+        // Times outside what can be represented are refused when read.
+        (
+            format!(
+                "/api/v1/query_range?query={}&start=-5e15&end=5e15&step=1",
+                q("time()")
+            ),
+            400,
+            "bad_data",
+            "invalid parameter \"start\": cannot parse \"-5e15\" to a valid timestamp",
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query={}&start=-5e15&end=5e15&step=1",
+                q("vector(1)")
+            ),
+            400,
+            "bad_data",
+            "cannot parse",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=-5e15&end=5e15&step=1".to_string(),
+            400,
+            "bad_data",
+            "cannot parse",
+        ),
+        // Representable but absurd: the point limit, computed without overflow.
+        (
+            "/api/v1/query_range?query=up&start=-1e12&end=1e12&step=1".to_string(),
+            400,
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries",
+        ),
+        (
+            format!("/api/v1/query?query={}&time=1e300", q("rate(up[5m])")),
+            400,
+            "bad_data",
+            "invalid parameter \"time\": cannot parse \"1e300\"",
+        ),
+        (
+            format!("/api/v1/query?query={}&time=1e14", q("rate(up[5m])")),
+            400,
+            "bad_data",
+            "out of range",
+        ),
+        // Steps beyond the sample budget are refused before anything is
+        // allocated for them.
+        (
+            format!(
+                "/api/v1/query?query={}",
+                q("max_over_time(vector(1)[100y:1ms])")
+            ),
+            422,
+            "execution",
+            "query processing would load too many samples into memory",
+        ),
+        (
+            format!(
+                "/api/v1/query?query={}&timeout=5s",
+                q("max_over_time(up[30d:1ms])")
+            ),
+            422,
+            "execution",
+            "too many samples",
+        ),
+        // Depth, before the parser builds anything.
+        (
+            format!("/api/v1/query?query={}", q(&nested("abs(", ")", 830, "up"))),
+            400,
+            "bad_data",
+            "parse error: expression nested deeper than the limit of 512",
+        ),
+        (
+            format!("/api/v1/query?query={}", q(&nested("sum(", ")", 940, "up"))),
+            400,
+            "bad_data",
+            "nested deeper",
+        ),
+        (
+            format!("/api/v1/query?query={}", q(&vec!["up"; 1300].join("+"))),
+            400,
+            "bad_data",
+            "nested deeper",
+        ),
+        (
+            format!("/api/v1/query?query={}", q(&nested("(", ")", 11_000, "1"))),
+            400,
+            "bad_data",
+            "nested deeper",
+        ),
+        (
+            format!(
+                "/api/v1/format_query?query={}",
+                q(&nested("(", ")", 6_000, "1"))
+            ),
+            400,
+            "bad_data",
+            "nested deeper",
+        ),
+        // Durations promql-parser would panic on.
+        (
+            format!("/api/v1/query?query={}", q("up[1e309]")),
+            400,
+            "bad_data",
+            "1:4: parse error: not a valid duration string: \"1e309\"",
+        ),
+        (
+            format!("/api/v1/query?query={}", q("up offset 1e309")),
+            400,
+            "bad_data",
+            "1:11: parse error",
+        ),
+        (
+            format!("/api/v1/query?query={}", q("up[5m:1e309]")),
+            400,
+            "bad_data",
+            "1:7: parse error",
+        ),
+    ];
+    for (path, code, kind, want) in &cases {
+        let (c, k, e) = query_error(&a, path);
+        assert_eq!((c, k.as_str()), (*code, *kind), "{path}: {e}");
+        assert!(e.contains(want), "{path}: {e:?} lacks {want:?}");
+    }
+    // A query that would run for minutes stops at its timeout.
+    let started = std::time::Instant::now();
+    let (c, k, e) = query_error(
+        &a,
+        &format!(
+            "/api/v1/query_range?query={}&start=0&end=660000&step=60&timeout=1s",
+            q("quantile_over_time(0.5, vector(1)[60d:1m])")
+        ),
+    );
+    assert_eq!((c, k.as_str()), (503, "timeout"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timed out after {:?}",
+        started.elapsed()
+    );
+    // Just inside the limit, each kind of nesting evaluates and formats:
+    // the limit and the threads' stacks agree.
+    for deep in [
+        nested("abs(", ")", 510, "vector(1)"),
+        nested("sum(", ")", 510, "vector(1)"),
+        vec!["vector(1)"; 500].join(" * "),
+        nested("(", ")", 511, "1"),
+    ] {
+        for path in ["/api/v1/query", "/api/v1/format_query"] {
+            let (code, body) = http_request(
+                "POST",
+                &format!("{}{path}", a.url()),
+                Some(&format!("query={}", q(&deep))),
+            )
+            .unwrap_or_else(|e| panic!("{path}: {e}; log:\n{}", a.log()));
+            assert_eq!(code, 200, "{path}: {body}");
+        }
+    }
+    // argus is up and answers ordinary queries.
+    assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
+    assert_eq!(a.query_value("m"), Some(1.0));
+}
+
+#[test]
+fn an_abandoned_query_frees_its_slot() {
+    let t = Target::text("m 1\n");
+    let a = Argus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: t\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ),
+        &["--query.max-concurrency", "1"],
+    );
+    wait_for(10, "first scrape", || a.query_value("m"));
+    // A client asks for a query that would run for minutes and hangs up.
+    {
+        use std::io::Write;
+        let host = a.url().trim_start_matches("http://").to_string();
+        let mut s = std::net::TcpStream::connect(&host).unwrap();
+        write!(
+            s,
+            "GET /api/v1/query_range?query={}&start=0&end=660000&step=60 HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            urlencode("quantile_over_time(0.5, vector(1)[60d:1m])")
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // With one slot, the next query runs only once the abandoned one
+    // has been cancelled.
+    let started = std::time::Instant::now();
+    assert_eq!(a.query_value("m"), Some(1.0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?} for the slot",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_rule_check_refuses_what_run_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("deep.yml");
+    std::fs::write(
+        &rules,
+        format!(
+            "groups:\n  - name: g\n    rules:\n      - record: deep\n        expr: {}\n",
+            vec!["up"; 1300].join("+")
+        ),
+    )
+    .unwrap();
+    let (code, out) = argus_cli(["check", "rules", rules.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("deep.yml:5:9: group \"g\", rule 1, \"deep\": could not parse expression: 1:1539: parse error: expression nested deeper than the limit of 512"),
+        "{out}"
+    );
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(&cfg, format!("rule_files: ['{}']\n", rules.display())).unwrap();
+    let (code, out) = argus_cli(["check", "config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("nested deeper"), "{out}");
+}

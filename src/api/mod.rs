@@ -67,6 +67,9 @@ pub struct ApiState {
     pub started_at: i64,
     /// The other peers (see `ha`).
     pub peers: Arc<crate::ha::Peers>,
+    /// Slots for concurrent API queries (`--query.max-concurrency`), so
+    /// a flood of queries waits instead of starving evaluation.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Builds the router.
@@ -370,8 +373,11 @@ fn get_one<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
 /// Parses a Prometheus API time: float Unix seconds or RFC 3339.
 pub fn parse_time(s: &str) -> Option<Timestamp> {
     if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() {
-            return Some((f * 1000.0).round() as i64);
+        // Beyond ±2^62 ms (146 million years) a float time is refused
+        // rather than saturated, so no later arithmetic on it overflows.
+        let ms = (f * 1000.0).round();
+        if ms.is_finite() && ms.abs() <= (1i64 << 62) as f64 {
+            return Some(ms as i64);
         }
         return None;
     }
@@ -410,7 +416,7 @@ fn limit_param(p: &[(String, String)]) -> Result<usize, ApiError> {
 /// Converts one series selector (`up{job="a"}`) into matcher sets (one per
 /// `or` branch).
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = promql_parser::parser::parse(s)?;
+    let expr = crate::promql::limits::parse_expr(s)?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(format!(
             "invalid parameter \"match[]\": {s:?} is not a series selector"

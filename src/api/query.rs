@@ -14,9 +14,6 @@ use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, Timestamp, now_millis};
 use crate::promql::{Point, Query, QueryError, QueryOptions, QueryResult, Value};
 
-/// Prometheus refuses range queries with more points per series than this.
-const MAX_POINTS: i64 = 11_000;
-
 /// A query API error with its Prometheus type and HTTP status.
 struct QueryApiError {
     status: StatusCode,
@@ -191,13 +188,7 @@ fn success(r: &QueryResult) -> Response {
 
 /// Parses a duration parameter: float seconds or a Prometheus duration.
 fn parse_duration_param(s: &str) -> Option<Duration> {
-    if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() && f >= 0.0 && f < (i64::MAX / 1_000_000_000) as f64 {
-            return Some(Duration::from_secs_f64(f));
-        }
-        return None;
-    }
-    promql_parser::util::parse_duration(s).ok()
+    crate::model::parse_duration(s).ok()
 }
 
 fn duration_param(p: &[(String, String)], key: &str) -> Result<Option<Duration>, QueryApiError> {
@@ -242,14 +233,31 @@ fn query_param(p: &[(String, String)]) -> Result<Query, QueryApiError> {
     Query::parse(text).map_err(|e| QueryApiError::bad(format!("invalid parameter \"query\": {e}")))
 }
 
-/// Runs the evaluation off the async threads, bounded by the request's
-/// `timeout` when it is shorter than the engine's.
+/// Sets the query's cancel flag when the request is dropped (the client
+/// went away), so its blocking evaluation stops at its next check.
+struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs the evaluation off the async threads, at most
+/// `--query.max-concurrency` at once (the others wait, within their
+/// timeout, for a slot), bounded by the request's `timeout` when it is
+/// shorter than the engine's, and cancelled if the client goes away.
 async fn run(
     st: &ApiState,
-    f: impl FnOnce(&crate::promql::Engine, &crate::storage::Head) -> Result<QueryResult, QueryError>
+    timeout: Option<Duration>,
+    mut opts: QueryOptions,
+    f: impl FnOnce(
+        &crate::promql::Engine,
+        &crate::storage::Head,
+        &QueryOptions,
+    ) -> Result<QueryResult, QueryError>
     + Send
     + 'static,
-    timeout: Option<Duration>,
 ) -> Result<QueryResult, QueryApiError> {
     let mut engine = (*st.engine).clone();
     if let Some(t) = timeout {
@@ -259,8 +267,23 @@ async fn run(
         }
         engine = crate::promql::Engine::new(o);
     }
+    let wait = engine.options().timeout;
+    let queued = std::time::Instant::now();
+    let _permit = match tokio::time::timeout(wait, st.query_slots.clone().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            return Err(QueryError::Timeout("query timed out in query queue".into()).into());
+        }
+    };
+    // Time spent queued counts against the query's timeout.
+    let mut o = engine.options().clone();
+    o.timeout = o.timeout.saturating_sub(queued.elapsed());
+    let engine = crate::promql::Engine::new(o);
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    opts.cancel = Some(cancel.clone());
+    let _guard = CancelOnDrop(cancel);
     let head = st.head.clone();
-    tokio::task::spawn_blocking(move || f(&engine, &head))
+    tokio::task::spawn_blocking(move || f(&engine, &head, &opts))
         .await
         .map_err(|e| QueryApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -282,7 +305,7 @@ pub(crate) async fn instant(
         let q = query_param(&p)?;
         let t = time_or(&p, "time", now_millis())?;
         let (timeout, opts) = exec_params(&p)?;
-        run(&st, move |e, h| e.instant(h, &q, t, &opts), timeout).await
+        run(&st, timeout, opts, move |e, h, o| e.instant(h, &q, t, o)).await
     };
     match go.await {
         Ok(r) => success(&r),
@@ -326,18 +349,11 @@ pub(crate) async fn range(
                 "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        if (end - start) / step_ms > MAX_POINTS {
-            return Err(QueryApiError::bad(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-            ));
-        }
         let q = query_param(&p)?;
         let (timeout, opts) = exec_params(&p)?;
-        run(
-            &st,
-            move |e, h| e.range(h, &q, start, end, step_ms, &opts),
-            timeout,
-        )
+        run(&st, timeout, opts, move |e, h, o| {
+            e.range(h, &q, start, end, step_ms, o)
+        })
         .await
     };
     match go.await {

@@ -345,6 +345,9 @@ pub async fn run(
         notifier: notifier.clone(),
         started_at: clock.now_millis(),
         peers: peers.clone(),
+        query_slots: Arc::new(tokio::sync::Semaphore::new(
+            opts.engine.max_concurrency.max(1),
+        )),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

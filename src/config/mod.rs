@@ -1642,7 +1642,7 @@ mod tests {
         );
         let e = errs("scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n");
         assert!(
-            e[0].starts_with("c.yml:3:") && e[0].contains("invalid duration"),
+            e[0].starts_with("c.yml:3:") && e[0].contains("unknown unit \"x\" in duration \"5x\""),
             "{e:?}"
         );
         let e = errs("scrape_configs:\n  - job_name: a\n  - job_name: a\n");

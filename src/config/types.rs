@@ -20,21 +20,10 @@ impl PromDuration {
     }
 }
 
-/// Parses a Prometheus duration string.
+/// Parses a Prometheus duration string with [`crate::model::parse_duration`],
+/// the one duration parser, keeping its Prometheus wording.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    // Prometheus accepts zero durations with units (`0m`, `0s`); the
-    // parser refuses them, so check the syntax with the zeros replaced.
-    if s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().all(|b| !b.is_ascii_digit() || b == b'0')
-    {
-        let probe = s.replace('0', "1");
-        return promql_parser::util::parse_duration(&probe)
-            .map(|_| Duration::ZERO)
-            .map_err(|e| format!("invalid duration {s:?}: {e}"));
-    }
-    promql_parser::util::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    crate::model::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl<'de> Deserialize<'de> for PromDuration {

@@ -4,6 +4,7 @@
 mod alert;
 mod base64;
 mod bytes;
+mod duration;
 mod fsutil;
 mod gojson;
 mod hash;
@@ -15,6 +16,7 @@ mod time;
 pub use alert::{Alert, AlertSink};
 pub use base64::base64_decode;
 pub use bytes::ByteReader;
+pub use duration::{DurationError, MAX_DURATION, parse_duration};
 pub use fsutil::write_atomic;
 pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};

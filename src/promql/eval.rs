@@ -359,6 +359,11 @@ impl Acc {
     }
 }
 
+/// Units of [`Evaluator::work`] between two reads of the clock: about a
+/// tenth of a millisecond of the cheapest work, so a deadline is kept to
+/// well under a millisecond without a clock read per point.
+pub(crate) const WORK_PER_CHECK: usize = 4096;
+
 /// Everything one evaluation needs.
 pub(crate) struct Evaluator<'q> {
     pub q: &'q dyn Queryable,
@@ -376,8 +381,11 @@ pub(crate) struct Evaluator<'q> {
     /// The query's step in ms, 0 for an instant query.
     pub query_step: i64,
     pub default_subquery_step: i64,
-    /// Cached `now` check counter so the clock is read rarely.
+    /// Work done since the clock and the cancel flag were last read, so
+    /// they are read rarely but at most [`WORK_PER_CHECK`] units apart.
     pub checks: u32,
+    /// Set when whoever asked for the query has gone away.
+    pub cancel: Option<&'q std::sync::atomic::AtomicBool>,
     /// Where each AST node starts in the query text.
     pub positions: &'q super::positions::Positions,
     /// Set below histogram_count/_sum/_avg: histograms are read as count
@@ -501,14 +509,32 @@ impl<'q> Evaluator<'q> {
     }
 
     fn check_deadline(&mut self) -> Result<(), QueryError> {
-        self.checks = self.checks.wrapping_add(1);
-        if self.checks % 64 == 0 {
-            if let Some(d) = self.deadline {
-                if Instant::now() > d {
-                    return Err(QueryError::Timeout(
-                        "query timed out in expression evaluation".into(),
-                    ));
-                }
+        self.work(1)
+    }
+
+    /// Accounts `units` of work (points scanned, series visited) and, every
+    /// [`WORK_PER_CHECK`] units, stops the query if it is past its deadline
+    /// or cancelled. Every loop whose length grows with the input calls it.
+    pub fn work(&mut self, units: usize) -> Result<(), QueryError> {
+        let total = self.checks as usize + units;
+        if total < WORK_PER_CHECK {
+            self.checks = total as u32;
+            return Ok(());
+        }
+        self.checks = 0;
+        if self
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(QueryError::Timeout(
+                "query cancelled: the client went away".into(),
+            ));
+        }
+        if let Some(d) = self.deadline {
+            if Instant::now() > d {
+                return Err(QueryError::Timeout(
+                    "query timed out in expression evaluation".into(),
+                ));
             }
         }
         Ok(())
@@ -653,6 +679,7 @@ impl<'q> Evaluator<'q> {
             }
             let mut pts = Vec::with_capacity(steps.min(samples.len().max(1) * 2));
             let mut j = 0usize;
+            self.work(steps + samples.len())?;
             for ts in self.step_ts() {
                 let rt = at.unwrap_or(ts) - off;
                 while j + 1 < samples.len() && samples[j + 1].t <= rt {
@@ -731,8 +758,10 @@ impl<'q> Evaluator<'q> {
         let at = self.at_ms(&sq.at);
         let off = offset_ms(&sq.offset);
         let range = sq.range.as_millis() as i64;
+        // A step under a millisecond is a millisecond: time has no finer
+        // grain here.
         let step = match sq.step {
-            Some(d) if !d.is_zero() => d.as_millis() as i64,
+            Some(d) if !d.is_zero() => (d.as_millis() as i64).max(1),
             _ => self.default_subquery_step,
         };
         let (first, last) = match at {
@@ -741,6 +770,15 @@ impl<'q> Evaluator<'q> {
         };
         // The first step-aligned timestamp strictly after the window start.
         let start = ((first - range).div_euclid(step) + 1) * step;
+        // Each inner step holds at least one sample, so more steps than
+        // the sample budget has left can never finish: refuse before
+        // anything is sized by the step count.
+        super::limits::step_count(
+            start,
+            last,
+            step,
+            self.max_samples.saturating_sub(self.cur_samples),
+        )?;
         let mut inner = Evaluator {
             q: self.q,
             start,
@@ -756,6 +794,7 @@ impl<'q> Evaluator<'q> {
             query_step: self.query_step,
             default_subquery_step: self.default_subquery_step,
             checks: self.checks,
+            cancel: self.cancel,
             positions: self.positions,
             // A subquery needs whole histograms for its reset detection.
             stats_only: false,
@@ -829,7 +868,14 @@ impl<'q> Evaluator<'q> {
             .collect();
         let mut bufs: Vec<Vec<El>> = args.iter().map(|_| Vec::new()).collect();
         for (k, ts) in self.step_ts().enumerate() {
-            self.check_deadline()?;
+            let width: usize = args
+                .iter()
+                .map(|a| match a {
+                    Val::Vector(v) => v.len(),
+                    _ => 1,
+                })
+                .sum();
+            self.work(width)?;
             for (i, a) in args.iter().enumerate() {
                 if let Val::Vector(v) = a {
                     let buf = &mut bufs[i];

@@ -760,6 +760,9 @@ fn eval_range_function(
                 hi += 1;
             }
             let w = &pts[lo..hi];
+            // The functions scan their window once per step: that scan is
+            // what can grow without bound, so it is what is accounted.
+            ev.work(w.len())?;
             if w.is_empty() {
                 continue;
             }

@@ -12,6 +12,7 @@ mod eval;
 mod functions;
 pub use functions::classic_histogram_quantile;
 mod info;
+pub mod limits;
 mod positions;
 pub mod promqltest;
 pub mod series_notation;
@@ -58,6 +59,10 @@ impl QueryError {
     }
 }
 
+/// The most points per series a range query may return (Prometheus's API
+/// limit).
+pub const MAX_POINTS: i64 = 11_000;
+
 /// Engine-wide settings; defaults as Prometheus's.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -67,6 +72,9 @@ pub struct EngineOptions {
     pub max_samples: usize,
     /// Wall-clock limit per query (default 2m).
     pub timeout: Duration,
+    /// Most API queries evaluated at once (default 20, as Prometheus's
+    /// `--query.max-concurrency`); rule evaluation does not count.
+    pub max_concurrency: usize,
     /// Step of subqueries written without one (`x[1h:]`), Prometheus's
     /// global evaluation interval (default 1m).
     pub default_subquery_step: Duration,
@@ -78,6 +86,7 @@ impl Default for EngineOptions {
             lookback_delta: Duration::from_secs(300),
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
+            max_concurrency: 20,
             default_subquery_step: Duration::from_secs(60),
         }
     }
@@ -94,7 +103,7 @@ impl Query {
     /// Parses `text`; errors are `bad_data`, worded as promql-parser
     /// words them.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
-        let expr = promql_parser::parser::parse(text).map_err(QueryError::BadData)?;
+        let expr = limits::parse_expr(text).map_err(QueryError::BadData)?;
         Ok(Query {
             expr: Box::new(expr),
             text: text.to_string(),
@@ -128,6 +137,9 @@ pub struct QueryOptions {
     pub lookback_delta: Option<Duration>,
     /// Reads shared with other queries at the same time (a rule group).
     pub cache: Option<std::sync::Arc<ReadCache>>,
+    /// Set by the caller to stop the query (the API sets it when the
+    /// client goes away).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The PromQL engine: stateless apart from its options.
@@ -178,6 +190,14 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
+        limits::check_time(start)?;
+        limits::check_time(end)?;
+        // Prometheus's API limit, kept here so every caller has it.
+        if (end - start) / step > MAX_POINTS {
+            return Err(QueryError::BadData(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
         match q.expr.value_type() {
             promql_parser::parser::value::ValueType::Vector
             | promql_parser::parser::value::ValueType::Scalar => {}
@@ -209,6 +229,9 @@ impl Engine {
             .lookback_delta
             .unwrap_or(self.opts.lookback_delta)
             .as_millis() as i64;
+        limits::check_time(start)?;
+        limits::check_time(end)?;
+        limits::step_count(start, end, step, self.opts.max_samples)?;
         let positions = positions::Positions::build(&q.text, &q.expr);
         let mut ev = Evaluator {
             q: store,
@@ -225,6 +248,7 @@ impl Engine {
             query_step: if instant { 0 } else { step },
             default_subquery_step: (self.opts.default_subquery_step.as_millis() as i64).max(1),
             checks: 0,
+            cancel: o.cancel.as_deref(),
             positions: &positions,
             stats_only: false,
             cache: o.cache.as_deref(),

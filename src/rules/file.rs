@@ -302,7 +302,7 @@ pub fn parse_rule_file_with(
                     ctx.clone(),
                     "field 'expr' must be set in rule".into(),
                 );
-            } else if let Err(e) = promql_parser::parser::parse(&r.expr) {
+            } else if let Err(e) = crate::promql::limits::parse_expr(&r.expr) {
                 err(
                     &at("expr"),
                     ctx.clone(),

@@ -914,7 +914,7 @@ fn validate(s: &SloSpec, err: &mut dyn FnMut(&str, String)) {
         for (field, q) in queries {
             match super::render_window(q, "5m") {
                 Ok(text) => {
-                    if let Err(e) = promql_parser::parser::parse(&text) {
+                    if let Err(e) = crate::promql::limits::parse_expr(&text) {
                         err(&format!("{p}.{field}"), format!("invalid query: {e}"));
                     }
                 }

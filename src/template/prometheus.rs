@@ -267,7 +267,7 @@ pub fn add_prometheus_funcs(f: &mut Funcs, external_url: &str, now: f64, query: 
     });
     f.add("parseDuration", |a| {
         let s = one(a, "parseDuration")?.to_string();
-        promql_parser::util::parse_duration(&s)
+        crate::model::parse_duration(&s)
             .map(|d| Value::Float(d.as_secs_f64()))
             .map_err(|e| format!("parseDuration: {e}"))
     });

@@ -57,13 +57,29 @@ impl Argus {
         a
     }
 
+    /// Starts argus with `config` in a fresh directory with its address
+    /// space limited to `bytes` (as `prlimit --as` does), so an allocation
+    /// that input could make unbounded aborts the test's process instead of
+    /// passing on a large machine.
+    pub fn start_limited(config: &str, extra: &[&str], bytes: u64) -> Argus {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut a = Argus::start_in_with(&dir, config, extra, Some(bytes));
+        a._tmp = Some(tmp);
+        a
+    }
+
     /// Starts argus in `dir` (reused across restarts).
     pub fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Argus {
+        Argus::start_in_with(dir, config, extra, None)
+    }
+
+    fn start_in_with(dir: &Path, config: &str, extra: &[&str], as_limit: Option<u64>) -> Argus {
         let cfg = dir.join("argus.yml");
         std::fs::write(&cfg, config).unwrap();
         let mut tries = 0;
         loop {
-            match Argus::try_spawn(dir, &cfg, free_port(), extra) {
+            match Argus::try_spawn_with(dir, &cfg, free_port(), extra, as_limit) {
                 Ok(a) => return a,
                 // Another process took the free port first: take another.
                 Err(log) if tries < 3 && log.contains("cannot listen") => tries += 1,
@@ -81,13 +97,35 @@ impl Argus {
     /// Spawns argus and waits until it is ready; its log if it exits or
     /// does not become ready within 20 s.
     pub fn try_spawn(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> Result<Argus, String> {
+        Argus::try_spawn_with(dir, cfg, port, extra, None)
+    }
+
+    fn try_spawn_with(
+        dir: &Path,
+        cfg: &Path,
+        port: u16,
+        extra: &[&str],
+        as_limit: Option<u64>,
+    ) -> Result<Argus, String> {
         // Appended to, so a restarted process's log follows the first's.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join(format!("argus-{port}.log")))
             .unwrap();
-        let child = Command::new(argus_bin())
+        // The shell sets the limit and execs argus, so the child's pid is
+        // argus's own (signals and kill -9 reach it).
+        let mut cmd = match as_limit {
+            None => Command::new(argus_bin()),
+            Some(bytes) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", bytes / 1024))
+                    .arg(argus_bin());
+                c
+            }
+        };
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(cfg)
