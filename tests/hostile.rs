@@ -363,3 +363,75 @@ fn a_rule_check_refuses_what_run_would_refuse() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("nested deeper"), "{out}");
 }
+
+#[test]
+fn unauthenticated_heartbeats_create_no_series_and_no_log_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("secret"), "s3cret-s3cret-s3cret").unwrap();
+    let closed = free_port();
+    let cfg = format!(
+        "peers:\n  self: a\n  members:\n    - {{id: a, url: 'http://127.0.0.1:1'}}\n    - {{id: b, url: 'http://127.0.0.1:{closed}'}}\n  secret_file: {}\n",
+        tmp.path().join("secret").display()
+    );
+    let a = Argus::start_limited(&cfg, &[], AS_LIMIT);
+    let url = format!("{}/api/v1/peers/heartbeat", a.url());
+    let big = "x".repeat(1 << 20);
+    for i in 0..200 {
+        let body = format!(r#"{{"id":"{big}{i}","time":1}}"#);
+        let (code, _) = http_request("POST", &url, Some(&body)).unwrap();
+        assert_eq!(code, 401);
+    }
+    let forged = r#"{"id":"evil\nlevel=ERROR forged line","time":1}"#;
+    assert_eq!(http_request("POST", &url, Some(forged)).unwrap().0, 401);
+    let huge = format!(r#"{{"id":"{}","time":1}}"#, "y".repeat(50 << 20));
+    assert_eq!(http_request("POST", &url, Some(&huge)).unwrap().0, 401);
+    // A configured member's name is kept as the label.
+    assert_eq!(
+        http_request("POST", &url, Some(r#"{"id":"b","time":1}"#))
+            .unwrap()
+            .0,
+        401
+    );
+
+    let (code, metrics) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.len() < 200_000,
+        "/metrics is {} bytes",
+        metrics.len()
+    );
+    let failures: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("argus_peer_heartbeat_failures_total{"))
+        .collect();
+    assert!(
+        failures.iter().any(|l| l.contains("peer=\"unknown\"")
+            && l.contains("reason=\"unsigned\"")
+            && l.ends_with(" 202")),
+        "{failures:#?}"
+    );
+    assert!(
+        failures.iter().any(|l| l.contains("peer=\"b\"")),
+        "{failures:#?}"
+    );
+    let log = a.log();
+    assert!(log.len() < 100_000, "log is {} bytes", log.len());
+    assert!(
+        !log.contains("xxxxxxxxxx"),
+        "the claimed id reached the log"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("level=ERROR forged")),
+        "a forged log line"
+    );
+    assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
+    let pid = a.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(rss_kb < 400_000, "RSS {rss_kb} kB");
+}

@@ -115,6 +115,19 @@ pub struct PeersConfig {
     pub secret_file: String,
 }
 
+/// The longest peer id (a DNS name is at most 253 characters).
+pub const MAX_PEER_ID_LEN: usize = 253;
+
+/// Whether `id` can be a peer id: short, and made of characters that are
+/// safe in a label value, a log line and a URL (host and pod names are).
+pub fn is_peer_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_PEER_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
 /// One `peers.members` entry.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -1103,6 +1116,14 @@ impl Config {
                     err(
                         format!("peers.members[{i}].id"),
                         "member ids must be set and unique".into(),
+                    );
+                } else if !is_peer_id(&m.id) {
+                    err(
+                        format!("peers.members[{i}].id"),
+                        format!(
+                            "{:?}: a member id is at most {MAX_PEER_ID_LEN} letters, digits, '.', '_', ':' or '-'",
+                            m.id
+                        ),
                     );
                 }
                 match reqwest::Url::parse(&m.url) {

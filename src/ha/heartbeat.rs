@@ -118,6 +118,20 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
+/// How often a refused heartbeat is logged at most.
+const REFUSAL_LOG_INTERVAL_MS: i64 = 1000;
+
+/// The `id` a heartbeat body claims, read without building the rest of
+/// the document.
+fn claimed_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Claim<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Claim<'_>>(body).ok().map(|c| c.id)
+}
+
 /// Checks a signature header in constant time.
 fn verify(secret: &[u8], ts: i64, body: &[u8], header: &str) -> bool {
     let Some(hex) = header.trim().strip_prefix("sha256=") else {
@@ -194,6 +208,10 @@ pub struct PeerStatus {
 }
 
 struct Inner {
+    /// When a refused heartbeat was last logged, and how many have been
+    /// refused since without a line.
+    refusal_logged_at: Option<i64>,
+    refusals_suppressed: u64,
     cfg: Option<PeersConfig>,
     secret: Vec<u8>,
     config_hash: String,
@@ -227,6 +245,8 @@ impl Peers {
         let started_at = clock.now_millis();
         Peers {
             inner: Mutex::new(Inner {
+                refusal_logged_at: None,
+                refusals_suppressed: 0,
                 cfg: None,
                 secret: Vec::new(),
                 config_hash: String::new(),
@@ -303,10 +323,28 @@ impl Peers {
     ) -> Result<(), Reject> {
         let res = self.check_and_take(ts, signature, body);
         if let Err(e) = &res {
-            let peer = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_string))
-                .unwrap_or_default();
+            // Whatever the request claims is only a label or a log field
+            // when it names a configured member: an unauthenticated caller
+            // must not create series or write into the log.
+            let claimed = claimed_id(body);
+            let (peer, log_now, suppressed) = {
+                let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let peer = match claimed {
+                    Some(id) if st.peers.contains_key(id.as_ref()) => id.into_owned(),
+                    _ => "unknown".to_string(),
+                };
+                let now = self.clock.now_millis();
+                let due = st
+                    .refusal_logged_at
+                    .is_none_or(|t| now - t >= REFUSAL_LOG_INTERVAL_MS);
+                let suppressed = std::mem::take(&mut st.refusals_suppressed);
+                if due {
+                    st.refusal_logged_at = Some(now);
+                } else {
+                    st.refusals_suppressed = suppressed + 1;
+                }
+                (peer, due, suppressed)
+            };
             self.metrics
                 .peer_heartbeat_failures
                 .get_or_create(&vec![
@@ -314,8 +352,17 @@ impl Peers {
                     ("reason".to_string(), e.reason().to_string()),
                 ])
                 .inc();
-            // The body and its signature are never logged.
-            tracing::warn!(claimed_peer = %peer, reason = %e, "heartbeat refused");
+            // The body and its signature are never logged; at most one
+            // line a second, with the count of those left out.
+            if log_now {
+                let reason: String = e.to_string().chars().take(200).collect();
+                tracing::warn!(
+                    claimed_peer = %peer,
+                    reason = ?reason,
+                    refusals_not_logged = suppressed,
+                    "heartbeat refused"
+                );
+            }
         }
         res
     }
