@@ -435,3 +435,51 @@ fn unauthenticated_heartbeats_create_no_series_and_no_log_lines() {
         .unwrap();
     assert!(rss_kb < 400_000, "RSS {rss_kb} kB");
 }
+
+/// Without `body_size_limit`, an endless body and a gzip bomb stop at
+/// argus's default ceiling; a healthy target beside them keeps working.
+#[test]
+fn endless_bodies_stop_at_the_default_ceiling() {
+    let good = Target::text("good_metric 1\n");
+    let endless = Target::start(Reply::Endless);
+    let bomb = Target::start(Reply::GzipBomb);
+    let mut jobs = String::new();
+    for (name, t) in [("good", &good), ("endless", &endless), ("bomb", &bomb)] {
+        jobs.push_str(&format!(
+            "  - job_name: {name}\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ));
+    }
+    let a = Argus::start_limited(
+        &format!(
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 1900ms\nscrape_configs:\n{jobs}"
+        ),
+        &[],
+        AS_LIMIT,
+    );
+    for t in [&endless, &bomb] {
+        let x = wait_for(30, "hostile target down", || {
+            let x = a.target(&t.addr())?;
+            (x["health"] == "down").then_some(x)
+        });
+        let err = x["lastError"].as_str().unwrap();
+        // A slow machine may hit the timeout before the ceiling; both
+        // stop the scrape.
+        assert!(
+            err.contains("body size limit exceeded (104857600 bytes)") || err.contains("timed out"),
+            "{err}"
+        );
+    }
+    assert!(a.federate("endless_metric").is_empty());
+    assert_eq!(a.target(&good.addr()).unwrap()["health"], "up");
+    assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
+    let pid = a.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(hwm_kb < 600_000, "peak RSS {hwm_kb} kB");
+}

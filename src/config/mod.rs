@@ -115,6 +115,20 @@ pub struct PeersConfig {
     pub secret_file: String,
 }
 
+/// The most a scrape body may unpack to when `body_size_limit` is unset
+/// or 0 (Prometheus's "no limit"): one target must not be able to take
+/// the memory alerting needs.
+pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 100 << 20;
+
+/// The body limit a scrape config asks for, with 0 and unset meaning
+/// [`DEFAULT_BODY_SIZE_LIMIT`].
+pub fn effective_body_size_limit(configured: Option<ByteSize>) -> u64 {
+    match configured {
+        Some(ByteSize(n)) if n > 0 => n,
+        _ => DEFAULT_BODY_SIZE_LIMIT,
+    }
+}
+
 /// The longest peer id (a DNS name is at most 253 characters).
 pub const MAX_PEER_ID_LEN: usize = 253;
 
@@ -495,7 +509,8 @@ pub struct GlobalConfig {
     pub evaluation_interval: PromDuration,
     /// Labels added to alerts and federation output.
     pub external_labels: BTreeMap<String, String>,
-    /// Default for every scrape config's `body_size_limit` (0 = none).
+    /// Default for every scrape config's `body_size_limit` (0 = argus's
+    /// ceiling, [`DEFAULT_BODY_SIZE_LIMIT`]).
     pub body_size_limit: ByteSize,
     /// Default `sample_limit`.
     pub sample_limit: u64,

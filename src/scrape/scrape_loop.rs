@@ -13,6 +13,10 @@ use super::proto::{ProtoError, ProtoValue};
 use super::relabel::{Relabel, process};
 use super::target::Target;
 use crate::config::ScrapeConfig;
+
+/// Above this, a target's body buffer is freed after each scrape rather
+/// than kept for the next.
+const KEPT_BODY_CAPACITY: usize = 16 << 20;
 use crate::model::histogram::FloatHistogram;
 use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
 use crate::net::error_chain;
@@ -51,7 +55,7 @@ pub enum ScrapeError {
     /// The deadline passed.
     #[error("scrape timed out after {0:?}")]
     Timeout(Duration),
-    /// The body exceeded `body_size_limit`.
+    /// The body exceeded `body_size_limit` (or argus's default ceiling).
     #[error("body size limit exceeded ({0} bytes)")]
     BodyTooLarge(u64),
     /// Exposition syntax error.
@@ -389,6 +393,11 @@ impl ScrapeLoop {
     /// Fetches the body into `body` (cleared first, capacity reused).
     async fn fetch(&self, url: &str, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
         body.clear();
+        // One large (or refused) body must not pin its memory for the
+        // target's lifetime.
+        if body.capacity() > KEPT_BODY_CAPACITY {
+            *body = Vec::new();
+        }
         let cfg = &self.job.cfg;
         let req = self
             .client
@@ -419,16 +428,17 @@ impl ScrapeLoop {
                 .get("content-type")
                 .and_then(|v| v.to_str().ok()),
         );
-        let limit = cfg.body_size_limit.map(|b| b.0).unwrap_or(0);
-        let cap = if limit > 0 { limit } else { 1 << 24 };
-        let want = resp.content_length().unwrap_or(0).min(cap) as usize;
+        let limit = crate::config::effective_body_size_limit(cfg.body_size_limit);
+        let want = resp.content_length().unwrap_or(0).min(limit.min(1 << 24)) as usize;
         body.reserve(want);
+        // Chunks arrive decompressed, so the limit counts what is unpacked
+        // as it streams: a gzip bomb stops at the limit like a long body.
         while let Some(chunk) = resp
             .chunk()
             .await
             .map_err(|e| ScrapeError::Http(error_chain(&e)))?
         {
-            if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
+            if (body.len() + chunk.len()) as u64 > limit {
                 return Err(ScrapeError::BodyTooLarge(limit));
             }
             body.extend_from_slice(&chunk);

@@ -416,6 +416,11 @@ pub enum Reply {
     Gzip { body: Vec<u8> },
     /// A text body, after a delay.
     Slow { delay: Duration, body: Vec<u8> },
+    /// A chunked body of valid lines that never ends.
+    Endless,
+    /// A gzip stream of valid lines that never ends: a few kilobytes on
+    /// the wire for each hundred megabytes unpacked.
+    GzipBomb,
 }
 
 /// A scrape target served by a thread on 127.0.0.1 with a swappable reply.
@@ -555,6 +560,37 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply, requests: Arc<Mutex<Vec<St
             }
             Ok(())
         }
+        Reply::Endless => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            );
+            let chunk = endless_lines();
+            loop {
+                if write!(conn, "{:x}\r\n", chunk.len())
+                    .and_then(|_| conn.write_all(&chunk))
+                    .and_then(|_| conn.write_all(b"\r\n"))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        Reply::GzipBomb => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            );
+            // Repeated lines compress to a few hundred bytes per 64 KiB:
+            // the target sends little while argus unpacks much.
+            let mut enc = flate2::write::GzEncoder::new(conn, flate2::Compression::fast());
+            let chunk = endless_lines();
+            loop {
+                if enc.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        }
         Reply::Huge { total } => {
             let _ = write!(
                 conn,
@@ -576,6 +612,16 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply, requests: Arc<Mutex<Vec<St
             Ok(())
         }
     };
+}
+
+/// 64 KiB of valid exposition lines.
+fn endless_lines() -> Vec<u8> {
+    let line = b"endless_metric{label=\"value\"} 1\n";
+    let mut chunk = Vec::with_capacity(1 << 16);
+    while chunk.len() + line.len() <= 1 << 16 {
+        chunk.extend_from_slice(line);
+    }
+    chunk
 }
 
 /// Recorded requests: (request line and headers, body).
