@@ -483,3 +483,44 @@ fn endless_bodies_stop_at_the_default_ceiling() {
         .unwrap();
     assert!(hwm_kb < 600_000, "peak RSS {hwm_kb} kB");
 }
+
+/// Hostile durations are refused with their position on reload, and the
+/// next SIGHUP still reloads.
+#[test]
+fn a_refused_reload_leaves_the_next_sighup_working() {
+    let t = Target::text("m 1\n");
+    let mut a = Argus::start("global:\n  scrape_interval: 1s\n", &[]);
+    let reload_ok = |a: &Argus| {
+        let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
+        m.lines()
+            .find(|l| l.starts_with("argus_config_last_reload_successful "))
+            .map(|l| l.ends_with(" 1"))
+    };
+    for bad in ["-1", "-0", "NaN", "1e309", "'-5m'"] {
+        std::fs::write(&a.config, format!("global:\n  scrape_interval: {bad}\n")).unwrap();
+        a.signal("HUP");
+        wait_for(10, "reload refused", || {
+            (reload_ok(&a) == Some(false)).then_some(())
+        });
+        assert!(
+            a.log()
+                .contains("argus.yml:2:20: global.scrape_interval: not a valid duration string"),
+            "{bad}: {}",
+            a.log()
+        );
+        std::fs::write(
+            &a.config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: t\n    static_configs: [{{targets: ['{}']}}]\n",
+                t.addr()
+            ),
+        )
+        .unwrap();
+        a.signal("HUP");
+        wait_for(10, "reload accepted", || {
+            (reload_ok(&a) == Some(true)).then_some(())
+        });
+        assert!(a.target(&t.addr()).is_some());
+    }
+    assert_eq!(a.stop().0, Some(0));
+}

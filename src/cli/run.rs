@@ -89,7 +89,23 @@ struct Reloader {
 }
 
 impl Reloader {
-    async fn reload(&self) -> Result<(), String> {
+    /// Reloads in a task of its own, so that even a bug that panics while
+    /// applying a config is a refused reload (counted, logged) and the
+    /// signal loop that called it keeps serving the next SIGHUP.
+    async fn reload(self: &Arc<Self>) -> Result<(), String> {
+        let me = self.clone();
+        match tokio::spawn(async move { me.reload_now().await }).await {
+            Ok(res) => res,
+            Err(e) => {
+                self.metrics.config_last_reload_successful.set(0);
+                let msg = format!("the reload failed unexpectedly: {e}");
+                tracing::error!(error = %msg, "configuration reload refused");
+                Err(msg)
+            }
+        }
+    }
+
+    async fn reload_now(&self) -> Result<(), String> {
         let _g = self.lock.lock().await;
         let res =
             match load_config(&self.source, self.peer_self.as_deref()).map_err(|e| e.to_string()) {
