@@ -545,20 +545,20 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                 break;
             }
         }
-        let mut width = String::new();
-        while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
-            width.push(d);
-            it.next();
-        }
+        // Go gives up on a width or precision above a million: it writes
+        // %!(NOVERB) and ignores the rest of the format.
+        let Some(w) = go_fmt_number(&mut it) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
         let mut prec: Option<usize> = None;
         if it.peek() == Some(&'.') {
             it.next();
-            let mut p = String::new();
-            while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
-                p.push(d);
-                it.next();
-            }
-            prec = Some(p.parse().unwrap_or(0));
+            let Some(p) = go_fmt_number(&mut it) else {
+                out.push_str("%!(NOVERB)");
+                break;
+            };
+            prec = Some(p.unwrap_or(0));
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
@@ -591,7 +591,7 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
             },
             'f' | 'F' => match num {
                 Some(x) if x.is_finite() => {
-                    let s = format!("{:.*}", prec.unwrap_or(6), x);
+                    let s = fixed(x, prec.unwrap_or(6));
                     if flags.contains('+') && x >= 0.0 {
                         format!("+{s}")
                     } else {
@@ -603,7 +603,7 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
             },
             'e' | 'E' => match num {
                 Some(x) => {
-                    let s = format!("{:.*e}", prec.unwrap_or(6), x);
+                    let s = scientific(x, prec.unwrap_or(6));
                     let s = match s.split_once('e') {
                         Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e:0>2}"),
                         Some((m, e)) => format!("{m}e-{:0>2}", &e[1..]),
@@ -623,7 +623,7 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                         x.abs().log10().floor() as i32
                     };
                     if exp < -4 || exp >= p as i32 {
-                        let s = format!("{:.*e}", p - 1, x);
+                        let s = scientific(x, p - 1);
                         match s.split_once('e') {
                             Some((m, e)) => {
                                 let m = if m.contains('.') {
@@ -637,8 +637,8 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                             None => s,
                         }
                     } else {
-                        let d = (p as i32 - 1 - exp).max(0) as usize;
-                        let s = format!("{x:.d$}");
+                        let d = (p as i64 - 1 - exp as i64).max(0) as usize;
+                        let s = fixed(x, d);
                         if s.contains('.') {
                             s.trim_end_matches('0').trim_end_matches('.').to_string()
                         } else {
@@ -680,7 +680,7 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
             },
             other => format!("%!{other}({} {v})", v.type_name()),
         };
-        let w: usize = width.parse().unwrap_or(0);
+        let w = w.unwrap_or(0);
         let n = body.chars().count();
         if n < w {
             let pad = w - n;
@@ -707,12 +707,62 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
         out.push_str("%!(EXTRA ");
         let extra: Vec<String> = args[ai..]
             .iter()
-            .map(|v| format!("{} {v}", v.type_name()))
+            .map(|v| format!("{}={v}", v.type_name()))
             .collect();
         out.push_str(&extra.join(", "));
         out.push(')');
     }
     out
+}
+
+/// The largest width or precision Go's fmt takes.
+const GO_FMT_MAX_NUMBER: usize = 1_000_000;
+
+/// Reads a width or precision: `Some(None)` if there are no digits,
+/// `None` if it is above Go's limit (the rest of the format is then
+/// consumed, as Go does).
+fn go_fmt_number(it: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<Option<usize>> {
+    let mut n: Option<usize> = None;
+    while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+        if n.is_some_and(|n| n > GO_FMT_MAX_NUMBER) {
+            it.for_each(drop);
+            return None;
+        }
+        n = Some(n.unwrap_or(0) * 10 + d as usize);
+        it.next();
+    }
+    Some(n)
+}
+
+/// Digits of an `f64` beyond which every digit is zero: the exact
+/// decimal expansion of any double ends within 1,074 fractional digits
+/// and 767 significant ones.
+const EXACT_FLOAT_DIGITS: usize = 1_100;
+
+/// `x` with `prec` fractional digits, as Go prints it; Rust's formatter
+/// takes at most 65,535, so the always-zero tail is added by hand.
+fn fixed(x: f64, prec: usize) -> String {
+    let mut s = format!("{:.*}", prec.min(EXACT_FLOAT_DIGITS), x);
+    if prec > EXACT_FLOAT_DIGITS {
+        s.extend(std::iter::repeat_n('0', prec - EXACT_FLOAT_DIGITS));
+    }
+    s
+}
+
+/// `x` in Rust's `e` notation with `prec` mantissa digits (zero tail
+/// added by hand as in [`fixed`]).
+fn scientific(x: f64, prec: usize) -> String {
+    let s = format!("{:.*e}", prec.min(EXACT_FLOAT_DIGITS), x);
+    if prec <= EXACT_FLOAT_DIGITS {
+        return s;
+    }
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let zeros = "0".repeat(prec - EXACT_FLOAT_DIGITS);
+            format!("{m}{zeros}e{e}")
+        }
+        None => s,
+    }
 }
 
 /// Execution limits: a runaway template fails instead of hanging or
@@ -982,7 +1032,9 @@ impl Exec<'_> {
                             .into_iter()
                             .map(|(k, v)| (Value::Str(k), Value::Str(v)))
                             .collect(),
-                        Value::Int(n) => (0..n.max(0))
+                        // Every iteration is a step, so more than the step
+                        // limit can never finish: none is materialised.
+                        Value::Int(n) => (0..n.clamp(0, self.limits.max_steps as i64 + 1))
                             .map(|i| (Value::Int(i), Value::Int(i)))
                             .collect(),
                         Value::Nil => Vec::new(),
@@ -994,6 +1046,7 @@ impl Exec<'_> {
                         continue;
                     }
                     for (k, v) in items {
+                        self.step()?;
                         self.vars.truncate(mark);
                         match p.decl.len() {
                             0 => {}
@@ -1199,6 +1252,48 @@ mod tests {
         root.insert("Labels".to_string(), Value::StrMap(m));
         root.insert("Value".to_string(), Value::Float(0.25));
         Value::Map(root)
+    }
+
+    #[test]
+    fn printf_widths_and_precisions_have_gos_limits() {
+        let out = run(r#"{{ printf "%.65536f" 1.0 }}"#, Value::Nil).unwrap();
+        assert_eq!(out.len(), 2 + 65_536);
+        assert!(out.starts_with("1.000") && out.ends_with('0'));
+        let out = run(r#"{{ printf "%.2000e" 0.1 }}"#, Value::Nil).unwrap();
+        assert!(
+            out.starts_with("1.000000000000000055511151231257827"),
+            "{out:.60}"
+        );
+        assert!(out.ends_with("0e-01"), "{}", &out[out.len() - 10..]);
+        assert_eq!(
+            run(r#"{{ printf "%999999999d|%d" 1 2 }}"#, Value::Nil).unwrap(),
+            "%!(NOVERB)%!(EXTRA int=1, int=2)"
+        );
+        assert_eq!(
+            run(r#"{{ printf "%.999999999f" 1.0 }}"#, Value::Nil).unwrap(),
+            "%!(NOVERB)%!(EXTRA float64=1)"
+        );
+        assert_eq!(
+            run(r#"{{ printf "%5d|%-4s|" 42 "ab" }}"#, Value::Nil).unwrap(),
+            "   42|ab  |"
+        );
+        assert_eq!(
+            run(r#"{{ printf "%.3g" 123456.0 }}"#, Value::Nil).unwrap(),
+            "1.23e+05"
+        );
+    }
+
+    #[test]
+    fn a_huge_range_stops_at_the_step_limit() {
+        let e = run("{{ range $i := 1000000000 }}{{ end }}", Value::Nil).unwrap_err();
+        assert!(
+            e.to_string().contains("exceeded 100000 evaluation steps"),
+            "{e}"
+        );
+        assert_eq!(
+            run("{{ range $i := 3 }}{{ $i }}{{ end }}", Value::Nil).unwrap(),
+            "012"
+        );
     }
 
     #[test]
