@@ -524,3 +524,74 @@ fn a_refused_reload_leaves_the_next_sighup_working() {
     }
     assert_eq!(a.stop().0, Some(0));
 }
+
+/// A template that fails at send time is sent with its error in place,
+/// counted; Go's printf limits hold; the queue keeps delivering.
+#[test]
+fn failing_templates_still_page() {
+    let slack = Recorder::start();
+    slack.respond(200, "text/plain", "ok", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            r#"route:
+  receiver: oncall
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: oncall
+    slack_configs:
+      - api_url: http://{}/hooks/x
+        channel: '#ops'
+        title: '{{{{ printf "%.65536f" 1.0 }}}}{{{{ printf "%999999999d" 1 }}}}'
+        text: '{{{{ template "no-such-template" . }}}}'
+"#,
+            slack.addr()
+        ),
+    )
+    .unwrap();
+    let a = Argus::start_in(
+        tmp.path(),
+        "alerting:\n  routing_file: alertmanager.yml\n",
+        &[],
+    );
+    let post = |name: &str| {
+        let (code, body) = http_request_with(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(&format!(r#"[{{"labels":{{"alertname":"{name}"}}}}]"#)),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    };
+    post("First");
+    post("Second");
+    let got = wait_for(15, "two Slack messages", || {
+        let b = slack.json_bodies();
+        (b.len() >= 2).then_some(b)
+    });
+    for m in &got {
+        let att = &m["attachments"][0];
+        let title = att["title"].as_str().unwrap();
+        assert!(title.starts_with("1.0000"), "{title:.40}");
+        let text = att["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("[template error: ") && text.contains("no-such-template"),
+            "{text}"
+        );
+    }
+    let (_, metrics) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    let errors: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("argus_notification_template_errors_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 2.0, "{metrics}");
+    assert!(
+        a.log()
+            .contains("notification templates failed; sending with the errors in their place")
+    );
+    assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
+}

@@ -54,6 +54,26 @@ pub const SAVE_DELAY: Duration = Duration::from_millis(250);
 /// How long notification log entries are kept (Alertmanager's default
 /// `--data.retention`).
 const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
+/// Pause before a failed queue worker is started again, so a fault that
+/// repeats costs a restart a second, not a busy loop.
+const WORKER_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Counts a delivery under way for as long as it lives, however its
+/// task ends.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 struct State {
     /// False while no routing is configured: alerts are not kept.
@@ -646,10 +666,35 @@ impl Notifier {
         for k in keys {
             let w = workers.entry(k.clone()).or_insert_with(|| {
                 let n = Arc::new(Notify::new());
-                tokio::spawn(self.clone().worker(k.clone(), n.clone(), stop.clone()));
+                tokio::spawn(self.clone().supervise(k.clone(), n.clone(), stop.clone()));
                 n
             });
             w.notify_one();
+        }
+    }
+
+    /// Runs a queue's worker and restarts it (after a pause, counted and
+    /// logged) if it ever dies: no integration's queue may stop in
+    /// silence.
+    async fn supervise(
+        self: Arc<Self>,
+        key: String,
+        wake: Arc<Notify>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let run = tokio::spawn(self.clone().worker(key.clone(), wake.clone(), stop.clone()));
+            match run.await {
+                Err(e) if e.is_panic() && !*stop.borrow() => {
+                    self.metrics
+                        .notifier_worker_restarts
+                        .get_or_create(&vec![("queue".to_string(), key.clone())])
+                        .inc();
+                    tracing::error!(queue = %key, "the delivery worker of this queue failed unexpectedly; restarting it");
+                    tokio::time::sleep(WORKER_RESTART_DELAY).await;
+                }
+                _ => return,
+            }
         }
     }
 
@@ -675,11 +720,9 @@ impl Notifier {
                     continue;
                 }
                 Next::Send(p) => {
-                    use std::sync::atomic::Ordering::SeqCst;
-                    self.in_flight.fetch_add(1, SeqCst);
+                    let _sending = InFlight::enter(&self.in_flight);
                     let outcome = self.attempt(&p).await;
                     self.finish(&key, &p, outcome);
-                    self.in_flight.fetch_sub(1, SeqCst);
                     continue;
                 }
                 Next::At(t) => Duration::from_millis((t - now).max(1) as u64),
@@ -730,6 +773,7 @@ impl Notifier {
             route_labels: &p.route_labels,
             now,
             render_only: false,
+            template_errors: Default::default(),
         };
         let gone = || {
             format!(
@@ -737,7 +781,7 @@ impl Notifier {
                 p.integration, p.receiver
             )
         };
-        match kind {
+        let prepared = match kind {
             "webhook" => super::send::webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, &x),
             "slack" => super::send::slack(r.slack_configs.get(idx).ok_or_else(gone)?, &x),
             "pagerduty" => {
@@ -745,7 +789,19 @@ impl Notifier {
             }
             "email" => super::send::email(r.email_configs.get(idx).ok_or_else(gone)?, &x),
             _ => Err(gone()),
+        };
+        let errors = x.template_errors.take();
+        if !errors.is_empty() {
+            self.metrics
+                .notification_template_errors
+                .get_or_create(&vec![
+                    ("receiver".to_string(), p.receiver.clone()),
+                    ("integration".to_string(), p.integration.clone()),
+                ])
+                .inc_by(errors.len() as u64);
+            tracing::warn!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, errors = ?errors, "notification templates failed; sending with the errors in their place");
         }
+        prepared
     }
 
     /// Records an attempt: the outbox moves on, the notification log

@@ -51,21 +51,43 @@ pub struct RenderCtx<'a> {
     /// Now (ms).
     pub now: i64,
     /// Rendering for display (`argus template render`): a secret file
-    /// that cannot be read stands in as `<secret>` instead of failing.
+    /// that cannot be read stands in as `<secret>` instead of failing,
+    /// and a template that fails is an error rather than text in place.
     pub render_only: bool,
+    /// Templates that failed while rendering for delivery: each stands in
+    /// its field as `[template error: …]`, and the caller counts them.
+    pub template_errors: std::cell::RefCell<Vec<String>>,
 }
 
 impl RenderCtx<'_> {
     fn text(&self, t: &str) -> Result<String, String> {
-        self.templates
-            .render(t, &self.value, false, self.now, self.route_labels)
-            .map_err(|e| e.to_string())
+        self.rendered(
+            self.templates
+                .render(t, &self.value, false, self.now, self.route_labels),
+        )
     }
 
     fn html(&self, t: &str) -> Result<String, String> {
-        self.templates
-            .render(t, &self.value, true, self.now, self.route_labels)
-            .map_err(|e| e.to_string())
+        self.rendered(
+            self.templates
+                .render(t, &self.value, true, self.now, self.route_labels),
+        )
+    }
+
+    /// A page with a broken field beats no page: when delivering, a
+    /// failed template is replaced by its error (as vmalert does) and
+    /// recorded, so the notification still goes out.
+    fn rendered<E: std::fmt::Display>(&self, r: Result<String, E>) -> Result<String, String> {
+        match r {
+            Ok(s) => Ok(s),
+            Err(e) if self.render_only => Err(e.to_string()),
+            Err(e) => {
+                let msg = e.to_string();
+                let text = format!("[template error: {msg}]");
+                self.template_errors.borrow_mut().push(msg);
+                Ok(text)
+            }
+        }
     }
 
     fn opt(&self, t: &Option<String>, default: &str) -> Result<String, String> {

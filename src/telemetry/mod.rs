@@ -91,6 +91,10 @@ pub struct Metrics {
     pub receiver_sent: Family<L, Counter>,
     /// Notifications dropped after a permanent failure.
     pub receiver_failed: Family<L, Counter>,
+    /// Notification templates that failed and were sent as their error.
+    pub notification_template_errors: Family<L, Counter>,
+    /// Delivery workers restarted after failing, by queue.
+    pub notifier_worker_restarts: Family<L, Counter>,
     /// Delivery attempts that failed and are retried.
     pub receiver_retried: Family<L, Counter>,
     /// Notifications dropped from a full queue or a removed integration.
@@ -156,6 +160,8 @@ impl Metrics {
             notifications_queue_length: Family::default(),
             receiver_sent: Family::default(),
             receiver_failed: Family::default(),
+            notification_template_errors: Family::default(),
+            notifier_worker_restarts: Family::default(),
             receiver_retried: Family::default(),
             receiver_dropped: Family::default(),
             receiver_queue_length: Family::default(),
@@ -208,6 +214,16 @@ impl Metrics {
             "argus_receiver_notifications",
             "Notifications delivered, by receiver and integration",
             m.receiver_sent.clone(),
+        );
+        r.register(
+            "argus_notification_template_errors",
+            "Notification templates that failed; the notification went out with the error in their place",
+            m.notification_template_errors.clone(),
+        );
+        r.register(
+            "argus_notifier_worker_restarts",
+            "Delivery workers that failed unexpectedly and were restarted, by queue",
+            m.notifier_worker_restarts.clone(),
         );
         r.register(
             "argus_receiver_notifications_failed",
