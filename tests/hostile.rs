@@ -595,3 +595,90 @@ receivers:
     );
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
 }
+
+/// Receiver URLs amtool refuses are refused; a secret file that does not
+/// exist fails `check` with its position, warns at start, and the page
+/// waits in the outbox until the file appears.
+#[test]
+fn receiver_urls_and_secret_files_are_checked_where_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let am = tmp.path().join("am.yml");
+    for (url, want) in [
+        ("htp:/bad", "unsupported scheme \"htp\" for URL"),
+        ("ftp://host/x", "unsupported scheme \"ftp\" for URL"),
+        ("notaurl", "unsupported scheme \"\" for URL"),
+        ("http:///path", "host for URL must not be empty"),
+    ] {
+        std::fs::write(
+            &am,
+            format!("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: '{url}'\n"),
+        )
+        .unwrap();
+        let (code, out) = argus_cli(["check", "alertmanager", am.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{url}: {out}");
+        assert!(
+            out.contains(&format!(
+                "am.yml:6:9: receivers[0].webhook_configs[0].url: {want}"
+            )),
+            "{url}: {out}"
+        );
+        assert!(!out.contains(url), "the URL (a secret) is printed: {out}");
+    }
+
+    let hook = Recorder::start();
+    let secret = tmp.path().join("hook-url");
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        "route:\n  receiver: a\n  group_wait: 0s\nreceivers:\n  - name: a\n    webhook_configs:\n      - url_file: hook-url\n",
+    )
+    .unwrap();
+    let (code, out) = argus_cli([
+        "check",
+        "alertmanager",
+        tmp.path().join("alertmanager.yml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("alertmanager.yml:7:19: receivers[0].webhook_configs[0].url_file: cannot read \"hook-url\""),
+        "{out}"
+    );
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n";
+    std::fs::write(tmp.path().join("argus.yml"), cfg).unwrap();
+    let (code, out) = argus_cli([
+        "check",
+        "config",
+        tmp.path().join("argus.yml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("cannot read \"hook-url\""), "{out}");
+
+    // Running: a warning at start, and the page is retried, not dropped.
+    let a = Argus::start_in(tmp.path(), cfg, &[]);
+    assert!(
+        a.log().contains("url_file: cannot read \"hook-url\""),
+        "{}",
+        a.log()
+    );
+    let (code, body) = http_request_with(
+        "POST",
+        &format!("{}/api/v2/alerts", a.url()),
+        Some(r#"[{"labels":{"alertname":"Down"}}]"#),
+        &[("Content-Type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let retried = || {
+        let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
+        m.lines()
+            .find(|l| l.starts_with("argus_receiver_notifications_retried_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    wait_for(10, "a retry", || retried().filter(|n| *n >= 1.0));
+    assert!(!a.log().contains("dropped"), "{}", a.log());
+    std::fs::write(&secret, format!("http://{}/hook\n", hook.addr())).unwrap();
+    let got = wait_for(30, "the page once the secret is there", || {
+        let b = hook.json_bodies();
+        (!b.is_empty()).then_some(b)
+    });
+    assert_eq!(got[0]["alerts"][0]["labels"]["alertname"], "Down");
+}

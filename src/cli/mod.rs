@@ -53,7 +53,15 @@ pub fn check_rules(files: &[std::path::PathBuf], names: crate::rules::NameValida
 pub fn check_alertmanager(files: &[std::path::PathBuf]) -> bool {
     let mut ok = true;
     for f in files {
-        match crate::notify::load_am_config(f, crate::notify::Strictness::Deliver) {
+        match crate::notify::load_am_config(f, crate::notify::Strictness::Deliver).and_then(|c| {
+            // A secret file that cannot be read would fail the first page.
+            let missing = c.unreadable_files();
+            if missing.is_empty() {
+                Ok(c)
+            } else {
+                Err(crate::config::ConfigErrors(missing))
+            }
+        }) {
             Ok(c) => match crate::notify::Templates::load(&c.templates, &c.base_dir) {
                 Ok(t) => println!(
                     "{}: SUCCESS: {} receiver(s), {} template(s)",
@@ -88,9 +96,13 @@ pub fn check_config(files: &[std::path::PathBuf]) -> bool {
             Ok(c) => match crate::rules::load_groups(&c)
                 .map_err(|e| e.to_string())
                 .and_then(|g| {
-                    crate::notify::routing_of(&c)
-                        .map(|_| g)
-                        .map_err(|e| e.to_string())
+                    let routing = crate::notify::routing_of(&c).map_err(|e| e.to_string())?;
+                    let missing = routing.map(|r| r.unreadable_files()).unwrap_or_default();
+                    if missing.is_empty() {
+                        Ok(g)
+                    } else {
+                        Err(crate::config::ConfigErrors(missing).to_string())
+                    }
                 })
                 .and_then(|g| match &c.peers {
                     Some(p) => crate::ha::read_secret(p).map(|_| g),

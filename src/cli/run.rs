@@ -172,7 +172,13 @@ fn load_config(source: &ConfigSource, peer_self: Option<&str>) -> Result<Config,
 
 /// The Alertmanager configuration `alerting.routing_file` names, if any.
 fn load_routing(cfg: &Config) -> Result<Option<crate::notify::AmConfig>, String> {
-    crate::notify::routing_of(cfg).map_err(|e| e.to_string())
+    let routing = crate::notify::routing_of(cfg).map_err(|e| e.to_string())?;
+    // The file may appear later (a secret mounted after start): warn now,
+    // and deliveries that need it are retried until it is there.
+    for e in routing.iter().flat_map(|r| r.unreadable_files()) {
+        tracing::warn!(error = %e, "a file the routing configuration names cannot be read; notifications that need it will be retried");
+    }
+    Ok(routing)
 }
 
 fn describe(cfg: &Config) -> String {

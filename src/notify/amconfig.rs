@@ -69,6 +69,88 @@ pub struct AmConfig {
     /// start here.
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+    /// Every `*_file` of `global` and the receivers (secrets, TLS files),
+    /// where it is written, so their readability can be checked.
+    #[serde(skip)]
+    pub file_refs: Vec<FileRef>,
+    /// The name errors give this configuration (its file, or argus's
+    /// config for `alerting.routing`).
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// A file a receiver or `global` names (`url_file`, `ca_file`, …).
+#[derive(Clone, Debug, Default)]
+pub struct FileRef {
+    /// Key path (`receivers[0].webhook_configs[0].url_file`).
+    pub path: String,
+    /// Where the value is written.
+    pub pos: Option<Pos>,
+    /// The file as written (relative paths start at `base_dir`).
+    pub file: String,
+}
+
+impl AmConfig {
+    /// The files of [`AmConfig::file_refs`] that cannot be read now, as
+    /// positioned errors: `check` refuses them; a running argus warns, as
+    /// the file may appear later, and retries deliveries that need it.
+    pub fn unreadable_files(&self) -> Vec<ConfigError> {
+        self.file_refs
+            .iter()
+            .filter_map(|r| {
+                let p = self.base_dir.join(&r.file);
+                let e = std::fs::File::open(&p).err()?;
+                Some(ConfigError {
+                    file: self.source.clone(),
+                    pos: r.pos,
+                    path: r.path.clone(),
+                    msg: format!("cannot read {:?}: {e}", r.file),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `*_file` keys under `global` and `receivers` of a parsed document.
+fn file_refs(doc: &serde_json::Value, positions: &Positions) -> Vec<FileRef> {
+    fn walk(v: &serde_json::Value, path: &str, positions: &Positions, out: &mut Vec<FileRef>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    match v {
+                        serde_json::Value::String(f) if k.ends_with("_file") && !f.is_empty() => {
+                            out.push(FileRef {
+                                pos: positions
+                                    .value_of_path(&p)
+                                    .or_else(|| positions.of_path(&p)),
+                                path: p,
+                                file: f.clone(),
+                            })
+                        }
+                        _ => walk(v, &p, positions, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), positions, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for key in ["global", "receivers"] {
+        if let Some(v) = doc.get(key) {
+            walk(v, key, positions, &mut out);
+        }
+    }
+    out
 }
 
 /// An inhibition rule as written: alerts matching the target matchers are
@@ -316,6 +398,14 @@ pub fn routing_of(cfg: &crate::config::Config) -> Result<Option<AmConfig>, Confi
         .and_then(|p| p.parent())
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    // The files are named where argus's config writes them.
+    am.source = file;
+    for r in &mut am.file_refs {
+        r.path = format!("alerting.routing.{}", r.path);
+        r.pos = positions
+            .as_ref()
+            .and_then(|p| p.value_of_path(&r.path).or_else(|| p.of_path(&r.path)));
+    }
     Ok(Some(am))
 }
 
@@ -479,11 +569,15 @@ pub fn parse_am_config(
             check_route(root, "route", &names, &intervals, &mut err);
         }
     }
-    if errs.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(ConfigErrors(errs))
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
     }
+    let mut cfg = cfg;
+    cfg.source = file.to_string();
+    if let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(src) {
+        cfg.file_refs = file_refs(&doc, &positions);
+    }
+    Ok(cfg)
 }
 
 /// Checks `match`/`match_re`/`matchers` style fields under `p`.

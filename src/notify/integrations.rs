@@ -115,10 +115,65 @@ fn set_f(o: &Option<String>) -> bool {
     o.as_ref().is_some_and(|s| !s.is_empty())
 }
 
+/// Alertmanager's check of a URL setting: an `http` or `https` scheme
+/// and a host, with Alertmanager's wording.
+pub fn check_url(url: &str, p: &str, err: &mut dyn FnMut(&str, String)) {
+    let (scheme, rest) = match url.split_once(':') {
+        Some((s, r))
+            if s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
+        {
+            (s.to_ascii_lowercase(), r)
+        }
+        _ => (String::new(), url),
+    };
+    if scheme != "http" && scheme != "https" {
+        err(p, format!("unsupported scheme {scheme:?} for URL"));
+        return;
+    }
+    let host = rest
+        .strip_prefix("//")
+        .map(|a| a.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|a| a.rsplit('@').next().unwrap_or(""))
+        .unwrap_or("");
+    if host.is_empty() {
+        err(p, "host for URL must not be empty".into());
+    }
+}
+
+/// [`check_url`] on a setting that may be unset.
+fn check_opt_url(url: Option<&str>, p: &str, err: &mut dyn FnMut(&str, String)) {
+    if let Some(u) = url.filter(|u| !u.is_empty()) {
+        check_url(u, p, err);
+    }
+}
+
 impl GlobalConfig {
-    /// Alertmanager's checks of `global`: inline secrets and their `_file`
-    /// forms are exclusive.
+    /// Alertmanager's checks of `global`: URLs are http(s) with a host,
+    /// inline secrets and their `_file` forms are exclusive.
     pub fn check(&self, err: &mut dyn FnMut(&str, String)) {
+        for (key, url) in [
+            (
+                "slack_api_url",
+                self.slack_api_url.as_ref().map(|s| s.expose()),
+            ),
+            ("slack_app_url", self.slack_app_url.as_deref()),
+            ("pagerduty_url", self.pagerduty_url.as_deref()),
+            ("jira_api_url", self.jira_api_url.as_deref()),
+            ("opsgenie_api_url", self.opsgenie_api_url.as_deref()),
+            ("wechat_api_url", self.wechat_api_url.as_deref()),
+            ("victorops_api_url", self.victorops_api_url.as_deref()),
+            ("telegram_api_url", self.telegram_api_url.as_deref()),
+            ("webex_api_url", self.webex_api_url.as_deref()),
+            ("rocketchat_api_url", self.rocketchat_api_url.as_deref()),
+            (
+                "mattermost_webhook_url",
+                self.mattermost_webhook_url.as_ref().map(|s| s.expose()),
+            ),
+        ] {
+            check_opt_url(url, &format!("global.{key}"), err);
+        }
         let pairs: [(&str, bool, bool); 11] = [
             (
                 "slack_app_token",
@@ -406,6 +461,12 @@ fn canonical_header(h: &str) -> String {
 impl SlackConfig {
     /// Alertmanager's checks, with `global` filling what is left out.
     pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(
+            self.api_url.as_ref().map(|s| s.expose()),
+            &format!("{p}.api_url"),
+            err,
+        );
+        check_opt_url(self.app_url.as_deref(), &format!("{p}.app_url"), err);
         let url = set(&self.api_url) || set_f(&self.api_url_file);
         let token = set_s(&self.app_token) || set_f(&self.app_token_file);
         if set(&self.api_url) && set_f(&self.api_url_file) {
@@ -463,6 +524,7 @@ impl SlackConfig {
 impl PagerdutyConfig {
     /// Alertmanager's checks.
     pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.url.as_deref(), &format!("{p}.url"), err);
         let rk = set_s(&self.routing_key);
         let sk = set_s(&self.service_key);
         if !rk && !sk && !set_f(&self.routing_key_file) && !set_f(&self.service_key_file) {
@@ -559,6 +621,11 @@ impl EmailConfig {
 impl WebhookConfig {
     /// Alertmanager's checks.
     pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(
+            self.url.as_ref().map(|s| s.expose()),
+            &format!("{p}.url"),
+            err,
+        );
         let u = set_s(&self.url);
         let f = set_f(&self.url_file);
         if !u && !f {

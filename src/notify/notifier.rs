@@ -58,6 +58,16 @@ const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
 /// repeats costs a restart a second, not a busy loop.
 const WORKER_RESTART_DELAY: Duration = Duration::from_secs(1);
 
+/// Why a notification could not be made ready to send.
+enum PrepareError {
+    /// Its receiver or integration is no longer configured: it can never
+    /// be sent.
+    Gone(String),
+    /// Something a fix outside argus can cure (a secret file that cannot
+    /// be read yet): worth retrying.
+    Retry(String),
+}
+
 /// Counts a delivery under way for as long as it lives, however its
 /// task ends.
 struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -745,7 +755,16 @@ impl Notifier {
         };
         let prepared = match prepared {
             Ok(x) => x,
-            Err(e) => return Outcome::Failed(e),
+            Err(PrepareError::Gone(e)) => return Outcome::Failed(e),
+            // An unreadable secret file or the like may be fixed without
+            // a reload: the notification waits in the outbox, retried with
+            // backoff and counted, rather than being dropped.
+            Err(PrepareError::Retry(e)) => {
+                return Outcome::Retry {
+                    reason: e,
+                    after: None,
+                };
+            }
         };
         if self.dry_run {
             tracing::info!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, message = ?prepared, "dry run: notification not sent");
@@ -754,16 +773,17 @@ impl Notifier {
         self.sender.send(prepared, now).await
     }
 
-    fn prepare(&self, st: &State, p: &Pending, now: i64) -> Result<Prepared, String> {
-        let r = st
-            .receivers
-            .get(&p.receiver)
-            .ok_or_else(|| format!("receiver {:?} is no longer configured", p.receiver))?;
+    fn prepare(&self, st: &State, p: &Pending, now: i64) -> Result<Prepared, PrepareError> {
+        let r = st.receivers.get(&p.receiver).ok_or_else(|| {
+            PrepareError::Gone(format!("receiver {:?} is no longer configured", p.receiver))
+        })?;
         let (kind, idx) = p
             .integration
             .split_once('/')
             .and_then(|(k, i)| Some((k, i.parse::<usize>().ok()?)))
-            .ok_or_else(|| format!("unknown integration {:?}", p.integration))?;
+            .ok_or_else(|| {
+                PrepareError::Gone(format!("unknown integration {:?}", p.integration))
+            })?;
         let x = RenderCtx {
             global: &st.global,
             base_dir: &st.base_dir,
@@ -776,10 +796,10 @@ impl Notifier {
             template_errors: Default::default(),
         };
         let gone = || {
-            format!(
+            PrepareError::Gone(format!(
                 "integration {} of receiver {:?} is no longer configured",
                 p.integration, p.receiver
-            )
+            ))
         };
         let prepared = match kind {
             "webhook" => super::send::webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, &x),
@@ -788,8 +808,9 @@ impl Notifier {
                 super::send::pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, &x)
             }
             "email" => super::send::email(r.email_configs.get(idx).ok_or_else(gone)?, &x),
-            _ => Err(gone()),
-        };
+            _ => return Err(gone()),
+        }
+        .map_err(PrepareError::Retry);
         let errors = x.template_errors.take();
         if !errors.is_empty() {
             self.metrics

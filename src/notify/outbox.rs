@@ -78,7 +78,8 @@ pub enum Outcome {
         /// The receiver's requested wait.
         after: Option<Duration>,
     },
-    /// Refused for good (a 4xx other than 429, a template error): dropped.
+    /// Refused for good (a 4xx other than 429, an integration no longer
+    /// configured): dropped.
     Failed(String),
     /// Not sent: a peer delivered it while it was held.
     Superseded,
