@@ -42,6 +42,14 @@ fn hostile_targets_fail_alone() {
             "duplicate series",
         ),
         (
+            "json",
+            Target::start(Reply::Body {
+                content_type: "application/json".into(),
+                body: b"{\"bad\": 1}\n".to_vec(),
+            }),
+            "received unsupported Content-Type \"application/json\"",
+        ),
+        (
             "midbody",
             Target::start(Reply::CloseMidBody {
                 prefix: b"partial_metric 1\npartial_metric".to_vec(),
@@ -589,6 +597,29 @@ receivers:
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
     assert!(errors >= 2.0, "{metrics}");
+    // A filter that says nothing is refused, as Alertmanager refuses it,
+    // rather than listing every alert.
+    for f in ["%7B", "%7D", "%2C"] {
+        let (code, body) = http_get(&format!("{}/api/v2/alerts?filter={f}", a.url())).unwrap();
+        assert_eq!(code, 400, "{f}: {body}");
+        let (code, body) = http_get(&format!("{}/api/v2/silences?filter={f}", a.url())).unwrap();
+        assert_eq!(code, 400, "{f}: {body}");
+    }
+    let (code, body) = http_get(&format!(
+        "{}/api/v2/alerts?filter={}",
+        a.url(),
+        urlencode("alertname=\"First\"")
+    ))
+    .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
         a.log()
             .contains("notification templates failed; sending with the errors in their place")

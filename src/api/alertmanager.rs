@@ -108,6 +108,18 @@ struct AlertFilter {
     receiver: Option<regex::Regex>,
 }
 
+/// The matchers of one `filter` parameter. Alertmanager takes one matcher
+/// per parameter; argus also takes a list (`{a="1",b="2"}`), but a filter
+/// that says nothing (`{`, `}`, `,`) is refused as Alertmanager refuses
+/// it, rather than matching everything.
+fn filter_matchers(f: &str) -> Result<Vec<crate::model::Matcher>, String> {
+    let m = parse_matchers(f).map_err(|e| e.to_string())?;
+    if m.is_empty() && !f.trim().is_empty() {
+        return Err(format!("bad matcher format: {f}"));
+    }
+    Ok(m)
+}
+
 impl AlertFilter {
     /// The filter, or the 400 message.
     fn from_query(q: Option<&str>) -> Result<AlertFilter, String> {
@@ -115,10 +127,7 @@ impl AlertFilter {
         let flag = |k: &str| super::get_one(&p, k) != Some("false");
         let mut matchers = Vec::new();
         for f in super::get_all(&p, "filter") {
-            match parse_matchers(f) {
-                Ok(m) => matchers.extend(m),
-                Err(e) => return Err(e.to_string()),
-            }
+            matchers.extend(filter_matchers(f)?);
         }
         let receiver = match super::get_one(&p, "receiver").filter(|r| !r.is_empty()) {
             None => None,
@@ -392,9 +401,9 @@ pub(crate) async fn get_silences(State(st): State<ApiState>, RawQuery(q): RawQue
     let p = super::params(q.as_deref(), None);
     let mut filter = Vec::new();
     for f in super::get_all(&p, "filter") {
-        match parse_matchers(f) {
+        match filter_matchers(f) {
             Ok(m) => filter.extend(m),
-            Err(e) => return message(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => return message(StatusCode::BAD_REQUEST, &e),
         }
     }
     let now = st.notifier.now();

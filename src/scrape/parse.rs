@@ -20,22 +20,28 @@ pub enum Format {
 }
 
 impl Format {
-    /// Picks the format from a `Content-Type` header value.
-    pub fn from_content_type(ct: Option<&str>) -> Format {
-        match ct {
-            Some(c) => {
-                let c = c.trim_start().to_ascii_lowercase();
-                if c.starts_with("application/openmetrics-text") {
-                    Format::OpenMetrics
-                } else if c.starts_with("application/vnd.google.protobuf")
-                    && c.contains("proto=io.prometheus.client.metricfamily")
-                {
-                    Format::Protobuf
-                } else {
-                    Format::PrometheusText
-                }
+    /// Picks the format from a `Content-Type` header value. A missing one
+    /// is read as text (as Prometheus 2 did); a type that is none of the
+    /// exposition formats fails the scrape, as in Prometheus 3, rather
+    /// than having a JSON or HTML page parsed as text.
+    pub fn from_content_type(ct: Option<&str>) -> Result<Format, String> {
+        let Some(raw) = ct.filter(|c| !c.trim().is_empty()) else {
+            return Ok(Format::PrometheusText);
+        };
+        let c = raw.trim_start().to_ascii_lowercase();
+        let media = c.split(';').next().unwrap_or("").trim();
+        match media {
+            "application/openmetrics-text" => Ok(Format::OpenMetrics),
+            "text/plain" => Ok(Format::PrometheusText),
+            "application/vnd.google.protobuf"
+                if c.contains("proto=io.prometheus.client.metricfamily") =>
+            {
+                Ok(Format::Protobuf)
             }
-            None => Format::PrometheusText,
+            _ => Err(format!(
+                "received unsupported Content-Type {:?}",
+                raw.chars().take(100).collect::<String>()
+            )),
         }
     }
 }

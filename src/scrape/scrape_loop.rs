@@ -55,6 +55,9 @@ pub enum ScrapeError {
     /// The deadline passed.
     #[error("scrape timed out after {0:?}")]
     Timeout(Duration),
+    /// The answer is not an exposition format.
+    #[error("{0}")]
+    ContentType(String),
     /// The body exceeded `body_size_limit` (or argus's default ceiling).
     #[error("body size limit exceeded ({0} bytes)")]
     BodyTooLarge(u64),
@@ -427,7 +430,8 @@ impl ScrapeLoop {
             resp.headers()
                 .get("content-type")
                 .and_then(|v| v.to_str().ok()),
-        );
+        )
+        .map_err(ScrapeError::ContentType)?;
         let limit = crate::config::effective_body_size_limit(cfg.body_size_limit);
         let want = resp.content_length().unwrap_or(0).min(limit.min(1 << 24)) as usize;
         body.reserve(want);
