@@ -491,3 +491,43 @@ fn a_silence_reaches_the_partner_at_once() {
         sent.elapsed()
     );
 }
+
+/// A surviving peer restarted while its partner is down keeps
+/// `ArgusPeerDown` firing with its first start: no resolve, no second
+/// page.
+#[test]
+fn peer_down_survives_a_restart_of_the_survivor() {
+    let mut p = Pair::start(PairTiming::FAST);
+    p.wait(20, "the first notification", || {
+        (!p.firing("1").is_empty()).then_some(())
+    });
+    p.peers[1].as_mut().unwrap().kill9();
+    let down = p.wait(15, "ArgusPeerDown", || {
+        p.hook
+            .json_bodies()
+            .into_iter()
+            .find(|b| b["groupLabels"]["alertname"] == "ArgusPeerDown" && b["status"] == "firing")
+    });
+    let started = down["alerts"][0]["startsAt"].clone();
+    // Restart the survivor, then wait well past its peer timeout and the
+    // alert's end.
+    assert_eq!(p.peers[0].as_mut().unwrap().stop().0, Some(0));
+    p.spawn(0);
+    std::thread::sleep(Duration::from_secs(8));
+    let downs: Vec<serde_json::Value> = p
+        .hook
+        .json_bodies()
+        .into_iter()
+        .filter(|b| b["groupLabels"]["alertname"] == "ArgusPeerDown")
+        .collect();
+    assert_eq!(downs.len(), 1, "{downs:#?}\nlogs:\n{}", p.logs());
+    let alerts = p.peer(0).get_json("/api/v2/alerts");
+    let a = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "ArgusPeerDown")
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert_eq!(a["status"]["state"], "active");
+    assert_eq!(a["startsAt"], started);
+}

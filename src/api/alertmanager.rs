@@ -425,6 +425,36 @@ pub(crate) async fn get_silences(State(st): State<ApiState>, RawQuery(q): RawQue
     json_reply(&out)
 }
 
+/// Reads a posted silence as Alertmanager checks it (times, order, not
+/// ended before `now`, matchers); the error is the 400 message.
+pub fn decode_silence(body: &[u8], now: i64) -> Result<Silence, String> {
+    let p: PostableSilence =
+        serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))?;
+    let time =
+        |what: &str, t: &str| parse_rfc3339(t).ok_or_else(|| format!("invalid {what} time {t:?}"));
+    let (starts_at, ends_at) = (time("start", &p.starts_at)?, time("end", &p.ends_at)?);
+    if starts_at >= ends_at {
+        return Err("Failed to create silence: start time must be before end time".into());
+    }
+    if ends_at < now {
+        return Err("Failed to create silence: end time can't be in the past".into());
+    }
+    let matchers = p
+        .matchers
+        .iter()
+        .map(|m| m.to_matcher())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Silence {
+        id: p.id.unwrap_or_default(),
+        matchers,
+        starts_at,
+        ends_at,
+        updated_at: 0,
+        created_by: p.created_by,
+        comment: p.comment,
+    })
+}
+
 /// `POST /api/v2/silences`: creates a silence, or updates the one named by
 /// `id`; answers `{"silenceID": ...}`.
 pub(crate) async fn post_silences(
@@ -435,43 +465,9 @@ pub(crate) async fn post_silences(
     if let Err(r) = super::auth::check_write(&st, &headers) {
         return *r;
     }
-    let p: PostableSilence = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return message(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
-    };
-    let time =
-        |what: &str, t: &str| parse_rfc3339(t).ok_or_else(|| format!("invalid {what} time {t:?}"));
-    let (starts_at, ends_at) = match (time("start", &p.starts_at), time("end", &p.ends_at)) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(m), _) | (_, Err(m)) => return message(StatusCode::BAD_REQUEST, &m),
-    };
-    if starts_at >= ends_at {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Failed to create silence: start time must be before end time",
-        );
-    }
-    if ends_at < st.notifier.now() {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Failed to create silence: end time can't be in the past",
-        );
-    }
-    let mut matchers = Vec::with_capacity(p.matchers.len());
-    for m in &p.matchers {
-        match m.to_matcher() {
-            Ok(m) => matchers.push(m),
-            Err(e) => return message(StatusCode::BAD_REQUEST, &e),
-        }
-    }
-    let sil = Silence {
-        id: p.id.unwrap_or_default(),
-        matchers,
-        starts_at,
-        ends_at,
-        updated_at: 0,
-        created_by: p.created_by,
-        comment: p.comment,
+    let sil = match decode_silence(&body, st.notifier.now()) {
+        Ok(s) => s,
+        Err(m) => return message(StatusCode::BAD_REQUEST, &m),
     };
     match st.notifier.set_silence(sil) {
         Ok(id) => json_reply(&serde_json::json!({ "silenceID": id })),

@@ -1,7 +1,7 @@
 //! The one HTTP server: health, reload, self metrics, the Prometheus v1
 //! read API (targets, series, labels, status) and federation.
 
-mod alertmanager;
+pub mod alertmanager;
 mod auth;
 mod query;
 mod rules;

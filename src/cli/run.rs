@@ -297,6 +297,7 @@ pub async fn run(
         metrics.clone(),
         clock.clone(),
         &external_url,
+        Some(&opts.storage_path),
     ));
     peers
         .apply(cfg.peers.as_ref(), crate::ha::config_hash(&cfg))

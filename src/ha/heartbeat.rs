@@ -118,6 +118,23 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
+/// Reads [`PEERS_FILE`]; a missing file is no state, a damaged one is
+/// logged and ignored (it costs at most one repeated ArgusPeerDown).
+fn load_saved_peers(dir: &std::path::Path) -> SavedPeers {
+    let path = dir.join(PEERS_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "the peers' state is damaged; starting without it");
+            SavedPeers::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedPeers::default(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the peers' state; starting without it");
+            SavedPeers::default()
+        }
+    }
+}
+
 /// How often a refused heartbeat is logged at most.
 const REFUSAL_LOG_INTERVAL_MS: i64 = 1000;
 
@@ -208,6 +225,11 @@ pub struct PeerStatus {
 }
 
 struct Inner {
+    /// Peers down when this instance last ran, taken by `apply` for
+    /// members it has not seen yet.
+    restored_down: BTreeMap<String, i64>,
+    /// What [`PEERS_FILE`] holds now.
+    saved: SavedPeers,
     /// When a refused heartbeat was last logged, and how many have been
     /// refused since without a line.
     refusal_logged_at: Option<i64>,
@@ -231,20 +253,42 @@ pub struct Peers {
     client: reqwest::Client,
     started_at: i64,
     external_url: String,
+    /// Where [`PEERS_FILE`] lives, if anywhere.
+    state_dir: Option<std::path::PathBuf>,
+}
+
+/// File under the storage directory with the peers that were down when it
+/// was written, and since when: a restarted instance keeps their
+/// `ArgusPeerDown` firing with its original start instead of resolving it
+/// and paging again once the timeout has passed.
+pub const PEERS_FILE: &str = "peers.json";
+
+/// What [`PEERS_FILE`] holds.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SavedPeers {
+    /// Peer id → when it went down (ms).
+    down: BTreeMap<String, i64>,
 }
 
 impl Peers {
-    /// No peers yet; [`apply`](Self::apply) configures them.
+    /// No peers yet; [`apply`](Self::apply) configures them. With a
+    /// `state_dir`, peers that were down when this instance last ran start
+    /// down (see [`PEERS_FILE`]).
     pub fn new(
         notifier: Arc<Notifier>,
         sink: Arc<dyn AlertSink>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         external_url: &str,
+        state_dir: Option<&std::path::Path>,
     ) -> Peers {
         let started_at = clock.now_millis();
+        let saved = state_dir.map(load_saved_peers).unwrap_or_default();
         Peers {
+            state_dir: state_dir.map(std::path::Path::to_path_buf),
             inner: Mutex::new(Inner {
+                restored_down: saved.down.clone(),
+                saved,
                 refusal_logged_at: None,
                 refusals_suppressed: 0,
                 cfg: None,
@@ -291,8 +335,13 @@ impl Peers {
             if m.id == p.self_id {
                 continue;
             }
-            let mut ps = st.peers.remove(&m.id).unwrap_or(PeerState {
+            let restored = st.restored_down.remove(&m.id);
+            let mut ps = st.peers.remove(&m.id).unwrap_or_else(|| PeerState {
                 send_full: true,
+                // Down when we stopped: down now, with the same alert,
+                // until a heartbeat says otherwise.
+                down_since: restored,
+                down_alert: restored.map(|t| (t, i64::MAX)),
                 ..Default::default()
             });
             ps.url = m.url.trim_end_matches('/').to_string();
@@ -503,6 +552,37 @@ impl Peers {
         self.notifier.set_peer_hold(hold, settle_until);
         if !alerts.is_empty() {
             self.sink.send(alerts);
+        }
+        self.save_if_changed();
+    }
+
+    /// Writes [`PEERS_FILE`] when the set of down peers changed.
+    fn save_if_changed(&self) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let body = {
+            let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let now = SavedPeers {
+                down: st
+                    .peers
+                    .iter()
+                    .filter_map(|(id, p)| Some((id.clone(), p.down_since?)))
+                    .collect(),
+            };
+            if now == st.saved {
+                return;
+            }
+            let body = serde_json::to_vec(&now).unwrap_or_default();
+            st.saved = now;
+            body
+        };
+        if let Err(e) = crate::model::write_atomic(dir, PEERS_FILE, &body) {
+            self.metrics
+                .state_write_failures
+                .get_or_create(&vec![("file".to_string(), PEERS_FILE.to_string())])
+                .inc();
+            tracing::error!(file = PEERS_FILE, error = %e, "cannot write the peers' state; a restart may page ArgusPeerDown again");
         }
     }
 

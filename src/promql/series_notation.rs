@@ -293,6 +293,20 @@ pub fn parse_histogram(s: &str) -> Result<(FloatHistogram, bool), String> {
 }
 
 /// Expands a histogram token: `{{…}}`, `{{…}}xN`, `{{a}}+{{b}}xN` or
+/// The most values one series line may expand to: a year at 15 s, far
+/// beyond any test, and a bound on what `1x99999999999` can allocate.
+pub const MAX_SERIES_VALUES: usize = 2_100_000;
+
+/// Refuses an expansion of `n + 1` more values past [`MAX_SERIES_VALUES`].
+fn room_for(out: &[SeqValue], n: usize, tok: &str) -> Result<(), String> {
+    if n.saturating_add(1).saturating_add(out.len()) > MAX_SERIES_VALUES {
+        return Err(format!(
+            "{tok:?} expands the series past {MAX_SERIES_VALUES} values"
+        ));
+    }
+    Ok(())
+}
+
 /// `{{a}}-{{b}}xN`.
 fn histogram_token(tok: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
     let close = tok.find("}}").ok_or("unterminated histogram")? + 2;
@@ -306,6 +320,7 @@ fn histogram_token(tok: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
         let n: usize = n
             .parse()
             .map_err(|_| format!("invalid repetition in {tok:?}"))?;
+        room_for(out, n, tok)?;
         let h = Arc::new(first);
         for _ in 0..=n {
             out.push(SeqValue::Histogram(h.clone(), hint));
@@ -324,6 +339,7 @@ fn histogram_token(tok: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
         .strip_prefix('x')
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("invalid repetition in {tok:?}"))?;
+    room_for(out, n, tok)?;
     let mut cur = first;
     for _ in 0..=n {
         out.push(SeqValue::Histogram(Arc::new(cur.clone()), hint));
@@ -369,9 +385,11 @@ pub fn parse_values(text: &str) -> Result<Vec<SeqValue>, String> {
             _ => (tok, None),
         };
         let Some(n) = count else {
+            room_for(&out, 0, tok)?;
             out.push(SeqValue::Value(parse_float(head)?));
             continue;
         };
+        room_for(&out, n, tok)?;
         if head == "_" {
             out.extend(std::iter::repeat_n(SeqValue::Omitted, n));
             continue;
@@ -408,6 +426,15 @@ pub fn parse_values(text: &str) -> Result<Vec<SeqValue>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expansions_are_bounded() {
+        let e = parse_values("1x99999999999").unwrap_err();
+        assert!(e.contains("expands the series past"), "{e}");
+        let e = parse_values("{{count:1}}x99999999999").unwrap_err();
+        assert!(e.contains("expands the series past"), "{e}");
+        assert_eq!(parse_values("0+1x100000").unwrap().len(), 100_001);
+    }
 
     #[test]
     fn expands_all_forms() {

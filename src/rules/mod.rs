@@ -15,10 +15,10 @@ pub use group::{
     Alert, AlertState, AlertingRule, EvalEnv, Group, RESOLVED_RETENTION_MS, RecordingRule, Rule,
 };
 pub use manager::{GroupState, RuleManager, RulesError, load_groups};
-pub use persist::{ALERTS_FILE, PersistError, Restored, SavedState};
+pub use persist::{ALERTS_FILE, PersistError, Restored, SavedState, load as load_alert_state};
 pub use unittest::{
-    AlertRuleRef, FileOutcome, GroupOutcome, UnitTestOptions, run_file as run_unit_test_file,
-    test_expression,
+    AlertRuleRef, FileOutcome, GroupOutcome, UnitTestOptions, check_test_text,
+    run_file as run_unit_test_file, test_expression,
 };
 
 pub use file::{

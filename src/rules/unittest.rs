@@ -199,6 +199,35 @@ impl FileOutcome {
     }
 }
 
+/// The test file's YAML, errors as `FILE:LINE:COL: message`.
+fn parse_test_yaml(src: &str, file: &str) -> Result<TestFile, String> {
+    if src.trim().is_empty() {
+        return Ok(TestFile::default());
+    }
+    serde_saphyr::from_str(src).map_err(|e| {
+        let positions = crate::config::Positions::index(src);
+        let (pos, _, msg) = crate::config::yaml_error_parts(&e, &positions);
+        match pos {
+            Some(p) => format!("{file}:{}:{}: {msg}", p.line, p.col),
+            None => format!("{file}: {msg}"),
+        }
+    })
+}
+
+/// Reads a unit-test file's text as [`run_file`] does before it
+/// evaluates anything: the YAML and every input series in the series
+/// notation. The fuzz target for test files calls it.
+pub fn check_test_text(src: &str, file: &str) -> Result<(), String> {
+    let tf = parse_test_yaml(src, file)?;
+    for g in &tf.tests {
+        for s in &g.input_series {
+            parse_labels(&s.series).map_err(|e| format!("{:?}: {e}", s.series))?;
+            parse_values(&s.values.0).map_err(|e| format!("{:?}: {e}", s.series))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs one unit-test file.
 pub fn run_file(path: &Path, opts: &UnitTestOptions) -> FileOutcome {
     let mut out = FileOutcome {
@@ -212,20 +241,11 @@ pub fn run_file(path: &Path, opts: &UnitTestOptions) -> FileOutcome {
             return out;
         }
     };
-    let tf: TestFile = if src.trim().is_empty() {
-        TestFile::default()
-    } else {
-        match serde_saphyr::from_str(&src) {
-            Ok(t) => t,
-            Err(e) => {
-                let positions = crate::config::Positions::index(&src);
-                let (pos, _, msg) = crate::config::yaml_error_parts(&e, &positions);
-                out.error = Some(match pos {
-                    Some(p) => format!("{}:{}:{}: {msg}", path.display(), p.line, p.col),
-                    None => format!("{}: {msg}", path.display()),
-                });
-                return out;
-            }
+    let tf = match parse_test_yaml(&src, &path.display().to_string()) {
+        Ok(t) => t,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
         }
     };
     let base = path.parent().unwrap_or(Path::new("."));

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub snapshot_duration: Histogram,
     /// Snapshot failures.
     pub snapshot_failures: Counter,
+    /// Writes of a state file under the storage path that failed, by file.
+    pub state_write_failures: Family<L, Counter>,
     /// Size of the last snapshot in bytes.
     pub snapshot_bytes: Gauge,
     /// HTTP requests by handler and code.
@@ -144,6 +146,7 @@ impl Metrics {
             head_unknown_ref: Counter::default(),
             snapshot_duration: Histogram::new(exponential_buckets(0.001, 4.0, 9)),
             snapshot_failures: Counter::default(),
+            state_write_failures: Family::default(),
             snapshot_bytes: Gauge::default(),
             http_requests: Family::default(),
             http_duration: hist_family(),
@@ -304,6 +307,11 @@ impl Metrics {
             "argus_snapshot_duration_seconds",
             "Time to write a head snapshot",
             m.snapshot_duration.clone(),
+        );
+        r.register(
+            "argus_state_write_failures",
+            "Writes of state files under the storage path that failed, by file",
+            m.state_write_failures.clone(),
         );
         r.register(
             "argus_snapshot_failures",

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Fills fuzz/corpus/<target>/ with seed inputs: the conformance corpora in
+# ../shared/conformance (read from there, never copied into the repo) and
+# the repo's own fixtures. Safe to run again: files are named by content.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$here")"
+conf="$repo/../shared/conformance"
+
+put() { # target file...
+  local t=$1; shift
+  mkdir -p "$here/corpus/$t"
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    cp "$f" "$here/corpus/$t/seed-$(sha1sum "$f" | cut -c1-16)"
+  done
+}
+put_prefixed() { # target prefix-byte file...
+  local t=$1 b=$2; shift 2
+  mkdir -p "$here/corpus/$t"
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    local out="$here/corpus/$t/seed-$b-$(sha1sum "$f" | cut -c1-16)"
+    { printf "\\x$b"; cat "$f"; } > "$out"
+  done
+}
+
+shopt -s nullglob globstar
+put config_yaml "$conf"/prometheus/documentation/examples/*.yml "$repo"/deploy/**/*.yml "$repo"/examples/**/*.yml
+put rule_file "$conf"/prometheus/rules/fixtures/*.y*ml "$conf"/prometheus/model/rulefmt/testdata/*.y*ml "$repo"/rules/*.yml
+put unit_test_file "$conf"/prometheus/cmd/promtool/testdata/*.y*ml "$repo"/rules/*.test.yml
+put alertmanager_config "$conf"/alertmanager/config/testdata/*.yml "$conf"/alertmanager/doc/examples/*.yml "$repo"/alerting/*.yml
+put slo_spec "$conf"/sloth/examples/*.yml "$repo"/slo/*.yml
+put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl
+put api_bodies "$repo"/tests/data/*.json
+put_prefixed exposition_text 00 "$repo"/benches/data/* "$repo"/tests/data/*.prom "$repo"/tests/data/*.txt
+put_prefixed exposition_text 01 "$repo"/tests/data/*.om "$repo"/tests/data/*openmetrics*
+
+# PromQL: every eval expression of Prometheus's own test scripts, one
+# file each.
+mkdir -p "$here/corpus/promql"
+for f in "$conf"/prometheus/promql/promqltest/testdata/*.test; do
+  grep -E '^\s*eval' "$f" | sed -E 's/^\s*eval(_fail|_warn|_info|_ordered)?\s+(instant at \S+|range from \S+ to \S+ step \S+)\s*//' \
+    | while IFS= read -r q; do
+        [ -n "$q" ] || continue
+        printf '%s' "$q" > "$here/corpus/promql/seed-$(printf '%s' "$q" | sha1sum | cut -c1-16)"
+      done
+done
+# The series notation of the same scripts feeds the unit-test target.
+for f in "$conf"/prometheus/promql/promqltest/testdata/*.test; do
+  grep -E '^\s+[a-zA-Z_{]' "$f" | head -200 > "$here/corpus/unit_test_file/seed-lines-$(basename "$f")" || true
+done
+# State files: what argus writes itself comes from the tests' runs; a
+# minimal valid one of each keeps the fuzzer near the formats.
+mkdir -p "$here/corpus/state_files" "$here/corpus/exposition_protobuf"
+printf '\x03{"silences":[]}' > "$here/corpus/state_files/seed-silences"
+printf '\x04{"entries":[]}' > "$here/corpus/state_files/seed-nflog"
+printf '\x01{"alerts":[]}' > "$here/corpus/state_files/seed-alerts"
+# Small hand-written inputs for the formats the corpora above lack.
+printf '\x00# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code="200",method="get"} 1027 1395066363000\nhttp_requests_total{code="400"} 3\n# TYPE rpc histogram\nrpc_bucket{le="0.05"} 24054\nrpc_bucket{le="+Inf"} 144320\nrpc_sum 53423\nrpc_count 144320\nmsdos_file_access_time_seconds{path="C:\\\\DIR\\\\FILE.TXT",error="Cannot find file:\\n\\"FILE.TXT\\""} 1.458255915e9\n' > "$here/corpus/exposition_text/seed-text"
+printf '\x01# TYPE acme_http_router_request_seconds summary\n# UNIT acme_http_router_request_seconds seconds\nacme_http_router_request_seconds_sum{path="/api/v1",method="GET"} 9036.32\nacme_http_router_request_seconds_count{path="/api/v1",method="GET"} 807283.0\nacme_http_router_request_seconds_created{path="/api/v1",method="GET"} 1605281325.0\n# TYPE foo histogram\nfoo_bucket{le="0.01"} 0 # {trace_id="KOO5S4vxi0o"} 0.67\nfoo_bucket{le="+Inf"} 17\nfoo_count 17\nfoo_sum 324789.3\n# EOF\n' > "$here/corpus/exposition_text/seed-om"
+printf '[{"labels":{"alertname":"HighLatency","severity":"critical"},"annotations":{"summary":"p95 high"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z","generatorURL":"http://argus:9095/graph"}]' > "$here/corpus/api_bodies/seed-alerts"
+printf '{"matchers":[{"name":"alertname","value":"High.*","isRegex":true,"isEqual":true}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2030-01-01T00:00:00Z","createdBy":"oncall","comment":"maintenance"}' > "$here/corpus/api_bodies/seed-silence"
+printf '{"id":"argus-b","start_time":1,"config_hash":"x","time":1700000000000,"full":false,"sync":{"nflog":[],"silences":[]}}' > "$here/corpus/api_bodies/seed-heartbeat"
+printf '{{ define "x" }}{{ range $k, $v := .Labels }}{{ $k }}={{ $v | printf "%%q" }} {{ end }}{{ end }}{{ template "x" . }}{{ .Value | humanizePercentage }} {{ if gt .Value 0.1 }}high{{ else }}low{{ end }} {{ printf "%%5.2f|%%-4s|%%x" 3.14159 "ab" 255 }} {{ len .List }}' > "$here/corpus/template/seed-hand"
+
+echo "seeded: $(for d in "$here"/corpus/*/; do printf '%s=%s ' "$(basename "$d")" "$(ls "$d" | wc -l)"; done)"
