@@ -713,3 +713,122 @@ fn receiver_urls_and_secret_files_are_checked_where_configured() {
     });
     assert_eq!(got[0]["alerts"][0]["labels"]["alertname"], "Down");
 }
+
+/// Disk full: a silence that cannot be saved is refused (500) and not
+/// kept, the failure is counted and shown by /-/ready, and once the disk
+/// takes writes again silences save and survive a restart.
+#[test]
+fn a_full_disk_refuses_silences_instead_of_losing_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        "route:\n  receiver: a\nreceivers:\n  - name: a\n",
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n";
+    let mut a = Argus::start_in(tmp.path(), cfg, &[]);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Every write of the silences lands on /dev/full: ENOSPC.
+    let tmpfile = data.join("silences.json.tmp");
+    std::os::unix::fs::symlink("/dev/full", &tmpfile).unwrap();
+    let silence = |comment: &str| {
+        format!(
+            r#"{{"matchers":[{{"name":"alertname","value":"X","isRegex":false}}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"oncall","comment":"{comment}"}}"#
+        )
+    };
+    let post = |body: &str| {
+        http_request_with(
+            "POST",
+            &format!("{}/api/v2/silences", a.url()),
+            Some(body),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap()
+    };
+    let (code, body) = post(&silence("full"));
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("cannot save the silences"), "{body}");
+    let listed = a.get_json("/api/v2/silences");
+    assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+    let (code, ready) = http_get(&format!("{}/-/ready", a.url())).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        ready.contains("degraded") && ready.contains("cannot write silences.json"),
+        "{ready}"
+    );
+    let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("argus_state_write_failures_total{file=\"silences.json\"}")),
+        "{m}"
+    );
+
+    std::fs::remove_file(&tmpfile).unwrap();
+    let (code, body) = post(&silence("room again"));
+    assert_eq!(code, 200, "{body}");
+    let (_, ready) = http_get(&format!("{}/-/ready", a.url())).unwrap();
+    assert!(!ready.contains("degraded"), "{ready}");
+    assert_eq!(a.stop().0, Some(0));
+    let b = Argus::start_in(tmp.path(), cfg, &[]);
+    let listed = b.get_json("/api/v2/silences");
+    let comments: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["comment"].as_str().unwrap())
+        .collect();
+    assert_eq!(comments, ["room again"]);
+}
+
+/// One damaged byte in a state file costs the record it is in: the other
+/// silences, and what the notification log says was delivered, survive.
+#[test]
+fn a_damaged_state_file_loses_only_the_damaged_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        "route:\n  receiver: a\nreceivers:\n  - name: a\n",
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n";
+    let mut a = Argus::start_in(tmp.path(), cfg, &[]);
+    for i in 0..3 {
+        let (code, body) = http_request_with(
+            "POST",
+            &format!("{}/api/v2/silences", a.url()),
+            Some(&format!(
+                r#"{{"matchers":[{{"name":"n","value":"{i}","isRegex":false}}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"oncall","comment":"silence-{i}"}}"#
+            )),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    assert_eq!(a.stop().0, Some(0));
+    let path = tmp.path().join("data/silences.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"silence-1")
+        .expect("the second silence");
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let b = Argus::start_in(tmp.path(), cfg, &[]);
+    let listed = b.get_json("/api/v2/silences");
+    let mut comments: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["comment"].as_str().unwrap())
+        .collect();
+    comments.sort();
+    assert_eq!(comments, ["silence-0", "silence-2"]);
+    assert!(
+        b.log()
+            .contains("a damaged record of a state file was skipped")
+            && b.log().contains("checksum mismatch"),
+        "{}",
+        b.log()
+    );
+}

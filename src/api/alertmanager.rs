@@ -472,6 +472,9 @@ pub(crate) async fn post_silences(
     match st.notifier.set_silence(sil) {
         Ok(id) => json_reply(&serde_json::json!({ "silenceID": id })),
         Err(e @ SilenceError::NotFound(_)) => message(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e @ SilenceError::Storage(_)) => {
+            message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
         Err(e) => message(StatusCode::BAD_REQUEST, &e.to_string()),
     }
 }

@@ -207,7 +207,18 @@ async fn healthy() -> &'static str {
 async fn ready(State(st): State<ApiState>) -> Response {
     let reasons = unready_reasons(&st);
     if reasons.is_empty() {
-        (StatusCode::OK, "argus is Ready.\n").into_response()
+        // State that cannot be saved does not stop delivery: ready, but
+        // saying what a restart now would lose.
+        let degraded = st.notifier.degraded();
+        if degraded.is_empty() {
+            (StatusCode::OK, "argus is Ready.\n").into_response()
+        } else {
+            (
+                StatusCode::OK,
+                format!("argus is Ready, degraded:\n{}\n", degraded.join("\n")),
+            )
+                .into_response()
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,7 @@ mod hash;
 pub mod histogram;
 mod labels;
 mod matcher;
+pub mod records;
 mod time;
 
 pub use alert::{Alert, AlertSink};
@@ -25,6 +26,7 @@ pub use labels::{
     is_legacy_metric_name,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
+pub use records::RecordDamage;
 pub use time::{civil_from_days, format_rfc3339, format_rfc3339_millis, parse_rfc3339};
 
 /// Milliseconds since the Unix epoch, as Prometheus stores time.

@@ -371,45 +371,73 @@ pub struct StoredEntry {
 impl NotificationLog {
     /// The log as JSON, without entries older than `keep_after` (ms).
     pub fn to_json(&self, keep_after: i64) -> Vec<u8> {
-        let v: Vec<StoredEntry> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.at >= keep_after)
-            .map(|((g, r, i), e)| StoredEntry {
+        super::to_json_records(self.entries.iter().filter(|(_, e)| e.at >= keep_after).map(
+            |((g, r, i), e)| StoredEntry {
                 group_key: g.clone(),
                 receiver: r.clone(),
                 integration: i.clone(),
                 entry: e.clone(),
-            })
-            .collect();
-        serde_json::to_vec(&v).unwrap_or_default()
+            },
+        ))
     }
 
-    /// Reads a log written by [`to_json`](Self::to_json).
-    pub fn from_json(b: &[u8]) -> Result<Self, String> {
-        let v: Vec<StoredEntry> = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-        Ok(NotificationLog {
-            entries: v
-                .into_iter()
-                .map(|s| ((s.group_key, s.receiver, s.integration), s.entry))
-                .collect(),
-            changes: Vec::new(),
-        })
+    /// Reads a log written by [`to_json`](Self::to_json) (or the older
+    /// one-document form); damaged records are skipped and returned, so
+    /// what the intact ones say was delivered is never sent again.
+    pub fn from_json(b: &[u8]) -> Result<(Self, Vec<crate::model::RecordDamage>), String> {
+        let (v, damage) = match super::json_records::<StoredEntry>(b) {
+            Some(r) => r,
+            None => (
+                serde_json::from_slice::<Vec<StoredEntry>>(b).map_err(|e| e.to_string())?,
+                Vec::new(),
+            ),
+        };
+        Ok((
+            NotificationLog {
+                entries: v
+                    .into_iter()
+                    .map(|s| ((s.group_key, s.receiver, s.integration), s.entry))
+                    .collect(),
+                changes: Vec::new(),
+            },
+            damage,
+        ))
     }
 
     /// Applies the JSON lines of a write-ahead file (later lines win); a
     /// torn last line, from a crash in the middle of a write, is skipped.
     /// Returns how many lines applied.
-    pub fn apply_changes(&mut self, b: &[u8]) -> usize {
+    pub fn apply_changes(&mut self, b: &[u8]) -> (usize, Vec<crate::model::RecordDamage>) {
         let mut n = 0;
-        for line in b.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(s) = serde_json::from_slice::<StoredEntry>(line) {
-                self.entries
-                    .insert((s.group_key, s.receiver, s.integration), s.entry);
-                n += 1;
+        let mut damage = Vec::new();
+        let mut offset = 0;
+        for line in b.split_inclusive(|&c| c == b'\n') {
+            let at = offset;
+            offset += line.len();
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            // Zeroed blocks (a crash on some file systems) read as NULs.
+            if line.iter().all(|&c| c == 0 || c == b' ') {
+                if !line.is_empty() {
+                    damage.push(crate::model::RecordDamage {
+                        offset: at,
+                        reason: "zeroed".into(),
+                    });
+                }
+                continue;
+            }
+            match serde_json::from_slice::<StoredEntry>(line) {
+                Ok(s) => {
+                    self.entries
+                        .insert((s.group_key, s.receiver, s.integration), s.entry);
+                    n += 1;
+                }
+                Err(e) => damage.push(crate::model::RecordDamage {
+                    offset: at,
+                    reason: e.to_string(),
+                }),
             }
         }
-        n
+        (n, damage)
     }
 
     /// The entries logged since the last call, as JSON lines.

@@ -54,6 +54,9 @@ pub const SAVE_DELAY: Duration = Duration::from_millis(250);
 /// How long notification log entries are kept (Alertmanager's default
 /// `--data.retention`).
 const NFLOG_RETENTION_MS: i64 = 120 * 3_600_000;
+/// A saved-version mark no version equals: the file must be written.
+const UNSAVED: u64 = u64::MAX;
+
 /// Pause before a failed queue worker is started again, so a fault that
 /// repeats costs a restart a second, not a busy loop.
 const WORKER_RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -107,6 +110,9 @@ struct State {
     /// Bumped when the notification log changes.
     nflog_version: u64,
     nflog_saved: u64,
+    /// The write-ahead file missed lines (a failed write): the next save
+    /// writes the whole log.
+    nflog_full_due: bool,
     outbox: Outbox,
     outbox_saved: u64,
     global: GlobalConfig,
@@ -131,6 +137,9 @@ pub struct Notifier {
     workers: Mutex<HashMap<String, Arc<Notify>>>,
     stop: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     save_wanted: Notify,
+    /// State files whose last write failed, with the error: shown by
+    /// `/-/ready` and cleared by the next good write.
+    degraded: Mutex<BTreeMap<String, String>>,
     /// Bytes in the notification log's write-ahead file.
     wal_size: std::sync::atomic::AtomicU64,
     /// Deliveries under way; shutdown waits for them so the log records
@@ -193,16 +202,28 @@ fn outbox_settings(d: &DeliveryConfig) -> OutboxSettings {
 
 /// Reads one state file; a missing file is `None`, a damaged one is moved
 /// aside (and `None`) so that the next save does not destroy the evidence.
+/// Logs each damaged record of a state file with its offset: what it
+/// held is lost, the rest of the file was read.
+fn report_damage(dir: &std::path::Path, name: &str, damage: &[crate::model::RecordDamage]) {
+    for d in damage {
+        tracing::error!(file = %dir.join(name).display(), offset = d.offset, reason = %d.reason, "a damaged record of a state file was skipped; the rest of the file was read");
+    }
+}
+
+/// Reads a state file; one that cannot be read at all is moved aside.
 fn read_state_file<T, E: std::fmt::Display>(
     dir: &std::path::Path,
     name: &str,
     now_s: i64,
-    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+    parse: impl FnOnce(&[u8]) -> Result<(T, Vec<crate::model::RecordDamage>), E>,
 ) -> Option<T> {
     let path = dir.join(name);
     match std::fs::read(&path) {
         Ok(b) => match parse(&b) {
-            Ok(v) => Some(v),
+            Ok((v, damage)) => {
+                report_damage(dir, name, &damage);
+                Some(v)
+            }
             Err(e) => {
                 let aside = dir.join(format!("{name}.corrupt-{now_s}"));
                 let _ = std::fs::rename(&path, &aside);
@@ -242,6 +263,7 @@ impl Notifier {
                 alerts_saved: 0,
                 nflog_version: 0,
                 nflog_saved: 0,
+                nflog_full_due: false,
                 outbox: Outbox::new(outbox_settings(&delivery), clock.clone()),
                 outbox_saved: 0,
                 global: GlobalConfig::default(),
@@ -261,6 +283,7 @@ impl Notifier {
             workers: Mutex::new(HashMap::new()),
             stop: Mutex::new(None),
             save_wanted: Notify::new(),
+            degraded: Mutex::new(BTreeMap::new()),
             wal_size: std::sync::atomic::AtomicU64::new(0),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             peer_hold_ms: std::sync::atomic::AtomicI64::new(0),
@@ -289,15 +312,24 @@ impl Notifier {
             st.nflog = log;
         }
         if let Ok(wal) = std::fs::read(dir.join(NFLOG_WAL_FILE)) {
-            let n = st.nflog.apply_changes(&wal);
+            let (n, damage) = st.nflog.apply_changes(&wal);
+            report_damage(&dir, NFLOG_WAL_FILE, &damage);
             self.wal_size
                 .store(wal.len() as u64, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(changes = n, "notification log write-ahead file replayed");
         }
         tracing::info!(entries = st.nflog.len(), "notification log restored");
-        if let Some(v) = read_state_file(&dir, ROUTED_ALERTS_FILE, now_s, |b| {
-            serde_json::from_slice::<Vec<StoredAlert>>(b)
-        }) {
+        if let Some(v) =
+            read_state_file(
+                &dir,
+                ROUTED_ALERTS_FILE,
+                now_s,
+                |b| match super::json_records::<StoredAlert>(b) {
+                    Some(r) => Ok(r),
+                    None => serde_json::from_slice::<Vec<StoredAlert>>(b).map(|v| (v, Vec::new())),
+                },
+            )
+        {
             let now = self.clock.now_millis();
             for s in v {
                 // An alert firing when last received keeps the life it
@@ -329,10 +361,11 @@ impl Notifier {
             st.silences_saved = st.silences.version();
         }
         if let Some(b) = read_state_file(&dir, OUTBOX_FILE, now_s, |b| {
-            Ok::<_, std::convert::Infallible>(b.to_vec())
+            Ok::<_, std::convert::Infallible>((b.to_vec(), Vec::new()))
         }) {
             match st.outbox.restore(&b) {
-                Ok(n) => {
+                Ok((n, damage)) => {
+                    report_damage(&dir, OUTBOX_FILE, &damage);
                     tracing::info!(pending = n, "undelivered notifications restored");
                     st.outbox_saved = st.outbox.version();
                 }
@@ -369,11 +402,12 @@ impl Notifier {
                     .collect(),
             );
         }
-        if st.nflog_version != st.nflog_saved {
+        if st.nflog_version != st.nflog_saved || st.nflog_full_due {
             st.nflog_saved = st.nflog_version;
             let lines = st.nflog.take_changes();
             let wal = self.wal_size.load(std::sync::atomic::Ordering::Relaxed);
-            if wal + lines.len() as u64 > NFLOG_WAL_MAX {
+            if st.nflog_full_due || wal + lines.len() as u64 > NFLOG_WAL_MAX {
+                st.nflog_full_due = false;
                 w.log_snapshot = Some(
                     st.nflog
                         .to_json(self.clock.now_millis() - NFLOG_RETENTION_MS),
@@ -396,16 +430,21 @@ impl Notifier {
         use std::io::Write;
         use std::sync::atomic::Ordering;
         let Some(dir) = &self.state_dir else { return };
-        let fail = |file: &str, e: std::io::Error| {
-            tracing::error!(error = %e, file, "cannot save delivery state");
+        // A failed write is retried by the saver's next round (every
+        // few seconds) from the state in memory, which stays complete.
+        let nflog_failed = |file: &str, e: std::io::Error| {
+            self.wrote(file, Err(e));
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.nflog_full_due = true;
         };
         if let Some(snap) = w.log_snapshot {
             match crate::model::write_atomic(dir, NFLOG_FILE, &snap) {
                 Ok(()) => {
+                    self.wrote(NFLOG_FILE, Ok(()));
                     let _ = std::fs::remove_file(dir.join(NFLOG_WAL_FILE));
                     self.wal_size.store(0, Ordering::Relaxed);
                 }
-                Err(e) => fail(NFLOG_FILE, e),
+                Err(e) => nflog_failed(NFLOG_FILE, e),
             }
         } else if !w.log_lines.is_empty() {
             let r = std::fs::create_dir_all(dir)
@@ -421,16 +460,22 @@ impl Notifier {
                 });
             match r {
                 Ok(()) => {
+                    self.wrote(NFLOG_WAL_FILE, Ok(()));
                     self.wal_size
                         .fetch_add(w.log_lines.len() as u64, Ordering::Relaxed);
                 }
-                Err(e) => fail(NFLOG_WAL_FILE, e),
+                Err(e) => nflog_failed(NFLOG_WAL_FILE, e),
             }
         }
         if let Some(b) = w.outbox {
-            if let Err(e) = crate::model::write_atomic(dir, OUTBOX_FILE, &b) {
-                fail(OUTBOX_FILE, e);
+            let r = crate::model::write_atomic(dir, OUTBOX_FILE, &b);
+            if r.is_err() {
+                self.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .outbox_saved = UNSAVED;
             }
+            self.wrote(OUTBOX_FILE, r);
         }
         if let Some(alerts) = w.alerts {
             let stored: Vec<StoredAlert> = alerts
@@ -448,10 +493,15 @@ impl Notifier {
                     updated_at,
                 })
                 .collect();
-            let body = serde_json::to_vec(&stored).unwrap_or_default();
-            if let Err(e) = crate::model::write_atomic(dir, ROUTED_ALERTS_FILE, &body) {
-                fail(ROUTED_ALERTS_FILE, e);
+            let body = super::to_json_records(stored);
+            let r = crate::model::write_atomic(dir, ROUTED_ALERTS_FILE, &body);
+            if r.is_err() {
+                self.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .alerts_saved = UNSAVED;
             }
+            self.wrote(ROUTED_ALERTS_FILE, r);
         }
     }
 
@@ -462,23 +512,68 @@ impl Notifier {
     }
 
     /// Drops silences past their retention and writes the set if it
-    /// changed since the last save.
-    fn save_silences(&self) {
+    /// changed since the last save; a failed write is retried at the
+    /// saver's next round.
+    fn save_silences(&self) -> std::io::Result<()> {
         let body = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.silences
                 .gc(self.clock.now_millis(), SILENCE_RETENTION_MS);
             let v = st.silences.version();
             if v == st.silences_saved {
-                return;
+                return Ok(());
             }
             st.silences_saved = v;
             st.silences.to_json()
         };
-        let Some(dir) = &self.state_dir else { return };
-        if let Err(e) = crate::model::write_atomic(dir, SILENCES_FILE, &body) {
-            tracing::error!(error = %e, "cannot save the silences");
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let r = crate::model::write_atomic(dir, SILENCES_FILE, &body);
+        if r.is_err() {
+            self.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .silences_saved = UNSAVED;
         }
+        let out = r
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()));
+        self.wrote(SILENCES_FILE, r);
+        out
+    }
+
+    /// Records how a state file's write went: failures are counted,
+    /// logged and listed by [`degraded`](Self::degraded) until a write of
+    /// that file succeeds.
+    fn wrote(&self, file: &str, r: std::io::Result<()>) {
+        let mut d = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(()) => {
+                if d.remove(file).is_some() {
+                    tracing::info!(file, "state file written again");
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .state_write_failures
+                    .get_or_create(&vec![("file".to_string(), file.to_string())])
+                    .inc();
+                tracing::error!(error = %e, file, "cannot write a state file; retrying, and a restart now would lose its changes");
+                d.insert(file.to_string(), e.to_string());
+            }
+        }
+    }
+
+    /// The state files that cannot be written now, as `file: error`.
+    pub fn degraded(&self) -> Vec<String> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(f, e)| format!("cannot write {f}: {e}"))
+            .collect()
     }
 
     /// Takes a new configuration (`None`: no routing) and delivery
@@ -595,7 +690,7 @@ impl Notifier {
             // Silences past their retention go with the routed alerts'
             // cadence, off the dispatcher's path.
             if with_alerts {
-                self.save_silences();
+                let _ = self.save_silences();
             }
             let w = self.state_to_write(with_alerts);
             let me = self.clone();
@@ -1088,14 +1183,28 @@ impl Notifier {
         st.receiver_order.clone()
     }
 
+    /// Saves the silences after an API change; if they cannot be saved,
+    /// the change is undone and refused, so the caller never hears "done"
+    /// for a silence a restart would forget.
+    fn save_or_undo(&self, before: Silences) -> Result<(), SilenceError> {
+        if let Err(e) = self.save_silences() {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.silences = before;
+            st.silences_saved = UNSAVED;
+            return Err(SilenceError::Storage(e.to_string()));
+        }
+        Ok(())
+    }
+
     /// Creates or updates a silence (see [`Silences::set`]), saved before
     /// the answer; returns its ID.
     pub fn set_silence(&self, s: Silence) -> Result<String, SilenceError> {
-        let id = {
+        let (id, before) = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.silences.set(s, self.clock.now_millis())?
+            let before = st.silences.clone();
+            (st.silences.set(s, self.clock.now_millis())?, before)
         };
-        self.save_silences();
+        self.save_or_undo(before)?;
         self.delivered.notify_one();
         // A silence that ended may release alerts held back.
         self.wake.notify_one();
@@ -1104,11 +1213,13 @@ impl Notifier {
 
     /// Expires a silence now, saved before the answer.
     pub fn expire_silence(&self, id: &str) -> Result<(), SilenceError> {
-        {
+        let before = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let before = st.silences.clone();
             st.silences.expire(id, self.clock.now_millis())?;
-        }
-        self.save_silences();
+            before
+        };
+        self.save_or_undo(before)?;
         self.delivered.notify_one();
         self.wake.notify_one();
         Ok(())
@@ -1233,7 +1344,8 @@ impl Notifier {
         if entries > 0 || silences > 0 {
             self.save_state();
             if silences > 0 {
-                self.save_silences();
+                // A failure is counted, shown and retried by the saver.
+                let _ = self.save_silences();
             }
         }
         (entries, silences, dups)

@@ -430,26 +430,31 @@ impl Outbox {
 
     /// Every waiting entry, for the state file.
     pub fn to_json(&self) -> Vec<u8> {
-        let all: Vec<&Pending> = self
-            .queues
-            .values()
-            .flat_map(|q| q.entries.iter())
-            .collect();
-        serde_json::to_vec(&serde_json::json!({ "version": 1, "pending": all })).unwrap_or_default()
+        super::to_json_records(self.queues.values().flat_map(|q| q.entries.iter()))
     }
 
-    /// Queues the entries of a state file, in their original order.
-    pub fn restore(&mut self, b: &[u8]) -> Result<usize, String> {
+    /// Queues the entries of a state file (or its older one-document
+    /// form), in their original order; damaged records are skipped and
+    /// returned.
+    pub fn restore(
+        &mut self,
+        b: &[u8],
+    ) -> Result<(usize, Vec<crate::model::RecordDamage>), String> {
         #[derive(Deserialize)]
         struct File {
             version: u32,
             pending: Vec<Pending>,
         }
-        let f: File = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-        if f.version != 1 {
-            return Err(format!("unknown outbox file version {}", f.version));
-        }
-        let mut all = f.pending;
+        let (mut all, damage) = match super::json_records::<Pending>(b) {
+            Some(r) => r,
+            None => {
+                let f: File = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+                if f.version != 1 {
+                    return Err(format!("unknown outbox file version {}", f.version));
+                }
+                (f.pending, Vec::new())
+            }
+        };
         all.sort_by_key(|p| p.seq);
         let n = all.len();
         for p in all {
@@ -458,7 +463,7 @@ impl Outbox {
             self.queue(&key).entries.push_back(p);
         }
         self.version += 1;
-        Ok(n)
+        Ok((n, damage))
     }
 }
 
@@ -578,7 +583,7 @@ mod tests {
         assert!(matches!(o.next(k, now + 1000), Next::Send(_)));
 
         let mut back = Outbox::new(OutboxSettings::default(), clock.clone());
-        assert_eq!(back.restore(&restored_from).unwrap(), 3);
+        assert_eq!(back.restore(&restored_from).unwrap(), (3, Vec::new()));
         let Next::Send(p) = back.next(k, now) else {
             panic!()
         };

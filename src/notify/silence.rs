@@ -84,10 +84,13 @@ pub enum SilenceError {
     /// The silence is malformed.
     #[error("invalid silence: {0}")]
     Invalid(String),
+    /// The change could not be saved (disk full, …) and was undone.
+    #[error("cannot save the silences: {0}")]
+    Storage(String),
 }
 
 /// The silence set.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Silences {
     by_id: BTreeMap<String, Silence>,
     /// Bumped on every change, so the owner knows when to save.
@@ -297,27 +300,38 @@ impl Silences {
         true
     }
 
-    /// The set as JSON for the state file.
+    /// The set as the state file keeps it: one record per silence.
     pub fn to_json(&self) -> Vec<u8> {
-        let file = SilenceFile {
-            version: 1,
-            silences: self.by_id.values().map(StoredSilence::from).collect(),
-        };
-        serde_json::to_vec(&file).unwrap_or_default()
+        super::to_json_records(self.by_id.values().map(StoredSilence::from))
     }
 
-    /// Reads a state file written by [`to_json`](Self::to_json).
-    pub fn from_json(b: &[u8]) -> Result<Silences, String> {
-        let f: SilenceFile = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-        if f.version != 1 {
-            return Err(format!("unknown silence file version {}", f.version));
-        }
+    /// Reads a state file written by [`to_json`](Self::to_json) (or the
+    /// older one-document form); damaged records are skipped and
+    /// returned.
+    pub fn from_json(b: &[u8]) -> Result<(Silences, Vec<crate::model::RecordDamage>), String> {
+        let (stored, mut damage) = match super::json_records::<StoredSilence>(b) {
+            Some(r) => r,
+            None => {
+                let f: SilenceFile = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+                if f.version != 1 {
+                    return Err(format!("unknown silence file version {}", f.version));
+                }
+                (f.silences, Vec::new())
+            }
+        };
         let mut by_id = BTreeMap::new();
-        for s in f.silences {
-            let s = s.into_silence()?;
-            by_id.insert(s.id.clone(), s);
+        for s in stored {
+            match s.into_silence() {
+                Ok(s) => {
+                    by_id.insert(s.id.clone(), s);
+                }
+                Err(e) => damage.push(crate::model::RecordDamage {
+                    offset: 0,
+                    reason: e,
+                }),
+            }
         }
-        Ok(Silences { by_id, version: 0 })
+        Ok((Silences { by_id, version: 0 }, damage))
     }
 }
 
@@ -473,11 +487,15 @@ mod tests {
         assert_eq!(s.gc(7_000 + SILENCE_RETENTION_MS, SILENCE_RETENTION_MS), 2);
         assert_eq!(s.len(), 1);
 
-        let back = Silences::from_json(&s.to_json()).unwrap();
+        let (back, damage) = Silences::from_json(&s.to_json()).unwrap();
+        assert!(damage.is_empty());
         assert_eq!(
             back.iter().collect::<Vec<_>>(),
             s.iter().collect::<Vec<_>>()
         );
+        // The older one-document form still reads.
+        let legacy = br#"{"version":1,"silences":[]}"#;
+        assert_eq!(Silences::from_json(legacy).unwrap().0.len(), 0);
     }
 
     #[test]
