@@ -832,3 +832,44 @@ fn a_damaged_state_file_loses_only_the_damaged_record() {
         b.log()
     );
 }
+
+/// Samples far ahead or far behind are refused and counted, the target
+/// stays up, and a sample from the future does not poison its series.
+#[test]
+fn samples_out_of_time_are_counted_not_stored() {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let future = now_ms + 365 * 86_400_000;
+    let past = now_ms - 400 * 86_400_000;
+    let t = Target::text(&format!("ahead 1 {future}\nbehind 1 {past}\nfine 1\n"));
+    let a = Argus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: clocks\n    static_configs: [{{targets: ['{}']}}]\n",
+            t.addr()
+        ),
+        &[],
+    );
+    wait_for(10, "a scrape", || a.query_value("fine"));
+    let counted = wait_for(10, "out-of-bounds samples counted", || {
+        let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
+        m.lines()
+            .find(|l| {
+                l.starts_with(
+                    "argus_target_scrapes_sample_out_of_bounds_total{scrape_job=\"clocks\"}",
+                )
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .filter(|n| *n >= 4.0)
+    });
+    assert!(counted >= 4.0);
+    assert_eq!(a.target(&t.addr()).unwrap()["health"], "up");
+    assert!(a.federate("ahead").is_empty());
+    assert!(a.log().contains("samples refused"), "{}", a.log());
+    // The series that was ahead takes samples with a sane time.
+    t.set_text("ahead 2\nfine 1\n");
+    wait_for(10, "the series accepts samples again", || {
+        a.query_value("ahead").filter(|v| *v == 2.0)
+    });
+}

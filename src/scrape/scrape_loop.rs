@@ -168,7 +168,17 @@ struct State {
     /// stale marker is owed to when they vanish.
     prev_ok: Option<u64>,
     report_refs: HashMap<&'static str, SeriesRef>,
+    /// Samples of this scrape refused for a timestamp too far ahead.
+    refused_ahead: u64,
+    /// The last scrape had refused samples (so a change is logged once,
+    /// not every scrape).
+    refusing: bool,
 }
+
+/// How far ahead of the scrape an explicit timestamp may be, as
+/// Prometheus allows: one bad clock must not poison a series (every later
+/// sample would be out of order).
+const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
 
 impl State {
     /// Is this entry owed a stale marker if it is not seen again?
@@ -240,6 +250,8 @@ impl ScrapeLoop {
             iter: 0,
             prev_ok: None,
             report_refs: HashMap::new(),
+            refused_ahead: 0,
+            refusing: false,
         };
         let mut url = self.target.url.clone();
         let mut pinned = false;
@@ -336,6 +348,7 @@ impl ScrapeLoop {
             self.append_report(st, &mut *app, name, ts, v);
         }
         let outcome = app.commit();
+        self.count_refused(st, &outcome);
         if outcome.unknown_ref > 0 {
             // Retention removed series this loop still referenced (possible
             // only for series whose samples were all refused). Start over
@@ -360,6 +373,36 @@ impl ScrapeLoop {
         if let Some(e) = err {
             tracing::debug!(target_url = %self.target.url, error = %e, "scrape failed");
         }
+    }
+
+    /// Counts the samples of a scrape the store refused (as Prometheus's
+    /// `prometheus_target_scrapes_sample_*` counters do) and logs when a
+    /// target starts or stops sending them; the scrape itself stays up.
+    fn count_refused(&self, st: &mut State, outcome: &crate::storage::AppendOutcome) {
+        let bounds = outcome.out_of_bounds + std::mem::take(&mut st.refused_ahead);
+        let job = || vec![("scrape_job".to_string(), self.job.cfg.job_name.clone())];
+        for (family, n) in [
+            (&self.metrics.scrape_out_of_bounds, bounds),
+            (&self.metrics.scrape_out_of_order, outcome.out_of_order),
+            (&self.metrics.scrape_duplicate_timestamp, outcome.duplicate),
+        ] {
+            if n > 0 {
+                family.get_or_create(&job()).inc_by(n);
+            }
+        }
+        let refusing = bounds + outcome.out_of_order + outcome.duplicate > 0;
+        if refusing && !st.refusing {
+            tracing::warn!(
+                target_url = %self.target.url,
+                out_of_bounds = bounds,
+                out_of_order = outcome.out_of_order,
+                duplicate_timestamp = outcome.duplicate,
+                "samples refused: timestamps too old, too far ahead (over 10m), out of order or repeated with another value"
+            );
+        } else if !refusing && st.refusing {
+            tracing::info!(target_url = %self.target.url, "samples accepted again");
+        }
+        st.refusing = refusing;
     }
 
     fn append_report(
@@ -547,6 +590,7 @@ impl ScrapeLoop {
         } else {
             ts
         };
+        let ahead = t > ts.saturating_add(MAX_AHEAD_MS);
         match st.cache.get_mut(series) {
             Some(e) => {
                 if e.seen == k {
@@ -558,6 +602,10 @@ impl ScrapeLoop {
                 e.seen = k;
                 e.explicit = explicit;
                 let Some(r) = e.r else { return Ok(()) };
+                if ahead {
+                    st.refused_ahead += 1;
+                    return Ok(());
+                }
                 match value {
                     Val::Float(v) => app.append_ref(r, t, v),
                     Val::Histogram(h) => app.append_histogram_ref(r, t, h),
@@ -568,6 +616,11 @@ impl ScrapeLoop {
                 labels(lb)?;
                 let r = match self.sample_labels(lb)? {
                     None => None,
+                    // Not cached: the series' next sample may be fine.
+                    Some(_) if ahead => {
+                        st.refused_ahead += 1;
+                        return Ok(());
+                    }
                     Some(l) => {
                         counts.2 += 1;
                         let r = match value {

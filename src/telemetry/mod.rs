@@ -37,6 +37,12 @@ pub struct Metrics {
     pub scrapes: Family<L, Counter>,
     /// Scrapes that failed, by job.
     pub scrape_failures: Family<L, Counter>,
+    /// Scraped samples refused as too old or too far ahead, by job.
+    pub scrape_out_of_bounds: Family<L, Counter>,
+    /// Scraped samples refused as out of order, by job.
+    pub scrape_out_of_order: Family<L, Counter>,
+    /// Scraped samples refused as a repeated timestamp with another value.
+    pub scrape_duplicate_timestamp: Family<L, Counter>,
     /// Scrape duration, by job.
     pub scrape_duration: Family<L, Histogram, fn() -> Histogram>,
     /// Scrapes that exceeded `sample_limit`.
@@ -135,6 +141,9 @@ impl Metrics {
         let m = Metrics {
             scrapes: Family::default(),
             scrape_failures: Family::default(),
+            scrape_out_of_bounds: Family::default(),
+            scrape_out_of_order: Family::default(),
+            scrape_duplicate_timestamp: Family::default(),
             scrape_duration: hist_family(),
             scrape_sample_limit_exceeded: Counter::default(),
             sd_file_read_errors: Counter::default(),
@@ -257,6 +266,21 @@ impl Metrics {
             "argus_scrapes",
             "Scrapes attempted, by job",
             m.scrapes.clone(),
+        );
+        r.register(
+            "argus_target_scrapes_sample_out_of_bounds",
+            "Scraped samples refused as too old or more than 10m ahead, by job",
+            m.scrape_out_of_bounds.clone(),
+        );
+        r.register(
+            "argus_target_scrapes_sample_out_of_order",
+            "Scraped samples refused as out of order, by job",
+            m.scrape_out_of_order.clone(),
+        );
+        r.register(
+            "argus_target_scrapes_sample_duplicate_timestamp",
+            "Scraped samples refused for repeating a timestamp with another value, by job",
+            m.scrape_duplicate_timestamp.clone(),
         );
         r.register(
             "argus_scrape_failures",
