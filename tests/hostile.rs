@@ -873,3 +873,43 @@ fn samples_out_of_time_are_counted_not_stored() {
         a.query_value("ahead").filter(|v| *v == 2.0)
     });
 }
+
+/// 100,000 alerts in one POST are taken, as Alertmanager takes them; a
+/// body past the limit is refused with 413 before it is read whole.
+#[test]
+fn large_alert_posts_are_taken_and_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        "route:\n  receiver: a\n  group_by: [alertname]\nreceivers:\n  - name: a\n",
+    )
+    .unwrap();
+    let a = Argus::start_in(
+        tmp.path(),
+        "alerting:\n  routing_file: alertmanager.yml\n",
+        &[],
+    );
+    let alerts: Vec<String> = (0..100_000)
+        .map(|i| {
+            format!(r#"{{"labels":{{"alertname":"A","i":"{i}"}},"annotations":{{"summary":"s"}}}}"#)
+        })
+        .collect();
+    let body = format!("[{}]", alerts.join(","));
+    let post = |b: &str| {
+        http_request_with(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(b),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap()
+    };
+    let (code, text) = post(&body);
+    assert_eq!(code, 200, "{text}");
+    let n = a.get_json("/api/v2/alerts").as_array().unwrap().len();
+    assert_eq!(n, 100_000);
+    let huge = format!("[{}]", " ".repeat(65 << 20));
+    let (code, _) = post(&huge);
+    assert_eq!(code, 413);
+    assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
+}

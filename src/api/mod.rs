@@ -72,6 +72,18 @@ pub struct ApiState {
     pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
+/// Largest heartbeat body: a full sync of a busy notification log and
+/// silences. Read before the signature is checked, so it is bounded.
+pub const MAX_HEARTBEAT_BODY: usize = 64 << 20;
+
+/// Largest `POST /api/v2/alerts` body: 100,000 alerts in one request, as
+/// Alertmanager takes them, fit with room to spare.
+pub const MAX_ALERTS_BODY: usize = 64 << 20;
+
+/// Largest body of every other endpoint (axum's default): queries, silences,
+/// reloads.
+pub const MAX_OTHER_BODY: usize = 2 << 20;
+
 /// Builds the router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -79,7 +91,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/-/ready", get(ready).head(ready))
         .route(
             "/api/v1/peers/heartbeat",
-            post(peer_heartbeat).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+            post(peer_heartbeat).layer(axum::extract::DefaultBodyLimit::max(MAX_HEARTBEAT_BODY)),
         )
         .route("/api/v1/peers", get(peer_status))
         .route("/-/reload", post(reload).put(reload))
@@ -101,7 +113,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alertmanagers", get(rules::alertmanagers))
         .route(
             "/api/v2/alerts",
-            get(alertmanager::get_alerts).post(alertmanager::post_alerts),
+            get(alertmanager::get_alerts)
+                .post(alertmanager::post_alerts)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_ALERTS_BODY)),
         )
         .route("/api/v2/alerts/groups", get(alertmanager::get_alert_groups))
         .route("/api/v2/receivers", get(alertmanager::get_receivers))
@@ -122,6 +136,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/status/config", get(status_config))
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_OTHER_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
