@@ -913,3 +913,141 @@ fn large_alert_posts_are_taken_and_bounded() {
     assert_eq!(code, 413);
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
 }
+
+/// A damaged alert record in alerts.json costs that alert's state only:
+/// the other alert comes back firing since its first activation.
+#[test]
+fn a_damaged_alert_state_record_costs_one_alert() {
+    let t = Target::text("queue_depth{queue=\"a\"} 42\nqueue_depth{queue=\"b\"} 42\n");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Backlog\n        expr: queue_depth > 10\n        for: 2s\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['rules.yml']\nscrape_configs:\n  - job_name: w\n    static_configs: [{{targets: ['{}']}}]\n",
+        t.addr()
+    );
+    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
+    let firing = |a: &Argus| -> Vec<serde_json::Value> {
+        a.api("/api/v1/alerts")["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| x["state"] == "firing")
+            .collect()
+    };
+    let before = wait_for(15, "two firing alerts", || {
+        let f = firing(&a);
+        (f.len() == 2).then_some(f)
+    });
+    assert_eq!(a.stop().0, Some(0));
+    let path = tmp.path().join("data/alerts.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"argus-records 1\n"));
+    let at = bytes
+        .windows(11)
+        .position(|w| w == b"\"queue\":\"a\"")
+        .expect("queue a's record");
+    bytes[at + 10] = b'z';
+    std::fs::write(&path, &bytes).unwrap();
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    let b_before = before.iter().find(|x| x["labels"]["queue"] == "b").unwrap();
+    // Right after the start, b is firing since its first activation; a's
+    // state was lost and it starts over.
+    let now = a.api("/api/v1/alerts")["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let b_now = now
+        .iter()
+        .find(|x| x["labels"]["queue"] == "b")
+        .expect("b restored");
+    assert_eq!(b_now["state"], "firing");
+    assert_eq!(b_now["activeAt"], b_before["activeAt"]);
+    assert!(
+        now.iter()
+            .all(|x| x["labels"]["queue"] != "a" || x["state"] != "firing"),
+        "{now:?}"
+    );
+    assert!(
+        a.log().contains("checksum mismatch") && a.log().contains("alerts.json"),
+        "{}",
+        a.log()
+    );
+}
+
+/// A zeroed stretch of nflog.wal costs the deliveries it held: what the
+/// intact lines say was delivered is not sent again after a restart.
+#[test]
+fn a_zeroed_notification_log_line_does_not_repeat_the_intact_ones() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: a\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 4h\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = "alerting:\n  routing_file: alertmanager.yml\n";
+    let mut a = Argus::start_in(tmp.path(), cfg, &[]);
+    let post = |a: &Argus, name: &str| {
+        let (code, body) = http_request_with(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(&format!(
+                r#"[{{"labels":{{"alertname":"{name}"}},"endsAt":"2099-01-01T00:00:00Z"}}]"#
+            )),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    };
+    post(&a, "Intact");
+    wait_for(10, "the first page", || {
+        (hook.json_bodies().len() == 1).then_some(())
+    });
+    post(&a, "Zeroed");
+    wait_for(10, "the second page", || {
+        (hook.json_bodies().len() == 2).then_some(())
+    });
+    assert_eq!(a.stop().0, Some(0));
+    let wal = tmp.path().join("data/nflog.wal");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let start = bytes
+        .windows(6)
+        .position(|w| w == b"Zeroed")
+        .map(|p| {
+            bytes[..p]
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map_or(0, |n| n + 1)
+        })
+        .expect("the second delivery's line");
+    let end = start + bytes[start..].iter().position(|&c| c == b'\n').unwrap();
+    bytes[start..end].fill(0);
+    std::fs::write(&wal, &bytes).unwrap();
+    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+    std::thread::sleep(Duration::from_secs(4));
+    let pages: Vec<String> = hook
+        .json_bodies()
+        .iter()
+        .map(|b| {
+            b["groupLabels"]["alertname"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        pages.iter().filter(|n| *n == "Intact").count(),
+        1,
+        "{pages:?}\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("zeroed"), "{}", a.log());
+}

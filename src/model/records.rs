@@ -5,7 +5,8 @@
 //! not contain a newline: JSON written by serde_json never does).
 //!
 //! Files written before this format (one JSON document) have no magic;
-//! [`decode`] says so and the caller reads them the old way.
+//! [`decode`] says so and the caller reads them the old way. Records are
+//! usually JSON values ([`json_records`], [`to_json_records`]).
 
 /// First line of a record file.
 pub const MAGIC: &[u8] = b"argus-records 1\n";
@@ -84,6 +85,36 @@ pub fn decode(b: &[u8]) -> Option<Decoded<'_>> {
         }
     }
     Some((ok, bad))
+}
+
+/// The records of a record file as JSON values of `T`; `None` for a file
+/// in the older one-document form (the caller reads it as such). A record
+/// that fails its checksum or does not parse is reported as damage and
+/// skipped, so it costs itself only.
+pub fn json_records<T: serde::de::DeserializeOwned>(
+    b: &[u8],
+) -> Option<(Vec<T>, Vec<RecordDamage>)> {
+    let (ok, mut bad) = decode(b)?;
+    let mut out = Vec::with_capacity(ok.len());
+    for (offset, payload) in ok {
+        match serde_json::from_slice(payload) {
+            Ok(v) => out.push(v),
+            Err(e) => bad.push(RecordDamage {
+                offset,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Some((out, bad))
+}
+
+/// `values` as a record file of JSON values.
+pub fn to_json_records<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Vec<u8> {
+    encode(
+        values
+            .into_iter()
+            .filter_map(|v| serde_json::to_vec(&v).ok()),
+    )
 }
 
 #[cfg(test)]

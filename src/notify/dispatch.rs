@@ -371,21 +371,24 @@ pub struct StoredEntry {
 impl NotificationLog {
     /// The log as JSON, without entries older than `keep_after` (ms).
     pub fn to_json(&self, keep_after: i64) -> Vec<u8> {
-        super::to_json_records(self.entries.iter().filter(|(_, e)| e.at >= keep_after).map(
-            |((g, r, i), e)| StoredEntry {
-                group_key: g.clone(),
-                receiver: r.clone(),
-                integration: i.clone(),
-                entry: e.clone(),
-            },
-        ))
+        crate::model::records::to_json_records(
+            self.entries
+                .iter()
+                .filter(|(_, e)| e.at >= keep_after)
+                .map(|((g, r, i), e)| StoredEntry {
+                    group_key: g.clone(),
+                    receiver: r.clone(),
+                    integration: i.clone(),
+                    entry: e.clone(),
+                }),
+        )
     }
 
     /// Reads a log written by [`to_json`](Self::to_json) (or the older
     /// one-document form); damaged records are skipped and returned, so
     /// what the intact ones say was delivered is never sent again.
     pub fn from_json(b: &[u8]) -> Result<(Self, Vec<crate::model::RecordDamage>), String> {
-        let (v, damage) = match super::json_records::<StoredEntry>(b) {
+        let (v, damage) = match crate::model::records::json_records::<StoredEntry>(b) {
             Some(r) => r,
             None => (
                 serde_json::from_slice::<Vec<StoredEntry>>(b).map_err(|e| e.to_string())?,

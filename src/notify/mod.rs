@@ -55,33 +55,3 @@ pub use tmpl::{
     AlertData, DEFAULT_TEMPLATES, NotificationData, Templates, TemplatesError, quote_meta,
 };
 pub use webhook::{alerts_to_send, webhook_body, webhook_data};
-
-/// The records of a state file as JSON values of `T`: `Ok(None)` for a
-/// file in the older one-document format (the caller reads it as such);
-/// a record that fails its checksum or does not parse is reported as
-/// damage and skipped, so it costs itself only.
-pub(crate) fn json_records<T: serde::de::DeserializeOwned>(
-    b: &[u8],
-) -> Option<(Vec<T>, Vec<crate::model::RecordDamage>)> {
-    let (ok, mut bad) = crate::model::records::decode(b)?;
-    let mut out = Vec::with_capacity(ok.len());
-    for (offset, payload) in ok {
-        match serde_json::from_slice(payload) {
-            Ok(v) => out.push(v),
-            Err(e) => bad.push(crate::model::RecordDamage {
-                offset,
-                reason: e.to_string(),
-            }),
-        }
-    }
-    Some((out, bad))
-}
-
-/// `values` as a record file of JSON values.
-pub(crate) fn to_json_records<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Vec<u8> {
-    crate::model::records::encode(
-        values
-            .into_iter()
-            .filter_map(|v| serde_json::to_vec(&v).ok()),
-    )
-}

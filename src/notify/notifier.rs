@@ -319,17 +319,12 @@ impl Notifier {
             tracing::info!(changes = n, "notification log write-ahead file replayed");
         }
         tracing::info!(entries = st.nflog.len(), "notification log restored");
-        if let Some(v) =
-            read_state_file(
-                &dir,
-                ROUTED_ALERTS_FILE,
-                now_s,
-                |b| match super::json_records::<StoredAlert>(b) {
-                    Some(r) => Ok(r),
-                    None => serde_json::from_slice::<Vec<StoredAlert>>(b).map(|v| (v, Vec::new())),
-                },
-            )
-        {
+        if let Some(v) = read_state_file(&dir, ROUTED_ALERTS_FILE, now_s, |b| {
+            match crate::model::records::json_records::<StoredAlert>(b) {
+                Some(r) => Ok(r),
+                None => serde_json::from_slice::<Vec<StoredAlert>>(b).map(|v| (v, Vec::new())),
+            }
+        }) {
             let now = self.clock.now_millis();
             for s in v {
                 // An alert firing when last received keeps the life it
@@ -493,7 +488,7 @@ impl Notifier {
                     updated_at,
                 })
                 .collect();
-            let body = super::to_json_records(stored);
+            let body = crate::model::records::to_json_records(stored);
             let r = crate::model::write_atomic(dir, ROUTED_ALERTS_FILE, &body);
             if r.is_err() {
                 self.state

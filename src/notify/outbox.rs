@@ -430,7 +430,7 @@ impl Outbox {
 
     /// Every waiting entry, for the state file.
     pub fn to_json(&self) -> Vec<u8> {
-        super::to_json_records(self.queues.values().flat_map(|q| q.entries.iter()))
+        crate::model::records::to_json_records(self.queues.values().flat_map(|q| q.entries.iter()))
     }
 
     /// Queues the entries of a state file (or its older one-document
@@ -445,7 +445,7 @@ impl Outbox {
             version: u32,
             pending: Vec<Pending>,
         }
-        let (mut all, damage) = match super::json_records::<Pending>(b) {
+        let (mut all, damage) = match crate::model::records::json_records::<Pending>(b) {
             Some(r) => r,
             None => {
                 let f: File = serde_json::from_slice(b).map_err(|e| e.to_string())?;

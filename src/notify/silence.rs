@@ -302,14 +302,14 @@ impl Silences {
 
     /// The set as the state file keeps it: one record per silence.
     pub fn to_json(&self) -> Vec<u8> {
-        super::to_json_records(self.by_id.values().map(StoredSilence::from))
+        crate::model::records::to_json_records(self.by_id.values().map(StoredSilence::from))
     }
 
     /// Reads a state file written by [`to_json`](Self::to_json) (or the
     /// older one-document form); damaged records are skipped and
     /// returned.
     pub fn from_json(b: &[u8]) -> Result<(Silences, Vec<crate::model::RecordDamage>), String> {
-        let (stored, mut damage) = match super::json_records::<StoredSilence>(b) {
+        let (stored, mut damage) = match crate::model::records::json_records::<StoredSilence>(b) {
             Some(r) => r,
             None => {
                 let f: SilenceFile = serde_json::from_slice(b).map_err(|e| e.to_string())?;

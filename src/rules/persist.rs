@@ -34,6 +34,21 @@ struct SavedAlert {
     keep_firing_since: Option<i64>,
 }
 
+/// One record of the state file: the header first, then each alert.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Record {
+    Header(Header),
+    Alert(SavedAlert),
+}
+
+/// The first record: when the state was written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    saved_at: i64,
+}
+
 /// The alerts of one group, taken under its lock so the write can
 /// happen without it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -122,7 +137,14 @@ impl SavedState {
             path: path.display().to_string(),
             msg: m,
         };
-        let body = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
+        // One record per alert after a header, so a damaged byte costs
+        // one alert's state, not every rule's.
+        let header = std::iter::once(Record::Header(Header {
+            saved_at: self.saved_at,
+        }));
+        let body = crate::model::records::to_json_records(
+            header.chain(self.alerts.iter().cloned().map(Record::Alert)),
+        );
         crate::model::write_atomic(dir, ALERTS_FILE, &body).map_err(|e| err(e.to_string()))
     }
 }
@@ -141,10 +163,38 @@ pub fn load(dir: &Path) -> Result<Restored, PersistError> {
             });
         }
     };
-    let st: SavedState = serde_json::from_slice(&data).map_err(|e| PersistError {
-        path: path.display().to_string(),
-        msg: format!("cannot parse: {e}"),
-    })?;
+    let st = match crate::model::records::json_records::<Record>(&data) {
+        Some((records, damage)) => {
+            for d in &damage {
+                tracing::error!(file = %path.display(), offset = d.offset, reason = %d.reason, "a damaged record of a state file was skipped; the rest of the file was read");
+            }
+            let mut st = SavedState::default();
+            let mut header = false;
+            for r in records {
+                match r {
+                    Record::Header(h) => {
+                        st.saved_at = h.saved_at;
+                        header = true;
+                    }
+                    Record::Alert(a) => st.alerts.push(a),
+                }
+            }
+            if !header {
+                // The header was the damaged record: the file's time is
+                // when it was written, near enough for the downtime.
+                st.saved_at = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+            }
+            st
+        }
+        None => serde_json::from_slice(&data).map_err(|e| PersistError {
+            path: path.display().to_string(),
+            msg: format!("cannot parse: {e}"),
+        })?,
+    };
     let mut by_rule: BTreeMap<(String, String, usize), Vec<SavedAlert>> = BTreeMap::new();
     for a in st.alerts {
         by_rule
