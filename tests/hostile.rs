@@ -1051,3 +1051,47 @@ fn a_zeroed_notification_log_line_does_not_repeat_the_intact_ones() {
     );
     assert!(a.log().contains("zeroed"), "{}", a.log());
 }
+
+/// kill -9 again and again at unlucky moments: every start succeeds on
+/// the state the last one left, and the page arrives.
+#[test]
+fn a_crash_loop_never_stops_the_page() {
+    let hook = Recorder::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: a\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 4h\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: http://{}/hook\n",
+            hook.addr()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let cfg = "global:\n  evaluation_interval: 1s\nrule_files: ['rules.yml']\nalerting:\n  routing_file: alertmanager.yml\n";
+    std::fs::write(tmp.path().join("argus.yml"), cfg).unwrap();
+    // Kill points spread over start-up, evaluation, routing and the
+    // state writes that follow a delivery.
+    for (i, ms) in [50u64, 400, 900, 150, 1300, 700, 250, 1100, 600, 2000]
+        .iter()
+        .enumerate()
+    {
+        let mut a = Argus::try_spawn(tmp.path(), &tmp.path().join("argus.yml"), free_port(), &[])
+            .unwrap_or_else(|log| panic!("start {i} failed:\n{log}"));
+        std::thread::sleep(Duration::from_millis(*ms));
+        a.kill9();
+    }
+    let a = Argus::spawn(tmp.path(), &tmp.path().join("argus.yml"), free_port(), &[]);
+    wait_for(15, "the page", || {
+        (!hook.json_bodies().is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let pages = hook.json_bodies().len();
+    // Fail open: a crash between a send and its log entry may repeat a
+    // page, never lose it.
+    assert!((1..=11).contains(&pages), "{pages} pages\n{}", a.log());
+    assert!(!a.log().contains("panicked"), "{}", a.log());
+}
