@@ -108,6 +108,25 @@ pub fn json_records<T: serde::de::DeserializeOwned>(
     Some((out, bad))
 }
 
+/// A binary payload as a record (lowercase hex: records are lines).
+pub fn hex(b: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    b.iter()
+        .flat_map(|&x| [DIGITS[usize::from(x >> 4)], DIGITS[usize::from(x & 15)]])
+        .collect()
+}
+
+/// The bytes of a [`hex`] payload; `None` if it is not hex.
+pub fn unhex(h: &[u8]) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    let val = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    h.chunks(2)
+        .map(|p| Some(val(p[0])? << 4 | val(p[1])?))
+        .collect()
+}
+
 /// `values` as a record file of JSON values.
 pub fn to_json_records<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Vec<u8> {
     encode(

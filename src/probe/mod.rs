@@ -135,7 +135,10 @@ impl ProbeManager {
         let path = dir.join(PROBE_WINDOWS_FILE);
         match std::fs::read(&path) {
             Ok(b) => match crate::slo::windows_from_bytes(&b) {
-                Ok(w) => {
+                Ok((w, damage)) => {
+                    for d in damage {
+                        tracing::error!(file = %path.display(), offset = d.offset, reason = %d.reason, "a damaged record of a state file was skipped; the rest of the file was read");
+                    }
                     tracing::info!(probes = w.len(), "probe windows restored");
                     *self.windows.lock().unwrap_or_else(|e| e.into_inner()) = w;
                 }

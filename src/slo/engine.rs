@@ -214,7 +214,10 @@ impl SloEngine {
         let path = dir.join(SLO_WINDOWS_FILE);
         match std::fs::read(&path) {
             Ok(b) => match super::windows_from_bytes(&b) {
-                Ok(w) => {
+                Ok((w, damage)) => {
+                    for d in damage {
+                        tracing::error!(file = %path.display(), offset = d.offset, reason = %d.reason, "a damaged record of a state file was skipped; the rest of the file was read");
+                    }
                     tracing::info!(slos = w.len(), "SLO windows restored");
                     self.state
                         .get_mut()

@@ -441,22 +441,54 @@ impl SliWindows {
 /// then per entry its name and windows, each length-prefixed; a CRC-32
 /// of all that closes the file.
 pub fn windows_to_bytes(all: &BTreeMap<String, SliWindows>) -> Vec<u8> {
-    let mut b = b"ARGPROBW".to_vec();
-    b.extend_from_slice(&(all.len() as u32).to_le_bytes());
-    for (name, w) in all {
-        b.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    // One record per SLI (its name and windows, in hex), so that damage
+    // costs one SLI's history, not every one's.
+    crate::model::records::encode(all.iter().map(|(name, w)| {
+        let mut b = (name.len() as u32).to_le_bytes().to_vec();
         b.extend_from_slice(name.as_bytes());
-        let wb = w.to_bytes();
-        b.extend_from_slice(&(wb.len() as u32).to_le_bytes());
-        b.extend_from_slice(&wb);
-    }
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
-    b
+        b.extend_from_slice(&w.to_bytes());
+        crate::model::records::hex(&b)
+    }))
 }
 
-/// Reads a file written by [`windows_to_bytes`].
-pub fn windows_from_bytes(b: &[u8]) -> Result<BTreeMap<String, SliWindows>, String> {
+/// Reads a file written by [`windows_to_bytes`] (or the older form, one
+/// checksummed block); damaged records are skipped and returned.
+pub fn windows_from_bytes(
+    b: &[u8],
+) -> Result<
+    (
+        BTreeMap<String, SliWindows>,
+        Vec<crate::model::RecordDamage>,
+    ),
+    String,
+> {
+    let Some((records, mut damage)) = crate::model::records::decode(b) else {
+        return legacy_windows_from_bytes(b).map(|w| (w, Vec::new()));
+    };
+    let mut out = BTreeMap::new();
+    for (offset, payload) in records {
+        let entry = crate::model::records::unhex(payload).and_then(|raw| {
+            let mut r = ByteReader::new(&raw, 0);
+            let n = r.u32()? as usize;
+            let name = String::from_utf8(r.take(n)?.to_vec()).ok()?;
+            let w = SliWindows::from_bytes(r.take(r.remaining())?)?;
+            Some((name, w))
+        });
+        match entry {
+            Some((name, w)) => {
+                out.insert(name, w);
+            }
+            None => damage.push(crate::model::RecordDamage {
+                offset,
+                reason: "not an SLI's windows".into(),
+            }),
+        }
+    }
+    Ok((out, damage))
+}
+
+/// The format before records: one block with one checksum.
+fn legacy_windows_from_bytes(b: &[u8]) -> Result<BTreeMap<String, SliWindows>, String> {
     let bad = || "damaged windows file".to_string();
     if b.len() < 16 || &b[..8] != b"ARGPROBW" {
         return Err(bad());
@@ -481,6 +513,28 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+
+    #[test]
+    fn a_damaged_windows_record_costs_one_sli() {
+        let t0 = 1_800_000_000_000 - 1_800_000_000_000 % DAY_MS;
+        let mut all = BTreeMap::new();
+        for name in ["api", "web"] {
+            let mut w = SliWindows::new(true, 30, t0);
+            w.observe_events(t0, 1, 10);
+            all.insert(name.to_string(), w);
+        }
+        let mut b = windows_to_bytes(&all);
+        let (back, damage) = windows_from_bytes(&b).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(damage.is_empty());
+        // Damage the last record (web's): api's windows survive.
+        let last_line = b[..b.len() - 1].iter().rposition(|&c| c == b'\n').unwrap() + 1;
+        b[last_line + 20] = b'x';
+        let (back, damage) = windows_from_bytes(&b).unwrap();
+        assert_eq!(back.keys().collect::<Vec<_>>(), ["api"]);
+        assert_eq!(damage.len(), 1);
+        assert_eq!(damage[0].offset, last_line);
+    }
 
     #[test]
     fn windows_compose_from_tiers_and_count_exactly() {
