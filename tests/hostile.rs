@@ -1095,3 +1095,69 @@ fn a_crash_loop_never_stops_the_page() {
     assert!((1..=11).contains(&pages), "{pages} pages\n{}", a.log());
     assert!(!a.log().contains("panicked"), "{}", a.log());
 }
+
+/// Hostile durations and numbers in every loader are positioned errors in
+/// Prometheus's words, never a panic.
+#[test]
+fn hostile_durations_are_refused_by_every_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str, text: &str| {
+        let f = tmp.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    for bad in ["-1", "-0", "NaN", "1e309", "'-5m'", "300y"] {
+        let want = |out: &str| {
+            out.contains("not a valid duration string") || out.contains("duration out of range")
+        };
+        let cfg = p("c.yml", &format!("global:\n  scrape_interval: {bad}\n"));
+        let (code, out) = argus_cli(["check", "config", &cfg]);
+        assert_eq!(code, Some(1), "{bad}: {out}");
+        assert!(
+            out.contains("c.yml:2:20: global.scrape_interval: ") && want(&out),
+            "{bad}: {out}"
+        );
+
+        let rules = p(
+            "r.yml",
+            &format!(
+                "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: {bad}\n"
+            ),
+        );
+        let (code, out) = argus_cli(["check", "rules", &rules]);
+        assert_eq!(code, Some(1), "{bad}: {out}");
+        assert!(out.contains("r.yml:6:") && want(&out), "{bad}: {out}");
+
+        let am = p(
+            "am.yml",
+            &format!("route:\n  receiver: a\n  group_wait: {bad}\nreceivers:\n  - name: a\n"),
+        );
+        let (code, out) = argus_cli(["check", "alertmanager", &am]);
+        assert_eq!(code, Some(1), "{bad}: {out}");
+        assert!(
+            out.contains("am.yml:3:15: route.group_wait: ") && want(&out),
+            "{bad}: {out}"
+        );
+
+        let test = p(
+            "t.yml",
+            &format!(
+                "tests:\n  - interval: 1m\n    input_series: []\n    alert_rule_test:\n      - eval_time: {bad}\n        alertname: A\n"
+            ),
+        );
+        let (code, out) = argus_cli(["test", "rules", &test]);
+        assert_eq!(code, Some(1), "{bad}: {out}");
+        assert!(out.contains("t.yml:5:") && want(&out), "{bad}: {out}");
+    }
+    let slo = p(
+        "s.yml",
+        "version: prometheus/v1\nservice: s\nslos:\n  - name: lat\n    objective: 99\n    sli:\n      latency:\n        histogram: h\n        threshold: NaN\n    alerting:\n      name: A\n",
+    );
+    let (code, out) = argus_cli(["check", "slo", &slo]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("s.yml:9:") && out.contains("not a valid duration string: \"NaN\""),
+        "{out}"
+    );
+    assert!(!out.contains("panicked"));
+}
