@@ -1161,3 +1161,49 @@ fn hostile_durations_are_refused_by_every_check() {
     );
     assert!(!out.contains("panicked"));
 }
+
+/// Resends that only move a firing alert's end do not rewrite the routed
+/// alerts file (with many alerts it is large); a real change does.
+#[test]
+fn plain_resends_do_not_rewrite_the_routed_alerts_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("alertmanager.yml"),
+        "route:\n  receiver: a\nreceivers:\n  - name: a\n",
+    )
+    .unwrap();
+    let a = Argus::start_in(
+        tmp.path(),
+        "alerting:\n  routing_file: alertmanager.yml\n",
+        &[],
+    );
+    let post = |ends: &str, summary: &str| {
+        let (code, body) = http_request_with(
+            "POST",
+            &format!("{}/api/v2/alerts", a.url()),
+            Some(&format!(
+                r#"[{{"labels":{{"alertname":"A"}},"annotations":{{"summary":"{summary}"}},"startsAt":"2026-01-01T00:00:00Z","endsAt":"{ends}"}}]"#
+            )),
+            &[("Content-Type", "application/json")],
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    };
+    let file = tmp.path().join("data/routed_alerts.json");
+    let mtime = || std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+    post("2099-01-01T00:00:00Z", "one");
+    let first = wait_for(15, "the routed alerts written", mtime);
+    for ends in [
+        "2099-01-02T00:00:00Z",
+        "2099-01-03T00:00:00Z",
+        "2099-01-04T00:00:00Z",
+    ] {
+        post(ends, "one");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_eq!(mtime(), Some(first), "rewritten for plain resends");
+    post("2099-01-05T00:00:00Z", "two");
+    wait_for(15, "the change written", || {
+        (mtime() != Some(first)).then_some(())
+    });
+}

@@ -1080,14 +1080,26 @@ impl AlertSink for Notifier {
         if !st.enabled {
             return;
         }
+        // A resend that only pushes a firing alert's end further changes
+        // nothing a restart needs (the saved life left still applies), so
+        // it does not make the routed alerts file be written again.
+        let mut changed = false;
         for a in &alerts {
             let fp = fingerprint(&a.labels);
             st.inhibitor.observe(fp, a);
+            changed |= st.alerts.get(&fp).is_none_or(|prev| {
+                prev.annotations != a.annotations
+                    || prev.starts_at != a.starts_at
+                    || prev.generator_url != a.generator_url
+                    || (prev.ends_at > now) != (a.ends_at > now)
+            });
             st.alerts.insert(fp, a.clone());
             st.updated.insert(fp, now);
         }
         st.dispatcher.ingest(&alerts, now);
-        st.alerts_version += 1;
+        if changed {
+            st.alerts_version += 1;
+        }
         {
             let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
             let routed = !w.0.is_empty()
