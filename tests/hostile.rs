@@ -1106,48 +1106,49 @@ fn hostile_durations_are_refused_by_every_check() {
         std::fs::write(&f, text).unwrap();
         f.to_str().unwrap().to_string()
     };
-    for bad in ["-1", "-0", "NaN", "1e309", "'-5m'", "300y"] {
-        let want = |out: &str| {
-            out.contains("not a valid duration string") || out.contains("duration out of range")
-        };
-        let cfg = p("c.yml", &format!("global:\n  scrape_interval: {bad}\n"));
-        let (code, out) = argus_cli(["check", "config", &cfg]);
-        assert_eq!(code, Some(1), "{bad}: {out}");
-        assert!(
-            out.contains("c.yml:2:20: global.scrape_interval: ") && want(&out),
-            "{bad}: {out}"
-        );
-
-        let rules = p(
+    // (file, its text around the value, the command, where the error is)
+    let loaders: [(&str, &str, &str, &str); 4] = [
+        (
+            "c.yml",
+            "global:\n  scrape_interval: {}\n",
+            "config",
+            "c.yml:2:20: global.scrape_interval: ",
+        ),
+        (
             "r.yml",
-            &format!(
-                "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: {bad}\n"
-            ),
-        );
-        let (code, out) = argus_cli(["check", "rules", &rules]);
-        assert_eq!(code, Some(1), "{bad}: {out}");
-        assert!(out.contains("r.yml:6:") && want(&out), "{bad}: {out}");
-
-        let am = p(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: {}\n",
+            "rules",
+            "r.yml:6:",
+        ),
+        (
             "am.yml",
-            &format!("route:\n  receiver: a\n  group_wait: {bad}\nreceivers:\n  - name: a\n"),
-        );
-        let (code, out) = argus_cli(["check", "alertmanager", &am]);
-        assert_eq!(code, Some(1), "{bad}: {out}");
-        assert!(
-            out.contains("am.yml:3:15: route.group_wait: ") && want(&out),
-            "{bad}: {out}"
-        );
-
-        let test = p(
+            "route:\n  receiver: a\n  group_wait: {}\nreceivers:\n  - name: a\n",
+            "alertmanager",
+            "am.yml:3:15: route.group_wait: ",
+        ),
+        (
             "t.yml",
-            &format!(
-                "tests:\n  - interval: 1m\n    input_series: []\n    alert_rule_test:\n      - eval_time: {bad}\n        alertname: A\n"
-            ),
-        );
-        let (code, out) = argus_cli(["test", "rules", &test]);
-        assert_eq!(code, Some(1), "{bad}: {out}");
-        assert!(out.contains("t.yml:5:") && want(&out), "{bad}: {out}");
+            "tests:\n  - interval: 1m\n    input_series: []\n    alert_rule_test:\n      - eval_time: {}\n        alertname: A\n",
+            "test",
+            "t.yml:5:",
+        ),
+    ];
+    for bad in ["-1", "-0", "NaN", "1e309", "'-5m'", "300y"] {
+        for (name, text, cmd, at) in loaders {
+            let f = p(name, &text.replace("{}", bad));
+            let args = match cmd {
+                "test" => ["test", "rules", f.as_str()],
+                c => ["check", c, f.as_str()],
+            };
+            let (code, out) = argus_cli(args);
+            assert_eq!(code, Some(1), "{name} {bad}: {out}");
+            assert!(
+                out.contains(at)
+                    && (out.contains("not a valid duration string")
+                        || out.contains("duration out of range")),
+                "{name} {bad}: {out}"
+            );
+        }
     }
     let slo = p(
         "s.yml",

@@ -1,4 +1,4 @@
-//! The one parser of Prometheus durations, used by every loader (YAML
+//! Prometheus durations: the one parser of them, used by every loader (YAML
 //! configs, rule and test files, SLO specs), the HTTP API's duration
 //! parameters, templates and the PromQL pre-check, so that all of them
 //! refuse the same inputs with the same words.
@@ -45,6 +45,23 @@ const UNITS: [(&str, u64); 7] = [
     ("s", 1000),
     ("ms", 1),
 ];
+
+/// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`).
+pub fn format_duration(d: std::time::Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in UNITS {
+        if ms >= size {
+            out.push_str(&(ms / size).to_string());
+            out.push_str(unit);
+            ms %= size;
+        }
+    }
+    out
+}
 
 /// Parses a Prometheus duration (`1h30m`, `15s`, `0`, `0s`) or, as
 /// argus has always also accepted, a non-negative number of seconds

@@ -17,7 +17,7 @@ mod time;
 pub use alert::{Alert, AlertSink};
 pub use base64::base64_decode;
 pub use bytes::ByteReader;
-pub use duration::{DurationError, MAX_DURATION, parse_duration};
+pub use duration::{DurationError, MAX_DURATION, format_duration, parse_duration};
 pub use fsutil::write_atomic;
 pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};
@@ -95,32 +95,6 @@ pub fn now_millis() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`).
-pub fn format_duration(d: std::time::Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut out = String::new();
-    for (unit, size) in UNITS {
-        if ms >= size {
-            out.push_str(&(ms / size).to_string());
-            out.push_str(unit);
-            ms %= size;
-        }
-    }
-    out
 }
 
 /// Formats a float as Prometheus does in JSON and exposition output.
