@@ -104,14 +104,7 @@ fn hostile_targets_fail_alone() {
     let g = a.target(&good.addr()).unwrap();
     assert_eq!(g["health"], "up");
     // Memory stayed bounded: RSS well below the 100 MB body.
-    let pid = a.child.as_ref().unwrap().id();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let rss_kb = a.status_kb("VmHWM");
     assert!(rss_kb < 80_000, "peak RSS {rss_kb} kB");
 }
 
@@ -433,14 +426,7 @@ fn unauthenticated_heartbeats_create_no_series_and_no_log_lines() {
         "a forged log line"
     );
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
-    let pid = a.child.as_ref().unwrap().id();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let rss_kb = a.status_kb("VmRSS");
     assert!(rss_kb < 400_000, "RSS {rss_kb} kB");
 }
 
@@ -481,14 +467,7 @@ fn endless_bodies_stop_at_the_default_ceiling() {
     assert!(a.federate("endless_metric").is_empty());
     assert_eq!(a.target(&good.addr()).unwrap()["health"], "up");
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
-    let pid = a.child.as_ref().unwrap().id();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let hwm_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let hwm_kb = a.status_kb("VmHWM");
     assert!(hwm_kb < 600_000, "peak RSS {hwm_kb} kB");
 }
 
@@ -590,13 +569,8 @@ receivers:
             "{text}"
         );
     }
-    let (_, metrics) = http_get(&format!("{}/metrics", a.url())).unwrap();
-    let errors: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("argus_notification_template_errors_total{"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
-    assert!(errors >= 2.0, "{metrics}");
+    let errors = metric(&a, "argus_notification_template_errors_total{", "");
+    assert!(errors >= 2.0, "{errors}");
     // A filter that says nothing is refused, as Alertmanager refuses it,
     // rather than listing every alert.
     for f in ["%7B", "%7D", "%2C"] {
@@ -698,13 +672,9 @@ fn receiver_urls_and_secret_files_are_checked_where_configured() {
     )
     .unwrap();
     assert_eq!(code, 200, "{body}");
-    let retried = || {
-        let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
-        m.lines()
-            .find(|l| l.starts_with("argus_receiver_notifications_retried_total{"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-    };
-    wait_for(10, "a retry", || retried().filter(|n| *n >= 1.0));
+    wait_for(10, "a retry", || {
+        (metric(&a, "argus_receiver_notifications_retried_total{", "") >= 1.0).then_some(())
+    });
     assert!(!a.log().contains("dropped"), "{}", a.log());
     std::fs::write(&secret, format!("http://{}/hook\n", hook.addr())).unwrap();
     let got = wait_for(30, "the page once the secret is there", || {
@@ -852,18 +822,14 @@ fn samples_out_of_time_are_counted_not_stored() {
         &[],
     );
     wait_for(10, "a scrape", || a.query_value("fine"));
-    let counted = wait_for(10, "out-of-bounds samples counted", || {
-        let (_, m) = http_get(&format!("{}/metrics", a.url())).unwrap();
-        m.lines()
-            .find(|l| {
-                l.starts_with(
-                    "argus_target_scrapes_sample_out_of_bounds_total{scrape_job=\"clocks\"}",
-                )
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .filter(|n| *n >= 4.0)
+    wait_for(10, "out-of-bounds samples counted", || {
+        let n = metric(
+            &a,
+            "argus_target_scrapes_sample_out_of_bounds_total{",
+            "scrape_job=\"clocks\"",
+        );
+        (n >= 4.0).then_some(())
     });
-    assert!(counted >= 4.0);
     assert_eq!(a.target(&t.addr()).unwrap()["health"], "up");
     assert!(a.federate("ahead").is_empty());
     assert!(a.log().contains("samples refused"), "{}", a.log());

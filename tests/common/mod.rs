@@ -165,6 +165,18 @@ impl Argus {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A kB figure of the process's `/proc/PID/status` (`VmRSS`, `VmHWM`).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join(format!("argus-{}.log", self.port)))
             .unwrap_or_default()
