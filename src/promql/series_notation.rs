@@ -61,7 +61,7 @@ fn split_descriptor(line: &str) -> (&str, &str) {
 /// escapes; returns the value and the rest.
 fn quoted(s: &str) -> Result<(String, &str), String> {
     let q = s.chars().next().ok_or("expected a quoted string")?;
-    let body = &s[1..];
+    let body = &s[q.len_utf8()..];
     if q == '`' {
         let end = body.find('`').ok_or("unterminated raw string")?;
         return Ok((body[..end].to_string(), &body[end + 1..]));
@@ -426,6 +426,14 @@ pub fn parse_values(text: &str) -> Result<Vec<SeqValue>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multibyte_character_where_a_quote_may_stand_is_an_error() {
+        // Found by the unit_test_file fuzz target: a panic slicing inside
+        // a character.
+        assert!(parse_series("m{a=\u{55d}\u{742} 1}").is_err());
+        assert!(parse_labels("{a=\u{55d}}").is_err());
+    }
 
     #[test]
     fn expansions_are_bounded() {
