@@ -153,7 +153,7 @@ pub fn template_render(
         .iter()
         .map(|a| GroupedAlert {
             fp: fingerprint(&a.labels),
-            alert: a.clone(),
+            alert: std::sync::Arc::new(a.clone()),
         })
         .collect();
     let flush = Flush {

@@ -23,8 +23,8 @@ pub fn fingerprint(l: &Labels) -> u64 {
 pub struct GroupedAlert {
     /// Fingerprint of the labels.
     pub fp: u64,
-    /// The alert as last received.
-    pub alert: Alert,
+    /// The alert as last received (shared with the notifier's table).
+    pub alert: std::sync::Arc<Alert>,
 }
 
 impl GroupedAlert {
@@ -180,6 +180,14 @@ impl Dispatcher {
     /// Takes alerts in at `now`: each goes to the group of every route it
     /// reaches, replacing an earlier version of itself.
     pub fn ingest(&mut self, alerts: &[Alert], now: i64) {
+        let shared: Vec<std::sync::Arc<Alert>> =
+            alerts.iter().cloned().map(std::sync::Arc::new).collect();
+        self.ingest_shared(&shared, now);
+    }
+
+    /// [`ingest`](Self::ingest) for alerts the caller keeps too: the
+    /// groups hold the same allocation.
+    pub fn ingest_shared(&mut self, alerts: &[std::sync::Arc<Alert>], now: i64) {
         for a in alerts {
             let fp = fingerprint(&a.labels);
             let mut paths = Vec::new();
@@ -234,7 +242,7 @@ impl Dispatcher {
                     fp,
                     GroupedAlert {
                         fp,
-                        alert: a.clone(),
+                        alert: std::sync::Arc::clone(a),
                     },
                 );
             }

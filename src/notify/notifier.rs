@@ -95,7 +95,8 @@ struct State {
     inhibitor: Inhibitor,
     receivers: BTreeMap<String, ReceiverConfig>,
     /// The latest version of every alert, to rebuild groups on reload.
-    alerts: BTreeMap<u64, Alert>,
+    /// Shared, so the saver's copy of them all costs pointers.
+    alerts: BTreeMap<u64, Arc<Alert>>,
     /// When each alert was last received.
     updated: BTreeMap<u64, i64>,
     /// `global.resolve_timeout` in ms.
@@ -167,7 +168,7 @@ struct StateWrite {
     log_snapshot: Option<Vec<u8>>,
     outbox: Option<Vec<u8>>,
     /// A copy of the routed alerts, serialised outside the lock.
-    alerts: Option<Vec<(Alert, i64)>>,
+    alerts: Option<Vec<(Arc<Alert>, i64)>>,
 }
 
 /// A routed alert as its state file keeps it.
@@ -179,6 +180,22 @@ struct StoredAlert {
     ends_at: i64,
     generator_url: String,
     updated_at: i64,
+}
+
+/// A [`StoredAlert`] as written, borrowing the alert.
+#[derive(serde::Serialize)]
+struct StoredAlertRef<'a> {
+    #[serde(serialize_with = "labels_as_map")]
+    labels: &'a crate::model::Labels,
+    annotations: &'a BTreeMap<String, String>,
+    starts_at: i64,
+    ends_at: i64,
+    generator_url: &'a str,
+    updated_at: i64,
+}
+
+fn labels_as_map<S: serde::Serializer>(l: &&crate::model::Labels, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(l.iter().map(|l| (&*l.name, &*l.value)))
 }
 
 /// The rate limit of one integration's queue.
@@ -345,7 +362,7 @@ impl Notifier {
                     generator_url: s.generator_url,
                 };
                 let fp = fingerprint(&a.labels);
-                st.alerts.insert(fp, a);
+                st.alerts.insert(fp, Arc::new(a));
                 st.updated.insert(fp, s.updated_at.max(now));
             }
             tracing::info!(alerts = st.alerts.len(), "routed alerts restored");
@@ -473,21 +490,17 @@ impl Notifier {
             self.wrote(OUTBOX_FILE, r);
         }
         if let Some(alerts) = w.alerts {
-            let stored: Vec<StoredAlert> = alerts
-                .into_iter()
-                .map(|(a, updated_at)| StoredAlert {
-                    labels: a
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.to_string(), l.value.to_string()))
-                        .collect(),
-                    annotations: a.annotations,
-                    starts_at: a.starts_at,
-                    ends_at: a.ends_at,
-                    generator_url: a.generator_url,
-                    updated_at,
-                })
-                .collect();
+            // Serialised straight from the alerts, one record at a time:
+            // with many alerts a converted copy of them all was the
+            // largest allocation argus made.
+            let stored = alerts.iter().map(|(a, updated_at)| StoredAlertRef {
+                labels: &a.labels,
+                annotations: &a.annotations,
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                generator_url: &a.generator_url,
+                updated_at: *updated_at,
+            });
             let body = crate::model::records::to_json_records(stored);
             let r = crate::model::write_atomic(dir, ROUTED_ALERTS_FILE, &body);
             if r.is_err() {
@@ -595,8 +608,8 @@ impl Notifier {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut d = Dispatcher::new(Route::from_config(route));
         let now = self.clock.now_millis();
-        let current: Vec<Alert> = st.alerts.values().cloned().collect();
-        d.ingest(&current, now);
+        let current: Vec<Arc<Alert>> = st.alerts.values().cloned().collect();
+        d.ingest_shared(&current, now);
         let mut inh = Inhibitor::new(&cfg.inhibit_rules);
         for (fp, a) in &st.alerts {
             inh.observe(*fp, a);
@@ -712,7 +725,11 @@ impl Notifier {
                 st.dispatcher.flushed(f, true);
                 let now = f.now;
                 for a in f.alerts.iter().filter(|a| a.resolved_at(now)) {
-                    if st.alerts.get(&a.fp) == Some(&a.alert) {
+                    if st
+                        .alerts
+                        .get(&a.fp)
+                        .is_some_and(|x| Arc::ptr_eq(x, &a.alert) || **x == *a.alert)
+                    {
                         st.alerts.remove(&a.fp);
                         st.updated.remove(&a.fp);
                         st.alerts_version += 1;
@@ -1084,7 +1101,8 @@ impl AlertSink for Notifier {
         // nothing a restart needs (the saved life left still applies), so
         // it does not make the routed alerts file be written again.
         let mut changed = false;
-        for a in &alerts {
+        let shared: Vec<Arc<Alert>> = alerts.iter().cloned().map(Arc::new).collect();
+        for a in &shared {
             let fp = fingerprint(&a.labels);
             st.inhibitor.observe(fp, a);
             changed |= st.alerts.get(&fp).is_none_or(|prev| {
@@ -1093,10 +1111,10 @@ impl AlertSink for Notifier {
                     || prev.generator_url != a.generator_url
                     || (prev.ends_at > now) != (a.ends_at > now)
             });
-            st.alerts.insert(fp, a.clone());
+            st.alerts.insert(fp, Arc::clone(a));
             st.updated.insert(fp, now);
         }
-        st.dispatcher.ingest(&alerts, now);
+        st.dispatcher.ingest_shared(&shared, now);
         if changed {
             st.alerts_version += 1;
         }
@@ -1168,7 +1186,7 @@ impl Notifier {
             .iter()
             .map(|(fp, a)| AlertView {
                 fp: *fp,
-                alert: a.clone(),
+                alert: (**a).clone(),
                 updated_at: st.updated.get(fp).copied().unwrap_or(now),
                 receivers: st.dispatcher.receivers_of(&a.labels),
                 inhibited: st.inhibitor.is_inhibited(*fp, &a.labels, now),

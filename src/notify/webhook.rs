@@ -124,13 +124,13 @@ mod tests {
     fn message_is_alertmanagers() {
         let a = |job: &str, ends: i64| GroupedAlert {
             fp: 0x0123_4567_89ab_cdef,
-            alert: Alert {
+            alert: std::sync::Arc::new(Alert {
                 labels: Labels::from_pairs([("alertname", "Down"), ("job", job)]),
                 annotations: BTreeMap::from([("summary".to_string(), "down".to_string())]),
                 starts_at: 1_700_000_000_000,
                 ends_at: ends,
                 generator_url: "http://x/graph".into(),
-            },
+            }),
         };
         let f = Flush {
             slot: String::new(),
