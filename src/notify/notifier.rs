@@ -444,19 +444,13 @@ impl Notifier {
         let Some(dir) = &self.state_dir else { return };
         // A failed write is retried by the saver's next round (every
         // few seconds) from the state in memory, which stays complete.
-        let nflog_failed = |file: &str, e: std::io::Error| {
-            self.wrote(file, Err(e));
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.nflog_full_due = true;
-        };
+        let nflog_failed = |st: &mut State| st.nflog_full_due = true;
         if let Some(snap) = w.log_snapshot {
-            match crate::model::write_atomic(dir, NFLOG_FILE, &snap) {
-                Ok(()) => {
-                    self.wrote(NFLOG_FILE, Ok(()));
-                    let _ = std::fs::remove_file(dir.join(NFLOG_WAL_FILE));
-                    self.wal_size.store(0, Ordering::Relaxed);
-                }
-                Err(e) => nflog_failed(NFLOG_FILE, e),
+            let r = crate::model::write_atomic(dir, NFLOG_FILE, &snap);
+            self.wrote(NFLOG_FILE, &r, nflog_failed);
+            if r.is_ok() {
+                let _ = std::fs::remove_file(dir.join(NFLOG_WAL_FILE));
+                self.wal_size.store(0, Ordering::Relaxed);
             }
         } else if !w.log_lines.is_empty() {
             let r = std::fs::create_dir_all(dir)
@@ -470,24 +464,15 @@ impl Notifier {
                     f.write_all(&w.log_lines)?;
                     f.sync_data()
                 });
-            match r {
-                Ok(()) => {
-                    self.wrote(NFLOG_WAL_FILE, Ok(()));
-                    self.wal_size
-                        .fetch_add(w.log_lines.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => nflog_failed(NFLOG_WAL_FILE, e),
+            self.wrote(NFLOG_WAL_FILE, &r, nflog_failed);
+            if r.is_ok() {
+                self.wal_size
+                    .fetch_add(w.log_lines.len() as u64, Ordering::Relaxed);
             }
         }
         if let Some(b) = w.outbox {
             let r = crate::model::write_atomic(dir, OUTBOX_FILE, &b);
-            if r.is_err() {
-                self.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .outbox_saved = UNSAVED;
-            }
-            self.wrote(OUTBOX_FILE, r);
+            self.wrote(OUTBOX_FILE, &r, |st| st.outbox_saved = UNSAVED);
         }
         if let Some(alerts) = w.alerts {
             // Serialised straight from the alerts, one record at a time:
@@ -503,13 +488,7 @@ impl Notifier {
             });
             let body = crate::model::records::to_json_records(stored);
             let r = crate::model::write_atomic(dir, ROUTED_ALERTS_FILE, &body);
-            if r.is_err() {
-                self.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .alerts_saved = UNSAVED;
-            }
-            self.wrote(ROUTED_ALERTS_FILE, r);
+            self.wrote(ROUTED_ALERTS_FILE, &r, |st| st.alerts_saved = UNSAVED);
         }
     }
 
@@ -538,24 +517,18 @@ impl Notifier {
             return Ok(());
         };
         let r = crate::model::write_atomic(dir, SILENCES_FILE, &body);
-        if r.is_err() {
-            self.state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .silences_saved = UNSAVED;
-        }
-        let out = r
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()));
-        self.wrote(SILENCES_FILE, r);
-        out
+        self.wrote(SILENCES_FILE, &r, |st| st.silences_saved = UNSAVED);
+        r
     }
 
-    /// Records how a state file's write went: failures are counted,
-    /// logged and listed by [`degraded`](Self::degraded) until a write of
-    /// that file succeeds.
-    fn wrote(&self, file: &str, r: std::io::Result<()>) {
+    /// Records how a state file's write went: failures mark the state
+    /// unsaved (`unsaved`, so the saver's next round writes it again), are
+    /// counted, logged and listed by [`degraded`](Self::degraded) until a
+    /// write of that file succeeds.
+    fn wrote(&self, file: &str, r: &std::io::Result<()>, unsaved: impl FnOnce(&mut State)) {
+        if r.is_err() {
+            unsaved(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         let mut d = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
         match r {
             Ok(()) => {
