@@ -1,12 +1,12 @@
 //! Head append throughput: the scrape path's steady state (cached series
-//! references) and series creation.
+//! references), with and without the write-ahead log, and series creation.
 
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use argus::model::Labels;
-use argus::storage::{Appender, Head, SeriesRef};
+use argus::storage::{Appender, Head, SeriesRef, Store, StoreOptions};
 
 fn labels(i: usize) -> Labels {
     Labels::from_pairs([
@@ -38,25 +38,40 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let h = Arc::new(Head::new());
-    let mut a = h.appender();
-    let refs: Vec<SeriesRef> = all
-        .iter()
-        .map(|l| a.append(l, 0, 0.0).expect("append"))
-        .collect();
-    a.commit();
-    let mut t = 0i64;
-    g.bench_function("append_ref_commit", |b| {
-        b.iter(|| {
-            t += 15_000;
-            let mut a = h.appender();
-            for (i, r) in refs.iter().enumerate() {
-                a.append_ref(*r, t, (t / 1000 + i as i64) as f64)
-                    .expect("ref");
-            }
-            a.commit()
-        })
-    });
+    // The same steady state on a bare head and on a store that logs every
+    // commit (the log's flusher writes in the background meanwhile).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(
+        dir.path(),
+        StoreOptions {
+            log: true,
+            ..Default::default()
+        },
+    )
+    .expect("store");
+    for (name, h) in [
+        ("append_ref_commit", Arc::new(Head::new())),
+        ("append_ref_commit_wal", store.head().clone()),
+    ] {
+        let mut a = h.appender();
+        let refs: Vec<SeriesRef> = all
+            .iter()
+            .map(|l| a.append(l, 0, 0.0).expect("append"))
+            .collect();
+        a.commit();
+        let mut t = 0i64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                t += 15_000;
+                let mut a = h.appender();
+                for (i, r) in refs.iter().enumerate() {
+                    a.append_ref(*r, t, (t / 1000 + i as i64) as f64)
+                        .expect("ref");
+                }
+                a.commit()
+            })
+        });
+    }
     g.finish();
 }
 

@@ -1,13 +1,17 @@
 //! PromQL query latency on the data set of benches/compare/query.sh: the
 //! three queries the PromQL issue sets targets for, evaluated in process
-//! over a loaded head.
+//! over the imported store (full chunks read from chunk files, `disk`) and
+//! over a copy of it held entirely in memory (`memory`).
 
 #[path = "../tests/common/om_data.rs"]
 mod om_data;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use std::sync::Arc;
+
 use argus::promql::{Engine, Query, QueryOptions};
+use argus::storage::{Appender, Head, Queryable, Store, StoreOptions};
 
 fn bench(c: &mut Criterion) {
     let end = 1_800_000_000;
@@ -28,7 +32,20 @@ fn bench(c: &mut Criterion) {
         om_data::generate(&spec, &mut f).expect("generate");
     }
     argus::cli::import_openmetrics(&file, dir.path()).expect("import");
-    let (head, _) = argus::storage::snapshot::load(dir.path()).expect("load");
+    let (store, _) = Store::open(dir.path(), StoreOptions::default()).expect("open");
+    let disk = store.head().clone();
+    let memory = Arc::new(Head::new());
+    let mut a = memory.appender();
+    for s in disk.select(&[], i64::MIN, i64::MAX) {
+        for x in &s.samples {
+            a.append(&s.labels, x.t, x.v).expect("append");
+        }
+        for (t, h) in &s.histograms {
+            a.append_histogram(&s.labels, *t, h.clone())
+                .expect("append");
+        }
+    }
+    a.commit();
     let engine = Engine::default();
     let t = end * 1000;
     let mut g = c.benchmark_group("query");
@@ -48,13 +65,15 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         let q = Query::parse(q).expect("query");
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                engine
-                    .instant(head.as_ref(), &q, t, &QueryOptions::default())
-                    .expect("eval")
-            })
-        });
+        for (place, head) in [("memory", &memory), ("disk", &disk)] {
+            g.bench_function(format!("{name}/{place}"), |b| {
+                b.iter(|| {
+                    engine
+                        .instant(head.as_ref(), &q, t, &QueryOptions::default())
+                        .expect("eval")
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -48,9 +48,14 @@ struct RunArgs {
     /// How long samples are kept (Prometheus duration).
     #[arg(long = "storage.retention", default_value = "24h")]
     retention: String,
-    /// How often the in-memory store is snapshotted to disk.
+    /// How often the store is checkpointed: the in-memory head written to
+    /// head.snapshot and the write-ahead log segments it covers removed.
     #[arg(long = "storage.snapshot-interval", default_value = "5m")]
     snapshot_interval: String,
+    /// How often the write-ahead log is fsynced (records reach the kernel
+    /// every 100 ms regardless).
+    #[arg(long = "storage.wal-sync-interval", default_value = "1s")]
+    wal_sync_interval: String,
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", default_value = "5m")]
     lookback_delta: String,
@@ -495,6 +500,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         !snapshot_interval.is_zero(),
         "--storage.snapshot-interval must be greater than zero"
     );
+    let wal_sync_interval = duration(&a.wal_sync_interval, "--storage.wal-sync-interval")?;
+    anyhow::ensure!(
+        !wal_sync_interval.is_zero(),
+        "--storage.wal-sync-interval must be greater than zero"
+    );
     let lookback_delta = duration(&a.lookback_delta, "--query.lookback-delta")?;
     anyhow::ensure!(
         !lookback_delta.is_zero(),
@@ -525,6 +535,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             storage_path,
             retention,
             snapshot_interval,
+            wal_sync_interval,
             engine,
             resend_delay,
             external_url: a.external_url,

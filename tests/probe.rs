@@ -139,36 +139,44 @@ fn probe_configs_are_checked_with_positions() {
     );
 }
 
-/// The probes' windows survive a restart: failures before it still count.
+/// The probes' windows survive a restart, clean or kill -9 (they are
+/// written every second when they change): failures before it still count.
 #[test]
 fn probe_windows_continue_after_a_restart() {
-    let t = Target::text("ok\n");
-    t.set(Reply::CloseMidBody {
-        prefix: b"ok".to_vec(),
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = format!(
-        "global:\n  scrape_interval: 1h\nprobe_configs:\n  - name: flaky\n    url: http://{}/\n    interval: 1s\n    timeout: 1s\n",
-        t.addr()
-    );
-    let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
-    let q = |a: &Argus, e: &str| a.query_value(e);
-    wait_for(20, "three failed probes", || {
-        (q(&a, "count_over_time(probe_success{probe=\"flaky\"}[1m])")? >= 3.0).then_some(())
-    });
-    a.stop();
-    assert!(tmp.path().join("data/probe_windows.bin").exists());
-    t.set_text("ok\n");
-    let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
-    let ratio = wait_for(20, "a successful probe after the restart", || {
-        (q(&a, "probe_success{probe=\"flaky\"}")? == 1.0)
-            .then(|| q(&a, "probe_success_ratio{probe=\"flaky\",window=\"1h\"}"))
-            .flatten()
-    });
-    assert!(
-        ratio > 0.0 && ratio < 1.0,
-        "the failures before the restart were forgotten: {ratio}"
-    );
+    for how in ["stop", "kill -9"] {
+        let t = Target::text("ok\n");
+        t.set(Reply::CloseMidBody {
+            prefix: b"ok".to_vec(),
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "global:\n  scrape_interval: 1h\nprobe_configs:\n  - name: flaky\n    url: http://{}/\n    interval: 1s\n    timeout: 1s\n",
+            t.addr()
+        );
+        let mut a = Argus::start_in(tmp.path(), &cfg, &[]);
+        let q = |a: &Argus, e: &str| a.query_value(e);
+        wait_for(20, "three failed probes", || {
+            (q(&a, "count_over_time(probe_success{probe=\"flaky\"}[1m])")? >= 3.0).then_some(())
+        });
+        if how == "stop" {
+            a.stop();
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            a.kill9();
+        }
+        assert!(tmp.path().join("data/probe_windows.bin").exists(), "{how}");
+        t.set_text("ok\n");
+        let a = Argus::spawn(tmp.path(), &a.config.clone(), free_port(), &[]);
+        let ratio = wait_for(20, "a successful probe after the restart", || {
+            (q(&a, "probe_success{probe=\"flaky\"}")? == 1.0)
+                .then(|| q(&a, "probe_success_ratio{probe=\"flaky\",window=\"1h\"}"))
+                .flatten()
+        });
+        assert!(
+            ratio > 0.0 && ratio < 1.0,
+            "{how}: the failures before the restart were forgotten: {ratio}"
+        );
+    }
 }
 
 /// An SLO on a probe (`sli.probe`): failing checks burn the budget and

@@ -13,6 +13,28 @@ const TESTDATA: &str = "../shared/conformance/prometheus/promql/promqltest/testd
 
 #[test]
 fn promqltest_conformance() {
+    check(&Runner::default(), "in memory");
+}
+
+/// The same cases with every full chunk written to chunk files and read
+/// back from them.
+#[test]
+fn promqltest_conformance_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    check(&Runner::on_disk(dir.path()), "on disk");
+    // The data really was in chunk files.
+    let mut bytes = 0;
+    for store in std::fs::read_dir(dir.path()).unwrap() {
+        let chunks = store.unwrap().path().join("chunks");
+        for f in std::fs::read_dir(chunks).into_iter().flatten() {
+            bytes += f.unwrap().metadata().unwrap().len();
+        }
+    }
+    eprintln!("promqltest (on disk): {bytes} bytes of chunk files");
+    assert!(bytes > 100_000, "{bytes}");
+}
+
+fn check(runner: &Runner, how: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(TESTDATA);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -37,7 +59,6 @@ fn promqltest_conformance() {
         known.insert(key.to_string(), why.to_string());
     }
 
-    let runner = Runner::default();
     let (mut passed, mut total) = (0usize, 0usize);
     let mut unexpected_failures = Vec::new();
     let mut unexpected_passes = Vec::new();
@@ -60,7 +81,7 @@ fn promqltest_conformance() {
             }
         }
     }
-    eprintln!("promqltest: {passed} of {total} eval cases pass");
+    eprintln!("promqltest ({how}): {passed} of {total} eval cases pass");
     assert!(
         unexpected_failures.is_empty() && unexpected_passes.is_empty(),
         "{} cases failed that are not in the known-failures list:\n{}\n\n{} listed cases now pass (remove them from the list):\n{}",

@@ -1,5 +1,5 @@
-//! Snapshots: kill -9 keeps everything up to the last snapshot; a damaged
-//! snapshot is detected, set aside, and does not stop argus.
+//! Checkpoints (head.snapshot): kill -9 keeps everything; a damaged
+//! checkpoint is detected, set aside, and does not stop argus.
 
 mod common;
 
@@ -29,12 +29,12 @@ fn kill9_restart_keeps_data_up_to_last_snapshot() {
     let b = Argus::start_in(d.path(), cfg2, &[]);
     let s = b.api("/api/v1/series?match[]=persisted");
     assert_eq!(s.as_array().unwrap().len(), 1, "{s}");
-    assert!(b.log().contains("snapshot restored"));
+    assert!(b.log().contains("store restored"), "{}", b.log());
 }
 
 #[test]
 fn corrupt_and_truncated_snapshots_are_detected_and_set_aside() {
-    for damage in ["flip", "truncate"] {
+    for damage in ["flip", "truncate", "zero", "header"] {
         let d = tempfile::tempdir().unwrap();
         let t = Target::text("x 1\n");
         let cfg = format!(
@@ -46,29 +46,38 @@ fn corrupt_and_truncated_snapshots_are_detected_and_set_aside() {
         assert_eq!(a.stop().0, Some(0));
         let snap = d.path().join("data/head.snapshot");
         let mut bytes = std::fs::read(&snap).unwrap();
-        if damage == "flip" {
-            let i = bytes.len() / 2;
-            bytes[i] ^= 0x01;
-        } else {
-            bytes.truncate(bytes.len() - 7);
+        let half = bytes.len() / 2;
+        match damage {
+            "flip" => bytes[half] ^= 0x01,
+            "truncate" => bytes.truncate(bytes.len() - 7),
+            "zero" => bytes[half..].iter_mut().for_each(|b| *b = 0),
+            // Where the log starts is in the header.
+            _ => bytes[14] ^= 0x01,
         }
         std::fs::write(&snap, &bytes).unwrap();
-        let b = Argus::start_in(d.path(), &cfg, &[]);
-        assert!(
-            b.log().contains("snapshot is damaged"),
-            "{damage}: {}",
-            b.log()
-        );
-        let aside: Vec<_> = std::fs::read_dir(d.path().join("data"))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
-            .collect();
-        assert_eq!(aside.len(), 1, "{damage}");
-        // Still scraping normally.
-        wait_for(10, "scraping after corrupt snapshot", || {
-            (b.federate("x").len() == 1).then_some(())
-        });
+        drop(t);
+        let b = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
+        let log = b.log();
+        let series = b.api("/api/v1/series?match[]=%7Bjob%3D%22p%22%7D");
+        let n = series.as_array().unwrap().len();
+        if damage == "header" {
+            assert!(log.contains("snapshot is damaged"), "{damage}: {log}");
+            let aside: Vec<_> = std::fs::read_dir(d.path().join("data"))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+                .collect();
+            assert_eq!(aside.len(), 1, "{damage}");
+        } else {
+            // One record a series: the damage costs the series it hits
+            // (and, cut short, those after it), named with its offset.
+            let line = log
+                .lines()
+                .find(|l| l.contains("checkpoint damaged"))
+                .unwrap_or_else(|| panic!("{damage}: {log}"));
+            assert!(line.contains("head.snapshot at offset"), "{damage}: {line}");
+            assert!((1..6).contains(&n), "{damage}: {n} of 6 series restored");
+        }
     }
 }
 
@@ -93,7 +102,7 @@ fn retention_frees_old_series() {
         "scrape_configs: []\n",
         &["--storage.retention", "2s"],
     );
-    assert!(b.log().contains("snapshot restored"));
+    assert!(b.log().contains("store restored"), "{}", b.log());
     wait_for(10, "series removed by retention", || {
         let s = b.api("/api/v1/series?match[]=short_lived");
         s.as_array().unwrap().is_empty().then_some(())

@@ -10,8 +10,17 @@
 # second window minus the first) and the longest group evaluation each
 # reported while polling once a second.
 #
+# With vmagent on the PATH (Debian victoria-metrics), it scrapes the same
+# targets too, remote-writing to a sink on 127.0.0.1 that answers 204.
+#
+# With CURVE=SECONDS, the RSS of each is sampled every SECONDS and printed
+# as a curve at the end (is memory flat once the store fills?).
+#
 # Needs: nginx (Debian nginx-light), prometheus (Debian package), python3.
-# Usage: [RULES=FILE] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
+# With ARGUS_BIN=PATH that binary runs instead of this tree's release build;
+# with NO_VMAGENT=1 vmagent is left out.
+#
+# Usage: [RULES=FILE] [CURVE=30] [ARGUS_BIN=PATH] [NO_VMAGENT=1] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
 set -euo pipefail
 N=${1:-50}
 SERIES=${2:-2000}
@@ -24,8 +33,11 @@ trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WOR
 command -v nginx >/dev/null || { echo "nginx not found (apt-get install nginx-light)"; exit 1; }
 command -v prometheus >/dev/null || { echo "prometheus not found (apt-get install prometheus)"; exit 1; }
 
-(cd "$ROOT" && cargo build --release --quiet)
-ARGUS="$ROOT/target/release/argus"
+# ARGUS_BIN runs another build (an A/B against an older commit).
+if [ -z "${ARGUS_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet)
+fi
+ARGUS="${ARGUS_BIN:-$ROOT/target/release/argus}"
 
 BASE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(20000 + s.getsockname()[1] % 20000)')
 mkdir -p "$WORK/www" "$WORK/nginx"
@@ -91,8 +103,34 @@ PROM=$!
 "$ARGUS" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$A_PORT" \
   --storage.path "$WORK/argus" --log.level warn >"$WORK/argus.log" 2>&1 &
 ARG=$!
+VMA=""
+if [ -z "${NO_VMAGENT:-}" ] && command -v vmagent >/dev/null; then
+  SINK_PORT=$((BASE_PORT - 3)); V_PORT=$((BASE_PORT - 4))
+  python3 - "$SINK_PORT" >"$WORK/sink.log" 2>&1 <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+  vmagent -promscrape.config="$WORK/scrape.yml" -httpListenAddr="127.0.0.1:$V_PORT" \
+    -remoteWrite.url="http://127.0.0.1:$SINK_PORT/api/v1/write" \
+    -remoteWrite.tmpDataPath="$WORK/vmagent" -loggerLevel=ERROR >"$WORK/vmagent.log" 2>&1 &
+  VMA=$!
+fi
 
-sleep "$DURATION"
+rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+if [ -n "${CURVE:-}" ]; then
+  CURVE_OUT=$(printf "%-8s %12s %12s %12s" "t_s" "prometheus" "argus" "vmagent")
+  for t in $(seq "$CURVE" "$CURVE" "$DURATION"); do
+    sleep "$CURVE"
+    CURVE_OUT+=$(printf "\n%-8s %12s %12s %12s" "$t" "$(rss $PROM)" "$(rss $ARG)" "${VMA:+$(rss $VMA)}")
+  done
+else
+  sleep "$DURATION"
+fi
 
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 if [ -n "${RULES:-}" ]; then
@@ -136,5 +174,11 @@ echo "targets=$N series_per_target=$SERIES interval=$INTERVAL duration=${DURATIO
 printf "%-12s %12s %14s %10s\n" "" "cpu_seconds" "peak_rss_MiB" "series"
 printf "%-12s %12s %14s %10s\n" prometheus "$PC" "$PR" "$PS"
 printf "%-12s %12s %14s %10s\n" argus "$AC" "$AR" "$AS"
+if [ -n "$VMA" ]; then
+  VC=$(cpu $VMA); VR=$(hwm $VMA)
+  printf "%-12s %12s %14s %10s\n" vmagent "$VC" "$VR" "-"
+  python3 -c "print(f'ratio argus/vmagent: cpu={$AC/$VC:.3f} rss={$AR/$VR:.3f}')"
+fi
 python3 -c "print(f'ratio argus/prometheus: cpu={$AC/$PC:.3f} rss={$AR/$PR:.3f}')"
+[ -z "${CURVE_OUT:-}" ] || { echo "RSS MiB over time:"; echo "$CURVE_OUT"; }
 [ -z "${RULES_OUT:-}" ] || echo "$RULES_OUT"

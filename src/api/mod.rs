@@ -320,6 +320,7 @@ async fn reload(State(st): State<ApiState>, headers: axum::http::HeaderMap) -> R
 
 async fn metrics(State(st): State<ApiState>) -> Response {
     let h = &st.head.stats;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let figures = crate::telemetry::StoreFigures {
         series: st.head.num_series(),
         samples_appended: h.samples_appended.load(Ordering::Relaxed),
@@ -327,6 +328,36 @@ async fn metrics(State(st): State<ApiState>) -> Response {
         duplicate: h.duplicate.load(Ordering::Relaxed),
         series_removed: h.series_removed.load(Ordering::Relaxed),
         unknown_ref: h.unknown_ref.load(Ordering::Relaxed),
+        memory: crate::storage::HeadMemory::PARTS
+            .iter()
+            .zip(h.memory.iter())
+            .map(|(p, v)| (*p, v.load(Ordering::Relaxed)))
+            .collect(),
+        wal: st.head.wal().map(|w| {
+            let s = &w.stats;
+            crate::telemetry::WalFigures {
+                bytes_written: get(&s.bytes_written),
+                fsyncs: get(&s.fsyncs),
+                fsync_seconds: get(&s.fsync_micros) as f64 / 1e6,
+                write_failures: get(&s.write_failures),
+                corruptions: get(&s.corruptions),
+                truncations: get(&s.truncations),
+                segment: get(&s.segment),
+                buffer_bytes: get(&s.buffer_capacity).max(get(&s.pending_bytes)),
+            }
+        }),
+        chunks: st.head.chunk_files().map(|c| {
+            let s = &c.stats;
+            crate::telemetry::ChunkFigures {
+                chunks_written: get(&s.chunks_written),
+                bytes_written: get(&s.bytes_written),
+                write_failures: get(&s.write_failures),
+                corruptions: get(&s.corruptions),
+                files_removed: get(&s.files_removed),
+                files: get(&s.files),
+                disk_bytes: get(&s.disk_bytes),
+            }
+        }),
     };
     let body = st.metrics.render(&figures);
     (

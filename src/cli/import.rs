@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::LabelsBuilder;
 use crate::scrape::parse::{Entry, Format, Parser};
-use crate::storage::{Appender, StorageError, snapshot};
+use crate::storage::{Appender, StorageError, Store, StoreOptions};
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,11 +53,10 @@ pub fn import_openmetrics(file: &Path, storage: &Path) -> Result<ImportSummary, 
         path: file.to_path_buf(),
         source,
     })?;
-    let head = if storage.join(snapshot::FILE_NAME).exists() {
-        snapshot::load(storage)?.0
-    } else {
-        std::sync::Arc::new(crate::storage::Head::new())
-    };
+    // What a stopped daemon left (snapshot and log) is restored first; the
+    // import is not logged, the checkpoint at the end covers it all.
+    let (store, _) = Store::open(storage, StoreOptions::default())?;
+    let head = store.head();
     let perr = |line: usize, msg: String| ImportError::Parse {
         path: file.to_path_buf(),
         line,
@@ -90,11 +89,10 @@ pub fn import_openmetrics(file: &Path, storage: &Path) -> Result<ImportSummary, 
     let o = app.commit();
     summary.samples += o.appended;
     summary.rejected += o.rejected();
-    std::fs::create_dir_all(storage).map_err(|source| ImportError::Read {
-        path: storage.to_path_buf(),
-        source,
-    })?;
-    snapshot::write(&head, storage)?;
+    // Everything imported goes to chunk files, so the checkpoint holds
+    // only the series' labels.
+    head.freeze_open_chunks();
+    store.close()?;
     summary.series = head.num_series();
     Ok(summary)
 }

@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigSource};
 use crate::model::{Clock, SystemClock};
 use crate::net::init_tls;
 use crate::scrape::{Context, ScrapeManager};
-use crate::storage::{Head, snapshot};
+use crate::storage::{Store, StoreOptions};
 use crate::telemetry::Metrics;
 
 /// Options of `argus run`.
@@ -26,8 +26,10 @@ pub struct RunOptions {
     pub storage_path: PathBuf,
     /// How long samples are kept.
     pub retention: Duration,
-    /// How often the head is snapshotted.
+    /// How often the head is checkpointed (snapshot written, log truncated).
     pub snapshot_interval: Duration,
+    /// How often the write-ahead log is fsynced.
+    pub wal_sync_interval: Duration,
     /// PromQL engine settings.
     pub engine: crate::promql::EngineOptions,
     /// How often firing alerts are re-sent.
@@ -70,6 +72,9 @@ pub enum RunError {
     /// The peers' settings are unusable (the secret file).
     #[error("{0}")]
     Peers(String),
+    /// The storage directory cannot be created or read.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 struct Reloader {
@@ -210,25 +215,63 @@ fn describe(cfg: &Config) -> String {
     )
 }
 
-async fn write_snapshot(head: Arc<Head>, dir: PathBuf, metrics: Arc<Metrics>) {
+/// Checkpoints the store off the async threads: the snapshot is written,
+/// the log segments it covers removed.
+async fn checkpoint(store: Arc<Store>, metrics: Arc<Metrics>) {
     let start = std::time::Instant::now();
-    let res = tokio::task::spawn_blocking(move || snapshot::write(&head, &dir)).await;
+    let res = tokio::task::spawn_blocking(move || store.checkpoint()).await;
     match res {
         Ok(Ok(info)) => {
             metrics
                 .snapshot_duration
                 .observe(start.elapsed().as_secs_f64());
             metrics.snapshot_bytes.set(info.bytes as i64);
-            tracing::debug!(series = info.series, bytes = info.bytes, "snapshot written");
+            tracing::debug!(
+                series = info.series,
+                bytes = info.bytes,
+                wal_from = info.wal_from,
+                "checkpoint written"
+            );
         }
         Ok(Err(e)) => {
             metrics.snapshot_failures.inc();
-            tracing::error!(error = %e, "snapshot failed");
+            tracing::error!(error = %e, "checkpoint failed");
         }
         Err(e) => {
             metrics.snapshot_failures.inc();
-            tracing::error!(error = %e, "snapshot task failed");
+            tracing::error!(error = %e, "checkpoint task failed");
         }
+    }
+}
+
+/// Logs what opening the store found: what was restored, and every piece
+/// of damage with its file and offset.
+fn report_open(rep: &crate::storage::OpenReport) {
+    if let Some((e, aside)) = &rep.quarantined {
+        tracing::error!(error = %e, moved_to = %aside.display(), "snapshot is damaged; restoring from the write-ahead log alone");
+    }
+    for d in &rep.snapshot.damage {
+        tracing::error!(damage = %d, "checkpoint damaged; the series in damaged records are skipped, the rest restored");
+    }
+    for d in &rep.replay.damage {
+        tracing::error!(damage = %d, "write-ahead log damaged; the segment was cut at the damage, everything before it restored");
+    }
+    for d in &rep.chunks.damage {
+        tracing::error!(damage = %d, "chunk file damaged; the file was cut at the damage, everything before it restored (and what the write-ahead log still holds)");
+    }
+    if rep.snapshot.series > 0 || rep.replay.records > 0 || rep.chunks.files > 0 {
+        tracing::info!(
+            series = rep.series,
+            chunk_files = rep.chunks.files,
+            orphan_chunks = rep.orphan_chunks,
+            snapshot_series = rep.snapshot.series,
+            wal_segments = rep.replay.segments,
+            wal_records = rep.replay.records,
+            wal_samples = rep.replayed.appended,
+            wal_samples_refused = rep.replayed.rejected(),
+            seconds = rep.elapsed.as_secs_f64(),
+            "store restored"
+        );
     }
 }
 
@@ -238,6 +281,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     init_tls();
+    // A file size limit (RLIMIT_FSIZE) reached while writing the store must
+    // be a failed write (EFBIG: counted and retried as on a full disk), not
+    // the end of the daemon, which SIGXFSZ's default action would be.
+    // Catching it is enough; 25 is SIGXFSZ on Linux's x86 and Arm.
+    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25)).ok();
     let source = match &opts.config {
         Some(p) => ConfigSource::File(p.clone()),
         None => ConfigSource::Embedded(opts.listen.clone()),
@@ -245,16 +293,20 @@ pub async fn run(
     let cfg = load_config(&source, opts.peer_self.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    let (head, info, corrupt) = snapshot::load_or_quarantine(&opts.storage_path);
-    if let Some((e, aside)) = corrupt {
-        tracing::error!(error = %e, moved_to = %aside.display(), "snapshot is damaged; starting with an empty store");
-    } else if info.series > 0 {
-        tracing::info!(
-            series = info.series,
-            bytes = info.bytes,
-            "snapshot restored"
-        );
-    }
+    let (store, rep) = Store::open(
+        &opts.storage_path,
+        StoreOptions {
+            wal: crate::storage::wal::WalOptions {
+                sync_interval: opts.wal_sync_interval,
+                ..Default::default()
+            },
+            min_valid_t: Some(clock.now_millis() - opts.retention.as_millis() as i64),
+            log: true,
+        },
+    )?;
+    report_open(&rep);
+    let store = Arc::new(store);
+    let head = store.head().clone();
     let metrics = Arc::new(Metrics::new());
     let manager = Arc::new(ScrapeManager::new(Context::new(
         Arc::new(head.clone()),
@@ -418,10 +470,10 @@ pub async fn run(
             }
         });
     }
-    // Periodic snapshot and retention.
+    // Periodic checkpoint and retention.
     {
         let head = head.clone();
-        let dir = opts.storage_path.clone();
+        let store = store.clone();
         let metrics = metrics.clone();
         let every = opts.snapshot_interval;
         let retention = opts.retention.as_millis() as i64;
@@ -431,16 +483,27 @@ pub async fn run(
         tokio::spawn(async move {
             let mut snap = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             let mut gc = tokio::time::interval(Duration::from_secs(60));
+            // Log writes that failed (a full disk) left holes only a
+            // checkpoint fills: take one as soon as writing works again.
+            let mut mend = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    _ = snap.tick() => {
-                        write_snapshot(head.clone(), dir.clone(), metrics.clone()).await;
+                    _ = mend.tick() => {
+                        let w = store.wal();
+                        if w.needs_checkpoint() && !w.failing() {
+                            checkpoint(store.clone(), metrics.clone()).await;
+                        }
+                        // The probe and SLO windows, written when they
+                        // changed: a crash loses at most a second of them.
                         let (p, e) = (probes.clone(), slo_engine.clone());
                         let _ = tokio::task::spawn_blocking(move || {
-                            p.save();
-                            e.save();
+                            p.save(false);
+                            e.save(false);
                         })
                         .await;
+                    }
+                    _ = snap.tick() => {
+                        checkpoint(store.clone(), metrics.clone()).await;
                     }
                     _ = gc.tick() => {
                         let n = head.truncate(clock.now_millis() - retention);
@@ -470,13 +533,22 @@ pub async fn run(
     // Stop rule groups and in-flight scrapes, then persist what we have.
     rules.stop();
     probes.stop();
-    probes.save();
-    slo_engine.save();
+    probes.save(true);
+    slo_engine.save(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.stop()).await;
     // Alerts already queued get one last attempt each.
     forwarder.stop(Duration::from_secs(3)).await;
     let _ = tokio::time::timeout(Duration::from_secs(3), notifier_task).await;
-    write_snapshot(head.clone(), opts.storage_path.clone(), metrics.clone()).await;
+    {
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.close()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "final checkpoint failed; the write-ahead log is replayed at the next start")
+            }
+            Err(e) => tracing::error!(error = %e, "final checkpoint task failed"),
+        }
+    }
     tracing::info!("stopped");
     served.map_err(RunError::Serve)
 }

@@ -16,9 +16,9 @@ mod time;
 
 pub use alert::{Alert, AlertSink};
 pub use base64::base64_decode;
-pub use bytes::ByteReader;
+pub use bytes::{ByteReader, put_signed_varint, put_varint};
 pub use duration::{DurationError, MAX_DURATION, format_duration, parse_duration};
-pub use fsutil::write_atomic;
+pub use fsutil::{PacedFile, sync_dir, write_atomic};
 pub use gojson::go_json_escape;
 pub use hash::{FastHasher, FastMap, FastSet};
 pub use labels::{

@@ -112,6 +112,8 @@ pub struct ProbeManager {
     /// SLI windows per probe name; kept across reloads and restarts.
     windows: Arc<Mutex<BTreeMap<String, SliWindows>>>,
     state_dir: Option<std::path::PathBuf>,
+    /// Paces the windows file's rewrites.
+    saved: crate::model::PacedFile,
 }
 
 /// File of the probes' SLI windows under the storage directory.
@@ -126,6 +128,7 @@ impl ProbeManager {
             running: Mutex::new(BTreeMap::new()),
             windows: Arc::new(Mutex::new(BTreeMap::new())),
             state_dir: None,
+            saved: crate::model::PacedFile::default(),
         }
     }
 
@@ -157,10 +160,15 @@ impl ProbeManager {
         self
     }
 
-    /// Writes the probes' windows (with the head's snapshots and at
-    /// shutdown).
-    pub fn save(&self) {
+    /// Writes the windows file if the windows changed since the last
+    /// write: called every second, it writes when due (see
+    /// [`crate::model::PacedFile`]: every second for a small file, less
+    /// often for a large one); `force` (at shutdown) writes regardless.
+    pub fn save(&self, force: bool) {
         let Some(dir) = &self.state_dir else { return };
+        if !force && !self.saved.due() {
+            return;
+        }
         let b = {
             let w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             if w.is_empty() {
@@ -168,7 +176,7 @@ impl ProbeManager {
             }
             crate::slo::windows_to_bytes(&w)
         };
-        if let Err(e) = crate::model::write_atomic(dir, PROBE_WINDOWS_FILE, &b) {
+        if let Err(e) = self.saved.write(dir, PROBE_WINDOWS_FILE, &b) {
             tracing::error!(error = %e, "cannot save the probe windows");
         }
     }

@@ -17,7 +17,7 @@ use super::series_notation::{SeqValue, parse_series};
 use super::{Engine, EngineOptions, Query, QueryError, QueryOptions, Value};
 use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, stale_nan};
-use crate::storage::{Appender, Head};
+use crate::storage::{Appender, Head, Store, StoreOptions};
 
 /// A one-line reason for a failure, for the known-failures list.
 pub fn reason(failure: &str) -> String {
@@ -515,6 +515,10 @@ fn almost_equal(a: f64, b: f64) -> bool {
 /// Prometheus's test engine (5m lookback, 1m default subquery step).
 pub struct Runner {
     engine: Engine,
+    /// Where stores with chunk files go, when the data is to be read from
+    /// disk rather than from the head's memory.
+    disk: Option<std::path::PathBuf>,
+    stores: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Runner {
@@ -525,21 +529,58 @@ impl Default for Runner {
                 timeout: Duration::from_secs(100),
                 ..EngineOptions::default()
             }),
+            disk: None,
+            stores: Default::default(),
         }
     }
 }
 
 impl Runner {
+    /// A runner whose loads go to stores under `dir` (one directory per
+    /// script and `clear`), with every chunk closed and written to a chunk
+    /// file after each load: the same cases, read from disk.
+    pub fn on_disk(dir: &std::path::Path) -> Runner {
+        Runner {
+            disk: Some(dir.to_path_buf()),
+            ..Runner::default()
+        }
+    }
+
+    /// An empty head, and the store that owns it when reading from disk.
+    fn fresh(&self) -> Result<(Arc<Head>, Option<Store>), String> {
+        let Some(dir) = &self.disk else {
+            return Ok((Arc::new(Head::new()), None));
+        };
+        let n = self
+            .stores
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (store, _) = Store::open(&dir.join(n.to_string()), StoreOptions::default())
+            .map_err(|e| e.to_string())?;
+        Ok((store.head().clone(), Some(store)))
+    }
+
     /// Runs one script's text.
     pub fn run(&self, text: &str) -> FileReport {
-        let mut head = Arc::new(Head::new());
         let mut report = FileReport::default();
         let mut pending_load_error: Option<String> = None;
+        let (mut head, mut store) = match self.fresh() {
+            Ok(x) => x,
+            Err(e) => {
+                pending_load_error = Some(e);
+                (Arc::new(Head::new()), None)
+            }
+        };
         for cmd in parse_script(text) {
             match cmd {
                 Cmd::Clear => {
-                    head = Arc::new(Head::new());
                     pending_load_error = None;
+                    (head, store) = match self.fresh() {
+                        Ok(x) => x,
+                        Err(e) => {
+                            pending_load_error = Some(e);
+                            (Arc::new(Head::new()), None)
+                        }
+                    };
                 }
                 Cmd::Load(gap, series, nhcb) => {
                     let mut app = head.appender();
@@ -572,6 +613,12 @@ impl Runner {
                         }
                     }
                     app.commit();
+                    if let Some(s) = &store {
+                        head.freeze_open_chunks();
+                        if let Err(e) = s.chunk_files().flush(crate::model::now_millis()) {
+                            pending_load_error = Some(format!("writing chunk files: {e}"));
+                        }
+                    }
                 }
                 Cmd::Broken(line, expr, msg) => {
                     if line == 0 {

@@ -85,6 +85,8 @@ pub struct SloEngine {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     state_dir: Option<PathBuf>,
+    /// Paces the windows file's rewrites.
+    saved: crate::model::PacedFile,
 }
 
 /// The samples of an instant query (empty on error or a non-vector).
@@ -206,6 +208,7 @@ impl SloEngine {
                 last: None,
             }),
             state_dir: None,
+            saved: crate::model::PacedFile::default(),
         }
     }
 
@@ -469,9 +472,15 @@ impl SloEngine {
         app.commit();
     }
 
-    /// Writes the windows (with the head's snapshots and at shutdown).
-    pub fn save(&self) {
+    /// Writes the windows file if the windows changed since the last
+    /// write: called every second, it writes when due (see
+    /// [`crate::model::PacedFile`]: every second for a small file, less
+    /// often for a large one); `force` (at shutdown) writes regardless.
+    pub fn save(&self, force: bool) {
         let Some(dir) = &self.state_dir else { return };
+        if !force && !self.saved.due() {
+            return;
+        }
         let b = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.windows.is_empty() {
@@ -479,7 +488,7 @@ impl SloEngine {
             }
             super::windows_to_bytes(&st.windows)
         };
-        if let Err(e) = crate::model::write_atomic(dir, SLO_WINDOWS_FILE, &b) {
+        if let Err(e) = self.saved.write(dir, SLO_WINDOWS_FILE, &b) {
             tracing::error!(error = %e, "cannot save the SLO windows");
         }
     }

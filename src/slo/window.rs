@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
-use crate::model::ByteReader;
+use crate::model::{ByteReader, put_varint};
 
 /// Latencies are kept in microseconds from 1 µs to 1 hour.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -33,30 +33,6 @@ fn new_hist() -> Histogram<u64> {
     // Bounds are constants within the crate's limits.
     Histogram::new_with_bounds(1, MAX_MICROS, SIGFIG)
         .unwrap_or_else(|e| unreachable!("HDR bounds are valid: {e}"))
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(b: &[u8], i: &mut usize) -> Option<u64> {
-    let (mut v, mut shift) = (0u64, 0);
-    loop {
-        let byte = *b.get(*i)?;
-        *i += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
 }
 
 /// A histogram's non-empty buckets as (value delta, count) varints.
@@ -75,12 +51,13 @@ fn encode(h: &Histogram<u64>) -> Vec<u8> {
 
 /// Adds an encoded histogram into `h`.
 fn decode_into(b: &[u8], h: &mut Histogram<u64>) {
-    let (mut i, mut value) = (0, 0u64);
-    while i < b.len() {
-        let (Some(d), Some(c)) = (get_varint(b, &mut i), get_varint(b, &mut i)) else {
+    let mut r = ByteReader::new(b, 0);
+    let mut value = 0u64;
+    while r.remaining() > 0 {
+        let (Some(d), Some(c)) = (r.varint(), r.varint()) else {
             return;
         };
-        value += d;
+        value = value.saturating_add(d);
         let _ = h.record_n(value.clamp(1, MAX_MICROS), c);
     }
 }

@@ -375,7 +375,7 @@ pub struct XorIter<'a> {
 }
 
 impl<'a> XorIter<'a> {
-    fn new(bytes: &'a [u8], count: u16) -> Self {
+    pub(crate) fn new(bytes: &'a [u8], count: u16) -> Self {
         XorIter {
             r: BitReader::new(bytes),
             left: count,

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::chunk::{FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
+use super::chunks::{ChunkFiles, ChunkMeta, Maps};
 use super::postings;
+use super::wal::{HistogramsRecord, SamplesRecord, SeriesRecord, Wal};
 use super::{AppendOutcome, Appender, Queryable, SeriesRef, SeriesSamples, StorageError};
 use crate::model::histogram::FloatHistogram;
 use crate::model::{FastMap, Label, Labels, MatchOp, Matcher, Sample, Timestamp};
@@ -32,11 +34,62 @@ pub struct HeadStats {
     pub series_removed: AtomicU64,
     /// Samples dropped because their series reference was no longer valid.
     pub unknown_ref: AtomicU64,
+    /// Bytes held by each part of the head, as of the last retention pass
+    /// (every minute): see [`HeadMemory`].
+    pub memory: [AtomicU64; HeadMemory::PARTS.len()],
 }
 
-/// Chunks of one series. The head chunk takes appends; full chunks are frozen.
+/// Estimated bytes held by each part of the head.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadMemory {
+    /// Interned label names and values, with the table's entries.
+    pub symbols: u64,
+    /// Postings lists and their maps.
+    pub postings: u64,
+    /// Series structures: handles, label symbol pairs, the by-hash index
+    /// and the slab's slots.
+    pub series: u64,
+    /// Open chunks and full chunks not yet written out.
+    pub open_chunks: u64,
+    /// Where each full chunk in a chunk file is (24 bytes a chunk).
+    pub chunk_refs: u64,
+    /// Native histogram samples (kept uncompressed).
+    pub histograms: u64,
+}
+
+impl HeadMemory {
+    /// The parts' names, as `argus_head_memory_bytes{part}` labels them.
+    pub const PARTS: [&'static str; 6] = [
+        "symbols",
+        "postings",
+        "series",
+        "open_chunks",
+        "chunk_refs",
+        "histograms",
+    ];
+
+    /// The parts in [`HeadMemory::PARTS`] order.
+    pub fn values(&self) -> [u64; 6] {
+        [
+            self.symbols,
+            self.postings,
+            self.series,
+            self.open_chunks,
+            self.chunk_refs,
+            self.histograms,
+        ]
+    }
+}
+
+/// Chunks of one series. The head chunk takes appends; full chunks are
+/// frozen, and with chunk files attached they wait in `frozen` only until
+/// the storage thread writes them, then are read from `disk`.
 #[derive(Debug)]
 pub(crate) struct SeriesData {
+    /// Full chunks in chunk files, oldest first, all older than `frozen`.
+    pub(crate) disk: Vec<ChunkMeta>,
+    /// Set while the series waits in the chunk files' queue.
+    pub(crate) queued: bool,
     pub(crate) frozen: Vec<FrozenChunk>,
     pub(crate) head: XorChunk,
     /// Set when retention removed the series from the index, so appenders
@@ -56,9 +109,10 @@ impl SeriesData {
 
     fn min_t(&self) -> Option<i64> {
         let f = self
-            .frozen
+            .disk
             .first()
-            .map(|c| c.min_t())
+            .map(|c| c.min_t)
+            .or_else(|| self.frozen.first().map(|c| c.min_t()))
             .or_else(|| (!self.head.is_empty()).then(|| self.head.min_t()));
         let h = self.hists.first().map(|x| x.0);
         match (f, h) {
@@ -67,8 +121,17 @@ impl SeriesData {
         }
     }
 
+    /// Newest float timestamp, also when the head chunk is empty (after a
+    /// restart whose checkpointed open chunk the chunk files superseded).
+    fn max_float_t(&self) -> Option<i64> {
+        self.last().map(|l| l.0).or_else(|| {
+            let f = self.frozen.last().map(|c| c.max_t());
+            f.or_else(|| self.disk.last().map(|c| c.max_t()))
+        })
+    }
+
     fn max_t(&self) -> Option<i64> {
-        let f = self.last().map(|l| l.0);
+        let f = self.max_float_t();
         let h = self.hists.last().map(|x| x.0);
         f.max(h)
     }
@@ -148,6 +211,7 @@ impl SeriesData {
     /// float sample (rule evaluation at "now"), nothing is decoded.
     fn latest(
         &self,
+        maps: &Maps,
         mint: i64,
         maxt: i64,
         floats: &mut Vec<Sample>,
@@ -160,7 +224,7 @@ impl SeriesData {
             }),
             _ => {
                 let mut v = Vec::new();
-                self.samples(mint, maxt, &mut v);
+                self.samples(maps, mint, maxt, &mut v);
                 v.pop()
             }
         };
@@ -177,7 +241,7 @@ impl SeriesData {
         }
     }
 
-    fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    fn samples(&self, maps: &Maps, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         // Chunks decode from their start; stop at the first sample past
         // `maxt` rather than decoding the rest.
         let mut take = |it: super::chunk::XorIter<'_>, n: usize, cmin: i64, cmax: i64| {
@@ -195,6 +259,20 @@ impl SeriesData {
                 }
             }
         };
+        for m in &self.disk {
+            if m.max_t() >= mint && m.min_t <= maxt {
+                // A chunk whose file is gone (removed by retention while
+                // this series still named it) reads as empty.
+                if let Some(b) = maps.get(&m.file).and_then(|f| f.stream(m)) {
+                    take(
+                        super::chunk::XorIter::new(b, m.count),
+                        m.count as usize,
+                        m.min_t,
+                        m.max_t(),
+                    );
+                }
+            }
+        }
         for c in &self.frozen {
             if c.max_t() >= mint && c.min_t() <= maxt {
                 take(c.iter(), c.count() as usize, c.min_t(), c.max_t());
@@ -236,8 +314,31 @@ impl SeriesData {
                     Err(StorageError::DuplicateTimestamp)
                 };
             }
+        } else if let Some(last_t) = self.max_float_t() {
+            // The newest samples are in a full chunk (frozen by
+            // `freeze_open_chunks`, or written out and the open chunk
+            // superseded at a restart).
+            if t < last_t {
+                return Err(StorageError::OutOfOrder);
+            }
+            if t == last_t {
+                // A chunk still in memory tells the value; one in a file is
+                // what the log replays up to its end: already stored.
+                let last_v = self.frozen.last().and_then(|c| c.iter().last());
+                return match last_v {
+                    Some((_, lv)) if lv.to_bits() != v.to_bits() => {
+                        Err(StorageError::DuplicateTimestamp)
+                    }
+                    _ => Ok(false),
+                };
+            }
         }
-        if self.head.len() >= SAMPLES_PER_CHUNK {
+        // A chunk file keeps a chunk's time span in 32 bits of
+        // milliseconds (49 days): a series sampled that rarely gets a new
+        // chunk before that.
+        if self.head.len() >= SAMPLES_PER_CHUNK
+            || (!self.head.is_empty() && t - self.head.min_t() > i64::from(u32::MAX))
+        {
             // Size the next buffer like the last chunk so it rarely regrows.
             let next = XorChunk::with_capacity(self.head.bytes().len() + 8);
             let full = std::mem::replace(&mut self.head, next);
@@ -434,12 +535,18 @@ impl Index {
     }
 
     fn create(&mut self, labels: &Labels, hash: u64) -> Arc<MemSeries> {
+        let id = self.next_id;
+        self.create_as(labels, hash, id)
+    }
+
+    /// Creates the series with id `id`, which the caller knows is free;
+    /// later series are numbered after it.
+    fn create_as(&mut self, labels: &Labels, hash: u64, id: u32) -> Arc<MemSeries> {
         let syms: Box<[(u32, u32)]> = labels
             .iter()
             .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
             .collect();
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id = self.next_id.max(id.wrapping_add(1));
         for (n, v) in syms.iter() {
             self.postings
                 .entry(*n)
@@ -452,6 +559,8 @@ impl Index {
             id,
             syms,
             data: Mutex::new(SeriesData {
+                disk: Vec::new(),
+                queued: false,
                 frozen: Vec::new(),
                 head: XorChunk::new(),
                 removed: false,
@@ -465,6 +574,35 @@ impl Index {
         }
         self.series.insert(id, s.clone());
         s
+    }
+
+    /// Adds the index's parts to `m`: estimates from lengths and
+    /// capacities, with a hash map entry counted as its key and value plus
+    /// one control byte.
+    fn measure(&self, m: &mut HeadMemory) {
+        use std::mem::size_of;
+        let arc_str = |s: &Arc<str>| 16 + s.len();
+        m.symbols = (self.symbols.strings.iter().map(arc_str).sum::<usize>()
+            + self.symbols.strings.capacity() * size_of::<Arc<str>>()
+            + self.symbols.ids.capacity() * (size_of::<Arc<str>>() + 4 + 1)
+            + self.symbols.free.capacity() * 4) as u64;
+        let mut p = self.postings.capacity() * (4 + size_of::<FastMap<u32, Vec<u32>>>() + 1);
+        for values in self.postings.values() {
+            p += values.capacity() * (4 + size_of::<Vec<u32>>() + 1);
+            p += values.values().map(|ids| ids.capacity() * 4).sum::<usize>();
+        }
+        m.postings = p as u64;
+        let per_series = size_of::<MemSeries>() + 16 + size_of::<Arc<MemSeries>>();
+        m.series = (self
+            .series
+            .values()
+            .map(|s| per_series + s.syms.len() * 8)
+            .sum::<usize>()
+            + self.series.pages.iter().flatten().count()
+                * PAGE
+                * size_of::<Option<Arc<MemSeries>>>()
+            + self.by_hash.capacity() * (8 + 4 + 1)
+            + self.collisions.len() * (8 + 24)) as u64;
     }
 
     /// Ids of series matching every matcher, sorted.
@@ -580,6 +718,10 @@ impl Index {
 /// The in-memory head block.
 pub struct Head {
     index: RwLock<Index>,
+    /// The log new series and committed samples go to, once attached.
+    wal: std::sync::OnceLock<Arc<Wal>>,
+    /// The files full chunks are written to, once attached.
+    chunks: std::sync::OnceLock<Arc<ChunkFiles>>,
     /// Samples older than this are refused (retention boundary).
     min_valid_t: AtomicI64,
     /// Counters for telemetry.
@@ -597,6 +739,8 @@ impl Head {
     pub fn new() -> Self {
         Head {
             index: RwLock::new(Index::default()),
+            wal: std::sync::OnceLock::new(),
+            chunks: std::sync::OnceLock::new(),
             min_valid_t: AtomicI64::new(i64::MIN),
             stats: HeadStats::default(),
         }
@@ -608,6 +752,18 @@ impl Head {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id the next new series gets.
+    pub fn next_id(&self) -> u32 {
+        self.read().next_id
+    }
+
+    /// Makes sure new series get ids from `next` on (ids named by files
+    /// written earlier are never given to another series).
+    pub fn reserve_ids(&self, next: u32) {
+        let mut idx = self.write();
+        idx.next_id = idx.next_id.max(next);
     }
 
     /// Number of live series.
@@ -645,7 +801,173 @@ impl Head {
             return Ok(s.clone());
         }
         self.stats.series_created.fetch_add(1, Ordering::Relaxed);
-        Ok(idx.create(labels, hash))
+        let s = idx.create(labels, hash);
+        // Logged under the index lock, so the series record is in the log
+        // before any sample another appender commits for it.
+        if let Some(w) = self.wal.get() {
+            let mut r = SeriesRecord::default();
+            r.push(s.id, labels);
+            w.log_series(&r);
+        }
+        Ok(s)
+    }
+
+    /// Sends new series and committed samples to `wal` from now on. What
+    /// the head already holds is the caller's to checkpoint. Returns false
+    /// (and changes nothing) if a log was attached before.
+    pub fn attach_wal(&self, wal: Arc<Wal>) -> bool {
+        self.wal.set(wal).is_ok()
+    }
+
+    /// The attached log, if any.
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.get()
+    }
+
+    /// Sends full chunks to `files` from now on, and queues the ones the
+    /// head already holds. Returns false (and changes nothing) if files
+    /// were attached before.
+    pub fn attach_chunks(&self, files: Arc<ChunkFiles>) -> bool {
+        if self.chunks.set(files.clone()).is_err() {
+            return false;
+        }
+        for s in self.all_series() {
+            let mut d = s.lock();
+            if !d.frozen.is_empty() && !d.queued {
+                d.queued = true;
+                drop(d);
+                files.enqueue(s);
+            }
+        }
+        true
+    }
+
+    /// The attached chunk files, if any.
+    pub fn chunk_files(&self) -> Option<&Arc<ChunkFiles>> {
+        self.chunks.get()
+    }
+
+    /// The chunk files' maps, for one read.
+    fn maps(&self) -> Maps {
+        self.chunks.get().map(|c| c.maps()).unwrap_or_default()
+    }
+
+    /// Queues `s` for the chunk files if it has full chunks waiting.
+    fn queue_full_chunks(&self, s: &Arc<MemSeries>, d: &mut SeriesData) {
+        if let Some(c) = self.chunks.get() {
+            if !d.queued && !d.frozen.is_empty() {
+                d.queued = true;
+                c.enqueue(s.clone());
+            }
+        }
+    }
+
+    /// Closes every series' open chunk, so all that is stored goes to the
+    /// chunk files (when attached): what `argus import` does before its
+    /// checkpoint, and how tests read everything from disk.
+    pub fn freeze_open_chunks(&self) {
+        for s in self.all_series() {
+            let mut d = s.lock();
+            if d.head.is_empty() {
+                continue;
+            }
+            let full = std::mem::replace(&mut d.head, XorChunk::new());
+            d.frozen.push(full.freeze());
+            self.queue_full_chunks(&s, &mut d);
+        }
+    }
+
+    /// Gives a restored series the chunks the chunk files hold for it (in
+    /// the order written). In-memory chunks those files already cover (a
+    /// checkpoint taken before they were written out) are dropped.
+    pub(crate) fn attach_disk(&self, s: &MemSeries, metas: Vec<ChunkMeta>) {
+        let mut d = s.lock();
+        d.disk = metas;
+        let Some(end) = d.disk.last().map(|m| m.max_t()) else {
+            return;
+        };
+        d.frozen.retain(|c| c.min_t() > end);
+        if !d.head.is_empty() && d.head.min_t() <= end {
+            d.head = XorChunk::new();
+        }
+    }
+
+    /// Recreates a logged or snapshotted series under its id `id`. When the
+    /// labels already have a series (a series retention removed and a
+    /// later one recreated, both logged), or the id is taken by other
+    /// labels, `remap` records where samples for `id` go instead.
+    pub(crate) fn restore_series(
+        &self,
+        id: u32,
+        labels: &Labels,
+        remap: &mut FastMap<u32, u32>,
+    ) -> Result<Arc<MemSeries>, StorageError> {
+        if labels.is_empty() {
+            return Err(StorageError::InvalidSeries {
+                labels: labels.clone(),
+                reason: "empty label set",
+            });
+        }
+        let hash = labels.stable_hash();
+        let mut idx = self.write();
+        let s = if let Some(s) = idx.lookup(labels, hash) {
+            s.clone()
+        } else if idx.series.get(&id).is_none() {
+            self.stats.series_created.fetch_add(1, Ordering::Relaxed);
+            idx.create_as(labels, hash, id)
+        } else {
+            self.stats.series_created.fetch_add(1, Ordering::Relaxed);
+            idx.create(labels, hash)
+        };
+        if s.id == id {
+            remap.remove(&id);
+        } else {
+            remap.insert(id, s.id);
+        }
+        Ok(s)
+    }
+
+    /// Appends samples read back from the log to the series they name
+    /// (through `remap`), with the usual ordering and retention rules and
+    /// without logging them again.
+    pub(crate) fn replay_samples(
+        &self,
+        floats: &[(u32, i64, f64)],
+        hists: &[(u32, i64, Arc<FloatHistogram>)],
+        remap: &FastMap<u32, u32>,
+    ) -> AppendOutcome {
+        let mut out = AppendOutcome::default();
+        let min_valid = self.min_valid_t.load(Ordering::Relaxed);
+        let idx = self.read();
+        let find = |id: &u32| idx.series.get(remap.get(id).unwrap_or(id));
+        let values = floats
+            .iter()
+            .map(|(id, t, v)| (id, *t, PendingValue::Float(*v)))
+            .chain(
+                hists
+                    .iter()
+                    .map(|(id, t, h)| (id, *t, PendingValue::Histogram(h.clone()))),
+            );
+        for (id, t, v) in values {
+            match find(id) {
+                Some(s) => {
+                    let mut d = s.lock();
+                    out.count(d.append_value(t, &v, min_valid));
+                    self.queue_full_chunks(s, &mut d);
+                }
+                None => out.unknown_ref += 1,
+            }
+        }
+        drop(idx);
+        self.stats
+            .samples_appended
+            .fetch_add(out.appended, Ordering::Relaxed);
+        out
+    }
+
+    /// Refuses samples before `t` from now on, as retention will.
+    pub fn set_min_valid(&self, t: Timestamp) {
+        self.min_valid_t.fetch_max(t, Ordering::Relaxed);
     }
 
     /// Handles of every live series, in id order. Labels are looked up
@@ -671,18 +993,44 @@ impl Head {
 
     /// Drops samples before `min_t` and series left with none; returns the
     /// number of series removed. Later appends before `min_t` are refused.
+    /// Also takes the memory figures ([`HeadStats::memory`]).
     pub fn truncate(&self, min_t: Timestamp) -> usize {
         self.min_valid_t.fetch_max(min_t, Ordering::Relaxed);
         let mut empty = Vec::new();
+        let mut mem = HeadMemory::default();
         for s in self.all_series() {
             let mut d = s.lock();
+            mem.open_chunks += (d.head.heap_size()
+                + d.frozen.iter().map(|c| c.heap_size()).sum::<usize>()
+                + d.frozen.capacity() * std::mem::size_of::<FrozenChunk>())
+                as u64;
+            mem.chunk_refs += (d.disk.capacity() * std::mem::size_of::<ChunkMeta>()) as u64;
+            mem.histograms += d
+                .hists
+                .iter()
+                .map(|(_, h)| {
+                    std::mem::size_of::<FloatHistogram>()
+                        + 12 * (h.positive.len() + h.negative.len())
+                        + 8 * h.custom_values.len()
+                        + 24
+                })
+                .sum::<usize>() as u64;
+            let keep = d.disk.partition_point(|c| c.max_t() < min_t);
+            if keep > 0 {
+                d.disk.drain(..keep);
+                // Only a list well past its size gives memory back: retention
+                // drops about as many places as new chunks add.
+                if d.disk.capacity() > d.disk.len() + d.disk.len() / 4 + 4 {
+                    d.disk.shrink_to_fit();
+                }
+            }
             d.frozen.retain(|c| c.max_t() >= min_t);
             if !d.head.is_empty() && d.head.max_t() < min_t {
                 d.head = XorChunk::new();
             }
             let keep_from = d.hists.partition_point(|x| x.0 < min_t);
             d.hists.drain(..keep_from);
-            if d.frozen.is_empty() && d.head.is_empty() && d.hists.is_empty() {
+            if d.disk.is_empty() && d.frozen.is_empty() && d.head.is_empty() && d.hists.is_empty() {
                 d.removed = true;
                 empty.push(s.id);
             }
@@ -693,6 +1041,13 @@ impl Head {
             self.stats
                 .series_removed
                 .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if let Some(c) = self.chunks.get() {
+            c.remove_before(min_t);
+        }
+        self.read().measure(&mut mem);
+        for (a, v) in self.stats.memory.iter().zip(mem.values()) {
+            a.store(v, Ordering::Relaxed);
         }
         n
     }
@@ -710,10 +1065,11 @@ impl Head {
         })
     }
 
-    /// Total samples held.
+    /// Total samples held, in memory and in chunk files.
     pub fn num_samples(&self) -> usize {
         self.fold_series(0, |acc, d| {
             acc + d.head.len() as usize
+                + d.disk.iter().map(|c| c.count as usize).sum::<usize>()
                 + d.hists.len()
                 + d.frozen.iter().map(|c| c.count() as usize).sum::<usize>()
         })
@@ -723,12 +1079,13 @@ impl Head {
 impl Queryable for Head {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
+        let maps = self.maps();
         for (labels, s) in self.matching_series(matchers) {
             let mut samples = Vec::new();
             let mut histograms = Vec::new();
             {
                 let d = s.lock();
-                d.samples(mint, maxt, &mut samples);
+                d.samples(&maps, mint, maxt, &mut samples);
                 d.histograms(mint, maxt, &mut histograms);
             }
             if !samples.is_empty() || !histograms.is_empty() {
@@ -749,10 +1106,12 @@ impl Queryable for Head {
         maxt: Timestamp,
     ) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
+        let maps = self.maps();
         for (labels, s) in self.matching_series(matchers) {
             let mut samples = Vec::new();
             let mut histograms = Vec::new();
-            s.lock().latest(mint, maxt, &mut samples, &mut histograms);
+            s.lock()
+                .latest(&maps, mint, maxt, &mut samples, &mut histograms);
             if !samples.is_empty() || !histograms.is_empty() {
                 out.push(SeriesSamples {
                     labels,
@@ -830,6 +1189,31 @@ enum PendingValue {
     Histogram(Arc<FloatHistogram>),
 }
 
+/// One commit's stored samples, encoded for the log.
+#[derive(Default)]
+struct LogBatch {
+    floats: SamplesRecord,
+    hists: HistogramsRecord,
+}
+
+impl LogBatch {
+    fn push(&mut self, id: u32, t: i64, v: &PendingValue) {
+        match v {
+            PendingValue::Float(f) => self.floats.push(id, t, *f),
+            PendingValue::Histogram(h) => self.hists.push(id, t, h),
+        }
+    }
+
+    fn write_to(&self, w: &Wal) {
+        if !self.floats.is_empty() {
+            w.log_samples(&self.floats);
+        }
+        if !self.hists.is_empty() {
+            w.log_histograms(&self.hists);
+        }
+    }
+}
+
 impl SeriesData {
     fn append_value(
         &mut self,
@@ -894,13 +1278,14 @@ impl Appender for HeadAppender {
     fn commit(&mut self) -> AppendOutcome {
         let mut out = AppendOutcome::default();
         let min_valid = self.head.min_valid_t.load(Ordering::Relaxed);
-        let count = |res: Result<bool, StorageError>, out: &mut AppendOutcome| match res {
-            Ok(true) => out.appended += 1,
-            Ok(false) => {}
-            Err(StorageError::OutOfOrder) => out.out_of_order += 1,
-            Err(StorageError::DuplicateTimestamp) => out.duplicate += 1,
-            Err(StorageError::UnknownRef) => out.unknown_ref += 1,
-            Err(_) => out.out_of_bounds += 1,
+        // What was stored is logged after it is stored, so the log holds
+        // exactly the samples the head took (refused ones never replay).
+        let mut log = self.head.wal.get().map(|w| (w, LogBatch::default()));
+        let mut stored = |id: u32, t: i64, v: &PendingValue, res: Result<bool, StorageError>| {
+            if let (Ok(true), Some((_, b))) = (&res, log.as_mut()) {
+                b.push(id, t, v);
+            }
+            out.count(res);
         };
         let mut removed = Vec::new();
         {
@@ -911,28 +1296,44 @@ impl Appender for HeadAppender {
                     Pending::Id(id) => match idx.series.get(id) {
                         Some(s) => s,
                         None => {
-                            out.unknown_ref += 1;
+                            stored(*id, t, &v, Err(StorageError::UnknownRef));
                             continue;
                         }
                     },
                 };
-                match s.lock().append_value(t, &v, min_valid) {
+                let res = {
+                    let mut d = s.lock();
+                    let r = d.append_value(t, &v, min_valid);
+                    self.head.queue_full_chunks(s, &mut d);
+                    r
+                };
+                match res {
                     // Retention removed a series created by this appender
                     // before the commit: recreate it below, outside the lock.
                     Err(StorageError::UnknownRef) => match &p {
                         Pending::Series(_, labels) => removed.push((labels.clone(), t, v)),
-                        Pending::Id(_) => out.unknown_ref += 1,
+                        Pending::Id(_) => stored(s.id, t, &v, Err(StorageError::UnknownRef)),
                     },
-                    r => count(r, &mut out),
+                    r => stored(s.id, t, &v, r),
                 }
             }
         }
         for (labels, t, v) in removed {
-            let r = self
-                .head
-                .get_or_create(&labels)
-                .and_then(|s| s.lock().append_value(t, &v, min_valid));
-            count(r, &mut out);
+            match self.head.get_or_create(&labels) {
+                Ok(s) => {
+                    let r = {
+                        let mut d = s.lock();
+                        let r = d.append_value(t, &v, min_valid);
+                        self.head.queue_full_chunks(&s, &mut d);
+                        r
+                    };
+                    stored(s.id, t, &v, r);
+                }
+                Err(e) => stored(0, t, &v, Err(e)),
+            }
+        }
+        if let Some((w, b)) = log {
+            b.write_to(w);
         }
         let st = &self.head.stats;
         st.samples_appended

@@ -1,14 +1,19 @@
 //! The embedded series store: an in-memory head with an inverted index and
-//! compressed chunks, retention, and crash-safe snapshots; plus the
+//! compressed chunks, retention, a write-ahead log and crash-safe
+//! snapshots that checkpoint it; plus the
 //! [`Appender`] and [`Queryable`] traits every producer and consumer of
 //! samples goes through.
 
 pub mod chunk;
+pub mod chunks;
 mod head;
 mod postings;
 pub mod snapshot;
+mod store;
+pub mod wal;
 
-pub use head::{Head, HeadAppender, HeadStats};
+pub use head::{Head, HeadAppender, HeadMemory, HeadStats};
+pub use store::{OpenReport, Store, StoreOptions};
 
 use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, Matcher, Sample, Timestamp};
@@ -36,6 +41,14 @@ pub enum StorageError {
         /// Why.
         reason: &'static str,
     },
+    /// Write-ahead log I/O error.
+    #[error("write-ahead log {path}: {msg}")]
+    Wal {
+        /// File or directory involved.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
     /// Snapshot I/O or format error.
     #[error("snapshot {path}: {msg}")]
     Snapshot {
@@ -44,6 +57,59 @@ pub enum StorageError {
         /// What went wrong.
         msg: String,
     },
+}
+
+/// The name of numbered file `n` (log segments, chunk files): eight digits.
+pub fn numbered_name(n: u32) -> String {
+    format!("{n:08}")
+}
+
+/// Numbers of the files in `dir` named as [`numbered_name`] names them,
+/// ascending; other files are left alone, a missing `dir` has none.
+pub fn numbered_files(dir: &std::path::Path) -> std::io::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let name = e?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = name.parse() {
+                out.push(n);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Where and how a file of the store was damaged, as opening reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Damage {
+    /// The file.
+    pub file: std::path::PathBuf,
+    /// Offset of the first bad byte.
+    pub offset: u64,
+    /// Bytes from there to the end of the file that were not read.
+    pub dropped_bytes: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at offset {}: {} ({} bytes after it not read)",
+            self.file.display(),
+            self.offset,
+            self.reason,
+            self.dropped_bytes
+        )
+    }
 }
 
 /// An opaque handle to a stored series, valid until the series is removed
@@ -68,6 +134,18 @@ pub struct AppendOutcome {
 }
 
 impl AppendOutcome {
+    /// Counts one append's result.
+    pub(crate) fn count(&mut self, res: Result<bool, StorageError>) {
+        match res {
+            Ok(true) => self.appended += 1,
+            Ok(false) => {}
+            Err(StorageError::OutOfOrder) => self.out_of_order += 1,
+            Err(StorageError::DuplicateTimestamp) => self.duplicate += 1,
+            Err(StorageError::UnknownRef) => self.unknown_ref += 1,
+            Err(_) => self.out_of_bounds += 1,
+        }
+    }
+
     /// Samples rejected for any reason.
     pub fn rejected(&self) -> u64 {
         self.out_of_order + self.duplicate + self.out_of_bounds + self.unknown_ref

@@ -14,7 +14,7 @@ fn hist_family() -> Family<L, Histogram, fn() -> Histogram> {
 }
 
 /// The store's own counts, read when /metrics is rendered.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct StoreFigures {
     /// Live series.
     pub series: usize,
@@ -28,6 +28,52 @@ pub struct StoreFigures {
     pub series_removed: u64,
     /// Samples dropped for expired series references.
     pub unknown_ref: u64,
+    /// Bytes held by each part of the head, by part name.
+    pub memory: Vec<(&'static str, u64)>,
+    /// The write-ahead log's counts, when there is one.
+    pub wal: Option<WalFigures>,
+    /// The chunk files' counts, when there are any.
+    pub chunks: Option<ChunkFigures>,
+}
+
+/// The chunk files' own counts, read when /metrics is rendered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChunkFigures {
+    /// Chunks written.
+    pub chunks_written: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Writes that failed.
+    pub write_failures: u64,
+    /// Damaged records found at start.
+    pub corruptions: u64,
+    /// Files removed by retention.
+    pub files_removed: u64,
+    /// Files on disk.
+    pub files: u64,
+    /// Bytes in the files on disk.
+    pub disk_bytes: u64,
+}
+
+/// The write-ahead log's own counts, read when /metrics is rendered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalFigures {
+    /// Bytes handed to segment files.
+    pub bytes_written: u64,
+    /// Completed fsyncs.
+    pub fsyncs: u64,
+    /// Seconds spent in fsync.
+    pub fsync_seconds: f64,
+    /// Writes or fsyncs that failed.
+    pub write_failures: u64,
+    /// Damaged records found at replay.
+    pub corruptions: u64,
+    /// Segments removed after a checkpoint.
+    pub truncations: u64,
+    /// Number of the segment being written.
+    pub segment: u64,
+    /// Bytes held by the append buffer.
+    pub buffer_bytes: u64,
 }
 
 /// Every self metric argus exposes.
@@ -61,6 +107,38 @@ pub struct Metrics {
     pub head_series_removed: Counter,
     /// Samples dropped because their series reference had expired.
     pub head_unknown_ref: Counter,
+    /// Bytes held by each part of the head.
+    pub head_memory: Family<L, Gauge>,
+    /// Bytes written to the write-ahead log.
+    pub wal_bytes_written: Counter,
+    /// Write-ahead log fsyncs.
+    pub wal_fsyncs: Counter,
+    /// Seconds spent in write-ahead log fsyncs.
+    pub wal_fsync_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Write-ahead log writes that failed.
+    pub wal_write_failures: Counter,
+    /// Damaged write-ahead log records found at start.
+    pub wal_corruptions: Counter,
+    /// Write-ahead log segments removed after a checkpoint.
+    pub wal_truncations: Counter,
+    /// Write-ahead log segment being written.
+    pub wal_segment_current: Gauge,
+    /// Bytes held by the write-ahead log's append buffer.
+    pub wal_buffer_bytes: Gauge,
+    /// Chunks written to chunk files.
+    pub chunks_written: Counter,
+    /// Bytes written to chunk files.
+    pub chunks_bytes_written: Counter,
+    /// Chunk file writes that failed.
+    pub chunks_write_failures: Counter,
+    /// Damaged chunk records found at start.
+    pub chunks_corruptions: Counter,
+    /// Chunk files removed by retention.
+    pub chunks_files_removed: Counter,
+    /// Chunk files on disk.
+    pub chunks_files: Gauge,
+    /// Bytes of chunk files on disk.
+    pub chunks_disk_bytes: Gauge,
     /// Snapshot duration.
     pub snapshot_duration: Histogram,
     /// Snapshot failures.
@@ -153,6 +231,22 @@ impl Metrics {
             head_duplicate: Counter::default(),
             head_series_removed: Counter::default(),
             head_unknown_ref: Counter::default(),
+            head_memory: Family::default(),
+            wal_bytes_written: Counter::default(),
+            wal_fsyncs: Counter::default(),
+            wal_fsync_seconds: Counter::default(),
+            wal_write_failures: Counter::default(),
+            wal_corruptions: Counter::default(),
+            wal_truncations: Counter::default(),
+            wal_segment_current: Gauge::default(),
+            wal_buffer_bytes: Gauge::default(),
+            chunks_written: Counter::default(),
+            chunks_bytes_written: Counter::default(),
+            chunks_write_failures: Counter::default(),
+            chunks_corruptions: Counter::default(),
+            chunks_files_removed: Counter::default(),
+            chunks_files: Gauge::default(),
+            chunks_disk_bytes: Gauge::default(),
             snapshot_duration: Histogram::new(exponential_buckets(0.001, 4.0, 9)),
             snapshot_failures: Counter::default(),
             state_write_failures: Family::default(),
@@ -328,6 +422,86 @@ impl Metrics {
             m.head_series_removed.clone(),
         );
         r.register(
+            "argus_head_memory_bytes",
+            "Estimated bytes held by each part of the head (symbols, postings, series, open_chunks, chunk_refs, histograms), as of the last retention pass",
+            m.head_memory.clone(),
+        );
+        r.register(
+            "argus_wal_bytes_written",
+            "Bytes written to write-ahead log segments",
+            m.wal_bytes_written.clone(),
+        );
+        r.register(
+            "argus_wal_fsyncs",
+            "Write-ahead log fsyncs",
+            m.wal_fsyncs.clone(),
+        );
+        r.register(
+            "argus_wal_fsync_duration_seconds",
+            "Time spent in write-ahead log fsyncs (divide by argus_wal_fsyncs_total for the mean)",
+            m.wal_fsync_seconds.clone(),
+        );
+        r.register(
+            "argus_wal_write_failures",
+            "Write-ahead log writes or fsyncs that failed (the samples stay in memory until the next checkpoint)",
+            m.wal_write_failures.clone(),
+        );
+        r.register(
+            "argus_wal_corruptions",
+            "Damaged write-ahead log records found at start (each segment is cut at its first)",
+            m.wal_corruptions.clone(),
+        );
+        r.register(
+            "argus_wal_truncations",
+            "Write-ahead log segments removed because a checkpoint covers them",
+            m.wal_truncations.clone(),
+        );
+        r.register(
+            "argus_wal_segment_current",
+            "Number of the write-ahead log segment being written",
+            m.wal_segment_current.clone(),
+        );
+        r.register(
+            "argus_wal_buffer_bytes",
+            "Bytes held by the write-ahead log's append buffer",
+            m.wal_buffer_bytes.clone(),
+        );
+        r.register(
+            "argus_chunks_written",
+            "Full chunks written to chunk files",
+            m.chunks_written.clone(),
+        );
+        r.register(
+            "argus_chunks_bytes_written",
+            "Bytes written to chunk files",
+            m.chunks_bytes_written.clone(),
+        );
+        r.register(
+            "argus_chunks_write_failures",
+            "Chunk file writes that failed (the chunks stay in memory and are written when it works again)",
+            m.chunks_write_failures.clone(),
+        );
+        r.register(
+            "argus_chunks_corruptions",
+            "Damaged chunk records found at start (each file is cut at its first)",
+            m.chunks_corruptions.clone(),
+        );
+        r.register(
+            "argus_chunks_files_removed",
+            "Chunk files removed by retention",
+            m.chunks_files_removed.clone(),
+        );
+        r.register(
+            "argus_chunks_files",
+            "Chunk files on disk",
+            m.chunks_files.clone(),
+        );
+        r.register(
+            "argus_chunks_disk_bytes",
+            "Bytes of chunk files on disk",
+            m.chunks_disk_bytes.clone(),
+        );
+        r.register(
             "argus_snapshot_duration_seconds",
             "Time to write a head snapshot",
             m.snapshot_duration.clone(),
@@ -434,6 +608,33 @@ impl Metrics {
         sync(&self.head_duplicate, store.duplicate);
         sync(&self.head_series_removed, store.series_removed);
         sync(&self.head_unknown_ref, store.unknown_ref);
+        for (part, bytes) in &store.memory {
+            self.head_memory
+                .get_or_create(&vec![("part".to_string(), part.to_string())])
+                .set(*bytes as i64);
+        }
+        if let Some(w) = &store.wal {
+            sync(&self.wal_bytes_written, w.bytes_written);
+            sync(&self.wal_fsyncs, w.fsyncs);
+            let secs = w.fsync_seconds - self.wal_fsync_seconds.get();
+            if secs > 0.0 {
+                self.wal_fsync_seconds.inc_by(secs);
+            }
+            sync(&self.wal_write_failures, w.write_failures);
+            sync(&self.wal_corruptions, w.corruptions);
+            sync(&self.wal_truncations, w.truncations);
+            self.wal_segment_current.set(w.segment as i64);
+            self.wal_buffer_bytes.set(w.buffer_bytes as i64);
+        }
+        if let Some(c) = &store.chunks {
+            sync(&self.chunks_written, c.chunks_written);
+            sync(&self.chunks_bytes_written, c.bytes_written);
+            sync(&self.chunks_write_failures, c.write_failures);
+            sync(&self.chunks_corruptions, c.corruptions);
+            sync(&self.chunks_files_removed, c.files_removed);
+            self.chunks_files.set(c.files as i64);
+            self.chunks_disk_bytes.set(c.disk_bytes as i64);
+        }
         let mut s = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = encode(&mut s, &self.registry);

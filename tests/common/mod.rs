@@ -64,7 +64,7 @@ impl Argus {
     pub fn start_limited(config: &str, extra: &[&str], bytes: u64) -> Argus {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut a = Argus::start_in_with(&dir, config, extra, Some(bytes));
+        let mut a = Argus::start_in_with(&dir, config, extra, Some(format!("-v {}", bytes / 1024)));
         a._tmp = Some(tmp);
         a
     }
@@ -74,12 +74,36 @@ impl Argus {
         Argus::start_in_with(dir, config, extra, None)
     }
 
-    fn start_in_with(dir: &Path, config: &str, extra: &[&str], as_limit: Option<u64>) -> Argus {
+    /// Starts argus in `dir` with its files limited to `bytes` each (the
+    /// soft RLIMIT_FSIZE, which [`Argus::lift_file_size_limit`] raises): a
+    /// write past it fails as on a full disk.
+    pub fn start_with_file_size_limit(
+        dir: &Path,
+        config: &str,
+        extra: &[&str],
+        bytes: u64,
+    ) -> Argus {
+        // POSIX sh counts ulimit -f in 512-byte blocks.
+        Argus::start_in_with(dir, config, extra, Some(format!("-S -f {}", bytes / 512)))
+    }
+
+    /// Raises the file size limit set by [`Argus::start_with_file_size_limit`].
+    pub fn lift_file_size_limit(&self) {
+        let pid = self.child.as_ref().unwrap().id();
+        let st = Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg("--fsize=unlimited:")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn start_in_with(dir: &Path, config: &str, extra: &[&str], ulimit: Option<String>) -> Argus {
         let cfg = dir.join("argus.yml");
         std::fs::write(&cfg, config).unwrap();
         let mut tries = 0;
         loop {
-            match Argus::try_spawn_with(dir, &cfg, free_port(), extra, as_limit) {
+            match Argus::try_spawn_with(dir, &cfg, free_port(), extra, ulimit.as_deref()) {
                 Ok(a) => return a,
                 // Another process took the free port first: take another.
                 Err(log) if tries < 3 && log.contains("cannot listen") => tries += 1,
@@ -105,7 +129,7 @@ impl Argus {
         cfg: &Path,
         port: u16,
         extra: &[&str],
-        as_limit: Option<u64>,
+        ulimit: Option<&str>,
     ) -> Result<Argus, String> {
         // Appended to, so a restarted process's log follows the first's.
         let log = std::fs::OpenOptions::new()
@@ -115,12 +139,12 @@ impl Argus {
             .unwrap();
         // The shell sets the limit and execs argus, so the child's pid is
         // argus's own (signals and kill -9 reach it).
-        let mut cmd = match as_limit {
+        let mut cmd = match ulimit {
             None => Command::new(argus_bin()),
-            Some(bytes) => {
+            Some(args) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
-                    .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", bytes / 1024))
+                    .arg(format!("ulimit {args} && exec \"$0\" \"$@\""))
                     .arg(argus_bin());
                 c
             }
@@ -433,6 +457,10 @@ pub enum Reply {
     /// A gzip stream of valid lines that never ends: a few kilobytes on
     /// the wire for each hundred megabytes unpacked.
     GzipBomb,
+    /// `name N` where N is this request's number (1 for the first), and
+    /// `extra` more series `name_load{i="k"} N`: what was served when can
+    /// be checked against what was stored.
+    Sequence { name: String, extra: usize },
 }
 
 /// A scrape target served by a thread on 127.0.0.1 with a swappable reply.
@@ -470,7 +498,24 @@ impl Target {
             for conn in l.incoming() {
                 let Ok(conn) = conn else { continue };
                 let r = r2.lock().unwrap().clone();
-                h2.lock().unwrap().push(Instant::now());
+                let n = {
+                    let mut h = h2.lock().unwrap();
+                    h.push(Instant::now());
+                    h.len()
+                };
+                let r = match r {
+                    Reply::Sequence { name, extra } => {
+                        let mut body = format!("{name} {n}\n");
+                        for k in 0..extra {
+                            body.push_str(&format!("{name}_load{{i=\"{k}\"}} {n}\n"));
+                        }
+                        Reply::Body {
+                            content_type: "text/plain; version=0.0.4".into(),
+                            body: body.into_bytes(),
+                        }
+                    }
+                    r => r,
+                };
                 let q = q2.clone();
                 std::thread::spawn(move || serve(conn, r, q));
             }
@@ -603,6 +648,8 @@ fn serve(mut conn: std::net::TcpStream, reply: Reply, requests: Arc<Mutex<Vec<St
                 }
             }
         }
+        // Turned into a body when the connection is accepted.
+        Reply::Sequence { .. } => Ok(()),
         Reply::Huge { total } => {
             let _ = write!(
                 conn,

@@ -1,0 +1,615 @@
+//! Chunk files: full chunks leave the head for numbered files under
+//! `chunks/`, and are read back through memory maps, so the head's memory
+//! grows with the active series and not with retention.
+//!
+//! A file is `ARGUSCHK`, a format version (u32 LE), then chunk records:
+//! `[crc32 u32 LE][body length u32 LE]` and a body of `[series id u32 LE]
+//! [sample count u16 LE][max_t − min_t u32 LE]` plus the chunk's XOR
+//! stream (whose first 64 bits are min_t). The checksum covers the body.
+//! A new file is begun at 256 MiB or when the current one has been written
+//! to for two hours, so retention deletes whole files.
+//!
+//! Full chunks wait in the head (as today) until the storage thread writes
+//! them, every 100 ms: each series is then given the chunks' places in the
+//! file, and its in-memory copies are dropped. The files are fsynced by
+//! each checkpoint before it is installed, so a checkpoint never relies
+//! on chunk data that is not on disk. At start the files are scanned
+//! (sequentially, without mapping them) to give each series its chunks
+//! back; a damaged record ends its file's scan, is reported with the file
+//! and offset, and the file is cut there.
+//!
+//! Files are mapped read-only and never written in place or shortened
+//! while mapped (they are only appended to and deleted), which is what
+//! makes reading them through the maps sound.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::Damage;
+use super::head::MemSeries;
+use crate::model::FastMap;
+
+/// Directory of the chunk files inside the storage path.
+pub const DIR: &str = "chunks";
+const MAGIC: &[u8; 8] = b"ARGUSCHK";
+const VERSION: u32 = 1;
+const FILE_HEADER: u64 = 12;
+const RECORD_HEADER: usize = 8;
+const BODY_HEADER: usize = 10;
+/// A new file is begun once the current one is this long.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// A new file is begun once the current one was first written this long
+/// ago, so a file's chunks cover a bounded time and retention can delete
+/// it soon after its data expires.
+pub const MAX_FILE_AGE_MS: i64 = 2 * 3_600_000;
+/// Bytes of chunks written in one go.
+const BATCH_BYTES: usize = 32 << 20;
+/// The longest stream a chunk of 120 samples can have (each sample at most
+/// 145 bits), with room to spare; a longer record is damage.
+const MAX_STREAM: usize = 4096;
+
+/// Where a chunk that left the head is, and what it covers: 24 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkMeta {
+    /// First timestamp.
+    pub min_t: i64,
+    /// File number.
+    pub file: u32,
+    /// Offset of the stream in the file.
+    pub offset: u32,
+    /// Last timestamp minus the first.
+    pub span: u32,
+    /// Stream length in bytes.
+    pub len: u16,
+    /// Number of samples.
+    pub count: u16,
+}
+
+impl ChunkMeta {
+    /// Last timestamp.
+    pub fn max_t(&self) -> i64 {
+        self.min_t.saturating_add(i64::from(self.span))
+    }
+}
+
+/// A read-only map of one chunk file.
+pub struct Mapped {
+    map: memmap2::Mmap,
+}
+
+impl Mapped {
+    /// The stream of `m`, if the file holds it.
+    pub fn stream(&self, m: &ChunkMeta) -> Option<&[u8]> {
+        let start = m.offset as usize;
+        self.map.get(start..start.checked_add(usize::from(m.len))?)
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_file(path: &Path) -> std::io::Result<Mapped> {
+    let f = File::open(path)?;
+    // SAFETY: chunk files are only ever appended to (by this process's
+    // writer, behind the already mapped length) and deleted, never
+    // truncated or rewritten while argus runs (the cut of a damaged tail
+    // happens at start, before any map exists), so the mapped bytes never
+    // change or vanish under a reader. A deleted file stays mapped until
+    // the last reader drops it.
+    let map = unsafe { memmap2::Mmap::map(&f)? };
+    Ok(Mapped { map })
+}
+
+/// The maps of every chunk file, by number: what a query holds while it
+/// reads, so files deleted meanwhile stay readable to it.
+pub type Maps = Arc<BTreeMap<u32, Arc<Mapped>>>;
+
+/// Counters the chunk files keep, read by telemetry.
+#[derive(Debug, Default)]
+pub struct ChunkStats {
+    /// Chunks written.
+    pub chunks_written: AtomicU64,
+    /// Bytes written.
+    pub bytes_written: AtomicU64,
+    /// Writes or fsyncs that failed (the chunks stay in memory and are
+    /// written later).
+    pub write_failures: AtomicU64,
+    /// Damaged records found at start.
+    pub corruptions: AtomicU64,
+    /// Files removed by retention.
+    pub files_removed: AtomicU64,
+    /// Files on disk.
+    pub files: AtomicU64,
+    /// Bytes in the files on disk.
+    pub disk_bytes: AtomicU64,
+}
+
+struct Writer {
+    n: u32,
+    file: Option<File>,
+    len: u64,
+    /// When the current file was first written (Unix ms).
+    opened_ms: i64,
+    dirty: bool,
+    failing: Option<std::io::ErrorKind>,
+}
+
+/// The chunk files of one store.
+pub struct ChunkFiles {
+    dir: PathBuf,
+    maps: RwLock<Maps>,
+    /// Newest chunk end per file, for retention.
+    ends: Mutex<BTreeMap<u32, i64>>,
+    w: Mutex<Writer>,
+    queue: Mutex<Vec<Arc<MemSeries>>>,
+    /// Counters.
+    pub stats: ChunkStats,
+}
+
+/// What the scan at start found.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    /// Files read.
+    pub files: usize,
+    /// Chunks found, with the id of the series each belongs to, in the
+    /// order written (so each series' chunks are in time order).
+    pub chunks: Vec<(u32, ChunkMeta)>,
+    /// Damage found; each damaged file is cut at its first bad record.
+    pub damage: Vec<Damage>,
+}
+
+use super::numbered_name as name;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded values (a queue, offsets updated after each successful
+    // write, a map of file ends) stay consistent across a panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads one file's records; returns them and the damage, if any.
+fn scan_file(path: &Path, n: u32, out: &mut Vec<(u32, ChunkMeta)>) -> Option<Damage> {
+    let damage = |offset: u64, len: u64, reason: String| {
+        Some(Damage {
+            file: path.to_path_buf(),
+            offset,
+            dropped_bytes: len.saturating_sub(offset),
+            reason,
+        })
+    };
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return damage(0, 0, format!("unreadable: {e}")),
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let mut head = [0u8; FILE_HEADER as usize];
+    if r.read_exact(&mut head).is_err() || &head[..8] != MAGIC {
+        return damage(
+            0,
+            len,
+            "not an argus chunk file (bad magic or too short)".into(),
+        );
+    }
+    let mut pos = FILE_HEADER;
+    let mut body = Vec::with_capacity(MAX_STREAM + BODY_HEADER);
+    loop {
+        if pos == len {
+            return None;
+        }
+        let mut h = [0u8; RECORD_HEADER];
+        if r.read_exact(&mut h).is_err() {
+            return damage(pos, len, "torn record header".into());
+        }
+        let crc = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let blen = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if crc == 0 && blen == 0 {
+            return damage(pos, len, "zeroed".into());
+        }
+        if !(BODY_HEADER + 8..=BODY_HEADER + MAX_STREAM).contains(&blen) {
+            return damage(pos, len, format!("record length {blen} out of bounds"));
+        }
+        body.resize(blen, 0);
+        if r.read_exact(&mut body).is_err() {
+            return damage(pos, len, "torn record (file ends inside it)".into());
+        }
+        if crc32fast::hash(&body) != crc {
+            return damage(pos, len, "checksum mismatch".into());
+        }
+        let id = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+        let count = u16::from_le_bytes([body[4], body[5]]);
+        let span = u32::from_le_bytes([body[6], body[7], body[8], body[9]]);
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&body[BODY_HEADER..BODY_HEADER + 8]);
+        let Ok(offset) = u32::try_from(pos + (RECORD_HEADER + BODY_HEADER) as u64) else {
+            return damage(pos, len, "file longer than 4 GiB".into());
+        };
+        if count == 0 {
+            return damage(pos, len, "chunk without samples".into());
+        }
+        out.push((
+            id,
+            ChunkMeta {
+                min_t: i64::from_be_bytes(t),
+                file: n,
+                offset,
+                span,
+                len: (blen - BODY_HEADER) as u16,
+                count,
+            },
+        ));
+        pos += (RECORD_HEADER + blen) as u64;
+    }
+}
+
+impl ChunkFiles {
+    /// Opens the chunk files under `dir` (created if missing): scans every
+    /// file, cuts damaged ones at their first bad record, maps them for
+    /// reading, and starts a new file for writing.
+    pub fn open(dir: &Path) -> std::io::Result<(ChunkFiles, ScanReport)> {
+        fs::create_dir_all(dir)?;
+        let mut rep = ScanReport::default();
+        let mut maps = BTreeMap::new();
+        let mut ends = BTreeMap::new();
+        let mut disk = 0u64;
+        let numbers = super::numbered_files(dir)?;
+        for &n in &numbers {
+            let path = dir.join(name(n));
+            let before = rep.chunks.len();
+            if let Some(d) = scan_file(&path, n, &mut rep.chunks) {
+                // Cut at the damage, so it is reported once and the good
+                // part stays readable; a file without one good record goes.
+                let keep = if d.offset <= FILE_HEADER { 0 } else { d.offset };
+                let cut = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(keep).and_then(|_| f.sync_all()));
+                if keep == 0 {
+                    let _ = fs::remove_file(&path);
+                }
+                rep.damage.push(d);
+                if let Err(e) = cut {
+                    rep.damage.push(Damage {
+                        file: path.clone(),
+                        offset: keep,
+                        dropped_bytes: 0,
+                        reason: format!("could not cut the damaged tail: {e}"),
+                    });
+                }
+            }
+            rep.files += 1;
+            if rep.chunks.len() == before {
+                // Nothing readable: nothing for retention to wait for.
+                let _ = fs::remove_file(&path);
+            } else {
+                let end = rep.chunks[before..]
+                    .iter()
+                    .map(|(_, m)| m.max_t())
+                    .max()
+                    .unwrap_or(i64::MIN);
+                ends.insert(n, end);
+                maps.insert(n, Arc::new(map_file(&path)?));
+                disk += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        let stats = ChunkStats::default();
+        stats
+            .corruptions
+            .store(rep.damage.len() as u64, Ordering::Relaxed);
+        stats.files.store(maps.len() as u64, Ordering::Relaxed);
+        stats.disk_bytes.store(disk, Ordering::Relaxed);
+        let next = numbers.last().map_or(1, |n| n.saturating_add(1));
+        Ok((
+            ChunkFiles {
+                dir: dir.to_path_buf(),
+                maps: RwLock::new(Arc::new(maps)),
+                ends: Mutex::new(ends),
+                w: Mutex::new(Writer {
+                    n: next,
+                    file: None,
+                    len: 0,
+                    opened_ms: 0,
+                    dirty: false,
+                    failing: None,
+                }),
+                queue: Mutex::new(Vec::new()),
+                stats,
+            },
+            rep,
+        ))
+    }
+
+    /// The current maps, for a reader to hold while it reads.
+    pub fn maps(&self) -> Maps {
+        self.maps.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Queues a series whose full chunks wait to be written.
+    pub(crate) fn enqueue(&self, s: Arc<MemSeries>) {
+        lock(&self.queue).push(s);
+    }
+
+    /// Writes the full chunks of the queued series to the current file,
+    /// then gives each series its chunks' places and drops the in-memory
+    /// copies. On a failed write nothing moves: the chunks stay in memory,
+    /// the series are queued again, and the failure is counted and logged
+    /// once per cause.
+    pub fn flush(&self, now_ms: i64) -> std::io::Result<()> {
+        let mut w = lock(&self.w);
+        let series = std::mem::take(&mut *lock(&self.queue));
+        if series.is_empty() {
+            return Ok(());
+        }
+        // In batches, so converting a large old snapshot (every chunk
+        // queued at once) neither builds one huge buffer nor overfills a file.
+        let mut done = 0;
+        let written = self.stats.bytes_written.load(Ordering::Relaxed);
+        let res = loop {
+            if done == series.len() {
+                break Ok(());
+            }
+            match self.write(&mut w, &series[done..], now_ms) {
+                Ok(n) => done += n,
+                Err(e) => break Err(e),
+            }
+        };
+        match &res {
+            // Only a write that happened shows the cause is gone.
+            Ok(()) if self.stats.bytes_written.load(Ordering::Relaxed) == written => {}
+            Ok(()) => {
+                if w.failing.take().is_some() {
+                    tracing::info!(dir = %self.dir.display(), "chunk file writes succeed again");
+                }
+            }
+            Err(e) => {
+                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                if w.failing != Some(e.kind()) {
+                    w.failing = Some(e.kind());
+                    tracing::error!(error = %e, dir = %self.dir.display(), "chunk file write failed; the chunks stay in memory and are written when it works again (logged once per cause)");
+                }
+                let mut q = lock(&self.queue);
+                for s in series.into_iter().skip(done) {
+                    s.lock().queued = true;
+                    q.push(s);
+                }
+            }
+        }
+        res
+    }
+
+    /// Writes the chunks of a prefix of `series` (about [`BATCH_BYTES`]);
+    /// returns how many series it took.
+    fn write(
+        &self,
+        w: &mut Writer,
+        series: &[Arc<MemSeries>],
+        now_ms: i64,
+    ) -> std::io::Result<usize> {
+        if w.file.is_some() && (w.len >= MAX_FILE_BYTES || now_ms - w.opened_ms >= MAX_FILE_AGE_MS)
+        {
+            self.close_file(w)?;
+        }
+        // A new file is created only when there is something to put in it.
+        let base = if w.file.is_none() { FILE_HEADER } else { w.len };
+        // Encode every waiting chunk, noting where each lands.
+        let mut buf = Vec::new();
+        let mut placed: Vec<(usize, Vec<ChunkMeta>, i64)> = Vec::new();
+        let mut taken = 0;
+        for (i, s) in series.iter().enumerate() {
+            if buf.len() >= BATCH_BYTES {
+                break;
+            }
+            taken = i + 1;
+            let mut d = s.lock();
+            d.queued = false;
+            if d.removed || d.frozen.is_empty() {
+                continue;
+            }
+            let mut metas = Vec::with_capacity(d.frozen.len());
+            for c in &d.frozen {
+                let stream = c.stream();
+                let span = c.max_t().saturating_sub(c.min_t());
+                // The head cuts chunks before these limits; a chunk past
+                // them stays in memory (and every later one of its series,
+                // so the written ones remain a prefix).
+                let (Ok(len), Ok(span), true) = (
+                    u16::try_from(stream.len()),
+                    u32::try_from(span),
+                    stream.len() >= 8,
+                ) else {
+                    break;
+                };
+                let start = buf.len();
+                buf.extend_from_slice(&[0; RECORD_HEADER]);
+                buf.extend_from_slice(&s.id.to_le_bytes());
+                buf.extend_from_slice(&c.count().to_le_bytes());
+                buf.extend_from_slice(&span.to_le_bytes());
+                buf.extend_from_slice(stream);
+                let body = &buf[start + RECORD_HEADER..];
+                let crc = crc32fast::hash(body);
+                let blen = body.len() as u32;
+                buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+                buf[start + 4..start + 8].copy_from_slice(&blen.to_le_bytes());
+                let offset = base + (start + RECORD_HEADER + BODY_HEADER) as u64;
+                let Ok(offset) = u32::try_from(offset) else {
+                    buf.truncate(start);
+                    break;
+                };
+                metas.push(ChunkMeta {
+                    min_t: c.min_t(),
+                    file: w.n,
+                    offset,
+                    span,
+                    len,
+                    count: c.count(),
+                });
+            }
+            if let Some(last) = metas.last().map(|m| m.min_t) {
+                placed.push((i, metas, last));
+            }
+        }
+        if buf.is_empty() {
+            return Ok(taken);
+        }
+        if w.file.is_none() {
+            let path = self.dir.join(name(w.n));
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)?;
+            f.write_all(MAGIC)?;
+            f.write_all(&VERSION.to_le_bytes())?;
+            w.len = FILE_HEADER;
+            w.opened_ms = now_ms;
+            w.dirty = true;
+            crate::model::sync_dir(&self.dir);
+            w.file = Some(f);
+        }
+        let Some(f) = w.file.as_mut() else {
+            return Ok(taken);
+        };
+        if let Err(e) = f.write_all(&buf) {
+            let _ = f.set_len(w.len);
+            return Err(e);
+        }
+        let path = self.dir.join(name(w.n));
+        // Readable before anything points at it; if the map fails, the
+        // records are cut off again so the retry does not write them twice.
+        let mapped = match map_file(&path) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                let _ = f.set_len(w.len);
+                return Err(e);
+            }
+        };
+        w.len += buf.len() as u64;
+        w.dirty = true;
+        {
+            let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
+            let mut next = (**maps).clone();
+            next.insert(w.n, mapped);
+            self.stats.files.store(next.len() as u64, Ordering::Relaxed);
+            *maps = Arc::new(next);
+        }
+        let mut end = i64::MIN;
+        let mut written = 0u64;
+        for (i, metas, last) in placed {
+            let mut d = series[i].lock();
+            // Retention may have dropped some of these chunks meanwhile
+            // (and new ones may have been cut): drop the copies written.
+            let gone = d.frozen.partition_point(|c| c.min_t() <= last);
+            d.frozen.drain(..gone);
+            if d.removed {
+                continue;
+            }
+            end = end.max(metas.iter().map(|m| m.max_t()).max().unwrap_or(i64::MIN));
+            written += metas.len() as u64;
+            // Grow by an eighth: a chunk place is added every 120 samples,
+            // and reallocating for each would copy a series' list each time.
+            let (len, cap) = (d.disk.len(), d.disk.capacity());
+            if cap - len < metas.len() {
+                d.disk.reserve_exact(metas.len().max(len / 8).max(4));
+            }
+            d.disk.extend(metas);
+        }
+        lock(&self.ends)
+            .entry(w.n)
+            .and_modify(|e| *e = (*e).max(end))
+            .or_insert(end);
+        self.stats
+            .chunks_written
+            .fetch_add(written, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.stats
+            .disk_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(taken)
+    }
+
+    fn close_file(&self, w: &mut Writer) -> std::io::Result<()> {
+        if let Some(f) = w.file.take() {
+            if w.dirty {
+                f.sync_data()?;
+                w.dirty = false;
+            }
+        }
+        w.n = w.n.saturating_add(1);
+        w.len = 0;
+        Ok(())
+    }
+
+    /// Fsyncs what was written, so a checkpoint that no longer holds those
+    /// chunks can be installed.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let mut w = lock(&self.w);
+        if w.dirty {
+            if let Some(f) = w.file.as_ref() {
+                f.sync_data()?;
+            }
+            w.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes the files whose chunks all end before `min_t`, except the
+    /// one being written. Returns how many.
+    pub fn remove_before(&self, min_t: i64) -> usize {
+        let current = lock(&self.w).n;
+        let gone: Vec<u32> = lock(&self.ends)
+            .iter()
+            .filter(|(n, end)| **n != current && **end < min_t)
+            .map(|(n, _)| *n)
+            .collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        let mut removed = 0;
+        for n in &gone {
+            let path = self.dir.join(name(*n));
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    self.stats.disk_bytes.fetch_sub(
+                        size.min(self.stats.disk_bytes.load(Ordering::Relaxed)),
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %path.display(), "could not remove an expired chunk file");
+                    continue;
+                }
+            }
+            lock(&self.ends).remove(n);
+        }
+        let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = (**maps).clone();
+        for n in &gone {
+            next.remove(n);
+        }
+        self.stats.files.store(next.len() as u64, Ordering::Relaxed);
+        *maps = Arc::new(next);
+        self.stats
+            .files_removed
+            .fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+
+    /// Series waiting for their chunks to be written.
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).len()
+    }
+}
+
+/// Groups scanned chunks by series id, each list in the order written.
+pub fn by_series(chunks: Vec<(u32, ChunkMeta)>) -> FastMap<u32, Vec<ChunkMeta>> {
+    let mut out: FastMap<u32, Vec<ChunkMeta>> = FastMap::default();
+    for (id, m) in chunks {
+        out.entry(id).or_default().push(m);
+    }
+    out
+}
