@@ -73,6 +73,44 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // A head far larger than the caches, appended to as 50 targets of
+    // 2,000 series each commit (benches/compare's load): the per-sample
+    // cost is dominated by fetching each series from memory.
+    const BIG: usize = 100_000;
+    const PER_TARGET: usize = 2_000;
+    let mut g = c.benchmark_group("head_append_large");
+    g.throughput(Throughput::Elements(BIG as u64));
+    g.sample_size(20);
+    let h = Arc::new(Head::new());
+    let mut refs: Vec<Vec<SeriesRef>> = Vec::new();
+    for target in 0..BIG / PER_TARGET {
+        let mut a = h.appender();
+        refs.push(
+            (0..PER_TARGET)
+                .map(|i| {
+                    a.append(&labels(target * PER_TARGET + i), 0, 0.0)
+                        .expect("append")
+                })
+                .collect(),
+        );
+        a.commit();
+    }
+    let mut t = 0i64;
+    g.bench_function("append_ref_commit_100k_by_target", |b| {
+        b.iter(|| {
+            t += 1_000;
+            for target in &refs {
+                let mut a = h.appender();
+                for (i, r) in target.iter().enumerate() {
+                    a.append_ref(*r, t, (t / 1000 + i as i64) as f64)
+                        .expect("ref");
+                }
+                a.commit();
+            }
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

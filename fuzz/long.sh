@@ -10,6 +10,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bin="$here/target/x86_64-unknown-linux-gnu/release"
 want_execs=${FUZZ_EXECS:-10000000}
 want_cpu=${FUZZ_CPU_SECONDS:-1800}
+# Per-input limit in wall seconds; raise it when the runs share the cores
+# with builds at a higher priority (a starved run is not a slow input).
+per_input=${FUZZ_TIMEOUT:-10}
 out="$here/long-results.tsv"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls "$here/fuzz_targets" | sed 's/\.rs$//'))
@@ -26,7 +29,7 @@ for t in "${targets[@]}"; do
     left=$((want_cpu - cpu)); [ $left -lt 60 ] && left=60
     "$bin/$t" "$here/corpus/$t" \
       -artifact_prefix="$here/artifacts/$t/" -max_total_time=$left \
-      -runs=$((want_execs - execs)) -rss_limit_mb=2048 -timeout=10 \
+      -runs=$((want_execs - execs)) -rss_limit_mb=2048 -timeout=$per_input \
       -print_final_stats=1 "${extra[@]}" > "$log" 2>&1 &
     pid=$!
     # CPU is read from the kernel's accounting of the process every 5 s

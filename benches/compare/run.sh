@@ -18,9 +18,13 @@
 #
 # Needs: nginx (Debian nginx-light), prometheus (Debian package), python3.
 # With ARGUS_BIN=PATH that binary runs instead of this tree's release build;
-# with NO_VMAGENT=1 vmagent is left out.
+# with NO_VMAGENT=1 vmagent is left out. With ARGUS_B=PATH a second argus
+# (another build, with ARGUS_B_ENV="VAR=value ..." in its environment)
+# scrapes the same targets beside the first, for A/B figures from one run;
+# run each A/B twice with the two swapped, as the one started second
+# measures a few percent more CPU than the first even on the same binary.
 #
-# Usage: [RULES=FILE] [CURVE=30] [ARGUS_BIN=PATH] [NO_VMAGENT=1] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
+# Usage: [RULES=FILE] [CURVE=30] [ARGUS_BIN=PATH] [ARGUS_B=PATH] [NO_VMAGENT=1] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
 set -euo pipefail
 N=${1:-50}
 SERIES=${2:-2000}
@@ -28,7 +32,7 @@ DURATION=${3:-60}
 INTERVAL=${4:-1s}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 command -v nginx >/dev/null || { echo "nginx not found (apt-get install nginx-light)"; exit 1; }
 command -v prometheus >/dev/null || { echo "prometheus not found (apt-get install prometheus)"; exit 1; }
@@ -103,6 +107,12 @@ PROM=$!
 "$ARGUS" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$A_PORT" \
   --storage.path "$WORK/argus" --log.level warn >"$WORK/argus.log" 2>&1 &
 ARG=$!
+ARGB=""
+if [ -n "${ARGUS_B:-}" ]; then
+  env ${ARGUS_B_ENV:-} "$ARGUS_B" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$((BASE_PORT - 5))" \
+    --storage.path "$WORK/argus_b" --log.level warn >"$WORK/argus_b.log" 2>&1 &
+  ARGB=$!
+fi
 VMA=""
 if [ -z "${NO_VMAGENT:-}" ] && command -v vmagent >/dev/null; then
   SINK_PORT=$((BASE_PORT - 3)); V_PORT=$((BASE_PORT - 4))
@@ -174,6 +184,11 @@ echo "targets=$N series_per_target=$SERIES interval=$INTERVAL duration=${DURATIO
 printf "%-12s %12s %14s %10s\n" "" "cpu_seconds" "peak_rss_MiB" "series"
 printf "%-12s %12s %14s %10s\n" prometheus "$PC" "$PR" "$PS"
 printf "%-12s %12s %14s %10s\n" argus "$AC" "$AR" "$AS"
+if [ -n "$ARGB" ]; then
+  BC=$(cpu $ARGB); BR=$(hwm $ARGB)
+  printf "%-12s %12s %14s %10s\n" argus_b "$BC" "$BR" "-"
+  python3 -c "print(f'ratio argus/argus_b: cpu={$AC/$BC:.3f} rss={$AR/$BR:.3f}')"
+fi
 if [ -n "$VMA" ]; then
   VC=$(cpu $VMA); VR=$(hwm $VMA)
   printf "%-12s %12s %14s %10s\n" vmagent "$VC" "$VR" "-"

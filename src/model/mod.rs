@@ -11,6 +11,7 @@ mod hash;
 pub mod histogram;
 mod labels;
 mod matcher;
+mod prefetch;
 pub mod records;
 mod time;
 
@@ -26,6 +27,7 @@ pub use labels::{
     is_legacy_metric_name,
 };
 pub use matcher::{MatchOp, Matcher, MatcherError, anchored_regex};
+pub use prefetch::prefetch;
 pub use records::RecordDamage;
 pub use time::{civil_from_days, format_rfc3339, format_rfc3339_millis, parse_rfc3339};
 

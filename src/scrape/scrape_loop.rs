@@ -253,8 +253,8 @@ impl ScrapeLoop {
             refused_ahead: 0,
             refusing: false,
         };
-        let mut url = self.target.url.clone();
-        let mut pinned = false;
+        // Parsed once: reqwest would parse a string URL on every request.
+        let mut url: Option<reqwest::Url> = None;
         let mode = loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -267,23 +267,19 @@ impl ScrapeLoop {
             }
             let ts = self.clock.now_millis();
             let started = Instant::now();
-            if !pinned {
-                match super::client::for_server_name(&self.job.cfg, &self.target.url).await {
-                    Ok(Some((client, u))) => {
-                        self.client = client;
-                        url = u;
-                        pinned = true;
-                    }
-                    Ok(None) => pinned = true,
+            let u = match &url {
+                Some(u) => u.clone(),
+                None => match self.resolve_url().await {
+                    Ok(u) => url.insert(u).clone(),
                     Err(e) => {
                         self.process(&mut st, Err(ScrapeError::Http(e)), ts, started);
                         continue;
                     }
-                }
-            }
+                },
+            };
             let mut body = self.buffers.get();
             let fetched = tokio::select! {
-                r = tokio::time::timeout(self.target.timeout, self.fetch(&url, &mut body)) => {
+                r = tokio::time::timeout(self.target.timeout, self.fetch(u, &mut body)) => {
                     r.unwrap_or(Err(ScrapeError::Timeout(self.target.timeout)))
                 }
                 r = stop.changed() => {
@@ -436,8 +432,21 @@ impl ScrapeLoop {
         st.prev_ok = None;
     }
 
+    /// The URL to request, with the client pinned to the target's address
+    /// when `tls_config.server_name` rewrites it.
+    async fn resolve_url(&mut self) -> Result<reqwest::Url, String> {
+        let mut url = self.target.url.clone();
+        if let Some((client, u)) =
+            super::client::for_server_name(&self.job.cfg, &self.target.url).await?
+        {
+            self.client = client;
+            url = u;
+        }
+        reqwest::Url::parse(&url).map_err(|e| format!("invalid target URL {url:?}: {e}"))
+    }
+
     /// Fetches the body into `body` (cleared first, capacity reused).
-    async fn fetch(&self, url: &str, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
+    async fn fetch(&self, url: reqwest::Url, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
         body.clear();
         // One large (or refused) body must not pin its memory for the
         // target's lifetime.

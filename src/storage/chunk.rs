@@ -186,6 +186,15 @@ impl XorChunk {
         &self.w.bytes
     }
 
+    /// Address of the last encoded byte (where the next sample's bits go),
+    /// for prefetching.
+    pub fn tail(&self) -> *const u8 {
+        self.w
+            .bytes
+            .as_ptr()
+            .wrapping_add(self.w.bytes.len().saturating_sub(1))
+    }
+
     /// Heap bytes held, for memory accounting.
     pub fn heap_size(&self) -> usize {
         self.w.bytes.capacity()

@@ -368,6 +368,14 @@ impl MemSeries {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Prefetches where the next sample goes, unless another thread
+    /// holds the series (then it is in some cache already).
+    fn prefetch_open_chunk(&self) {
+        if let Ok(d) = self.data.try_lock() {
+            crate::model::prefetch(d.head.tail(), 1);
+        }
+    }
+
     pub(crate) fn restore(
         &self,
         frozen: Vec<FrozenChunk>,
@@ -1176,6 +1184,11 @@ enum Pending {
     Id(u32),
 }
 
+/// How many samples ahead the commit asks for a series' memory.
+const PREFETCH_AHEAD: usize = 16;
+/// Cache lines a series may span (its lock and chunk handles).
+const SERIES_LINES: usize = 4;
+
 /// The head's [`Appender`]. References are resolved at commit, under one
 /// read lock of the index, so the per-sample cost of the scrape path is a
 /// push onto a vector.
@@ -1184,6 +1197,7 @@ pub struct HeadAppender {
     pending: Vec<(Pending, Timestamp, PendingValue)>,
 }
 
+#[derive(Clone)]
 enum PendingValue {
     Float(f64),
     Histogram(Arc<FloatHistogram>),
@@ -1288,36 +1302,61 @@ impl Appender for HeadAppender {
             out.count(res);
         };
         let mut removed = Vec::new();
+        let mut pending = std::mem::take(&mut self.pending);
         {
             let idx = self.head.read();
-            for (p, t, v) in self.pending.drain(..) {
-                let s = match &p {
-                    Pending::Series(s, _) => s,
-                    Pending::Id(id) => match idx.series.get(id) {
-                        Some(s) => s,
-                        None => {
-                            stored(*id, t, &v, Err(StorageError::UnknownRef));
-                            continue;
-                        }
-                    },
+            fn series<'a>(idx: &'a Index, p: &'a Pending) -> Option<&'a Arc<MemSeries>> {
+                match p {
+                    Pending::Series(s, _) => Some(s),
+                    Pending::Id(id) => idx.series.get(id),
+                }
+            }
+            for i in 0..pending.len() {
+                // Each sample is for another series, usually one not in any
+                // cache: asking for the one a few samples ahead overlaps
+                // those misses instead of waiting for each in turn.
+                // The series first, then (once it is in cache) the end of its
+                // open chunk, where the sample will be written.
+                if let Some(s) = pending
+                    .get(i + PREFETCH_AHEAD)
+                    .and_then(|x| series(&idx, &x.0))
+                {
+                    crate::model::prefetch(std::ptr::from_ref(&**s), SERIES_LINES);
+                }
+                if let Some(s) = pending
+                    .get(i + PREFETCH_AHEAD / 2)
+                    .and_then(|x| series(&idx, &x.0))
+                {
+                    s.prefetch_open_chunk();
+                }
+                let (p, t, v) = &pending[i];
+                let t = *t;
+                let Some(s) = series(&idx, p) else {
+                    if let Pending::Id(id) = p {
+                        stored(*id, t, v, Err(StorageError::UnknownRef));
+                    }
+                    continue;
                 };
                 let res = {
                     let mut d = s.lock();
-                    let r = d.append_value(t, &v, min_valid);
+                    let r = d.append_value(t, v, min_valid);
                     self.head.queue_full_chunks(s, &mut d);
                     r
                 };
                 match res {
                     // Retention removed a series created by this appender
                     // before the commit: recreate it below, outside the lock.
-                    Err(StorageError::UnknownRef) => match &p {
-                        Pending::Series(_, labels) => removed.push((labels.clone(), t, v)),
-                        Pending::Id(_) => stored(s.id, t, &v, Err(StorageError::UnknownRef)),
+                    Err(StorageError::UnknownRef) => match p {
+                        Pending::Series(_, labels) => removed.push((labels.clone(), t, v.clone())),
+                        Pending::Id(_) => stored(s.id, t, v, Err(StorageError::UnknownRef)),
                     },
-                    r => stored(s.id, t, &v, r),
+                    r => stored(s.id, t, v, r),
                 }
             }
         }
+        // The buffer keeps its capacity for this appender's next use.
+        pending.clear();
+        self.pending = pending;
         for (labels, t, v) in removed {
             match self.head.get_or_create(&labels) {
                 Ok(s) => {
