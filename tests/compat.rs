@@ -1153,3 +1153,46 @@ fn protobuf_and_text_scrapes_of_prometheus_give_the_same_series() {
         assert_eq!(text.get(k), Some(v), "{k}");
     }
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// Mounts `bytes` of tmpfs (needs root, as `.ci/run` runs).
+    fn mount(bytes: u64) -> Tmpfs {
+        let d = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(d.path())
+            .status()
+            .expect("mount");
+        assert!(
+            st.success(),
+            "mounting a tmpfs needs root (the compatibility suite runs as root in .ci/run)"
+        );
+        Tmpfs(d)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// The full-disk scenario of tests/wal.rs on a real full disk: a 32 MiB
+/// tmpfs as `--storage.path`, all but 512 KiB of it taken by another file,
+/// so argus's writes fail with ENOSPC a few seconds after it starts; the
+/// file is then deleted.
+#[test]
+fn a_full_tmpfs_degrades_to_memory_alerts_and_recovers_without_loss() {
+    let fs = Tmpfs::mount(32 << 20);
+    let filler = fs.0.path().join("filler");
+    std::fs::write(&filler, vec![1u8; (32 << 20) - (512 << 10)]).unwrap();
+    disk_full_scenario(
+        fs.0.path(),
+        |dir, cfg| Argus::start_in(dir, cfg, &[]),
+        |_| std::fs::remove_file(&filler).unwrap(),
+    );
+}

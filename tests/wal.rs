@@ -15,20 +15,6 @@ fn config(target: &Target, interval_ms: u64) -> String {
     )
 }
 
-/// Every value of `wal_seq` stored, from the range query API.
-fn stored_values(a: &Argus) -> Vec<u64> {
-    let r = a.api("/api/v1/query?query=wal_seq%5B1h%5D");
-    let mut out: Vec<u64> = r["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["values"].as_array().unwrap().clone())
-        .map(|p| p[1].as_str().unwrap().parse::<f64>().unwrap() as u64)
-        .collect();
-    out.sort_unstable();
-    out
-}
-
 /// A small deterministic generator (the seed is printed, so a failure can
 /// be replayed).
 struct Lcg(u64);
@@ -74,7 +60,7 @@ fn kill9_at_random_moments_loses_nothing_older_than_a_second() {
         std::thread::sleep(Duration::from_millis(rng.below(2500)));
         // What this life has stored now must all be there after a kill a
         // little more than a second later.
-        let seen = stored_values(&a);
+        let seen = stored_wal_seq(&a);
         std::thread::sleep(Duration::from_millis(1000 + rng.below(200)));
         a.kill9();
         assert!(!seen.is_empty() || life == 0, "life {life}: nothing stored");
@@ -87,7 +73,7 @@ fn kill9_at_random_moments_loses_nothing_older_than_a_second() {
     let t_hits = t.hit_count();
     drop(t);
     let b = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
-    let got = stored_values(&b);
+    let got = stored_wal_seq(&b);
     // Every stored value is one the target served, once.
     let served = t_hits as u64;
     assert!(got.windows(2).all(|w| w[0] < w[1]), "a value stored twice");
@@ -127,7 +113,7 @@ fn damaged_log_segments_are_cut_reported_and_what_precedes_is_served() {
         // What it stored (a scrape that timed out under load stored
         // nothing), then, once that reached the log, a crash: no final
         // checkpoint.
-        let seen = stored_values(&a);
+        let seen = stored_wal_seq(&a);
         std::thread::sleep(Duration::from_millis(300));
         a.kill9();
         drop(t);
@@ -159,7 +145,7 @@ fn damaged_log_segments_are_cut_reported_and_what_precedes_is_served() {
             line.contains(&seg.display().to_string()) && line.contains("at offset"),
             "{damage}: {line}"
         );
-        let got = stored_values(&b);
+        let got = stored_wal_seq(&b);
         // A scrape is one record of about 80 bytes here (its sample and
         // the synthetic series): the damage costs the last few scrapes;
         // everything stored before them is back.
@@ -181,7 +167,7 @@ fn damaged_log_segments_are_cut_reported_and_what_precedes_is_served() {
         drop(b);
         let c = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
         assert!(!c.log().contains("damaged"), "{damage}: {}", c.log());
-        assert_eq!(stored_values(&c), got, "{damage}");
+        assert_eq!(stored_wal_seq(&c), got, "{damage}");
     }
 }
 
@@ -203,7 +189,7 @@ fn damaged_chunk_files_are_cut_reported_and_the_log_fills_the_gap() {
         a.wait_for(30, "three chunks written", || {
             (metric(&a, "argus_chunks_written_total", "") >= 3.0).then_some(())
         });
-        let seen = stored_values(&a);
+        let seen = stored_wal_seq(&a);
         std::thread::sleep(Duration::from_millis(300));
         a.kill9();
         drop(t);
@@ -235,7 +221,7 @@ fn damaged_chunk_files_are_cut_reported_and_the_log_fills_the_gap() {
         );
         // Everything stored before the kill is back: what the chunk file
         // lost, the log still held.
-        let got = stored_values(&b);
+        let got = stored_wal_seq(&b);
         let lost: Vec<u64> = seen
             .iter()
             .filter(|v| got.binary_search(v).is_err())
@@ -251,84 +237,14 @@ fn damaged_chunk_files_are_cut_reported_and_the_log_fills_the_gap() {
 
 /// A full disk, stood in for by a file size limit (each file argus writes
 /// may grow to 300 KB; a write past that fails with EFBIG as one on a full
-/// disk fails with ENOSPC): scraping and evaluation go on in memory, the
-/// failure is logged once and counted, ArgusStorageWriteFailing fires;
-/// when the limit is lifted writes resume, a checkpoint writes what the log
-/// missed, and after a kill -9 nothing is missing and nothing is damaged.
+/// disk fails with ENOSPC); the compatibility suite runs the same scenario
+/// on a real, small tmpfs (`tests/compat.rs`).
 #[test]
 fn a_full_disk_degrades_to_memory_alerts_and_recovers_without_loss() {
-    let t = Target::start(Reply::Sequence {
-        name: "wal_seq".into(),
-        extra: 2000,
-    });
     let d = tempfile::tempdir().unwrap();
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/argus.yml");
-    let port_placeholder = "SELF";
-    let cfg = |self_addr: &str| {
-        format!(
-            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\n  evaluation_interval: 200ms\nrule_files: ['{}']\nscrape_configs:\n  - job_name: seq\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: argus\n    static_configs: [{{targets: ['{self_addr}']}}]\n",
-            rules.display(),
-            t.addr()
-        )
-    };
-    let mut a = Argus::start_with_file_size_limit(d.path(), &cfg(port_placeholder), &[], 300_000);
-    // Point the self-scrape at the port it got, and reload.
-    std::fs::write(&a.config, cfg(&format!("127.0.0.1:{}", a.port))).unwrap();
-    a.signal("HUP");
-    a.wait_for(60, "log writes failing", || {
-        (metric(&a, "argus_wal_write_failures_total", "") >= 3.0).then_some(())
-    });
-    // Scraping goes on in memory.
-    let before = stored_values(&a).len();
-    a.wait_for(10, "scrapes stored in memory while failing", || {
-        (stored_values(&a).len() > before + 10).then_some(())
-    });
-    let alerts = a.wait_for(60, "ArgusStorageWriteFailing firing", || {
-        let r = a.api("/api/v1/alerts");
-        let firing = r["alerts"].as_array().unwrap().iter().any(|x| {
-            x["labels"]["alertname"] == "ArgusStorageWriteFailing" && x["state"] == "firing"
-        });
-        firing.then_some(r)
-    });
-    assert!(alerts.to_string().contains("cannot write"), "{alerts}");
-    let log = a.log();
-    let failed_lines = log
-        .lines()
-        .filter(|l| l.contains("write-ahead log write failed"))
-        .count();
-    assert_eq!(failed_lines, 1, "logged once per cause:\n{log}");
-
-    a.lift_file_size_limit();
-    let failures = metric(&a, "argus_wal_write_failures_total", "");
-    a.wait_for(20, "writes resumed and a checkpoint taken", || {
-        let log = a.log();
-        (log.contains("write-ahead log writes succeed again") && log.contains("checkpoint written"))
-            .then_some(())
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        metric(&a, "argus_wal_write_failures_total", ""),
-        failures,
-        "no failures after the limit was lifted"
-    );
-    let seen = stored_values(&a);
-    std::thread::sleep(Duration::from_millis(1200));
-    a.kill9();
-    drop(t);
-    let b = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
-    let log = b.log();
-    assert!(!log.contains("damaged"), "no file left damaged:\n{log}");
-    let got = stored_values(&b);
-    let missing: Vec<u64> = seen
-        .iter()
-        .filter(|v| got.binary_search(v).is_err())
-        .copied()
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} lost, first {:?}",
-        missing.len(),
-        seen.len(),
-        &missing[..missing.len().min(10)]
+    disk_full_scenario(
+        d.path(),
+        |dir, cfg| Argus::start_with_file_size_limit(dir, cfg, &[], 300_000),
+        |a| a.lift_file_size_limit(),
     );
 }

@@ -16,6 +16,11 @@
 # With CURVE=SECONDS, the RSS of each is sampled every SECONDS and printed
 # as a curve at the end (is memory flat once the store fills?).
 #
+# With RESTART=1, Prometheus and argus are then restarted on the data they
+# gathered, after a kill -9 and after a clean stop, one at a time, and the
+# seconds until each answers /-/ready are printed (log replay beside log
+# replay).
+#
 # Needs: nginx (Debian nginx-light), prometheus (Debian package), python3.
 # With ARGUS_BIN=PATH that binary runs instead of this tree's release build;
 # with NO_VMAGENT=1 vmagent is left out. With ARGUS_B=PATH a second argus
@@ -24,7 +29,7 @@
 # run each A/B twice with the two swapped, as the one started second
 # measures a few percent more CPU than the first even on the same binary.
 #
-# Usage: [RULES=FILE] [CURVE=30] [ARGUS_BIN=PATH] [ARGUS_B=PATH] [NO_VMAGENT=1] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
+# Usage: [RULES=FILE] [CURVE=30] [RESTART=1] [ARGUS_BIN=PATH] [ARGUS_B=PATH] [NO_VMAGENT=1] benches/compare/run.sh [N] [SERIES] [DURATION] [INTERVAL]
 set -euo pipefail
 N=${1:-50}
 SERIES=${2:-2000}
@@ -101,12 +106,18 @@ scrape_configs:
 YML
 
 P_PORT=$((BASE_PORT - 2)); A_PORT=$((BASE_PORT - 1))
-prometheus --config.file="$WORK/scrape.yml" --web.listen-address="127.0.0.1:$P_PORT" \
-  --storage.tsdb.path="$WORK/prom" >"$WORK/prom.log" 2>&1 &
-PROM=$!
-"$ARGUS" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$A_PORT" \
-  --storage.path "$WORK/argus" --log.level warn >"$WORK/argus.log" 2>&1 &
-ARG=$!
+start_prom() {
+  prometheus --config.file="$WORK/scrape.yml" --web.listen-address="127.0.0.1:$P_PORT" \
+    --storage.tsdb.path="$WORK/prom" >>"$WORK/prom.log" 2>&1 &
+  PROM=$!
+}
+start_argus() {
+  "$ARGUS" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$A_PORT" \
+    --storage.path "$WORK/argus" --log.level warn >>"$WORK/argus.log" 2>&1 &
+  ARG=$!
+}
+start_prom
+start_argus
 ARGB=""
 if [ -n "${ARGUS_B:-}" ]; then
   env ${ARGUS_B_ENV:-} "$ARGUS_B" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$((BASE_PORT - 5))" \
@@ -196,4 +207,24 @@ if [ -n "$VMA" ]; then
 fi
 python3 -c "print(f'ratio argus/prometheus: cpu={$AC/$PC:.3f} rss={$AR/$PR:.3f}')"
 [ -z "${CURVE_OUT:-}" ] || { echo "RSS MiB over time:"; echo "$CURVE_OUT"; }
+if [ -n "${RESTART:-}" ]; then
+  # Seconds from start until /-/ready answers 200 (both answer 503 while
+  # they replay their log), after a kill -9 and after a clean stop, each
+  # on the data it gathered above.
+  ready_after() { # port
+    local t0; t0=$(date +%s.%N)
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/-/ready")" = 200 ]; do sleep 0.05; done
+    python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')"
+  }
+  restart() { # signal
+    kill "-$1" $PROM $ARG; wait $PROM $ARG 2>/dev/null || true
+    start_prom; P_T=$(ready_after $P_PORT)
+    start_argus; A_T=$(ready_after $A_PORT)
+    printf "%-12s %12s %12s\n" "$2" "$P_T" "$A_T"
+  }
+  echo "seconds to ready after a restart on the data above:"
+  printf "%-12s %12s %12s\n" "" prometheus argus
+  restart KILL "kill -9"
+  restart TERM "clean stop"
+fi
 [ -z "${RULES_OUT:-}" ] || echo "$RULES_OUT"

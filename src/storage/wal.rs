@@ -20,7 +20,7 @@
 //! the head goes on numbering after the largest.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -517,22 +517,29 @@ pub fn replay(
     mut visit: impl FnMut(Record),
 ) -> std::io::Result<ReplayReport> {
     let mut rep = ReplayReport::default();
+    // One buffer for every record: replay holds one record at a time, not
+    // a segment.
+    let mut body = Vec::new();
     for n in segments(dir)?.into_iter().filter(|n| *n >= from) {
         let path = dir.join(segment_name(n));
-        let data = fs::read(&path)?;
+        let file = File::open(&path)?;
+        let size = file.metadata()?.len();
+        let mut r = std::io::BufReader::with_capacity(1 << 20, file);
         rep.segments += 1;
-        let mut pos = 0usize;
+        let mut pos = 0u64;
         let bad = loop {
-            if pos == data.len() {
+            if pos == size {
                 break None;
             }
-            let Some(h) = data.get(pos..pos + HEADER) else {
+            let mut h = [0u8; 8];
+            if size - pos < HEADER as u64 {
                 break Some("torn record header");
-            };
+            }
+            r.read_exact(&mut h)?;
             let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
             let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             if len == 0 {
-                break Some(if data[pos..].iter().all(|b| *b == 0) {
+                break Some(if h.iter().all(|b| *b == 0) && rest_is_zero(&mut r)? {
                     "zeroed"
                 } else {
                     "record of length 0"
@@ -541,35 +548,55 @@ pub fn replay(
             if len > MAX_RECORD {
                 break Some("record length out of bounds");
             }
-            let Some(body) = data.get(pos + 8..pos + 8 + len) else {
+            // Checked against the file before anything is allocated, so a
+            // damaged length costs no memory.
+            if len as u64 > size - pos - 8 {
                 break Some("torn record (file ends inside it)");
-            };
-            if crc32fast::hash(body) != crc {
+            }
+            body.clear();
+            body.resize(len, 0);
+            r.read_exact(&mut body)?;
+            if crc32fast::hash(&body) != crc {
                 break Some("checksum mismatch");
             }
             match decode(body[0], &body[1..]) {
-                Some(r) => visit(r),
+                Some(rec) => visit(rec),
                 None => break Some("malformed record with a valid checksum"),
             }
             rep.records += 1;
-            pos += 8 + len;
+            pos += 8 + len as u64;
         };
-        rep.bytes += pos as u64;
+        rep.bytes += pos;
         if let Some(reason) = bad {
             rep.damage.push(Damage {
                 file: path.clone(),
-                offset: pos as u64,
-                dropped_bytes: (data.len() - pos) as u64,
+                offset: pos,
+                dropped_bytes: size - pos,
                 reason: reason.to_string(),
             });
             if repair {
                 let f = fs::OpenOptions::new().write(true).open(&path)?;
-                f.set_len(pos as u64)?;
+                f.set_len(pos)?;
                 f.sync_all()?;
             }
         }
     }
     Ok(rep)
+}
+
+/// True when everything left to read is zero bytes (a preallocated or
+/// zeroed tail rather than a damaged record).
+fn rest_is_zero(r: &mut impl Read) -> std::io::Result<bool> {
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 #[cfg(test)]

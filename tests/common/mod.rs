@@ -1215,3 +1215,103 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Every value of `wal_seq` stored, from the range query API.
+pub fn stored_wal_seq(a: &Argus) -> Vec<u64> {
+    let r = a.api("/api/v1/query?query=wal_seq%5B1h%5D");
+    let mut out: Vec<u64> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["values"].as_array().unwrap().clone())
+        .map(|p| p[1].as_str().unwrap().parse::<f64>().unwrap() as u64)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// A disk that fills and frees again: `start` runs argus in `dir` on the
+/// config it is given, on storage that is (or soon becomes) full; `free`
+/// makes room. Scraping and evaluation go on in memory, the failure is
+/// logged once and counted, ArgusStorageWriteFailing fires; once there is
+/// room, writes resume, a checkpoint writes what the log missed, and after
+/// a kill -9 nothing is missing and nothing is damaged.
+pub fn disk_full_scenario(
+    dir: &Path,
+    start: impl FnOnce(&Path, &str) -> Argus,
+    free: impl FnOnce(&Argus),
+) {
+    let t = Target::start(Reply::Sequence {
+        name: "wal_seq".into(),
+        extra: 2000,
+    });
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/argus.yml");
+    let port_placeholder = "SELF";
+    let cfg = |self_addr: &str| {
+        format!(
+            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\n  evaluation_interval: 200ms\nrule_files: ['{}']\nscrape_configs:\n  - job_name: seq\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: argus\n    static_configs: [{{targets: ['{self_addr}']}}]\n",
+            rules.display(),
+            t.addr()
+        )
+    };
+    let mut a = start(dir, &cfg(port_placeholder));
+    // Point the self-scrape at the port it got, and reload.
+    std::fs::write(&a.config, cfg(&format!("127.0.0.1:{}", a.port))).unwrap();
+    a.signal("HUP");
+    a.wait_for(60, "log writes failing", || {
+        (metric(&a, "argus_wal_write_failures_total", "") >= 3.0).then_some(())
+    });
+    // Scraping goes on in memory.
+    let before = stored_wal_seq(&a).len();
+    a.wait_for(10, "scrapes stored in memory while failing", || {
+        (stored_wal_seq(&a).len() > before + 10).then_some(())
+    });
+    let alerts = a.wait_for(60, "ArgusStorageWriteFailing firing", || {
+        let r = a.api("/api/v1/alerts");
+        let firing = r["alerts"].as_array().unwrap().iter().any(|x| {
+            x["labels"]["alertname"] == "ArgusStorageWriteFailing" && x["state"] == "firing"
+        });
+        firing.then_some(r)
+    });
+    assert!(alerts.to_string().contains("cannot write"), "{alerts}");
+    let log = a.log();
+    let failed_lines = log
+        .lines()
+        .filter(|l| l.contains("write-ahead log write failed"))
+        .count();
+    assert_eq!(failed_lines, 1, "logged once per cause:\n{log}");
+
+    free(&a);
+    let failures = metric(&a, "argus_wal_write_failures_total", "");
+    a.wait_for(20, "writes resumed and a checkpoint taken", || {
+        let log = a.log();
+        (log.contains("write-ahead log writes succeed again") && log.contains("checkpoint written"))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        metric(&a, "argus_wal_write_failures_total", ""),
+        failures,
+        "no failures after the limit was lifted"
+    );
+    let seen = stored_wal_seq(&a);
+    std::thread::sleep(Duration::from_millis(1200));
+    a.kill9();
+    drop(t);
+    let b = Argus::start_in(dir, "scrape_configs: []\n", &[]);
+    let log = b.log();
+    assert!(!log.contains("damaged"), "no file left damaged:\n{log}");
+    let got = stored_wal_seq(&b);
+    let missing: Vec<u64> = seen
+        .iter()
+        .filter(|v| got.binary_search(v).is_err())
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lost, first {:?}",
+        missing.len(),
+        seen.len(),
+        &missing[..missing.len().min(10)]
+    );
+}
