@@ -500,7 +500,7 @@ impl ChunkFiles {
             // Retention may have dropped some of these chunks meanwhile
             // (and new ones may have been cut): drop the copies written.
             let gone = d.frozen.partition_point(|c| c.min_t() <= last);
-            d.frozen.drain(..gone);
+            d.frozen.drain_front(gone);
             if d.removed {
                 continue;
             }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::chunk::{FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
 use super::chunks::{ChunkFiles, ChunkMeta, Maps};
 use super::postings;
+use super::rarevec::RareVec;
 use super::wal::{HistogramsRecord, SamplesRecord, SeriesRecord, Wal};
 use super::{AppendOutcome, Appender, Queryable, SeriesRef, SeriesSamples, StorageError};
 use crate::model::histogram::FloatHistogram;
@@ -87,17 +88,17 @@ impl HeadMemory {
 #[derive(Debug)]
 pub(crate) struct SeriesData {
     /// Full chunks in chunk files, oldest first, all older than `frozen`.
-    pub(crate) disk: Vec<ChunkMeta>,
+    pub(crate) disk: RareVec<ChunkMeta>,
     /// Set while the series waits in the chunk files' queue.
     pub(crate) queued: bool,
-    pub(crate) frozen: Vec<FrozenChunk>,
+    pub(crate) frozen: RareVec<FrozenChunk>,
     pub(crate) head: XorChunk,
     /// Set when retention removed the series from the index, so appenders
     /// holding its handle re-resolve instead of writing into the void.
     pub(crate) removed: bool,
     /// Native histogram samples, uncompressed and in time order. Only
     /// recording rules and tests produce them today, so they are few.
-    pub(crate) hists: Vec<(i64, Arc<FloatHistogram>)>,
+    pub(crate) hists: RareVec<(i64, Arc<FloatHistogram>)>,
 }
 
 impl SeriesData {
@@ -383,9 +384,9 @@ impl MemSeries {
         hists: Vec<(i64, Arc<FloatHistogram>)>,
     ) {
         let mut d = self.lock();
-        d.frozen = frozen;
+        d.frozen = frozen.into();
         d.head = head;
-        d.hists = hists;
+        d.hists = hists.into();
     }
 }
 
@@ -567,12 +568,12 @@ impl Index {
             id,
             syms,
             data: Mutex::new(SeriesData {
-                disk: Vec::new(),
+                disk: RareVec::default(),
                 queued: false,
-                frozen: Vec::new(),
+                frozen: RareVec::default(),
                 head: XorChunk::new(),
                 removed: false,
-                hists: Vec::new(),
+                hists: RareVec::default(),
             }),
         });
         if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
@@ -890,7 +891,7 @@ impl Head {
     /// checkpoint taken before they were written out) are dropped.
     pub(crate) fn attach_disk(&self, s: &MemSeries, metas: Vec<ChunkMeta>) {
         let mut d = s.lock();
-        d.disk = metas;
+        d.disk = metas.into();
         let Some(end) = d.disk.last().map(|m| m.max_t()) else {
             return;
         };
@@ -1025,7 +1026,7 @@ impl Head {
                 .sum::<usize>() as u64;
             let keep = d.disk.partition_point(|c| c.max_t() < min_t);
             if keep > 0 {
-                d.disk.drain(..keep);
+                d.disk.drain_front(keep);
                 // Only a list well past its size gives memory back: retention
                 // drops about as many places as new chunks add.
                 if d.disk.capacity() > d.disk.len() + d.disk.len() / 4 + 4 {
@@ -1037,7 +1038,7 @@ impl Head {
                 d.head = XorChunk::new();
             }
             let keep_from = d.hists.partition_point(|x| x.0 < min_t);
-            d.hists.drain(..keep_from);
+            d.hists.drain_front(keep_from);
             if d.disk.is_empty() && d.frozen.is_empty() && d.head.is_empty() && d.hists.is_empty() {
                 d.removed = true;
                 empty.push(s.id);

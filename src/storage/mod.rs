@@ -8,6 +8,7 @@ pub mod chunk;
 pub mod chunks;
 mod head;
 mod postings;
+mod rarevec;
 pub mod snapshot;
 mod store;
 pub mod wal;
