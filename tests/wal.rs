@@ -78,11 +78,7 @@ fn kill9_at_random_moments_loses_nothing_older_than_a_second() {
     let served = t_hits as u64;
     assert!(got.windows(2).all(|w| w[0] < w[1]), "a value stored twice");
     assert!(got.iter().all(|v| (1..=served).contains(v)), "{got:?}");
-    let missing: Vec<u64> = must_have
-        .iter()
-        .filter(|n| got.binary_search(n).is_err())
-        .copied()
-        .collect();
+    let missing = missing_from(&must_have, &got);
     assert!(
         missing.is_empty(),
         "seed {seed}: {} of {} samples lost, first {:?}",
@@ -222,11 +218,7 @@ fn damaged_chunk_files_are_cut_reported_and_the_log_fills_the_gap() {
         // Everything stored before the kill is back: what the chunk file
         // lost, the log still held.
         let got = stored_wal_seq(&b);
-        let lost: Vec<u64> = seen
-            .iter()
-            .filter(|v| got.binary_search(v).is_err())
-            .copied()
-            .collect();
+        let lost = missing_from(&seen, &got);
         assert!(lost.is_empty(), "{damage}: lost {lost:?}");
         assert!(
             metric(&b, "argus_chunks_corruptions_total", "") >= 1.0,

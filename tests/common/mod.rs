@@ -1230,6 +1230,15 @@ pub fn stored_wal_seq(a: &Argus) -> Vec<u64> {
     out
 }
 
+/// The values of `expected` that `got` (sorted) lacks.
+pub fn missing_from<'a>(expected: impl IntoIterator<Item = &'a u64>, got: &[u64]) -> Vec<u64> {
+    expected
+        .into_iter()
+        .filter(|v| got.binary_search(v).is_err())
+        .copied()
+        .collect()
+}
+
 /// A disk that fills and frees again: `start` runs argus in `dir` on the
 /// config it is given, on storage that is (or soon becomes) full; `free`
 /// makes room. Scraping and evaluation go on in memory, the failure is
@@ -1302,11 +1311,7 @@ pub fn disk_full_scenario(
     let log = b.log();
     assert!(!log.contains("damaged"), "no file left damaged:\n{log}");
     let got = stored_wal_seq(&b);
-    let missing: Vec<u64> = seen
-        .iter()
-        .filter(|v| got.binary_search(v).is_err())
-        .copied()
-        .collect();
+    let missing = missing_from(&seen, &got);
     assert!(
         missing.is_empty(),
         "{} of {} lost, first {:?}",
