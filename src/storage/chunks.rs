@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::Damage;
 use super::head::MemSeries;
+use super::{Damage, NumberedWriter, WriteChange};
 use crate::model::FastMap;
 
 /// Directory of the chunk files inside the storage path.
@@ -127,13 +127,9 @@ pub struct ChunkStats {
 }
 
 struct Writer {
-    n: u32,
-    file: Option<File>,
-    len: u64,
+    out: NumberedWriter,
     /// When the current file was first written (Unix ms).
     opened_ms: i64,
-    dirty: bool,
-    failing: Option<std::io::ErrorKind>,
 }
 
 /// The chunk files of one store.
@@ -306,12 +302,8 @@ impl ChunkFiles {
                 maps: RwLock::new(Arc::new(maps)),
                 ends: Mutex::new(ends),
                 w: Mutex::new(Writer {
-                    n: next,
-                    file: None,
-                    len: 0,
+                    out: NumberedWriter::new(next),
                     opened_ms: 0,
-                    dirty: false,
-                    failing: None,
                 }),
                 queue: Mutex::new(Vec::new()),
                 stats,
@@ -354,25 +346,22 @@ impl ChunkFiles {
                 Err(e) => break Err(e),
             }
         };
-        match &res {
-            // Only a write that happened shows the cause is gone.
-            Ok(()) if self.stats.bytes_written.load(Ordering::Relaxed) == written => {}
-            Ok(()) => {
-                if w.failing.take().is_some() {
-                    tracing::info!(dir = %self.dir.display(), "chunk file writes succeed again");
-                }
+        let wrote = self.stats.bytes_written.load(Ordering::Relaxed) != written;
+        match (w.out.note(&res, wrote), &res) {
+            (Some(WriteChange::Resumed), _) => {
+                tracing::info!(dir = %self.dir.display(), "chunk file writes succeed again");
             }
-            Err(e) => {
-                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
-                if w.failing != Some(e.kind()) {
-                    w.failing = Some(e.kind());
-                    tracing::error!(error = %e, dir = %self.dir.display(), "chunk file write failed; the chunks stay in memory and are written when it works again (logged once per cause)");
-                }
-                let mut q = lock(&self.queue);
-                for s in series.into_iter().skip(done) {
-                    s.lock().queued = true;
-                    q.push(s);
-                }
+            (Some(WriteChange::NewFailure), Err(e)) => {
+                tracing::error!(error = %e, dir = %self.dir.display(), "chunk file write failed; the chunks stay in memory and are written when it works again (logged once per cause)");
+            }
+            _ => {}
+        }
+        if res.is_err() {
+            self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+            let mut q = lock(&self.queue);
+            for s in series.into_iter().skip(done) {
+                s.lock().queued = true;
+                q.push(s);
             }
         }
         res
@@ -386,12 +375,17 @@ impl ChunkFiles {
         series: &[Arc<MemSeries>],
         now_ms: i64,
     ) -> std::io::Result<usize> {
-        if w.file.is_some() && (w.len >= MAX_FILE_BYTES || now_ms - w.opened_ms >= MAX_FILE_AGE_MS)
+        if w.out.file.is_some()
+            && (w.out.len >= MAX_FILE_BYTES || now_ms - w.opened_ms >= MAX_FILE_AGE_MS)
         {
-            self.close_file(w)?;
+            w.out.close_and_advance()?;
         }
         // A new file is created only when there is something to put in it.
-        let base = if w.file.is_none() { FILE_HEADER } else { w.len };
+        let base = if w.out.file.is_none() {
+            FILE_HEADER
+        } else {
+            w.out.len
+        };
         // Encode every waiting chunk, noting where each lands.
         let mut buf = Vec::new();
         let mut placed: Vec<(usize, Vec<ChunkMeta>, i64)> = Vec::new();
@@ -438,7 +432,7 @@ impl ChunkFiles {
                 };
                 metas.push(ChunkMeta {
                     min_t: c.min_t(),
-                    file: w.n,
+                    file: w.out.n,
                     offset,
                     span,
                     len,
@@ -452,8 +446,8 @@ impl ChunkFiles {
         if buf.is_empty() {
             return Ok(taken);
         }
-        if w.file.is_none() {
-            let path = self.dir.join(name(w.n));
+        let path = self.dir.join(name(w.out.n));
+        if w.out.file.is_none() {
             let mut f = fs::OpenOptions::new()
                 .create(true)
                 .truncate(true)
@@ -461,35 +455,25 @@ impl ChunkFiles {
                 .open(&path)?;
             f.write_all(MAGIC)?;
             f.write_all(&VERSION.to_le_bytes())?;
-            w.len = FILE_HEADER;
             w.opened_ms = now_ms;
-            w.dirty = true;
             crate::model::sync_dir(&self.dir);
-            w.file = Some(f);
+            w.out.begin(f, FILE_HEADER);
         }
-        let Some(f) = w.file.as_mut() else {
-            return Ok(taken);
-        };
-        if let Err(e) = f.write_all(&buf) {
-            let _ = f.set_len(w.len);
-            return Err(e);
-        }
-        let path = self.dir.join(name(w.n));
+        let start = w.out.len;
+        w.out.append(&buf)?;
         // Readable before anything points at it; if the map fails, the
         // records are cut off again so the retry does not write them twice.
         let mapped = match map_file(&path) {
             Ok(m) => Arc::new(m),
             Err(e) => {
-                let _ = f.set_len(w.len);
+                w.out.cut_back(start);
                 return Err(e);
             }
         };
-        w.len += buf.len() as u64;
-        w.dirty = true;
         {
             let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
             let mut next = (**maps).clone();
-            next.insert(w.n, mapped);
+            next.insert(w.out.n, mapped);
             self.stats.files.store(next.len() as u64, Ordering::Relaxed);
             *maps = Arc::new(next);
         }
@@ -515,7 +499,7 @@ impl ChunkFiles {
             d.disk.extend(metas);
         }
         lock(&self.ends)
-            .entry(w.n)
+            .entry(w.out.n)
             .and_modify(|e| *e = (*e).max(end))
             .or_insert(end);
         self.stats
@@ -530,35 +514,16 @@ impl ChunkFiles {
         Ok(taken)
     }
 
-    fn close_file(&self, w: &mut Writer) -> std::io::Result<()> {
-        if let Some(f) = w.file.take() {
-            if w.dirty {
-                f.sync_data()?;
-                w.dirty = false;
-            }
-        }
-        w.n = w.n.saturating_add(1);
-        w.len = 0;
-        Ok(())
-    }
-
     /// Fsyncs what was written, so a checkpoint that no longer holds those
     /// chunks can be installed.
     pub fn sync(&self) -> std::io::Result<()> {
-        let mut w = lock(&self.w);
-        if w.dirty {
-            if let Some(f) = w.file.as_ref() {
-                f.sync_data()?;
-            }
-            w.dirty = false;
-        }
-        Ok(())
+        lock(&self.w).out.sync().map(|_| ())
     }
 
     /// Deletes the files whose chunks all end before `min_t`, except the
     /// one being written. Returns how many.
     pub fn remove_before(&self, min_t: i64) -> usize {
-        let current = lock(&self.w).n;
+        let current = lock(&self.w).out.n;
         let gone: Vec<u32> = lock(&self.ends)
             .iter()
             .filter(|(n, end)| **n != current && **end < min_t)

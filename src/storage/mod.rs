@@ -87,6 +87,128 @@ pub fn numbered_files(dir: &std::path::Path) -> std::io::Result<Vec<u32>> {
     Ok(out)
 }
 
+/// The file being appended to of a numbered series (log segments, chunk
+/// files): the one place that cuts off partial writes, fsyncs what was
+/// written, moves on to the next number, and remembers the cause of the
+/// last failure so that a full disk is logged once, not at every write.
+#[derive(Debug)]
+pub(crate) struct NumberedWriter {
+    /// Number of the current (or next) file.
+    pub(crate) n: u32,
+    /// The open file, if one was begun.
+    pub(crate) file: Option<std::fs::File>,
+    /// Bytes in the file that hold whole records.
+    pub(crate) len: u64,
+    /// Written since the last fsync.
+    dirty: bool,
+    failing: Option<std::io::ErrorKind>,
+}
+
+/// How a write changed the writer's health, for its owner to log.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WriteChange {
+    /// Writes work again after failing.
+    Resumed,
+    /// A write failed for a cause not logged yet.
+    NewFailure,
+}
+
+impl NumberedWriter {
+    /// A writer that begins file `n` when first written to.
+    pub(crate) fn new(n: u32) -> Self {
+        NumberedWriter {
+            n,
+            file: None,
+            len: 0,
+            dirty: false,
+            failing: None,
+        }
+    }
+
+    /// Uses `file`, which holds `len` bytes, as the current file.
+    pub(crate) fn begin(&mut self, file: std::fs::File, len: u64) {
+        self.file = Some(file);
+        self.len = len;
+        self.dirty = true;
+    }
+
+    /// Appends `bytes` to the current file; a partial write is cut off, so
+    /// the file stays a sequence of whole records.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = f.write_all(bytes) {
+            let _ = f.set_len(self.len);
+            return Err(e);
+        }
+        self.len += bytes.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Cuts the current file back to `len` bytes (records written after
+    /// it that must not stay).
+    pub(crate) fn cut_back(&mut self, len: u64) {
+        if let Some(f) = self.file.as_ref() {
+            let _ = f.set_len(len);
+        }
+        self.len = len;
+    }
+
+    /// True while the last write failed (until one succeeds).
+    pub(crate) fn failing(&self) -> bool {
+        self.failing.is_some()
+    }
+
+    /// True when something was written since the last fsync.
+    pub(crate) fn dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Fsyncs what was written since the last fsync. Returns whether a
+    /// file was fsynced.
+    pub(crate) fn sync(&mut self) -> std::io::Result<bool> {
+        let mut synced = false;
+        if self.dirty {
+            if let Some(f) = self.file.as_ref() {
+                f.sync_data()?;
+                synced = true;
+            }
+            self.dirty = false;
+        }
+        Ok(synced)
+    }
+
+    /// Closes the current file (fsynced) and moves on to the next number.
+    pub(crate) fn close_and_advance(&mut self) -> std::io::Result<()> {
+        if let Some(f) = self.file.take() {
+            if self.dirty {
+                f.sync_data()?;
+                self.dirty = false;
+            }
+        }
+        self.n = self.n.saturating_add(1);
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Notes how a flush went (`wrote`: it wrote something, so a success
+    /// shows the cause is gone); says what the owner should log.
+    pub(crate) fn note(&mut self, res: &std::io::Result<()>, wrote: bool) -> Option<WriteChange> {
+        match res {
+            Ok(()) if !wrote => None,
+            Ok(()) => self.failing.take().map(|_| WriteChange::Resumed),
+            Err(e) if self.failing == Some(e.kind()) => None,
+            Err(e) => {
+                self.failing = Some(e.kind());
+                Some(WriteChange::NewFailure)
+            }
+        }
+    }
+}
+
 /// Where and how a file of the store was damaged, as opening reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Damage {

@@ -20,14 +20,14 @@
 //! the head goes on numbering after the largest.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Damage;
 use super::snapshot::{put_histogram, read_histogram};
+use super::{Damage, NumberedWriter, WriteChange};
 use crate::model::histogram::FloatHistogram;
 use crate::model::{ByteReader, Labels, put_signed_varint, put_varint};
 
@@ -87,15 +87,8 @@ pub struct WalStats {
 }
 
 struct Segment {
-    n: u32,
-    file: Option<File>,
-    len: u64,
-    /// Written since the last fsync.
-    dirty: bool,
+    out: NumberedWriter,
     last_sync: Instant,
-    /// The cause of the failure last logged, so a full disk is logged once
-    /// and not every 100 ms.
-    failing: Option<std::io::ErrorKind>,
 }
 
 /// The log writer.
@@ -152,12 +145,8 @@ impl Wal {
             opts,
             buf: Mutex::new(Vec::new()),
             seg: Mutex::new(Segment {
-                n: next,
-                file: None,
-                len: 0,
-                dirty: false,
+                out: NumberedWriter::new(next),
                 last_sync: Instant::now(),
-                failing: None,
             }),
             failed_epoch: AtomicU64::new(0),
             covered_epoch: AtomicU64::new(0),
@@ -208,22 +197,20 @@ impl Wal {
         let mut seg = lock(&self.seg);
         let written = self.stats.bytes_written.load(Ordering::Relaxed);
         let res = self.flush_locked(&mut seg, sync);
-        match &res {
-            // Only a write that happened shows the cause is gone.
-            Ok(()) if self.stats.bytes_written.load(Ordering::Relaxed) == written => {}
-            Ok(()) => {
-                if seg.failing.take().is_some() {
-                    tracing::info!(segment = %self.dir.join(segment_name(seg.n)).display(), "write-ahead log writes succeed again");
-                }
+        if res.is_err() {
+            self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+            self.failed_epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        let wrote = self.stats.bytes_written.load(Ordering::Relaxed) != written;
+        let segment = self.dir.join(segment_name(seg.out.n));
+        match (seg.out.note(&res, wrote), &res) {
+            (Some(WriteChange::Resumed), _) => {
+                tracing::info!(segment = %segment.display(), "write-ahead log writes succeed again");
             }
-            Err(e) => {
-                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
-                self.failed_epoch.fetch_add(1, Ordering::Relaxed);
-                if seg.failing != Some(e.kind()) {
-                    seg.failing = Some(e.kind());
-                    tracing::error!(error = %e, segment = %self.dir.join(segment_name(seg.n)).display(), "write-ahead log write failed; samples stay in memory and are written by the next checkpoint (logged once per cause)");
-                }
+            (Some(WriteChange::NewFailure), Err(e)) => {
+                tracing::error!(error = %e, segment = %segment.display(), "write-ahead log write failed; samples stay in memory and are written by the next checkpoint (logged once per cause)");
             }
+            _ => {}
         }
         res
     }
@@ -244,61 +231,42 @@ impl Wal {
             out
         };
         if !bytes.is_empty() {
-            if seg.file.is_none() {
-                let path = self.dir.join(segment_name(seg.n));
+            if seg.out.file.is_none() {
+                let path = self.dir.join(segment_name(seg.out.n));
                 let f = fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&path)?;
-                seg.len = f.metadata()?.len();
+                let len = f.metadata()?.len();
                 crate::model::sync_dir(&self.dir);
-                seg.file = Some(f);
+                seg.out.begin(f, len);
             }
-            let Some(f) = seg.file.as_mut() else {
-                return Ok(());
-            };
-            if let Err(e) = f.write_all(&bytes) {
-                // Cut a partial write off, so the segment stays a sequence
-                // of whole records and later writes are readable.
-                let _ = f.set_len(seg.len);
-                return Err(e);
-            }
-            seg.len += bytes.len() as u64;
-            seg.dirty = true;
+            seg.out.append(&bytes)?;
             self.stats
                 .bytes_written
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
-        if seg.dirty && (sync || seg.last_sync.elapsed() >= self.opts.sync_interval) {
-            if let Some(f) = seg.file.as_ref() {
-                let start = Instant::now();
-                f.sync_data()?;
+        if seg.out.dirty() && (sync || seg.last_sync.elapsed() >= self.opts.sync_interval) {
+            let start = Instant::now();
+            if seg.out.sync()? {
                 self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .fsync_micros
                     .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
             }
-            seg.dirty = false;
             seg.last_sync = Instant::now();
         }
-        if seg.len >= self.opts.segment_bytes {
+        if seg.out.len >= self.opts.segment_bytes {
             self.next_segment(seg)?;
         }
         Ok(())
     }
 
     fn next_segment(&self, seg: &mut Segment) -> std::io::Result<()> {
-        if let Some(f) = seg.file.take() {
-            if seg.dirty {
-                f.sync_data()?;
-                seg.dirty = false;
-            }
-        }
-        seg.n = seg.n.saturating_add(1);
-        seg.len = 0;
+        seg.out.close_and_advance()?;
         self.stats
             .segment
-            .store(u64::from(seg.n), Ordering::Relaxed);
+            .store(u64::from(seg.out.n), Ordering::Relaxed);
         Ok(())
     }
 
@@ -310,10 +278,10 @@ impl Wal {
         let mut seg = lock(&self.seg);
         let epoch = self.failed_epoch.load(Ordering::Relaxed);
         self.flush_locked(&mut seg, true)?;
-        if seg.file.is_some() || seg.len > 0 {
+        if seg.out.file.is_some() || seg.out.len > 0 {
             self.next_segment(&mut seg)?;
         }
-        Ok((seg.n, epoch))
+        Ok((seg.out.n, epoch))
     }
 
     /// Removes the segments before `n` (a checkpoint covers them) and
@@ -332,7 +300,7 @@ impl Wal {
 
     /// True while writes are failing.
     pub fn failing(&self) -> bool {
-        lock(&self.seg).failing.is_some()
+        lock(&self.seg).out.failing()
     }
 
     /// Writes and fsyncs what is buffered; later appends are ignored.
