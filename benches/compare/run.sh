@@ -144,10 +144,10 @@ fi
 
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 if [ -n "${CURVE:-}" ]; then
-  CURVE_OUT=$(printf "%-8s %12s %12s %12s" "t_s" "prometheus" "argus" "vmagent")
+  CURVE_OUT=$(printf "%-8s %12s %12s %12s %12s" "t_s" "prometheus" "argus" "vmagent" "${ARGB:+argus_b}")
   for t in $(seq "$CURVE" "$CURVE" "$DURATION"); do
     sleep "$CURVE"
-    CURVE_OUT+=$(printf "\n%-8s %12s %12s %12s" "$t" "$(rss $PROM)" "$(rss $ARG)" "${VMA:+$(rss $VMA)}")
+    CURVE_OUT+=$(printf "\n%-8s %12s %12s %12s %12s" "$t" "$(rss $PROM)" "$(rss $ARG)" "${VMA:+$(rss $VMA)}" "${ARGB:+$(rss $ARGB)}")
   done
 else
   sleep "$DURATION"

@@ -5,6 +5,8 @@
 //! sizes Prometheus uses for timestamp deltas. Stale markers survive because
 //! values are stored by bit pattern.
 
+use bytes::{Bytes, BytesMut};
+
 /// Samples per chunk before it is cut; the same trade-off Prometheus makes
 /// between compression ratio and decode cost for short ranges.
 pub const SAMPLES_PER_CHUNK: u16 = 120;
@@ -173,14 +175,6 @@ impl XorChunk {
         self.v
     }
 
-    /// An empty chunk whose buffer starts with room for `bytes`, so a
-    /// series' chunks stop paying for growth by doubling.
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut c = XorChunk::new();
-        c.w.bytes.reserve_exact(bytes);
-        c
-    }
-
     /// Encoded bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.w.bytes
@@ -304,24 +298,80 @@ impl XorChunk {
         })
     }
 
-    /// Freezes into a compact immutable chunk (one exact-size allocation).
+    /// Freezes into an immutable chunk of its own (one exact-size
+    /// allocation): for chunks restored at start, not cut by appends.
     pub fn freeze(self) -> FrozenChunk {
-        let mut b = Vec::with_capacity(self.w.bytes.len() + 2);
-        b.extend_from_slice(&self.count.to_le_bytes());
-        b.extend_from_slice(&self.w.bytes);
+        let mut b = BytesMut::with_capacity(self.w.bytes.len() + 2);
+        self.write_frozen(&mut b);
         FrozenChunk {
-            bytes: b.into_boxed_slice(),
+            bytes: b.freeze(),
             max_t: self.t,
         }
     }
+
+    fn write_frozen(&self, b: &mut BytesMut) {
+        b.extend_from_slice(&self.count.to_le_bytes());
+        b.extend_from_slice(&self.w.bytes);
+    }
+
+    /// Empties the chunk for the next samples, keeping its buffer: sized to
+    /// what the last chunk held and an eighth more, so that a series'
+    /// chunks, which are much alike, seldom regrow it by doubling, and
+    /// the buffer is not reallocated at every cut.
+    fn reset(&mut self) {
+        let mut bytes = std::mem::take(&mut self.w.bytes);
+        let used = bytes.len();
+        bytes.clear();
+        if bytes.capacity() > used + used / 4 + 16 {
+            bytes.shrink_to(used + used / 8 + 8);
+        }
+        *self = XorChunk::new();
+        self.w.bytes = bytes;
+    }
 }
 
-/// A full chunk: 24 bytes of handle plus `[count u16][stream]` on the heap.
-/// The first timestamp is the stream's first 64 bits, so it is not stored
-/// twice.
+/// Where the bytes of chunks cut by appends go: blocks that many chunks
+/// share. A full chunk waits in memory only until the storage thread
+/// writes it (a tenth of a second), while the open chunks live as long as
+/// their series; were each full chunk its own allocation, the holes those
+/// left between the long-lived buffers would hold as much memory again as
+/// the open chunks (the churn of 100,000 series cutting every two minutes
+/// was most of the allocator's 40 MB of free-but-resident pages). A block
+/// is freed whole once its last chunk is dropped.
+#[derive(Debug, Default)]
+pub struct Freezer {
+    block: std::sync::Mutex<BytesMut>,
+}
+
+/// Bytes of one shared block.
+const FREEZER_BLOCK: usize = 256 << 10;
+
+impl Freezer {
+    /// Moves the samples of `open` into a frozen chunk in the current
+    /// block and empties `open`, which keeps its buffer for the next
+    /// samples.
+    pub fn cut(&self, open: &mut XorChunk) -> FrozenChunk {
+        let need = open.w.bytes.len() + 2;
+        let bytes = {
+            let mut b = self.block.lock().unwrap_or_else(|e| e.into_inner());
+            if b.capacity() - b.len() < need {
+                *b = BytesMut::with_capacity(FREEZER_BLOCK.max(need));
+            }
+            open.write_frozen(&mut b);
+            b.split().freeze()
+        };
+        let max_t = open.t;
+        open.reset();
+        FrozenChunk { bytes, max_t }
+    }
+}
+
+/// A full chunk: a handle to `[count u16][stream]` in its own allocation or
+/// in a [`Freezer`] block. The first timestamp is the stream's first 64
+/// bits, so it is not stored twice.
 #[derive(Clone, Debug)]
 pub struct FrozenChunk {
-    bytes: Box<[u8]>,
+    bytes: Bytes,
     max_t: i64,
 }
 
@@ -480,6 +530,43 @@ impl Iterator for XorIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chunks cut through a freezer share its blocks, keep their samples
+    /// after the open chunk (which keeps its buffer) moves on, and a new
+    /// block is begun when one is full.
+    #[test]
+    fn freezer_cuts_share_blocks_and_the_open_buffer_is_kept() {
+        let f = Freezer::default();
+        let mut open = XorChunk::new();
+        let mut cut = Vec::new();
+        let mut t = 0i64;
+        for round in 0..3000u32 {
+            for _ in 0..120 {
+                t += 15_000;
+                open.append(t, f64::from(round) + (t % 7) as f64 * 0.25);
+            }
+            let before = open.w.bytes.as_ptr();
+            let c = f.cut(&mut open);
+            assert!(open.is_empty() && open.w.bytes.capacity() > 0);
+            assert_eq!(open.w.bytes.as_ptr(), before, "buffer kept");
+            cut.push(c);
+        }
+        let mut t = 0i64;
+        for (round, c) in cut.iter().enumerate() {
+            assert_eq!(c.count(), 120);
+            for (ct, v) in c.iter() {
+                t += 15_000;
+                assert_eq!((ct, v), (t, round as f64 + (t % 7) as f64 * 0.25));
+            }
+            assert_eq!(c.max_t(), t);
+        }
+        // 3000 chunks of a few hundred bytes fill more than one block.
+        let first = cut[0].bytes.as_ptr() as usize;
+        let last = cut[2999].bytes.as_ptr() as usize;
+        assert!(last.abs_diff(first) > FREEZER_BLOCK || last < first);
+        let next = cut[1].bytes.as_ptr() as usize;
+        assert_eq!(next, first + cut[0].bytes.len(), "one block, back to back");
+    }
 
     fn roundtrip(samples: &[(i64, f64)]) {
         let mut c = XorChunk::new();

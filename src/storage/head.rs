@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::chunk::{FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
+use super::chunk::{Freezer, FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
 use super::chunks::{ChunkFiles, ChunkMeta, Maps};
 use super::postings;
 use super::rarevec::RareVec;
@@ -290,7 +290,13 @@ impl SeriesData {
     }
 
     /// Appends one sample with Prometheus's ordering rules.
-    fn append(&mut self, t: i64, v: f64, min_valid: i64) -> Result<bool, StorageError> {
+    fn append(
+        &mut self,
+        t: i64,
+        v: f64,
+        min_valid: i64,
+        freezer: &Freezer,
+    ) -> Result<bool, StorageError> {
         if self.removed {
             return Err(StorageError::UnknownRef);
         }
@@ -340,13 +346,11 @@ impl SeriesData {
         if self.head.len() >= SAMPLES_PER_CHUNK
             || (!self.head.is_empty() && t - self.head.min_t() > i64::from(u32::MAX))
         {
-            // Size the next buffer like the last chunk so it rarely regrows.
-            let next = XorChunk::with_capacity(self.head.bytes().len() + 8);
-            let full = std::mem::replace(&mut self.head, next);
+            let full = freezer.cut(&mut self.head);
             // Grow by one: a doubling Vec of chunk handles would cost more
             // per sample than the handles themselves.
             self.frozen.reserve_exact(1);
-            self.frozen.push(full.freeze());
+            self.frozen.push(full);
         }
         self.head.append(t, v);
         Ok(true)
@@ -733,6 +737,8 @@ pub struct Head {
     chunks: std::sync::OnceLock<Arc<ChunkFiles>>,
     /// Samples older than this are refused (retention boundary).
     min_valid_t: AtomicI64,
+    /// Where cut chunks wait for the chunk files.
+    freezer: Freezer,
     /// Counters for telemetry.
     pub stats: HeadStats,
 }
@@ -751,6 +757,7 @@ impl Head {
             wal: std::sync::OnceLock::new(),
             chunks: std::sync::OnceLock::new(),
             min_valid_t: AtomicI64::new(i64::MIN),
+            freezer: Freezer::default(),
             stats: HeadStats::default(),
         }
     }
@@ -880,8 +887,10 @@ impl Head {
             if d.head.is_empty() {
                 continue;
             }
-            let full = std::mem::replace(&mut d.head, XorChunk::new());
-            d.frozen.push(full.freeze());
+            let full = self.freezer.cut(&mut d.head);
+            // The series may stay idle: its buffer is not kept.
+            d.head = XorChunk::new();
+            d.frozen.push(full);
             self.queue_full_chunks(&s, &mut d);
         }
     }
@@ -961,7 +970,7 @@ impl Head {
             match find(id) {
                 Some(s) => {
                     let mut d = s.lock();
-                    out.count(d.append_value(t, &v, min_valid));
+                    out.count(d.append_value(t, &v, min_valid, &self.freezer));
                     self.queue_full_chunks(s, &mut d);
                 }
                 None => out.unknown_ref += 1,
@@ -1235,9 +1244,10 @@ impl SeriesData {
         t: i64,
         v: &PendingValue,
         min_valid: i64,
+        freezer: &Freezer,
     ) -> Result<bool, StorageError> {
         match v {
-            PendingValue::Float(f) => self.append(t, *f, min_valid),
+            PendingValue::Float(f) => self.append(t, *f, min_valid, freezer),
             PendingValue::Histogram(h) => self.append_histogram(t, h.clone(), min_valid),
         }
     }
@@ -1340,7 +1350,7 @@ impl Appender for HeadAppender {
                 };
                 let res = {
                     let mut d = s.lock();
-                    let r = d.append_value(t, v, min_valid);
+                    let r = d.append_value(t, v, min_valid, &self.head.freezer);
                     self.head.queue_full_chunks(s, &mut d);
                     r
                 };
@@ -1363,7 +1373,7 @@ impl Appender for HeadAppender {
                 Ok(s) => {
                     let r = {
                         let mut d = s.lock();
-                        let r = d.append_value(t, &v, min_valid);
+                        let r = d.append_value(t, &v, min_valid, &self.head.freezer);
                         self.head.queue_full_chunks(&s, &mut d);
                         r
                     };

@@ -531,7 +531,7 @@ mod tests {
         flush(&s);
         s.head().truncate(0);
         // 10 samples left in each open chunk, in a buffer sized like the
-        // last full chunk (so it rarely regrows): one chunk's worth.
+        // last full chunk and an eighth (so it rarely regrows).
         let open = part(s.head(), "open_chunks");
         assert!(open < 1000 * 400, "{open}");
         assert_eq!(part(s.head(), "chunk_refs"), 1000 * 4 * 24);
