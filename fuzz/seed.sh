@@ -67,6 +67,9 @@ printf '\x01' > "$here/corpus/wal_segment/seed-empty-raw"
 mkdir -p "$here/corpus/chunk_file"
 printf '\x00\x1f\x00\x01\x00\x00\x00\x02\x00\xe8\x03\x00\x00\x00\x00\x00\x00\x00\x00\x03\xe8\x3f\xf0\x00\x00\x00\x00\x00\x00\x83\xe8\xc2\x5f\xff' > "$here/corpus/chunk_file/seed-chunk"
 printf '\x01ARGUSCHK\x01\x00\x00\x00' > "$here/corpus/chunk_file/seed-empty-raw"
+# The same record with its index entry (mode 6: index entries given, the
+# header and checksum added): series 1, stream at offset 30, 21 bytes.
+printf '\x06\x18\x00\x01\x00\x00\x00\x1e\x00\x00\x00\xe8\x03\x00\x00\x00\x00\x00\x00\xe8\x03\x00\x00\x15\x00\x02\x00\x1f\x00\x01\x00\x00\x00\x02\x00\xe8\x03\x00\x00\x00\x00\x00\x00\x00\x00\x03\xe8\x3f\xf0\x00\x00\x00\x00\x00\x00\x83\xe8\xc2\x5f\xff' > "$here/corpus/chunk_file/seed-indexed"
 # Small hand-written inputs for the formats the corpora above lack.
 printf '\x00# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code="200",method="get"} 1027 1395066363000\nhttp_requests_total{code="400"} 3\n# TYPE rpc histogram\nrpc_bucket{le="0.05"} 24054\nrpc_bucket{le="+Inf"} 144320\nrpc_sum 53423\nrpc_count 144320\nmsdos_file_access_time_seconds{path="C:\\\\DIR\\\\FILE.TXT",error="Cannot find file:\\n\\"FILE.TXT\\""} 1.458255915e9\n' > "$here/corpus/exposition_text/seed-text"
 printf '\x01# TYPE acme_http_router_request_seconds summary\n# UNIT acme_http_router_request_seconds seconds\nacme_http_router_request_seconds_sum{path="/api/v1",method="GET"} 9036.32\nacme_http_router_request_seconds_count{path="/api/v1",method="GET"} 807283.0\nacme_http_router_request_seconds_created{path="/api/v1",method="GET"} 1605281325.0\n# TYPE foo histogram\nfoo_bucket{le="0.01"} 0 # {trace_id="KOO5S4vxi0o"} 0.67\nfoo_bucket{le="+Inf"} 17\nfoo_count 17\nfoo_sum 324789.3\n# EOF\n' > "$here/corpus/exposition_text/seed-om"

@@ -205,11 +205,11 @@ fn damaged_chunk_files_are_cut_reported_and_the_log_fills_the_gap() {
             _ => bytes[at..].iter_mut().for_each(|b| *b = 0),
         }
         std::fs::write(&f, &bytes).unwrap();
-        let b = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
+        let mut b = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
         let log = b.log();
         let line = log
             .lines()
-            .find(|l| l.contains("chunk file damaged"))
+            .find(|l| l.contains("chunk file or index damaged"))
             .unwrap_or_else(|| panic!("{damage}: no damage reported:\n{log}"));
         assert!(
             line.contains(&f.display().to_string()) && line.contains("at offset"),
@@ -224,7 +224,37 @@ fn damaged_chunk_files_are_cut_reported_and_the_log_fills_the_gap() {
             metric(&b, "argus_chunks_corruptions_total", "") >= 1.0,
             "{damage}"
         );
+        // At that start every file was complete and got its index; the
+        // same damage to an index: reported, rebuilt from its file.
+        b.kill9();
+        let ix = index_of(&f);
+        let mut bytes = std::fs::read(&ix).unwrap();
+        let at = bytes.len() / 2;
+        match damage {
+            "truncate" => bytes.truncate(at),
+            "flip" => bytes[at] ^= 0x08,
+            _ => bytes[at..].iter_mut().for_each(|b| *b = 0),
+        }
+        std::fs::write(&ix, &bytes).unwrap();
+        let c = Argus::start_in(d.path(), "scrape_configs: []\n", &[]);
+        let log = c.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("chunk file or index damaged"))
+            .unwrap_or_else(|| panic!("{damage}: no index damage reported:\n{log}"));
+        assert!(
+            line.contains(&ix.display().to_string()) && line.contains("rebuilt"),
+            "{damage}: {line}"
+        );
+        assert_eq!(stored_wal_seq(&c), got, "{damage}: index rebuilt");
     }
+}
+
+/// The index file beside chunk file `f`.
+fn index_of(f: &std::path::Path) -> std::path::PathBuf {
+    let ix = argus::storage::sealed::index_path(f);
+    assert!(ix.exists(), "{} has no index", f.display());
+    ix
 }
 
 /// A full disk, stood in for by a file size limit (each file argus writes

@@ -257,13 +257,15 @@ fn report_open(rep: &crate::storage::OpenReport) {
         tracing::error!(damage = %d, "write-ahead log damaged; the segment was cut at the damage, everything before it restored");
     }
     for d in &rep.chunks.damage {
-        tracing::error!(damage = %d, "chunk file damaged; the file was cut at the damage, everything before it restored (and what the write-ahead log still holds)");
+        tracing::error!(damage = %d, "chunk file or index damaged; a damaged file was cut at the damage (everything before it restored, and what the write-ahead log still holds), a damaged index rebuilt from its file");
     }
     if rep.snapshot.series > 0 || rep.replay.records > 0 || rep.chunks.files > 0 {
         tracing::info!(
             series = rep.series,
             chunk_files = rep.chunks.files,
+            chunk_indexes_reused = rep.chunks.indexes_reused,
             orphan_chunks = rep.orphan_chunks,
+            orphan_sealed_series = rep.orphan_sealed_series,
             snapshot_series = rep.snapshot.series,
             wal_segments = rep.replay.segments,
             wal_records = rep.replay.records,

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::head::MemSeries;
+use super::sealed::{IndexWriter, SealedIndex, SeriesSpan};
 use super::{Damage, NumberedWriter, WriteChange};
 use crate::model::FastMap;
 
@@ -76,35 +77,69 @@ impl ChunkMeta {
     }
 }
 
-/// A read-only map of one chunk file.
+/// A read-only map of one chunk file, with its index once it is sealed.
 pub struct Mapped {
     map: memmap2::Mmap,
+    /// Where each series' chunks are, once the file is complete.
+    pub(crate) index: Option<SealedIndex>,
+    stats: Arc<ChunkStats>,
 }
 
 impl Mapped {
-    /// The stream of `m`, if the file holds it.
+    /// The stream of `m`, if the file holds it and its record's checksum
+    /// holds (a sealed file is not scanned again at start, so a chunk
+    /// damaged on disk since is caught here: counted, read as empty).
     pub fn stream(&self, m: &ChunkMeta) -> Option<&[u8]> {
         let start = m.offset as usize;
-        self.map.get(start..start.checked_add(usize::from(m.len))?)
+        let end = start.checked_add(usize::from(m.len))?;
+        let rec = start.checked_sub(RECORD_HEADER + BODY_HEADER)?;
+        let ok = self.map.get(rec..end).is_some_and(|r| {
+            let crc = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+            let blen = u32::from_le_bytes([r[4], r[5], r[6], r[7]]) as usize;
+            blen == BODY_HEADER + usize::from(m.len) && crc32fast::hash(&r[RECORD_HEADER..]) == crc
+        });
+        if !ok {
+            self.stats.corruptions.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        self.map.get(start..end)
     }
 }
 
+fn map_file(path: &Path, stats: &Arc<ChunkStats>) -> std::io::Result<Mapped> {
+    Ok(Mapped {
+        map: map_readonly(&File::open(path)?)?,
+        index: None,
+        stats: stats.clone(),
+    })
+}
+
+/// Maps a chunk file or a sealed file's index for reading.
 #[allow(unsafe_code)]
-fn map_file(path: &Path) -> std::io::Result<Mapped> {
-    let f = File::open(path)?;
+pub(super) fn map_readonly(f: &File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: chunk files are only ever appended to (by this process's
     // writer, behind the already mapped length) and deleted, never
     // truncated or rewritten while argus runs (the cut of a damaged tail
-    // happens at start, before any map exists), so the mapped bytes never
-    // change or vanish under a reader. A deleted file stays mapped until
-    // the last reader drops it.
-    let map = unsafe { memmap2::Mmap::map(&f)? };
-    Ok(Mapped { map })
+    // happens at start, before any map exists); an index is written whole
+    // under a temporary name, renamed into place and never modified. So
+    // the mapped bytes never change or vanish under a reader. A deleted
+    // file stays mapped until the last reader drops it.
+    unsafe { memmap2::Mmap::map(f) }
 }
 
 /// The maps of every chunk file, by number: what a query holds while it
 /// reads, so files deleted meanwhile stay readable to it.
-pub type Maps = Arc<BTreeMap<u32, Arc<Mapped>>>;
+#[derive(Default)]
+pub struct FileMaps {
+    /// Maps by file number.
+    pub files: BTreeMap<u32, Arc<Mapped>>,
+    /// How many indexes were installed before this set was taken: a
+    /// series sealed by a later one needs a newer set.
+    pub sealed_gen: u32,
+}
+
+/// The current [`FileMaps`], shared.
+pub type Maps = Arc<FileMaps>;
 
 /// Counters the chunk files keep, read by telemetry.
 #[derive(Debug, Default)]
@@ -116,7 +151,8 @@ pub struct ChunkStats {
     /// Writes or fsyncs that failed (the chunks stay in memory and are
     /// written later).
     pub write_failures: AtomicU64,
-    /// Damaged records found at start.
+    /// Damaged records found at start, damaged indexes, and chunks whose
+    /// checksum failed when read.
     pub corruptions: AtomicU64,
     /// Files removed by retention.
     pub files_removed: AtomicU64,
@@ -140,8 +176,10 @@ pub struct ChunkFiles {
     ends: Mutex<BTreeMap<u32, i64>>,
     w: Mutex<Writer>,
     queue: Mutex<Vec<Arc<MemSeries>>>,
+    /// Complete files whose index is still to be written, oldest first.
+    closed: Mutex<Vec<u32>>,
     /// Counters.
-    pub stats: ChunkStats,
+    pub stats: Arc<ChunkStats>,
 }
 
 /// What the scan at start found.
@@ -149,9 +187,15 @@ pub struct ChunkFiles {
 pub struct ScanReport {
     /// Files read.
     pub files: usize,
-    /// Chunks found, with the id of the series each belongs to, in the
+    /// Chunks of files that could not be indexed (their index could not
+    /// be written), with the id of the series each belongs to, in the
     /// order written (so each series' chunks are in time order).
     pub chunks: Vec<(u32, ChunkMeta)>,
+    /// For each series with chunks in indexed files, the span they cover.
+    pub sealed: FastMap<u32, SeriesSpan>,
+    /// Indexes opened as they were (the others were rebuilt from their
+    /// chunk files).
+    pub indexes_reused: usize,
     /// Damage found; each damaged file is cut at its first bad record.
     pub damage: Vec<Damage>,
 }
@@ -239,21 +283,142 @@ fn scan_file(path: &Path, n: u32, out: &mut Vec<(u32, ChunkMeta)>) -> Option<Dam
     }
 }
 
+/// Writes the index of chunk file `path` from its chunks, sorted by
+/// series id and time.
+fn write_index(path: &Path, chunks: &[(u32, ChunkMeta)]) -> std::io::Result<()> {
+    let mut w = IndexWriter::create(path)?;
+    for (id, m) in chunks {
+        w.push(*id, m)?;
+    }
+    w.finish().map(|_| ())
+}
+
+/// Opens the index of chunk file `path` (number `n`) and maps both, adding
+/// each series' span to `spans`. Returns the map, the file's newest chunk
+/// end and its length on disk (both files).
+fn open_index(
+    path: &Path,
+    n: u32,
+    stats: &Arc<ChunkStats>,
+    spans: Option<&mut FastMap<u32, SeriesSpan>>,
+) -> Result<(Mapped, i64, u64), super::sealed::IndexDamage> {
+    let unreadable = |e: std::io::Error| super::sealed::IndexDamage {
+        offset: 0,
+        reason: format!("chunk file unreadable: {e}"),
+    };
+    let chunk_len = fs::metadata(path).map_err(unreadable)?.len();
+    let ipath = super::sealed::index_path(path);
+    // Spans go in only once the whole index checks out.
+    let mut here: Vec<(u32, SeriesSpan)> = Vec::new();
+    let want = spans.is_some();
+    let index = SealedIndex::open(&ipath, n, chunk_len, |id, m| match here.last_mut() {
+        _ if !want => {}
+        Some((last, span)) if *last == id => span.max_t = span.max_t.max(m.max_t()),
+        _ => here.push((
+            id,
+            SeriesSpan {
+                min_t: m.min_t,
+                max_t: m.max_t(),
+            },
+        )),
+    })?;
+    let Some(spans) = spans else {
+        return finish_open(path, stats, index, chunk_len, &ipath);
+    };
+    for (id, span) in here {
+        spans
+            .entry(id)
+            .and_modify(|s| {
+                s.min_t = s.min_t.min(span.min_t);
+                s.max_t = s.max_t.max(span.max_t);
+            })
+            .or_insert(span);
+    }
+    finish_open(path, stats, index, chunk_len, &ipath)
+}
+
+fn finish_open(
+    path: &Path,
+    stats: &Arc<ChunkStats>,
+    index: SealedIndex,
+    chunk_len: u64,
+    ipath: &Path,
+) -> Result<(Mapped, i64, u64), super::sealed::IndexDamage> {
+    let end = index.max_t;
+    let ilen = fs::metadata(ipath).map(|m| m.len()).unwrap_or(0);
+    let map = map_file(path, stats).map_err(|e| super::sealed::IndexDamage {
+        offset: 0,
+        reason: format!("chunk file unreadable: {e}"),
+    })?;
+    Ok((
+        Mapped {
+            index: Some(index),
+            ..map
+        },
+        end,
+        chunk_len + ilen,
+    ))
+}
+
+/// Removes index files (and temporary ones) without their chunk file.
+fn remove_stray_indexes(dir: &Path, numbers: &[u32]) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let fname = e.file_name();
+        let Some(fname) = fname.to_str() else {
+            continue;
+        };
+        let Some(stem) = fname.split_once('.').map(|(a, _)| a) else {
+            continue;
+        };
+        let has_chunks = stem.parse::<u32>().is_ok_and(|n| numbers.contains(&n));
+        if fname.ends_with(".tmp") || (fname.ends_with(super::sealed::SUFFIX) && !has_chunks) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 impl ChunkFiles {
-    /// Opens the chunk files under `dir` (created if missing): scans every
-    /// file, cuts damaged ones at their first bad record, maps them for
-    /// reading, and starts a new file for writing.
+    /// Opens the chunk files under `dir` (created if missing). Every file
+    /// there is complete (writing goes on in a new one), so each is read
+    /// through its index; a file without a sound index is scanned, cut at
+    /// its first bad record, and indexed. Files are mapped for reading.
     pub fn open(dir: &Path) -> std::io::Result<(ChunkFiles, ScanReport)> {
         fs::create_dir_all(dir)?;
+        let stats = Arc::new(ChunkStats::default());
         let mut rep = ScanReport::default();
         let mut maps = BTreeMap::new();
         let mut ends = BTreeMap::new();
+        let mut closed = Vec::new();
         let mut disk = 0u64;
         let numbers = super::numbered_files(dir)?;
+        remove_stray_indexes(dir, &numbers);
         for &n in &numbers {
             let path = dir.join(name(n));
-            let before = rep.chunks.len();
-            if let Some(d) = scan_file(&path, n, &mut rep.chunks) {
+            rep.files += 1;
+            let ipath = super::sealed::index_path(&path);
+            if ipath.exists() {
+                match open_index(&path, n, &stats, Some(&mut rep.sealed)) {
+                    Ok((m, end, len)) => {
+                        maps.insert(n, Arc::new(m));
+                        ends.insert(n, end);
+                        disk += len;
+                        rep.indexes_reused += 1;
+                        continue;
+                    }
+                    Err(d) => {
+                        rep.damage.push(Damage {
+                            file: ipath.clone(),
+                            offset: d.offset,
+                            dropped_bytes: 0,
+                            reason: format!("{}; rebuilt from its chunk file", d.reason),
+                        });
+                        let _ = fs::remove_file(&ipath);
+                    }
+                }
+            }
+            let mut found = Vec::new();
+            if let Some(d) = scan_file(&path, n, &mut found) {
                 // Cut at the damage, so it is reported once and the good
                 // part stays readable; a file without one good record goes.
                 let keep = if d.offset <= FILE_HEADER { 0 } else { d.offset };
@@ -261,9 +426,6 @@ impl ChunkFiles {
                     .write(true)
                     .open(&path)
                     .and_then(|f| f.set_len(keep).and_then(|_| f.sync_all()));
-                if keep == 0 {
-                    let _ = fs::remove_file(&path);
-                }
                 rep.damage.push(d);
                 if let Err(e) = cut {
                     rep.damage.push(Damage {
@@ -274,22 +436,38 @@ impl ChunkFiles {
                     });
                 }
             }
-            rep.files += 1;
-            if rep.chunks.len() == before {
+            if found.is_empty() {
                 // Nothing readable: nothing for retention to wait for.
                 let _ = fs::remove_file(&path);
-            } else {
-                let end = rep.chunks[before..]
-                    .iter()
-                    .map(|(_, m)| m.max_t())
-                    .max()
-                    .unwrap_or(i64::MIN);
-                ends.insert(n, end);
-                maps.insert(n, Arc::new(map_file(&path)?));
-                disk += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                continue;
+            }
+            // Each series' chunks stay in the order written (time order).
+            found.sort_by_key(|(id, _)| *id);
+            let indexed = write_index(&path, &found)
+                .map_err(|e| super::sealed::IndexDamage {
+                    offset: 0,
+                    reason: e.to_string(),
+                })
+                .and_then(|()| open_index(&path, n, &stats, Some(&mut rep.sealed)));
+            match indexed {
+                Ok((m, end, len)) => {
+                    maps.insert(n, Arc::new(m));
+                    ends.insert(n, end);
+                    disk += len;
+                }
+                Err(e) => {
+                    // Served from memory as the file being written is;
+                    // indexed again once writes work.
+                    tracing::warn!(file = %path.display(), error = %e.reason, "could not index a chunk file; its chunk places stay in memory until it can be");
+                    let end = found.iter().map(|(_, m)| m.max_t()).max();
+                    ends.insert(n, end.unwrap_or(i64::MIN));
+                    maps.insert(n, Arc::new(map_file(&path, &stats)?));
+                    disk += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    rep.chunks.extend(found);
+                    closed.push(n);
+                }
             }
         }
-        let stats = ChunkStats::default();
         stats
             .corruptions
             .store(rep.damage.len() as u64, Ordering::Relaxed);
@@ -299,13 +477,17 @@ impl ChunkFiles {
         Ok((
             ChunkFiles {
                 dir: dir.to_path_buf(),
-                maps: RwLock::new(Arc::new(maps)),
+                maps: RwLock::new(Arc::new(FileMaps {
+                    files: maps,
+                    sealed_gen: 0,
+                })),
                 ends: Mutex::new(ends),
                 w: Mutex::new(Writer {
                     out: NumberedWriter::new(next),
                     opened_ms: 0,
                 }),
                 queue: Mutex::new(Vec::new()),
+                closed: Mutex::new(closed),
                 stats,
             },
             rep,
@@ -378,7 +560,9 @@ impl ChunkFiles {
         if w.out.file.is_some()
             && (w.out.len >= MAX_FILE_BYTES || now_ms - w.opened_ms >= MAX_FILE_AGE_MS)
         {
+            let n = w.out.n;
             w.out.close_and_advance()?;
+            lock(&self.closed).push(n);
         }
         // A new file is created only when there is something to put in it.
         let base = if w.out.file.is_none() {
@@ -463,20 +647,16 @@ impl ChunkFiles {
         w.out.append(&buf)?;
         // Readable before anything points at it; if the map fails, the
         // records are cut off again so the retry does not write them twice.
-        let mapped = match map_file(&path) {
+        let mapped = match map_file(&path, &self.stats) {
             Ok(m) => Arc::new(m),
             Err(e) => {
                 w.out.cut_back(start);
                 return Err(e);
             }
         };
-        {
-            let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
-            let mut next = (**maps).clone();
-            next.insert(w.out.n, mapped);
-            self.stats.files.store(next.len() as u64, Ordering::Relaxed);
-            *maps = Arc::new(next);
-        }
+        self.update_maps(|m| {
+            m.files.insert(w.out.n, mapped);
+        });
         let mut end = i64::MIN;
         let mut written = 0u64;
         for (i, metas, last) in placed {
@@ -535,7 +715,14 @@ impl ChunkFiles {
         let mut removed = 0;
         for n in &gone {
             let path = self.dir.join(name(*n));
-            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            // The index first: an index without its chunk file is removed
+            // at start, a chunk file without its index is indexed again.
+            let ipath = super::sealed::index_path(&path);
+            let isize = fs::metadata(&ipath).map(|m| m.len()).unwrap_or(0);
+            if isize > 0 && fs::remove_file(&ipath).is_err() {
+                continue;
+            }
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) + isize;
             match fs::remove_file(&path) {
                 Ok(()) => {
                     removed += 1;
@@ -550,14 +737,13 @@ impl ChunkFiles {
                 }
             }
             lock(&self.ends).remove(n);
+            lock(&self.closed).retain(|c| c != n);
         }
-        let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = (**maps).clone();
-        for n in &gone {
-            next.remove(n);
-        }
-        self.stats.files.store(next.len() as u64, Ordering::Relaxed);
-        *maps = Arc::new(next);
+        self.update_maps(|m| {
+            for n in &gone {
+                m.files.remove(n);
+            }
+        });
         self.stats
             .files_removed
             .fetch_add(removed as u64, Ordering::Relaxed);
@@ -567,6 +753,60 @@ impl ChunkFiles {
     /// Series waiting for their chunks to be written.
     pub fn queued(&self) -> usize {
         lock(&self.queue).len()
+    }
+
+    /// Replaces the shared maps with `f` applied to a copy of them.
+    fn update_maps(&self, f: impl FnOnce(&mut FileMaps)) {
+        let mut maps = self.maps.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = FileMaps {
+            files: maps.files.clone(),
+            sealed_gen: maps.sealed_gen,
+        };
+        f(&mut next);
+        self.stats
+            .files
+            .store(next.files.len() as u64, Ordering::Relaxed);
+        *maps = Arc::new(next);
+    }
+
+    /// Completes the file being written, as its size or age would.
+    #[cfg(test)]
+    pub(crate) fn complete_current(&self) {
+        let mut w = lock(&self.w);
+        if w.out.file.is_some() {
+            let n = w.out.n;
+            w.out.close_and_advance().unwrap();
+            lock(&self.closed).push(n);
+        }
+    }
+
+    /// The oldest complete file still to be indexed.
+    pub(crate) fn next_to_seal(&self) -> Option<u32> {
+        lock(&self.closed).first().copied()
+    }
+
+    /// Begins the index of complete file `n`.
+    pub(crate) fn begin_index(&self, n: u32) -> std::io::Result<IndexWriter> {
+        IndexWriter::create(&self.dir.join(name(n)))
+    }
+
+    /// Puts the index of file `n`, written whole, in readers' way: from
+    /// the returned generation on, readers look chunks of `n` up in it,
+    /// for every series whose own places for `n` are gone.
+    pub(crate) fn install_index(&self, n: u32, w: IndexWriter) -> std::io::Result<u32> {
+        let path = self.dir.join(name(n));
+        w.finish()?;
+        let (m, _, _) =
+            open_index(&path, n, &self.stats, None).map_err(|d| std::io::Error::other(d.reason))?;
+        let mapped = Arc::new(m);
+        let mut generation = 0;
+        self.update_maps(|maps| {
+            maps.files.insert(n, mapped);
+            maps.sealed_gen = maps.sealed_gen.wrapping_add(1);
+            generation = maps.sealed_gen;
+        });
+        lock(&self.closed).retain(|c| *c != n);
+        Ok(generation)
     }
 }
 

@@ -13,6 +13,7 @@ use super::chunk::{Freezer, FrozenChunk, SAMPLES_PER_CHUNK, XorChunk};
 use super::chunks::{ChunkFiles, ChunkMeta, Maps};
 use super::postings;
 use super::rarevec::RareVec;
+use super::sealed::SeriesSpan;
 use super::wal::{HistogramsRecord, SamplesRecord, SeriesRecord, Wal};
 use super::{AppendOutcome, Appender, Queryable, SeriesRef, SeriesSamples, StorageError};
 use crate::model::histogram::FloatHistogram;
@@ -87,7 +88,11 @@ impl HeadMemory {
 /// the storage thread writes them, then are read from `disk`.
 #[derive(Debug)]
 pub(crate) struct SeriesData {
-    /// Full chunks in chunk files, oldest first, all older than `frozen`.
+    /// What the series has in sealed chunk files (found through their
+    /// indexes), all older than `disk`.
+    pub(crate) sealed: Sealed,
+    /// Full chunks in chunk files not yet indexed, oldest first, all older
+    /// than `frozen`.
     pub(crate) disk: RareVec<ChunkMeta>,
     /// Set while the series waits in the chunk files' queue.
     pub(crate) queued: bool,
@@ -101,6 +106,53 @@ pub(crate) struct SeriesData {
     pub(crate) hists: RareVec<(i64, Arc<FloatHistogram>)>,
 }
 
+/// The span of time a series' chunks in sealed files cover (retention
+/// raises its start), and the generation of the last index that took
+/// chunk places from the series: a reader whose maps are older must take
+/// newer ones to find them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sealed {
+    min_t: i64,
+    max_t: i64,
+    generation: u32,
+}
+
+impl Sealed {
+    const NONE: Sealed = Sealed {
+        min_t: i64::MAX,
+        max_t: i64::MIN,
+        generation: 0,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.min_t > self.max_t
+    }
+
+    fn add(&mut self, min_t: i64, max_t: i64, generation: u32) {
+        self.min_t = self.min_t.min(min_t);
+        self.max_t = self.max_t.max(max_t);
+        self.generation = self.generation.max(generation);
+    }
+}
+
+/// The chunk files' maps as one read holds them, taking newer ones when a
+/// series was sealed after they were taken.
+pub(crate) struct MapsView<'a> {
+    maps: Maps,
+    src: Option<&'a Arc<ChunkFiles>>,
+}
+
+impl MapsView<'_> {
+    fn fresh_for(&mut self, generation: u32) -> &Maps {
+        if generation > self.maps.sealed_gen {
+            if let Some(c) = self.src {
+                self.maps = c.maps();
+            }
+        }
+        &self.maps
+    }
+}
+
 impl SeriesData {
     /// Newest timestamp and value bits. Chunks are cut lazily on the next
     /// append, so a series with samples always has a non-empty head chunk.
@@ -109,10 +161,9 @@ impl SeriesData {
     }
 
     fn min_t(&self) -> Option<i64> {
-        let f = self
-            .disk
-            .first()
-            .map(|c| c.min_t)
+        let f = (!self.sealed.is_empty())
+            .then_some(self.sealed.min_t)
+            .or_else(|| self.disk.first().map(|c| c.min_t))
             .or_else(|| self.frozen.first().map(|c| c.min_t()))
             .or_else(|| (!self.head.is_empty()).then(|| self.head.min_t()));
         let h = self.hists.first().map(|x| x.0);
@@ -128,6 +179,7 @@ impl SeriesData {
         self.last().map(|l| l.0).or_else(|| {
             let f = self.frozen.last().map(|c| c.max_t());
             f.or_else(|| self.disk.last().map(|c| c.max_t()))
+                .or_else(|| (!self.sealed.is_empty()).then_some(self.sealed.max_t))
         })
     }
 
@@ -212,7 +264,8 @@ impl SeriesData {
     /// float sample (rule evaluation at "now"), nothing is decoded.
     fn latest(
         &self,
-        maps: &Maps,
+        id: u32,
+        maps: &mut MapsView<'_>,
         mint: i64,
         maxt: i64,
         floats: &mut Vec<Sample>,
@@ -225,7 +278,7 @@ impl SeriesData {
             }),
             _ => {
                 let mut v = Vec::new();
-                self.samples(maps, mint, maxt, &mut v);
+                self.samples(id, maps, mint, maxt, &mut v);
                 v.pop()
             }
         };
@@ -242,7 +295,14 @@ impl SeriesData {
         }
     }
 
-    fn samples(&self, maps: &Maps, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    fn samples(
+        &self,
+        id: u32,
+        view: &mut MapsView<'_>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) {
         // Chunks decode from their start; stop at the first sample past
         // `maxt` rather than decoding the rest.
         let mut take = |it: super::chunk::XorIter<'_>, n: usize, cmin: i64, cmax: i64| {
@@ -260,11 +320,37 @@ impl SeriesData {
                 }
             }
         };
+        let sealed = self.sealed;
+        if !sealed.is_empty() && sealed.max_t >= mint && sealed.min_t <= maxt {
+            let lo = mint.max(sealed.min_t);
+            let maps = view.fresh_for(sealed.generation).clone();
+            for (n, f) in &maps.files {
+                let Some(ix) = &f.index else { continue };
+                // A file whose places the series still holds (sealed
+                // after these maps were taken) is read through them below.
+                if ix.max_t < lo || ix.min_t > maxt || self.disk.iter().any(|m| m.file == *n) {
+                    continue;
+                }
+                for m in ix.chunks_of(id) {
+                    if m.max_t() >= lo && m.min_t <= maxt {
+                        if let Some(b) = f.stream(&m) {
+                            take(
+                                super::chunk::XorIter::new(b, m.count),
+                                m.count as usize,
+                                m.min_t,
+                                m.max_t(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let maps = &view.maps;
         for m in &self.disk {
             if m.max_t() >= mint && m.min_t <= maxt {
                 // A chunk whose file is gone (removed by retention while
                 // this series still named it) reads as empty.
-                if let Some(b) = maps.get(&m.file).and_then(|f| f.stream(m)) {
+                if let Some(b) = maps.files.get(&m.file).and_then(|f| f.stream(m)) {
                     take(
                         super::chunk::XorIter::new(b, m.count),
                         m.count as usize,
@@ -572,6 +658,7 @@ impl Index {
             id,
             syms,
             data: Mutex::new(SeriesData {
+                sealed: Sealed::NONE,
                 disk: RareVec::default(),
                 queued: false,
                 frozen: RareVec::default(),
@@ -864,8 +951,11 @@ impl Head {
     }
 
     /// The chunk files' maps, for one read.
-    fn maps(&self) -> Maps {
-        self.chunks.get().map(|c| c.maps()).unwrap_or_default()
+    fn maps(&self) -> MapsView<'_> {
+        MapsView {
+            maps: self.chunks.get().map(|c| c.maps()).unwrap_or_default(),
+            src: self.chunks.get(),
+        }
     }
 
     /// Queues `s` for the chunk files if it has full chunks waiting.
@@ -895,19 +985,71 @@ impl Head {
         }
     }
 
-    /// Gives a restored series the chunks the chunk files hold for it (in
-    /// the order written). In-memory chunks those files already cover (a
-    /// checkpoint taken before they were written out) are dropped.
-    pub(crate) fn attach_disk(&self, s: &MemSeries, metas: Vec<ChunkMeta>) {
+    /// Gives a restored series what the chunk files hold for it: the span
+    /// its chunks in indexed files cover, and the places of its chunks in
+    /// files not indexed (in the order written). In-memory chunks those
+    /// files already cover (a checkpoint taken before they were written
+    /// out) are dropped.
+    pub(crate) fn attach_disk(
+        &self,
+        s: &MemSeries,
+        sealed: Option<SeriesSpan>,
+        metas: Vec<ChunkMeta>,
+    ) {
         let mut d = s.lock();
+        if let Some(span) = sealed {
+            d.sealed.add(span.min_t, span.max_t, 0);
+        }
         d.disk = metas.into();
-        let Some(end) = d.disk.last().map(|m| m.max_t()) else {
-            return;
+        let end = d.disk.last().map(|m| m.max_t());
+        let end = match (end, (!d.sealed.is_empty()).then_some(d.sealed.max_t)) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => match a.or(b) {
+                Some(e) => e,
+                None => return,
+            },
         };
         d.frozen.retain(|c| c.min_t() > end);
         if !d.head.is_empty() && d.head.min_t() <= end {
             d.head = XorChunk::new();
         }
+    }
+
+    /// Indexes the oldest complete chunk file not indexed yet, if any, and
+    /// moves its chunk places out of the series: written whole and put in
+    /// readers' way first, then taken from each series under its lock, so
+    /// a reader finds every chunk exactly once. Returns whether a file was
+    /// indexed.
+    pub(crate) fn seal_next(&self) -> std::io::Result<bool> {
+        let Some(files) = self.chunks.get() else {
+            return Ok(false);
+        };
+        let Some(n) = files.next_to_seal() else {
+            return Ok(false);
+        };
+        let mut w = files.begin_index(n)?;
+        // Series in id order: the index's order.
+        let series = self.all_series();
+        for s in &series {
+            let d = s.lock();
+            for m in d.disk.iter().filter(|m| m.file == n) {
+                w.push(s.id, m)?;
+            }
+        }
+        let generation = files.install_index(n, w)?;
+        for s in &series {
+            let mut d = s.lock();
+            let mut span: Option<(i64, i64)> = None;
+            for m in d.disk.iter().filter(|m| m.file == n) {
+                let (lo, hi) = span.unwrap_or((m.min_t, m.max_t()));
+                span = Some((lo.min(m.min_t), hi.max(m.max_t())));
+            }
+            if let Some((lo, hi)) = span {
+                d.disk.retain(|m| m.file != n);
+                d.sealed.add(lo, hi, generation);
+            }
+        }
+        Ok(true)
     }
 
     /// Recreates a logged or snapshotted series under its id `id`. When the
@@ -1042,13 +1184,23 @@ impl Head {
                     d.disk.shrink_to_fit();
                 }
             }
+            if d.sealed.max_t < min_t {
+                d.sealed = Sealed::NONE;
+            } else if d.sealed.min_t < min_t {
+                d.sealed.min_t = min_t;
+            }
             d.frozen.retain(|c| c.max_t() >= min_t);
             if !d.head.is_empty() && d.head.max_t() < min_t {
                 d.head = XorChunk::new();
             }
             let keep_from = d.hists.partition_point(|x| x.0 < min_t);
             d.hists.drain_front(keep_from);
-            if d.disk.is_empty() && d.frozen.is_empty() && d.head.is_empty() && d.hists.is_empty() {
+            if d.sealed.is_empty()
+                && d.disk.is_empty()
+                && d.frozen.is_empty()
+                && d.head.is_empty()
+                && d.hists.is_empty()
+            {
                 d.removed = true;
                 empty.push(s.id);
             }
@@ -1097,13 +1249,13 @@ impl Head {
 impl Queryable for Head {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
-        let maps = self.maps();
+        let mut maps = self.maps();
         for (labels, s) in self.matching_series(matchers) {
             let mut samples = Vec::new();
             let mut histograms = Vec::new();
             {
                 let d = s.lock();
-                d.samples(&maps, mint, maxt, &mut samples);
+                d.samples(s.id, &mut maps, mint, maxt, &mut samples);
                 d.histograms(mint, maxt, &mut histograms);
             }
             if !samples.is_empty() || !histograms.is_empty() {
@@ -1124,12 +1276,12 @@ impl Queryable for Head {
         maxt: Timestamp,
     ) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
-        let maps = self.maps();
+        let mut maps = self.maps();
         for (labels, s) in self.matching_series(matchers) {
             let mut samples = Vec::new();
             let mut histograms = Vec::new();
             s.lock()
-                .latest(&maps, mint, maxt, &mut samples, &mut histograms);
+                .latest(s.id, &mut maps, mint, maxt, &mut samples, &mut histograms);
             if !samples.is_empty() || !histograms.is_empty() {
                 out.push(SeriesSamples {
                     labels,

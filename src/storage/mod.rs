@@ -9,6 +9,7 @@ pub mod chunks;
 mod head;
 mod postings;
 mod rarevec;
+pub mod sealed;
 pub mod snapshot;
 mod store;
 pub mod wal;

@@ -55,6 +55,10 @@ pub struct OpenReport {
     /// Chunks in files whose series no longer exists (removed by retention
     /// before the checkpoint); they go with their files.
     pub orphan_chunks: usize,
+    /// Series with chunks in indexed files that no longer exist (removed
+    /// by retention before the checkpoint); their chunks go with their
+    /// files.
+    pub orphan_sealed_series: usize,
     /// Series after replay and retention.
     pub series: usize,
     /// Time taken.
@@ -88,7 +92,8 @@ impl Wake {
 /// Every [`FLUSH_INTERVAL`]: the log's buffer to its segment, waiting full
 /// chunks to the chunk files. Holds the store's parts only while working,
 /// so a store dropped without [`Store::close`] (as a crash would) stops it.
-fn storage_thread(wal: Weak<Wal>, chunks: Weak<ChunkFiles>, wake: Arc<Wake>) {
+fn storage_thread(wal: Weak<Wal>, chunks: Weak<ChunkFiles>, head: Weak<Head>, wake: Arc<Wake>) {
+    let mut seal_failing: Option<std::io::ErrorKind> = None;
     loop {
         {
             let stop = wake.stop.lock().unwrap_or_else(|e| e.into_inner());
@@ -109,6 +114,27 @@ fn storage_thread(wal: Weak<Wal>, chunks: Weak<ChunkFiles>, wake: Arc<Wake>) {
         // Failures are counted and logged (once per cause) by each.
         let _ = w.flush(false);
         let _ = c.flush(crate::model::now_millis());
+        drop((w, c));
+        let Some(h) = head.upgrade() else { return };
+        // Complete chunk files get their index, oldest first; a failure
+        // (a full disk) leaves the places in memory and is tried again.
+        loop {
+            match h.seal_next() {
+                Ok(true) => {
+                    if seal_failing.take().is_some() {
+                        tracing::info!("chunk file indexes are written again");
+                    }
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    if seal_failing != Some(e.kind()) {
+                        tracing::error!(error = %e, "could not write a chunk file's index; its chunk places stay in memory until it can be (logged once per cause)");
+                        seal_failing = Some(e.kind());
+                    }
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -146,8 +172,14 @@ impl Store {
                 msg: format!("chunk files: {e}"),
             })?;
         let files = Arc::new(files);
-        let max_id = scan.chunks.iter().map(|(id, _)| *id).max();
+        let max_id = scan
+            .chunks
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(scan.sealed.keys().copied())
+            .max();
         let mut on_disk = chunks::by_series(std::mem::take(&mut scan.chunks));
+        let mut sealed = std::mem::take(&mut scan.sealed);
         rep.chunks = scan;
         let mut head = fresh();
         let mut remap = FastMap::default();
@@ -171,10 +203,18 @@ impl Store {
         }
         // Chunks go to their series before the log replays, so samples the
         // files hold are recognised as stored.
-        for s in head.all_series() {
-            if let Some(metas) = on_disk.remove(&s.id) {
-                head.attach_disk(&s, metas);
+        let attach = |head: &Head,
+                      s: &super::head::MemSeries,
+                      on_disk: &mut FastMap<_, Vec<_>>,
+                      sealed: &mut FastMap<u32, _>| {
+            let metas = on_disk.remove(&s.id);
+            let span = sealed.remove(&s.id);
+            if metas.is_some() || span.is_some() {
+                head.attach_disk(s, span, metas.unwrap_or_default());
             }
+        };
+        for s in head.all_series() {
+            attach(&head, &s, &mut on_disk, &mut sealed);
         }
         // Attached before the replay, so chunks the replay fills are
         // written out as it goes instead of all waiting in memory; and
@@ -195,9 +235,7 @@ impl Store {
                     for (id, labels) in v {
                         // An empty label set cannot be logged; skip it if crafted.
                         if let Ok(s) = head.restore_series(id, &labels, &mut remap) {
-                            if let Some(metas) = on_disk.remove(&s.id) {
-                                head.attach_disk(&s, metas);
-                            }
+                            attach(&head, &s, &mut on_disk, &mut sealed);
                         }
                     }
                 }
@@ -208,6 +246,7 @@ impl Store {
         .map_err(|e| wal_err(&wal_dir, e))?;
         rep.replayed = replayed;
         rep.orphan_chunks = on_disk.values().map(Vec::len).sum();
+        rep.orphan_sealed_series = sealed.len();
         if let Some(t) = opts.min_valid_t {
             head.truncate(t);
         }
@@ -221,9 +260,10 @@ impl Store {
         }
         let wake = Arc::new(Wake::default());
         let (w, c, k) = (Arc::downgrade(&wal), Arc::downgrade(&files), wake.clone());
+        let h = Arc::downgrade(&head);
         let thread = std::thread::Builder::new()
             .name("argus-storage".into())
-            .spawn(move || storage_thread(w, c, k))
+            .spawn(move || storage_thread(w, c, h, k))
             .map_err(|e| wal_err(&wal_dir, e))?;
         rep.series = head.num_series();
         rep.elapsed = start.elapsed();
@@ -501,10 +541,88 @@ mod tests {
         s.chunk_files().flush(0).unwrap();
         s.head().truncate(i64::MAX - 1);
         assert_eq!(s.head().num_series(), 0);
-        let left = std::fs::read_dir(dir.path().join(chunks::DIR))
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(chunks::DIR))
             .unwrap()
-            .count();
-        assert!(left <= 1, "{left} chunk files left");
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let indexes = names.iter().filter(|n| n.ends_with(".index")).count();
+        assert!(names.len() - indexes <= 1, "chunk files left: {names:?}");
+        assert_eq!(indexes, 0, "indexes go with their files: {names:?}");
+    }
+
+    /// A complete chunk file is indexed and its chunk places leave the
+    /// series; queries read through the index, across a crash and a clean
+    /// restart, and a damaged index is reported and rebuilt.
+    #[test]
+    fn complete_files_are_indexed_and_their_places_leave_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(dir.path(), opts()).unwrap();
+        let fill = |s: &Store, from: i64, to: i64| {
+            let mut a = s.head().appender();
+            for t in from..to {
+                for i in 0..50u32 {
+                    a.append(&series(i), t * 15_000, (t * i64::from(i)) as f64)
+                        .unwrap();
+                }
+                a.commit();
+            }
+        };
+        fill(&s, 0, 500);
+        flush(&s);
+        s.chunk_files().complete_current();
+        fill(&s, 500, 800);
+        flush(&s);
+        let want = all(s.head());
+        assert_eq!(want.len(), 50);
+        assert!(want.iter().all(|x| x.samples.len() == 800));
+        // (The storage thread may have indexed it already.)
+        while s.head().seal_next().unwrap() {}
+        let places = |s: &Store, n: u32| -> usize {
+            s.head()
+                .all_series()
+                .iter()
+                .map(|x| x.lock().disk.iter().filter(|m| m.file == n).count())
+                .sum()
+        };
+        assert_eq!(places(&s, 1), 0, "file 1's places left the series");
+        assert!(places(&s, 2) > 0, "file 2 is still being written");
+        let chunk_dir = dir.path().join(chunks::DIR);
+        assert!(chunk_dir.join("00000001.index").exists());
+        assert_eq!(all(s.head()), want);
+        // A range inside the indexed file alone.
+        let m = Matcher::new(MatchOp::Equal, "i", "7").unwrap();
+        let got = s.head().select(&[m], 100 * 15_000, 200 * 15_000);
+        let expect: Vec<_> = (100..=200i64)
+            .map(|t| (t * 15_000, (t * 7) as f64))
+            .collect();
+        let got: Vec<_> = got[0].samples.iter().map(|x| (x.t, x.v)).collect();
+        assert_eq!(got, expect);
+        // A crash: the index is reused, file 2 is indexed at start.
+        drop(s);
+        let (s, rep) = Store::open(dir.path(), opts()).unwrap();
+        assert!(rep.chunks.damage.is_empty(), "{:?}", rep.chunks.damage);
+        assert_eq!((rep.chunks.files, rep.chunks.indexes_reused), (2, 1));
+        assert_eq!(all(s.head()), want);
+        assert_eq!(places(&s, 1) + places(&s, 2), 0);
+        s.close().unwrap();
+        drop(s);
+        // A flipped byte in an index: reported with the file, rebuilt.
+        let ix = chunk_dir.join("00000001.index");
+        let mut b = std::fs::read(&ix).unwrap();
+        b[40] ^= 0x10;
+        std::fs::write(&ix, b).unwrap();
+        let (s, rep) = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(rep.chunks.damage.len(), 1, "{:?}", rep.chunks.damage);
+        let d = rep.chunks.damage[0].to_string();
+        assert!(d.contains("00000001.index") && d.contains("rebuilt"), "{d}");
+        assert_eq!(all(s.head()), want);
+        // Retention past everything removes files and indexes together.
+        s.head().truncate(i64::MAX - 1);
+        let left: Vec<String> = std::fs::read_dir(&chunk_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     /// The memory figures follow chunks out of memory: after the write,
