@@ -47,8 +47,11 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 /// ago, so a file's chunks cover a bounded time and retention can delete
 /// it soon after its data expires.
 pub const MAX_FILE_AGE_MS: i64 = 2 * 3_600_000;
-/// Bytes of chunks written in one go.
-const BATCH_BYTES: usize = 32 << 20;
+/// Bytes of chunks written in one go: a burst of cuts (every series of
+/// targets that started together fills its chunk in the same scrape) is
+/// written in several, so its encoded copy is never a large transient
+/// allocation beside the chunks themselves.
+const BATCH_BYTES: usize = 1 << 20;
 /// The longest stream a chunk of 120 samples can have (each sample at most
 /// 145 bits), with room to spare; a longer record is damage.
 const MAX_STREAM: usize = 4096;
@@ -166,6 +169,10 @@ struct Writer {
     out: NumberedWriter,
     /// When the current file was first written (Unix ms).
     opened_ms: i64,
+    /// The records of one batch, and where each series' chunks landed
+    /// (index into the batch's series, place): kept between batches.
+    buf: Vec<u8>,
+    placed: Vec<(usize, ChunkMeta)>,
 }
 
 /// The chunk files of one store.
@@ -485,6 +492,8 @@ impl ChunkFiles {
                 w: Mutex::new(Writer {
                     out: NumberedWriter::new(next),
                     opened_ms: 0,
+                    buf: Vec::new(),
+                    placed: Vec::new(),
                 }),
                 queue: Mutex::new(Vec::new()),
                 closed: Mutex::new(closed),
@@ -571,8 +580,31 @@ impl ChunkFiles {
             w.out.len
         };
         // Encode every waiting chunk, noting where each lands.
-        let mut buf = Vec::new();
-        let mut placed: Vec<(usize, Vec<ChunkMeta>, i64)> = Vec::new();
+        let mut buf = std::mem::take(&mut w.buf);
+        let mut placed = std::mem::take(&mut w.placed);
+        buf.clear();
+        placed.clear();
+        let taken = self.encode(w.out.n, base, series, &mut buf, &mut placed);
+        let res = self.write_batch(w, series, &buf, &placed, now_ms);
+        // One series' chunks may overfill a batch (a snapshot being
+        // converted queues all at once): such a buffer is not kept.
+        if buf.capacity() <= 4 * BATCH_BYTES {
+            w.buf = buf;
+            w.placed = placed;
+        }
+        res.map(|()| taken)
+    }
+
+    /// Encodes the chunks of a prefix of `series` as records to append at
+    /// `base` of file `n`; returns how many series it took.
+    fn encode(
+        &self,
+        n: u32,
+        base: u64,
+        series: &[Arc<MemSeries>],
+        buf: &mut Vec<u8>,
+        placed: &mut Vec<(usize, ChunkMeta)>,
+    ) -> usize {
         let mut taken = 0;
         for (i, s) in series.iter().enumerate() {
             if buf.len() >= BATCH_BYTES {
@@ -584,7 +616,6 @@ impl ChunkFiles {
             if d.removed || d.frozen.is_empty() {
                 continue;
             }
-            let mut metas = Vec::with_capacity(d.frozen.len());
             for c in &d.frozen {
                 let stream = c.stream();
                 let span = c.max_t().saturating_sub(c.min_t());
@@ -614,21 +645,35 @@ impl ChunkFiles {
                     buf.truncate(start);
                     break;
                 };
-                metas.push(ChunkMeta {
-                    min_t: c.min_t(),
-                    file: w.out.n,
-                    offset,
-                    span,
-                    len,
-                    count: c.count(),
-                });
-            }
-            if let Some(last) = metas.last().map(|m| m.min_t) {
-                placed.push((i, metas, last));
+                placed.push((
+                    i,
+                    ChunkMeta {
+                        min_t: c.min_t(),
+                        file: n,
+                        offset,
+                        span,
+                        len,
+                        count: c.count(),
+                    },
+                ));
             }
         }
+        taken
+    }
+
+    /// Appends an encoded batch to the current file (begun if need be),
+    /// maps it, then gives each series its chunks' places and drops the
+    /// copies in memory.
+    fn write_batch(
+        &self,
+        w: &mut Writer,
+        series: &[Arc<MemSeries>],
+        buf: &[u8],
+        placed: &[(usize, ChunkMeta)],
+        now_ms: i64,
+    ) -> std::io::Result<()> {
         if buf.is_empty() {
-            return Ok(taken);
+            return Ok(());
         }
         let path = self.dir.join(name(w.out.n));
         if w.out.file.is_none() {
@@ -644,7 +689,7 @@ impl ChunkFiles {
             w.out.begin(f, FILE_HEADER);
         }
         let start = w.out.len;
-        w.out.append(&buf)?;
+        w.out.append(buf)?;
         // Readable before anything points at it; if the map fails, the
         // records are cut off again so the retry does not write them twice.
         let mapped = match map_file(&path, &self.stats) {
@@ -659,7 +704,9 @@ impl ChunkFiles {
         });
         let mut end = i64::MIN;
         let mut written = 0u64;
-        for (i, metas, last) in placed {
+        for group in placed.chunk_by(|a, b| a.0 == b.0) {
+            let i = group[0].0;
+            let last = group[group.len() - 1].1.min_t;
             let mut d = series[i].lock();
             // Retention may have dropped some of these chunks meanwhile
             // (and new ones may have been cut): drop the copies written.
@@ -668,15 +715,21 @@ impl ChunkFiles {
             if d.removed {
                 continue;
             }
-            end = end.max(metas.iter().map(|m| m.max_t()).max().unwrap_or(i64::MIN));
-            written += metas.len() as u64;
+            end = end.max(
+                group
+                    .iter()
+                    .map(|(_, m)| m.max_t())
+                    .max()
+                    .unwrap_or(i64::MIN),
+            );
+            written += group.len() as u64;
             // Grow by an eighth: a chunk place is added every 120 samples,
             // and reallocating for each would copy a series' list each time.
             let (len, cap) = (d.disk.len(), d.disk.capacity());
-            if cap - len < metas.len() {
-                d.disk.reserve_exact(metas.len().max(len / 8).max(4));
+            if cap - len < group.len() {
+                d.disk.reserve_exact(group.len().max(len / 8).max(4));
             }
-            d.disk.extend(metas);
+            d.disk.extend(group.iter().map(|(_, m)| *m));
         }
         lock(&self.ends)
             .entry(w.out.n)
@@ -691,7 +744,7 @@ impl ChunkFiles {
         self.stats
             .disk_bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Ok(taken)
+        Ok(())
     }
 
     /// Fsyncs what was written, so a checkpoint that no longer holds those
