@@ -29,6 +29,8 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Fmt {
+    /// Prometheus calls it `logfmt`.
+    #[value(alias = "logfmt")]
     Text,
     Json,
 }
@@ -36,17 +38,27 @@ enum Fmt {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Config file (Prometheus-compatible YAML). Without it argus runs an
-    /// embedded default that scrapes itself.
-    #[arg(long)]
+    /// embedded default that scrapes itself. Prometheus's flag names are
+    /// taken too where they mean the same (`--config.file`,
+    /// `--storage.tsdb.path`, `--storage.tsdb.retention.time`).
+    #[arg(long, visible_alias = "config.file")]
     config: Option<PathBuf>,
     /// Address the HTTP server listens on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9095")]
     listen: String,
     /// Directory for snapshots and state.
-    #[arg(long = "storage.path", default_value = "./data")]
+    #[arg(
+        long = "storage.path",
+        visible_alias = "storage.tsdb.path",
+        default_value = "./data"
+    )]
     storage_path: PathBuf,
     /// How long samples are kept (Prometheus duration).
-    #[arg(long = "storage.retention", default_value = "24h")]
+    #[arg(
+        long = "storage.retention",
+        visible_alias = "storage.tsdb.retention.time",
+        default_value = "24h"
+    )]
     retention: String,
     /// How often the store is checkpointed: the in-memory head written to
     /// head.snapshot and the write-ahead log segments it covers removed.
@@ -85,6 +97,10 @@ struct RunArgs {
     /// full, send nothing.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// Accepted for Prometheus's command lines: reload over HTTP
+    /// (`/-/reload`, behind `web.auth`) is always on in argus.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
     /// This instance's peer id, overriding `peers.self` (e.g. the pod
     /// name in a StatefulSet); must be one of `peers.members`.
     #[arg(long = "peers.self")]
@@ -157,7 +173,7 @@ enum TemplateCmd {
     /// alerts (secrets hidden); nothing is sent.
     Render {
         /// Alertmanager configuration file (argus's routing file).
-        #[arg(long, alias = "config.file")]
+        #[arg(long, visible_alias = "config.file")]
         config: PathBuf,
         /// The receiver.
         #[arg(long)]
@@ -179,7 +195,11 @@ enum ImportCmd {
         /// The file.
         file: PathBuf,
         /// Directory for snapshots and state.
-        #[arg(long = "storage.path", default_value = "./data")]
+        #[arg(
+            long = "storage.path",
+            visible_alias = "storage.tsdb.path",
+            default_value = "./data"
+        )]
         storage_path: PathBuf,
     },
 }
@@ -191,7 +211,7 @@ enum ConfigCmd {
         #[command(subcommand)]
         what: Option<RoutesCmd>,
         /// Alertmanager configuration file.
-        #[arg(long, alias = "config.file", global = true)]
+        #[arg(long, visible_alias = "config.file", global = true)]
         config: Option<PathBuf>,
     },
 }
@@ -269,17 +289,50 @@ enum CheckCmd {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Lint checks on the rule files the config names:
+        /// `duplicate-rules`, `all` or `none`.
+        #[arg(long, value_enum, default_value = "duplicate-rules")]
+        lint: LintArg,
+        /// Lint findings fail the check with exit code 3.
+        #[arg(long = "lint-fatal")]
+        lint_fatal: bool,
     },
     /// Validate rule files as `promtool check rules` does; errors are
     /// printed as FILE:LINE:COL: group "g", rule N, "name": message.
     Rules {
-        /// Files to check.
-        #[arg(required = true)]
+        /// Files to check; standard input when none is given.
         files: Vec<PathBuf>,
         /// Metric and label name rules: `utf8` (Prometheus 3) or `legacy`.
         #[arg(long = "validation-scheme", value_enum, default_value = "utf8")]
         scheme: Scheme,
+        /// Lint checks: `duplicate-rules` (rules with the same name and
+        /// labels), `all` or `none`.
+        #[arg(long, value_enum, default_value = "duplicate-rules")]
+        lint: LintArg,
+        /// Lint findings fail the check with exit code 3.
+        #[arg(long = "lint-fatal")]
+        lint_fatal: bool,
+        /// Ignore keys Prometheus does not read instead of refusing them.
+        #[arg(long = "ignore-unknown-fields")]
+        ignore_unknown_fields: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LintArg {
+    All,
+    DuplicateRules,
+    None,
+}
+
+impl From<LintArg> for cli::Lint {
+    fn from(l: LintArg) -> cli::Lint {
+        match l {
+            LintArg::All => cli::Lint::All,
+            LintArg::DuplicateRules => cli::Lint::DuplicateRules,
+            LintArg::None => cli::Lint::None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -295,17 +348,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check {
-            what: CheckCmd::Rules { files, scheme },
+            what:
+                CheckCmd::Rules {
+                    files,
+                    scheme,
+                    lint,
+                    lint_fatal,
+                    ignore_unknown_fields,
+                },
         } => {
             let names = match scheme {
                 Scheme::Utf8 => argus::rules::NameValidation::Utf8,
                 Scheme::Legacy => argus::rules::NameValidation::Legacy,
             };
-            if cli::check_rules(&files, names) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(cli::check_rules(
+                &files,
+                cli::CheckRulesOptions {
+                    names,
+                    lint: lint.into(),
+                    lint_fatal,
+                    ignore_unknown_fields,
+                },
+            ))
         }
         Cmd::Check {
             what: CheckCmd::Alertmanager { files },
@@ -372,14 +436,13 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Check {
-            what: CheckCmd::Config { files },
-        } => {
-            if cli::check_config(&files) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+            what:
+                CheckCmd::Config {
+                    files,
+                    lint,
+                    lint_fatal,
+                },
+        } => ExitCode::from(cli::check_config(&files, lint.into(), lint_fatal)),
         Cmd::Config {
             what: ConfigCmd::Routes { what, config },
         } => {
@@ -489,6 +552,9 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         Fmt::Json => LogFormat::Json,
     };
     init_logging(&a.log_level, fmt).map_err(anyhow::Error::msg)?;
+    if a.enable_lifecycle {
+        tracing::debug!("--web.enable-lifecycle given: reload over HTTP is always on in argus");
+    }
     let duration = |v: &str, flag: &str| {
         parse_duration(v)
             .map_err(anyhow::Error::msg)

@@ -95,7 +95,7 @@ fn errors_name_the_problem() {
     );
     assert!(!ok);
     assert!(
-        err.starts_with("FILE:7:9: ") && err.contains("unknown field `url_fle`"),
+        err.starts_with("FILE:7:9: ") && err.contains("field \"url_fle\" is not allowed here"),
         "{err}"
     );
     let (ok, err) = check(

@@ -91,3 +91,103 @@ fn errors_name_group_and_rule() {
         "{err}"
     );
 }
+
+const DUPLICATES: &str = "groups:\n  - name: g\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up)\n        labels:\n          team: sre\n      - record: job:up:sum\n        expr: sum by (job) (up)\n        labels:\n          team: sre\n      - alert: A\n        expr: up == 0\n      - alert: A\n        expr: up == 1\n      - alert: A\n        expr: up == 2\n        labels: {x: y}\n";
+
+/// Runs `argus check rules ARGS`, the file on standard input when `file`
+/// is None; (exit code, stdout, stderr).
+fn check_with(args: &[&str], file: Option<&Path>, stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(common::argus_bin())
+        .args(["check", "rules"])
+        .args(args)
+        .args(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// promtool's lint flags, exit codes and message (recorded from promtool
+/// 2.42; the compatibility suite compares with it directly), and standard
+/// input when no file is named, as in Prometheus 3.
+#[test]
+fn lint_flags_and_standard_input_as_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("dup.yml");
+    std::fs::write(&f, DUPLICATES).unwrap();
+    let finding = "  FAILED:\nlint error 2 duplicate rule(s) found.\nMetric: A\nLabel(s):\nMetric: job:up:sum\nLabel(s):\n\tteam: sre\nMight cause inconsistency while recording expressions\n";
+    let (code, out, err) = check_with(&[], Some(&f), "");
+    assert_eq!((code, err.as_str()), (0, finding), "{out}");
+    let (code, _, err) = check_with(&["--lint-fatal"], Some(&f), "");
+    assert_eq!((code, err.as_str()), (3, finding));
+    let (code, _, err) = check_with(&["--lint=all", "--lint-fatal"], Some(&f), "");
+    assert_eq!((code, err.as_str()), (3, finding));
+    let (code, out, err) = check_with(&["--lint=none", "--lint-fatal"], Some(&f), "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SUCCESS: 5 rules found"), "{out}");
+    // An invalid file is exit 1 even with lint findings beside it.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups:\n  - name: g\n    rules:\n      - record: r\n",
+    )
+    .unwrap();
+    let o = Command::new(common::argus_bin())
+        .args(["check", "rules", "--lint-fatal"])
+        .arg(&f)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+
+    // The same lint on the rule files of `argus check config`.
+    let cfg = dir.path().join("p.yml");
+    std::fs::write(&cfg, "rule_files: [dup.yml]\n").unwrap();
+    let config = |args: &[&str]| {
+        let o = Command::new(common::argus_bin())
+            .args(["check", "config"])
+            .args(args)
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(config(&[]), (Some(0), finding.to_string()));
+    assert_eq!(config(&["--lint-fatal"]), (Some(3), finding.to_string()));
+    assert_eq!(
+        config(&["--lint=none", "--lint-fatal"]),
+        (Some(0), String::new())
+    );
+
+    let (code, out, err) = check_with(
+        &[],
+        None,
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Checking standard input\n  SUCCESS: 1 rules found\n\n");
+    let (code, _, err) = check_with(&[], None, "groups:\n  - name: g\n    rulez: []\n");
+    assert_eq!(code, 1);
+    assert!(err.starts_with("standard input:3:5: "), "{err}");
+    let (code, out, err) = check_with(
+        &["--ignore-unknown-fields"],
+        None,
+        "groups:\n  - name: g\n    rulez: []\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SUCCESS: 0 rules found"), "{out}");
+}

@@ -41,7 +41,7 @@ fn check_config_reports_file_line_col_and_key_path() {
         check("scrape_configs:\n  - job_name: a\n    scrape_interval: 10s\n    sample_limt: 5\n");
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("FILE:4:5: scrape_configs[0].sample_limt: unknown field `sample_limt`"),
+        err.starts_with("FILE:4:5: scrape_configs[0].sample_limt: field \"sample_limt\" is not allowed here (did you mean \"sample_limit\"?)"),
         "{err}"
     );
     let (code, _, err) = check("remote_write: []\n");

@@ -676,7 +676,11 @@ async fn targets(
         .map(|s| s.to_ascii_lowercase())
         .unwrap_or_else(|| "any".into());
     let pool = q.get("scrapePool").cloned();
-    let (active, dropped) = st.scrape.targets();
+    let crate::scrape::Targets {
+        active,
+        dropped,
+        dropped_counts,
+    } = st.scrape.targets();
     let mut data = json!({});
     if state == "any" || state == "active" {
         let v: Vec<Value> = active
@@ -701,14 +705,15 @@ async fn targets(
         data["activeTargets"] = json!(v);
     }
     if state == "any" || state == "dropped" {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         let v: Vec<Value> = dropped
             .iter()
             .filter(|(j, _)| pool.as_ref().is_none_or(|p| p == j))
-            .map(|(j, l)| {
-                *counts.entry(j.clone()).or_default() += 1;
-                json!({"discoveredLabels": labels_json(l), "scrapePool": j})
-            })
+            .map(|(j, l)| json!({"discoveredLabels": labels_json(l), "scrapePool": j}))
+            .collect();
+        let counts: BTreeMap<&String, usize> = dropped_counts
+            .iter()
+            .filter(|(j, n)| **n > 0 && pool.as_ref().is_none_or(|p| p == *j))
+            .map(|(j, n)| (j, *n))
             .collect();
         data["droppedTargets"] = json!(v);
         data["droppedTargetCounts"] = json!(counts);

@@ -21,21 +21,87 @@ use std::path::Path;
 
 use crate::config::Config;
 
-/// Checks rule files as `promtool check rules` does: prints
-/// `Checking FILE` and `SUCCESS: N rules found` or `FAILED:` with each
-/// error as `FILE:LINE:COL: group "g", rule N, "name": message`. Returns
-/// true if all are valid.
-pub fn check_rules(files: &[std::path::PathBuf], names: crate::rules::NameValidation) -> bool {
-    let mut ok = true;
-    for f in files {
-        println!("Checking {}", f.display());
-        match crate::rules::load_rule_file(f, names) {
+/// Which lint checks `argus check rules` applies (promtool's `--lint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lint {
+    /// None.
+    None,
+    /// Rules with the same name and labels (the default).
+    DuplicateRules,
+    /// Every check (today the duplicate-rules one).
+    All,
+}
+
+/// How `argus check rules` checks, as promtool's flags set it.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckRulesOptions {
+    /// Metric and label name rules.
+    pub names: crate::rules::NameValidation,
+    /// Lint checks.
+    pub lint: Lint,
+    /// Lint findings fail the check with exit code 3.
+    pub lint_fatal: bool,
+    /// Keys Prometheus does not read are ignored rather than refused.
+    pub ignore_unknown_fields: bool,
+}
+
+/// Checks rule files as `promtool check rules` does (standard input when
+/// `files` is empty): `Checking FILE` and `SUCCESS: N rules found` on
+/// stdout, errors and lint findings on stderr. Returns promtool's exit
+/// code: 0, 1 for an invalid file, 3 for lint findings under
+/// `lint_fatal` only.
+pub fn check_rules(files: &[std::path::PathBuf], o: CheckRulesOptions) -> u8 {
+    let mut failed = false;
+    let mut errors = false;
+    let inputs: Vec<Option<&std::path::PathBuf>> = if files.is_empty() {
+        vec![None]
+    } else {
+        files.iter().map(Some).collect()
+    };
+    for f in inputs {
+        let parsed = match f {
+            Some(f) => {
+                println!("Checking {}", f.display());
+                crate::rules::load_rule_file_with(f, o.names, o.ignore_unknown_fields)
+            }
+            None => {
+                println!("Checking standard input");
+                let mut src = String::new();
+                match std::io::Read::read_to_string(&mut std::io::stdin(), &mut src) {
+                    Ok(_) => crate::rules::parse_rule_file_with(
+                        &src,
+                        "standard input",
+                        o.names,
+                        o.ignore_unknown_fields,
+                    ),
+                    Err(e) => Err(vec![crate::rules::RuleError {
+                        file: "standard input".into(),
+                        pos: None,
+                        context: String::new(),
+                        msg: format!("cannot read: {e}"),
+                    }]),
+                }
+            }
+        };
+        match parsed {
             Ok(rf) => {
-                let n: usize = rf.groups.iter().map(|g| g.rules.len()).sum();
-                println!("  SUCCESS: {n} rules found\n");
+                let dups = match o.lint {
+                    Lint::None => Vec::new(),
+                    Lint::DuplicateRules | Lint::All => crate::rules::duplicate_rules(&rf),
+                };
+                if dups.is_empty() {
+                    let n: usize = rf.groups.iter().map(|g| g.rules.len()).sum();
+                    println!("  SUCCESS: {n} rules found\n");
+                } else {
+                    failed = true;
+                    eprintln!("  FAILED:");
+                    eprintln!("{}", crate::rules::duplicate_rules_message(&dups));
+                    println!();
+                }
             }
             Err(errs) => {
-                ok = false;
+                failed = true;
+                errors = true;
                 println!("  FAILED:");
                 for e in errs {
                     eprintln!("{e}");
@@ -44,7 +110,11 @@ pub fn check_rules(files: &[std::path::PathBuf], names: crate::rules::NameValida
             }
         }
     }
-    ok
+    match (failed, errors, o.lint_fatal) {
+        (true, true, _) => 1,
+        (true, false, true) => 3,
+        _ => 0,
+    }
 }
 
 /// Checks Alertmanager configuration files as argus reads them for
@@ -87,8 +157,9 @@ pub fn check_alertmanager(files: &[std::path::PathBuf]) -> bool {
 
 /// Checks config files; prints each error as `FILE:LINE:COL: path: message`
 /// on stderr. Returns true if all are valid.
-pub fn check_config(files: &[std::path::PathBuf]) -> bool {
+pub fn check_config(files: &[std::path::PathBuf], lint: Lint, lint_fatal: bool) -> u8 {
     let mut ok = true;
+    let mut linted = false;
     for f in files {
         match Config::load(Path::new(f)) {
             // Rule files the config names are checked too, as promtool
@@ -108,12 +179,17 @@ pub fn check_config(files: &[std::path::PathBuf]) -> bool {
                     Some(p) => crate::ha::read_secret(p).map(|_| g),
                     None => Ok(g),
                 }) {
-                Ok(groups) => println!(
-                    "{}: SUCCESS: {} scrape config(s) and {} rule group(s) found",
-                    f.display(),
-                    c.scrape_configs.len(),
-                    groups.len()
-                ),
+                Ok(groups) => {
+                    println!(
+                        "{}: SUCCESS: {} scrape config(s) and {} rule group(s) found",
+                        f.display(),
+                        c.scrape_configs.len(),
+                        groups.len()
+                    );
+                    if lint != Lint::None {
+                        linted |= lint_rule_files(&c);
+                    }
+                }
                 Err(e) => {
                     ok = false;
                     eprintln!("{e}");
@@ -127,5 +203,31 @@ pub fn check_config(files: &[std::path::PathBuf]) -> bool {
             }
         }
     }
-    ok
+    match (ok, linted && lint_fatal) {
+        (false, _) => 1,
+        (true, true) => 3,
+        (true, false) => 0,
+    }
+}
+
+/// The duplicate-rules lint over the rule files a loaded config names, as
+/// `promtool check config` runs it; true if it found something.
+fn lint_rule_files(c: &Config) -> bool {
+    let mut found = false;
+    for path in crate::rules::rule_file_paths(c).unwrap_or_default() {
+        // The files loaded a moment ago; one that no longer does was
+        // reported by the load.
+        let Ok(rf) = crate::rules::load_rule_file(&path, crate::rules::NameValidation::Utf8) else {
+            continue;
+        };
+        let dups = crate::rules::duplicate_rules(&rf);
+        if !dups.is_empty() {
+            found = true;
+            println!("Checking {}", path.display());
+            eprintln!("  FAILED:");
+            eprintln!("{}", crate::rules::duplicate_rules_message(&dups));
+            println!();
+        }
+    }
+    found
 }

@@ -387,6 +387,11 @@ pub async fn run(
         describe(&cfg),
         opts.storage_path.display()
     );
+    if matches!(source, ConfigSource::Embedded(_)) {
+        tracing::info!(
+            "no --config given: the embedded default scrapes argus itself. Its API is at http://{local}/api/v1/ (Prometheus's) and /api/v2/ (Alertmanager's), its own metrics at http://{local}/metrics; next, write a prometheus.yml with scrape_configs, rule_files and alerting (docs/configuration.md) and pass it with --config"
+        );
+    }
     let config = Arc::new(RwLock::new(LoadedConfig { config: cfg }));
     let reloader = Arc::new(Reloader {
         source,

@@ -3,6 +3,7 @@
 
 mod positions;
 mod types;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -523,6 +524,10 @@ pub struct GlobalConfig {
     /// Default `scrape_protocols`: the text formats, OpenMetrics first
     /// (Prometheus 3's default).
     pub scrape_protocols: Vec<ScrapeProtocol>,
+    /// Default `scrape_native_histograms`.
+    pub scrape_native_histograms: bool,
+    /// Default `keep_dropped_targets` (0: keep all).
+    pub keep_dropped_targets: u32,
 }
 
 /// An exposition format a scrape may ask for (`scrape_protocols`), with
@@ -594,6 +599,8 @@ impl Default for GlobalConfig {
             label_name_length_limit: 0,
             label_value_length_limit: 0,
             scrape_protocols: DEFAULT_SCRAPE_PROTOCOLS.to_vec(),
+            scrape_native_histograms: false,
+            keep_dropped_targets: 0,
         }
     }
 }
@@ -677,6 +684,15 @@ pub struct ScrapeConfig {
     /// `scrape_classic_histograms` is read too).
     #[serde(default, alias = "scrape_classic_histograms")]
     pub always_scrape_classic_histograms: bool,
+    /// Ask for protobuf first when `scrape_protocols` is not given, so
+    /// targets that expose native histograms send them (Prometheus 3.8's
+    /// setting; default: `global`'s).
+    #[serde(default)]
+    pub scrape_native_histograms: Option<bool>,
+    /// How many targets dropped by relabeling `/api/v1/targets` lists for
+    /// this job (0: all; default: `global`'s); all are counted.
+    #[serde(default)]
+    pub keep_dropped_targets: Option<u32>,
 }
 
 fn default_metrics_path() -> String {
@@ -805,8 +821,13 @@ pub struct RelabelConfig {
     /// Replacement with `$1`/`${name}` references (`$1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
-    /// Action (`replace`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Action (`replace`); a null one is empty, and refused, as in
+    /// Prometheus.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "yaml::present"
+    )]
     pub action: Option<String>,
 }
 
@@ -841,7 +862,6 @@ const PROM_GLOBAL: &[&str] = &[
     "scrape_failure_log_file",
     "rule_query_offset",
     "target_limit",
-    "keep_dropped_targets",
     "metric_name_validation_scheme",
     "metric_name_escaping_scheme",
     "native_histogram_bucket_limit",
@@ -854,7 +874,6 @@ const PROM_SCRAPE: &[&str] = &[
     "track_timestamps_staleness",
     "enable_compression",
     "target_limit",
-    "keep_dropped_targets",
     "native_histogram_bucket_limit",
     "native_histogram_min_bucket_factor",
     "metric_name_validation_scheme",
@@ -917,18 +936,16 @@ pub fn yaml_error_parts(
         line: l.line() as usize,
         col: l.column() as usize,
     });
-    let raw = e.to_string();
-    // The library prints a source snippet after the first line.
-    let first = raw.lines().next().unwrap_or(&raw);
-    let body = first.strip_prefix("error: ").unwrap_or(first);
-    let msg = body
-        .strip_prefix("line ")
-        .and_then(|r| r.split_once(": "))
-        .map(|(_, m)| m)
-        .unwrap_or(body)
-        .to_string();
+    let msg = yaml::message(e);
+    let key = msg
+        .strip_prefix("field \"")
+        .and_then(|r| r.split_once('"'))
+        .map(|(k, _)| k);
     let path = pos
-        .and_then(|p| positions.path_at(p))
+        .and_then(|p| {
+            key.and_then(|k| positions.key_path_at(p, k))
+                .or(positions.path_at(p))
+        })
         .unwrap_or("")
         .to_string();
     (pos, path, msg)
@@ -970,30 +987,34 @@ impl Config {
             path: path.to_string(),
             msg,
         };
-        let mut cfg: Config = if src.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_saphyr::from_str(src).map_err(|e| {
-                let (pos, path, msg) = yaml_error_parts(&e, &positions);
-                let msg = match msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split_once('`'))
-                {
-                    Some((field, _)) => {
-                        let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
-                        let parent = if path == field { "" } else { parent };
-                        let probe = if parent.is_empty() {
-                            field.to_string()
-                        } else {
-                            format!("{parent}.{field}")
-                        };
-                        unsupported_message(&probe, field).unwrap_or(msg)
-                    }
-                    None => msg,
-                };
-                ConfigErrors(vec![err_at(&path, msg, pos)])
-            })?
-        };
+        let mut cfg: Config = yaml::from_str(src).map_err(|e| {
+            let (pos, path, msg) = yaml_error_parts(&e, &positions);
+            let msg = match msg
+                .strip_prefix("field \"")
+                .filter(|_| msg.contains("is not allowed here"))
+                .and_then(|r| r.split_once('"'))
+            {
+                Some((field, _)) => {
+                    // The error points at the key, or at the mapping
+                    // that holds it.
+                    let parent = if path == field {
+                        ""
+                    } else {
+                        path.strip_suffix(field)
+                            .and_then(|p| p.strip_suffix('.'))
+                            .unwrap_or(&path)
+                    };
+                    let probe = if parent.is_empty() {
+                        field.to_string()
+                    } else {
+                        format!("{parent}.{field}")
+                    };
+                    unsupported_message(&probe, field).unwrap_or(msg)
+                }
+                None => msg,
+            };
+            ConfigErrors(vec![err_at(&path, msg, pos)])
+        })?;
         let mut errs = Vec::new();
         cfg.fill_defaults();
         cfg.validate(&mut |path: String, msg: String| errs.push(err_at(&path, msg, None)));
@@ -1005,6 +1026,25 @@ impl Config {
     }
 
     fn fill_defaults(&mut self) {
+        // Prometheus reads a zero interval or timeout (as a null one
+        // decodes to) as one not given.
+        let zero = |d: &mut Option<PromDuration>| {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                *d = None;
+            }
+        };
+        let defaults = GlobalConfig::default();
+        if self.global.scrape_interval.0.is_zero() {
+            self.global.scrape_interval = defaults.scrape_interval;
+        }
+        if self.global.evaluation_interval.0.is_zero() {
+            self.global.evaluation_interval = defaults.evaluation_interval;
+        }
+        zero(&mut self.global.scrape_timeout);
+        for sc in &mut self.scrape_configs {
+            zero(&mut sc.scrape_interval);
+            zero(&mut sc.scrape_timeout);
+        }
         let gi = self.global.scrape_interval;
         self.global
             .scrape_timeout
@@ -1021,8 +1061,18 @@ impl Config {
             sc.label_value_length_limit
                 .get_or_insert(g.label_value_length_limit);
             sc.body_size_limit.get_or_insert(g.body_size_limit);
-            sc.scrape_protocols
-                .get_or_insert_with(|| g.scrape_protocols.clone());
+            let native = *sc
+                .scrape_native_histograms
+                .get_or_insert(g.scrape_native_histograms);
+            sc.keep_dropped_targets
+                .get_or_insert(g.keep_dropped_targets);
+            sc.scrape_protocols.get_or_insert_with(|| {
+                let mut p = g.scrape_protocols.clone();
+                if native && !p.contains(&ScrapeProtocol::PrometheusProto) {
+                    p.insert(0, ScrapeProtocol::PrometheusProto);
+                }
+                p
+            });
         }
     }
 
@@ -1346,12 +1396,6 @@ impl Config {
                     format!("invalid scheme {:?}: must be http or https", sc.scheme),
                 );
             }
-            if !sc.metrics_path.starts_with('/') {
-                err(
-                    format!("{p}.metrics_path"),
-                    "metrics_path must start with '/'".into(),
-                );
-            }
             validate_targets(&p, &sc.static_configs, err);
             for (j, st) in sc.static_configs.iter().enumerate() {
                 for k in st.labels.keys() {
@@ -1463,7 +1507,12 @@ fn validate_targets(p: &str, static_configs: &[StaticConfig], err: &mut dyn FnMu
 /// Checks one relabel step with Prometheus's rules.
 pub fn validate_relabel(r: &RelabelConfig, p: &str, err: &mut dyn FnMut(String, String)) {
     let action = r.action.as_deref().unwrap_or("replace");
-    if !RELABEL_ACTIONS.contains(&action) {
+    if action.is_empty() {
+        err(
+            format!("{p}.action"),
+            "relabel action cannot be empty".into(),
+        );
+    } else if !RELABEL_ACTIONS.contains(&action) {
         err(
             format!("{p}.action"),
             format!(
@@ -1660,7 +1709,8 @@ mod tests {
         assert!(e[0].starts_with("c.yml:5:9: scrape_configs[1].relabel_configs[0].action: unknown relabel action \"bogus\""), "{e:?}");
         let e = errs("scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n");
         assert!(
-            e[0].starts_with("c.yml:3:5: ") && e[0].contains("unknown field `scrape_intervall`"),
+            e[0].starts_with("c.yml:3:5: ")
+                && e[0].contains("field \"scrape_intervall\" is not allowed here"),
             "{e:?}"
         );
         let e = errs("scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: []\n");

@@ -140,8 +140,16 @@ impl Positions {
         self.nodes.iter().find(|n| n.path == path).map(|n| n.value)
     }
 
-    /// The path of the node at `pos`: a key or value starting exactly there,
-    /// or else the last node starting before it.
+    /// The path of the mapping key `key` written at `pos` (a mapping that
+    /// starts at the same place has the same position).
+    pub fn key_path_at(&self, pos: Pos, key: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.key == Some(pos) && n.path.ends_with(key))
+            .map(|n| n.path.as_str())
+    }
+
+    /// The path of the key or value at `pos`, or of the nearest before it.
     pub fn path_at(&self, pos: Pos) -> Option<&str> {
         if let Some(n) = self
             .nodes

@@ -23,12 +23,25 @@ impl PromDuration {
 /// Parses a Prometheus duration string with [`crate::model::parse_duration`],
 /// the one duration parser, keeping its Prometheus wording.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    // A file takes Prometheus's syntax only (`0`, or numbers each with a
+    // unit): the bare seconds the query API takes are refused, as
+    // Prometheus refuses them in its files.
+    let units = s.starts_with(|c: char| c.is_ascii_digit())
+        && s.ends_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric());
+    if s != "0" && !units {
+        return Err(format!("not a valid duration string: {s:?}"));
+    }
     crate::model::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl<'de> Deserialize<'de> for PromDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        // A null is Go's zero duration; the places where Prometheus reads
+        // zero as "unset" do the same with it.
+        let Some(s) = Option::<String>::deserialize(d)? else {
+            return Ok(PromDuration(Duration::ZERO));
+        };
         parse_duration(&s)
             .map(PromDuration)
             .map_err(serde::de::Error::custom)
@@ -79,9 +92,10 @@ impl<'de> Deserialize<'de> for ByteSize {
             N(u64),
             S(String),
         }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_bytes(&s)
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(ByteSize(0)),
+            Some(Raw::N(n)) => Ok(ByteSize(n)),
+            Some(Raw::S(s)) => parse_bytes(&s)
                 .map(ByteSize)
                 .map_err(serde::de::Error::custom),
         }

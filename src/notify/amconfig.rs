@@ -426,14 +426,10 @@ pub fn parse_am_config(
         path: path.to_string(),
         msg,
     };
-    let cfg: AmConfig = if src.trim().is_empty() {
-        AmConfig::default()
-    } else {
-        serde_saphyr::from_str(src).map_err(|e| {
-            let (pos, path, msg) = yaml_error_parts(&e, &positions);
-            ConfigErrors(vec![at(&path, msg, pos)])
-        })?
-    };
+    let cfg: AmConfig = crate::config::yaml::from_str(src).map_err(|e| {
+        let (pos, path, msg) = yaml_error_parts(&e, &positions);
+        ConfigErrors(vec![at(&path, msg, pos)])
+    })?;
     let mut errs = Vec::new();
     let mut err = |path: &str, msg: String| errs.push(at(path, msg, None));
     let global = cfg.global.clone().unwrap_or_default();

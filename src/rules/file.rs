@@ -56,12 +56,16 @@ pub struct RuleGroup {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleNode {
-    /// Recording rule: the output metric name.
+    /// Recording rule: the output metric name. These three are read as
+    /// written, as Prometheus reads them (`alert: null` names an alert
+    /// "null"); an empty one is unset.
+    #[serde(default, deserialize_with = "crate::config::yaml::as_written_name")]
     pub record: Option<String>,
     /// Alerting rule: the alert name.
+    #[serde(default, deserialize_with = "crate::config::yaml::as_written_name")]
     pub alert: Option<String>,
     /// The PromQL expression.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::yaml::as_written")]
     pub expr: String,
     /// How long the condition must hold before firing.
     #[serde(rename = "for")]
@@ -214,15 +218,13 @@ pub fn parse_rule_file_with(
 ) -> Result<RuleFile, Vec<RuleError>> {
     let src = first_document(src);
     let positions = Positions::index(src);
-    let rf: RuleFile = if src.trim().is_empty() {
-        RuleFile::default()
-    } else {
+    let rf: RuleFile = {
         let lenient = || -> Option<RuleFile> {
-            let mut v: serde_json::Value = serde_saphyr::from_str(src).ok()?;
+            let mut v: serde_json::Value = crate::config::yaml::from_str(src).ok()?;
             prune_unknown(&mut v);
             serde_json::from_value(v).ok()
         };
-        match serde_saphyr::from_str(src) {
+        match crate::config::yaml::from_str(src) {
             Ok(rf) => rf,
             Err(e) => match ignore_unknown_fields.then(lenient).flatten() {
                 Some(rf) => rf,
@@ -421,6 +423,40 @@ pub fn load_rule_file_with(
         }]
     })?;
     parse_rule_file_with(&src, &name, names, ignore_unknown_fields)
+}
+
+/// Rules that share a name and label set with another rule of the file
+/// (promtool's `duplicate-rules` lint), each once, sorted by name then
+/// labels.
+pub fn duplicate_rules(rf: &RuleFile) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut all: Vec<(&str, &BTreeMap<String, String>)> = rf
+        .groups
+        .iter()
+        .flat_map(|g| g.rules.iter().map(|r| (r.name(), &r.labels)))
+        .collect();
+    all.sort();
+    let mut dups: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for pair in all.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let seen = dups.last().is_some_and(|(n, l)| n == b.0 && l == b.1);
+        if a == b && !seen {
+            dups.push((b.0.to_string(), b.1.clone()));
+        }
+    }
+    dups
+}
+
+/// promtool's message for [`duplicate_rules`].
+pub fn duplicate_rules_message(dups: &[(String, BTreeMap<String, String>)]) -> String {
+    let mut m = format!("lint error {} duplicate rule(s) found.\n", dups.len());
+    for (name, labels) in dups {
+        m.push_str(&format!("Metric: {name}\nLabel(s):\n"));
+        for (k, v) in labels {
+            m.push_str(&format!("\t{k}: {v}\n"));
+        }
+    }
+    m.push_str("Might cause inconsistency while recording expressions");
+    m
 }
 
 #[cfg(test)]

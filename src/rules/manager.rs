@@ -138,8 +138,8 @@ impl Persist {
     }
 }
 
-/// Expands `rule_files` globs and loads every file, sorted by name.
-pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
+/// The files `rule_files` names (its globs expanded), sorted, each once.
+pub fn rule_file_paths(cfg: &Config) -> Result<Vec<std::path::PathBuf>, RulesError> {
     let mut files = Vec::new();
     for pattern in &cfg.rule_files {
         let paths = glob::glob(pattern).map_err(|e| RulesError::Pattern {
@@ -150,6 +150,12 @@ pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
     }
     files.sort();
     files.dedup();
+    Ok(files)
+}
+
+/// Expands `rule_files` globs and loads every file, sorted by name.
+pub fn load_groups(cfg: &Config) -> Result<Vec<Group>, RulesError> {
+    let files = rule_file_paths(cfg)?;
     let default_ms = cfg.global.evaluation_interval.as_millis();
     let mut groups = Vec::new();
     let mut errs = Vec::new();

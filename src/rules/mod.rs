@@ -14,7 +14,7 @@ pub use expand::{AlertData, expand_alert_template};
 pub use group::{
     Alert, AlertState, AlertingRule, EvalEnv, Group, RESOLVED_RETENTION_MS, RecordingRule, Rule,
 };
-pub use manager::{GroupState, RuleManager, RulesError, load_groups};
+pub use manager::{GroupState, RuleManager, RulesError, load_groups, rule_file_paths};
 pub use persist::{ALERTS_FILE, PersistError, Restored, SavedState, load as load_alert_state};
 pub use unittest::{
     AlertRuleRef, FileOutcome, GroupOutcome, UnitTestOptions, check_test_text,
@@ -22,6 +22,7 @@ pub use unittest::{
 };
 
 pub use file::{
-    NameValidation, RuleError, RuleFile, RuleGroup, RuleNode, load_rule_file, load_rule_file_with,
-    parse_rule_file, parse_rule_file_with,
+    NameValidation, RuleError, RuleFile, RuleGroup, RuleNode, duplicate_rules,
+    duplicate_rules_message, load_rule_file, load_rule_file_with, parse_rule_file,
+    parse_rule_file_with,
 };

@@ -35,7 +35,10 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<PromDuration, D::Error> {
-    let s = Scalar::deserialize(d)?;
+    // A null is Go's zero duration.
+    let Some(s) = Option::<Scalar>::deserialize(d)? else {
+        return Ok(PromDuration::default());
+    };
     crate::config::parse_duration(&s.0)
         .map(PromDuration)
         .map_err(serde::de::Error::custom)
@@ -201,10 +204,7 @@ impl FileOutcome {
 
 /// The test file's YAML, errors as `FILE:LINE:COL: message`.
 fn parse_test_yaml(src: &str, file: &str) -> Result<TestFile, String> {
-    if src.trim().is_empty() {
-        return Ok(TestFile::default());
-    }
-    serde_saphyr::from_str(src).map_err(|e| {
+    crate::config::yaml::from_str(src).map_err(|e| {
         let positions = crate::config::Positions::index(src);
         let (pos, _, msg) = crate::config::yaml_error_parts(&e, &positions);
         match pos {
@@ -514,14 +514,17 @@ impl GroupCtx<'_> {
             .map(|e| {
                 let mut l = e.exp_labels.clone();
                 l.insert("alertname".into(), case.alertname.clone());
-                (
-                    Labels::from_pairs(l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                    Labels::from_pairs(
-                        e.exp_annotations
-                            .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_str())),
-                    ),
-                )
+                // Kept as written, sorted by the map: an expected label or
+                // annotation with an empty value (`bogus:`) stays, so it
+                // never matches, as in promtool.
+                let kept = |m: &BTreeMap<String, String>| {
+                    Labels::from_sorted(
+                        m.iter()
+                            .map(|(k, v)| crate::model::Label::new(k.as_str(), v.as_str()))
+                            .collect(),
+                    )
+                };
+                (kept(&l), kept(&e.exp_annotations))
             })
             .collect();
         got.sort();

@@ -54,12 +54,15 @@ pub fn read_file_groups(path: &std::path::Path) -> Result<Vec<TargetGroup>, Stri
     let groups: Vec<FileGroup> = if name.ends_with(".json") {
         serde_json::from_str(&text)
             .map_err(|e| format!("{name}:{}:{}: {e}", e.line(), e.column()))?
-    } else if text.trim().is_empty() {
-        Vec::new()
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| {
-            let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            format!("{name}: {first}")
+        crate::config::yaml::from_str(&text).map_err(|e| match e.location() {
+            Some(l) => format!(
+                "{name}:{}:{}: {}",
+                l.line(),
+                l.column(),
+                crate::config::yaml::message(&e)
+            ),
+            None => format!("{name}: {}", crate::config::yaml::message(&e)),
         })?
     };
     Ok(groups

@@ -2,7 +2,7 @@
 //! loops started and stopped as targets come and go, and config reload
 //! that leaves unchanged jobs running.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -47,7 +47,10 @@ struct LoopHandle {
 #[derive(Default)]
 struct PoolState {
     active: HashMap<u64, LoopHandle>,
+    /// Targets dropped by relabeling, at most `keep_dropped_targets`.
     dropped: Vec<Labels>,
+    /// All targets dropped by relabeling, kept or not.
+    dropped_count: usize,
     invalid: Vec<(Labels, String)>,
 }
 
@@ -70,6 +73,18 @@ fn scrape_part(sc: &ScrapeConfig) -> ScrapeConfig {
         file_sd_configs: Vec::new(),
         ..sc.clone()
     }
+}
+
+/// The targets of every pool, for the API.
+#[derive(Debug, Default)]
+pub struct Targets {
+    /// Targets being scraped, sorted by job and URL.
+    pub active: Vec<TargetInfo>,
+    /// Targets dropped by relabeling (job, discovered labels): at most
+    /// `keep_dropped_targets` a job.
+    pub dropped: Vec<(String, Labels)>,
+    /// Every job's count of all the targets it dropped.
+    pub dropped_counts: BTreeMap<String, usize>,
 }
 
 /// A target as the API reports it.
@@ -303,10 +318,11 @@ impl ScrapeManager {
     }
 
     /// Every target, for the API.
-    pub fn targets(&self) -> (Vec<TargetInfo>, Vec<(String, Labels)>) {
+    pub fn targets(&self) -> Targets {
         let pools = lock(&self.pools);
         let mut active = Vec::new();
         let mut dropped = Vec::new();
+        let mut counts = BTreeMap::new();
         for (job, p) in pools.iter() {
             let st = lock(&p.state);
             for h in st.active.values() {
@@ -322,9 +338,14 @@ impl ScrapeManager {
             }
             dropped.extend(st.dropped.iter().map(|l| (job.clone(), l.clone())));
             dropped.extend(st.invalid.iter().map(|(l, _)| (job.clone(), l.clone())));
+            counts.insert(job.clone(), st.dropped_count + st.invalid.len());
         }
         active.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
-        (active, dropped)
+        Targets {
+            active,
+            dropped,
+            dropped_counts: counts,
+        }
     }
 
     /// Stops every loop without stale markers (shutdown) and waits for them.
@@ -366,13 +387,20 @@ fn sync_pool(
 ) {
     let mut want: HashMap<u64, Target> = HashMap::new();
     let mut dropped = Vec::new();
+    let mut dropped_count = 0;
     let mut invalid = Vec::new();
     for b in build_targets(&job.cfg, relabel, groups) {
         match b {
             Built::Active(t) => {
                 want.insert(t.hash(), t);
             }
-            Built::Dropped(l) => dropped.push(l),
+            Built::Dropped(l) => {
+                dropped_count += 1;
+                let keep = job.cfg.keep_dropped_targets.unwrap_or(0) as usize;
+                if keep == 0 || dropped.len() < keep {
+                    dropped.push(l);
+                }
+            }
             Built::Invalid(l, e) => {
                 tracing::warn!(job = %job.cfg.job_name, labels = %l, error = %e, "invalid target");
                 invalid.push((l, e));
@@ -381,6 +409,7 @@ fn sync_pool(
     }
     let mut st = lock(state);
     st.dropped = dropped;
+    st.dropped_count = dropped_count;
     st.invalid = invalid;
     let gone: Vec<u64> = st
         .active

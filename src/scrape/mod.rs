@@ -11,5 +11,5 @@ pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
 
-pub use manager::{Context, ScrapeManager, TargetInfo};
+pub use manager::{Context, ScrapeManager, TargetInfo, Targets};
 pub use scrape_loop::{Appendable, TargetHealth};

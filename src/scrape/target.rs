@@ -95,7 +95,11 @@ fn build_one(
         return Built::Invalid(discovered, format!("{addr:?} is not a valid hostname"));
     }
     let scheme = b.get("__scheme__").unwrap_or("http").to_string();
-    let path = b.get("__metrics_path__").unwrap_or("/metrics").to_string();
+    let mut path = b.get("__metrics_path__").unwrap_or("/metrics").to_string();
+    // As Go writes a URL with a host: a relative path gets its slash.
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
     let interval = match b.get("__scrape_interval__").map(parse_duration) {
         Some(Ok(d)) if !d.is_zero() => d,
         Some(Ok(_)) => return Built::Invalid(discovered, "scrape interval cannot be 0".into()),

@@ -455,7 +455,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
                 msg,
             })
         };
-        let head: serde_json::Value = match serde_saphyr::from_str(&doc) {
+        let head: serde_json::Value = match crate::config::yaml::from_str(&doc) {
             Ok(v) => v,
             Err(e) => {
                 let (pos, path, msg) = yaml_error_parts(&e, &positions);
@@ -481,7 +481,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
         let api = head["apiVersion"].as_str().unwrap_or("");
         let kind = head["kind"].as_str().unwrap_or("");
         let spec = if version == "prometheus/v1" {
-            match serde_saphyr::from_str::<PromDoc>(&doc) {
+            match crate::config::yaml::from_str::<PromDoc>(&doc) {
                 Ok(d) => from_sloth(d, SpecKind::Prometheus, "", "slo_plugins", &mut err),
                 Err(e) => {
                     errs.push(typed(e));
@@ -489,7 +489,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
                 }
             }
         } else if api == "sloth.slok.dev/v1" && kind == "PrometheusServiceLevel" {
-            match serde_saphyr::from_str::<K8sDoc>(&doc) {
+            match crate::config::yaml::from_str::<K8sDoc>(&doc) {
                 Ok(d) => from_sloth(
                     d.spec,
                     SpecKind::Kubernetes {
@@ -506,7 +506,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
                 }
             }
         } else if api == "openslo/v1alpha" && kind == "SLO" {
-            match serde_saphyr::from_str::<OsDoc>(&doc) {
+            match crate::config::yaml::from_str::<OsDoc>(&doc) {
                 Ok(d) => from_openslo(d, &mut err),
                 Err(e) => {
                     errs.push(typed(e));
@@ -569,7 +569,9 @@ fn sli_of(
 
 /// The events queries of a latency SLI.
 fn latency_events(l: &LatencySli) -> Result<(String, String), String> {
-    let secs = crate::config::parse_duration(&l.threshold)
+    // A threshold may be a duration or seconds (`0.2`), unlike the
+    // durations of Prometheus's files.
+    let secs = crate::model::parse_duration(&l.threshold)
         .map_err(|e| format!("invalid threshold {:?}: {e}", l.threshold))?
         .as_secs_f64();
     if secs <= 0.0 {
@@ -679,7 +681,7 @@ fn slos_of(
                 threshold: pr
                     .threshold
                     .as_deref()
-                    .and_then(|t| crate::config::parse_duration(t).ok())
+                    .and_then(|t| crate::model::parse_duration(t).ok())
                     .map(|d| d.as_secs_f64()),
             }),
             _ => None,

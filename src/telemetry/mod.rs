@@ -402,22 +402,22 @@ impl Metrics {
             m.head_series.clone(),
         );
         r.register(
-            "argus_head_samples_appended_total",
+            "argus_head_samples_appended",
             "Samples committed to the head",
             m.head_samples_appended.clone(),
         );
         r.register(
-            "argus_head_out_of_order_samples_total",
+            "argus_head_out_of_order_samples",
             "Samples refused as out of order",
             m.head_out_of_order.clone(),
         );
         r.register(
-            "argus_head_duplicate_samples_total",
+            "argus_head_duplicate_samples",
             "Samples refused as duplicates with another value",
             m.head_duplicate.clone(),
         );
         r.register(
-            "argus_head_series_removed_total",
+            "argus_head_series_removed",
             "Series removed by retention",
             m.head_series_removed.clone(),
         );
