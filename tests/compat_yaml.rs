@@ -563,3 +563,35 @@ fn check_rules_lint_matches_promtool() {
         assert_eq!(ours, theirs, "{flags:?}");
     }
 }
+
+/// The shipped alerting/alertmanager.yml is Alertmanager's format: amtool
+/// 0.25 refuses only the webhook's `url_file` (newer than 0.25), and
+/// accepts the file once that key is written as `url`.
+#[test]
+fn shipped_alertmanager_yml_passes_amtool_but_for_url_file() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&shipped, dir.path());
+    let f = dir.path().join("alertmanager.yml");
+    let (ok, out) = accepts(Command::new("amtool").arg("check-config").arg(&f));
+    assert!(!ok, "{out}");
+    let errors: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("line "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(errors[0].contains("field url_file not found"), "{out}");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let n = text.matches("url_file: secrets/deadman_url").count();
+    assert_eq!(n, 1, "the webhook's url_file");
+    std::fs::write(
+        &f,
+        text.replace(
+            "url_file: secrets/deadman_url",
+            "url: 'http://127.0.0.1:1/deadman'",
+        ),
+    )
+    .unwrap();
+    let (ok, out) = accepts(Command::new("amtool").arg("check-config").arg(&f));
+    assert!(ok, "{out}");
+}
