@@ -164,6 +164,13 @@ enum SloCmd {
         /// for latency and probe SLIs.
         #[arg(long = "extensions", alias = "events-budget")]
         extensions: bool,
+        /// The period of SLOs whose spec gives none (Sloth's flag; 30d).
+        #[arg(long = "default-slo-period")]
+        default_slo_period: Option<String>,
+        /// A directory of Sloth `AlertWindows` files: the burn-rate windows
+        /// of the SLO periods they name (Sloth's flag).
+        #[arg(short = 'w', long = "slo-period-windows-path")]
+        windows_path: Option<PathBuf>,
     },
 }
 
@@ -415,8 +422,18 @@ fn main() -> ExitCode {
                     out,
                     labels,
                     extensions,
+                    default_slo_period,
+                    windows_path,
                 },
-        } => match cli::slo_generate(&specs, &labels, extensions) {
+        } => match cli::slo_generate(
+            &specs,
+            &cli::SloGenerateArgs {
+                labels,
+                extensions,
+                default_period: default_slo_period,
+                windows_dir: windows_path,
+            },
+        ) {
             Ok(text) => match out {
                 None => {
                     print!("{text}");

@@ -464,3 +464,64 @@ slos:
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     feeder.join().unwrap();
 }
+
+/// Sloth's `--default-slo-period` and `--slo-period-windows-path` with its
+/// example `AlertWindows` files: a 7-day SLO gets the 7-day windows and
+/// factors (budget share × period / long window), a 30-day one the custom
+/// 30-day windows; a bad windows file is refused with its position.
+#[test]
+fn sloth_alert_windows_and_default_period() {
+    let windows = examples().join("windows");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.yml");
+    std::fs::write(
+        &spec,
+        "version: prometheus/v1\nservice: svc\nslos:\n  - name: avail\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(e[{{.window}}]))\n        total_query: sum(rate(t[{{.window}}]))\n    alerting: {name: A}\n",
+    )
+    .unwrap();
+    let run = |period: &str, windows: &Path| {
+        let o = Command::new(argus_bin())
+            .args(["slo", "generate", "--default-slo-period", period, "-w"])
+            .arg(windows)
+            .arg(&spec)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run("7d", &windows);
+    assert!(ok, "{err}");
+    for (short, long, factor) in [
+        ("5m", "1h", "13.44"),
+        ("30m", "6h", "3.5"),
+        ("2h", "1d", "1.4"),
+        ("6h", "3d", "0.98"),
+    ] {
+        for w in [short, long] {
+            let cond = format!(
+                "ratio_rate{w}{{sloth_id=\"svc-avail\", sloth_service=\"svc\", sloth_slo=\"avail\"}} > ({factor}"
+            );
+            assert!(out.contains(&cond), "{cond}\n{out}");
+        }
+    }
+    assert!(out.contains("sloth_window: 7d"), "{out}");
+    let (ok, out, err) = run("30d", &windows);
+    assert!(ok, "{err}");
+    // custom-30d.yaml: 1% of the budget in 30 minutes pages.
+    assert!(out.contains("ratio_rate2m{"), "{out}");
+    assert!(out.contains("> (14.4 * 0.01)"), "{out}");
+
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(
+        bad.join("w.yaml"),
+        "apiVersion: sloth.slok.dev/v1\nkind: AlertWindows\nspec:\n  sloPeriod: 7d\n  page:\n    quick: {errorBudgetPercent: 8, shortWindow: 2h, longWindow: 1h}\n    slow: {errorBudgetPercent: 12.5, shortWindow: 30m, longWindow: 6h}\n  ticket:\n    quick: {errorBudgetPercent: 20, shortWindow: 2h, longWindow: 1d}\n    slow: {errorBudgetPercent: 42, shortWindow: 6h, longWindow: 3d}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run("7d", &bad);
+    assert!(!ok);
+    assert!(err.contains("w.yaml:6:36: spec.page.quick.shortWindow: must be above zero and shorter than longWindow"), "{err}");
+}

@@ -13,7 +13,7 @@ pub use health::check_health;
 pub use import::{ImportError, ImportSummary, import_openmetrics};
 pub use routes::{RoutesError, routes_show, routes_test};
 pub use run::{RunError, RunOptions, run};
-pub use slo::{SloCliError, check_slo, slo_generate};
+pub use slo::{SloCliError, SloGenerateArgs, check_slo, slo_generate};
 pub use template::{TemplateRenderError, template_render};
 pub use test_rules::{TestRulesArgs, TestRulesError, junit_xml, test_rules, untested_alerts};
 

@@ -70,6 +70,100 @@ pub struct GenerateOptions {
     /// and period error ratios, the events-weighted period series) and
     /// the HDR latency quantiles of histogram SLIs: leave those rules out.
     pub native: bool,
+    /// Alert windows by SLO period in days (Sloth's `AlertWindows`
+    /// documents); a period not listed gets [`alert_windows`].
+    pub windows: BTreeMap<u32, [AlertWindow; 4]>,
+}
+
+/// A Sloth `AlertWindows` document (`apiVersion: sloth.slok.dev/v1`):
+/// the burn-rate windows for one SLO period.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct WindowsDoc {
+    api_version: String,
+    kind: String,
+    spec: WindowsSpec,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct WindowsSpec {
+    slo_period: String,
+    page: WindowPair,
+    ticket: WindowPair,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowPair {
+    quick: WindowDoc,
+    slow: WindowDoc,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct WindowDoc {
+    error_budget_percent: f64,
+    short_window: crate::config::PromDuration,
+    long_window: crate::config::PromDuration,
+}
+
+/// Reads a Sloth `AlertWindows` file: its SLO period in days and the
+/// windows (page quick, page slow, ticket quick, ticket slow). Errors read
+/// `FILE:LINE:COL: path: message`.
+pub fn parse_alert_windows(src: &str, file: &str) -> Result<(u32, [AlertWindow; 4]), String> {
+    let positions = crate::config::Positions::index(src);
+    let at = |path: &str, msg: String| match positions.of_path(path) {
+        Some(p) => format!("{file}:{}:{}: {path}: {msg}", p.line, p.col),
+        None => format!("{file}: {path}: {msg}"),
+    };
+    let d: WindowsDoc = crate::config::yaml::from_str(src).map_err(|e| {
+        let (pos, path, msg) = crate::config::yaml_error_parts(&e, &positions);
+        match pos {
+            Some(p) => format!("{file}:{}:{}: {path}: {msg}", p.line, p.col),
+            None => format!("{file}: {msg}"),
+        }
+    })?;
+    if d.api_version != "sloth.slok.dev/v1" || d.kind != "AlertWindows" {
+        return Err(at(
+            "kind",
+            format!(
+                "want apiVersion sloth.slok.dev/v1 and kind AlertWindows, got {:?} and {:?}",
+                d.api_version, d.kind
+            ),
+        ));
+    }
+    let days = super::spec::period_days(&d.spec.slo_period).map_err(|e| at("spec.sloPeriod", e))?;
+    let mut out = [alert_windows()[0]; 4];
+    for (i, (path, w)) in [
+        ("spec.page.quick", &d.spec.page.quick),
+        ("spec.page.slow", &d.spec.page.slow),
+        ("spec.ticket.quick", &d.spec.ticket.quick),
+        ("spec.ticket.slow", &d.spec.ticket.slow),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (short_s, long_s) = (w.short_window.0.as_secs(), w.long_window.0.as_secs());
+        if !(w.error_budget_percent > 0.0 && w.error_budget_percent <= 100.0) {
+            return Err(at(
+                &format!("{path}.errorBudgetPercent"),
+                "must be above 0 and at most 100".into(),
+            ));
+        }
+        if short_s == 0 || short_s >= long_s {
+            return Err(at(
+                &format!("{path}.shortWindow"),
+                "must be above zero and shorter than longWindow".into(),
+            ));
+        }
+        out[i] = AlertWindow {
+            budget_percent: w.error_budget_percent,
+            short_s,
+            long_s,
+        };
+    }
+    Ok((days, out))
 }
 
 /// A rule group as written out.
@@ -149,7 +243,11 @@ fn generate_slo(
     base.insert("sloth_id".into(), slo.id.clone());
     base.insert("sloth_service".into(), service.clone());
     base.insert("sloth_slo".into(), slo.name.clone());
-    let windows = alert_windows();
+    let windows = opts
+        .windows
+        .get(&slo.period_days)
+        .copied()
+        .unwrap_or_else(alert_windows);
     let mut ws: Vec<u64> = windows.iter().flat_map(|w| [w.short_s, w.long_s]).collect();
     ws.sort_unstable();
     ws.dedup();

@@ -11,10 +11,12 @@ mod window;
 
 pub use engine::{SLO_WINDOWS_FILE, SloEngine};
 pub use generate::{
-    AlertWindow, GenerateOptions, RuleGroup, RuleOut, alert_windows, generate, to_yaml,
+    AlertWindow, GenerateOptions, RuleGroup, RuleOut, alert_windows, generate, parse_alert_windows,
+    to_yaml,
 };
 pub use spec::{
     AlertMeta, Alerting, LatencySource, Sli, Slo, SloSpec, SpecError, SpecKind, parse_spec,
+    parse_spec_with, period_days,
 };
 pub use window::{SliWindows, WindowStats, windows_from_bytes, windows_to_bytes};
 

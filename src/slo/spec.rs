@@ -435,8 +435,19 @@ fn documents(src: &str) -> Vec<(usize, String)> {
 /// Why a plugin cannot be honoured: argus runs no Sloth plugins.
 const NO_PLUGINS: &str = "Sloth plugins are not supported by argus; use `sli.events` or `sli.raw`";
 
-/// Reads every SLO document of a spec file.
+/// Reads every SLO document of a spec file (an SLO without a period gets
+/// 30 days).
 pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>> {
+    parse_spec_with(src, file, 30)
+}
+
+/// [`parse_spec`] with the period (days) of SLOs that give none (Sloth's
+/// `--default-slo-period`).
+pub fn parse_spec_with(
+    src: &str,
+    file: &str,
+    default_period_days: u32,
+) -> Result<Vec<SloSpec>, Vec<SpecError>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for (offset, doc) in documents(src) {
@@ -482,7 +493,14 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
         let kind = head["kind"].as_str().unwrap_or("");
         let spec = if version == "prometheus/v1" {
             match crate::config::yaml::from_str::<PromDoc>(&doc) {
-                Ok(d) => from_sloth(d, SpecKind::Prometheus, "", "slo_plugins", &mut err),
+                Ok(d) => from_sloth(
+                    d,
+                    SpecKind::Prometheus,
+                    "",
+                    "slo_plugins",
+                    default_period_days,
+                    &mut err,
+                ),
                 Err(e) => {
                     errs.push(typed(e));
                     continue;
@@ -498,6 +516,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
                     },
                     "spec.",
                     "sloPlugins",
+                    default_period_days,
                     &mut err,
                 ),
                 Err(e) => {
@@ -507,7 +526,7 @@ pub fn parse_spec(src: &str, file: &str) -> Result<Vec<SloSpec>, Vec<SpecError>>
             }
         } else if api == "openslo/v1alpha" && kind == "SLO" {
             match crate::config::yaml::from_str::<OsDoc>(&doc) {
-                Ok(d) => from_openslo(d, &mut err),
+                Ok(d) => from_openslo(d, default_period_days, &mut err),
                 Err(e) => {
                     errs.push(typed(e));
                     continue;
@@ -604,7 +623,7 @@ fn latency_events(l: &LatencySli) -> Result<(String, String), String> {
 }
 
 /// Days of a period such as `30d`, `28d`, `4w`.
-fn period_days(p: &str) -> Result<u32, String> {
+pub fn period_days(p: &str) -> Result<u32, String> {
     let d = crate::config::parse_duration(p).map_err(|e| format!("invalid period {p:?}: {e}"))?;
     let days = d.as_secs() / 86_400;
     if days == 0 || d.as_secs() % 86_400 != 0 {
@@ -620,6 +639,7 @@ fn from_sloth(
     kind: SpecKind,
     prefix: &str,
     plugins_key: &str,
+    default_period_days: u32,
     err: &mut dyn FnMut(&str, String),
 ) -> Option<SloSpec> {
     if d.slo_plugins.is_some() {
@@ -633,6 +653,7 @@ fn from_sloth(
             &d.labels,
             d.slos,
             prefix,
+            default_period_days,
             err,
         ),
         service: d.service,
@@ -647,14 +668,15 @@ fn slos_of(
     spec_labels: &BTreeMap<String, String>,
     raw_slos: Vec<PromSlo>,
     prefix: &str,
+    default_period_days: u32,
     err: &mut dyn FnMut(&str, String),
 ) -> Vec<Slo> {
     let period_days = match period.map(period_days) {
-        None => 30,
+        None => default_period_days,
         Some(Ok(n)) => n,
         Some(Err(e)) => {
             err(&format!("{prefix}period"), e);
-            30
+            default_period_days
         }
     };
     let mut slos = Vec::new();
@@ -799,9 +821,13 @@ fn slos_of(
     slos
 }
 
-fn from_openslo(d: OsDoc, err: &mut dyn FnMut(&str, String)) -> Option<SloSpec> {
+fn from_openslo(
+    d: OsDoc,
+    default_period_days: u32,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<SloSpec> {
     let period_days = match d.spec.time_windows.first() {
-        None => 30,
+        None => default_period_days,
         Some(w) => match w.unit.to_ascii_lowercase().as_str() {
             "day" | "d" => w.count,
             "week" | "w" => w.count * 7,
