@@ -30,7 +30,7 @@ put config_yaml "$conf"/prometheus/documentation/examples/*.yml "$repo"/deploy/*
 put rule_file "$conf"/prometheus/rules/fixtures/*.y*ml "$conf"/prometheus/model/rulefmt/testdata/*.y*ml "$repo"/rules/*.yml
 put unit_test_file "$conf"/prometheus/cmd/promtool/testdata/*.y*ml "$repo"/rules/*.test.yml
 put alertmanager_config "$conf"/alertmanager/config/testdata/*.yml "$conf"/alertmanager/doc/examples/*.yml "$repo"/alerting/*.yml
-put slo_spec "$conf"/sloth/examples/*.yml "$repo"/slo/*.yml
+put slo_spec "$conf"/sloth/examples/*.yml "$conf"/sloth/examples/windows/*.yaml "$repo"/slo/*.yml
 put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl
 put api_bodies "$repo"/tests/data/*.json
 put_prefixed exposition_text 00 "$repo"/benches/data/* "$repo"/tests/data/*.prom "$repo"/tests/data/*.txt

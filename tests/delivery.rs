@@ -837,3 +837,110 @@ async fn held_notifications_go_out_only_if_no_peer_delivered_them() {
     peer.stop().await;
     h.stop().await;
 }
+
+/// Discord and Microsoft Teams get Alertmanager's payloads: a Discord
+/// webhook message with one embed coloured by status, a Teams
+/// MessageCard with its theme colour; the URLs inline or from a file;
+/// resolved notifications follow; a receiver that gives neither URL or
+/// both is refused with Alertmanager's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_and_msteams_receive_alertmanagers_payloads() {
+    let discord = Recorder::start();
+    discord.respond(204, "text/plain", "", &[]);
+    let teams = Recorder::start();
+    teams.respond(200, "text/plain", "1", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("teams-url"),
+        format!("http://{}/webhookb2/abc\n", teams.addr()),
+    )
+    .unwrap();
+    let am = format!(
+        r##"
+route:
+  receiver: chat
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+receivers:
+  - name: chat
+    discord_configs:
+      - webhook_url: http://{discord}/api/webhooks/1/tok
+        username: argus-bot
+        avatar_url: https://example.org/a.png
+    msteams_configs:
+      - webhook_url_file: teams-url
+        text: '{{{{ .CommonAnnotations.summary }}}}'
+"##,
+        discord = discord.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("DiskFull", &[("host", "db1")], T0 + 120_000);
+    h.advance(0).await;
+    let got = until("the Discord message", || {
+        bodies(&discord, "/api/webhooks/1/tok").pop()
+    })
+    .await;
+    assert_eq!(got["content"], "");
+    assert_eq!(got["username"], "argus-bot");
+    assert_eq!(got["avatar_url"], "https://example.org/a.png");
+    let embeds = got["embeds"].as_array().unwrap();
+    assert_eq!(embeds.len(), 1);
+    assert_eq!(embeds[0]["title"], "[FIRING:1] DiskFull (db1)");
+    assert_eq!(embeds[0]["color"], 0x992D22);
+    let text = embeds[0]["description"].as_str().unwrap();
+    assert!(text.starts_with("1 firing:\nLabels:\n"), "{text}");
+    assert!(text.contains(" - host = db1"), "{text}");
+    let (head, _) = discord.taken().remove(0);
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+
+    let got = until("the Teams card", || bodies(&teams, "/webhookb2/abc").pop()).await;
+    assert_eq!(
+        got,
+        json!({
+            "@context": "http://schema.org/extensions",
+            "type": "MessageCard",
+            "title": "[FIRING:1] DiskFull (db1)",
+            "summary": "[FIRING:1] DiskFull (db1)",
+            "text": "DiskFull is bad",
+            "themeColor": "8C1A1A",
+        })
+    );
+
+    // Resolved two minutes later: both send it.
+    h.advance(180_000).await;
+    let got = until("the resolved Discord message", || {
+        bodies(&discord, "/api/webhooks/1/tok").pop()
+    })
+    .await;
+    assert_eq!(got["embeds"][0]["color"], 0x2ECC71);
+    assert_eq!(got["embeds"][0]["title"], "[RESOLVED] DiskFull (db1)");
+    let got = until("the resolved Teams card", || {
+        bodies(&teams, "/webhookb2/abc").pop()
+    })
+    .await;
+    assert_eq!(got["themeColor"], "2DC72D");
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "discord_configs: [{}]",
+            "receivers[0].discord_configs[0]: one of webhook_url or webhook_url_file must be configured",
+        ),
+        (
+            "msteams_configs: [{webhook_url: 'http://h/x', webhook_url_file: f}]",
+            "receivers[0].msteams_configs[0]: at most one of webhook_url & webhook_url_file must be configured",
+        ),
+        (
+            "discord_configs: [{webhook_url: 'ftp://h/x'}]",
+            "receivers[0].discord_configs[0].webhook_url:",
+        ),
+    ] {
+        let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
+        let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
+            .err()
+            .unwrap_or_else(|| panic!("{conf} accepted"))
+            .to_string();
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+}

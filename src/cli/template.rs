@@ -195,8 +195,9 @@ pub fn template_render(
         };
         let (kind, idx) = i.name.split_once('/').unwrap_or((&i.name, "0"));
         match prepare(r, kind, idx.parse().unwrap_or(0), &x) {
-            Ok(p) => out.push_str(&format!("{p:?}\n\n")),
-            Err(e) => out.push_str(&format!("error: {e}\n\n")),
+            Some(Ok(p)) => out.push_str(&format!("{p:?}\n\n")),
+            Some(Err(e)) => out.push_str(&format!("error: {e}\n\n")),
+            None => out.push_str(&format!("error: no integration {}\n\n", i.name)),
         }
     }
     if out.is_empty() {

@@ -8,13 +8,18 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::integrations::{EmailConfig, GlobalConfig, PagerdutyConfig, SlackConfig, WebhookConfig};
+use super::integrations::{
+    DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, PagerdutyConfig, SlackConfig,
+    WebhookConfig,
+};
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
 
 /// Integration types argus delivers to.
 pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
+    "discord_configs",
     "email_configs",
+    "msteams_configs",
     "pagerduty_configs",
     "slack_configs",
     "webhook_configs",
@@ -22,11 +27,9 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
 
 /// Integration types Alertmanager has and argus does not.
 pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
-    "discord_configs",
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
-    "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
     "pushover_configs",
@@ -245,16 +248,18 @@ pub struct ReceiverConfig {
     /// Webhooks.
     #[serde(default)]
     pub webhook_configs: Vec<WebhookConfig>,
+    /// Discord.
     #[serde(default)]
-    discord_configs: Option<serde_json::Value>,
+    pub discord_configs: Vec<DiscordConfig>,
     #[serde(default)]
     incidentio_configs: Option<serde_json::Value>,
     #[serde(default)]
     jira_configs: Option<serde_json::Value>,
     #[serde(default)]
     mattermost_configs: Option<serde_json::Value>,
+    /// Microsoft Teams (connector webhooks).
     #[serde(default)]
-    msteams_configs: Option<serde_json::Value>,
+    pub msteams_configs: Vec<MsTeamsConfig>,
     #[serde(default)]
     msteamsv2_configs: Option<serde_json::Value>,
     #[serde(default)]
@@ -293,12 +298,10 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 14] = [
-            ("discord_configs", &self.discord_configs),
+        let all: [(&'static str, &Option<serde_json::Value>); 12] = [
             ("incidentio_configs", &self.incidentio_configs),
             ("jira_configs", &self.jira_configs),
             ("mattermost_configs", &self.mattermost_configs),
-            ("msteams_configs", &self.msteams_configs),
             ("msteamsv2_configs", &self.msteamsv2_configs),
             ("opsgenie_configs", &self.opsgenie_configs),
             ("pushover_configs", &self.pushover_configs),
@@ -477,6 +480,12 @@ pub fn parse_am_config(
         }
         for (j, c) in r.email_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.email_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.discord_configs.iter().enumerate() {
+            c.check(&format!("{p}.discord_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.msteams_configs.iter().enumerate() {
+            c.check(&format!("{p}.msteams_configs[{j}]"), &mut err);
         }
         for (j, c) in r.webhook_configs.iter().enumerate() {
             c.check(&format!("{p}.webhook_configs[{j}]"), &mut err);

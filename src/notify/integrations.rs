@@ -444,6 +444,90 @@ pub struct WebhookConfig {
     pub payload: Option<serde_json::Value>,
 }
 
+/// `discord_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DiscordConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub webhook_url: Option<Secret>,
+    pub webhook_url_file: Option<String>,
+    pub content: Option<String>,
+    pub title: Option<String>,
+    pub message: Option<String>,
+    pub username: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// `msteams_configs[]` (Office 365 connector webhooks, MessageCard).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MsTeamsConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub webhook_url: Option<Secret>,
+    pub webhook_url_file: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub text: Option<String>,
+}
+
+/// Alertmanager's check of an integration that posts to one URL given
+/// inline (`key`) or in a file (`key_file`): exactly one of the two.
+fn check_url_or_file(
+    inline: &Option<Secret>,
+    file: &Option<String>,
+    key: &str,
+    p: &str,
+    err: &mut dyn FnMut(&str, String),
+) {
+    check_opt_url(
+        inline.as_ref().map(|s| s.expose()),
+        &format!("{p}.{key}"),
+        err,
+    );
+    let (u, f) = (set_s(inline), set_f(file));
+    if !u && !f {
+        err(p, format!("one of {key} or {key}_file must be configured"));
+    }
+    if u && f {
+        err(
+            p,
+            format!("at most one of {key} & {key}_file must be configured"),
+        );
+    }
+}
+
+impl DiscordConfig {
+    /// Alertmanager's checks.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_url_or_file(
+            &self.webhook_url,
+            &self.webhook_url_file,
+            "webhook_url",
+            p,
+            err,
+        );
+    }
+}
+
+impl MsTeamsConfig {
+    /// Alertmanager's checks.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_url_or_file(
+            &self.webhook_url,
+            &self.webhook_url_file,
+            "webhook_url",
+            p,
+            err,
+        );
+    }
+}
+
 /// Go's `textproto.CanonicalMIMEHeaderKey`: `content-type` → `Content-Type`.
 fn canonical_header(h: &str) -> String {
     h.split('-')
@@ -621,18 +705,6 @@ impl EmailConfig {
 impl WebhookConfig {
     /// Alertmanager's checks.
     pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
-        check_opt_url(
-            self.url.as_ref().map(|s| s.expose()),
-            &format!("{p}.url"),
-            err,
-        );
-        let u = set_s(&self.url);
-        let f = set_f(&self.url_file);
-        if !u && !f {
-            err(p, "one of url or url_file must be configured".into());
-        }
-        if u && f {
-            err(p, "at most one of url & url_file must be configured".into());
-        }
+        check_url_or_file(&self.url, &self.url_file, "url", p, err);
     }
 }

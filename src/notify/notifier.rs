@@ -881,16 +881,9 @@ impl Notifier {
                 p.integration, p.receiver
             ))
         };
-        let prepared = match kind {
-            "webhook" => super::send::webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, &x),
-            "slack" => super::send::slack(r.slack_configs.get(idx).ok_or_else(gone)?, &x),
-            "pagerduty" => {
-                super::send::pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, &x)
-            }
-            "email" => super::send::email(r.email_configs.get(idx).ok_or_else(gone)?, &x),
-            _ => return Err(gone()),
-        }
-        .map_err(PrepareError::Retry);
+        let prepared = super::send::prepare(r, kind, idx, &x)
+            .ok_or_else(gone)?
+            .map_err(PrepareError::Retry);
         let errors = x.template_errors.take();
         if !errors.is_empty() {
             self.metrics

@@ -13,8 +13,8 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::integrations::{
-    EmailConfig, GlobalConfig, HttpConfig, PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL,
-    SlackConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, PAGERDUTY_URL,
+    PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -714,6 +714,120 @@ pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
     })))
 }
 
+/// A Discord webhook message (an embed coloured by status), as
+/// Alertmanager sends it.
+pub fn discord(c: &DiscordConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    #[derive(Serialize)]
+    struct Embed {
+        title: String,
+        description: String,
+        color: u32,
+    }
+    #[derive(Serialize)]
+    struct Message {
+        content: String,
+        embeds: Vec<Embed>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        username: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        avatar_url: String,
+    }
+    let url = x
+        .secret(&c.webhook_url, &c.webhook_url_file)?
+        .ok_or("discord has no webhook_url")?;
+    let color = match x.data.status.as_str() {
+        "firing" => 0x992D22,
+        "resolved" => 0x2ECC71,
+        _ => 0x95A5A6,
+    };
+    // Discord's limits, in characters.
+    let msg = Message {
+        content: truncate_runes(
+            x.opt(&c.content, r#"{{ template "discord.default.content" . }}"#)?,
+            2000,
+        ),
+        embeds: vec![Embed {
+            title: truncate_runes(
+                x.opt(&c.title, r#"{{ template "discord.default.title" . }}"#)?,
+                256,
+            ),
+            description: truncate_runes(
+                x.opt(&c.message, r#"{{ template "discord.default.message" . }}"#)?,
+                4096,
+            ),
+            color,
+        }],
+        username: c.username.clone().unwrap_or_default(),
+        avatar_url: c
+            .avatar_url
+            .clone()
+            .filter(|u| reqwest::Url::parse(u).is_ok())
+            .unwrap_or_default(),
+    };
+    Ok(json_post(
+        url,
+        go_json(&msg),
+        x.http(&c.http_config),
+        &[429],
+    ))
+}
+
+/// A Microsoft Teams connector card (MessageCard), as Alertmanager's
+/// `msteams` integration sends it.
+pub fn msteams(c: &MsTeamsConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    #[derive(Serialize)]
+    struct Card {
+        #[serde(rename = "@context")]
+        context: &'static str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        title: String,
+        summary: String,
+        text: String,
+        #[serde(rename = "themeColor")]
+        theme_color: &'static str,
+    }
+    let url = x
+        .secret(&c.webhook_url, &c.webhook_url_file)?
+        .ok_or("msteams has no webhook_url")?;
+    let card = Card {
+        context: "http://schema.org/extensions",
+        kind: "MessageCard",
+        title: x.opt(&c.title, r#"{{ template "msteams.default.title" . }}"#)?,
+        summary: x.opt(&c.summary, r#"{{ template "msteams.default.summary" . }}"#)?,
+        text: x.opt(&c.text, r#"{{ template "msteams.default.text" . }}"#)?,
+        theme_color: match x.data.status.as_str() {
+            "firing" => "8C1A1A",
+            "resolved" => "2DC72D",
+            _ => "808080",
+        },
+    };
+    Ok(json_post(
+        url,
+        go_json(&card),
+        x.http(&c.http_config),
+        &[429],
+    ))
+}
+
+/// A JSON POST to a URL that may hold a secret, with the default timeout.
+fn json_post(
+    url: Secret,
+    body: Vec<u8>,
+    http: Option<HttpConfig>,
+    retry_codes: &'static [u16],
+) -> Prepared {
+    Prepared::Http(Box::new(HttpRequest {
+        url: Secret::new(url.expose().trim()),
+        headers: Vec::new(),
+        body,
+        timeout: timeout(&None),
+        http,
+        retry_codes,
+        check: BodyCheck::None,
+    }))
+}
+
 /// The email of `c`.
 pub fn email(c: &EmailConfig, x: &RenderCtx) -> Result<Prepared, String> {
     use lettre::message::{Mailbox, MultiPart, SinglePart, header};
@@ -857,29 +971,34 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.email_configs.iter().enumerate() {
         add("email", i, c.send_resolved, 0);
     }
+    for (i, c) in r.discord_configs.iter().enumerate() {
+        add("discord", i, c.send_resolved, 0);
+    }
+    for (i, c) in r.msteams_configs.iter().enumerate() {
+        add("msteams", i, c.send_resolved, 0);
+    }
     out
 }
 
-/// The request of integration `kind`/`idx` of receiver `r`.
+/// The request of integration `kind`/`idx` of receiver `r`: None when
+/// the receiver has no such integration (any more), else the request or
+/// why it cannot be made now. The one place an integration's name leads
+/// to its builder, for delivery and for `argus template render`.
 pub fn prepare(
     r: &super::amconfig::ReceiverConfig,
     kind: &str,
     idx: usize,
     x: &RenderCtx,
-) -> Result<Prepared, String> {
-    let gone = || {
-        format!(
-            "integration {kind}/{idx} of receiver {:?} is no longer configured",
-            r.name
-        )
-    };
-    match kind {
-        "webhook" => webhook(r.webhook_configs.get(idx).ok_or_else(gone)?, x),
-        "slack" => slack(r.slack_configs.get(idx).ok_or_else(gone)?, x),
-        "pagerduty" => pagerduty(r.pagerduty_configs.get(idx).ok_or_else(gone)?, x),
-        "email" => email(r.email_configs.get(idx).ok_or_else(gone)?, x),
-        _ => Err(gone()),
-    }
+) -> Option<Result<Prepared, String>> {
+    Some(match kind {
+        "webhook" => webhook(r.webhook_configs.get(idx)?, x),
+        "slack" => slack(r.slack_configs.get(idx)?, x),
+        "pagerduty" => pagerduty(r.pagerduty_configs.get(idx)?, x),
+        "email" => email(r.email_configs.get(idx)?, x),
+        "discord" => discord(r.discord_configs.get(idx)?, x),
+        "msteams" => msteams(r.msteams_configs.get(idx)?, x),
+        _ => return None,
+    })
 }
 
 /// Reads `Retry-After` (seconds or an HTTP date).

@@ -339,7 +339,11 @@ fn histogram_token(tok: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
         .strip_prefix('x')
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("invalid repetition in {tok:?}"))?;
-    room_for(out, n, tok)?;
+    // Each step is a histogram of its own, not a shared one: it counts
+    // as many values as it holds numbers (16 plus its buckets).
+    let weight =
+        |h: &FloatHistogram| 16 + h.positive.len() + h.negative.len() + h.custom_values.len();
+    room_for(out, n.saturating_mul(weight(&first).max(weight(&inc))), tok)?;
     let mut cur = first;
     for _ in 0..=n {
         out.push(SeqValue::Histogram(Arc::new(cur.clone()), hint));
@@ -442,6 +446,20 @@ mod tests {
         let e = parse_values("{{count:1}}x99999999999").unwrap_err();
         assert!(e.contains("expands the series past"), "{e}");
         assert_eq!(parse_values("0+1x100000").unwrap().len(), 100_001);
+        // Distinct histograms count by their size: a million steps of a
+        // small one are refused (the fuzzer's input that took 34 s under
+        // AddressSanitizer), ten thousand are not.
+        let h = "{{schema:0 sum:4 count:4 buckets:[1 2 1]}}+{{schema:0 sum:-4 count:4 n_buckets:[1 2 1]}}";
+        let e = parse_values(&format!("{h}x1183155")).unwrap_err();
+        assert!(e.contains("expands the series past"), "{e}");
+        assert_eq!(parse_values(&format!("{h}x10000")).unwrap().len(), 10_001);
+        // Repeating one histogram shares it: counted once a value.
+        assert_eq!(
+            parse_values("{{count:1 buckets:[1]}}x1000000")
+                .unwrap()
+                .len(),
+            1_000_001
+        );
     }
 
     #[test]
