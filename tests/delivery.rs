@@ -840,15 +840,17 @@ async fn held_notifications_go_out_only_if_no_peer_delivered_them() {
 
 /// Discord and Microsoft Teams get Alertmanager's payloads: a Discord
 /// webhook message with one embed coloured by status, a Teams
-/// MessageCard with its theme colour; the URLs inline or from a file;
+/// MessageCard with its theme colour, a Power Automate adaptive card; the URLs inline or from a file;
 /// resolved notifications follow; a receiver that gives neither URL or
 /// both is refused with Alertmanager's message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discord_and_msteams_receive_alertmanagers_payloads() {
+async fn discord_msteams_and_msteamsv2_receive_alertmanagers_payloads() {
     let discord = Recorder::start();
     discord.respond(204, "text/plain", "", &[]);
     let teams = Recorder::start();
     teams.respond(200, "text/plain", "1", &[]);
+    let flow = Recorder::start();
+    flow.respond(202, "text/plain", "", &[]);
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
         tmp.path().join("teams-url"),
@@ -871,8 +873,12 @@ receivers:
     msteams_configs:
       - webhook_url_file: teams-url
         text: '{{{{ .CommonAnnotations.summary }}}}'
+    msteamsv2_configs:
+      - webhook_url: http://{flow}/workflows/xyz/triggers/manual/paths/invoke?sig=s3cret
+        title: 'Disk {{{{ .Status }}}}'
 "##,
         discord = discord.addr(),
+        flow = flow.addr(),
     );
     let h = start_t0(tmp.path(), &am);
     h.fire("DiskFull", &[("host", "db1")], T0 + 120_000);
@@ -907,7 +913,34 @@ receivers:
         })
     );
 
-    // Resolved two minutes later: both send it.
+    let got = until("the Power Automate card", || {
+        bodies(
+            &flow,
+            "/workflows/xyz/triggers/manual/paths/invoke?sig=s3cret",
+        )
+        .pop()
+    })
+    .await;
+    assert_eq!(got["type"], "message");
+    let card = &got["attachments"][0];
+    assert_eq!(
+        card["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(card["contentUrl"], Value::Null);
+    assert_eq!(card["content"]["type"], "AdaptiveCard");
+    assert_eq!(card["content"]["version"], "1.2");
+    assert_eq!(card["content"]["msteams"]["width"], "full");
+    let blocks = card["content"]["body"].as_array().unwrap();
+    assert_eq!(blocks[0]["text"], "Disk firing");
+    assert_eq!(blocks[0]["color"], "Attention");
+    assert_eq!(blocks[0]["style"], "heading");
+    assert!(
+        blocks[1]["text"].as_str().unwrap().starts_with("1 firing:"),
+        "{got}"
+    );
+
+    // Resolved two minutes later: all send it.
     h.advance(180_000).await;
     let got = until("the resolved Discord message", || {
         bodies(&discord, "/api/webhooks/1/tok").pop()
@@ -920,6 +953,15 @@ receivers:
     })
     .await;
     assert_eq!(got["themeColor"], "2DC72D");
+    let got = until("the resolved Power Automate card", || {
+        bodies(
+            &flow,
+            "/workflows/xyz/triggers/manual/paths/invoke?sig=s3cret",
+        )
+        .pop()
+    })
+    .await;
+    assert_eq!(got["attachments"][0]["content"]["body"][0]["color"], "Good");
     h.stop().await;
 
     for (conf, want) in [

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, PagerdutyConfig, SlackConfig,
-    WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, MsTeamsV2Config, PagerdutyConfig,
+    SlackConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -20,6 +20,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "discord_configs",
     "email_configs",
     "msteams_configs",
+    "msteamsv2_configs",
     "pagerduty_configs",
     "slack_configs",
     "webhook_configs",
@@ -30,7 +31,6 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
-    "msteamsv2_configs",
     "opsgenie_configs",
     "pushover_configs",
     "rocketchat_configs",
@@ -260,8 +260,9 @@ pub struct ReceiverConfig {
     /// Microsoft Teams (connector webhooks).
     #[serde(default)]
     pub msteams_configs: Vec<MsTeamsConfig>,
+    /// Microsoft Teams (Power Automate flows).
     #[serde(default)]
-    msteamsv2_configs: Option<serde_json::Value>,
+    pub msteamsv2_configs: Vec<MsTeamsV2Config>,
     #[serde(default)]
     opsgenie_configs: Option<serde_json::Value>,
     #[serde(default)]
@@ -298,11 +299,10 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 12] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 11] = [
             ("incidentio_configs", &self.incidentio_configs),
             ("jira_configs", &self.jira_configs),
             ("mattermost_configs", &self.mattermost_configs),
-            ("msteamsv2_configs", &self.msteamsv2_configs),
             ("opsgenie_configs", &self.opsgenie_configs),
             ("pushover_configs", &self.pushover_configs),
             ("rocketchat_configs", &self.rocketchat_configs),
@@ -486,6 +486,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.msteams_configs.iter().enumerate() {
             c.check(&format!("{p}.msteams_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.msteamsv2_configs.iter().enumerate() {
+            c.check(&format!("{p}.msteamsv2_configs[{j}]"), &mut err);
         }
         for (j, c) in r.webhook_configs.iter().enumerate() {
             c.check(&format!("{p}.webhook_configs[{j}]"), &mut err);

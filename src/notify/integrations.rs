@@ -476,6 +476,33 @@ pub struct MsTeamsConfig {
     pub text: Option<String>,
 }
 
+/// `msteamsv2_configs[]` (Power Automate flows, an adaptive card).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MsTeamsV2Config {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub webhook_url: Option<Secret>,
+    pub webhook_url_file: Option<String>,
+    pub title: Option<String>,
+    pub text: Option<String>,
+}
+
+impl MsTeamsV2Config {
+    /// Alertmanager's checks.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_url_or_file(
+            &self.webhook_url,
+            &self.webhook_url_file,
+            "webhook_url",
+            p,
+            err,
+        );
+    }
+}
+
 /// Alertmanager's check of an integration that posts to one URL given
 /// inline (`key`) or in a file (`key_file`): exactly one of the two.
 fn check_url_or_file(

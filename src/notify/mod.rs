@@ -31,8 +31,8 @@ pub use dispatch::{
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
 pub use inhibit::Inhibitor;
 pub use integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, PAGERDUTY_URL,
-    PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
+    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
 };
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,

@@ -13,8 +13,8 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, PAGERDUTY_URL,
-    PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
+    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -810,6 +810,46 @@ pub fn msteams(c: &MsTeamsConfig, x: &RenderCtx) -> Result<Prepared, String> {
     ))
 }
 
+/// A Microsoft Teams message for a Power Automate flow (an adaptive card
+/// with the title as a heading coloured by status), as Alertmanager's
+/// `msteamsv2` integration sends it.
+pub fn msteamsv2(c: &MsTeamsV2Config, x: &RenderCtx) -> Result<Prepared, String> {
+    let url = x
+        .secret(&c.webhook_url, &c.webhook_url_file)?
+        .ok_or("msteamsv2 has no webhook_url")?;
+    let color = match x.data.status.as_str() {
+        "firing" => "Attention",
+        "resolved" => "Good",
+        _ => "Warning",
+    };
+    let title = x.opt(&c.title, r#"{{ template "msteamsv2.default.title" . }}"#)?;
+    let text = x.opt(&c.text, r#"{{ template "msteamsv2.default.text" . }}"#)?;
+    let body = serde_json::json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.2",
+                "body": [
+                    {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium",
+                     "wrap": true, "style": "heading", "color": color},
+                    {"type": "TextBlock", "text": text, "wrap": true},
+                ],
+                "msteams": {"width": "full"},
+            },
+        }],
+    });
+    Ok(json_post(
+        url,
+        go_json(&body),
+        x.http(&c.http_config),
+        &[429],
+    ))
+}
+
 /// A JSON POST to a URL that may hold a secret, with the default timeout.
 fn json_post(
     url: Secret,
@@ -977,6 +1017,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.msteams_configs.iter().enumerate() {
         add("msteams", i, c.send_resolved, 0);
     }
+    for (i, c) in r.msteamsv2_configs.iter().enumerate() {
+        add("msteamsv2", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -997,6 +1040,7 @@ pub fn prepare(
         "email" => email(r.email_configs.get(idx)?, x),
         "discord" => discord(r.discord_configs.get(idx)?, x),
         "msteams" => msteams(r.msteams_configs.get(idx)?, x),
+        "msteamsv2" => msteamsv2(r.msteamsv2_configs.get(idx)?, x),
         _ => return None,
     })
 }
