@@ -986,3 +986,97 @@ receivers:
         assert!(e.contains(want), "{conf}: {e}");
     }
 }
+
+/// Telegram gets the Bot API call Alertmanager makes: `sendMessage` under
+/// `/bot<token>/`, every parameter a JSON string, HTML parse mode with
+/// the message HTML-escaped; the token from `global`, the chat id from a
+/// file; a 429 is retried after the `retry_after` Telegram gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_receives_the_bot_api_call() {
+    let bot = Recorder::start();
+    bot.respond(
+        429,
+        "application/json",
+        r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 30","parameters":{"retry_after":30}}"#,
+        &[],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("token"), "123:ABC\n").unwrap();
+    std::fs::write(tmp.path().join("chat"), "-1001234\n").unwrap();
+    let am = format!(
+        r##"
+global:
+  telegram_api_url: http://{bot}
+  telegram_bot_token_file: token
+route:
+  receiver: tg
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: tg
+    telegram_configs:
+      - chat_id_file: chat
+        message_thread_id: 7
+        disable_notifications: true
+        message: '{{{{ .CommonAnnotations.summary }}}} <b>{{{{ .Status }}}}</b> {{{{ "a<b" }}}}'
+"##,
+        bot = bot.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("QueueStuck", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    let first = until("the first, rate-limited call", || {
+        bodies(&bot, "/bot123:ABC/sendMessage").pop()
+    })
+    .await;
+    bot.respond(
+        200,
+        "application/json",
+        r#"{"ok":true,"result":{"message_id":1,"chat":{"id":-1001234}}}"#,
+        &[],
+    );
+    // Not before the 30 s Telegram asked for.
+    h.advance(20_000).await;
+    assert_eq!(bot.taken().len(), 1);
+    h.advance(15_000).await;
+    let got = until("the retried call", || {
+        let all = bodies(&bot, "/bot123:ABC/sendMessage");
+        (all.len() == 2).then(|| all[1].clone())
+    })
+    .await;
+    assert_eq!(got, first);
+    assert_eq!(
+        got,
+        json!({
+            "chat_id": "-1001234",
+            "text": "QueueStuck is bad <b>firing</b> a&lt;b",
+            "parse_mode": "HTML",
+            "disable_web_page_preview": "true",
+            "disable_notification": "true",
+            "message_thread_id": "7",
+        })
+    );
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "telegram_configs: [{chat_id: 1}]",
+            "missing bot_token on telegram_config",
+        ),
+        (
+            "telegram_configs: [{bot_token: t}]",
+            "missing chat_id or chat_id_file on telegram_config",
+        ),
+        (
+            "telegram_configs: [{bot_token: t, chat_id: 1, parse_mode: Plain}]",
+            "unknown parse_mode on telegram_config",
+        ),
+    ] {
+        let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
+        let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
+            .err()
+            .unwrap_or_else(|| panic!("{conf} accepted"))
+            .to_string();
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+}

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, MsTeamsV2Config, PagerdutyConfig,
-    SlackConfig, WebhookConfig,
+    SlackConfig, TelegramConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -23,6 +23,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "msteamsv2_configs",
     "pagerduty_configs",
     "slack_configs",
+    "telegram_configs",
     "webhook_configs",
 ];
 
@@ -35,7 +36,6 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
-    "telegram_configs",
     "victorops_configs",
     "webex_configs",
     "wechat_configs",
@@ -271,8 +271,9 @@ pub struct ReceiverConfig {
     rocketchat_configs: Option<serde_json::Value>,
     #[serde(default)]
     sns_configs: Option<serde_json::Value>,
+    /// Telegram.
     #[serde(default)]
-    telegram_configs: Option<serde_json::Value>,
+    pub telegram_configs: Vec<TelegramConfig>,
     #[serde(default)]
     victorops_configs: Option<serde_json::Value>,
     #[serde(default)]
@@ -299,7 +300,7 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 11] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 10] = [
             ("incidentio_configs", &self.incidentio_configs),
             ("jira_configs", &self.jira_configs),
             ("mattermost_configs", &self.mattermost_configs),
@@ -307,7 +308,6 @@ impl ReceiverConfig {
             ("pushover_configs", &self.pushover_configs),
             ("rocketchat_configs", &self.rocketchat_configs),
             ("sns_configs", &self.sns_configs),
-            ("telegram_configs", &self.telegram_configs),
             ("victorops_configs", &self.victorops_configs),
             ("webex_configs", &self.webex_configs),
             ("wechat_configs", &self.wechat_configs),
@@ -486,6 +486,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.msteams_configs.iter().enumerate() {
             c.check(&format!("{p}.msteams_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.telegram_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.telegram_configs[{j}]"), &mut err);
         }
         for (j, c) in r.msteamsv2_configs.iter().enumerate() {
             c.check(&format!("{p}.msteamsv2_configs[{j}]"), &mut err);

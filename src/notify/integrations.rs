@@ -503,6 +503,71 @@ impl MsTeamsV2Config {
     }
 }
 
+/// Telegram's Bot API, where `global.telegram_api_url` does not say.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// `telegram_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TelegramConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_url: Option<String>,
+    pub bot_token: Option<Secret>,
+    pub bot_token_file: Option<String>,
+    #[serde(default)]
+    pub chat_id: i64,
+    pub chat_id_file: Option<String>,
+    #[serde(default)]
+    pub message_thread_id: i64,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub disable_notifications: bool,
+    /// `HTML` unless set; `""` sends plain text.
+    pub parse_mode: Option<String>,
+}
+
+impl TelegramConfig {
+    /// Alertmanager's checks, with `global` filling the token and URL.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        let (t, f) = (set_s(&self.bot_token), set_f(&self.bot_token_file));
+        if t && f {
+            err(
+                p,
+                "at most one of bot_token & bot_token_file must be configured".into(),
+            );
+        }
+        if !t && !f && !set_s(&g.telegram_bot_token) && !set_f(&g.telegram_bot_token_file) {
+            err(p, "missing bot_token on telegram_config".into());
+        }
+        let chat_file = set_f(&self.chat_id_file);
+        if self.chat_id == 0 && !chat_file {
+            err(
+                p,
+                "missing chat_id or chat_id_file on telegram_config".into(),
+            );
+        }
+        if self.chat_id != 0 && chat_file {
+            err(
+                p,
+                "at most one of chat_id & chat_id_file must be configured".into(),
+            );
+        }
+        if !matches!(
+            self.parse_mode.as_deref(),
+            None | Some("" | "Markdown" | "MarkdownV2" | "HTML")
+        ) {
+            err(
+                &format!("{p}.parse_mode"),
+                "unknown parse_mode on telegram_config, must be Markdown, MarkdownV2, HTML or empty string".into(),
+            );
+        }
+    }
+}
+
 /// Alertmanager's check of an integration that posts to one URL given
 /// inline (`key`) or in a file (`key_file`): exactly one of the two.
 fn check_url_or_file(

@@ -32,7 +32,8 @@ pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
 pub use inhibit::Inhibitor;
 pub use integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
-    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
+    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
+    WebhookConfig,
 };
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,

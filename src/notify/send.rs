@@ -14,7 +14,8 @@ use sha2::Digest;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
-    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, WebhookConfig,
+    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
+    WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -184,6 +185,9 @@ pub enum BodyCheck {
     None,
     /// Slack: `ok` as text, or JSON with `"ok": true`.
     Slack,
+    /// Telegram's Bot API: JSON with `"ok": true`; a 429 says how long to
+    /// wait in `parameters.retry_after`.
+    Telegram,
 }
 
 /// An email of an integration.
@@ -850,6 +854,78 @@ pub fn msteamsv2(c: &MsTeamsV2Config, x: &RenderCtx) -> Result<Prepared, String>
     ))
 }
 
+/// A Telegram `sendMessage` call as Alertmanager makes it (through the
+/// telebot library: every parameter a JSON string, link previews off).
+pub fn telegram(c: &TelegramConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    const MAX_RUNES: usize = 4096;
+    let g = x.global;
+    let token = match x.secret(&c.bot_token, &c.bot_token_file)? {
+        Some(t) => t,
+        None => x
+            .secret(&g.telegram_bot_token, &g.telegram_bot_token_file)?
+            .ok_or("telegram has no bot_token")?,
+    };
+    let chat_id = match &c.chat_id_file {
+        Some(f) if !f.is_empty() => {
+            let text = x
+                .secret(&None, &c.chat_id_file)?
+                .ok_or("telegram has no chat_id")?;
+            match text.expose().trim().parse::<i64>() {
+                Ok(id) => id,
+                Err(_) if x.render_only => 0,
+                Err(e) => return Err(format!("could not parse chat_id from {f}: {e}")),
+            }
+        }
+        _ => c.chat_id,
+    };
+    let parse_mode = c.parse_mode.clone().unwrap_or_else(|| "HTML".into());
+    let template = c
+        .message
+        .as_deref()
+        .unwrap_or(r#"{{ template "telegram.default.message" . }}"#);
+    let text = if parse_mode == "HTML" {
+        let t = x.html(template)?;
+        // Cutting HTML could leave a tag open, which Telegram refuses.
+        if t.chars().count() > MAX_RUNES {
+            "argus could not send this notification: its message is longer than Telegram allows (4,096 characters). Check the template that produces it.".to_string()
+        } else {
+            t
+        }
+    } else {
+        truncate_runes(x.text(template)?, MAX_RUNES)
+    };
+    let mut params = BTreeMap::from([
+        ("chat_id", chat_id.to_string()),
+        ("text", text),
+        ("disable_web_page_preview", "true".to_string()),
+    ]);
+    if !parse_mode.is_empty() {
+        params.insert("parse_mode", parse_mode);
+    }
+    if c.disable_notifications {
+        params.insert("disable_notification", "true".into());
+    }
+    if c.message_thread_id != 0 {
+        params.insert("message_thread_id", c.message_thread_id.to_string());
+    }
+    let base = c
+        .api_url
+        .as_deref()
+        .or(g.telegram_api_url.as_deref())
+        .unwrap_or(TELEGRAM_API_URL)
+        .trim_end_matches('/');
+    let url = Secret::new(format!("{base}/bot{}/sendMessage", token.expose().trim()));
+    Ok(Prepared::Http(Box::new(HttpRequest {
+        url,
+        headers: Vec::new(),
+        body: go_json(&params),
+        timeout: timeout(&None),
+        http: x.http(&c.http_config),
+        retry_codes: &[429],
+        check: BodyCheck::Telegram,
+    })))
+}
+
 /// A JSON POST to a URL that may hold a secret, with the default timeout.
 fn json_post(
     url: Secret,
@@ -1020,6 +1096,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.msteamsv2_configs.iter().enumerate() {
         add("msteamsv2", i, c.send_resolved, 0);
     }
+    for (i, c) in r.telegram_configs.iter().enumerate() {
+        add("telegram", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1041,6 +1120,7 @@ pub fn prepare(
         "discord" => discord(r.discord_configs.get(idx)?, x),
         "msteams" => msteams(r.msteams_configs.get(idx)?, x),
         "msteamsv2" => msteamsv2(r.msteamsv2_configs.get(idx)?, x),
+        "telegram" => telegram(r.telegram_configs.get(idx)?, x),
         _ => return None,
     })
 }
@@ -1190,8 +1270,25 @@ impl Sender {
                     return Outcome::Failed(format!("error response from Slack: {snippet}"));
                 }
             }
+            if h.check == BodyCheck::Telegram {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if v["ok"] != true {
+                    return Outcome::Failed(format!(
+                        "error response from Telegram: {}",
+                        v["description"].as_str().unwrap_or(&snippet)
+                    ));
+                }
+            }
             return Outcome::Delivered;
         }
+        let after = after.or_else(|| {
+            // Telegram says how long to wait in its body.
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            (h.check == BodyCheck::Telegram)
+                .then(|| v["parameters"]["retry_after"].as_u64())
+                .flatten()
+                .map(Duration::from_secs)
+        });
         let reason = format!("unexpected status code {status}: {snippet}");
         if status >= 500 || h.retry_codes.contains(&status) {
             Outcome::Retry { reason, after }
