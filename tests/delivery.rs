@@ -1080,3 +1080,75 @@ receivers:
         assert!(e.contains(want), "{conf}: {e}");
     }
 }
+
+/// Webex gets Alertmanager's message: markdown and the room id, posted
+/// with the bot token as a bearer; a message past Webex's 7,439 bytes is
+/// cut; a config without a room or a token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webex_receives_markdown_with_the_bot_token() {
+    let webex = Recorder::start();
+    webex.respond(200, "application/json", r#"{"id":"m1"}"#, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("webex-token"), "B0T\n").unwrap();
+    let am = format!(
+        r##"
+global:
+  webex_api_url: http://{webex}/v1/messages
+route:
+  receiver: wx
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: wx
+    webex_configs:
+      - room_id: 'room-{{{{ .GroupLabels.alertname }}}}'
+        http_config:
+          authorization: {{credentials_file: webex-token}}
+      - room_id: big
+        message: '{{{{ printf "%7437s" "" }}}}ééé'
+        http_config:
+          authorization: {{credentials: B0T}}
+"##,
+        webex = webex.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("CertExpiring", &[], T0 + 3_600_000);
+    h.advance(0).await;
+    let got = until("both Webex messages", || {
+        let all = bodies(&webex, "/v1/messages");
+        (all.len() == 2).then_some(all)
+    })
+    .await;
+    let small = got
+        .iter()
+        .find(|b| b["roomId"] == "room-CertExpiring")
+        .unwrap_or_else(|| panic!("{got:?}"));
+    let md = small["markdown"].as_str().unwrap();
+    assert!(md.starts_with("[FIRING:1] CertExpiring\n1 firing:"), "{md}");
+    let big = got.iter().find(|b| b["roomId"] == "big").unwrap();
+    let md = big["markdown"].as_str().unwrap();
+    assert_eq!(md.len(), 7439);
+    assert!(md.ends_with('…'), "cut with a marker");
+    for (head, _) in webex.taken() {
+        assert_eq!(header(&head, "authorization"), Some("Bearer B0T"));
+    }
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "webex_configs: [{http_config: {authorization: {credentials: t}}}]",
+            "missing room_id on webex_config",
+        ),
+        (
+            "webex_configs: [{room_id: r}]",
+            "missing webex_configs.http_config.authorization",
+        ),
+    ] {
+        let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
+        let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
+            .err()
+            .unwrap_or_else(|| panic!("{conf} accepted"))
+            .to_string();
+        assert!(e.contains(want), "{conf}: {e}");
+    }
+}

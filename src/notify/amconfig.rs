@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, MsTeamsV2Config, PagerdutyConfig,
-    SlackConfig, TelegramConfig, WebhookConfig,
+    SlackConfig, TelegramConfig, WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -24,6 +24,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "pagerduty_configs",
     "slack_configs",
     "telegram_configs",
+    "webex_configs",
     "webhook_configs",
 ];
 
@@ -37,7 +38,6 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "rocketchat_configs",
     "sns_configs",
     "victorops_configs",
-    "webex_configs",
     "wechat_configs",
 ];
 
@@ -276,8 +276,9 @@ pub struct ReceiverConfig {
     pub telegram_configs: Vec<TelegramConfig>,
     #[serde(default)]
     victorops_configs: Option<serde_json::Value>,
+    /// Webex.
     #[serde(default)]
-    webex_configs: Option<serde_json::Value>,
+    pub webex_configs: Vec<WebexConfig>,
     #[serde(default)]
     wechat_configs: Option<serde_json::Value>,
 }
@@ -300,7 +301,7 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 10] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 9] = [
             ("incidentio_configs", &self.incidentio_configs),
             ("jira_configs", &self.jira_configs),
             ("mattermost_configs", &self.mattermost_configs),
@@ -309,7 +310,6 @@ impl ReceiverConfig {
             ("rocketchat_configs", &self.rocketchat_configs),
             ("sns_configs", &self.sns_configs),
             ("victorops_configs", &self.victorops_configs),
-            ("webex_configs", &self.webex_configs),
             ("wechat_configs", &self.wechat_configs),
         ];
         all.iter()
@@ -489,6 +489,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.telegram_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.telegram_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.webex_configs.iter().enumerate() {
+            c.check(&format!("{p}.webex_configs[{j}]"), &mut err);
         }
         for (j, c) in r.msteamsv2_configs.iter().enumerate() {
             c.check(&format!("{p}.msteamsv2_configs[{j}]"), &mut err);

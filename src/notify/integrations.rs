@@ -503,6 +503,41 @@ impl MsTeamsV2Config {
     }
 }
 
+/// Webex's messages API, where `global.webex_api_url` does not say.
+pub const WEBEX_API_URL: &str = "https://webexapis.com/v1/messages";
+
+/// `webex_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct WebexConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_url: Option<String>,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub room_id: String,
+}
+
+impl WebexConfig {
+    /// Alertmanager's checks: a room, and a bot token as the client's
+    /// `authorization`.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        if self.room_id.is_empty() {
+            err(p, "missing room_id on webex_config".into());
+        }
+        if self
+            .http_config
+            .as_ref()
+            .is_none_or(|h| h.authorization.is_none())
+        {
+            err(p, "missing webex_configs.http_config.authorization".into());
+        }
+    }
+}
+
 /// Telegram's Bot API, where `global.telegram_api_url` does not say.
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
 

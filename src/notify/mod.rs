@@ -33,7 +33,7 @@ pub use inhibit::Inhibitor;
 pub use integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
     PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
-    WebhookConfig,
+    WEBEX_API_URL, WebexConfig, WebhookConfig,
 };
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,

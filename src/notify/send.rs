@@ -15,7 +15,7 @@ use sha2::Digest;
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
     PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
-    WebhookConfig,
+    WEBEX_API_URL, WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -926,6 +926,54 @@ pub fn telegram(c: &TelegramConfig, x: &RenderCtx) -> Result<Prepared, String> {
     })))
 }
 
+/// A Webex message as Alertmanager posts it: markdown (cut to Webex's
+/// 7,439 bytes) to the room, the bot token as the client's
+/// `authorization`.
+pub fn webex(c: &WebexConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    #[derive(Serialize)]
+    struct Message {
+        markdown: String,
+        #[serde(rename = "roomId", skip_serializing_if = "String::is_empty")]
+        room_id: String,
+    }
+    let url = c
+        .api_url
+        .as_deref()
+        .or(x.global.webex_api_url.as_deref())
+        .unwrap_or(WEBEX_API_URL);
+    let msg = Message {
+        markdown: truncate_bytes(
+            x.opt(&c.message, r#"{{ template "webex.default.message" . }}"#)?,
+            7439,
+        ),
+        room_id: x.text(&c.room_id)?,
+    };
+    Ok(json_post(
+        Secret::new(url),
+        go_json(&msg),
+        x.http(&c.http_config),
+        &[429],
+    ))
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, ending it
+/// with `…` (three bytes) when cut, as Alertmanager cuts by bytes.
+fn truncate_bytes(s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    if max < 3 {
+        return ".".repeat(max);
+    }
+    let mut end = max - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut t = s[..end].to_string();
+    t.push('…');
+    t
+}
+
 /// A JSON POST to a URL that may hold a secret, with the default timeout.
 fn json_post(
     url: Secret,
@@ -1099,6 +1147,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.telegram_configs.iter().enumerate() {
         add("telegram", i, c.send_resolved, 0);
     }
+    for (i, c) in r.webex_configs.iter().enumerate() {
+        add("webex", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1121,6 +1172,7 @@ pub fn prepare(
         "msteams" => msteams(r.msteams_configs.get(idx)?, x),
         "msteamsv2" => msteamsv2(r.msteamsv2_configs.get(idx)?, x),
         "telegram" => telegram(r.telegram_configs.get(idx)?, x),
+        "webex" => webex(r.webex_configs.get(idx)?, x),
         _ => return None,
     })
 }
