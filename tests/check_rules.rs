@@ -190,4 +190,11 @@ fn lint_flags_and_standard_input_as_promtool() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("SUCCESS: 0 rules found"), "{out}");
+    let (code, out, err) = check_with(
+        &["--ignore-unknown-fields"],
+        None,
+        "groups:\n  - name: g\n    extra: 1\n    rules:\n  - name: h\n    rules:\n      - record: r\n        expr: up\n        labels:\n        bogus:\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SUCCESS: 1 rules found"), "{out}");
 }

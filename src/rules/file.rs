@@ -222,7 +222,10 @@ pub fn parse_rule_file_with(
         let lenient = || -> Option<RuleFile> {
             let mut v: serde_json::Value = crate::config::yaml::from_str(src).ok()?;
             prune_unknown(&mut v);
-            serde_json::from_value(v).ok()
+            // Back through the one YAML reader, so that null values read
+            // as they do without the option.
+            let text = serde_saphyr::to_string(&v).ok()?;
+            crate::config::yaml::from_str(&text).ok()
         };
         match crate::config::yaml::from_str(src) {
             Ok(rf) => rf,
