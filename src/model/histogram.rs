@@ -91,8 +91,16 @@ pub fn exponential_bound(idx: i32, schema: i32) -> f64 {
     frac * 2f64.powi(exp)
 }
 
+/// Whether `schema` is one native histograms may have: exponential
+/// schemas -4 to 8, or custom buckets.
+pub fn valid_schema(schema: i32) -> bool {
+    (-4..=8).contains(&schema) || schema == CUSTOM_BUCKETS_SCHEMA
+}
+
 fn target_idx(idx: i32, origin: i32, target: i32) -> i32 {
-    ((idx - 1) >> (origin - target)) + 1
+    // Schemas are checked where histograms come in; the clamp keeps a
+    // wider difference from overflowing the shift all the same.
+    (idx.saturating_sub(1) >> (origin - target).clamp(0, 31)).saturating_add(1)
 }
 
 fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
@@ -946,6 +954,18 @@ impl std::fmt::Display for FloatHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merging_schemas_far_apart_does_not_overflow() {
+        // Only -4..8 come in, but a wider gap must not overflow the shift
+        // (the fuzzer reached schema 40 through the unit-test notation).
+        let mut a = h(40, &[(1, 1.0), (-7, 2.0)]);
+        let b = h(0, &[(1, 1.0)]);
+        assert!(a.add(&b).is_ok());
+        assert_eq!(a.schema, 0);
+        assert!(valid_schema(8) && valid_schema(-4) && valid_schema(CUSTOM_BUCKETS_SCHEMA));
+        assert!(!valid_schema(9) && !valid_schema(-5) && !valid_schema(40));
+    }
 
     fn h(schema: i32, pos: &[(i32, f64)]) -> FloatHistogram {
         let count = pos.iter().map(|b| b.1).sum();

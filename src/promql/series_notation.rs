@@ -255,7 +255,13 @@ pub fn parse_histogram(s: &str) -> Result<(FloatHistogram, bool), String> {
             (&after[..end], &after[end..])
         };
         match key {
-            "schema" => h.schema = val.parse().map_err(|_| format!("invalid schema {val:?}"))?,
+            "schema" => {
+                h.schema = val
+                    .parse()
+                    .ok()
+                    .filter(|s| crate::model::histogram::valid_schema(*s))
+                    .ok_or_else(|| format!("invalid schema {val:?}: must be -4 to 8, or -53"))?
+            }
             "sum" => h.sum = parse_float(val)?,
             "count" => h.count = parse_float(val)?,
             "z_bucket" => h.zero_count = parse_float(val)?,
@@ -453,6 +459,12 @@ mod tests {
         let e = parse_values(&format!("{h}x1183155")).unwrap_err();
         assert!(e.contains("expands the series past"), "{e}");
         assert_eq!(parse_values(&format!("{h}x10000")).unwrap().len(), 10_001);
+        // Schemas outside Prometheus's (the fuzzer's `schema:40`, whose
+        // bucket merge overflowed a shift) are refused.
+        for bad in ["{{schema:40 count:1}}", "{{schema:-5}}", "{{schema:9}}"] {
+            let e = parse_values(bad).unwrap_err();
+            assert!(e.contains("invalid schema"), "{bad}: {e}");
+        }
         // Repeating one histogram shares it: counted once a value.
         assert_eq!(
             parse_values("{{count:1 buckets:[1]}}x1000000")

@@ -274,6 +274,10 @@ impl Hist {
     /// absolute, the others gaps after the previous span), integer
     /// histograms carry count deltas, float ones absolute counts.
     fn to_native(&self, gauge: bool, at: &Reader) -> Result<FloatHistogram, ProtoError> {
+        // Custom buckets do not come over this format.
+        if !(-4..=8).contains(&self.schema) {
+            return Err(at.err("a native histogram has a schema outside -4 to 8"));
+        }
         let mut sides: [Vec<(i32, f64)>; 2] = [Vec::new(), Vec::new()];
         for (k, side) in sides.iter_mut().enumerate() {
             let float = !self.counts[k].is_empty();
