@@ -70,7 +70,8 @@ fn quoted(s: &str) -> Result<(String, &str), String> {
     let mut chars = body.char_indices();
     while let Some((i, c)) = chars.next() {
         if c == q {
-            return Ok((out, &body[i + 1..]));
+            // The caller may have taken any character for the quote.
+            return Ok((out, &body[i + c.len_utf8()..]));
         }
         if c == '\\' {
             let (_, e) = chars.next().ok_or("unterminated escape")?;
@@ -464,6 +465,16 @@ mod tests {
         for bad in ["{{schema:40 count:1}}", "{{schema:-5}}", "{{schema:9}}"] {
             let e = parse_values(bad).unwrap_err();
             assert!(e.contains("invalid schema"), "{bad}: {e}");
+        }
+        // A multi-byte character where a quote was expected, closing the
+        // "string" later (the fuzzer's `{type=ﺿ{ﺿ{[a`) is no panic.
+        for line in [
+            "{\u{fe3f}{[a\u{fe3f} 1",
+            "m{a=\u{fe3f}x\u{fe3f}} 1",
+            "{\u{fe3f}{[a",
+            "{type=\u{fe3f}{\u{fe3f}{[a",
+        ] {
+            let _ = parse_series(line);
         }
         // Repeating one histogram shares it: counted once a value.
         assert_eq!(
