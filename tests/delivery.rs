@@ -978,12 +978,7 @@ receivers:
             "receivers[0].discord_configs[0].webhook_url:",
         ),
     ] {
-        let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
-        let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
-            .err()
-            .unwrap_or_else(|| panic!("{conf} accepted"))
-            .to_string();
-        assert!(e.contains(want), "{conf}: {e}");
+        assert_refused(conf, want);
     }
 }
 
@@ -1072,12 +1067,7 @@ receivers:
             "unknown parse_mode on telegram_config",
         ),
     ] {
-        let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
-        let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
-            .err()
-            .unwrap_or_else(|| panic!("{conf} accepted"))
-            .to_string();
-        assert!(e.contains(want), "{conf}: {e}");
+        assert_refused(conf, want);
     }
 }
 
@@ -1144,11 +1134,17 @@ receivers:
             "missing webex_configs.http_config.authorization",
         ),
     ] {
-        let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
-        let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
-            .err()
-            .unwrap_or_else(|| panic!("{conf} accepted"))
-            .to_string();
-        assert!(e.contains(want), "{conf}: {e}");
+        assert_refused(conf, want);
     }
+}
+
+/// A receiver with one integration `conf` (flow YAML) is refused with a
+/// message containing `want`.
+fn assert_refused(conf: &str, want: &str) {
+    let am = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {conf}\n");
+    let e = parse_am_config(&am, "am.yml", Strictness::Deliver)
+        .err()
+        .unwrap_or_else(|| panic!("{conf} accepted"))
+        .to_string();
+    assert!(e.contains(want), "{conf}: {e}");
 }
