@@ -48,7 +48,9 @@ if [ -z "${ARGUS_BIN:-}" ]; then
 fi
 ARGUS="${ARGUS_BIN:-$ROOT/target/release/argus}"
 
-BASE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(20000 + s.getsockname()[1] % 20000)')
+# Below the kernel's ephemeral range (32768 up), where the TIME_WAIT
+# sockets of an earlier run's scrapes would hold some of the ports.
+BASE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(20000 + s.getsockname()[1] % 12000)')
 mkdir -p "$WORK/www" "$WORK/nginx"
 python3 - "$WORK/www/metrics" "$SERIES" <<'PY'
 import sys

@@ -43,6 +43,13 @@ const RECORD_HEADER: usize = 8;
 const BODY_HEADER: usize = 10;
 /// A new file is begun once the current one is this long.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// A new file is begun once the current one holds this many chunks. The
+/// places of the current file's chunks are held by their series (24 bytes
+/// each, and a list per series) until the file is complete and indexed, so
+/// this bounds that memory whatever the retention and the number of series
+/// (about 6 MiB of places); at 100,000 series scraped every second a file
+/// completes every five minutes, at a million every 15 s every eight.
+pub const MAX_FILE_CHUNKS: u32 = 1 << 18;
 /// A new file is begun once the current one was first written this long
 /// ago, so a file's chunks cover a bounded time and retention can delete
 /// it soon after its data expires.
@@ -169,6 +176,10 @@ struct Writer {
     out: NumberedWriter,
     /// When the current file was first written (Unix ms).
     opened_ms: i64,
+    /// Chunks written to the current file.
+    chunks: u32,
+    /// [`MAX_FILE_CHUNKS`], lowered by tests.
+    max_chunks: u32,
     /// The records of one batch, and where each series' chunks landed
     /// (index into the batch's series, place): kept between batches.
     buf: Vec<u8>,
@@ -185,6 +196,9 @@ pub struct ChunkFiles {
     queue: Mutex<Vec<Arc<MemSeries>>>,
     /// Complete files whose index is still to be written, oldest first.
     closed: Mutex<Vec<u32>>,
+    /// Held while a file is being indexed: two indexers of one file would
+    /// write the same temporary file.
+    indexing: Mutex<()>,
     /// Counters.
     pub stats: Arc<ChunkStats>,
 }
@@ -492,11 +506,14 @@ impl ChunkFiles {
                 w: Mutex::new(Writer {
                     out: NumberedWriter::new(next),
                     opened_ms: 0,
+                    chunks: 0,
+                    max_chunks: MAX_FILE_CHUNKS,
                     buf: Vec::new(),
                     placed: Vec::new(),
                 }),
                 queue: Mutex::new(Vec::new()),
                 closed: Mutex::new(closed),
+                indexing: Mutex::new(()),
                 stats,
             },
             rep,
@@ -567,7 +584,9 @@ impl ChunkFiles {
         now_ms: i64,
     ) -> std::io::Result<usize> {
         if w.out.file.is_some()
-            && (w.out.len >= MAX_FILE_BYTES || now_ms - w.opened_ms >= MAX_FILE_AGE_MS)
+            && (w.out.len >= MAX_FILE_BYTES
+                || w.chunks >= w.max_chunks
+                || now_ms - w.opened_ms >= MAX_FILE_AGE_MS)
         {
             let n = w.out.n;
             w.out.close_and_advance()?;
@@ -685,6 +704,7 @@ impl ChunkFiles {
             f.write_all(MAGIC)?;
             f.write_all(&VERSION.to_le_bytes())?;
             w.opened_ms = now_ms;
+            w.chunks = 0;
             crate::model::sync_dir(&self.dir);
             w.out.begin(f, FILE_HEADER);
         }
@@ -702,6 +722,7 @@ impl ChunkFiles {
         self.update_maps(|m| {
             m.files.insert(w.out.n, mapped);
         });
+        w.chunks = w.chunks.saturating_add(placed.len() as u32);
         let mut end = i64::MIN;
         let mut written = 0u64;
         for group in placed.chunk_by(|a, b| a.0 == b.0) {
@@ -724,10 +745,13 @@ impl ChunkFiles {
             );
             written += group.len() as u64;
             // Grow by an eighth: a chunk place is added every 120 samples,
-            // and reallocating for each would copy a series' list each time.
+            // and reallocating for each would copy a long list each time.
+            // A file completes after a few chunks of each series (see
+            // `MAX_FILE_CHUNKS`), so most lists stay short and are sized
+            // exactly: room for four places would be 72 bytes unused.
             let (len, cap) = (d.disk.len(), d.disk.capacity());
             if cap - len < group.len() {
-                d.disk.reserve_exact(group.len().max(len / 8).max(4));
+                d.disk.reserve_exact(group.len().max(len / 8));
             }
             d.disk.extend(group.iter().map(|(_, m)| *m));
         }
@@ -831,6 +855,18 @@ impl ChunkFiles {
             w.out.close_and_advance().unwrap();
             lock(&self.closed).push(n);
         }
+    }
+
+    /// Lowers the chunks a file takes, so tests see files complete.
+    #[cfg(test)]
+    pub(crate) fn set_max_file_chunks(&self, n: u32) {
+        lock(&self.w).max_chunks = n;
+    }
+
+    /// One indexer at a time: hold this from [`Self::next_to_seal`] until
+    /// the index is installed.
+    pub(crate) fn indexing(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.indexing)
     }
 
     /// The oldest complete file still to be indexed.

@@ -1024,6 +1024,7 @@ impl Head {
         let Some(files) = self.chunks.get() else {
             return Ok(false);
         };
+        let _one = files.indexing();
         let Some(n) = files.next_to_seal() else {
             return Ok(false);
         };
@@ -1162,9 +1163,8 @@ impl Head {
             let mut d = s.lock();
             mem.open_chunks += (d.head.heap_size()
                 + d.frozen.iter().map(|c| c.heap_size()).sum::<usize>()
-                + d.frozen.capacity() * std::mem::size_of::<FrozenChunk>())
-                as u64;
-            mem.chunk_refs += (d.disk.capacity() * std::mem::size_of::<ChunkMeta>()) as u64;
+                + d.frozen.heap_size()) as u64;
+            mem.chunk_refs += d.disk.heap_size() as u64;
             mem.histograms += d
                 .hists
                 .iter()

@@ -43,6 +43,13 @@ impl<T> RareVec<T> {
         self.0.as_ref().map_or(0, |v| v.capacity())
     }
 
+    /// Heap bytes held: the boxed vector's header and its buffer.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| {
+            std::mem::size_of::<Vec<T>>() + v.capacity() * std::mem::size_of::<T>()
+        })
+    }
+
     /// Removes the first `n` items; an emptied vector frees its memory.
     pub(crate) fn drain_front(&mut self, n: usize) {
         if let Some(v) = &mut self.0 {
@@ -117,9 +124,11 @@ mod tests {
         assert_eq!(size_of::<RareVec<u64>>(), size_of::<usize>());
         let mut v: RareVec<u32> = RareVec::default();
         assert!(v.is_empty() && v.capacity() == 0 && v.0.is_none());
+        assert_eq!(v.heap_size(), 0);
         v.push(1);
         v.extend([2, 3, 4]);
         assert_eq!(&v[..], &[1, 2, 3, 4]);
+        assert_eq!(v.heap_size(), 24 + 4 * v.capacity());
         assert_eq!(v.iter().sum::<u32>(), 10);
         v.drain_front(1);
         assert_eq!(&v[..], &[2, 3, 4]);

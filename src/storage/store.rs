@@ -550,6 +550,53 @@ mod tests {
         assert_eq!(indexes, 0, "indexes go with their files: {names:?}");
     }
 
+    /// A chunk file is complete once it holds its budget of chunks, so
+    /// the places series hold for the file being written stay bounded
+    /// however long the store runs.
+    #[test]
+    fn a_file_completes_at_its_chunk_budget_and_places_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(dir.path(), opts()).unwrap();
+        s.chunk_files().set_max_file_chunks(100);
+        let mut t = 0i64;
+        for _ in 0..6 {
+            let mut a = s.head().appender();
+            // 120 samples: each of the 50 series cuts one chunk (from the
+            // second round on), 50 chunks a flush.
+            for _ in 0..120 {
+                for i in 0..50u32 {
+                    a.append(&series(i), t * 15_000, (t + i64::from(i)) as f64)
+                        .unwrap();
+                }
+                t += 1;
+            }
+            a.commit();
+            flush(&s);
+            while s.head().seal_next().unwrap() {}
+            let places: usize = s
+                .head()
+                .all_series()
+                .iter()
+                .map(|x| x.lock().disk.len())
+                .sum();
+            assert!(places <= 100 + 2 * 50, "{places} places held");
+        }
+        let indexes = std::fs::read_dir(dir.path().join(chunks::DIR))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".index")
+            })
+            .count();
+        assert!(indexes >= 2, "{indexes} files completed and indexed");
+        let got = all(s.head());
+        assert_eq!(got.len(), 50);
+        assert!(got.iter().all(|x| x.samples.len() == 720));
+    }
+
     /// A complete chunk file is indexed and its chunk places leave the
     /// series; queries read through the index, across a crash and a clean
     /// restart, and a damaged index is reported and rebuilt.
@@ -652,7 +699,9 @@ mod tests {
         // last full chunk and an eighth (so it rarely regrows).
         let open = part(s.head(), "open_chunks");
         assert!(open < 1000 * 400, "{open}");
-        assert_eq!(part(s.head(), "chunk_refs"), 1000 * 4 * 24);
+        // Four chunks of each series written (490 samples), their places
+        // in a list of exactly four.
+        assert_eq!(part(s.head(), "chunk_refs"), 1000 * (24 + 4 * 24));
         assert!(part(s.head(), "symbols") > 1000 * 16);
         assert!(part(s.head(), "postings") > 1000 * 4 * 2);
         assert!(part(s.head(), "series") > 1000 * 40);
