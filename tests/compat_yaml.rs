@@ -328,7 +328,7 @@ fn alertmanager_yml() -> Node {
                 (
                     "routes",
                     Node::Seq(vec![map(vec![
-                        ("receiver", raw("team")),
+                        ("receiver", raw("pager")),
                         ("matchers", Node::Seq(vec![raw("'severity=\"page\"'")])),
                     ])]),
                 ),
@@ -336,16 +336,49 @@ fn alertmanager_yml() -> Node {
         ),
         (
             "receivers",
-            Node::Seq(vec![map(vec![
-                ("name", raw("team")),
-                (
-                    "webhook_configs",
-                    Node::Seq(vec![map(vec![
-                        ("url", raw("'http://127.0.0.1:1/hook'")),
-                        ("send_resolved", raw("true")),
-                    ])]),
-                ),
-            ])]),
+            Node::Seq(vec![
+                map(vec![
+                    ("name", raw("team")),
+                    (
+                        "webhook_configs",
+                        Node::Seq(vec![map(vec![
+                            ("url", raw("'http://127.0.0.1:1/hook'")),
+                            ("send_resolved", raw("true")),
+                        ])]),
+                    ),
+                ]),
+                map(vec![
+                    ("name", raw("pager")),
+                    (
+                        "opsgenie_configs",
+                        Node::Seq(vec![map(vec![
+                            ("api_key", raw("k3y")),
+                            ("api_url", raw("'http://127.0.0.1:1/'")),
+                            ("message", raw("'{{ .CommonLabels.alertname }}'")),
+                            ("tags", raw("'db,{{ .CommonLabels.team }}'")),
+                            ("priority", raw("P1")),
+                            ("update_alerts", raw("true")),
+                            ("details", map(vec![("runbook", raw("r"))])),
+                            (
+                                "responders",
+                                Node::Seq(vec![map(vec![
+                                    ("name", raw("dba")),
+                                    ("type", raw("team")),
+                                ])]),
+                            ),
+                        ])]),
+                    ),
+                    (
+                        "victorops_configs",
+                        Node::Seq(vec![map(vec![
+                            ("api_key", raw("k3y")),
+                            ("routing_key", raw("db")),
+                            ("message_type", raw("WARNING")),
+                            ("custom_fields", map(vec![("team", raw("t"))])),
+                        ])]),
+                    ),
+                ]),
+            ]),
         ),
         (
             "inhibit_rules",

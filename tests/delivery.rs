@@ -1138,6 +1138,216 @@ receivers:
     }
 }
 
+/// Requests with `method` to `path` (query included), parsed as JSON.
+fn calls(r: &Recorder, method: &str, path: &str) -> Vec<Value> {
+    r.taken()
+        .into_iter()
+        .filter(|(h, _)| h.starts_with(&format!("{method} {path} ")))
+        .map(|(_, b)| serde_json::from_slice(&b).unwrap())
+        .collect()
+}
+
+/// OpsGenie gets Alertmanager's Alert API calls: the alert created under
+/// the group's alias with the key from a file as `GenieKey`, teams split
+/// into responders, details from the common labels and the config, the
+/// message cut to 130 characters; with `update_alerts` its message and
+/// description updated by PUT; closed by alias when resolved. VictorOps
+/// gets its REST event under the global key and the routing key, with
+/// custom fields, and `RECOVERY` when resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opsgenie_and_victorops_receive_alertmanagers_calls() {
+    let og = Recorder::start();
+    og.respond(
+        202,
+        "application/json",
+        r#"{"result":"Request will be processed"}"#,
+        &[],
+    );
+    let vo = Recorder::start();
+    vo.respond(200, "application/json", r#"{"result":"success"}"#, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("genie-key"), "G3N1E\n").unwrap();
+    let am = format!(
+        r##"
+global:
+  opsgenie_api_url: http://{og}/
+  victorops_api_url: http://{vo}/integrations/generic/20131114/alert
+  victorops_api_key: V1CT0R
+route:
+  receiver: oncall
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+receivers:
+  - name: oncall
+    opsgenie_configs:
+      - api_key_file: genie-key
+        update_alerts: true
+        message: '{{{{ .CommonLabels.alertname }}}} {{{{ printf "%200s" "" }}}}'
+        tags: 'db,{{{{ .CommonLabels.severity }}}},'
+        priority: P1
+        details:
+          runbook: 'https://runbooks.example/{{{{ .CommonLabels.alertname }}}}'
+        responders:
+          - name: 'dba,storage'
+            type: teams
+          - username: 'oncall@example.com'
+            type: user
+          - id: '{{{{ .CommonLabels.missing }}}}'
+            type: '{{{{ .CommonLabels.missing }}}}'
+    victorops_configs:
+      - routing_key: 'db-{{{{ .CommonLabels.severity }}}}'
+        message_type: WARNING
+        custom_fields:
+          team: storage
+"##,
+        og = og.addr(),
+        vo = vo.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("DiskFull", &[("severity", "page")], T0 + 120_000);
+    h.advance(0).await;
+    let alias = group_key_hash("{}:{alertname=\"DiskFull\"}");
+    let created = until("the OpsGenie alert", || {
+        calls(&og, "POST", "/v2/alerts").pop()
+    })
+    .await;
+    assert_eq!(created["alias"], alias.as_str());
+    let message = created["message"].as_str().unwrap();
+    assert_eq!(message.chars().count(), 130, "cut to OpsGenie's limit");
+    assert!(message.starts_with("DiskFull ") && message.ends_with('…'));
+    assert_eq!(
+        created["details"],
+        json!({"alertname": "DiskFull", "severity": "page", "runbook": "https://runbooks.example/DiskFull"})
+    );
+    assert_eq!(
+        created["responders"],
+        json!([
+            {"name": "dba", "type": "team"},
+            {"name": "storage", "type": "team"},
+            {"username": "oncall@example.com", "type": "user"},
+        ])
+    );
+    assert_eq!(created["tags"], json!(["db", "page"]));
+    assert_eq!(created["priority"], "P1");
+    assert_eq!(
+        created["source"],
+        "http://argus.test:9095/api/v2/alerts?receiver=oncall"
+    );
+    let description = created["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("DiskFull is bad\n1 firing:\nLabels:"),
+        "{description}"
+    );
+    let updates = until("the two updates", || {
+        let m = calls(
+            &og,
+            "PUT",
+            &format!("/v2/alerts/{alias}/message?identifierType=alias"),
+        );
+        let d = calls(
+            &og,
+            "PUT",
+            &format!("/v2/alerts/{alias}/description?identifierType=alias"),
+        );
+        (!m.is_empty() && !d.is_empty()).then(|| (m[0].clone(), d[0].clone()))
+    })
+    .await;
+    assert_eq!(updates.0, json!({"message": message}));
+    assert_eq!(updates.1, json!({"description": description}));
+    // Created first, then updated, each with the key.
+    let heads: Vec<String> = og.taken().into_iter().map(|(h, _)| h).collect();
+    assert_eq!(heads.len(), 3, "{heads:?}");
+    assert!(heads[0].starts_with("POST /v2/alerts "));
+    for head in &heads {
+        assert_eq!(header(head, "authorization"), Some("GenieKey G3N1E"));
+        assert_eq!(header(head, "content-type"), Some("application/json"));
+    }
+
+    let event = until("the VictorOps event", || {
+        calls(
+            &vo,
+            "POST",
+            "/integrations/generic/20131114/alert/V1CT0R/db-page",
+        )
+        .pop()
+    })
+    .await;
+    assert_eq!(event["message_type"], "WARNING");
+    assert_eq!(event["entity_id"], alias.as_str());
+    assert_eq!(event["entity_display_name"], "[FIRING:1] DiskFull (page)");
+    assert_eq!(event["monitoring_tool"], "argus");
+    assert_eq!(event["team"], "storage");
+    assert!(
+        event["state_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("DiskFull is bad\n1 firing:"),
+        "{event}"
+    );
+
+    // Resolved: OpsGenie closes the alert by alias, VictorOps recovers.
+    h.advance(180_000).await;
+    let closed = until("the OpsGenie close", || {
+        calls(
+            &og,
+            "POST",
+            &format!("/v2/alerts/{alias}/close?identifierType=alias"),
+        )
+        .pop()
+    })
+    .await;
+    assert_eq!(
+        closed,
+        json!({"source": "http://argus.test:9095/api/v2/alerts?receiver=oncall"})
+    );
+    let recovery = until("the VictorOps recovery", || {
+        let all = calls(
+            &vo,
+            "POST",
+            "/integrations/generic/20131114/alert/V1CT0R/db-page",
+        );
+        (all.len() == 2).then(|| all[1].clone())
+    })
+    .await;
+    assert_eq!(recovery["message_type"], "RECOVERY");
+    assert_eq!(recovery["entity_id"], alias.as_str());
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "opsgenie_configs: [{}]",
+            "no global OpsGenie API Key set either inline or in a file",
+        ),
+        (
+            "opsgenie_configs: [{api_key: k, api_key_file: f}]",
+            "at most one of api_key & api_key_file must be configured",
+        ),
+        (
+            "opsgenie_configs: [{api_key: k, responders: [{type: team}]}]",
+            "has to have at least one of id, username or name specified",
+        ),
+        (
+            "opsgenie_configs: [{api_key: k, responders: [{name: n, type: group}]}]",
+            "type does not match valid options",
+        ),
+        (
+            "victorops_configs: [{api_key: k}]",
+            "missing Routing key in VictorOps config",
+        ),
+        (
+            "victorops_configs: [{routing_key: r}]",
+            "no global VictorOps API Key set",
+        ),
+        (
+            "victorops_configs: [{api_key: k, routing_key: r, custom_fields: {entity_id: x}}]",
+            "victorOps config contains custom field entity_id",
+        ),
+    ] {
+        assert_refused(conf, want);
+    }
+}
+
 /// A receiver with one integration `conf` (flow YAML) is refused with a
 /// message containing `want`.
 fn assert_refused(conf: &str, want: &str) {

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, MsTeamsV2Config, PagerdutyConfig,
-    SlackConfig, TelegramConfig, WebexConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, MsTeamsV2Config, OpsGenieConfig,
+    PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig, WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -21,9 +21,11 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "email_configs",
     "msteams_configs",
     "msteamsv2_configs",
+    "opsgenie_configs",
     "pagerduty_configs",
     "slack_configs",
     "telegram_configs",
+    "victorops_configs",
     "webex_configs",
     "webhook_configs",
 ];
@@ -33,11 +35,9 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
-    "opsgenie_configs",
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
-    "victorops_configs",
     "wechat_configs",
 ];
 
@@ -263,8 +263,9 @@ pub struct ReceiverConfig {
     /// Microsoft Teams (Power Automate flows).
     #[serde(default)]
     pub msteamsv2_configs: Vec<MsTeamsV2Config>,
+    /// OpsGenie.
     #[serde(default)]
-    opsgenie_configs: Option<serde_json::Value>,
+    pub opsgenie_configs: Vec<OpsGenieConfig>,
     #[serde(default)]
     pushover_configs: Option<serde_json::Value>,
     #[serde(default)]
@@ -274,8 +275,9 @@ pub struct ReceiverConfig {
     /// Telegram.
     #[serde(default)]
     pub telegram_configs: Vec<TelegramConfig>,
+    /// VictorOps (Splunk On-Call).
     #[serde(default)]
-    victorops_configs: Option<serde_json::Value>,
+    pub victorops_configs: Vec<VictorOpsConfig>,
     /// Webex.
     #[serde(default)]
     pub webex_configs: Vec<WebexConfig>,
@@ -301,15 +303,13 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 9] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 7] = [
             ("incidentio_configs", &self.incidentio_configs),
             ("jira_configs", &self.jira_configs),
             ("mattermost_configs", &self.mattermost_configs),
-            ("opsgenie_configs", &self.opsgenie_configs),
             ("pushover_configs", &self.pushover_configs),
             ("rocketchat_configs", &self.rocketchat_configs),
             ("sns_configs", &self.sns_configs),
-            ("victorops_configs", &self.victorops_configs),
             ("wechat_configs", &self.wechat_configs),
         ];
         all.iter()
@@ -498,6 +498,12 @@ pub fn parse_am_config(
         }
         for (j, c) in r.webhook_configs.iter().enumerate() {
             c.check(&format!("{p}.webhook_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.opsgenie_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.opsgenie_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.victorops_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.victorops_configs[{j}]"), &mut err);
         }
     }
     // Time intervals: each period checked as Alertmanager checks it.
@@ -721,11 +727,11 @@ mod tests {
         );
         assert!(e[0].contains("invalid regexp value for \"x\""), "{e:?}");
         let e = errors(
-            "route: {receiver: a}\nreceivers:\n  - name: a\n    opsgenie_configs: [{api_key: k}]\n",
+            "route: {receiver: a}\nreceivers:\n  - name: a\n    sns_configs: [{topic_arn: t}]\n",
         );
         assert!(
-            e[0].starts_with("am.yml:4:5: receivers[0].opsgenie_configs: ")
-                && e[0].contains("\"opsgenie_configs\" is not supported"),
+            e[0].starts_with("am.yml:4:5: receivers[0].sns_configs: ")
+                && e[0].contains("\"sns_configs\" is not supported"),
             "{e:?}"
         );
         let e = errors("route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]\n");

@@ -1,5 +1,5 @@
 //! The parts of an Alertmanager config that integrations read: `global`
-//! and the four integration types argus delivers to, typed with
+//! and the integration types argus delivers to, typed with
 //! Alertmanager's keys and checked with its rules (`*_file` secrets
 //! exclusive with inline ones, values taken from `global` where a receiver
 //! leaves them out).
@@ -77,19 +77,19 @@ pub struct GlobalConfig {
     pub slack_app_token_file: Option<String>,
     pub slack_app_url: Option<String>,
     pub pagerduty_url: Option<String>,
-    // Settings of integrations argus does not deliver to, accepted so that
-    // existing files load (their receivers are refused by name).
-    pub jira_api_url: Option<String>,
     pub opsgenie_api_url: Option<String>,
     pub opsgenie_api_key: Option<Secret>,
     pub opsgenie_api_key_file: Option<String>,
+    pub victorops_api_url: Option<String>,
+    pub victorops_api_key: Option<Secret>,
+    pub victorops_api_key_file: Option<String>,
+    // Settings of integrations argus does not deliver to, accepted so that
+    // existing files load (their receivers are refused by name).
+    pub jira_api_url: Option<String>,
     pub wechat_api_url: Option<String>,
     pub wechat_api_secret: Option<Secret>,
     pub wechat_api_secret_file: Option<String>,
     pub wechat_api_corp_id: Option<String>,
-    pub victorops_api_url: Option<String>,
-    pub victorops_api_key: Option<Secret>,
-    pub victorops_api_key_file: Option<String>,
     pub telegram_api_url: Option<String>,
     pub telegram_bot_token: Option<Secret>,
     pub telegram_bot_token_file: Option<String>,
@@ -142,9 +142,10 @@ pub fn check_url(url: &str, p: &str, err: &mut dyn FnMut(&str, String)) {
     }
 }
 
-/// [`check_url`] on a setting that may be unset.
+/// [`check_url`] on a setting that may be unset (null or left out; an
+/// empty string is set, and refused as Alertmanager refuses it).
 fn check_opt_url(url: Option<&str>, p: &str, err: &mut dyn FnMut(&str, String)) {
-    if let Some(u) = url.filter(|u| !u.is_empty()) {
+    if let Some(u) = url {
         check_url(u, p, err);
     }
 }
@@ -534,6 +535,172 @@ impl WebexConfig {
             .is_none_or(|h| h.authorization.is_none())
         {
             err(p, "missing webex_configs.http_config.authorization".into());
+        }
+    }
+}
+
+/// OpsGenie's API, where `global.opsgenie_api_url` does not say.
+pub const OPSGENIE_API_URL: &str = "https://api.opsgenie.com/";
+
+/// `opsgenie_configs[].responders[]`: one of id, name and username.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct OpsGenieResponder {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub username: String,
+    /// team, teams (a comma-separated list of names), user, escalation or
+    /// schedule; may be a template.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+/// `opsgenie_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct OpsGenieConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_key: Option<Secret>,
+    pub api_key_file: Option<String>,
+    pub api_url: Option<String>,
+    pub message: Option<String>,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub details: BTreeMap<String, String>,
+    #[serde(default)]
+    pub entity: String,
+    #[serde(default)]
+    pub responders: Vec<OpsGenieResponder>,
+    #[serde(default)]
+    pub actions: String,
+    #[serde(default)]
+    pub tags: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub priority: String,
+    /// Also update the message and description of an alert OpsGenie
+    /// already has (two more requests a notification).
+    #[serde(default)]
+    pub update_alerts: bool,
+}
+
+impl OpsGenieConfig {
+    /// Alertmanager's checks, with `global` filling the key.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        let (k, f) = (set_s(&self.api_key), set_f(&self.api_key_file));
+        if k && f {
+            err(
+                p,
+                "at most one of api_key & api_key_file must be configured".into(),
+            );
+        }
+        if !k && !f && !set_s(&g.opsgenie_api_key) && !set_f(&g.opsgenie_api_key_file) {
+            err(
+                p,
+                "no global OpsGenie API Key set either inline or in a file".into(),
+            );
+        }
+        for (i, r) in self.responders.iter().enumerate() {
+            let rp = format!("{p}.responders[{i}]");
+            let shown = format!("{{{} {} {} {}}}", r.id, r.name, r.username, r.kind);
+            if r.id.is_empty() && r.name.is_empty() && r.username.is_empty() {
+                err(
+                    &rp,
+                    format!(
+                        "opsGenieConfig responder {shown} has to have at least one of id, username or name specified"
+                    ),
+                );
+            }
+            let templated = r.kind.contains("{{");
+            if !templated
+                && !matches!(
+                    r.kind.to_ascii_lowercase().as_str(),
+                    "team" | "teams" | "user" | "escalation" | "schedule"
+                )
+            {
+                err(
+                    &format!("{rp}.type"),
+                    format!(
+                        "opsGenieConfig responder {shown} type does not match valid options ^(team|teams|user|escalation|schedule)$"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// VictorOps's (Splunk On-Call's) REST endpoint, where
+/// `global.victorops_api_url` does not say.
+pub const VICTOROPS_API_URL: &str =
+    "https://alert.victorops.com/integrations/generic/20131114/alert/";
+
+/// `victorops_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct VictorOpsConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_key: Option<Secret>,
+    pub api_key_file: Option<String>,
+    pub api_url: Option<String>,
+    #[serde(default)]
+    pub routing_key: String,
+    /// CRITICAL unless set; INFO and WARNING are the others VictorOps
+    /// takes for a firing group.
+    pub message_type: Option<String>,
+    pub state_message: Option<String>,
+    pub entity_display_name: Option<String>,
+    pub monitoring_tool: Option<String>,
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, String>,
+}
+
+impl VictorOpsConfig {
+    /// Alertmanager's checks, with `global` filling the key.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        if self.routing_key.is_empty() {
+            err(p, "missing Routing key in VictorOps config".into());
+        }
+        let (k, f) = (set_s(&self.api_key), set_f(&self.api_key_file));
+        if k && f {
+            err(
+                p,
+                "at most one of api_key & api_key_file must be configured".into(),
+            );
+        }
+        if !k && !f && !set_s(&g.victorops_api_key) && !set_f(&g.victorops_api_key_file) {
+            err(p, "no global VictorOps API Key set".into());
+        }
+        for key in [
+            "routing_key",
+            "message_type",
+            "state_message",
+            "entity_display_name",
+            "monitoring_tool",
+            "entity_id",
+            "entity_state",
+        ] {
+            if self.custom_fields.contains_key(key) {
+                err(
+                    &format!("{p}.custom_fields"),
+                    format!(
+                        "victorOps config contains custom field {key} which cannot be used as it conflicts with the fixed/static fields"
+                    ),
+                );
+            }
         }
     }
 }

@@ -14,8 +14,9 @@ use sha2::Digest;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
-    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
-    WEBEX_API_URL, WebexConfig, WebhookConfig,
+    OPSGENIE_API_URL, OpsGenieConfig, PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig,
+    TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL,
+    WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -154,14 +155,34 @@ impl RenderCtx<'_> {
 
 /// A request ready to go.
 pub enum Prepared {
-    /// An HTTP POST.
+    /// An HTTP request.
     Http(Box<HttpRequest>),
+    /// HTTP requests made in order, delivered once all are: a failure
+    /// retries the notification from the first (as Alertmanager does; the
+    /// services that need several calls take them as idempotent updates).
+    HttpSeq(Vec<HttpRequest>),
     /// An email.
     Email(Box<EmailRequest>),
 }
 
-/// An HTTP POST of an integration.
+/// An HTTP method an integration uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// POST (nearly all).
+    Post,
+    /// PUT (OpsGenie's updates).
+    Put,
+}
+
+/// The content type of nearly every integration's body.
+const JSON: &str = "application/json";
+
+/// An HTTP request of an integration.
 pub struct HttpRequest {
+    /// POST or PUT.
+    pub method: Method,
+    /// The body's content type.
+    pub content_type: &'static str,
     /// Target (may hold a secret: never logged).
     pub url: Secret,
     /// Headers besides Content-Type (values may hold secrets).
@@ -247,15 +268,34 @@ pub fn redact_body(body: &[u8]) -> String {
     }
 }
 
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = match self.method {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        };
+        write!(
+            f,
+            "{m} {}\n{}",
+            redact_url(self.url.expose()),
+            redact_body(&self.body)
+        )
+    }
+}
+
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Prepared::Http(h) => write!(
-                f,
-                "POST {}\n{}",
-                redact_url(h.url.expose()),
-                redact_body(&h.body)
-            ),
+            Prepared::Http(h) => h.fmt(f),
+            Prepared::HttpSeq(all) => {
+                for (i, h) in all.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    h.fmt(f)?;
+                }
+                Ok(())
+            }
             Prepared::Email(e) => write!(
                 f,
                 "email via {} from {} to {}:\n{}",
@@ -476,6 +516,8 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
         (None, None) => return Err("no Slack API URL nor App token".into()),
     };
     Ok(Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
         url,
         headers,
         body: go_json(&req),
@@ -687,6 +729,8 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
         (None, None, None) => PAGERDUTY_URL.to_string(),
     };
     Ok(Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
         url: Secret::new(url),
         headers: Vec::new(),
         body,
@@ -705,6 +749,8 @@ pub fn pagerduty(c: &PagerdutyConfig, x: &RenderCtx) -> Result<Prepared, String>
 pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
     let url = x.secret(&c.url, &c.url_file)?.ok_or("webhook has no url")?;
     Ok(Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
         url: Secret::new(url.expose().trim()),
         headers: Vec::new(),
         body: webhook_body(x.data),
@@ -916,6 +962,8 @@ pub fn telegram(c: &TelegramConfig, x: &RenderCtx) -> Result<Prepared, String> {
         .trim_end_matches('/');
     let url = Secret::new(format!("{base}/bot{}/sendMessage", token.expose().trim()));
     Ok(Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
         url,
         headers: Vec::new(),
         body: go_json(&params),
@@ -956,6 +1004,235 @@ pub fn webex(c: &WebexConfig, x: &RenderCtx) -> Result<Prepared, String> {
     ))
 }
 
+/// An API base URL as Alertmanager joins paths to it: with a trailing
+/// slash.
+fn base_url(own: Option<&str>, global: Option<&str>, default: &str) -> String {
+    let mut u = own.or(global).unwrap_or(default).trim().to_string();
+    let path_end = u.find(['?', '#']).unwrap_or(u.len());
+    if !u[..path_end].ends_with('/') {
+        u.insert(path_end, '/');
+    }
+    u
+}
+
+/// Splits on commas, dropping empty items, as Alertmanager reads OpsGenie's
+/// `tags`, `actions` and `teams` lists.
+fn comma_list(s: &str) -> Vec<String> {
+    s.trim()
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// OpsGenie's Alert API calls as Alertmanager makes them: an alert created
+/// (or, resolved, closed) under the group's alias, the SHA-256 of its group
+/// key; with `update_alerts`, its message and description updated too.
+pub fn opsgenie(c: &OpsGenieConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    #[derive(Serialize)]
+    struct Responder {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        id: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        name: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        username: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Serialize)]
+    struct Create {
+        alias: String,
+        message: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        description: String,
+        details: BTreeMap<String, String>,
+        source: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        responders: Vec<Responder>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        note: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        priority: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        entity: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        actions: Vec<String>,
+    }
+    // OpsGenie's limit on an alert's message, in characters.
+    const MAX_MESSAGE_RUNES: usize = 130;
+    let g = x.global;
+    let key = match x.secret(&c.api_key, &c.api_key_file)? {
+        Some(k) => k,
+        None => x
+            .secret(&g.opsgenie_api_key, &g.opsgenie_api_key_file)?
+            .ok_or("opsgenie has no api_key")?,
+    };
+    let auth = Secret::new(format!("GenieKey {}", x.text(key.expose())?.trim()));
+    let base = base_url(
+        c.api_url.as_deref(),
+        g.opsgenie_api_url.as_deref(),
+        OPSGENIE_API_URL,
+    );
+    let alias = group_key_hash(&x.data.group_key);
+    let source = x.opt(&c.source, r#"{{ template "opsgenie.default.source" . }}"#)?;
+    let request = |method, path: String, body: Vec<u8>| HttpRequest {
+        method,
+        content_type: JSON,
+        url: Secret::new(format!("{base}{path}")),
+        headers: vec![("Authorization".to_string(), auth.clone())],
+        body,
+        timeout: timeout(&None),
+        http: x.http(&c.http_config),
+        retry_codes: &[429],
+        check: BodyCheck::None,
+    };
+    if x.data.status == "resolved" {
+        let body = go_json(&serde_json::json!({ "source": source }));
+        return Ok(Prepared::Http(Box::new(request(
+            Method::Post,
+            format!("v2/alerts/{alias}/close?identifierType=alias"),
+            body,
+        ))));
+    }
+    let mut details = x.data.common_labels.clone();
+    for (k, v) in &c.details {
+        details.insert(k.clone(), x.text(v)?);
+    }
+    let mut responders = Vec::new();
+    for r in &c.responders {
+        let r = Responder {
+            id: x.text(&r.id)?,
+            name: x.text(&r.name)?,
+            username: x.text(&r.username)?,
+            kind: x.text(&r.kind)?,
+        };
+        // All empty: filled from labels that this group does not have.
+        if r.id.is_empty() && r.name.is_empty() && r.username.is_empty() && r.kind.is_empty() {
+            continue;
+        }
+        if r.kind == "teams" {
+            for team in comma_list(&r.name) {
+                responders.push(Responder {
+                    id: String::new(),
+                    name: x.text(&team)?,
+                    username: String::new(),
+                    kind: "team".into(),
+                });
+            }
+            continue;
+        }
+        responders.push(r);
+    }
+    let msg = Create {
+        alias: alias.clone(),
+        message: truncate_runes(
+            x.opt(&c.message, r#"{{ template "opsgenie.default.message" . }}"#)?,
+            MAX_MESSAGE_RUNES,
+        ),
+        description: x.opt(
+            &c.description,
+            r#"{{ template "opsgenie.default.description" . }}"#,
+        )?,
+        details,
+        source,
+        responders,
+        tags: comma_list(&x.text(&c.tags)?),
+        note: x.text(&c.note)?,
+        priority: x.text(&c.priority)?,
+        entity: x.text(&c.entity)?,
+        actions: comma_list(&x.text(&c.actions)?),
+    };
+    let create = request(Method::Post, "v2/alerts".into(), go_json(&msg));
+    if !c.update_alerts {
+        return Ok(Prepared::Http(Box::new(create)));
+    }
+    let message = serde_json::json!({ "message": msg.message });
+    let description = if msg.description.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "description": msg.description })
+    };
+    Ok(Prepared::HttpSeq(vec![
+        create,
+        request(
+            Method::Put,
+            format!("v2/alerts/{alias}/message?identifierType=alias"),
+            go_json(&message),
+        ),
+        request(
+            Method::Put,
+            format!("v2/alerts/{alias}/description?identifierType=alias"),
+            go_json(&description),
+        ),
+    ]))
+}
+
+/// A VictorOps (Splunk On-Call) REST event as Alertmanager posts it: the
+/// group's entity id the SHA-256 of its group key, `RECOVERY` once
+/// resolved, the custom fields beside the fixed ones.
+pub fn victorops(c: &VictorOpsConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    // VictorOps's limit on a state message, in characters.
+    const MAX_STATE_MESSAGE_RUNES: usize = 20480;
+    let g = x.global;
+    let key = match x.secret(&c.api_key, &c.api_key_file)? {
+        Some(k) => k,
+        None => x
+            .secret(&g.victorops_api_key, &g.victorops_api_key_file)?
+            .ok_or("victorops has no api_key")?,
+    };
+    let base = base_url(
+        c.api_url.as_deref(),
+        g.victorops_api_url.as_deref(),
+        VICTOROPS_API_URL,
+    );
+    let url = Secret::new(format!(
+        "{base}{}/{}",
+        key.expose().trim(),
+        x.text(&c.routing_key)?
+    ));
+    let mut message_type = x.opt(&c.message_type, "CRITICAL")?;
+    if x.data.status == "resolved" {
+        message_type = "RECOVERY".into();
+    } else if !matches!(message_type.as_str(), "INFO" | "WARNING" | "CRITICAL") {
+        message_type = "CRITICAL".into();
+    }
+    let mut msg = BTreeMap::from([
+        ("message_type".to_string(), message_type),
+        ("entity_id".to_string(), group_key_hash(&x.data.group_key)),
+        (
+            "entity_display_name".to_string(),
+            x.opt(
+                &c.entity_display_name,
+                r#"{{ template "victorops.default.entity_display_name" . }}"#,
+            )?,
+        ),
+        (
+            "state_message".to_string(),
+            truncate_runes(
+                x.opt(
+                    &c.state_message,
+                    r#"{{ template "victorops.default.state_message" . }}"#,
+                )?,
+                MAX_STATE_MESSAGE_RUNES,
+            ),
+        ),
+        (
+            "monitoring_tool".to_string(),
+            x.opt(
+                &c.monitoring_tool,
+                r#"{{ template "victorops.default.monitoring_tool" . }}"#,
+            )?,
+        ),
+    ]);
+    for (k, v) in &c.custom_fields {
+        msg.insert(k.clone(), x.text(v)?);
+    }
+    Ok(json_post(url, go_json(&msg), x.http(&c.http_config), &[]))
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary, ending it
 /// with `…` (three bytes) when cut, as Alertmanager cuts by bytes.
 fn truncate_bytes(s: String, max: usize) -> String {
@@ -982,6 +1259,8 @@ fn json_post(
     retry_codes: &'static [u16],
 ) -> Prepared {
     Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
         url: Secret::new(url.expose().trim()),
         headers: Vec::new(),
         body,
@@ -1150,6 +1429,12 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.webex_configs.iter().enumerate() {
         add("webex", i, c.send_resolved, 0);
     }
+    for (i, c) in r.opsgenie_configs.iter().enumerate() {
+        add("opsgenie", i, c.send_resolved, 0);
+    }
+    for (i, c) in r.victorops_configs.iter().enumerate() {
+        add("victorops", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1173,6 +1458,8 @@ pub fn prepare(
         "msteamsv2" => msteamsv2(r.msteamsv2_configs.get(idx)?, x),
         "telegram" => telegram(r.telegram_configs.get(idx)?, x),
         "webex" => webex(r.webex_configs.get(idx)?, x),
+        "opsgenie" => opsgenie(r.opsgenie_configs.get(idx)?, x),
+        "victorops" => victorops(r.victorops_configs.get(idx)?, x),
         _ => return None,
     })
 }
@@ -1254,12 +1541,21 @@ impl Sender {
     /// Sends `p`; `now` reads `Retry-After` dates.
     pub async fn send(&self, p: Prepared, now: i64) -> Outcome {
         match p {
-            Prepared::Http(h) => self.post(*h, now).await,
+            Prepared::Http(h) => self.http(*h, now).await,
+            Prepared::HttpSeq(all) => {
+                for h in all {
+                    match self.http(h, now).await {
+                        Outcome::Delivered => {}
+                        other => return other,
+                    }
+                }
+                Outcome::Delivered
+            }
             Prepared::Email(e) => send_email(*e).await,
         }
     }
 
-    async fn post(&self, h: HttpRequest, now: i64) -> Outcome {
+    async fn http(&self, h: HttpRequest, now: i64) -> Outcome {
         let tls = h.http.as_ref().and_then(|c| c.tls_config.clone());
         let client = match tls {
             Some(t) => match self.tls_client(&t) {
@@ -1268,10 +1564,13 @@ impl Sender {
             },
             None => self.default.clone(),
         };
-        let mut req = client
-            .post(h.url.expose())
+        let req = match h.method {
+            Method::Post => client.post(h.url.expose()),
+            Method::Put => client.put(h.url.expose()),
+        };
+        let mut req = req
             .timeout(h.timeout)
-            .header("Content-Type", "application/json")
+            .header("Content-Type", h.content_type)
             .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
             .body(h.body);
         for (k, v) in &h.headers {
