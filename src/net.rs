@@ -1,8 +1,9 @@
 //! Outbound HTTP shared by every module that calls out (scraping,
-//! forwarding alerts, receivers): clients built from a `tls_config`, and
-//! the `basic_auth` / `authorization` / bearer headers, whose `*_file`
-//! secrets are read on every request so rotated credentials apply without
-//! a reload.
+//! forwarding alerts, receivers, probes): clients built from a
+//! `tls_config`; the `basic_auth` / `authorization` / bearer headers, whose
+//! `*_file` secrets are read on every request so rotated credentials apply
+//! without a reload; and the one way an answer's body is read, within a
+//! byte budget.
 
 use std::net::SocketAddr;
 
@@ -14,6 +15,43 @@ pub fn init_tls() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// The most of an answer read where only its first words matter (a
+/// receiver's or an Alertmanager's reply, a health check).
+pub const REPLY_BUDGET: u64 = 64 << 10;
+
+/// Reads the body of `resp` onto `out`, at most `limit` bytes of it as
+/// decompressed: the one place argus reads what another server sends, so a
+/// server that answers without end, or with a compression bomb, costs
+/// `limit` bytes and no more. Returns whether the whole body fit; when it
+/// does not, `out` holds the first `limit` bytes and the rest is left
+/// unread (the connection is dropped with the response).
+pub async fn read_body(
+    resp: &mut reqwest::Response,
+    out: &mut Vec<u8>,
+    limit: u64,
+) -> Result<bool, reqwest::Error> {
+    let mut taken = 0u64;
+    out.reserve(resp.content_length().unwrap_or(0).min(limit.min(1 << 24)) as usize);
+    while let Some(chunk) = resp.chunk().await? {
+        let room = limit - taken;
+        if chunk.len() as u64 > room {
+            out.extend_from_slice(&chunk[..room as usize]);
+            return Ok(false);
+        }
+        taken += chunk.len() as u64;
+        out.extend_from_slice(&chunk);
+    }
+    Ok(true)
+}
+
+/// [`read_body`] of a reply whose first [`REPLY_BUDGET`] bytes are all
+/// that is looked at; a body that cannot be read counts as empty.
+pub async fn read_reply(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = read_body(&mut resp, &mut out, REPLY_BUDGET).await;
+    out
 }
 
 /// The text of an error and its sources, joined by ": ", so a connection

@@ -475,6 +475,74 @@ fn endless_bodies_stop_at_the_default_ceiling() {
     assert!(hwm_kb < 600_000, "peak RSS {hwm_kb} kB");
 }
 
+/// A receiver that answers without end and probe targets that send an
+/// endless body or a gzip bomb cost a bounded read each: the page is
+/// delivered (the answer's status is what counts), the probes fail with
+/// the reason, and argus stays within its address space.
+#[test]
+fn endless_answers_from_receivers_and_probes_are_cut() {
+    let receiver = Target::start(Reply::Endless);
+    let endless = Target::start(Reply::Endless);
+    let bomb = Target::start(Reply::GzipBomb);
+    let fine = Target::text("status: ok\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let routing = tmp.path().join("alertmanager.yml");
+    std::fs::write(
+        &routing,
+        format!(
+            "route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://{}/hook'}}]\n",
+            receiver.addr()
+        ),
+    )
+    .unwrap();
+    let probe = |name: &str, t: &Target, limit: &str| {
+        format!(
+            "  - name: {name}\n    url: http://{}/\n    interval: 5s\n    timeout: 5s\n{limit}",
+            t.addr()
+        )
+    };
+    let cfg = format!(
+        "global:\n  scrape_interval: 1h\nalerting:\n  routing_file: {}\nprobe_configs:\n{}{}{}",
+        routing.display(),
+        probe("endless", &endless, "    body_size_limit: 1MB\n"),
+        probe("bomb", &bomb, ""),
+        probe("fine", &fine, "    body_size_limit: 1MB\n"),
+    );
+    let a = Argus::start_limited(&cfg, &[], AS_LIMIT);
+    let (code, body) = http_request_with(
+        "POST",
+        &format!("{}/api/v2/alerts", a.url()),
+        Some(r#"[{"labels":{"alertname":"Endless"}}]"#),
+        &[("Content-Type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_for(20, "the page delivered", || {
+        (metric(&a, "argus_receiver_notifications_total", "webhook/0") >= 1.0).then_some(())
+    });
+    for name in ["endless", "bomb"] {
+        wait_for(30, "the probe failed", || {
+            let q = format!("probe_success{{probe=\"{name}\"}}");
+            (a.query_value(&q)? == 0.0).then_some(())
+        });
+        let status = a.query_value(&format!("probe_http_status_code{{probe=\"{name}\"}}"));
+        assert_eq!(status, Some(200.0), "{name}: answered, then cut");
+    }
+    wait_for(10, "the fine probe passes", || {
+        (a.query_value("probe_success{probe=\"fine\"}")? == 1.0).then_some(())
+    });
+    let log = a.log();
+    for want in [
+        "probe=endless error=the body is longer than 1048576 bytes (body_size_limit)",
+        "probe=bomb error=the body is longer than 104857600 bytes (body_size_limit)",
+    ] {
+        assert!(log.contains(want), "{want}");
+    }
+    assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
+    let hwm_kb = a.status_kb("VmHWM");
+    assert!(hwm_kb < 600_000, "peak RSS {hwm_kb} kB");
+}
+
 /// Hostile durations are refused with their position on reload, and the
 /// next SIGHUP still reloads.
 #[test]

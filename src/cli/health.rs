@@ -23,7 +23,8 @@ pub fn check_health(url: &str, timeout: Duration) -> (bool, String) {
             Ok(r) => {
                 let ok = r.status().is_success();
                 let status = r.status();
-                let body = r.text().await.unwrap_or_default();
+                let body = crate::net::read_reply(r).await;
+                let body = String::from_utf8_lossy(&body);
                 let body = body.trim();
                 if ok {
                     (true, body.to_string())

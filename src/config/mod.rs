@@ -333,6 +333,11 @@ pub struct ProbeConfig {
     /// Whole-probe timeout.
     #[serde(default = "default_probe_timeout")]
     pub timeout: PromDuration,
+    /// The most of the answer's body read (unset or 0: the scrape
+    /// default, [`DEFAULT_BODY_SIZE_LIMIT`]); a longer body fails the
+    /// check, as blackbox_exporter's `body_size_limit` does.
+    #[serde(default)]
+    pub body_size_limit: Option<ByteSize>,
     /// How often to probe.
     #[serde(default = "default_probe_interval")]
     pub interval: PromDuration,

@@ -119,8 +119,8 @@ impl Queue {
         let resp = req.send().await.map_err(|e| error_chain(&e))?;
         if !resp.status().is_success() {
             let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            let text: String = text.chars().take(200).collect();
+            let text = crate::net::read_reply(resp).await;
+            let text: String = String::from_utf8_lossy(&text).chars().take(200).collect();
             return Err(format!("bad response status {status}: {}", text.trim()));
         }
         Ok(())

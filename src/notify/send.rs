@@ -1605,7 +1605,7 @@ impl Sender {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = crate::net::read_reply(resp).await;
         let snippet = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
         if (200..300).contains(&status) {
             if h.check == BodyCheck::Slack {

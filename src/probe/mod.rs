@@ -65,16 +65,24 @@ pub async fn run_probe(
     if !p.body.is_empty() {
         req = req.body(p.body.clone());
     }
-    let resp = match req.send().await {
+    let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => return fail(0, crate::net::error_chain(&e)),
     };
     let status = resp.status().as_u16();
     let tls = resp.url().scheme() == "https";
-    let body = match resp.bytes().await {
-        Ok(b) => b,
+    let limit = crate::config::effective_body_size_limit(p.body_size_limit);
+    let mut body = Vec::new();
+    match crate::net::read_body(&mut resp, &mut body, limit).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return fail(
+                status,
+                format!("the body is longer than {limit} bytes (body_size_limit)"),
+            );
+        }
         Err(e) => return fail(status, crate::net::error_chain(&e)),
-    };
+    }
     let duration = started.elapsed().as_secs_f64();
     let status_ok = if p.valid_status_codes.is_empty() {
         (200..300).contains(&status)

@@ -485,19 +485,11 @@ impl ScrapeLoop {
         )
         .map_err(ScrapeError::ContentType)?;
         let limit = crate::config::effective_body_size_limit(cfg.body_size_limit);
-        let want = resp.content_length().unwrap_or(0).min(limit.min(1 << 24)) as usize;
-        body.reserve(want);
-        // Chunks arrive decompressed, so the limit counts what is unpacked
-        // as it streams: a gzip bomb stops at the limit like a long body.
-        while let Some(chunk) = resp
-            .chunk()
+        let whole = crate::net::read_body(&mut resp, body, limit)
             .await
-            .map_err(|e| ScrapeError::Http(error_chain(&e)))?
-        {
-            if (body.len() + chunk.len()) as u64 > limit {
-                return Err(ScrapeError::BodyTooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
+            .map_err(|e| ScrapeError::Http(error_chain(&e)))?;
+        if !whole {
+            return Err(ScrapeError::BodyTooLarge(limit));
         }
         Ok(format)
     }
