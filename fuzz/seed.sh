@@ -33,6 +33,9 @@ put alertmanager_config "$conf"/alertmanager/config/testdata/*.yml "$conf"/alert
 put slo_spec "$conf"/sloth/examples/*.yml "$conf"/sloth/examples/windows/*.yaml "$repo"/slo/*.yml
 put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl
 put api_bodies "$repo"/tests/data/*.json
+mkdir -p "$here/corpus/sd_groups"
+printf '\x00[{"targets": ["a:9100", "b:9100"], "labels": {"env": "prod", "__meta_x": "y"}}, {"targets": null, "labels": null}]' > "$here/corpus/sd_groups/seed-json"
+printf '\x01- targets: ["a:9100"]\n  labels:\n    env: prod\n- targets: []\n' > "$here/corpus/sd_groups/seed-yaml"
 put_prefixed exposition_text 00 "$repo"/benches/data/* "$repo"/tests/data/*.prom "$repo"/tests/data/*.txt
 put_prefixed exposition_text 01 "$repo"/tests/data/*.om "$repo"/tests/data/*openmetrics*
 

@@ -303,6 +303,17 @@ fn prometheus_yml() -> Node {
                     ])]),
                 ),
                 (
+                    "http_sd_configs",
+                    Node::Seq(vec![map(vec![
+                        ("url", raw("'http://127.0.0.1:1/sd'")),
+                        ("refresh_interval", raw("30s")),
+                        (
+                            "basic_auth",
+                            map(vec![("username", raw("u")), ("password", raw("p"))]),
+                        ),
+                    ])]),
+                ),
+                (
                     "relabel_configs",
                     Node::Seq(vec![map(vec![
                         ("source_labels", Node::Seq(vec![raw("env")])),

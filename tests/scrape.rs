@@ -456,3 +456,127 @@ fn a_malformed_protobuf_scrape_fails_with_its_offset() {
         (a.query_value("up{job=\"p\"}") == Some(0.0) && a.query("g").is_empty()).then_some(())
     });
 }
+
+/// http_sd as Prometheus does it: groups fetched from a URL with the
+/// refresh interval in a header and the configured credentials, each
+/// group's labels and `__meta_url` on its targets (relabeling sees it);
+/// a changed answer changes the targets; an answer that is not a 200 of
+/// JSON keeps the last targets and is counted.
+#[test]
+fn http_sd_targets_follow_the_endpoint_and_survive_its_failures() {
+    let one = Target::text("sd_metric{t=\"one\"} 1\n");
+    let two = Target::text("sd_metric{t=\"two\"} 2\n");
+    let sd = Recorder::start();
+    let groups = |t: &Target, env: &str| {
+        format!(
+            r#"[{{"targets": ["{}"], "labels": {{"env": "{env}"}}, "unknown": 1}}, {{"targets": null}}]"#,
+            t.addr()
+        )
+    };
+    sd.respond(
+        200,
+        "application/json; charset=utf-8",
+        &groups(&one, "a"),
+        &[],
+    );
+    let a = Argus::start(
+        &cfg(&format!(
+            "  - job_name: sd\n    http_sd_configs:\n      - url: http://{}/sd?x=1\n        refresh_interval: 1s\n        authorization: {{credentials: t0k}}\n    relabel_configs:\n      - source_labels: [__meta_url]\n        target_label: from\n",
+            sd.addr()
+        )),
+        &[],
+    );
+    let f = wait_for(10, "the first target scraped", || {
+        let f = a.federate("sd_metric");
+        (!f.is_empty()).then_some(f)
+    });
+    assert_eq!(f.len(), 1, "{f:?}");
+    let url = format!("http://{}/sd?x=1", sd.addr());
+    assert!(
+        f[0].0.contains("env=\"a\"") && f[0].0.contains(&format!("from=\"{url}\"")),
+        "{f:?}"
+    );
+    let (head, _) = sd.taken().remove(0);
+    let head = head.to_lowercase();
+    assert!(head.starts_with("get /sd?x=1 "), "{head}");
+    assert!(
+        head.contains("x-prometheus-refresh-interval-seconds: 1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("authorization: bearer t0k"), "{head}");
+    assert!(head.contains("accept: application/json"), "{head}");
+
+    // The endpoint now lists the other target.
+    sd.respond(200, "application/json", &groups(&two, "b"), &[]);
+    wait_for(10, "the second target in, the first out", || {
+        let up = a.api("/api/v1/targets?state=active")["activeTargets"]
+            .as_array()?
+            .iter()
+            .map(|t| t["scrapeUrl"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>();
+        (up.len() == 1 && up[0].contains(&two.addr())).then_some(())
+    });
+
+    // Failing answers keep the targets and are counted.
+    for (status, ct, body) in [
+        (500, "application/json", "[]"),
+        (200, "text/plain", "[]"),
+        (200, "application/json", "[null]"),
+        (200, "application/json", "{\"targets\": []}"),
+    ] {
+        let before = metric(&a, "argus_sd_http_failures_total", "");
+        sd.respond(status, ct, body, &[]);
+        wait_for(10, "the failure counted", || {
+            (metric(&a, "argus_sd_http_failures_total", "") > before).then_some(())
+        });
+        let t = a.target(&two.addr()).expect("the target stays");
+        assert_eq!(t["labels"]["env"], "b");
+    }
+    let log = a.log();
+    for want in [
+        "server returned HTTP status 500 Internal Server Error",
+        "unsupported content type \"text/plain\"",
+    ] {
+        assert!(log.contains(want), "{want}");
+    }
+}
+
+/// http_sd settings are checked as Prometheus checks them, with the key
+/// path; client settings argus does not take are named as such.
+#[test]
+fn http_sd_settings_are_checked() {
+    for (sd, want) in [
+        (
+            "{refresh_interval: 1m}",
+            "http_sd_configs[0].url: URL is missing",
+        ),
+        (
+            "{url: 'ftp://h/sd'}",
+            "URL scheme must be 'http' or 'https'",
+        ),
+        ("{url: 'http:///sd'}", "host is missing in URL"),
+        (
+            "{url: 'http://h/sd', refresh_interval: 0s}",
+            "refresh_interval must be greater than zero",
+        ),
+        (
+            "{url: 'http://h/sd', bearer_token: a, bearer_token_file: b}",
+            "at most one of bearer_token & bearer_token_file must be configured",
+        ),
+        (
+            "{url: 'http://h/sd', proxy_url: 'http://p:3128'}",
+            "\"proxy_url\" is a Prometheus setting that argus does not support",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("argus.yml");
+        std::fs::write(
+            &f,
+            format!("scrape_configs:\n  - job_name: a\n    http_sd_configs: [{sd}]\n"),
+        )
+        .unwrap();
+        let (code, text) = argus_cli(["check", "config", f.to_str().unwrap()]);
+        assert_ne!(code, Some(0), "{sd} accepted");
+        assert!(text.contains(want), "{sd}: {text}");
+    }
+}

@@ -206,10 +206,20 @@ fn describe(cfg: &Config) -> String {
         .scrape_configs
         .iter()
         .any(|s| !s.file_sd_configs.is_empty());
+    let http_sd = cfg
+        .scrape_configs
+        .iter()
+        .any(|s| !s.http_sd_configs.is_empty());
+    let discovered = match (file_sd, http_sd) {
+        (true, true) => " plus file_sd and http_sd targets",
+        (true, false) => " plus file_sd targets",
+        (false, true) => " plus http_sd targets",
+        (false, false) => "",
+    };
     format!(
         "{} static target(s){} in {} job(s): {}",
         targets,
-        if file_sd { " plus file_sd targets" } else { "" },
+        discovered,
         jobs.len(),
         jobs.join(", ")
     )

@@ -644,6 +644,9 @@ pub struct ScrapeConfig {
     /// Targets from JSON/YAML files.
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets from HTTP endpoints.
+    #[serde(default)]
+    pub http_sd_configs: Vec<HttpSdConfig>,
     /// HTTP basic auth.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
@@ -739,13 +742,155 @@ pub struct StaticConfig {
 pub struct FileSdConfig {
     /// Globs of `.json`, `.yml` or `.yaml` files.
     pub files: Vec<String>,
-    /// How often files are re-read (5m).
-    #[serde(default = "default_refresh")]
-    pub refresh_interval: PromDuration,
+    /// How often files are re-read (5m when unset or null).
+    #[serde(default)]
+    pub refresh_interval: Option<PromDuration>,
 }
 
-fn default_refresh() -> PromDuration {
-    PromDuration::secs(300)
+impl FileSdConfig {
+    /// The refresh interval in effect.
+    pub fn refresh(&self) -> PromDuration {
+        self.refresh_interval.unwrap_or(PromDuration::secs(300))
+    }
+}
+
+/// `http_sd_configs` entry: target groups fetched from a URL every
+/// `refresh_interval`, as Prometheus's HTTP service discovery does.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSdConfig {
+    /// The endpoint (http or https), answering a JSON list of groups.
+    #[serde(default)]
+    pub url: String,
+    /// How often it is asked, and how long an answer may take (1m when
+    /// unset or null).
+    #[serde(default)]
+    pub refresh_interval: Option<PromDuration>,
+    /// HTTP basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Legacy bearer token.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Legacy bearer token file.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+}
+
+impl HttpSdConfig {
+    /// The refresh interval in effect.
+    pub fn refresh(&self) -> PromDuration {
+        self.refresh_interval.unwrap_or(PromDuration::secs(60))
+    }
+}
+
+/// The client settings a scrape config and an HTTP discovery share, for
+/// the one check both get.
+struct ClientSettings<'a> {
+    basic_auth: &'a Option<BasicAuth>,
+    authorization: &'a Option<Authorization>,
+    bearer_token: &'a Option<Secret>,
+    bearer_token_file: &'a Option<String>,
+    tls_config: &'a Option<TlsConfig>,
+}
+
+/// Makes the relative secret and certificate paths of client settings
+/// relative to the config file's directory.
+fn fix_client_paths(
+    basic_auth: &mut Option<BasicAuth>,
+    authorization: &mut Option<Authorization>,
+    bearer_token_file: &mut Option<String>,
+    tls_config: &mut Option<TlsConfig>,
+    fix: impl FnMut(&mut String) + Copy,
+) {
+    if let Some(b) = basic_auth.as_mut() {
+        b.password_file.iter_mut().for_each(fix);
+    }
+    if let Some(a) = authorization.as_mut() {
+        a.credentials_file.iter_mut().for_each(fix);
+    }
+    bearer_token_file.iter_mut().for_each(fix);
+    if let Some(t) = tls_config.as_mut() {
+        t.ca_file.iter_mut().for_each(fix);
+        t.cert_file.iter_mut().for_each(fix);
+        t.key_file.iter_mut().for_each(fix);
+    }
+}
+
+impl ClientSettings<'_> {
+    /// Prometheus's checks of the settings under key path `p`.
+    fn validate(&self, p: &str, err: &mut dyn FnMut(String, String)) {
+        let mut auths = 0;
+        if let Some(b) = self.basic_auth.as_ref() {
+            auths += 1;
+            if b.password.is_some() && b.password_file.is_some() {
+                err(
+                    format!("{p}.basic_auth"),
+                    "at most one of basic_auth password & password_file must be configured".into(),
+                );
+            }
+        }
+        if let Some(a) = self.authorization.as_ref() {
+            auths += 1;
+            if a.credentials.is_some() && a.credentials_file.is_some() {
+                err(format!("{p}.authorization"), "at most one of authorization credentials & credentials_file must be configured".into());
+            }
+            if a.auth_type.eq_ignore_ascii_case("basic") {
+                err(
+                    format!("{p}.authorization.type"),
+                    "authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
+                        .into(),
+                );
+            }
+        }
+        if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
+            err(
+                format!("{p}.bearer_token"),
+                "at most one of bearer_token & bearer_token_file must be configured".into(),
+            );
+        }
+        if self.bearer_token.is_some() || self.bearer_token_file.is_some() {
+            auths += 1;
+        }
+        if auths > 1 {
+            err(p.to_string(), "at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured".into());
+        }
+        if let Some(t) = self.tls_config.as_ref() {
+            if t.cert_file.is_some() != t.key_file.is_some() {
+                err(format!("{p}.tls_config"), "exactly one of cert_file and key_file is configured: both or neither are needed".into());
+            }
+        }
+    }
+}
+
+impl ScrapeConfig {
+    fn client(&self) -> ClientSettings<'_> {
+        ClientSettings {
+            basic_auth: &self.basic_auth,
+            authorization: &self.authorization,
+            bearer_token: &self.bearer_token,
+            bearer_token_file: &self.bearer_token_file,
+            tls_config: &self.tls_config,
+        }
+    }
+}
+
+impl HttpSdConfig {
+    fn client(&self) -> ClientSettings<'_> {
+        ClientSettings {
+            basic_auth: &self.basic_auth,
+            authorization: &self.authorization,
+            bearer_token: &self.bearer_token,
+            bearer_token_file: &self.bearer_token_file,
+            tls_config: &self.tls_config,
+        }
+    }
 }
 
 /// `basic_auth`.
@@ -884,6 +1029,12 @@ const PROM_SCRAPE: &[&str] = &[
     "metric_name_validation_scheme",
     "metric_name_escaping_scheme",
     "scrape_failure_log_file",
+    "scrape_config_files",
+];
+
+/// Prometheus's HTTP client settings argus does not take (it connects
+/// directly, with the TLS and credentials settings it does take).
+const PROM_HTTP_CLIENT: &[&str] = &[
     "oauth2",
     "proxy_url",
     "no_proxy",
@@ -892,7 +1043,6 @@ const PROM_SCRAPE: &[&str] = &[
     "follow_redirects",
     "enable_http2",
     "http_headers",
-    "scrape_config_files",
 ];
 
 const PROM_ALERTING: &[&str] = &["alert_relabel_configs"];
@@ -923,11 +1073,18 @@ fn unsupported_message(path: &str, field: &str) -> Option<String> {
         ));
     }
     let in_scrape = path.starts_with("scrape_configs[") && path.matches('.').count() == 1;
+    let in_http_sd = path.starts_with("scrape_configs[")
+        && path.contains(".http_sd_configs[")
+        && path.matches('.').count() == 2;
     let in_global = path.starts_with("global.") && path.matches('.').count() == 1;
     let top = !path.contains(['.', '[']);
     let known = (top && PROM_TOP_LEVEL.contains(&field))
         || (in_global && PROM_GLOBAL.contains(&field))
-        || (in_scrape && (PROM_SCRAPE.contains(&field) || field.ends_with("_sd_configs")));
+        || (in_scrape
+            && (PROM_SCRAPE.contains(&field)
+                || PROM_HTTP_CLIENT.contains(&field)
+                || field.ends_with("_sd_configs")))
+        || (in_http_sd && PROM_HTTP_CLIENT.contains(&field));
     known.then(|| format!("{field:?} is a Prometheus setting that argus does not support"))
 }
 
@@ -1123,17 +1280,21 @@ impl Config {
             for f in &mut sc.file_sd_configs {
                 f.files.iter_mut().for_each(fix);
             }
-            if let Some(b) = &mut sc.basic_auth {
-                b.password_file.iter_mut().for_each(fix);
-            }
-            if let Some(a) = &mut sc.authorization {
-                a.credentials_file.iter_mut().for_each(fix);
-            }
-            sc.bearer_token_file.iter_mut().for_each(fix);
-            if let Some(t) = &mut sc.tls_config {
-                t.ca_file.iter_mut().for_each(fix);
-                t.cert_file.iter_mut().for_each(fix);
-                t.key_file.iter_mut().for_each(fix);
+            fix_client_paths(
+                &mut sc.basic_auth,
+                &mut sc.authorization,
+                &mut sc.bearer_token_file,
+                &mut sc.tls_config,
+                fix,
+            );
+            for h in &mut sc.http_sd_configs {
+                fix_client_paths(
+                    &mut h.basic_auth,
+                    &mut h.authorization,
+                    &mut h.bearer_token_file,
+                    &mut h.tls_config,
+                    fix,
+                );
             }
         }
     }
@@ -1437,53 +1598,44 @@ impl Config {
                         );
                     }
                 }
-                if f.refresh_interval.0.is_zero() {
+                // Null is unset; an explicit zero would make Prometheus's
+                // discovery ticker panic, so it is refused.
+                if f.refresh_interval.is_some_and(|d| d.0.is_zero()) {
                     err(
                         format!("{p}.file_sd_configs[{j}].refresh_interval"),
                         "refresh_interval must be greater than zero".into(),
                     );
                 }
             }
-            let mut auths = 0;
-            if let Some(b) = &sc.basic_auth {
-                auths += 1;
-                if b.password.is_some() && b.password_file.is_some() {
+            sc.client().validate(&p, err);
+            for (j, h) in sc.http_sd_configs.iter().enumerate() {
+                let hp = format!("{p}.http_sd_configs[{j}]");
+                if h.url.is_empty() {
+                    err(format!("{hp}.url"), "URL is missing".into());
+                } else {
+                    match h.url.split_once("://") {
+                        Some((scheme, _)) if scheme == "http" || scheme == "https" => {}
+                        _ => err(
+                            format!("{hp}.url"),
+                            "URL scheme must be 'http' or 'https'".into(),
+                        ),
+                    }
+                    let host = h
+                        .url
+                        .split_once("://")
+                        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+                        .unwrap_or("");
+                    if host.rsplit('@').next().unwrap_or("").is_empty() {
+                        err(format!("{hp}.url"), "host is missing in URL".into());
+                    }
+                }
+                if h.refresh_interval.is_some_and(|d| d.0.is_zero()) {
                     err(
-                        format!("{p}.basic_auth"),
-                        "at most one of basic_auth password & password_file must be configured"
-                            .into(),
+                        format!("{hp}.refresh_interval"),
+                        "refresh_interval must be greater than zero".into(),
                     );
                 }
-            }
-            if let Some(a) = &sc.authorization {
-                auths += 1;
-                if a.credentials.is_some() && a.credentials_file.is_some() {
-                    err(format!("{p}.authorization"), "at most one of authorization credentials & credentials_file must be configured".into());
-                }
-                if a.auth_type.eq_ignore_ascii_case("basic") {
-                    err(
-                        format!("{p}.authorization.type"),
-                        "authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
-                            .into(),
-                    );
-                }
-            }
-            if sc.bearer_token.is_some() && sc.bearer_token_file.is_some() {
-                err(
-                    format!("{p}.bearer_token"),
-                    "at most one of bearer_token & bearer_token_file must be configured".into(),
-                );
-            }
-            if sc.bearer_token.is_some() || sc.bearer_token_file.is_some() {
-                auths += 1;
-            }
-            if auths > 1 {
-                err(p.to_string(), "at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured".into());
-            }
-            if let Some(t) = &sc.tls_config {
-                if t.cert_file.is_some() != t.key_file.is_some() {
-                    err(format!("{p}.tls_config"), "exactly one of cert_file and key_file is configured: both or neither are needed".into());
-                }
+                h.client().validate(&hp, err);
             }
             for (j, r) in sc.relabel_configs.iter().enumerate() {
                 validate_relabel(r, &format!("{p}.relabel_configs[{j}]"), err);

@@ -1,5 +1,6 @@
-//! Target discovery: static groups and file_sd (JSON or YAML files picked
-//! up by glob, re-read when they change).
+//! Target discovery: static groups, file_sd (JSON or YAML files picked
+//! up by glob, re-read when they change) and http_sd (a JSON list of
+//! groups fetched from a URL every refresh interval).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::config::{FileSdConfig, ScrapeConfig};
+use crate::config::{FileSdConfig, HttpSdConfig, ScrapeConfig};
 
 /// A group of targets sharing labels, as Prometheus discovery produces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,43 +39,73 @@ pub fn static_groups(sc: &ScrapeConfig) -> Vec<TargetGroup> {
         .collect()
 }
 
+/// A group in a YAML file: unknown keys refused, as Prometheus reads
+/// YAML strictly.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileGroup {
+struct YamlGroup {
     #[serde(default)]
     targets: Vec<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
 
-/// Reads one file_sd file into groups (`__meta_filepath` set on each).
-pub fn read_file_groups(path: &std::path::Path) -> Result<Vec<TargetGroup>, String> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-    let groups: Vec<FileGroup> = if name.ends_with(".json") {
-        serde_json::from_str(&text)
+/// A group in JSON: unknown keys ignored and `null` lists and maps taken
+/// as empty, as Go's JSON decoder reads Prometheus's groups.
+#[derive(Deserialize)]
+struct JsonGroup {
+    #[serde(default)]
+    targets: Option<Vec<String>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// The format of a list of target groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupFormat {
+    /// JSON (file_sd `.json` files, http_sd answers).
+    Json,
+    /// YAML (file_sd `.yml` and `.yaml` files).
+    Yaml,
+}
+
+/// Decodes a list of target groups from `text`; each group gets `source`
+/// `{name}:{index}` and the label `meta` = `name` (`__meta_filepath`,
+/// `__meta_url`). Errors start with `name` and the line and column.
+pub fn parse_groups(
+    text: &str,
+    format: GroupFormat,
+    name: &str,
+    meta: &str,
+) -> Result<Vec<TargetGroup>, String> {
+    let groups: Vec<(Vec<String>, BTreeMap<String, String>)> = match format {
+        GroupFormat::Json => serde_json::from_str::<Vec<JsonGroup>>(text)
             .map_err(|e| format!("{name}:{}:{}: {e}", e.line(), e.column()))?
-    } else {
-        crate::config::yaml::from_str(&text).map_err(|e| match e.location() {
-            Some(l) => format!(
-                "{name}:{}:{}: {}",
-                l.line(),
-                l.column(),
-                crate::config::yaml::message(&e)
-            ),
-            None => format!("{name}: {}", crate::config::yaml::message(&e)),
-        })?
+            .into_iter()
+            .map(|g| (g.targets.unwrap_or_default(), g.labels.unwrap_or_default()))
+            .collect(),
+        GroupFormat::Yaml => crate::config::yaml::from_str::<Vec<YamlGroup>>(text)
+            .map_err(|e| match e.location() {
+                Some(l) => format!(
+                    "{name}:{}:{}: {}",
+                    l.line(),
+                    l.column(),
+                    crate::config::yaml::message(&e)
+                ),
+                None => format!("{name}: {}", crate::config::yaml::message(&e)),
+            })?
+            .into_iter()
+            .map(|g| (g.targets, g.labels))
+            .collect(),
     };
     Ok(groups
         .into_iter()
         .enumerate()
-        .map(|(i, g)| {
-            let mut labels = g.labels;
-            labels.insert("__meta_filepath".into(), name.clone());
+        .map(|(i, (targets, mut labels))| {
+            labels.insert(meta.into(), name.to_string());
             TargetGroup {
                 source: format!("{name}:{i}"),
-                targets: g
-                    .targets
+                targets: targets
                     .into_iter()
                     .map(|t| BTreeMap::from([("__address__".to_string(), t)]))
                     .collect(),
@@ -82,6 +113,126 @@ pub fn read_file_groups(path: &std::path::Path) -> Result<Vec<TargetGroup>, Stri
             }
         })
         .collect())
+}
+
+/// Reads one file_sd file into groups (`__meta_filepath` set on each).
+pub fn read_file_groups(path: &std::path::Path) -> Result<Vec<TargetGroup>, String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    let format = if name.ends_with(".json") {
+        GroupFormat::Json
+    } else {
+        GroupFormat::Yaml
+    };
+    parse_groups(&text, format, &name, "__meta_filepath")
+}
+
+/// Fetches the groups of one http_sd config once: a GET with Prometheus's
+/// headers, a 200 answer of JSON (`application/json`, UTF-8) read within
+/// the scrape body ceiling, `__meta_url` set on each group.
+pub async fn fetch_http_groups(
+    cfg: &HttpSdConfig,
+    client: &reqwest::Client,
+) -> Result<Vec<TargetGroup>, String> {
+    let url = &cfg.url;
+    let req = client
+        .get(url)
+        .timeout(cfg.refresh().0)
+        .header("Accept", "application/json")
+        .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "X-Prometheus-Refresh-Interval-Seconds",
+            cfg.refresh().0.as_secs_f64().to_string(),
+        );
+    let req = crate::net::Credentials {
+        basic_auth: cfg.basic_auth.as_ref(),
+        authorization: cfg.authorization.as_ref(),
+        bearer_token: cfg.bearer_token.as_ref(),
+        bearer_token_file: cfg.bearer_token_file.as_deref(),
+    }
+    .apply(req)
+    .map_err(|e| format!("{url}: {e}"))?;
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", crate::net::error_chain(&e.without_url())))?;
+    if resp.status() != reqwest::StatusCode::OK {
+        return Err(format!(
+            "{url}: server returned HTTP status {}",
+            resp.status()
+        ));
+    }
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if !json_content_type(&ct) {
+        return Err(format!("{url}: unsupported content type {ct:?}"));
+    }
+    let limit = crate::config::DEFAULT_BODY_SIZE_LIMIT;
+    let mut body = Vec::new();
+    let whole = crate::net::read_body(&mut resp, &mut body, limit)
+        .await
+        .map_err(|e| format!("{url}: {}", crate::net::error_chain(&e.without_url())))?;
+    if !whole {
+        return Err(format!("{url}: the answer is longer than {limit} bytes"));
+    }
+    let text = std::str::from_utf8(&body).map_err(|e| format!("{url}: not UTF-8: {e}"))?;
+    parse_groups(text, GroupFormat::Json, url, "__meta_url")
+}
+
+/// `application/json`, optionally with a UTF-8 charset, as Prometheus
+/// takes it (any case).
+fn json_content_type(ct: &str) -> bool {
+    let lower = ct.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("application/json") else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(param) = rest.strip_prefix(';') else {
+        return false;
+    };
+    matches!(param.trim_start(), "charset=utf-8" | "charset=\"utf-8\"")
+}
+
+/// Asks one http_sd endpoint every `refresh_interval`. Sends the groups
+/// when they change; a failed refresh keeps the last good groups (the
+/// first one reports no groups, so the job's other targets start) and is
+/// reported through `on_error`.
+pub async fn run_http_sd(
+    cfg: HttpSdConfig,
+    client: reqwest::Client,
+    tx: watch::Sender<Vec<TargetGroup>>,
+    on_error: impl Fn(String) + Send + 'static,
+) {
+    let mut first = true;
+    loop {
+        match fetch_http_groups(&cfg, &client).await {
+            Ok(groups) => {
+                let changed = first || *tx.borrow() != groups;
+                if changed && tx.send(groups).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                on_error(e);
+                if first && tx.send(Vec::new()).is_err() {
+                    return;
+                }
+            }
+        }
+        first = false;
+        tokio::time::sleep(cfg.refresh().0).await;
+        if tx.is_closed() {
+            return;
+        }
+    }
 }
 
 fn expand(patterns: &[String]) -> Vec<PathBuf> {
@@ -107,7 +258,7 @@ pub async fn run_file_sd(
     let mut last_full = tokio::time::Instant::now();
     let mut first = true;
     loop {
-        let full = first || last_full.elapsed() >= cfg.refresh_interval.0;
+        let full = first || last_full.elapsed() >= cfg.refresh().0;
         if full {
             last_full = tokio::time::Instant::now();
         }
@@ -156,7 +307,7 @@ pub async fn run_file_sd(
             }
         }
         first = false;
-        tokio::time::sleep(Duration::from_secs(1).min(cfg.refresh_interval.0)).await;
+        tokio::time::sleep(Duration::from_secs(1).min(cfg.refresh().0)).await;
     }
 }
 
@@ -186,5 +337,43 @@ mod tests {
         std::fs::write(&j, "[{\"targets\": [1]}]").unwrap();
         let e = read_file_groups(&j).unwrap_err();
         assert!(e.contains("a.json:1:"), "{e}");
+    }
+
+    /// JSON is read as Go reads it (unknown keys ignored, null lists
+    /// empty, a null group refused); YAML strictly, as Prometheus reads it.
+    #[test]
+    fn json_is_lenient_and_yaml_strict_as_in_prometheus() {
+        let g = parse_groups(
+            r#"[{"targets": ["a:1"], "labels": null, "extra": {}}, {"targets": null}]"#,
+            GroupFormat::Json,
+            "http://sd/x",
+            "__meta_url",
+        )
+        .unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].source, "http://sd/x:0");
+        assert_eq!(g[0].labels["__meta_url"], "http://sd/x");
+        assert!(g[1].targets.is_empty());
+        let e = parse_groups("[null]", GroupFormat::Json, "u", "m").unwrap_err();
+        assert!(e.starts_with("u:1:"), "{e}");
+        let e = parse_groups(
+            "- targets: []\n  extra: 1\n",
+            GroupFormat::Yaml,
+            "f.yml",
+            "m",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("f.yml:2:"), "{e}");
+        for (ct, ok) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/json;charset=\"utf-8\"", true),
+            ("application/json; charset=latin1", false),
+            ("application/jsonx", false),
+            ("text/plain", false),
+            ("", false),
+        ] {
+            assert_eq!(json_content_type(ct), ok, "{ct}");
+        }
     }
 }

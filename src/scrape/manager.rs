@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::discovery::{TargetGroup, run_file_sd, static_groups};
+use super::discovery::{TargetGroup, run_file_sd, run_http_sd, static_groups};
 use super::relabel::Relabel;
 use super::scrape_loop::{Appendable, BufferPool, JobSettings, ScrapeLoop, Stop, TargetHealth};
 use super::target::{Built, Target, build_targets};
@@ -71,6 +71,7 @@ fn scrape_part(sc: &ScrapeConfig) -> ScrapeConfig {
     ScrapeConfig {
         static_configs: Vec::new(),
         file_sd_configs: Vec::new(),
+        http_sd_configs: Vec::new(),
         ..sc.clone()
     }
 }
@@ -274,6 +275,26 @@ impl ScrapeManager {
             })));
             receivers.push(rx);
         }
+        for h in &sc.http_sd_configs {
+            let (tx, rx) = watch::channel(Vec::new());
+            let metrics = self.ctx.metrics.clone();
+            let job_name = sc.job_name.clone();
+            let report = move |e: String| {
+                metrics.sd_http_failures.inc();
+                tracing::warn!(job = %job_name, error = %e, "http_sd: refresh failed; the last targets it gave stay");
+            };
+            match crate::net::build_client(h.tls_config.as_ref(), None) {
+                Ok(c) => tasks.push(tokio::spawn(run_http_sd(h.clone(), c, tx, report))),
+                Err(e) => {
+                    // A CA or key file that cannot be read now is the same
+                    // failure at every refresh: reported, and no targets.
+                    report(format!("{}: client: {e}", h.url));
+                    let _ = tx.send(Vec::new());
+                    tasks.push(tokio::spawn(async move { tx.closed().await }));
+                }
+            }
+            receivers.push(rx);
+        }
         let statics = static_groups(sc);
         let (ctx, st, job, relabel, client) = (
             self.ctx.clone(),
@@ -293,8 +314,9 @@ impl ScrapeManager {
                 }
                 g
             };
-            // Each file_sd watcher reports once at start; syncing before
-            // that would drop (and mark stale) every file-discovered target.
+            // Each file_sd watcher and http_sd refresher reports once at
+            // start; syncing before that would drop (and mark stale) every
+            // target they found before a reload.
             for r in receivers.iter_mut() {
                 let _ = r.changed().await;
             }

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub scrape_sample_limit_exceeded: Counter,
     /// file_sd read errors.
     pub sd_file_read_errors: Counter,
+    /// http_sd refreshes that failed.
+    pub sd_http_failures: Counter,
     /// Live series in the head.
     pub head_series: Gauge,
     /// Samples committed to the head.
@@ -225,6 +227,7 @@ impl Metrics {
             scrape_duration: hist_family(),
             scrape_sample_limit_exceeded: Counter::default(),
             sd_file_read_errors: Counter::default(),
+            sd_http_failures: Counter::default(),
             head_series: Gauge::default(),
             head_samples_appended: Counter::default(),
             head_out_of_order: Counter::default(),
@@ -395,6 +398,11 @@ impl Metrics {
             "argus_sd_file_read_errors",
             "file_sd files that failed to read or parse",
             m.sd_file_read_errors.clone(),
+        );
+        r.register(
+            "argus_sd_http_failures",
+            "http_sd refreshes that failed (the endpoint unreachable, a status other than 200, a body that is not a JSON list of target groups)",
+            m.sd_http_failures.clone(),
         );
         r.register(
             "argus_head_series",
