@@ -101,6 +101,27 @@ struct RunArgs {
     /// (`/-/reload`, behind `web.auth`) is always on in argus.
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
+    /// Accepted for Prometheus's command lines (comma-separated, may be
+    /// repeated): each feature named is logged with what argus does about
+    /// it; none changes argus's behaviour.
+    #[arg(long = "enable-feature", value_delimiter = ',')]
+    enable_feature: Vec<String>,
+    /// Accepted for Prometheus's command lines: argus has no TSDB admin
+    /// API (delete series, snapshots).
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
+    /// Accepted for Prometheus's command lines: argus has no console
+    /// templates.
+    #[arg(long = "web.console.templates")]
+    console_templates: Option<String>,
+    /// Accepted for Prometheus's command lines: argus has no console
+    /// libraries.
+    #[arg(long = "web.console.libraries")]
+    console_libraries: Option<String>,
+    /// Only `/` (Prometheus's default, as Helm charts pass it): argus
+    /// serves at the root; put a reverse proxy in front for a prefix.
+    #[arg(long = "web.route-prefix")]
+    route_prefix: Option<String>,
     /// This instance's peer id, overriding `peers.self` (e.g. the pod
     /// name in a StatefulSet); must be one of `peers.members`.
     #[arg(long = "peers.self")]
@@ -563,6 +584,51 @@ fn main() -> ExitCode {
     }
 }
 
+/// What argus does about a Prometheus feature flag, and whether that
+/// deserves a warning (a behaviour the user asked for that argus lacks).
+fn feature_note(name: &str) -> (bool, &'static str) {
+    match name {
+        "native-histograms" => (
+            false,
+            "argus stores native histograms whenever a target sends them; to ask targets for protobuf first, set scrape_native_histograms: true in the config (Prometheus 3.8's setting)",
+        ),
+        "memory-snapshot-on-shutdown" => (
+            false,
+            "always on: a clean stop writes a checkpoint, and the write-ahead log covers a crash",
+        ),
+        "promql-experimental-functions"
+        | "promql-duration-expr"
+        | "utf8-names"
+        | "created-timestamp-zero-ingestion"
+        | "new-service-discovery-manager"
+        | "no-default-scrape-port"
+        | "promql-delayed-name-removal" => (
+            false,
+            "already how argus behaves, or has no effect in argus",
+        ),
+        "auto-gomaxprocs"
+        | "auto-gomemlimit"
+        | "old-ui"
+        | "promql-per-step-stats"
+        | "extra-scrape-metrics"
+        | "delayed-compaction"
+        | "use-uncached-io"
+        | "metadata-wal-records"
+        | "concurrent-rule-eval" => (
+            false,
+            "a Prometheus implementation detail with no counterpart in argus; ignored",
+        ),
+        "exemplar-storage"
+        | "expand-external-labels"
+        | "agent"
+        | "otlp-write-receiver"
+        | "remote-write-receiver"
+        | "otlp-deltatocumulative"
+        | "type-and-unit-labels" => (true, "not supported by argus; ignored"),
+        _ => (true, "unknown feature; ignored"),
+    }
+}
+
 fn run(a: RunArgs) -> anyhow::Result<()> {
     let fmt = match a.log_format {
         Fmt::Text => LogFormat::Text,
@@ -571,6 +637,38 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     init_logging(&a.log_level, fmt).map_err(anyhow::Error::msg)?;
     if a.enable_lifecycle {
         tracing::debug!("--web.enable-lifecycle given: reload over HTTP is always on in argus");
+    }
+    if let Some(p) = a
+        .route_prefix
+        .as_deref()
+        .filter(|p| !matches!(*p, "" | "/"))
+    {
+        anyhow::bail!(
+            "--web.route-prefix {p:?}: argus serves its API at / only; put a reverse proxy in front of it to serve it under a prefix"
+        );
+    }
+    if a.enable_admin_api {
+        tracing::warn!(
+            "--web.enable-admin-api given: argus has no TSDB admin API (deleting series, snapshots); the flag is ignored"
+        );
+    }
+    if a.console_templates.is_some() || a.console_libraries.is_some() {
+        tracing::info!(
+            "--web.console.templates / --web.console.libraries given: argus has no console pages; ignored"
+        );
+    }
+    for f in a
+        .enable_feature
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+    {
+        let (warn, what) = feature_note(f);
+        if warn {
+            tracing::warn!(feature = f, "--enable-feature: {what}");
+        } else {
+            tracing::info!(feature = f, "--enable-feature: {what}");
+        }
     }
     let duration = |v: &str, flag: &str| {
         parse_duration(v)

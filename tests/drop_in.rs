@@ -261,3 +261,65 @@ fn run_takes_prometheus_flag_names_and_guides_a_newcomer() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--config.file"), "{err}");
 }
+
+/// Prometheus's flags that Helm charts and systemd units pass are taken:
+/// each feature named by `--enable-feature` is logged with what argus does
+/// about it, console and admin flags are ignored with a note, and a route
+/// prefix other than `/` is refused with the reason.
+#[test]
+fn prometheus_feature_and_web_flags_are_taken_and_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("argus.log")).unwrap();
+    let mut child = Command::new(argus_bin())
+        .args(["run", "--web.listen-address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--storage.tsdb.path")
+        .arg(dir.path().join("data"))
+        .args([
+            "--enable-feature=native-histograms,auto-gomemlimit",
+            "--enable-feature",
+            "exemplar-storage,no-such-feature",
+            "--web.enable-admin-api",
+            "--web.console.templates=/etc/prometheus/consoles",
+            "--web.console.libraries=/etc/prometheus/console_libraries",
+            "--web.route-prefix=/",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for(30, "argus ready", || {
+        let (code, _) = http_get(&format!("{url}/-/ready")).ok()?;
+        (code == 200).then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("argus.log")).unwrap();
+    for want in [
+        "feature=\"native-histograms\"",
+        "set scrape_native_histograms: true",
+        "feature=\"auto-gomemlimit\"",
+        "feature=\"exemplar-storage\"",
+        "not supported by argus; ignored",
+        "feature=\"no-such-feature\"",
+        "unknown feature; ignored",
+        "argus has no TSDB admin API",
+        "argus has no console pages",
+    ] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+
+    let o = Command::new(argus_bin())
+        .args(["run", "--web.route-prefix=/prometheus", "--storage.path"])
+        .arg(dir.path().join("data2"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--web.route-prefix \"/prometheus\": argus serves its API at / only"),
+        "{err}"
+    );
+}
