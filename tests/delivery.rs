@@ -1348,6 +1348,90 @@ receivers:
     }
 }
 
+/// incident.io gets Alertmanager's alert source call: the webhook payload
+/// with version "1", the token from a file as a bearer, `max_alerts`
+/// counted in `truncatedAlerts`; a payload above 512 KiB keeps only the
+/// first alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidentio_receives_the_alert_source_payload() {
+    let io = Recorder::start();
+    io.respond(202, "application/json", r#"{"status":"success"}"#, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("io-token"), "T0KEN\n").unwrap();
+    let am = format!(
+        r##"
+route:
+  receiver: io
+  group_by: [team]
+  group_wait: 0s
+receivers:
+  - name: io
+    incidentio_configs:
+      - url: http://{io}/v2/alert_events/http/01ABC
+        alert_source_token_file: io-token
+        max_alerts: 2
+      - url: http://{io}/v2/alert_events/http/big
+        alert_source_token: inline
+"##,
+        io = io.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    // Two alerts fit in 512 KiB, three do not.
+    let big = "x".repeat(200 << 10);
+    for name in ["A", "B", "C"] {
+        // Different in each alert, so not a common label too.
+        let padding = format!("{name}{big}");
+        h.fire(name, &[("team", "db"), ("padding", &padding)], T0 + 3_600_000);
+    }
+    h.advance(0).await;
+    let got = until("the incident.io event", || {
+        bodies(&io, "/v2/alert_events/http/01ABC").pop()
+    })
+    .await;
+    assert_eq!(got["version"], "1");
+    assert_eq!(got["status"], "firing");
+    assert_eq!(got["receiver"], "io");
+    assert_eq!(got["groupKey"], "{}:{team=\"db\"}");
+    assert_eq!(got["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(got["truncatedAlerts"], 1);
+    let big_one = until("the large event", || {
+        bodies(&io, "/v2/alert_events/http/big").pop()
+    })
+    .await;
+    assert_eq!(
+        big_one["alerts"].as_array().unwrap().len(),
+        1,
+        "cut to the first alert"
+    );
+    assert_eq!(big_one["truncatedAlerts"], 0);
+    for (head, _) in io.taken() {
+        let want = if head.contains("/01ABC ") {
+            "Bearer T0KEN"
+        } else {
+            "Bearer inline"
+        };
+        assert_eq!(header(&head, "authorization"), Some(want));
+    }
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "incidentio_configs: [{alert_source_token: t}]",
+            "one of url or url_file must be configured",
+        ),
+        (
+            "incidentio_configs: [{url: 'http://h/x'}]",
+            "at least one of alert_source_token, alert_source_token_file or http_config.authorization must be configured",
+        ),
+        (
+            "incidentio_configs: [{url: 'http://h/x', alert_source_token: t, http_config: {authorization: {credentials: c}}}]",
+            "cannot specify alert_source_token or alert_source_token_file when using http_config.authorization",
+        ),
+    ] {
+        assert_refused(conf, want);
+    }
+}
+
 /// A receiver with one integration `conf` (flow YAML) is refused with a
 /// message containing `want`.
 fn assert_refused(conf: &str, want: &str) {

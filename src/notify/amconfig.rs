@@ -9,8 +9,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, MsTeamsConfig, MsTeamsV2Config, OpsGenieConfig,
-    PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig, WebexConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MsTeamsConfig, MsTeamsV2Config,
+    OpsGenieConfig, PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig, WebexConfig,
+    WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -19,6 +20,7 @@ use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yam
 pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "discord_configs",
     "email_configs",
+    "incidentio_configs",
     "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
@@ -32,7 +34,6 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
 
 /// Integration types Alertmanager has and argus does not.
 pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
-    "incidentio_configs",
     "jira_configs",
     "mattermost_configs",
     "pushover_configs",
@@ -251,8 +252,9 @@ pub struct ReceiverConfig {
     /// Discord.
     #[serde(default)]
     pub discord_configs: Vec<DiscordConfig>,
+    /// incident.io.
     #[serde(default)]
-    incidentio_configs: Option<serde_json::Value>,
+    pub incidentio_configs: Vec<IncidentioConfig>,
     #[serde(default)]
     jira_configs: Option<serde_json::Value>,
     #[serde(default)]
@@ -303,8 +305,7 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 7] = [
-            ("incidentio_configs", &self.incidentio_configs),
+        let all: [(&'static str, &Option<serde_json::Value>); 6] = [
             ("jira_configs", &self.jira_configs),
             ("mattermost_configs", &self.mattermost_configs),
             ("pushover_configs", &self.pushover_configs),
@@ -504,6 +505,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.victorops_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.victorops_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.incidentio_configs.iter().enumerate() {
+            c.check(&format!("{p}.incidentio_configs[{j}]"), &mut err);
         }
     }
     // Time intervals: each period checked as Alertmanager checks it.

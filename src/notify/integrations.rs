@@ -1002,3 +1002,55 @@ impl WebhookConfig {
         check_url_or_file(&self.url, &self.url_file, "url", p, err);
     }
 }
+
+/// `incidentio_configs[]`: an incident.io HTTP alert source.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct IncidentioConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub url: Option<Secret>,
+    pub url_file: Option<String>,
+    pub alert_source_token: Option<Secret>,
+    pub alert_source_token_file: Option<String>,
+    #[serde(default)]
+    pub max_alerts: u64,
+    pub timeout: Option<PromDuration>,
+}
+
+impl IncidentioConfig {
+    /// Alertmanager's checks: a URL, and a token or the client's
+    /// `authorization`, not both.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_url_or_file(&self.url, &self.url_file, "url", p, err);
+        let (t, f) = (
+            set_s(&self.alert_source_token),
+            set_f(&self.alert_source_token_file),
+        );
+        if t && f {
+            err(
+                p,
+                "at most one of alert_source_token & alert_source_token_file must be configured"
+                    .into(),
+            );
+        }
+        let authz = self
+            .http_config
+            .as_ref()
+            .is_some_and(|h| h.authorization.is_some());
+        if authz && (t || f) {
+            err(
+                p,
+                "cannot specify alert_source_token or alert_source_token_file when using http_config.authorization".into(),
+            );
+        }
+        if !authz && !t && !f {
+            err(
+                p,
+                "at least one of alert_source_token, alert_source_token_file or http_config.authorization must be configured".into(),
+            );
+        }
+    }
+}

@@ -31,10 +31,10 @@ pub use dispatch::{
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
 pub use inhibit::Inhibitor;
 pub use integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
-    OPSGENIE_API_URL, OpsGenieConfig, OpsGenieResponder, PAGERDUTY_URL, PagerdutyConfig,
-    SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL,
-    VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MsTeamsConfig,
+    MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig, OpsGenieResponder, PAGERDUTY_URL,
+    PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
+    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
 };
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,

@@ -13,14 +13,14 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, MsTeamsConfig, MsTeamsV2Config,
-    OPSGENIE_API_URL, OpsGenieConfig, PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig,
-    TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL,
-    WebexConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MsTeamsConfig,
+    MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig, PAGERDUTY_URL, PagerdutyConfig,
+    SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL,
+    VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
-use super::webhook::webhook_body;
+use super::webhook::{versioned_body, webhook_body};
 use crate::config::{Secret, read_secret_file};
 use crate::model::go_json_escape;
 use crate::net::{Credentials, build_client, error_chain};
@@ -764,6 +764,40 @@ pub fn webhook(c: &WebhookConfig, x: &RenderCtx) -> Result<Prepared, String> {
     })))
 }
 
+/// An incident.io alert source call as Alertmanager makes it: the
+/// webhook payload with version "1", the token as a bearer; a payload
+/// above incident.io's 512 KiB keeps only the group's first alert.
+pub fn incidentio(c: &IncidentioConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    const MAX_PAYLOAD: usize = 512 << 10;
+    let url = x
+        .secret(&c.url, &c.url_file)?
+        .ok_or("incidentio has no url")?;
+    let mut headers = Vec::new();
+    if let Some(t) = x.secret(&c.alert_source_token, &c.alert_source_token_file)? {
+        headers.push((
+            "Authorization".to_string(),
+            Secret::new(format!("Bearer {}", t.expose().trim())),
+        ));
+    }
+    let mut body = versioned_body(x.data, "1");
+    if body.len() > MAX_PAYLOAD && x.data.alerts.len() > 1 {
+        let mut first = x.data.clone();
+        first.alerts.truncate(1);
+        body = versioned_body(&first, "1");
+    }
+    Ok(Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
+        url: Secret::new(url.expose().trim()),
+        headers,
+        body,
+        timeout: timeout(&c.timeout),
+        http: x.http(&c.http_config),
+        retry_codes: &[429],
+        check: BodyCheck::None,
+    })))
+}
+
 /// A Discord webhook message (an embed coloured by status), as
 /// Alertmanager sends it.
 pub fn discord(c: &DiscordConfig, x: &RenderCtx) -> Result<Prepared, String> {
@@ -1435,6 +1469,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.victorops_configs.iter().enumerate() {
         add("victorops", i, c.send_resolved, 0);
     }
+    for (i, c) in r.incidentio_configs.iter().enumerate() {
+        add("incidentio", i, c.send_resolved, c.max_alerts);
+    }
     out
 }
 
@@ -1460,6 +1497,7 @@ pub fn prepare(
         "webex" => webex(r.webex_configs.get(idx)?, x),
         "opsgenie" => opsgenie(r.opsgenie_configs.get(idx)?, x),
         "victorops" => victorops(r.victorops_configs.get(idx)?, x),
+        "incidentio" => incidentio(r.incidentio_configs.get(idx)?, x),
         _ => return None,
     })
 }

@@ -86,6 +86,11 @@ pub fn webhook_data(
 
 /// The JSON body of a webhook message.
 pub fn webhook_body(d: &NotificationData) -> Vec<u8> {
+    versioned_body(d, "4")
+}
+
+/// The webhook payload with another `version` (incident.io's is "1").
+pub fn versioned_body(d: &NotificationData, version: &'static str) -> Vec<u8> {
     let msg = Message {
         receiver: &d.receiver,
         status: &d.status,
@@ -106,7 +111,7 @@ pub fn webhook_body(d: &NotificationData) -> Vec<u8> {
         common_labels: &d.common_labels,
         common_annotations: &d.common_annotations,
         external_url: &d.external_url,
-        version: "4",
+        version,
         group_key: &d.group_key,
         truncated_alerts: d.truncated_alerts,
     };
