@@ -78,6 +78,14 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    /// Waits until `n` deliveries are in the notification log.
+    async fn logged(&self, n: usize) {
+        until("the deliveries logged", || {
+            (self.notifier.peer_sync(None).nflog.len() >= n).then_some(())
+        })
+        .await;
+    }
+
     fn fire(&self, name: &str, labels: &[(&str, &str)], ends_at: i64) {
         let mut l: Vec<(String, String)> = vec![("alertname".into(), name.into())];
         l.extend(labels.iter().map(|(a, b)| (a.to_string(), b.to_string())));
@@ -513,6 +521,9 @@ receivers:
     assert!(d.contains(" - summary = disk <b>full</b>"), "{d}");
     assert!(d.contains("summary = disk &lt;b&gt;full&lt;/b&gt;"), "{d}");
     assert!(!d.contains("s3cret"));
+    // The sink has the message before argus has closed the session and
+    // logged the delivery; the resolve is decided against that log.
+    h.logged(1).await;
 
     h.notifier.send(vec![Alert {
         labels: Labels::from_pairs([("alertname", "DiskFull"), ("host", "db<1>")]),
@@ -1287,6 +1298,7 @@ receivers:
     );
 
     // Resolved: OpsGenie closes the alert by alias, VictorOps recovers.
+    h.logged(2).await;
     h.advance(180_000).await;
     let closed = until("the OpsGenie close", || {
         calls(
@@ -1378,11 +1390,24 @@ receivers:
     let h = start_t0(tmp.path(), &am);
     // Two alerts fit in 512 KiB, three do not.
     let big = "x".repeat(200 << 10);
-    for name in ["A", "B", "C"] {
-        // Different in each alert, so not a common label too.
-        let padding = format!("{name}{big}");
-        h.fire(name, &[("team", "db"), ("padding", &padding)], T0 + 3_600_000);
-    }
+    // In one post, so the group's first notification has all three.
+    h.notifier.send(
+        ["A", "B", "C"]
+            .iter()
+            .map(|name| Alert {
+                labels: Labels::from_pairs(vec![
+                    ("alertname".to_string(), name.to_string()),
+                    ("team".to_string(), "db".to_string()),
+                    // Different in each alert, so not a common label too.
+                    ("padding".to_string(), format!("{name}{big}")),
+                ]),
+                annotations: BTreeMap::new(),
+                starts_at: T0,
+                ends_at: T0 + 3_600_000,
+                generator_url: String::new(),
+            })
+            .collect(),
+    );
     h.advance(0).await;
     let got = until("the incident.io event", || {
         bodies(&io, "/v2/alert_events/http/01ABC").pop()
@@ -1426,6 +1451,99 @@ receivers:
         (
             "incidentio_configs: [{url: 'http://h/x', alert_source_token: t, http_config: {authorization: {credentials: c}}}]",
             "cannot specify alert_source_token or alert_source_token_file when using http_config.authorization",
+        ),
+    ] {
+        assert_refused(conf, want);
+    }
+}
+
+/// Mattermost gets Alertmanager's incoming-webhook message: by default
+/// one attachment with the title, link, colour and text, the username
+/// argus, the URL from `global`; with attachments of its own the text
+/// goes on the message; priority values Mattermost does not take become
+/// `standard`, and an ack is only asked with a raised priority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mattermost_receives_alertmanagers_webhook_message() {
+    let mm = Recorder::start();
+    mm.respond(200, "text/plain", "ok", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let am = format!(
+        r##"
+global:
+  mattermost_webhook_url: http://{mm}/hooks/default
+route:
+  receiver: mm
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: mm
+    mattermost_configs:
+      - channel: ops
+      - webhook_url: http://{mm}/hooks/custom
+        text: '{{{{ .CommonAnnotations.summary }}}}'
+        priority: {{priority: Loud, requested_ack: true}}
+        props: {{card: 'card for {{{{ .GroupLabels.alertname }}}}'}}
+        attachments:
+          - title: details
+            color: '#ff0000'
+            fields: [{{title: severity, value: '{{{{ .CommonLabels.severity }}}}', short: true}}]
+"##,
+        mm = mm.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("QueueFull", &[("severity", "page")], T0 + 3_600_000);
+    h.advance(0).await;
+    let plain = until("the default message", || {
+        bodies(&mm, "/hooks/default").pop()
+    })
+    .await;
+    assert_eq!(plain["channel"], "ops");
+    assert_eq!(plain["username"], "argus");
+    assert!(plain.get("text").is_none(), "{plain}");
+    let att = &plain["attachments"][0];
+    assert_eq!(att["title"], "[FIRING:1] QueueFull (page)");
+    assert_eq!(
+        att["title_link"],
+        "http://argus.test:9095/api/v2/alerts?receiver=mm"
+    );
+    assert_eq!(
+        att["fallback"],
+        "[FIRING:1] QueueFull (page) | http://argus.test:9095/api/v2/alerts?receiver=mm"
+    );
+    assert_eq!(att["color"], "danger");
+    assert!(
+        att["text"].as_str().unwrap().starts_with("1 firing:"),
+        "{att}"
+    );
+    let custom = until("the custom message", || bodies(&mm, "/hooks/custom").pop()).await;
+    assert_eq!(
+        custom,
+        json!({
+            "text": "QueueFull is bad",
+            "username": "argus",
+            "attachments": [{
+                "color": "#ff0000",
+                "title": "details",
+                "fields": [{"title": "severity", "value": "page", "short": true}],
+            }],
+            "props": {"card": "card for QueueFull"},
+            "priority": {"priority": "standard"},
+        })
+    );
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "mattermost_configs: [{}]",
+            "missing webhook_url or webhook_url_file on mattermost_config",
+        ),
+        (
+            "mattermost_configs: [{webhook_url: 'http://h/x', webhook_url_file: f}]",
+            "at most one of webhook_url & webhook_url_file must be configured",
+        ),
+        (
+            "mattermost_configs: [{webhook_url: 'http://h/x', fields: [{title: t}]}]",
+            "missing value in Mattermost field configuration",
         ),
     ] {
         assert_refused(conf, want);

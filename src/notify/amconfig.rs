@@ -9,9 +9,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MsTeamsConfig, MsTeamsV2Config,
-    OpsGenieConfig, PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig, WebexConfig,
-    WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MattermostConfig, MsTeamsConfig,
+    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig,
+    WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -21,6 +21,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "discord_configs",
     "email_configs",
     "incidentio_configs",
+    "mattermost_configs",
     "msteams_configs",
     "msteamsv2_configs",
     "opsgenie_configs",
@@ -35,7 +36,6 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
 /// Integration types Alertmanager has and argus does not.
 pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "jira_configs",
-    "mattermost_configs",
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
@@ -257,8 +257,9 @@ pub struct ReceiverConfig {
     pub incidentio_configs: Vec<IncidentioConfig>,
     #[serde(default)]
     jira_configs: Option<serde_json::Value>,
+    /// Mattermost.
     #[serde(default)]
-    mattermost_configs: Option<serde_json::Value>,
+    pub mattermost_configs: Vec<MattermostConfig>,
     /// Microsoft Teams (connector webhooks).
     #[serde(default)]
     pub msteams_configs: Vec<MsTeamsConfig>,
@@ -305,9 +306,8 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 6] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 5] = [
             ("jira_configs", &self.jira_configs),
-            ("mattermost_configs", &self.mattermost_configs),
             ("pushover_configs", &self.pushover_configs),
             ("rocketchat_configs", &self.rocketchat_configs),
             ("sns_configs", &self.sns_configs),
@@ -508,6 +508,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.incidentio_configs.iter().enumerate() {
             c.check(&format!("{p}.incidentio_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.mattermost_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.mattermost_configs[{j}]"), &mut err);
         }
     }
     // Time intervals: each period checked as Alertmanager checks it.

@@ -83,6 +83,8 @@ pub struct GlobalConfig {
     pub victorops_api_url: Option<String>,
     pub victorops_api_key: Option<Secret>,
     pub victorops_api_key_file: Option<String>,
+    pub mattermost_webhook_url: Option<Secret>,
+    pub mattermost_webhook_url_file: Option<String>,
     // Settings of integrations argus does not deliver to, accepted so that
     // existing files load (their receivers are refused by name).
     pub jira_api_url: Option<String>,
@@ -99,8 +101,6 @@ pub struct GlobalConfig {
     pub rocketchat_token_file: Option<String>,
     pub rocketchat_token_id: Option<Secret>,
     pub rocketchat_token_id_file: Option<String>,
-    pub mattermost_webhook_url: Option<Secret>,
-    pub mattermost_webhook_url_file: Option<String>,
 }
 
 fn set<T>(o: &Option<T>) -> bool {
@@ -1000,6 +1000,173 @@ impl WebhookConfig {
     /// Alertmanager's checks.
     pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
         check_url_or_file(&self.url, &self.url_file, "url", p, err);
+    }
+}
+
+/// `mattermost_configs[].fields[]` (and an attachment's): title and
+/// value required.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MattermostField {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub value: String,
+    pub short: Option<bool>,
+}
+
+/// `mattermost_configs[].attachments[]`: Slack-style message blocks.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MattermostAttachment {
+    #[serde(default)]
+    pub fallback: String,
+    #[serde(default)]
+    pub color: String,
+    #[serde(default)]
+    pub pretext: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub author_name: String,
+    #[serde(default)]
+    pub author_link: String,
+    #[serde(default)]
+    pub author_icon: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub title_link: String,
+    #[serde(default)]
+    pub fields: Vec<MattermostField>,
+    #[serde(default)]
+    pub thumb_url: String,
+    #[serde(default)]
+    pub footer: String,
+    #[serde(default)]
+    pub footer_icon: String,
+    #[serde(default)]
+    pub image_url: String,
+}
+
+/// `mattermost_configs[].props`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MattermostProps {
+    #[serde(default)]
+    pub card: String,
+}
+
+/// `mattermost_configs[].priority`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MattermostPriority {
+    #[serde(default)]
+    pub priority: String,
+    #[serde(default)]
+    pub requested_ack: bool,
+    #[serde(default)]
+    pub persistent_notifications: bool,
+}
+
+/// `mattermost_configs[]`: an incoming webhook.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MattermostConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub webhook_url: Option<Secret>,
+    pub webhook_url_file: Option<String>,
+    #[serde(default)]
+    pub channel: String,
+    pub username: Option<String>,
+    pub text: Option<String>,
+    pub fallback: Option<String>,
+    pub color: Option<String>,
+    #[serde(default)]
+    pub pretext: String,
+    #[serde(default)]
+    pub author_name: String,
+    #[serde(default)]
+    pub author_link: String,
+    #[serde(default)]
+    pub author_icon: String,
+    pub title: Option<String>,
+    pub title_link: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<MattermostField>,
+    #[serde(default)]
+    pub thumb_url: String,
+    #[serde(default)]
+    pub footer: String,
+    #[serde(default)]
+    pub footer_icon: String,
+    #[serde(default)]
+    pub image_url: String,
+    #[serde(default)]
+    pub icon_url: String,
+    #[serde(default)]
+    pub icon_emoji: String,
+    #[serde(default)]
+    pub attachments: Vec<MattermostAttachment>,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    pub props: Option<MattermostProps>,
+    pub priority: Option<MattermostPriority>,
+}
+
+impl MattermostConfig {
+    /// Alertmanager's checks, with `global` filling the webhook URL.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(
+            self.webhook_url.as_ref().map(|s| s.expose()),
+            &format!("{p}.webhook_url"),
+            err,
+        );
+        let (u, f) = (set(&self.webhook_url), set_f(&self.webhook_url_file));
+        if u && f {
+            err(
+                p,
+                "at most one of webhook_url & webhook_url_file must be configured".into(),
+            );
+        }
+        if !u && !f && !set(&g.mattermost_webhook_url) && !set_f(&g.mattermost_webhook_url_file) {
+            err(
+                p,
+                "missing webhook_url or webhook_url_file on mattermost_config".into(),
+            );
+        }
+        let fields = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("{p}.fields[{i}]"), f))
+            .chain(self.attachments.iter().enumerate().flat_map(|(a, att)| {
+                att.fields
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, f)| (format!("{p}.attachments[{a}].fields[{i}]"), f))
+            }));
+        for (fp, f) in fields {
+            if f.title.is_empty() {
+                err(
+                    &fp,
+                    "missing title in Mattermost field configuration".into(),
+                );
+            }
+            if f.value.is_empty() {
+                err(
+                    &fp,
+                    "missing value in Mattermost field configuration".into(),
+                );
+            }
+        }
     }
 }
 

@@ -31,9 +31,9 @@ pub use dispatch::{
 pub use forward::{Forwarder, MAX_BATCH, QUEUE_CAPACITY, alerts_body};
 pub use inhibit::Inhibitor;
 pub use integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MsTeamsConfig,
-    MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig, OpsGenieResponder, PAGERDUTY_URL,
-    PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
+    MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig, OpsGenieResponder,
+    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
     VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
 };
 pub use matchers::{

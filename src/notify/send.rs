@@ -13,10 +13,10 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MsTeamsConfig,
-    MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig, PAGERDUTY_URL, PagerdutyConfig,
-    SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL,
-    VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
+    MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig,
+    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
+    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -798,6 +798,179 @@ pub fn incidentio(c: &IncidentioConfig, x: &RenderCtx) -> Result<Prepared, Strin
     })))
 }
 
+/// A Mattermost incoming-webhook message as Alertmanager sends it: the
+/// text in one Slack-style attachment (or the configured attachments, the
+/// text then on the message, cut to 16,383 characters), priority values
+/// brought into what Mattermost takes.
+pub fn mattermost(c: &MattermostConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    #[derive(Serialize)]
+    struct Field {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        title: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        value: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        short: Option<bool>,
+    }
+    #[derive(Serialize, Default)]
+    struct Attachment {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        fallback: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        color: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        pretext: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        text: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        author_name: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        author_link: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        author_icon: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        title: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        title_link: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        fields: Vec<Field>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        thumb_url: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        footer: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        footer_icon: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        image_url: String,
+    }
+    #[derive(Serialize)]
+    struct Priority {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        priority: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        requested_ack: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        persistent_notifications: bool,
+    }
+    #[derive(Serialize)]
+    struct Message {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        text: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        channel: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        username: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        icon_url: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        icon_emoji: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
+        #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+        kind: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        props: Option<serde_json::Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        priority: Option<Priority>,
+    }
+    // Mattermost's limit on a message's text, in characters.
+    const MAX_TEXT_RUNES: usize = 16383;
+    let g = x.global;
+    let url = match x.secret(&c.webhook_url, &c.webhook_url_file)? {
+        Some(u) => u,
+        None => x
+            .secret(&g.mattermost_webhook_url, &g.mattermost_webhook_url_file)?
+            .ok_or("mattermost has no webhook_url")?,
+    };
+    let fields = |list: &[MattermostField]| -> Result<Vec<Field>, String> {
+        list.iter()
+            .map(|f| {
+                Ok(Field {
+                    title: x.text(&f.title)?,
+                    value: x.text(&f.value)?,
+                    short: f.short,
+                })
+            })
+            .collect()
+    };
+    let text = x.opt(&c.text, r#"{{ template "mattermost.default.text" . }}"#)?;
+    let mut msg = Message {
+        text: String::new(),
+        channel: x.text(&c.channel)?,
+        username: x.opt(
+            &c.username,
+            r#"{{ template "mattermost.default.username" . }}"#,
+        )?,
+        icon_url: x.text(&c.icon_url)?,
+        icon_emoji: x.text(&c.icon_emoji)?,
+        attachments: Vec::new(),
+        kind: x.text(&c.kind)?,
+        props: None,
+        priority: None,
+    };
+    if let Some(p) = c.priority.as_ref().filter(|p| !p.priority.is_empty()) {
+        // Values Mattermost does not take become `standard`; an ack only
+        // goes with a raised priority, repeats only with `urgent`.
+        let mut priority = x.text(&p.priority)?.to_lowercase();
+        if !matches!(priority.as_str(), "urgent" | "important" | "standard") {
+            priority = "standard".into();
+        }
+        msg.priority = Some(Priority {
+            requested_ack: p.requested_ack && priority != "standard",
+            persistent_notifications: p.persistent_notifications && priority == "urgent",
+            priority,
+        });
+    }
+    if let Some(p) = c.props.as_ref().filter(|p| !p.card.is_empty()) {
+        msg.props = Some(serde_json::json!({ "card": x.text(&p.card)? }));
+    }
+    if c.attachments.is_empty() {
+        msg.attachments.push(Attachment {
+            text,
+            fallback: x.opt(
+                &c.fallback,
+                r#"{{ template "mattermost.default.fallback" . }}"#,
+            )?,
+            color: x.opt(&c.color, r#"{{ template "mattermost.default.color" . }}"#)?,
+            pretext: x.text(&c.pretext)?,
+            author_name: x.text(&c.author_name)?,
+            author_link: x.text(&c.author_link)?,
+            author_icon: x.text(&c.author_icon)?,
+            title: x.opt(&c.title, r#"{{ template "mattermost.default.title" . }}"#)?,
+            title_link: x.opt(
+                &c.title_link,
+                r#"{{ template "mattermost.default.titlelink" . }}"#,
+            )?,
+            fields: fields(&c.fields)?,
+            thumb_url: x.text(&c.thumb_url)?,
+            footer: x.text(&c.footer)?,
+            footer_icon: x.text(&c.footer_icon)?,
+            image_url: x.text(&c.image_url)?,
+        });
+    } else {
+        for a in &c.attachments {
+            msg.attachments.push(Attachment {
+                fallback: x.text(&a.fallback)?,
+                color: x.text(&a.color)?,
+                pretext: x.text(&a.pretext)?,
+                text: x.text(&a.text)?,
+                author_name: x.text(&a.author_name)?,
+                author_link: x.text(&a.author_link)?,
+                author_icon: x.text(&a.author_icon)?,
+                title: x.text(&a.title)?,
+                title_link: x.text(&a.title_link)?,
+                fields: fields(&a.fields)?,
+                thumb_url: x.text(&a.thumb_url)?,
+                footer: x.text(&a.footer)?,
+                footer_icon: x.text(&a.footer_icon)?,
+                image_url: x.text(&a.image_url)?,
+            });
+        }
+        msg.text = truncate_runes(text, MAX_TEXT_RUNES);
+    }
+    Ok(json_post(url, go_json(&msg), x.http(&c.http_config), &[]))
+}
+
 /// A Discord webhook message (an embed coloured by status), as
 /// Alertmanager sends it.
 pub fn discord(c: &DiscordConfig, x: &RenderCtx) -> Result<Prepared, String> {
@@ -1472,6 +1645,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.incidentio_configs.iter().enumerate() {
         add("incidentio", i, c.send_resolved, c.max_alerts);
     }
+    for (i, c) in r.mattermost_configs.iter().enumerate() {
+        add("mattermost", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1498,6 +1674,7 @@ pub fn prepare(
         "opsgenie" => opsgenie(r.opsgenie_configs.get(idx)?, x),
         "victorops" => victorops(r.victorops_configs.get(idx)?, x),
         "incidentio" => incidentio(r.incidentio_configs.get(idx)?, x),
+        "mattermost" => mattermost(r.mattermost_configs.get(idx)?, x),
         _ => return None,
     })
 }
