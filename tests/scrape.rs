@@ -469,7 +469,7 @@ fn http_sd_targets_follow_the_endpoint_and_survive_its_failures() {
     let sd = Recorder::start();
     let groups = |t: &Target, env: &str| {
         format!(
-            r#"[{{"targets": ["{}"], "labels": {{"env": "{env}"}}, "unknown": 1}}, {{"targets": null}}]"#,
+            r#"[{{"targets": ["{}"], "labels": {{"env": "{env}"}}}}, {{"targets": null}}]"#,
             t.addr()
         )
     };
@@ -523,6 +523,7 @@ fn http_sd_targets_follow_the_endpoint_and_survive_its_failures() {
         (200, "text/plain", "[]"),
         (200, "application/json", "[null]"),
         (200, "application/json", "{\"targets\": []}"),
+        (200, "application/json", "[{\"targets\": [], \"extra\": 1}]"),
     ] {
         let before = metric(&a, "argus_sd_http_failures_total", "");
         sd.respond(status, ct, body, &[]);

@@ -39,8 +39,7 @@ pub fn static_groups(sc: &ScrapeConfig) -> Vec<TargetGroup> {
         .collect()
 }
 
-/// A group in a YAML file: unknown keys refused, as Prometheus reads
-/// YAML strictly.
+/// A group in a YAML file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct YamlGroup {
@@ -50,9 +49,11 @@ struct YamlGroup {
     labels: BTreeMap<String, String>,
 }
 
-/// A group in JSON: unknown keys ignored and `null` lists and maps taken
-/// as empty, as Go's JSON decoder reads Prometheus's groups.
+/// A group in JSON: `null` lists and maps taken as empty, as Go's JSON
+/// decoder reads them; unknown keys refused, as Prometheus's group
+/// decoder refuses them.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonGroup {
     #[serde(default)]
     targets: Option<Vec<String>>,
@@ -69,7 +70,8 @@ pub enum GroupFormat {
     Yaml,
 }
 
-/// Decodes a list of target groups from `text`; each group gets `source`
+/// Decodes a list of target groups from `text`, as Prometheus decodes
+/// them; each group gets `source`
 /// `{name}:{index}` and the label `meta` = `name` (`__meta_filepath`,
 /// `__meta_url`). Errors start with `name` and the line and column.
 pub fn parse_groups(
@@ -339,12 +341,13 @@ mod tests {
         assert!(e.contains("a.json:1:"), "{e}");
     }
 
-    /// JSON is read as Go reads it (unknown keys ignored, null lists
-    /// empty, a null group refused); YAML strictly, as Prometheus reads it.
+    /// Groups are read as Prometheus reads them: in JSON null lists and
+    /// maps are empty and a null group is refused; unknown keys are
+    /// refused in both formats.
     #[test]
-    fn json_is_lenient_and_yaml_strict_as_in_prometheus() {
+    fn groups_read_as_prometheus_reads_them() {
         let g = parse_groups(
-            r#"[{"targets": ["a:1"], "labels": null, "extra": {}}, {"targets": null}]"#,
+            r#"[{"targets": ["a:1"], "labels": null}, {"targets": null}]"#,
             GroupFormat::Json,
             "http://sd/x",
             "__meta_url",
@@ -356,6 +359,14 @@ mod tests {
         assert!(g[1].targets.is_empty());
         let e = parse_groups("[null]", GroupFormat::Json, "u", "m").unwrap_err();
         assert!(e.starts_with("u:1:"), "{e}");
+        let e = parse_groups(
+            r#"[{"targets": [], "extra": 1}]"#,
+            GroupFormat::Json,
+            "u",
+            "m",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("u:1:") && e.contains("extra"), "{e}");
         let e = parse_groups(
             "- targets: []\n  extra: 1\n",
             GroupFormat::Yaml,
