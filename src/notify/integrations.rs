@@ -597,19 +597,14 @@ impl OpsGenieConfig {
     /// Alertmanager's checks, with `global` filling the key.
     pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
         check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
-        let (k, f) = (set_s(&self.api_key), set_f(&self.api_key_file));
-        if k && f {
-            err(
-                p,
-                "at most one of api_key & api_key_file must be configured".into(),
-            );
-        }
-        if !k && !f && !set_s(&g.opsgenie_api_key) && !set_f(&g.opsgenie_api_key_file) {
-            err(
-                p,
-                "no global OpsGenie API Key set either inline or in a file".into(),
-            );
-        }
+        check_secret_or_global(
+            (&self.api_key, &self.api_key_file),
+            (&g.opsgenie_api_key, &g.opsgenie_api_key_file),
+            "api_key",
+            "no global OpsGenie API Key set either inline or in a file",
+            p,
+            err,
+        );
         for (i, r) in self.responders.iter().enumerate() {
             let rp = format!("{p}.responders[{i}]");
             let shown = format!("{{{} {} {} {}}}", r.id, r.name, r.username, r.kind);
@@ -674,16 +669,14 @@ impl VictorOpsConfig {
         if self.routing_key.is_empty() {
             err(p, "missing Routing key in VictorOps config".into());
         }
-        let (k, f) = (set_s(&self.api_key), set_f(&self.api_key_file));
-        if k && f {
-            err(
-                p,
-                "at most one of api_key & api_key_file must be configured".into(),
-            );
-        }
-        if !k && !f && !set_s(&g.victorops_api_key) && !set_f(&g.victorops_api_key_file) {
-            err(p, "no global VictorOps API Key set".into());
-        }
+        check_secret_or_global(
+            (&self.api_key, &self.api_key_file),
+            (&g.victorops_api_key, &g.victorops_api_key_file),
+            "api_key",
+            "no global VictorOps API Key set",
+            p,
+            err,
+        );
         for key in [
             "routing_key",
             "message_type",
@@ -735,16 +728,14 @@ impl TelegramConfig {
     /// Alertmanager's checks, with `global` filling the token and URL.
     pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
         check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
-        let (t, f) = (set_s(&self.bot_token), set_f(&self.bot_token_file));
-        if t && f {
-            err(
-                p,
-                "at most one of bot_token & bot_token_file must be configured".into(),
-            );
-        }
-        if !t && !f && !set_s(&g.telegram_bot_token) && !set_f(&g.telegram_bot_token_file) {
-            err(p, "missing bot_token on telegram_config".into());
-        }
+        check_secret_or_global(
+            (&self.bot_token, &self.bot_token_file),
+            (&g.telegram_bot_token, &g.telegram_bot_token_file),
+            "bot_token",
+            "missing bot_token on telegram_config",
+            p,
+            err,
+        );
         let chat_file = set_f(&self.chat_id_file);
         if self.chat_id == 0 && !chat_file {
             err(
@@ -767,6 +758,29 @@ impl TelegramConfig {
                 "unknown parse_mode on telegram_config, must be Markdown, MarkdownV2, HTML or empty string".into(),
             );
         }
+    }
+}
+
+/// Alertmanager's check of a secret an integration has inline (`key`), in
+/// a file (`key_file`) or from `global`: not both of its own, and one of
+/// the three (`missing` otherwise).
+fn check_secret_or_global(
+    own: (&Option<Secret>, &Option<String>),
+    global: (&Option<Secret>, &Option<String>),
+    key: &str,
+    missing: &str,
+    p: &str,
+    err: &mut dyn FnMut(&str, String),
+) {
+    let (s, f) = (set_s(own.0), set_f(own.1));
+    if s && f {
+        err(
+            p,
+            format!("at most one of {key} & {key}_file must be configured"),
+        );
+    }
+    if !s && !f && !set_s(global.0) && !set_f(global.1) {
+        err(p, missing.to_string());
     }
 }
 

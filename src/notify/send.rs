@@ -135,6 +135,22 @@ impl RenderCtx<'_> {
         }
     }
 
+    /// The integration's own secret (inline or file), else `global`'s;
+    /// `missing` when neither is set.
+    fn secret_or_global(
+        &self,
+        own: (&Option<Secret>, &Option<String>),
+        global: (&Option<Secret>, &Option<String>),
+        missing: &str,
+    ) -> Result<Secret, String> {
+        match self.secret(own.0, own.1)? {
+            Some(s) => Ok(s),
+            None => self
+                .secret(global.0, global.1)?
+                .ok_or_else(|| missing.to_string()),
+        }
+    }
+
     /// An inline secret or the trimmed content of its file.
     fn secret(
         &self,
@@ -876,12 +892,11 @@ pub fn mattermost(c: &MattermostConfig, x: &RenderCtx) -> Result<Prepared, Strin
     // Mattermost's limit on a message's text, in characters.
     const MAX_TEXT_RUNES: usize = 16383;
     let g = x.global;
-    let url = match x.secret(&c.webhook_url, &c.webhook_url_file)? {
-        Some(u) => u,
-        None => x
-            .secret(&g.mattermost_webhook_url, &g.mattermost_webhook_url_file)?
-            .ok_or("mattermost has no webhook_url")?,
-    };
+    let url = x.secret_or_global(
+        (&c.webhook_url, &c.webhook_url_file),
+        (&g.mattermost_webhook_url, &g.mattermost_webhook_url_file),
+        "mattermost has no webhook_url",
+    )?;
     let fields = |list: &[MattermostField]| -> Result<Vec<Field>, String> {
         list.iter()
             .map(|f| {
@@ -1112,12 +1127,11 @@ pub fn msteamsv2(c: &MsTeamsV2Config, x: &RenderCtx) -> Result<Prepared, String>
 pub fn telegram(c: &TelegramConfig, x: &RenderCtx) -> Result<Prepared, String> {
     const MAX_RUNES: usize = 4096;
     let g = x.global;
-    let token = match x.secret(&c.bot_token, &c.bot_token_file)? {
-        Some(t) => t,
-        None => x
-            .secret(&g.telegram_bot_token, &g.telegram_bot_token_file)?
-            .ok_or("telegram has no bot_token")?,
-    };
+    let token = x.secret_or_global(
+        (&c.bot_token, &c.bot_token_file),
+        (&g.telegram_bot_token, &g.telegram_bot_token_file),
+        "telegram has no bot_token",
+    )?;
     let chat_id = match &c.chat_id_file {
         Some(f) if !f.is_empty() => {
             let text = x
@@ -1271,12 +1285,11 @@ pub fn opsgenie(c: &OpsGenieConfig, x: &RenderCtx) -> Result<Prepared, String> {
     // OpsGenie's limit on an alert's message, in characters.
     const MAX_MESSAGE_RUNES: usize = 130;
     let g = x.global;
-    let key = match x.secret(&c.api_key, &c.api_key_file)? {
-        Some(k) => k,
-        None => x
-            .secret(&g.opsgenie_api_key, &g.opsgenie_api_key_file)?
-            .ok_or("opsgenie has no api_key")?,
-    };
+    let key = x.secret_or_global(
+        (&c.api_key, &c.api_key_file),
+        (&g.opsgenie_api_key, &g.opsgenie_api_key_file),
+        "opsgenie has no api_key",
+    )?;
     let auth = Secret::new(format!("GenieKey {}", x.text(key.expose())?.trim()));
     let base = base_url(
         c.api_url.as_deref(),
@@ -1384,12 +1397,11 @@ pub fn victorops(c: &VictorOpsConfig, x: &RenderCtx) -> Result<Prepared, String>
     // VictorOps's limit on a state message, in characters.
     const MAX_STATE_MESSAGE_RUNES: usize = 20480;
     let g = x.global;
-    let key = match x.secret(&c.api_key, &c.api_key_file)? {
-        Some(k) => k,
-        None => x
-            .secret(&g.victorops_api_key, &g.victorops_api_key_file)?
-            .ok_or("victorops has no api_key")?,
-    };
+    let key = x.secret_or_global(
+        (&c.api_key, &c.api_key_file),
+        (&g.victorops_api_key, &g.victorops_api_key_file),
+        "victorops has no api_key",
+    )?;
     let base = base_url(
         c.api_url.as_deref(),
         g.victorops_api_url.as_deref(),
