@@ -24,8 +24,9 @@
 # Needs: nginx (Debian nginx-light), prometheus (Debian package), python3.
 # With ARGUS_BIN=PATH that binary runs instead of this tree's release build;
 # with NO_VMAGENT=1 vmagent is left out. With ARGUS_B=PATH a second argus
-# (another build, with ARGUS_B_ENV="VAR=value ..." in its environment)
-# scrapes the same targets beside the first, for A/B figures from one run;
+# (another build, with ARGUS_B_ENV="VAR=value ..." in its environment and
+# ARGUS_B_ARGS="--flag=value ..." on its command line; ARGUS_ARGS does
+# the same for the first) scrapes the same targets beside the first, for A/B figures from one run;
 # run each A/B twice with the two swapped, as the one started second
 # measures a few percent more CPU than the first even on the same binary.
 #
@@ -115,7 +116,7 @@ start_prom() {
 }
 start_argus() {
   "$ARGUS" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$A_PORT" \
-    --storage.path "$WORK/argus" --log.level warn >>"$WORK/argus.log" 2>&1 &
+    --storage.path "$WORK/argus" --log.level warn ${ARGUS_ARGS:-} >>"$WORK/argus.log" 2>&1 &
   ARG=$!
 }
 start_prom
@@ -123,7 +124,7 @@ start_argus
 ARGB=""
 if [ -n "${ARGUS_B:-}" ]; then
   env ${ARGUS_B_ENV:-} "$ARGUS_B" run --config "$WORK/scrape.yml" --web.listen-address "127.0.0.1:$((BASE_PORT - 5))" \
-    --storage.path "$WORK/argus_b" --log.level warn >"$WORK/argus_b.log" 2>&1 &
+    --storage.path "$WORK/argus_b" --log.level warn ${ARGUS_B_ARGS:-} >"$WORK/argus_b.log" 2>&1 &
   ARGB=$!
 fi
 VMA=""

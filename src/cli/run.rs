@@ -30,6 +30,9 @@ pub struct RunOptions {
     pub snapshot_interval: Duration,
     /// How often the write-ahead log is fsynced.
     pub wal_sync_interval: Duration,
+    /// How far scrape timestamps may be moved onto their schedule (zero:
+    /// not at all).
+    pub timestamp_tolerance: Duration,
     /// PromQL engine settings.
     pub engine: crate::promql::EngineOptions,
     /// How often firing alerts are re-sent.
@@ -320,11 +323,10 @@ pub async fn run(
     let store = Arc::new(store);
     let head = store.head().clone();
     let metrics = Arc::new(Metrics::new());
-    let manager = Arc::new(ScrapeManager::new(Context::new(
-        Arc::new(head.clone()),
-        clock.clone(),
-        metrics.clone(),
-    )));
+    let manager = Arc::new(ScrapeManager::new(Context {
+        timestamp_tolerance: opts.timestamp_tolerance,
+        ..Context::new(Arc::new(head.clone()), clock.clone(), metrics.clone())
+    }));
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|error| RunError::Listen {

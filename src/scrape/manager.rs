@@ -118,6 +118,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Body buffers shared by every loop.
     pub buffers: Arc<BufferPool>,
+    /// How far scrape timestamps may be moved onto their loop's schedule
+    /// (`--scrape.timestamp-tolerance`; zero turns alignment off).
+    pub timestamp_tolerance: std::time::Duration,
 }
 
 impl Context {
@@ -128,6 +131,7 @@ impl Context {
             clock,
             metrics,
             buffers: Arc::default(),
+            timestamp_tolerance: super::scrape_loop::DEFAULT_TIMESTAMP_TOLERANCE,
         }
     }
 }
@@ -462,6 +466,7 @@ fn sync_pool(
             health: health.clone(),
             client: client.clone(),
             buffers: ctx.buffers.clone(),
+            timestamp_tolerance: ctx.timestamp_tolerance,
         };
         let task = tokio::spawn(lp.run(rx));
         st.active.insert(
