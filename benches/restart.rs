@@ -4,6 +4,9 @@
 //! then measures, each in a fresh process: opening it after a crash (the
 //! log since the checkpoint replayed) and after a clean close; with the
 //! resident memory after each open and the bytes on disk per sample.
+//! After the clean open, a one-hour `rate` over every series is timed on
+//! the store (its chunks read from the chunk files) and on a bare
+//! in-memory head holding the same last hour.
 //! Prints one line per figure (not a criterion benchmark).
 //!
 //! `SERIES=1000000 HOURS=2 cargo bench --bench restart` (defaults: 200,000
@@ -13,7 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use argus::model::Labels;
-use argus::storage::{Appender, SeriesRef, Store, StoreOptions};
+use argus::storage::{Appender, Queryable, SeriesRef, Store, StoreOptions};
 
 fn status_kb(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").expect("status");
@@ -49,7 +52,7 @@ fn opts() -> StoreOptions {
 
 /// The child: opens the store, reports time and memory, then closes it
 /// (a checkpoint) or not.
-fn open(dir: &Path, close: bool) {
+fn open(dir: &Path, close: bool, query_at: Option<i64>) {
     let start = Instant::now();
     let (store, rep) = Store::open(dir, opts()).expect("open");
     let secs = start.elapsed().as_secs_f64();
@@ -68,6 +71,47 @@ fn open(dir: &Path, close: bool) {
         store.close().expect("close");
         println!("close_seconds={:.2}", start.elapsed().as_secs_f64());
     }
+    if let Some(at) = query_at {
+        rate_over_everything(&store, at);
+    }
+}
+
+/// Times `sum(rate({job="node"}[1h]))` at `at` on the store and on an
+/// in-memory copy of its last hour; best of three each.
+fn rate_over_everything(store: &Store, at: i64) {
+    use argus::promql::{Engine, Query, QueryOptions};
+    let engine = Engine::default();
+    let q = Query::parse(r#"sum(rate({job="node"}[1h]))"#).expect("query");
+    let time = |head: &argus::storage::Head| {
+        let mut best = f64::MAX;
+        let mut value = String::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let v = engine
+                .instant(head, &q, at, &QueryOptions::default())
+                .expect("eval");
+            best = best.min(start.elapsed().as_secs_f64());
+            value = format!("{v:?}").chars().take(80).collect();
+        }
+        (best, value)
+    };
+    let (disk, dv) = time(store.head());
+    let memory = std::sync::Arc::new(argus::storage::Head::new());
+    let mut a = memory.appender();
+    for s in store.head().select(&[], at - 3_900_000, at) {
+        for x in &s.samples {
+            a.append(&s.labels, x.t, x.v).expect("append");
+        }
+    }
+    a.commit();
+    let (mem, mv) = time(&memory);
+    assert_eq!(dv, mv, "the same answer from both");
+    println!(
+        "rate_1h_all_series: store {:.0} ms, in-memory head {:.0} ms, ratio {:.2}",
+        disk * 1000.0,
+        mem * 1000.0,
+        disk / mem
+    );
 }
 
 fn main() {
@@ -76,7 +120,15 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--open") {
-        open(Path::new(&args[i + 1]), args.iter().any(|a| a == "--close"));
+        let at = args
+            .iter()
+            .position(|a| a == "--query-at")
+            .and_then(|i| args.get(i + 1)?.parse().ok());
+        open(
+            Path::new(&args[i + 1]),
+            args.iter().any(|a| a == "--close"),
+            at,
+        );
         return;
     }
     let n: usize = std::env::var("SERIES")
@@ -149,6 +201,8 @@ fn main() {
         c.arg("--open").arg(&dir);
         if close {
             c.arg("--close");
+        } else {
+            c.arg("--query-at").arg(((steps - 1) * 15_000).to_string());
         }
         let out = c.output().expect("child");
         print!("{}", String::from_utf8_lossy(&out.stdout));

@@ -31,7 +31,8 @@ fn promqltest_conformance_on_disk() {
         }
     }
     eprintln!("promqltest (on disk): {bytes} bytes of chunk files");
-    assert!(bytes > 100_000, "{bytes}");
+    // About 62 KB (110 KB before decimal chunks).
+    assert!(bytes > 50_000, "{bytes}");
 }
 
 fn check(runner: &Runner, how: &str) {

@@ -1,9 +1,10 @@
 //! A chunk file, scanned at start and read by a query over every series.
 //! With the first byte odd the rest is the file's raw bytes; with it even
 //! the rest is a list of `[length u16 LE][body]` records (body: series id
-//! u32, sample count u16, time span u32, XOR stream) that get the file
-//! header and valid checksums first, so the fuzzer reaches the chunk
-//! decoder rather than stopping at checksums. A log segment names series
+//! u32, sample count u16, time span u32, stream: XOR, or decimal when the
+//! count's top bit is set) that get the file header and valid checksums
+//! first, so the fuzzer reaches both chunk decoders rather than stopping
+//! at checksums. A log segment names series
 //! 0 to 7, so chunks for those ids are attached and decoded.
 //!
 //! With bit 1 of the first byte set, the file has an index beside it: the

@@ -4,8 +4,9 @@
 //!
 //! A file is `ARGUSCHK`, a format version (u32 LE), then chunk records:
 //! `[crc32 u32 LE][body length u32 LE]` and a body of `[series id u32 LE]
-//! [sample count u16 LE][max_t − min_t u32 LE]` plus the chunk's XOR
-//! stream (whose first 64 bits are min_t). The checksum covers the body.
+//! [sample count u16 LE][max_t − min_t u32 LE]` plus the chunk's stream
+//! (whose first 64 bits are min_t; the count's top bit says the stream is
+//! in the decimal encoding rather than XOR, see `chunk`). The checksum covers the body.
 //! A new file is begun at 256 MiB or when the current one has been written
 //! to for two hours, so retention deletes whole files.
 //!
@@ -76,14 +77,19 @@ pub struct ChunkMeta {
     pub span: u32,
     /// Stream length in bytes.
     pub len: u16,
-    /// Number of samples.
-    pub count: u16,
+    /// Number of samples and the encoding (see [`super::chunk::DECIMAL`]).
+    pub word: u16,
 }
 
 impl ChunkMeta {
     /// Last timestamp.
     pub fn max_t(&self) -> i64 {
         self.min_t.saturating_add(i64::from(self.span))
+    }
+
+    /// Number of samples.
+    pub fn samples(&self) -> u16 {
+        super::chunk::samples_in(self.word)
     }
 }
 
@@ -279,14 +285,14 @@ fn scan_file(path: &Path, n: u32, out: &mut Vec<(u32, ChunkMeta)>) -> Option<Dam
             return damage(pos, len, "checksum mismatch".into());
         }
         let id = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
-        let count = u16::from_le_bytes([body[4], body[5]]);
+        let word = u16::from_le_bytes([body[4], body[5]]);
         let span = u32::from_le_bytes([body[6], body[7], body[8], body[9]]);
         let mut t = [0u8; 8];
         t.copy_from_slice(&body[BODY_HEADER..BODY_HEADER + 8]);
         let Ok(offset) = u32::try_from(pos + (RECORD_HEADER + BODY_HEADER) as u64) else {
             return damage(pos, len, "file longer than 4 GiB".into());
         };
-        if count == 0 {
+        if super::chunk::samples_in(word) == 0 {
             return damage(pos, len, "chunk without samples".into());
         }
         out.push((
@@ -297,7 +303,7 @@ fn scan_file(path: &Path, n: u32, out: &mut Vec<(u32, ChunkMeta)>) -> Option<Dam
                 offset,
                 span,
                 len: (blen - BODY_HEADER) as u16,
-                count,
+                word,
             },
         ));
         pos += (RECORD_HEADER + blen) as u64;
@@ -651,7 +657,7 @@ impl ChunkFiles {
                 let start = buf.len();
                 buf.extend_from_slice(&[0; RECORD_HEADER]);
                 buf.extend_from_slice(&s.id.to_le_bytes());
-                buf.extend_from_slice(&c.count().to_le_bytes());
+                buf.extend_from_slice(&c.word().to_le_bytes());
                 buf.extend_from_slice(&span.to_le_bytes());
                 buf.extend_from_slice(stream);
                 let body = &buf[start + RECORD_HEADER..];
@@ -672,7 +678,7 @@ impl ChunkFiles {
                         offset,
                         span,
                         len,
-                        count: c.count(),
+                        word: c.word(),
                     },
                 ));
             }

@@ -305,20 +305,18 @@ impl SeriesData {
     ) {
         // Chunks decode from their start; stop at the first sample past
         // `maxt` rather than decoding the rest.
-        let mut take = |it: super::chunk::XorIter<'_>, n: usize, cmin: i64, cmax: i64| {
+        let mut take = |it: super::chunk::ChunkIter<'_>, n: usize, cmin: i64, cmax: i64| {
             // Room for the part of the chunk inside the range, assuming
             // evenly spaced samples, rather than the whole chunk.
             let span = (cmax - cmin).max(1) as f64;
             let inside = (maxt.min(cmax) - mint.max(cmin)).max(0) as f64;
             out.reserve(((n as f64 * inside / span) as usize + 2).min(n));
-            for (t, v) in it {
-                if t > maxt {
-                    break;
-                }
-                if t >= mint {
+            it.for_each_while(|t, v| {
+                if t >= mint && t <= maxt {
                     out.push(Sample { t, v });
                 }
-            }
+                t <= maxt
+            });
         };
         let sealed = self.sealed;
         if !sealed.is_empty() && sealed.max_t >= mint && sealed.min_t <= maxt {
@@ -335,8 +333,8 @@ impl SeriesData {
                     if m.max_t() >= lo && m.min_t <= maxt {
                         if let Some(b) = f.stream(&m) {
                             take(
-                                super::chunk::XorIter::new(b, m.count),
-                                m.count as usize,
+                                super::chunk::iter_stream(b, m.word),
+                                m.samples() as usize,
                                 m.min_t,
                                 m.max_t(),
                             );
@@ -352,8 +350,8 @@ impl SeriesData {
                 // this series still named it) reads as empty.
                 if let Some(b) = maps.files.get(&m.file).and_then(|f| f.stream(m)) {
                     take(
-                        super::chunk::XorIter::new(b, m.count),
-                        m.count as usize,
+                        super::chunk::iter_stream(b, m.word),
+                        m.samples() as usize,
                         m.min_t,
                         m.max_t(),
                     );
@@ -367,7 +365,7 @@ impl SeriesData {
         }
         if !self.head.is_empty() && self.head.max_t() >= mint && self.head.min_t() <= maxt {
             take(
-                self.head.iter(),
+                super::chunk::ChunkIter::Xor(self.head.iter()),
                 self.head.len() as usize,
                 self.head.min_t(),
                 self.head.max_t(),
@@ -1239,7 +1237,7 @@ impl Head {
     pub fn num_samples(&self) -> usize {
         self.fold_series(0, |acc, d| {
             acc + d.head.len() as usize
-                + d.disk.iter().map(|c| c.count as usize).sum::<usize>()
+                + d.disk.iter().map(|c| c.samples() as usize).sum::<usize>()
                 + d.hists.len()
                 + d.frozen.iter().map(|c| c.count() as usize).sum::<usize>()
         })

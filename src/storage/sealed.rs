@@ -11,7 +11,7 @@
 //! CRC-32 (u32 LE) of everything before it. An entry is 24 bytes: series
 //! id u32, stream offset in the chunk file u32, first timestamp i64,
 //! last timestamp minus the first u32, stream length u16, sample count
-//! u16 (all LE). An index is written whole to a temporary name, fsynced
+//! u16 (all LE; the count's top bit is the encoding). An index is written whole to a temporary name, fsynced
 //! and renamed into place; one that is missing or damaged is rebuilt
 //! from its chunk file at start.
 
@@ -53,7 +53,7 @@ fn encode_entry(id: u32, m: &ChunkMeta) -> [u8; ENTRY] {
     b[8..16].copy_from_slice(&m.min_t.to_le_bytes());
     b[16..20].copy_from_slice(&m.span.to_le_bytes());
     b[20..22].copy_from_slice(&m.len.to_le_bytes());
-    b[22..24].copy_from_slice(&m.count.to_le_bytes());
+    b[22..24].copy_from_slice(&m.word.to_le_bytes());
     b
 }
 
@@ -69,7 +69,7 @@ fn decode_entry(b: &[u8], file: u32) -> (u32, ChunkMeta) {
             offset: u32_at(4),
             span: u32_at(16),
             len: u16::from_le_bytes([b[20], b[21]]),
-            count: u16::from_le_bytes([b[22], b[23]]),
+            word: u16::from_le_bytes([b[22], b[23]]),
         },
     )
 }
@@ -255,7 +255,7 @@ pub fn check(
         }
         last = Some((id, m.min_t));
         let end = u64::from(m.offset) + u64::from(m.len);
-        if m.count == 0 || m.len < 8 || end > chunk_len {
+        if m.samples() == 0 || m.len < 8 || end > chunk_len {
             return Err(damage(
                 at,
                 format!(
@@ -361,7 +361,7 @@ mod tests {
             offset,
             span: 1000,
             len: 20,
-            count: 3,
+            word: 3,
         }
     }
 

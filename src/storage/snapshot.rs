@@ -156,7 +156,7 @@ fn encode_series(
     }
     w.write_all(&(d.frozen.len() as u32).to_le_bytes())?;
     for c in &d.frozen {
-        w.write_all(&c.count().to_le_bytes())?;
+        w.write_all(&c.word().to_le_bytes())?;
         w.write_all(&c.min_t().to_le_bytes())?;
         w.write_all(&c.max_t().to_le_bytes())?;
         put_bytes(w, c.stream())?;
@@ -194,11 +194,11 @@ fn parse_series(r: &mut ByteReader, version: u32) -> Option<SeriesParts> {
     let nf = r.u32()?;
     let mut frozen = Vec::with_capacity(nf.min(4096) as usize);
     for _ in 0..nf {
-        let count = r.u16()?;
+        let word = r.u16()?;
         let min_t = r.i64()?;
         let max_t = r.i64()?;
         let bytes = r.sized()?;
-        let c = FrozenChunk::from_parts(bytes, count, max_t)?;
+        let c = FrozenChunk::from_parts(bytes, word, max_t)?;
         if c.min_t() != min_t {
             return None;
         }
