@@ -222,6 +222,13 @@ fn api_shapes_match_prometheus() {
     ] {
         assert!(body.contains(m), "missing {m}");
     }
+    // The target's three lines are cached: their bytes and slots.
+    let cache: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("argus_scrape_cache_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("argus_scrape_cache_bytes");
+    assert!((30.0..1_000_000.0).contains(&cache), "{cache}");
     assert_eq!(http_get(&format!("{}/-/healthy", a.url())).unwrap().0, 200);
     assert_eq!(http_get(&format!("{}/nope", a.url())).unwrap().0, 404);
 }

@@ -14,16 +14,28 @@ use hashbrown::HashTable;
 
 use crate::model::FastHasher;
 
-fn hash(b: &[u8]) -> u64 {
+/// A key's hash as a slot keeps it: 32 bits, which is plenty to tell a
+/// target's lines apart before their bytes are compared.
+fn hash(b: &[u8]) -> u32 {
     let mut h = FastHasher::default();
     h.write(b);
-    h.finish()
+    let h = h.finish();
+    (h ^ (h >> 32)) as u32
 }
 
+/// The table's 64-bit hash of a slot's 32: spread over the high bits too,
+/// which the table uses for its control bytes.
+fn wide(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// One cached line: 16 bytes and the entry. The key is at
+/// `arena[off..off + len]`; offsets are 32 bits, so keys past 4 GiB of
+/// arena are not cached (no body within any sane limit gets there).
 struct Slot<E> {
-    off: usize,
-    len: usize,
-    hash: u64,
+    off: u32,
+    len: u32,
+    hash: u32,
     live: bool,
     entry: E,
 }
@@ -32,13 +44,13 @@ struct Slot<E> {
 pub struct SeriesCache<E> {
     arena: Vec<u8>,
     slots: Vec<Slot<E>>,
-    table: HashTable<usize>,
+    table: HashTable<u32>,
     cursor: usize,
     dead: usize,
     /// Hits that did not come from the cursor during this pass.
     jumps: usize,
     /// Slots in the order this pass met them, to re-sort after many jumps.
-    order: Vec<usize>,
+    order: Vec<u32>,
 }
 
 impl<E> Default for SeriesCache<E> {
@@ -73,47 +85,72 @@ impl<E> SeriesCache<E> {
         self.order.clear();
     }
 
-    fn key(&self, s: &Slot<E>) -> &[u8] {
-        &self.arena[s.off..s.off + s.len]
+    fn key<'a>(arena: &'a [u8], s: &Slot<E>) -> &'a [u8] {
+        let off = s.off as usize;
+        &arena[off..off + s.len as usize]
     }
 
     /// The entry for `key`, if cached.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut E> {
         let idx = match self.slots.get(self.cursor) {
-            Some(s) if s.live && s.len == key.len() && self.key(s) == key => self.cursor,
+            Some(s)
+                if s.live && s.len as usize == key.len() && Self::key(&self.arena, s) == key =>
+            {
+                self.cursor
+            }
             _ => {
                 let h = hash(key);
                 let (arena, slots) = (&self.arena, &self.slots);
-                let i = *self.table.find(h, |&i| {
-                    let s = &slots[i];
-                    s.hash == h && &arena[s.off..s.off + s.len] == key
-                })?;
+                let i = *self.table.find(wide(h), |&i| {
+                    let s = &slots[i as usize];
+                    s.hash == h && Self::key(arena, s) == key
+                })? as usize;
                 self.jumps += 1;
                 i
             }
         };
         self.cursor = idx + 1;
-        self.order.push(idx);
+        self.order.push(idx as u32);
         Some(&mut self.slots[idx].entry)
     }
 
-    /// Adds `key` (not present) with `entry`.
+    /// Adds `key` (not present) with `entry`. Past 4 GiB of keys, or 4
+    /// billion slots, the key is not cached.
     pub fn insert(&mut self, key: &[u8], entry: E) {
+        let (Ok(off), Ok(len), Ok(idx)) = (
+            u32::try_from(self.arena.len()),
+            u32::try_from(key.len()),
+            u32::try_from(self.slots.len()),
+        ) else {
+            return;
+        };
+        if off.checked_add(len).is_none() {
+            return;
+        }
         let h = hash(key);
-        let idx = self.slots.len();
         self.slots.push(Slot {
-            off: self.arena.len(),
-            len: key.len(),
+            off,
+            len,
             hash: h,
             live: true,
             entry,
         });
         self.arena.extend_from_slice(key);
         let slots = &self.slots;
-        self.table.insert_unique(h, idx, |&i| slots[i].hash);
-        self.cursor = idx + 1;
+        self.table
+            .insert_unique(wide(h), idx, |&i| wide(slots[i as usize].hash));
+        self.cursor = idx as usize + 1;
         self.jumps += 1;
         self.order.push(idx);
+    }
+
+    /// Heap bytes held (capacities, not lengths).
+    pub fn heap_size(&self) -> usize {
+        self.arena.capacity()
+            + self.slots.capacity() * std::mem::size_of::<Slot<E>>()
+            // A table bucket is its value and a control byte.
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.order.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Live entries.
@@ -129,8 +166,8 @@ impl<E> SeriesCache<E> {
             if s.live && !f(&mut s.entry) {
                 s.live = false;
                 self.dead += 1;
-                let h = s.hash;
-                if let Ok(e) = self.table.find_entry(h, |&x| x == i) {
+                let h = wide(s.hash);
+                if let Ok(e) = self.table.find_entry(h, |&x| x as usize == i) {
                     e.remove();
                 }
             }
@@ -153,6 +190,7 @@ impl<E> SeriesCache<E> {
         let mut taken = vec![false; old_slots.len()];
         let mut seq: Vec<usize> = Vec::with_capacity(old_slots.len() - self.dead);
         for &i in &self.order {
+            let i = i as usize;
             if old_slots[i].live && !taken[i] {
                 taken[i] = true;
                 seq.push(i);
@@ -161,22 +199,27 @@ impl<E> SeriesCache<E> {
         seq.extend((0..old_slots.len()).filter(|&i| old_slots[i].live && !taken[i]));
         let mut by_idx: Vec<Option<Slot<E>>> = old_slots.into_iter().map(Some).collect();
         self.table.clear();
-        self.arena.reserve(
+        // Exact sizes: a target's lines change rarely, and the cache
+        // lives as long as the target.
+        self.arena.reserve_exact(
             seq.iter()
                 .filter_map(|&i| by_idx[i].as_ref())
-                .map(|s| s.len)
+                .map(|s| s.len as usize)
                 .sum(),
         );
+        self.slots.reserve_exact(seq.len());
         for i in seq {
             let Some(s) = by_idx[i].take() else { continue };
-            let off = self.arena.len();
-            self.arena
-                .extend_from_slice(&old_arena[s.off..s.off + s.len]);
+            // The live keys fit where they were, so offsets stay in range.
+            let off = self.arena.len() as u32;
+            self.arena.extend_from_slice(Self::key(&old_arena, &s));
             let idx = self.slots.len();
             self.slots.push(Slot { off, ..s });
             let slots = &self.slots;
             self.table
-                .insert_unique(slots[idx].hash, idx, |&j| slots[j].hash);
+                .insert_unique(wide(slots[idx].hash), idx as u32, |&j| {
+                    wide(slots[j as usize].hash)
+                });
         }
         self.dead = 0;
         self.order.clear();

@@ -151,9 +151,11 @@ pub struct JobSettings {
 struct CacheEntry {
     /// `None` when metric relabeling dropped the series.
     r: Option<SeriesRef>,
-    /// Iteration that last saw the line, and the one before that.
-    seen: u64,
-    prev_seen: u64,
+    /// Iteration that last saw the line, and the one before that (0:
+    /// none). 32 bits, compared only for equality: an entry unseen in a
+    /// pass is forgotten, so a wrapped counter never meets its old value.
+    seen: u32,
+    prev_seen: u32,
     /// The last sample carried its own timestamp (no staleness for those).
     explicit: bool,
 }
@@ -163,16 +165,18 @@ struct State {
     /// Raw series bytes → entry. Keys are the exposition's own bytes, so a
     /// steady-state scrape never decodes or relabels a label set.
     cache: SeriesCache<CacheEntry>,
-    iter: u64,
+    iter: u32,
     /// Iteration of the last successful scrape; its series are the ones a
     /// stale marker is owed to when they vanish.
-    prev_ok: Option<u64>,
+    prev_ok: Option<u32>,
     report_refs: HashMap<&'static str, SeriesRef>,
     /// Samples of this scrape refused for a timestamp too far ahead.
     refused_ahead: u64,
     /// The last scrape had refused samples (so a change is logged once,
     /// not every scrape).
     refusing: bool,
+    /// The cache's heap bytes as last added to `argus_scrape_cache_bytes`.
+    cache_bytes: i64,
 }
 
 /// How far ahead of the scrape an explicit timestamp may be, as
@@ -323,6 +327,7 @@ impl ScrapeLoop {
             report_refs: HashMap::new(),
             refused_ahead: 0,
             refusing: false,
+            cache_bytes: 0,
         };
         // Parsed once: reqwest would parse a string URL on every request.
         let mut url: Option<reqwest::Url> = None;
@@ -374,6 +379,7 @@ impl ScrapeLoop {
             }
             app.commit();
         }
+        self.metrics.scrape_cache_bytes.dec_by(st.cache_bytes);
     }
 
     fn process(
@@ -383,7 +389,8 @@ impl ScrapeLoop {
         ts: Timestamp,
         started: Instant,
     ) {
-        st.iter += 1;
+        // Zero stands for "never" in `prev_seen`.
+        st.iter = st.iter.wrapping_add(1).max(1);
         let job = vec![("scrape_job".to_string(), self.job.cfg.job_name.clone())];
         self.metrics.scrapes.get_or_create(&job).inc();
         let mut app = self.sink.appender(st.cache.len() + REPORT.len());
@@ -433,6 +440,11 @@ impl ScrapeLoop {
         if err.is_some() {
             self.metrics.scrape_failures.get_or_create(&job).inc();
         }
+        let bytes = st.cache.heap_size() as i64;
+        self.metrics
+            .scrape_cache_bytes
+            .inc_by(bytes - st.cache_bytes);
+        st.cache_bytes = bytes;
         let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
         h.health = if err.is_none() { "up" } else { "down" };
         h.last_error = err.as_ref().map(|e| e.to_string()).unwrap_or_default();

@@ -127,6 +127,8 @@ pub struct Metrics {
     pub wal_segment_current: Gauge,
     /// Bytes held by the write-ahead log's append buffer.
     pub wal_buffer_bytes: Gauge,
+    /// Bytes held by the scrape loops' series caches.
+    pub scrape_cache_bytes: Gauge,
     /// Chunks written to chunk files.
     pub chunks_written: Counter,
     /// Bytes written to chunk files.
@@ -243,6 +245,7 @@ impl Metrics {
             wal_truncations: Counter::default(),
             wal_segment_current: Gauge::default(),
             wal_buffer_bytes: Gauge::default(),
+            scrape_cache_bytes: Gauge::default(),
             chunks_written: Counter::default(),
             chunks_bytes_written: Counter::default(),
             chunks_write_failures: Counter::default(),
@@ -473,6 +476,11 @@ impl Metrics {
             "argus_wal_buffer_bytes",
             "Bytes held by the write-ahead log's append buffer",
             m.wal_buffer_bytes.clone(),
+        );
+        r.register(
+            "argus_scrape_cache_bytes",
+            "Bytes held by the scrape loops' series caches (each target's exposition lines and what they map to)",
+            m.scrape_cache_bytes.clone(),
         );
         r.register(
             "argus_chunks_written",
