@@ -60,6 +60,14 @@ struct RunArgs {
         default_value = "24h"
     )]
     retention: String,
+    /// Most bytes the store may take on disk (`512MB`, `10GB`: base 2, as
+    /// Prometheus reads it); the oldest chunk files are deleted to stay
+    /// within it. Unset: no limit but `--storage.retention`.
+    #[arg(
+        long = "storage.retention-size",
+        visible_alias = "storage.tsdb.retention.size"
+    )]
+    retention_size: Option<String>,
     /// How often the store is checkpointed: the in-memory head written to
     /// head.snapshot and the write-ahead log segments it covers removed.
     #[arg(long = "storage.snapshot-interval", default_value = "5m")]
@@ -692,6 +700,15 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             .with_context(|| flag.to_string())
     };
     let retention = duration(&a.retention, "--storage.retention")?;
+    let retention_size = match a.retention_size.as_deref().map(str::trim) {
+        None | Some("" | "0") => None,
+        Some(v) => Some(
+            argus::config::parse_bytes(v)
+                .map_err(anyhow::Error::msg)
+                .context("--storage.retention-size")?,
+        )
+        .filter(|b| *b > 0),
+    };
     let snapshot_interval = duration(&a.snapshot_interval, "--storage.snapshot-interval")?;
     anyhow::ensure!(
         !snapshot_interval.is_zero(),
@@ -736,6 +753,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             listen,
             storage_path,
             retention,
+            retention_size,
             snapshot_interval,
             wal_sync_interval,
             timestamp_tolerance,

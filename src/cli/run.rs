@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub storage_path: PathBuf,
     /// How long samples are kept.
     pub retention: Duration,
+    /// Most bytes the store may take on disk; `None`: no limit.
+    pub retention_size: Option<u64>,
     /// How often the head is checkpointed (snapshot written, log truncated).
     pub snapshot_interval: Duration,
     /// How often the write-ahead log is fsynced.
@@ -496,6 +498,7 @@ pub async fn run(
         let metrics = metrics.clone();
         let every = opts.snapshot_interval;
         let retention = opts.retention.as_millis() as i64;
+        let retention_size = opts.retention_size;
         let clock = clock.clone();
         let probes = probes.clone();
         let slo_engine = slo_engine.clone();
@@ -525,7 +528,24 @@ pub async fn run(
                         checkpoint(store.clone(), metrics.clone()).await;
                     }
                     _ = gc.tick() => {
-                        let n = head.truncate(clock.now_millis() - retention);
+                        let mut min_t = clock.now_millis() - retention;
+                        if let Some(budget) = retention_size {
+                            let s = store.clone();
+                            let cut = tokio::task::spawn_blocking(move || s.size_cutoff(budget))
+                                .await
+                                .ok()
+                                .flatten();
+                            if let Some(cut) = cut.filter(|c| *c > min_t) {
+                                tracing::info!(
+                                    budget_bytes = budget,
+                                    keep_from = %crate::model::format_rfc3339(cut),
+                                    "the store is over --storage.retention-size: removing its oldest chunk files"
+                                );
+                                metrics.size_retentions.inc();
+                                min_t = cut;
+                            }
+                        }
+                        let n = head.truncate(min_t);
                         if n > 0 { tracing::debug!(removed = n, "retention removed series"); }
                     }
                 }

@@ -783,6 +783,39 @@ impl ChunkFiles {
         lock(&self.w).out.sync().map(|_| ())
     }
 
+    /// For a size budget: the oldest time to keep so that the complete
+    /// chunk files left (with their indexes), and `other` bytes the store
+    /// holds besides (its log and checkpoint), fit in `budget`. The files
+    /// that end first go first; the one being written never does. `None`
+    /// when everything fits. Retention at the returned time then removes
+    /// the files through [`ChunkFiles::remove_before`], and the series'
+    /// places in them, as time retention does.
+    pub fn size_cutoff(&self, budget: u64, other: u64) -> Option<i64> {
+        let mut total = self.stats.disk_bytes.load(Ordering::Relaxed) + other;
+        if total <= budget {
+            return None;
+        }
+        let current = lock(&self.w).out.n;
+        let mut files: Vec<(i64, u32)> = lock(&self.ends)
+            .iter()
+            .filter(|(n, _)| **n != current)
+            .map(|(n, end)| (*end, *n))
+            .collect();
+        files.sort_unstable();
+        let mut cutoff = None;
+        for (end, n) in files {
+            if total <= budget {
+                break;
+            }
+            let path = self.dir.join(name(n));
+            let size = fs::metadata(&path).map_or(0, |m| m.len())
+                + fs::metadata(super::sealed::index_path(&path)).map_or(0, |m| m.len());
+            total = total.saturating_sub(size);
+            cutoff = Some(end.saturating_add(1));
+        }
+        cutoff
+    }
+
     /// Deletes the files whose chunks all end before `min_t`, except the
     /// one being written. Returns how many.
     pub fn remove_before(&self, min_t: i64) -> usize {

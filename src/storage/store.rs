@@ -15,6 +15,7 @@
 //! removed only after it is, and a sample stored twice (in the checkpoint
 //! or a chunk file, and in the log) replays as one the head already has.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -318,6 +319,24 @@ impl Store {
             .truncate_before(n, epoch)
             .map_err(|e| wal_err(self.wal.dir(), e))?;
         Ok(info)
+    }
+
+    /// The retention bound a size budget (`--storage.tsdb.retention.size`)
+    /// asks for: the chunk files, their indexes, the log segments and the
+    /// checkpoint all count, as Prometheus counts its blocks, WAL and head
+    /// chunks; the oldest complete chunk files go first. `None` when the
+    /// store fits.
+    pub fn size_cutoff(&self, budget: u64) -> Option<i64> {
+        let file = |p: PathBuf| fs::metadata(p).map_or(0, |m| m.len());
+        let log: u64 = fs::read_dir(self.wal.dir())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.metadata().map_or(0, |m| m.len()))
+                    .sum()
+            })
+            .unwrap_or(0);
+        let other = log + file(self.dir.join(snapshot::FILE_NAME));
+        self.chunks.size_cutoff(budget, other)
     }
 
     fn chunks_dir(&self) -> PathBuf {

@@ -129,6 +129,8 @@ pub struct Metrics {
     pub wal_buffer_bytes: Gauge,
     /// Bytes held by the scrape loops' series caches.
     pub scrape_cache_bytes: Gauge,
+    /// Retention passes that removed chunk files for the size budget.
+    pub size_retentions: Counter,
     /// Chunks written to chunk files.
     pub chunks_written: Counter,
     /// Bytes written to chunk files.
@@ -246,6 +248,7 @@ impl Metrics {
             wal_segment_current: Gauge::default(),
             wal_buffer_bytes: Gauge::default(),
             scrape_cache_bytes: Gauge::default(),
+            size_retentions: Counter::default(),
             chunks_written: Counter::default(),
             chunks_bytes_written: Counter::default(),
             chunks_write_failures: Counter::default(),
@@ -476,6 +479,11 @@ impl Metrics {
             "argus_wal_buffer_bytes",
             "Bytes held by the write-ahead log's append buffer",
             m.wal_buffer_bytes.clone(),
+        );
+        r.register(
+            "argus_storage_size_retentions",
+            "Retention passes that removed the oldest chunk files to keep the store within --storage.retention-size",
+            m.size_retentions.clone(),
         );
         r.register(
             "argus_scrape_cache_bytes",
