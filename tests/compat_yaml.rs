@@ -388,6 +388,17 @@ fn alertmanager_yml() -> Node {
                             ("custom_fields", map(vec![("team", raw("t"))])),
                         ])]),
                     ),
+                    (
+                        "wechat_configs",
+                        Node::Seq(vec![map(vec![
+                            ("api_secret", raw("s3cr3t")),
+                            ("corp_id", raw("corp")),
+                            ("api_url", raw("'http://127.0.0.1:1/cgi-bin/'")),
+                            ("to_party", raw("'2'")),
+                            ("agent_id", raw("'1000002'")),
+                            ("message_type", raw("markdown")),
+                        ])]),
+                    ),
                 ]),
             ]),
         ),

@@ -1360,6 +1360,149 @@ receivers:
     }
 }
 
+/// WeChat Work gets Alertmanager's two calls: an access token asked for
+/// with the corporation id and the secret from a file, then the message
+/// posted with it; the token is kept for the next notification; an
+/// `errcode` of 42001 (the token expired) is retried with a new token;
+/// another `errcode` fails without a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_gets_a_token_then_sends_with_it() {
+    let wx = Recorder::start();
+    let ok = |token: &str| {
+        format!(r#"{{"access_token":"{token}","expires_in":7200,"errcode":0,"errmsg":"ok"}}"#)
+    };
+    wx.respond(200, "application/json", &ok("T0K"), &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("wx-secret"), "S3 CR3T\n").unwrap();
+    let am = format!(
+        r##"
+global:
+  wechat_api_url: http://{wx}/cgi-bin/
+  wechat_api_corp_id: CORP
+route:
+  receiver: wx
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: wx
+    wechat_configs:
+      - api_secret_file: wx-secret
+        to_party: '{{{{ .CommonLabels.team }}}}'
+        agent_id: '1000002'
+        message_type: markdown
+        message: '**{{{{ .CommonLabels.alertname }}}}** {{{{ .Status }}}}'
+"##,
+        wx = wx.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("QueueStuck", &[("team", "infra")], T0 + 3_600_000);
+    h.advance(0).await;
+    let sent = until("the message", || {
+        calls(&wx, "POST", "/cgi-bin/message/send?access_token=T0K").pop()
+    })
+    .await;
+    assert_eq!(
+        sent,
+        json!({
+            "markdown": {"content": "**QueueStuck** firing"},
+            "toparty": "infra",
+            "agentid": "1000002",
+            "safe": "0",
+            "msgtype": "markdown",
+        })
+    );
+    let heads: Vec<String> = wx.taken().into_iter().map(|(h, _)| h).collect();
+    assert!(
+        heads[0].starts_with("GET /cgi-bin/gettoken?corpsecret=S3+CR3T&corpid=CORP "),
+        "{heads:?}"
+    );
+    assert_eq!(heads.len(), 2);
+
+    // A second group: the token is reused, no second GET.
+    h.fire("DiskFull", &[("team", "db")], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the second message", || {
+        (calls(&wx, "POST", "/cgi-bin/message/send?access_token=T0K").len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(wx.taken().len(), 3, "the token was kept");
+
+    // The token expired early: the send is retried with a new one.
+    wx.respond(
+        200,
+        "application/json",
+        r#"{"errcode":42001,"errmsg":"access_token expired","access_token":"T0K2"}"#,
+        &[],
+    );
+    h.fire("CpuHot", &[("team", "web")], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the refused send", || {
+        (calls(&wx, "POST", "/cgi-bin/message/send?access_token=T0K").len() == 3).then_some(())
+    })
+    .await;
+    wx.respond(200, "application/json", &ok("T0K2"), &[]);
+    let mut retried = None;
+    for _ in 0..20 {
+        h.advance(5_000).await;
+        retried = calls(&wx, "POST", "/cgi-bin/message/send?access_token=T0K2").pop();
+        if retried.is_some() {
+            break;
+        }
+    }
+    let retried = retried.expect("the send retried with a new token");
+    assert_eq!(retried["toparty"], "web");
+    let gets = wx
+        .taken()
+        .iter()
+        .filter(|(h, _)| h.starts_with("GET /cgi-bin/gettoken?"))
+        .count();
+    assert_eq!(gets, 2, "a new token after the expiry");
+
+    // Another error is not retried.
+    wx.respond(
+        200,
+        "application/json",
+        r#"{"errcode":81013,"errmsg":"user & party & tag all invalid"}"#,
+        &[],
+    );
+    h.fire("Quiet", &[("team", "none")], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the refused message", || {
+        (calls(&wx, "POST", "/cgi-bin/message/send?access_token=T0K2").len() == 2).then_some(())
+    })
+    .await;
+    for _ in 0..6 {
+        h.advance(10_000).await;
+    }
+    assert_eq!(
+        calls(&wx, "POST", "/cgi-bin/message/send?access_token=T0K2").len(),
+        2,
+        "not retried"
+    );
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "wechat_configs: [{corp_id: c}]",
+            "no global Wechat ApiSecret set",
+        ),
+        (
+            "wechat_configs: [{api_secret: s}]",
+            "no global Wechat CorpID set",
+        ),
+        (
+            "wechat_configs: [{api_secret: s, corp_id: c, message_type: html}]",
+            "weChat message type \"html\" does not match valid options",
+        ),
+        (
+            "wechat_configs: [{api_secret: s, api_secret_file: f, corp_id: c}]",
+            "at most one of api_secret & api_secret_file must be configured",
+        ),
+    ] {
+        assert_refused(conf, want);
+    }
+}
+
 /// incident.io gets Alertmanager's alert source call: the webhook payload
 /// with version "1", the token from a file as a bearer, `max_alerts`
 /// counted in `truncatedAlerts`; a payload above 512 KiB keeps only the

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MattermostConfig, MsTeamsConfig,
     MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig,
-    WebexConfig, WebhookConfig,
+    WeChatConfig, WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -31,6 +31,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "victorops_configs",
     "webex_configs",
     "webhook_configs",
+    "wechat_configs",
 ];
 
 /// Integration types Alertmanager has and argus does not.
@@ -39,7 +40,6 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "pushover_configs",
     "rocketchat_configs",
     "sns_configs",
-    "wechat_configs",
 ];
 
 /// The whole file.
@@ -284,8 +284,9 @@ pub struct ReceiverConfig {
     /// Webex.
     #[serde(default)]
     pub webex_configs: Vec<WebexConfig>,
+    /// WeChat Work.
     #[serde(default)]
-    wechat_configs: Option<serde_json::Value>,
+    pub wechat_configs: Vec<WeChatConfig>,
 }
 
 impl AmConfig {
@@ -306,12 +307,11 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 5] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 4] = [
             ("jira_configs", &self.jira_configs),
             ("pushover_configs", &self.pushover_configs),
             ("rocketchat_configs", &self.rocketchat_configs),
             ("sns_configs", &self.sns_configs),
-            ("wechat_configs", &self.wechat_configs),
         ];
         all.iter()
             .filter(|(_, v)| v.is_some())
@@ -511,6 +511,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.mattermost_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.mattermost_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.wechat_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.wechat_configs[{j}]"), &mut err);
         }
     }
     // Time intervals: each period checked as Alertmanager checks it.

@@ -698,6 +698,62 @@ impl VictorOpsConfig {
     }
 }
 
+/// WeChat Work's API, where `global.wechat_api_url` does not say.
+pub const WECHAT_API_URL: &str = "https://qyapi.weixin.qq.com/cgi-bin/";
+
+/// `wechat_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct WeChatConfig {
+    /// Off unless set, as in Alertmanager.
+    #[serde(default)]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_secret: Option<Secret>,
+    pub api_secret_file: Option<String>,
+    pub corp_id: Option<String>,
+    pub message: Option<String>,
+    pub api_url: Option<String>,
+    pub to_user: Option<String>,
+    pub to_party: Option<String>,
+    pub to_tag: Option<String>,
+    pub agent_id: Option<String>,
+    /// `text` (the default) or `markdown`.
+    pub message_type: Option<String>,
+}
+
+impl WeChatConfig {
+    /// Alertmanager's checks, with `global` filling the secret and the
+    /// corporation.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        let t = self.message_type.as_deref().unwrap_or("");
+        if !matches!(t, "" | "text" | "markdown") {
+            err(
+                &format!("{p}.message_type"),
+                format!("weChat message type {t:?} does not match valid options ^(text|markdown)$"),
+            );
+        }
+        check_secret_or_global(
+            (&self.api_secret, &self.api_secret_file),
+            (&g.wechat_api_secret, &g.wechat_api_secret_file),
+            "api_secret",
+            "no global Wechat ApiSecret set",
+            p,
+            err,
+        );
+        let own = self.corp_id.as_deref().is_some_and(|c| !c.is_empty());
+        let global = g
+            .wechat_api_corp_id
+            .as_deref()
+            .is_some_and(|c| !c.is_empty());
+        if !own && !global {
+            err(p, "no global Wechat CorpID set".into());
+        }
+    }
+}
+
 /// Telegram's Bot API, where `global.telegram_api_url` does not say.
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
 

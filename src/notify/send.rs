@@ -16,7 +16,8 @@ use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
     MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig,
     PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
-    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
+    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig,
+    WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -177,8 +178,19 @@ pub enum Prepared {
     /// retries the notification from the first (as Alertmanager does; the
     /// services that need several calls take them as idempotent updates).
     HttpSeq(Vec<HttpRequest>),
+    /// WeChat Work: an access token fetched with the corporation's secret
+    /// (and kept for two hours), then the message posted with it.
+    WeChat(Box<WeChatRequest>),
     /// An email.
     Email(Box<EmailRequest>),
+}
+
+/// The two calls of a WeChat notification.
+pub struct WeChatRequest {
+    /// `gettoken` with the corporation id and secret (a secret itself).
+    pub token_url: Secret,
+    /// `message/send`, without its `access_token` parameter yet.
+    pub send: HttpRequest,
 }
 
 /// An HTTP method an integration uses.
@@ -188,6 +200,8 @@ pub enum Method {
     Post,
     /// PUT (OpsGenie's updates).
     Put,
+    /// GET (WeChat's token), with no body.
+    Get,
 }
 
 /// The content type of nearly every integration's body.
@@ -225,6 +239,9 @@ pub enum BodyCheck {
     /// Telegram's Bot API: JSON with `"ok": true`; a 429 says how long to
     /// wait in `parameters.retry_after`.
     Telegram,
+    /// WeChat: JSON with `errcode` 0; 42001 (the token expired) is tried
+    /// again.
+    WeChat,
 }
 
 /// An email of an integration.
@@ -289,6 +306,7 @@ impl std::fmt::Debug for HttpRequest {
         let m = match self.method {
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Get => "GET",
         };
         write!(
             f,
@@ -311,6 +329,10 @@ impl std::fmt::Debug for Prepared {
                     h.fmt(f)?;
                 }
                 Ok(())
+            }
+            Prepared::WeChat(w) => {
+                writeln!(f, "GET {}", redact_url(w.token_url.expose()))?;
+                w.send.fmt(f)
             }
             Prepared::Email(e) => write!(
                 f,
@@ -1452,6 +1474,67 @@ pub fn victorops(c: &VictorOpsConfig, x: &RenderCtx) -> Result<Prepared, String>
     Ok(json_post(url, go_json(&msg), x.http(&c.http_config), &[]))
 }
 
+/// The WeChat Work message of `c`.
+pub fn wechat(c: &WeChatConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let g = x.global;
+    let secret = x.secret_or_global(
+        (&c.api_secret, &c.api_secret_file),
+        (&g.wechat_api_secret, &g.wechat_api_secret_file),
+        "wechat has no api_secret",
+    )?;
+    let corp = c
+        .corp_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or(g.wechat_api_corp_id.as_deref())
+        .unwrap_or("");
+    let base = base_url(
+        c.api_url.as_deref(),
+        g.wechat_api_url.as_deref(),
+        WECHAT_API_URL,
+    );
+    let mut token_url = reqwest::Url::parse(&format!("{base}gettoken"))
+        .map_err(|e| format!("wechat api_url: {e}"))?;
+    token_url
+        .query_pairs_mut()
+        .append_pair("corpsecret", &x.text(secret.expose())?)
+        .append_pair("corpid", &x.text(corp)?);
+    let markdown = c.message_type.as_deref() == Some("markdown");
+    let content = serde_json::json!({
+        "content": x.opt(&c.message, r#"{{ template "wechat.default.message" . }}"#)?,
+    });
+    let mut msg = serde_json::Map::new();
+    msg.insert((if markdown { "markdown" } else { "text" }).into(), content);
+    for (key, field, default) in [
+        ("touser", &c.to_user, "wechat.default.to_user"),
+        ("toparty", &c.to_party, "wechat.default.to_party"),
+        ("totag", &c.to_tag, "wechat.default.to_tag"),
+        ("agentid", &c.agent_id, "wechat.default.agent_id"),
+    ] {
+        let v = x.opt(field, &format!(r#"{{{{ template "{default}" . }}}}"#))?;
+        if !v.is_empty() {
+            msg.insert(key.into(), v.into());
+        }
+    }
+    msg.insert("safe".into(), "0".into());
+    msg.insert(
+        "msgtype".into(),
+        (if markdown { "markdown" } else { "text" }).into(),
+    );
+    let Prepared::Http(send) = json_post(
+        Secret::new(format!("{base}message/send")),
+        go_json(&msg),
+        x.http(&c.http_config),
+        &[],
+    ) else {
+        return Err("wechat: unexpected request".into());
+    };
+    Ok(Prepared::WeChat(Box::new(WeChatRequest {
+        token_url: Secret::new(token_url.to_string()),
+        send: *send,
+    })))
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary, ending it
 /// with `…` (three bytes) when cut, as Alertmanager cuts by bytes.
 fn truncate_bytes(s: String, max: usize) -> String {
@@ -1660,6 +1743,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.mattermost_configs.iter().enumerate() {
         add("mattermost", i, c.send_resolved, 0);
     }
+    for (i, c) in r.wechat_configs.iter().enumerate() {
+        add("wechat", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1687,6 +1773,7 @@ pub fn prepare(
         "victorops" => victorops(r.victorops_configs.get(idx)?, x),
         "incidentio" => incidentio(r.incidentio_configs.get(idx)?, x),
         "mattermost" => mattermost(r.mattermost_configs.get(idx)?, x),
+        "wechat" => wechat(r.wechat_configs.get(idx)?, x),
         _ => return None,
     })
 }
@@ -1722,7 +1809,14 @@ pub struct Sender {
     /// the contents of the files they name: building one is a TLS setup,
     /// and a rotated certificate still gets a new client without a reload.
     tls_clients: std::sync::Mutex<std::collections::HashMap<u64, reqwest::Client>>,
+    /// WeChat access tokens by the hash of the `gettoken` URL (the
+    /// corporation and its secret) and when each was fetched: WeChat
+    /// limits how often a token may be asked for, and one lasts two hours.
+    wechat_tokens: std::sync::Mutex<std::collections::HashMap<u64, (String, tokio::time::Instant)>>,
 }
+
+/// How long a WeChat access token is used before a new one is fetched.
+const WECHAT_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
 
 /// Most TLS clients kept; past it the cache starts over.
 const TLS_CLIENTS_MAX: usize = 64;
@@ -1747,6 +1841,7 @@ impl Sender {
         Ok(Sender {
             default: build_client(None, None)?,
             tls_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            wechat_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -1778,28 +1873,96 @@ impl Sender {
                 }
                 Outcome::Delivered
             }
+            Prepared::WeChat(w) => self.wechat(*w, now).await,
             Prepared::Email(e) => send_email(*e).await,
         }
     }
 
-    async fn http(&self, h: HttpRequest, now: i64) -> Outcome {
+    /// A WeChat notification: the cached access token or a new one, then
+    /// the message with it. Any failure of the message drops the token,
+    /// so the retry asks for a new one (WeChat answers 42001 when a
+    /// token expired early).
+    async fn wechat(&self, w: WeChatRequest, now: i64) -> Outcome {
+        let key = {
+            let mut h = crate::model::FastHasher::default();
+            std::hash::Hasher::write(&mut h, w.token_url.expose().as_bytes());
+            std::hash::Hasher::finish(&h)
+        };
+        let lock = || self.wechat_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = lock()
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < WECHAT_TOKEN_TTL)
+            .map(|(t, _)| t.clone());
+        let token = match cached {
+            Some(t) => t,
+            None => {
+                let get = HttpRequest {
+                    method: Method::Get,
+                    content_type: JSON,
+                    url: w.token_url,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    timeout: w.send.timeout,
+                    http: w.send.http.clone(),
+                    retry_codes: &[429],
+                    check: BodyCheck::None,
+                };
+                let body = match self.http_body(get, now).await {
+                    Ok(b) => b,
+                    Err(o) => return o,
+                };
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                match v["access_token"].as_str().filter(|t| !t.is_empty()) {
+                    Some(t) => {
+                        lock().insert(key, (t.to_string(), tokio::time::Instant::now()));
+                        t.to_string()
+                    }
+                    None => {
+                        return Outcome::Failed(format!(
+                            "WeChat gave no access token (check api_secret and corp_id): {}",
+                            v["errmsg"].as_str().unwrap_or("no errmsg")
+                        ));
+                    }
+                }
+            }
+        };
+        let mut send = w.send;
+        let url = match reqwest::Url::parse(send.url.expose()) {
+            Ok(mut u) => {
+                u.query_pairs_mut().append_pair("access_token", &token);
+                u
+            }
+            Err(e) => return Outcome::Failed(format!("wechat api_url: {e}")),
+        };
+        send.url = Secret::new(url.to_string());
+        send.check = BodyCheck::WeChat;
+        let out = self.http(send, now).await;
+        if !matches!(out, Outcome::Delivered) {
+            lock().remove(&key);
+        }
+        out
+    }
+
+    /// Makes the request and reads the reply (within its byte budget).
+    async fn exchange(&self, h: HttpRequest, now: i64) -> Result<Reply, Outcome> {
         let tls = h.http.as_ref().and_then(|c| c.tls_config.clone());
         let client = match tls {
             Some(t) => match self.tls_client(&t) {
                 Ok(c) => c,
-                Err(e) => return Outcome::Failed(format!("client: {e}")),
+                Err(e) => return Err(Outcome::Failed(format!("client: {e}"))),
             },
             None => self.default.clone(),
         };
-        let req = match h.method {
+        let mut req = match h.method {
             Method::Post => client.post(h.url.expose()),
             Method::Put => client.put(h.url.expose()),
-        };
-        let mut req = req
-            .timeout(h.timeout)
-            .header("Content-Type", h.content_type)
-            .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
-            .body(h.body);
+            Method::Get => client.get(h.url.expose()),
+        }
+        .timeout(h.timeout)
+        .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")));
+        if h.method != Method::Get {
+            req = req.header("Content-Type", h.content_type).body(h.body);
+        }
         for (k, v) in &h.headers {
             req = req.header(k.as_str(), v.expose());
         }
@@ -1810,19 +1973,16 @@ impl Sender {
                 bearer_token: c.bearer_token.as_ref(),
                 bearer_token_file: c.bearer_token_file.as_deref(),
             };
-            req = match creds.apply(req) {
-                Ok(r) => r,
-                Err(e) => return Outcome::Failed(e),
-            };
+            req = creds.apply(req).map_err(Outcome::Failed)?;
         }
         let resp = match req.send().await {
             Ok(r) => r,
             // The URL may carry a secret (Slack webhooks): report without it.
             Err(e) => {
-                return Outcome::Retry {
+                return Err(Outcome::Retry {
                     reason: error_chain(&e.without_url()),
                     after: None,
-                };
+                });
             }
         };
         let status = resp.status().as_u16();
@@ -1832,12 +1992,37 @@ impl Sender {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let body = crate::net::read_reply(resp).await;
-        let snippet = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+        let body = crate::net::read_reply(resp).await.to_vec();
+        Ok(Reply {
+            status,
+            after,
+            json,
+            body,
+        })
+    }
+
+    /// The body of a 2xx reply, or the outcome of any other.
+    async fn http_body(&self, h: HttpRequest, now: i64) -> Result<Vec<u8>, Outcome> {
+        let retry_codes = h.retry_codes;
+        let r = self.exchange(h, now).await?;
+        if (200..300).contains(&r.status) {
+            return Ok(r.body);
+        }
+        Err(status_outcome(&r, r.after, retry_codes))
+    }
+
+    async fn http(&self, h: HttpRequest, now: i64) -> Outcome {
+        let (check, retry_codes) = (h.check, h.retry_codes);
+        let r = match self.exchange(h, now).await {
+            Ok(r) => r,
+            Err(o) => return o,
+        };
+        let (status, json, body) = (r.status, r.json, &r.body);
+        let snippet = r.snippet();
         if (200..300).contains(&status) {
-            if h.check == BodyCheck::Slack {
+            if check == BodyCheck::Slack {
                 if json {
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
                     if v["ok"] != true {
                         return Outcome::Failed(format!(
                             "error response from Slack: {}",
@@ -1848,8 +2033,8 @@ impl Sender {
                     return Outcome::Failed(format!("error response from Slack: {snippet}"));
                 }
             }
-            if h.check == BodyCheck::Telegram {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if check == BodyCheck::Telegram {
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
                 if v["ok"] != true {
                     return Outcome::Failed(format!(
                         "error response from Telegram: {}",
@@ -1857,22 +2042,59 @@ impl Sender {
                     ));
                 }
             }
+            if check == BodyCheck::WeChat {
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let msg = v["errmsg"].as_str().unwrap_or(&snippet).to_string();
+                return match v["errcode"].as_i64() {
+                    Some(0) => Outcome::Delivered,
+                    // An access token that expired early, or an answer
+                    // that is not WeChat's: worth another try.
+                    Some(42001) | None => Outcome::Retry {
+                        reason: format!("error response from WeChat: {msg}"),
+                        after: None,
+                    },
+                    Some(code) => {
+                        Outcome::Failed(format!("error response from WeChat ({code}): {msg}"))
+                    }
+                };
+            }
             return Outcome::Delivered;
         }
-        let after = after.or_else(|| {
+        let after = r.after.or_else(|| {
             // Telegram says how long to wait in its body.
-            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            (h.check == BodyCheck::Telegram)
+            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+            (check == BodyCheck::Telegram)
                 .then(|| v["parameters"]["retry_after"].as_u64())
                 .flatten()
                 .map(Duration::from_secs)
         });
-        let reason = format!("unexpected status code {status}: {snippet}");
-        if status >= 500 || h.retry_codes.contains(&status) {
-            Outcome::Retry { reason, after }
-        } else {
-            Outcome::Failed(reason)
-        }
+        status_outcome(&r, after, retry_codes)
+    }
+}
+
+/// A reply to an integration's request.
+struct Reply {
+    status: u16,
+    after: Option<Duration>,
+    json: bool,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// The start of the body, for error messages.
+    fn snippet(&self) -> String {
+        String::from_utf8_lossy(&self.body[..self.body.len().min(512)]).into_owned()
+    }
+}
+
+/// What a non-2xx status means: 5xx and the integration's `retry_codes`
+/// are tried again (after `after` when the server said), the rest fail.
+fn status_outcome(r: &Reply, after: Option<Duration>, retry_codes: &[u16]) -> Outcome {
+    let reason = format!("unexpected status code {}: {}", r.status, r.snippet());
+    if r.status >= 500 || retry_codes.contains(&r.status) {
+        Outcome::Retry { reason, after }
+    } else {
+        Outcome::Failed(reason)
     }
 }
 
