@@ -142,8 +142,9 @@ struct RunArgs {
     /// libraries.
     #[arg(long = "web.console.libraries")]
     console_libraries: Option<String>,
-    /// Only `/` (Prometheus's default, as Helm charts pass it): argus
-    /// serves at the root; put a reverse proxy in front for a prefix.
+    /// Where the web endpoints are served (`/prefix/api/v1/…`,
+    /// `/prefix/-/ready`); `/` then redirects there. Defaults to the path
+    /// of `--web.external-url`, as in Prometheus.
     #[arg(long = "web.route-prefix")]
     route_prefix: Option<String>,
     /// This instance's peer id, overriding `peers.self` (e.g. the pod
@@ -662,15 +663,9 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     if a.enable_lifecycle {
         tracing::debug!("--web.enable-lifecycle given: reload over HTTP is always on in argus");
     }
-    if let Some(p) = a
-        .route_prefix
-        .as_deref()
-        .filter(|p| !matches!(*p, "" | "/"))
-    {
-        anyhow::bail!(
-            "--web.route-prefix {p:?}: argus serves its API at / only; put a reverse proxy in front of it to serve it under a prefix"
-        );
-    }
+    let route_prefix =
+        argus::cli::route_prefix(a.route_prefix.as_deref(), a.external_url.as_deref())
+            .map_err(anyhow::Error::msg)?;
     if a.enable_admin_api {
         tracing::warn!(
             "--web.enable-admin-api given: argus has no TSDB admin API (deleting series, snapshots); the flag is ignored"
@@ -760,6 +755,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             engine,
             resend_delay,
             external_url: a.external_url,
+            route_prefix,
             dry_run: a.dry_run,
             peer_self: a.peer_self,
         },

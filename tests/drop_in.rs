@@ -312,14 +312,69 @@ fn prometheus_feature_and_web_flags_are_taken_and_explained() {
     }
 
     let o = Command::new(argus_bin())
-        .args(["run", "--web.route-prefix=/prometheus", "--storage.path"])
+        .args(["run", "--web.route-prefix=/a b", "--storage.path"])
         .arg(dir.path().join("data2"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("--web.route-prefix \"/prometheus\": argus serves its API at / only"),
+        err.contains("--web.route-prefix \"/a b\": a route prefix is a path"),
         "{err}"
     );
+}
+
+/// `--web.route-prefix` serves every endpoint under the prefix and
+/// redirects `/` there; without it, the path of `--web.external-url` is
+/// the prefix, as in Prometheus.
+#[test]
+fn a_route_prefix_serves_everything_under_it() {
+    let a = Argus::start(
+        "scrape_configs: []\n",
+        &["--web.route-prefix", "/monitoring/argus/"],
+    );
+    assert!(a.url().ends_with("/monitoring/argus"));
+    let base = format!("http://127.0.0.1:{}", a.port);
+    for path in [
+        "/-/ready",
+        "/-/healthy",
+        "/metrics",
+        "/api/v1/query?query=1",
+        "/api/v2/status",
+    ] {
+        let (code, _) = http_get(&format!("{}{path}", a.url())).unwrap();
+        assert_eq!(code, 200, "{path}");
+        let (code, _) = http_get(&format!("{base}{path}")).unwrap();
+        assert_eq!(code, 404, "{path} outside the prefix");
+    }
+    assert_eq!(a.query_value("vector(1) + 1"), Some(2.0));
+    let raw = raw_get(a.port, "/");
+    assert!(raw.starts_with("HTTP/1.1 302"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("location: /monitoring/argus/"),
+        "{raw}"
+    );
+
+    let b = Argus::start(
+        "scrape_configs: []\n",
+        &["--web.external-url", "https://example.test/prom/"],
+    );
+    let base = format!("http://127.0.0.1:{}", b.port);
+    assert_eq!(http_get(&format!("{base}/prom/-/ready")).unwrap().0, 200);
+    assert_eq!(http_get(&format!("{base}/-/ready")).unwrap().0, 404);
+}
+
+/// The head of the answer to a bare GET (redirects are not followed).
+fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

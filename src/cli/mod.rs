@@ -12,7 +12,7 @@ mod test_rules;
 pub use health::check_health;
 pub use import::{ImportError, ImportSummary, import_openmetrics};
 pub use routes::{RoutesError, routes_show, routes_test};
-pub use run::{RunError, RunOptions, run};
+pub use run::{RunError, RunOptions, route_prefix, run};
 pub use slo::{SloCliError, SloGenerateArgs, check_slo, slo_generate};
 pub use template::{TemplateRenderError, template_render};
 pub use test_rules::{TestRulesArgs, TestRulesError, junit_xml, test_rules, untested_alerts};

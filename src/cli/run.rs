@@ -42,6 +42,9 @@ pub struct RunOptions {
     /// The URL argus is reached at; `None` derives it from the listen
     /// address.
     pub external_url: Option<String>,
+    /// Where the web endpoints are served: `/` or `/prefix` (no trailing
+    /// slash), see [`route_prefix`].
+    pub route_prefix: String,
     /// Render and log notifications instead of sending them.
     pub dry_run: bool,
     /// This instance's peer id, overriding `peers.self`.
@@ -80,6 +83,57 @@ pub enum RunError {
     /// The storage directory cannot be created or read.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+}
+
+/// The route prefix `argus run` serves under, as Prometheus derives it:
+/// `--web.route-prefix` if given, else the path of `--web.external-url`,
+/// else `/`; with a leading slash and without a trailing one. A prefix
+/// that is not a plain path is refused.
+pub fn route_prefix(flag: Option<&str>, external_url: Option<&str>) -> Result<String, String> {
+    let (raw, from) = match (flag, external_url) {
+        (Some(p), _) => (p.to_string(), "--web.route-prefix"),
+        (None, Some(u)) => {
+            let path = reqwest::Url::parse(u)
+                .map_err(|e| format!("--web.external-url {u:?}: {e}"))?
+                .path()
+                .to_string();
+            (path, "the path of --web.external-url")
+        }
+        (None, None) => return Ok("/".into()),
+    };
+    let p = format!("/{}", raw.trim().trim_matches('/'));
+    if p.len() > 1
+        && !p[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        })
+    {
+        return Err(format!(
+            "{from} {raw:?}: a route prefix is a path of letters, digits and -._~ segments"
+        ));
+    }
+    Ok(p)
+}
+
+/// `app` served under `prefix`, with `/` redirecting there (as Prometheus
+/// does); every other path outside it is not found.
+fn with_prefix(app: axum::Router, prefix: &str) -> axum::Router {
+    if prefix == "/" {
+        return app;
+    }
+    let to = format!("{prefix}/");
+    axum::Router::new().nest(prefix, app).route(
+        "/",
+        axum::routing::get(move || async move {
+            // 302, as Prometheus answers.
+            (
+                axum::http::StatusCode::FOUND,
+                [(axum::http::header::LOCATION, to)],
+            )
+        }),
+    )
 }
 
 struct Reloader {
@@ -396,8 +450,9 @@ pub async fn run(
         .config_last_reload_success_timestamp
         .set(clock.now_millis() / 1000);
     tracing::info!(
-        "argus {} listening on http://{local}, scraping {}; data in {}",
+        "argus {} listening on http://{local}{}, scraping {}; data in {}",
         crate::build_info::VERSION,
+        opts.route_prefix.trim_end_matches('/'),
         describe(&cfg),
         opts.storage_path.display()
     );
@@ -445,6 +500,8 @@ pub async fn run(
             opts.engine.max_concurrency.max(1),
         )),
     });
+
+    let app = with_prefix(app, &opts.route_prefix);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Signals: SIGHUP reloads; SIGTERM/SIGINT (or the caller's future) stop.

@@ -38,12 +38,35 @@ pub fn argus_cli<S: AsRef<std::ffi::OsStr>>(
     )
 }
 
+/// The prefix argus serves under with these flags: `--web.route-prefix`,
+/// else the path of `--web.external-url` (without a trailing slash).
+fn route_prefix(extra: &[&str]) -> String {
+    let flag = |name: &str| {
+        extra
+            .iter()
+            .position(|a| *a == name)
+            .and_then(|i| extra.get(i + 1))
+            .copied()
+    };
+    let p = match (flag("--web.route-prefix"), flag("--web.external-url")) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(u)) => u
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+            .unwrap_or_default(),
+        (None, None) => String::new(),
+    };
+    p.trim_end_matches('/').to_string()
+}
+
 /// A running argus process.
 pub struct Argus {
     pub child: Option<Child>,
     pub port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// `--web.route-prefix` when one was given: part of [`Argus::url`].
+    pub prefix: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -169,6 +192,7 @@ impl Argus {
             port,
             dir: dir.to_path_buf(),
             config: cfg.to_path_buf(),
+            prefix: route_prefix(extra),
             _tmp: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -186,7 +210,7 @@ impl Argus {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}{}", self.port, self.prefix)
     }
 
     /// A kB figure of the process's `/proc/PID/status` (`VmRSS`, `VmHWM`).
