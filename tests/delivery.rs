@@ -1360,6 +1360,140 @@ receivers:
     }
 }
 
+/// Rocket.Chat gets Alertmanager's `chat.postMessage`: the token and user
+/// id from `global` (the id from a file) as headers, one attachment with
+/// the title, link, text, colour, fields (each field's `short` or the
+/// config's) and buttons; `"success": false` fails without a retry, an
+/// answer that is not JSON is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketchat_receives_the_post_message_call() {
+    let rc = Recorder::start();
+    rc.respond(200, "application/json", r#"{"success":true}"#, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("rc-user"), "US3R\n").unwrap();
+    let am = format!(
+        r##"
+global:
+  rocketchat_api_url: http://{rc}
+  rocketchat_token: T0KEN
+  rocketchat_token_id_file: rc-user
+route:
+  receiver: rc
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: rc
+    rocketchat_configs:
+      - channel: '#ops-{{{{ .CommonLabels.team }}}}'
+        emoji: ':fire:'
+        short_fields: true
+        fields:
+          - title: Team
+            value: '{{{{ .CommonLabels.team }}}}'
+          - title: Runbook
+            value: 'https://runbooks.example/{{{{ .CommonLabels.alertname }}}}'
+            short: false
+        actions:
+          - text: Silence
+            url: 'http://argus.test:9095/silence'
+"##,
+        rc = rc.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire("QueueStuck", &[("team", "infra")], T0 + 3_600_000);
+    h.advance(0).await;
+    let posted = until("the message", || {
+        calls(&rc, "POST", "/api/v1/chat.postMessage").pop()
+    })
+    .await;
+    let (head, _) = rc.taken().remove(0);
+    assert_eq!(header(&head, "x-auth-token"), Some("T0KEN"));
+    assert_eq!(header(&head, "x-user-id"), Some("US3R"));
+    assert_eq!(posted["channel"], "#ops-infra");
+    assert_eq!(posted["emoji"], ":fire:");
+    let att = &posted["attachments"][0];
+    assert_eq!(att["title"], "[FIRING:1] QueueStuck (infra)");
+    assert_eq!(
+        att["title_link"],
+        "http://argus.test:9095/api/v2/alerts?receiver=rc"
+    );
+    assert_eq!(att["color"], "red");
+    assert!(
+        att["text"].as_str().unwrap().starts_with("1 firing:"),
+        "{att}"
+    );
+    assert_eq!(
+        att["fields"],
+        json!([
+            {"short": true, "title": "Team", "value": "infra"},
+            {"short": false, "title": "Runbook", "value": "https://runbooks.example/QueueStuck"},
+        ])
+    );
+    assert_eq!(
+        att["actions"],
+        json!([{"type": "button", "text": "Silence", "url": "http://argus.test:9095/silence", "is_webview": false, "msg_in_chat_window": false}])
+    );
+
+    // An error in a 200 answer is not retried.
+    rc.respond(
+        200,
+        "application/json",
+        r#"{"success":false,"error":"error-invalid-channel"}"#,
+        &[],
+    );
+    h.fire("DiskFull", &[("team", "db")], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the refused message", || {
+        (calls(&rc, "POST", "/api/v1/chat.postMessage").len() == 2).then_some(())
+    })
+    .await;
+    for _ in 0..6 {
+        h.advance(10_000).await;
+    }
+    assert_eq!(calls(&rc, "POST", "/api/v1/chat.postMessage").len(), 2);
+
+    // An answer that is not Rocket.Chat's is retried.
+    rc.respond(200, "text/html", "<html>proxy login</html>", &[]);
+    h.fire("CpuHot", &[("team", "web")], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the first try", || {
+        (calls(&rc, "POST", "/api/v1/chat.postMessage").len() == 3).then_some(())
+    })
+    .await;
+    rc.respond(200, "application/json", r#"{"success":true}"#, &[]);
+    let mut delivered = false;
+    for _ in 0..20 {
+        h.advance(5_000).await;
+        if calls(&rc, "POST", "/api/v1/chat.postMessage").len() >= 4 {
+            delivered = true;
+            break;
+        }
+    }
+    assert!(delivered, "retried");
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "rocketchat_configs: [{token: t}]",
+            "no global Rocketchat TokenID set either inline or in a file",
+        ),
+        (
+            "rocketchat_configs: [{token_id: i}]",
+            "no global Rocketchat Token set either inline or in a file",
+        ),
+        (
+            "rocketchat_configs: [{token_id: i, token: t, token_file: f}]",
+            "at most one of token & token_file must be configured",
+        ),
+        (
+            "rocketchat_configs: [{token_id: i, token: t, api_url: 'ftp://x'}]",
+            "unsupported scheme",
+        ),
+    ] {
+        assert_refused(conf, want);
+    }
+}
+
 /// WeChat Work gets Alertmanager's two calls: an access token asked for
 /// with the corporation id and the secret from a file, then the message
 /// posted with it; the token is kept for the next notification; an

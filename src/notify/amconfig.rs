@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MattermostConfig, MsTeamsConfig,
-    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, SlackConfig, TelegramConfig, VictorOpsConfig,
-    WeChatConfig, WebexConfig, WebhookConfig,
+    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, RocketChatConfig, SlackConfig,
+    TelegramConfig, VictorOpsConfig, WeChatConfig, WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -26,6 +26,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "msteamsv2_configs",
     "opsgenie_configs",
     "pagerduty_configs",
+    "rocketchat_configs",
     "slack_configs",
     "telegram_configs",
     "victorops_configs",
@@ -35,12 +36,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
 ];
 
 /// Integration types Alertmanager has and argus does not.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
-    "jira_configs",
-    "pushover_configs",
-    "rocketchat_configs",
-    "sns_configs",
-];
+pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs", "pushover_configs", "sns_configs"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -271,8 +267,9 @@ pub struct ReceiverConfig {
     pub opsgenie_configs: Vec<OpsGenieConfig>,
     #[serde(default)]
     pushover_configs: Option<serde_json::Value>,
+    /// Rocket.Chat.
     #[serde(default)]
-    rocketchat_configs: Option<serde_json::Value>,
+    pub rocketchat_configs: Vec<RocketChatConfig>,
     #[serde(default)]
     sns_configs: Option<serde_json::Value>,
     /// Telegram.
@@ -307,10 +304,9 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 4] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 3] = [
             ("jira_configs", &self.jira_configs),
             ("pushover_configs", &self.pushover_configs),
-            ("rocketchat_configs", &self.rocketchat_configs),
             ("sns_configs", &self.sns_configs),
         ];
         all.iter()
@@ -514,6 +510,9 @@ pub fn parse_am_config(
         }
         for (j, c) in r.wechat_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.wechat_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.rocketchat_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.rocketchat_configs[{j}]"), &mut err);
         }
     }
     // Time intervals: each period checked as Alertmanager checks it.

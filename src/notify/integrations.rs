@@ -698,6 +698,79 @@ impl VictorOpsConfig {
     }
 }
 
+/// Rocket.Chat's server, where `global.rocketchat_api_url` does not say.
+pub const ROCKETCHAT_API_URL: &str = "https://open.rocket.chat/";
+
+/// `rocketchat_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RocketChatConfig {
+    /// Off unless set, as in Alertmanager.
+    #[serde(default)]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_url: Option<String>,
+    pub token_id: Option<Secret>,
+    pub token_id_file: Option<String>,
+    pub token: Option<Secret>,
+    pub token_file: Option<String>,
+    pub channel: Option<String>,
+    pub color: Option<String>,
+    pub title: Option<String>,
+    pub title_link: Option<String>,
+    pub text: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<MattermostField>,
+    #[serde(default)]
+    pub short_fields: bool,
+    pub emoji: Option<String>,
+    pub icon_url: Option<String>,
+    pub image_url: Option<String>,
+    pub thumb_url: Option<String>,
+    #[serde(default)]
+    pub link_names: bool,
+    #[serde(default)]
+    pub actions: Vec<RocketChatAction>,
+}
+
+/// `rocketchat_configs[].actions[]`: buttons (the only type Rocket.Chat's
+/// attachments take from Alertmanager).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RocketChatAction {
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub msg: String,
+}
+
+impl RocketChatConfig {
+    /// Alertmanager's checks, with `global` filling the token and its id.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        for (key, own, global, missing) in [
+            (
+                "token_id",
+                (&self.token_id, &self.token_id_file),
+                (&g.rocketchat_token_id, &g.rocketchat_token_id_file),
+                "no global Rocketchat TokenID set either inline or in a file",
+            ),
+            (
+                "token",
+                (&self.token, &self.token_file),
+                (&g.rocketchat_token, &g.rocketchat_token_file),
+                "no global Rocketchat Token set either inline or in a file",
+            ),
+        ] {
+            check_secret_or_global(own, global, key, missing, p, err);
+        }
+    }
+}
+
 /// WeChat Work's API, where `global.wechat_api_url` does not say.
 pub const WECHAT_API_URL: &str = "https://qyapi.weixin.qq.com/cgi-bin/";
 

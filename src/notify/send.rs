@@ -15,9 +15,9 @@ use sha2::Digest;
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
     MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig,
-    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
-    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig,
-    WebhookConfig,
+    PAGERDUTY_URL, PagerdutyConfig, ROCKETCHAT_API_URL, RocketChatConfig, SLACK_APP_URL,
+    SlackConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig,
+    WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -242,6 +242,9 @@ pub enum BodyCheck {
     /// WeChat: JSON with `errcode` 0; 42001 (the token expired) is tried
     /// again.
     WeChat,
+    /// Rocket.Chat: JSON with `"success": true` (its errors come with a
+    /// 200 too); an answer that is not JSON is tried again.
+    RocketChat,
 }
 
 /// An email of an integration.
@@ -1474,6 +1477,138 @@ pub fn victorops(c: &VictorOpsConfig, x: &RenderCtx) -> Result<Prepared, String>
     Ok(json_post(url, go_json(&msg), x.http(&c.http_config), &[]))
 }
 
+/// The Rocket.Chat message of `c`: one attachment, posted with the
+/// user's token and id as headers.
+pub fn rocketchat(c: &RocketChatConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    // Rocket.Chat's limit on an attachment's title, in characters.
+    const MAX_TITLE_RUNES: usize = 1024;
+    let g = x.global;
+    let token_id = x.secret_or_global(
+        (&c.token_id, &c.token_id_file),
+        (&g.rocketchat_token_id, &g.rocketchat_token_id_file),
+        "rocketchat has no token_id",
+    )?;
+    let token = x.secret_or_global(
+        (&c.token, &c.token_file),
+        (&g.rocketchat_token, &g.rocketchat_token_file),
+        "rocketchat has no token",
+    )?;
+    let base = base_url(
+        c.api_url.as_deref(),
+        g.rocketchat_api_url.as_deref(),
+        ROCKETCHAT_API_URL,
+    );
+    let mut att = serde_json::Map::new();
+    let title = truncate_runes(
+        x.opt(&c.title, r#"{{ template "rocketchat.default.title" . }}"#)?,
+        MAX_TITLE_RUNES,
+    );
+    for (key, v) in [
+        ("title", title),
+        (
+            "title_link",
+            x.opt(
+                &c.title_link,
+                r#"{{ template "rocketchat.default.titlelink" . }}"#,
+            )?,
+        ),
+        (
+            "text",
+            x.opt(&c.text, r#"{{ template "rocketchat.default.text" . }}"#)?,
+        ),
+        ("image_url", x.opt(&c.image_url, "")?),
+        ("thumb_url", x.opt(&c.thumb_url, "")?),
+        (
+            "color",
+            x.opt(
+                &c.color,
+                r#"{{ if eq .Status "firing" }}red{{ else }}green{{ end }}"#,
+            )?,
+        ),
+    ] {
+        if !v.is_empty() {
+            att.insert(key.into(), v.into());
+        }
+    }
+    let fields = c
+        .fields
+        .iter()
+        .map(|f| {
+            let mut o = serde_json::Map::new();
+            o.insert("short".into(), f.short.unwrap_or(c.short_fields).into());
+            for (k, v) in [("title", x.text(&f.title)?), ("value", x.text(&f.value)?)] {
+                if !v.is_empty() {
+                    o.insert(k.into(), v.into());
+                }
+            }
+            Ok(serde_json::Value::Object(o))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if !fields.is_empty() {
+        att.insert("fields".into(), fields.into());
+    }
+    let actions = c
+        .actions
+        .iter()
+        .map(|a| {
+            let mut o = serde_json::Map::new();
+            o.insert("type".into(), "button".into());
+            for (k, v) in [
+                ("text", x.text(&a.text)?),
+                ("url", x.text(&a.url)?),
+                ("msg", x.text(&a.msg)?),
+            ] {
+                if !v.is_empty() {
+                    o.insert(k.into(), v.into());
+                }
+            }
+            o.insert("is_webview".into(), false.into());
+            o.insert("msg_in_chat_window".into(), false.into());
+            Ok(serde_json::Value::Object(o))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if !actions.is_empty() {
+        att.insert("actions".into(), actions.into());
+    }
+    let mut msg = serde_json::Map::new();
+    for (key, v) in [
+        ("channel", x.opt(&c.channel, "")?),
+        (
+            "emoji",
+            x.opt(&c.emoji, r#"{{ template "rocketchat.default.emoji" . }}"#)?,
+        ),
+        (
+            "avatar",
+            x.opt(
+                &c.icon_url,
+                r#"{{ template "rocketchat.default.iconurl" . }}"#,
+            )?,
+        ),
+    ] {
+        if !v.is_empty() {
+            msg.insert(key.into(), v.into());
+        }
+    }
+    msg.insert(
+        "attachments".into(),
+        vec![serde_json::Value::Object(att)].into(),
+    );
+    let Prepared::Http(mut req) = json_post(
+        Secret::new(format!("{base}api/v1/chat.postMessage")),
+        go_json(&msg),
+        x.http(&c.http_config),
+        &[],
+    ) else {
+        return Err("rocketchat: unexpected request".into());
+    };
+    req.headers = vec![
+        ("X-Auth-Token".into(), Secret::new(token.expose().trim())),
+        ("X-User-Id".into(), Secret::new(token_id.expose().trim())),
+    ];
+    req.check = BodyCheck::RocketChat;
+    Ok(Prepared::Http(req))
+}
+
 /// The WeChat Work message of `c`.
 pub fn wechat(c: &WeChatConfig, x: &RenderCtx) -> Result<Prepared, String> {
     let g = x.global;
@@ -1746,6 +1881,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.wechat_configs.iter().enumerate() {
         add("wechat", i, c.send_resolved, 0);
     }
+    for (i, c) in r.rocketchat_configs.iter().enumerate() {
+        add("rocketchat", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1774,6 +1912,7 @@ pub fn prepare(
         "incidentio" => incidentio(r.incidentio_configs.get(idx)?, x),
         "mattermost" => mattermost(r.mattermost_configs.get(idx)?, x),
         "wechat" => wechat(r.wechat_configs.get(idx)?, x),
+        "rocketchat" => rocketchat(r.rocketchat_configs.get(idx)?, x),
         _ => return None,
     })
 }
@@ -2039,6 +2178,20 @@ impl Sender {
                     return Outcome::Failed(format!(
                         "error response from Telegram: {}",
                         v["description"].as_str().unwrap_or(&snippet)
+                    ));
+                }
+            }
+            if check == BodyCheck::RocketChat {
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+                    return Outcome::Retry {
+                        reason: format!("answer from Rocket.Chat is not JSON: {snippet}"),
+                        after: None,
+                    };
+                };
+                if v["success"] != true {
+                    return Outcome::Failed(format!(
+                        "error response from Rocketchat: {}",
+                        v["error"].as_str().unwrap_or(&snippet)
                     ));
                 }
             }
