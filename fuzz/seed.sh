@@ -30,6 +30,27 @@ put config_yaml "$conf"/prometheus/documentation/examples/*.yml "$repo"/deploy/*
 put rule_file "$conf"/prometheus/rules/fixtures/*.y*ml "$conf"/prometheus/model/rulefmt/testdata/*.y*ml "$repo"/rules/*.yml
 put unit_test_file "$conf"/prometheus/cmd/promtool/testdata/*.y*ml "$repo"/rules/*.test.yml
 put alertmanager_config "$conf"/alertmanager/config/testdata/*.yml "$conf"/alertmanager/doc/examples/*.yml "$repo"/alerting/*.yml
+# The receivers argus added after Alertmanager 0.25's test files.
+mkdir -p "$here/corpus/alertmanager_config"
+cat > "$here/corpus/alertmanager_config/seed-newer-receivers" <<'YML'
+global:
+  wechat_api_corp_id: corp
+  rocketchat_api_url: http://127.0.0.1:1/
+  rocketchat_token_id: id
+route: {receiver: chat, routes: [{receiver: wx, matchers: ['team="cn"']}]}
+receivers:
+  - name: chat
+    rocketchat_configs:
+      - token: t
+        channel: '#ops'
+        fields: [{title: a, value: b, short: true}]
+        actions: [{text: Silence, url: 'http://x/'}]
+  - name: wx
+    wechat_configs:
+      - api_secret: s
+        to_party: '2'
+        message_type: markdown
+YML
 put slo_spec "$conf"/sloth/examples/*.yml "$conf"/sloth/examples/windows/*.yaml "$repo"/slo/*.yml
 put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl
 put api_bodies "$repo"/tests/data/*.json

@@ -151,3 +151,18 @@ impl Credentials<'_> {
         Ok(req)
     }
 }
+
+/// Percent-encodes a URL component: every byte but the unreserved
+/// (`A-Z a-z 0-9 - _ . ~`) as `%XX` in upper case. This is also the
+/// encoding AWS Signature V4 signs.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -389,6 +389,23 @@ fn alertmanager_yml() -> Node {
                         ])]),
                     ),
                     (
+                        "sns_configs",
+                        Node::Seq(vec![map(vec![
+                            ("api_url", raw("'http://127.0.0.1:1/'")),
+                            ("topic_arn", raw("'arn:aws:sns:us-east-2:1:t'")),
+                            ("subject", raw("'{{ .CommonLabels.alertname }}'")),
+                            (
+                                "sigv4",
+                                map(vec![
+                                    ("region", raw("us-east-2")),
+                                    ("access_key", raw("AKID")),
+                                    ("secret_key", raw("s3cr3t")),
+                                ]),
+                            ),
+                            ("attributes", map(vec![("team", raw("t"))])),
+                        ])]),
+                    ),
+                    (
                         "wechat_configs",
                         Node::Seq(vec![map(vec![
                             ("api_secret", raw("s3cr3t")),

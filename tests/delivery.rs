@@ -1360,6 +1360,212 @@ receivers:
     }
 }
 
+/// Amazon SNS gets `Publish` calls signed with Signature V4 at the time of
+/// each try (the signature itself is checked against AWS's and botocore's
+/// in the unit tests): to a FIFO topic with the group key's hash as group
+/// and deduplication id, the subject and the attributes templated; to a
+/// phone number with the message cut to 1,600 characters and marked
+/// `truncated`. AWS's `Throttling` error (a 400) is retried, another 400
+/// is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_receives_signed_publish_calls() {
+    let aws = Recorder::start();
+    aws.respond(
+        200,
+        "text/xml",
+        "<PublishResponse><PublishResult><MessageId>m-1</MessageId></PublishResult></PublishResponse>",
+        &[],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let am = format!(
+        r##"
+route:
+  receiver: sns
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: sns
+    sns_configs:
+      - api_url: http://{aws}/
+        topic_arn: 'arn:aws:sns:us-east-2:123456789012:alerts.fifo'
+        sigv4: {{access_key: AKID, secret_key: SECRET}}
+        subject: '{{{{ .CommonLabels.alertname }}}} for {{{{ .CommonLabels.team }}}}'
+        attributes:
+          severity: '{{{{ .CommonLabels.severity }}}}'
+      - api_url: http://{aws}/sms
+        phone_number: '+15555550100'
+        sigv4: {{region: eu-west-1, access_key: AKID, secret_key: SECRET}}
+        message: '{{{{ printf "%2000s" "x" }}}}'
+"##,
+        aws = aws.addr(),
+    );
+    let h = start_t0(tmp.path(), &am);
+    h.fire(
+        "QueueStuck",
+        &[("team", "infra"), ("severity", "page")],
+        T0 + 3_600_000,
+    );
+    h.advance(0).await;
+    let form = |body: &[u8]| -> BTreeMap<String, String> {
+        let dec = |s: &str| {
+            let b = s.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' {
+                    out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(if b[i] == b'+' { b' ' } else { b[i] });
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        };
+        String::from_utf8_lossy(body)
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (dec(k), dec(v)))
+            .collect()
+    };
+    let sent = until("both publishes", || {
+        let all = aws.taken();
+        (all.len() == 2).then_some(all)
+    })
+    .await;
+    let (topic_head, topic_body) = sent
+        .iter()
+        .find(|(h, _)| h.starts_with("POST / "))
+        .unwrap()
+        .clone();
+    let (sms_head, sms_body) = sent
+        .iter()
+        .find(|(h, _)| h.starts_with("POST /sms "))
+        .unwrap()
+        .clone();
+    let topic = form(&topic_body);
+    let group = group_key_hash("{}:{alertname=\"QueueStuck\"}");
+    assert_eq!(topic["Action"], "Publish");
+    assert_eq!(topic["Version"], "2010-03-31");
+    assert_eq!(
+        topic["TopicArn"],
+        "arn:aws:sns:us-east-2:123456789012:alerts.fifo"
+    );
+    assert_eq!(topic["MessageGroupId"], group);
+    assert_eq!(topic["MessageDeduplicationId"], group);
+    assert_eq!(topic["Subject"], "QueueStuck for infra");
+    assert!(
+        topic["Message"].starts_with("[FIRING:1] QueueStuck"),
+        "{topic:?}"
+    );
+    assert_eq!(topic["MessageAttributes.entry.1.Name"], "severity");
+    assert_eq!(topic["MessageAttributes.entry.1.Value.DataType"], "String");
+    assert_eq!(topic["MessageAttributes.entry.1.Value.StringValue"], "page");
+    assert_eq!(
+        header(&topic_head, "content-type"),
+        Some("application/x-www-form-urlencoded; charset=utf-8")
+    );
+    assert_eq!(header(&topic_head, "x-amz-date"), Some("20270115T080000Z"));
+    let auth = header(&topic_head, "authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/20270115/us-east-2/sns/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature="),
+        "the region from the ARN: {auth}"
+    );
+    let sms = form(&sms_body);
+    assert_eq!(sms["PhoneNumber"], "+15555550100");
+    assert_eq!(sms["Message"].chars().count(), 1600);
+    assert_eq!(sms["MessageAttributes.entry.1.Name"], "truncated");
+    assert_eq!(sms["MessageAttributes.entry.1.Value.StringValue"], "true");
+    assert!(
+        header(&sms_head, "authorization")
+            .unwrap()
+            .contains("/eu-west-1/sns/aws4_request"),
+        "the region from sigv4"
+    );
+
+    // Throttled: tried again, signed anew at its own time.
+    aws.respond(
+        400,
+        "text/xml",
+        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>",
+        &[],
+    );
+    h.fire(
+        "DiskFull",
+        &[("team", "db"), ("severity", "page")],
+        T0 + 3_600_000,
+    );
+    h.advance(0).await;
+    until("the throttled tries", || {
+        (aws.taken().len() >= 4).then_some(())
+    })
+    .await;
+    aws.respond(200, "text/xml", "<PublishResponse/>", &[]);
+    let mut dates = Vec::new();
+    for _ in 0..20 {
+        h.advance(5_000).await;
+        let taken = aws.taken();
+        if taken.len() >= 6 {
+            dates = taken
+                .iter()
+                .map(|(h, _)| header(h, "x-amz-date").unwrap().to_string())
+                .collect();
+            break;
+        }
+    }
+    assert!(dates.len() >= 6, "retried after the throttling");
+    assert_ne!(
+        dates[0],
+        dates[dates.len() - 1],
+        "each try signed at its time"
+    );
+
+    // Another client error is not retried.
+    aws.respond(
+        400,
+        "text/xml",
+        "<ErrorResponse><Error><Code>InvalidParameter</Code><Message>Invalid parameter: TopicArn</Message></Error></ErrorResponse>",
+        &[],
+    );
+    let before = aws.taken().len();
+    h.fire("CpuHot", &[("team", "web")], T0 + 3_600_000);
+    h.advance(0).await;
+    until("the refused publishes", || {
+        (aws.taken().len() == before + 2).then_some(())
+    })
+    .await;
+    for _ in 0..6 {
+        h.advance(10_000).await;
+    }
+    assert_eq!(aws.taken().len(), before + 2, "not retried");
+    h.stop().await;
+
+    for (conf, want) in [
+        (
+            "sns_configs: [{sigv4: {access_key: a, secret_key: s}}]",
+            "must provide either a Target ARN, Topic ARN, or Phone Number for SNS config",
+        ),
+        (
+            "sns_configs: [{topic_arn: t, phone_number: p}]",
+            "must provide either a Target ARN, Topic ARN, or Phone Number for SNS config",
+        ),
+        (
+            "sns_configs: [{topic_arn: t, sigv4: {access_key: a}}]",
+            "must provide a AWS SigV4 Access key and Secret Key",
+        ),
+        (
+            "sns_configs: [{topic_arn: t, sigv4: {profile: prod}}]",
+            "sigv4.profile is not supported by argus",
+        ),
+        (
+            "sns_configs: [{topic_arn: t, sigv4: {role_arn: 'arn:aws:iam::1:role/x'}}]",
+            "sigv4.role_arn is not supported by argus",
+        ),
+    ] {
+        assert_refused(conf, want);
+    }
+}
+
 /// Rocket.Chat gets Alertmanager's `chat.postMessage`: the token and user
 /// id from `global` (the id from a file) as headers, one attachment with
 /// the title, link, text, colour, fields (each field's `short` or the

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MattermostConfig, MsTeamsConfig,
-    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, RocketChatConfig, SlackConfig,
+    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, RocketChatConfig, SlackConfig, SnsConfig,
     TelegramConfig, VictorOpsConfig, WeChatConfig, WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
@@ -28,6 +28,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "pagerduty_configs",
     "rocketchat_configs",
     "slack_configs",
+    "sns_configs",
     "telegram_configs",
     "victorops_configs",
     "webex_configs",
@@ -36,7 +37,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
 ];
 
 /// Integration types Alertmanager has and argus does not.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs", "pushover_configs", "sns_configs"];
+pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs", "pushover_configs"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -270,8 +271,9 @@ pub struct ReceiverConfig {
     /// Rocket.Chat.
     #[serde(default)]
     pub rocketchat_configs: Vec<RocketChatConfig>,
+    /// Amazon SNS.
     #[serde(default)]
-    sns_configs: Option<serde_json::Value>,
+    pub sns_configs: Vec<SnsConfig>,
     /// Telegram.
     #[serde(default)]
     pub telegram_configs: Vec<TelegramConfig>,
@@ -304,10 +306,9 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 3] = [
+        let all: [(&'static str, &Option<serde_json::Value>); 2] = [
             ("jira_configs", &self.jira_configs),
             ("pushover_configs", &self.pushover_configs),
-            ("sns_configs", &self.sns_configs),
         ];
         all.iter()
             .filter(|(_, v)| v.is_some())
@@ -510,6 +511,20 @@ pub fn parse_am_config(
         }
         for (j, c) in r.wechat_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.wechat_configs[{j}]"), &mut err);
+        }
+        for (j, c) in r.sns_configs.iter().enumerate() {
+            c.check(&format!("{p}.sns_configs[{j}]"), &mut err);
+            if strictness == Strictness::Deliver {
+                if let Some(key) = c.unsupported() {
+                    err(
+                        &format!("{p}.sns_configs[{j}].{key}"),
+                        format!(
+                            "receiver {:?}: {key} is not supported by argus: give sigv4.access_key and sigv4.secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in argus's environment",
+                            r.name
+                        ),
+                    );
+                }
+            }
         }
         for (j, c) in r.rocketchat_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.rocketchat_configs[{j}]"), &mut err);
@@ -736,11 +751,11 @@ mod tests {
         );
         assert!(e[0].contains("invalid regexp value for \"x\""), "{e:?}");
         let e = errors(
-            "route: {receiver: a}\nreceivers:\n  - name: a\n    sns_configs: [{topic_arn: t}]\n",
+            "route: {receiver: a}\nreceivers:\n  - name: a\n    pushover_configs: [{user_key: u, token: t}]\n",
         );
         assert!(
-            e[0].starts_with("am.yml:4:5: receivers[0].sns_configs: ")
-                && e[0].contains("\"sns_configs\" is not supported"),
+            e[0].starts_with("am.yml:4:5: receivers[0].pushover_configs: ")
+                && e[0].contains("\"pushover_configs\" is not supported"),
             "{e:?}"
         );
         let e = errors("route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]\n");

@@ -16,7 +16,7 @@ use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
     MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig,
     PAGERDUTY_URL, PagerdutyConfig, ROCKETCHAT_API_URL, RocketChatConfig, SLACK_APP_URL,
-    SlackConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig,
+    SlackConfig, SnsConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig,
     WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
@@ -181,6 +181,9 @@ pub enum Prepared {
     /// WeChat Work: an access token fetched with the corporation's secret
     /// (and kept for two hours), then the message posted with it.
     WeChat(Box<WeChatRequest>),
+    /// A request signed with AWS Signature V4 when it is sent (each try
+    /// is signed at its own time): Amazon SNS.
+    Signed(Box<HttpRequest>, SigV4),
     /// An email.
     Email(Box<EmailRequest>),
 }
@@ -245,6 +248,9 @@ pub enum BodyCheck {
     /// Rocket.Chat: JSON with `"success": true` (its errors come with a
     /// 200 too); an answer that is not JSON is tried again.
     RocketChat,
+    /// An AWS query API: an error whose code is `Throttling` is tried
+    /// again, though its status is 400.
+    Aws,
 }
 
 /// An email of an integration.
@@ -336,6 +342,10 @@ impl std::fmt::Debug for Prepared {
             Prepared::WeChat(w) => {
                 writeln!(f, "GET {}", redact_url(w.token_url.expose()))?;
                 w.send.fmt(f)
+            }
+            Prepared::Signed(h, s) => {
+                writeln!(f, "(signed for {} in {})", s.service, s.region)?;
+                h.fmt(f)
             }
             Prepared::Email(e) => write!(
                 f,
@@ -1477,6 +1487,231 @@ pub fn victorops(c: &VictorOpsConfig, x: &RenderCtx) -> Result<Prepared, String>
     Ok(json_post(url, go_json(&msg), x.http(&c.http_config), &[]))
 }
 
+/// AWS credentials and the scope of a Signature V4.
+pub struct SigV4 {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: Secret,
+    /// Session token of temporary credentials (`AWS_SESSION_TOKEN`).
+    pub session_token: Option<Secret>,
+    /// Region, e.g. `us-east-1`.
+    pub region: String,
+    /// Service, e.g. `sns`.
+    pub service: &'static str,
+}
+
+impl SigV4 {
+    /// The headers that sign `method url` with `body` at `now` (ms):
+    /// `X-Amz-Date`, `X-Amz-Security-Token` with a session token, and
+    /// `Authorization`. The signed headers are the content type, the host
+    /// (with its port when the URL names one, as the client sends it) and
+    /// the date.
+    pub fn headers(
+        &self,
+        method: &str,
+        url: &reqwest::Url,
+        content_type: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Vec<(String, Secret)> {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let sha = |b: &[u8]| hex(&sha2::Sha256::digest(b));
+        let hmac = |key: &[u8], msg: &str| {
+            use hmac::{KeyInit, Mac};
+            let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+            m.update(msg.as_bytes());
+            m.finalize().into_bytes().to_vec()
+        };
+        let stamp: String = crate::model::format_rfc3339(now - now.rem_euclid(1000))
+            .chars()
+            .filter(|c| *c != '-' && *c != ':')
+            .collect();
+        let date = &stamp[..8];
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_string(),
+        };
+        let mut query: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (crate::net::urlencode(&k), crate::net::urlencode(&v)))
+            .collect();
+        query.sort();
+        let query = query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut headers = vec![
+            ("content-type", content_type.to_string()),
+            ("host", host),
+            ("x-amz-date", stamp.clone()),
+        ];
+        if let Some(t) = &self.session_token {
+            headers.push(("x-amz-security-token", t.expose().to_string()));
+        }
+        let canonical_headers: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+            .collect();
+        let signed = headers
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(";");
+        let request = format!(
+            "{method}\n{}\n{query}\n{canonical_headers}\n{signed}\n{}",
+            url.path(),
+            sha(body)
+        );
+        let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+            sha(request.as_bytes())
+        );
+        let mut key = hmac(format!("AWS4{}", self.secret_key.expose()).as_bytes(), date);
+        for part in [self.region.as_str(), self.service, "aws4_request"] {
+            key = hmac(&key, part);
+        }
+        let signature = hex(&hmac(&key, &to_sign));
+        let mut out = vec![("X-Amz-Date".to_string(), Secret::new(stamp))];
+        if let Some(t) = &self.session_token {
+            out.push(("X-Amz-Security-Token".to_string(), t.clone()));
+        }
+        out.push((
+            "Authorization".to_string(),
+            Secret::new(format!(
+                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
+                self.access_key
+            )),
+        ));
+        out
+    }
+}
+
+/// The content type of AWS's query APIs.
+const AWS_FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// The Amazon SNS `Publish` of `c`: to a topic (FIFO topics get the group
+/// key's hash as group and deduplication id), a target or a phone number
+/// (the message cut to 1,600 characters for SMS, to 256 KiB otherwise,
+/// with a `truncated` attribute when cut), signed with the keys of
+/// `sigv4` or of argus's environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). The region is
+/// `sigv4.region`, else the ARN's, else `AWS_REGION`.
+pub fn sns(c: &SnsConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let sig = c.sigv4.clone().unwrap_or_default();
+    let topic = x.opt(&c.topic_arn, "")?;
+    let target = x.opt(&c.target_arn, "")?;
+    let phone = x.opt(&c.phone_number, "")?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let region = sig
+        .region
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| {
+            [&topic, &target]
+                .iter()
+                .find_map(|arn| arn.split(':').nth(3).filter(|r| !r.is_empty()))
+                .map(str::to_string)
+        })
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .ok_or("sns: no region (sigv4.region, the ARN's, or AWS_REGION)")?;
+    let (access_key, secret_key, session_token) = match (&sig.access_key, &sig.secret_key) {
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => (a.clone(), s.clone(), None),
+        _ => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(a), Some(s)) => (a, Secret::new(s), env("AWS_SESSION_TOKEN").map(Secret::new)),
+            _ if x.render_only => ("<access key>".into(), Secret::new("<secret>"), None),
+            _ => {
+                return Err("sns: no AWS credentials (sigv4.access_key and sigv4.secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".into());
+            }
+        },
+    };
+    let url = match c.api_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(u) => u.trim().to_string(),
+        None => format!("https://sns.{region}.amazonaws.com/"),
+    };
+    let mut form: Vec<(String, String)> = vec![
+        ("Action".into(), "Publish".into()),
+        ("Version".into(), "2010-03-31".into()),
+    ];
+    let mut limit = 256 * 1024;
+    let mut sms = false;
+    if !topic.is_empty() {
+        if topic.ends_with(".fifo") {
+            let id = group_key_hash(&x.data.group_key);
+            form.push(("MessageDeduplicationId".into(), id.clone()));
+            form.push(("MessageGroupId".into(), id));
+        }
+        form.push(("TopicArn".into(), topic));
+    }
+    if !phone.is_empty() {
+        form.push(("PhoneNumber".into(), phone));
+        limit = 1600;
+        sms = true;
+    }
+    if !target.is_empty() {
+        form.push(("TargetArn".into(), target));
+    }
+    let message = x.opt(&c.message, r#"{{ template "sns.default.message" . }}"#)?;
+    let cut = if sms {
+        truncate_runes(message.clone(), limit)
+    } else {
+        truncate_bytes(message.clone(), limit)
+    };
+    let mut attributes: BTreeMap<String, String> = c
+        .attributes
+        .iter()
+        .map(|(k, v)| Ok((x.text(k)?, x.text(v)?)))
+        .collect::<Result<_, String>>()?;
+    if cut != message {
+        attributes.insert("truncated".into(), "true".into());
+    }
+    form.push(("Message".into(), cut));
+    let subject = x.opt(&c.subject, r#"{{ template "sns.default.subject" . }}"#)?;
+    if !subject.is_empty() {
+        form.push(("Subject".into(), subject));
+    }
+    for (i, (k, v)) in attributes.into_iter().enumerate() {
+        let n = i + 1;
+        form.push((format!("MessageAttributes.entry.{n}.Name"), k));
+        form.push((
+            format!("MessageAttributes.entry.{n}.Value.DataType"),
+            "String".into(),
+        ));
+        form.push((format!("MessageAttributes.entry.{n}.Value.StringValue"), v));
+    }
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", crate::net::urlencode(k), crate::net::urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes();
+    let req = HttpRequest {
+        method: Method::Post,
+        content_type: AWS_FORM,
+        url: Secret::new(url),
+        headers: Vec::new(),
+        body,
+        timeout: timeout(&None),
+        http: x.http(&c.http_config),
+        retry_codes: &[429],
+        check: BodyCheck::Aws,
+    };
+    Ok(Prepared::Signed(
+        Box::new(req),
+        SigV4 {
+            access_key,
+            secret_key,
+            session_token,
+            region,
+            service: "sns",
+        },
+    ))
+}
+
 /// The Rocket.Chat message of `c`: one attachment, posted with the
 /// user's token and id as headers.
 pub fn rocketchat(c: &RocketChatConfig, x: &RenderCtx) -> Result<Prepared, String> {
@@ -1884,6 +2119,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.rocketchat_configs.iter().enumerate() {
         add("rocketchat", i, c.send_resolved, 0);
     }
+    for (i, c) in r.sns_configs.iter().enumerate() {
+        add("sns", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -1913,6 +2151,7 @@ pub fn prepare(
         "mattermost" => mattermost(r.mattermost_configs.get(idx)?, x),
         "wechat" => wechat(r.wechat_configs.get(idx)?, x),
         "rocketchat" => rocketchat(r.rocketchat_configs.get(idx)?, x),
+        "sns" => sns(r.sns_configs.get(idx)?, x),
         _ => return None,
     })
 }
@@ -2013,6 +2252,20 @@ impl Sender {
                 Outcome::Delivered
             }
             Prepared::WeChat(w) => self.wechat(*w, now).await,
+            Prepared::Signed(mut h, s) => {
+                let url = match reqwest::Url::parse(h.url.expose()) {
+                    Ok(u) => u,
+                    Err(e) => return Outcome::Failed(format!("api_url: {e}")),
+                };
+                let method = match h.method {
+                    Method::Post => "POST",
+                    Method::Put => "PUT",
+                    Method::Get => "GET",
+                };
+                h.headers
+                    .extend(s.headers(method, &url, h.content_type, &h.body, now));
+                self.http(*h, now).await
+            }
             Prepared::Email(e) => send_email(*e).await,
         }
     }
@@ -2213,6 +2466,12 @@ impl Sender {
             }
             return Outcome::Delivered;
         }
+        if check == BodyCheck::Aws && snippet.contains("<Code>Throttling</Code>") {
+            return Outcome::Retry {
+                reason: format!("throttled by AWS: {snippet}"),
+                after: r.after,
+            };
+        }
         let after = r.after.or_else(|| {
             // Telegram says how long to wait in its body.
             let v: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -2321,5 +2580,63 @@ async fn send_email(e: EmailRequest) -> Outcome {
             reason: format!("SMTP: {}", error_chain(&err)),
             after: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(s: &SigV4, method: &str, url: &str, body: &[u8], now: i64) -> String {
+        let url = reqwest::Url::parse(url).unwrap();
+        s.headers(method, &url, AWS_FORM, body, now)
+            .into_iter()
+            .find(|(k, _)| k == "Authorization")
+            .unwrap()
+            .1
+            .expose()
+            .to_string()
+    }
+
+    /// AWS's own Signature V4 example (IAM `ListUsers`, 2015-08-30
+    /// 12:36:00), and an SNS `Publish` to a local endpoint as botocore
+    /// signs it.
+    #[test]
+    fn sigv4_signs_as_aws_does() {
+        let at = 1_440_938_160_000; // 2015-08-30T12:36:00Z
+        let iam = SigV4 {
+            access_key: "AKIDEXAMPLE".into(),
+            secret_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            session_token: None,
+            region: "us-east-1".into(),
+            service: "iam",
+        };
+        assert_eq!(
+            auth(
+                &iam,
+                "GET",
+                "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08",
+                b"",
+                at
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        );
+        let sns = SigV4 {
+            access_key: "AKID".into(),
+            secret_key: Secret::new("SECRET"),
+            session_token: None,
+            region: "us-east-2".into(),
+            service: "sns",
+        };
+        assert_eq!(
+            auth(
+                &sns,
+                "POST",
+                "http://127.0.0.1:8080/",
+                b"Action=Publish&Message=hi&TopicArn=arn%3Aaws%3Asns%3Aus-east-2%3A123%3At&Version=2010-03-31",
+                at + 999
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-2/sns/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=f67dee7d6202009e3ebe3d079c03547973f0014abd0be486a09e93f251aa013c"
+        );
     }
 }

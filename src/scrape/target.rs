@@ -142,9 +142,9 @@ fn build_one(
     for (k, vs) in &params {
         for v in vs {
             url.push(sep);
-            url.push_str(&urlencode(k));
+            url.push_str(&crate::net::urlencode(k));
             url.push('=');
-            url.push_str(&urlencode(v));
+            url.push_str(&crate::net::urlencode(v));
             sep = '&';
         }
     }
@@ -159,19 +159,6 @@ fn build_one(
         interval,
         timeout,
     })
-}
-
-/// Percent-encodes a query component.
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
