@@ -50,6 +50,10 @@ receivers:
       - api_secret: s
         to_party: '2'
         message_type: markdown
+    sns_configs:
+      - topic_arn: 'arn:aws:sns:us-east-2:1:t.fifo'
+        sigv4: {access_key: a, secret_key: s}
+        attributes: {team: t}
 YML
 put slo_spec "$conf"/sloth/examples/*.yml "$conf"/sloth/examples/windows/*.yaml "$repo"/slo/*.yml
 put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl
