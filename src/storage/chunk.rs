@@ -20,6 +20,30 @@
 
 use bytes::{Bytes, BytesMut};
 
+/// The `Iterator` of a chunk decoder with `left`, `failed` and a `step`
+/// that decodes one sample: `left` samples at most, none after the first
+/// that fails.
+macro_rules! sample_iterator {
+    ($t:ty) => {
+        impl Iterator for $t {
+            type Item = (i64, f64);
+
+            #[inline]
+            fn next(&mut self) -> Option<(i64, f64)> {
+                if self.left == 0 || self.failed {
+                    return None;
+                }
+                self.left -= 1;
+                let r = self.step();
+                if r.is_none() {
+                    self.failed = true;
+                }
+                r
+            }
+        }
+    };
+}
+
 pub mod decimal;
 
 /// Samples per chunk before it is cut; the same trade-off Prometheus makes
@@ -134,8 +158,8 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// Timestamp delta-of-delta buckets: (prefix bits, prefix length, payload bits).
-const DOD_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+/// Payload widths of the timestamp delta-of-delta buckets (Prometheus's).
+const DOD_WIDTHS: [u8; 3] = [14, 17, 20];
 
 fn fits(v: i64, bits: u8) -> bool {
     // Symmetric range so the sign-extended decode is exact.
@@ -143,47 +167,80 @@ fn fits(v: i64, bits: u8) -> bool {
     v > -lim && v < lim
 }
 
-/// Writes a timestamp's delta of delta: one zero bit, or a unary prefix
-/// and a payload of 14, 17, 20 or 64 bits.
-fn put_dod(w: &mut BitWriter, dod: i64) {
-    if dod == 0 {
+/// The bucket of `x` among `widths`: `Some(i)` for the first width that
+/// holds it, `None` when only the 64-bit escape does.
+fn bucket_of(x: i64, widths: &[u8]) -> Option<usize> {
+    widths.iter().position(|&b| fits(x, b))
+}
+
+/// Bits [`put_bucketed`] writes for `x`.
+fn bucketed_bits(x: i64, widths: &[u8]) -> u32 {
+    if x == 0 {
+        return 1;
+    }
+    match bucket_of(x, widths) {
+        Some(i) => i as u32 + 2 + u32::from(widths[i]),
+        None => widths.len() as u32 + 1 + 64,
+    }
+}
+
+/// Writes a signed integer in buckets: a zero bit for 0; for bucket `i`,
+/// `i + 1` one bits, a zero bit and the value in `widths[i]` bits
+/// (sign-extended when read); past the last bucket, `widths.len() + 1`
+/// one bits and all 64. Timestamps' deltas of deltas use
+/// [`DOD_WIDTHS`], decimal chunks' integers their own widths.
+fn put_bucketed(w: &mut BitWriter, x: i64, widths: &[u8]) {
+    if x == 0 {
         w.write_bit(false);
         return;
     }
-    for (prefix, plen, bits) in DOD_BUCKETS {
-        if fits(dod, bits) {
-            w.write_bits(prefix, plen);
-            w.write_bits((dod as u64) & ((1u64 << bits) - 1), bits);
-            return;
+    match bucket_of(x, widths) {
+        Some(i) => {
+            let ones = i as u8 + 1;
+            // The ones then a zero: `ones + 1` bits.
+            w.write_bits(((1u64 << ones) - 1) << 1, ones + 1);
+            let bits = widths[i];
+            w.write_bits((x as u64) & ((1u64 << bits) - 1), bits);
+        }
+        None => {
+            let ones = widths.len() as u8 + 1;
+            w.write_bits((1u64 << ones) - 1, ones);
+            w.write_bits(x as u64, 64);
         }
     }
-    w.write_bits(0b1111, 4);
-    w.write_bits(dod as u64, 64);
+}
+
+/// Reads what [`put_bucketed`] wrote with the same widths.
+#[inline(always)]
+fn get_bucketed<const N: usize>(r: &mut BitReader<'_>, widths: &[u8; N]) -> i64 {
+    let escape = N as u32 + 1;
+    let w = r.window();
+    let ones = (!w).leading_zeros().min(escape);
+    if ones == 0 {
+        r.skip(1);
+        return 0;
+    }
+    if ones == escape {
+        r.skip(escape);
+        return r.read(64) as i64;
+    }
+    let payload = u32::from(widths[ones as usize - 1]);
+    let prefix = ones + 1;
+    let raw = (w << prefix) >> (64 - payload);
+    r.skip(prefix + payload);
+    let shift = 64 - payload;
+    ((raw << shift) as i64) >> shift
+}
+
+/// Writes a timestamp's delta of delta.
+fn put_dod(w: &mut BitWriter, dod: i64) {
+    put_bucketed(w, dod, &DOD_WIDTHS);
 }
 
 /// Reads what [`put_dod`] wrote.
 #[inline(always)]
 fn get_dod(r: &mut BitReader<'_>) -> i64 {
-    let w = r.window();
-    let ones = (!w).leading_zeros().min(4);
-    match ones {
-        0 => {
-            r.skip(1);
-            0
-        }
-        4 => {
-            r.skip(4);
-            r.read(64) as i64
-        }
-        _ => {
-            let payload = [14u32, 17, 20][ones as usize - 1];
-            let prefix = ones + 1;
-            let raw = (w << prefix) >> (64 - payload);
-            r.skip(prefix + payload);
-            let shift = 64 - payload;
-            ((raw << shift) as i64) >> shift
-        }
-    }
+    get_bucketed(r, &DOD_WIDTHS)
 }
 
 /// An append-only XOR chunk with its encoder state.
@@ -622,22 +679,7 @@ impl<'a> XorIter<'a> {
     }
 }
 
-impl Iterator for XorIter<'_> {
-    type Item = (i64, f64);
-
-    #[inline]
-    fn next(&mut self) -> Option<(i64, f64)> {
-        if self.left == 0 || self.failed {
-            return None;
-        }
-        self.left -= 1;
-        let r = self.step();
-        if r.is_none() {
-            self.failed = true;
-        }
-        r
-    }
-}
+sample_iterator!(XorIter<'_>);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,9 @@
 //! pattern, so decoding is exact; NaN, infinities, stale markers and
 //! `-0.0` keep a chunk in XOR.
 
-use super::{BitReader, BitWriter, XorChunk, get_dod, put_dod};
+use super::{
+    BitReader, BitWriter, XorChunk, bucketed_bits, get_bucketed, get_dod, put_bucketed, put_dod,
+};
 
 /// Most decimal places tried (4 bits in the stream).
 const MAX_PLACES: usize = 15;
@@ -28,13 +30,8 @@ const POW10: [f64; MAX_PLACES + 1] = [
 /// f64.
 const MAX_INT: f64 = 9_007_199_254_740_992.0;
 
-/// Integer buckets: (prefix, prefix length, payload bits).
-const BUCKETS: [(u64, u8, u8); 4] = [
-    (0b10, 2, 5),
-    (0b110, 3, 12),
-    (0b1110, 4, 22),
-    (0b11110, 5, 36),
-];
+/// Payload widths of the integers' buckets.
+const WIDTHS: [u8; 4] = [5, 12, 22, 36];
 
 /// `v` as an integer of `places` decimal places, if it is exactly that.
 fn to_int(v: f64, places: usize) -> Option<i64> {
@@ -56,53 +53,16 @@ fn from_int(m: i64, p: f64) -> f64 {
 }
 
 fn int_bits(x: i64) -> u32 {
-    if x == 0 {
-        return 1;
-    }
-    for (_, plen, bits) in BUCKETS {
-        if super::fits(x, bits) {
-            return u32::from(plen) + u32::from(bits);
-        }
-    }
-    5 + 64
+    bucketed_bits(x, &WIDTHS)
 }
 
 fn put_int(w: &mut BitWriter, x: i64) {
-    if x == 0 {
-        w.write_bit(false);
-        return;
-    }
-    for (prefix, plen, bits) in BUCKETS {
-        if super::fits(x, bits) {
-            w.write_bits(prefix, plen);
-            w.write_bits((x as u64) & ((1u64 << bits) - 1), bits);
-            return;
-        }
-    }
-    w.write_bits(0b11111, 5);
-    w.write_bits(x as u64, 64);
+    put_bucketed(w, x, &WIDTHS);
 }
 
 #[inline(always)]
 fn get_int(r: &mut BitReader<'_>) -> i64 {
-    // Payload bits by the number of leading ones (the prefix).
-    const PAYLOAD: [u32; 6] = [0, 5, 12, 22, 36, 64];
-    let w = r.window();
-    let ones = (!w).leading_zeros().min(5) as usize;
-    if ones == 0 {
-        r.skip(1);
-        return 0;
-    }
-    if ones == 5 {
-        r.skip(5);
-        return r.read(64) as i64;
-    }
-    let payload = PAYLOAD[ones];
-    let prefix = ones as u32 + 1;
-    let raw = (w << prefix) >> (64 - payload);
-    r.skip(prefix + payload);
-    let shift = 64 - payload;
-    ((raw << shift) as i64) >> shift
+    get_bucketed(r, &WIDTHS)
 }
 
 /// The decimal stream of `c`, if every value is a decimal of at most
@@ -262,19 +222,4 @@ impl DecimalIter<'_> {
     }
 }
 
-impl Iterator for DecimalIter<'_> {
-    type Item = (i64, f64);
-
-    #[inline]
-    fn next(&mut self) -> Option<(i64, f64)> {
-        if self.left == 0 || self.failed {
-            return None;
-        }
-        self.left -= 1;
-        let r = self.step();
-        if r.is_none() {
-            self.failed = true;
-        }
-        r
-    }
-}
+sample_iterator!(DecimalIter<'_>);
