@@ -110,6 +110,22 @@ pub fn build_client(
     b.build().map_err(|e| error_chain(&e))
 }
 
+/// The [`Credentials`] of a config section with Prometheus's four auth
+/// keys (`basic_auth`, `authorization`, `bearer_token`,
+/// `bearer_token_file`), whatever the section's type: scrape configs,
+/// `http_sd_configs` and integrations' `http_config` all have them.
+#[macro_export]
+macro_rules! credentials_of {
+    ($c:expr) => {
+        $crate::net::Credentials {
+            basic_auth: $c.basic_auth.as_ref(),
+            authorization: $c.authorization.as_ref(),
+            bearer_token: $c.bearer_token.as_ref(),
+            bearer_token_file: $c.bearer_token_file.as_deref(),
+        }
+    };
+}
+
 /// The credentials of an outbound request, as a config section gives them.
 #[derive(Clone, Copy, Default)]
 pub struct Credentials<'a> {

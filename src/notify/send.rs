@@ -24,7 +24,7 @@ use super::tmpl::{NotificationData, Templates};
 use super::webhook::{versioned_body, webhook_body};
 use crate::config::{Secret, read_secret_file};
 use crate::model::go_json_escape;
-use crate::net::{Credentials, build_client, error_chain};
+use crate::net::{build_client, error_chain};
 use crate::template::Value;
 
 /// Default per-request timeout of an integration.
@@ -2359,13 +2359,9 @@ impl Sender {
             req = req.header(k.as_str(), v.expose());
         }
         if let Some(c) = &h.http {
-            let creds = Credentials {
-                basic_auth: c.basic_auth.as_ref(),
-                authorization: c.authorization.as_ref(),
-                bearer_token: c.bearer_token.as_ref(),
-                bearer_token_file: c.bearer_token_file.as_deref(),
-            };
-            req = creds.apply(req).map_err(Outcome::Failed)?;
+            req = crate::credentials_of!(c)
+                .apply(req)
+                .map_err(Outcome::Failed)?;
         }
         let resp = match req.send().await {
             Ok(r) => r,

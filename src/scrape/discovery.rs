@@ -146,14 +146,9 @@ pub async fn fetch_http_groups(
             "X-Prometheus-Refresh-Interval-Seconds",
             cfg.refresh().0.as_secs_f64().to_string(),
         );
-    let req = crate::net::Credentials {
-        basic_auth: cfg.basic_auth.as_ref(),
-        authorization: cfg.authorization.as_ref(),
-        bearer_token: cfg.bearer_token.as_ref(),
-        bearer_token_file: cfg.bearer_token_file.as_deref(),
-    }
-    .apply(req)
-    .map_err(|e| format!("{url}: {e}"))?;
+    let req = crate::credentials_of!(cfg)
+        .apply(req)
+        .map_err(|e| format!("{url}: {e}"))?;
     let mut resp = req
         .send()
         .await

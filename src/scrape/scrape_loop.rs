@@ -547,14 +547,9 @@ impl ScrapeLoop {
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 format!("{}", self.target.timeout.as_secs_f64()),
             );
-        let req = crate::net::Credentials {
-            basic_auth: cfg.basic_auth.as_ref(),
-            authorization: cfg.authorization.as_ref(),
-            bearer_token: cfg.bearer_token.as_ref(),
-            bearer_token_file: cfg.bearer_token_file.as_deref(),
-        }
-        .apply(req)
-        .map_err(ScrapeError::Auth)?;
+        let req = crate::credentials_of!(cfg)
+            .apply(req)
+            .map_err(ScrapeError::Auth)?;
         let mut resp = req
             .send()
             .await
