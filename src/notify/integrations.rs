@@ -85,8 +85,8 @@ pub struct GlobalConfig {
     pub victorops_api_key_file: Option<String>,
     pub mattermost_webhook_url: Option<Secret>,
     pub mattermost_webhook_url_file: Option<String>,
-    // Settings of integrations argus does not deliver to, accepted so that
-    // existing files load (their receivers are refused by name).
+    // Jira's: argus does not deliver to Jira; accepted so that existing
+    // files load (its receivers are refused by name).
     pub jira_api_url: Option<String>,
     pub wechat_api_url: Option<String>,
     pub wechat_api_secret: Option<Secret>,
