@@ -147,10 +147,12 @@ pub struct JobSettings {
     pub accept: String,
 }
 
-/// What the loop remembers about one series line of the exposition.
+/// What the loop remembers about one series line of the exposition:
+/// 24 bytes, one cached line of every target's every series.
 struct CacheEntry {
-    /// `None` when metric relabeling dropped the series.
-    r: Option<SeriesRef>,
+    /// The series' reference, or [`DROPPED`] when metric relabeling
+    /// dropped it (a bare `u64`: `Option` would double it).
+    r: u64,
     /// Iteration that last saw the line, and the one before that (0:
     /// none). 32 bits, compared only for equality: an entry unseen in a
     /// pass is forgotten, so a wrapped counter never meets its old value.
@@ -184,10 +186,21 @@ struct State {
 /// sample would be out of order).
 const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
 
+/// [`CacheEntry::r`] of a dropped line: no series reference is this
+/// large (they are 32-bit ids).
+const DROPPED: u64 = u64::MAX;
+
+impl CacheEntry {
+    /// The series, unless metric relabeling dropped the line.
+    fn series(&self) -> Option<SeriesRef> {
+        (self.r != DROPPED).then_some(SeriesRef(self.r))
+    }
+}
+
 impl State {
     /// Is this entry owed a stale marker if it is not seen again?
     fn was_live(&self, e: &CacheEntry) -> bool {
-        e.r.is_some()
+        e.series().is_some()
             && !e.explicit
             && self
                 .prev_ok
@@ -509,7 +522,7 @@ impl ScrapeLoop {
     /// the target went away).
     fn stale_all(&self, st: &mut State, app: &mut dyn Appender, ts: Timestamp) {
         for e in st.cache.values() {
-            if let (true, Some(r)) = (st.was_live(e), e.r) {
+            if let (true, Some(r)) = (st.was_live(e), e.series()) {
                 let _ = app.append_ref(r, ts, stale_nan());
             }
         }
@@ -636,7 +649,7 @@ impl ScrapeLoop {
             if e.seen == k {
                 return true;
             }
-            if let (Some(p), Some(r), false) = (prev_ok, e.r, e.explicit) {
+            if let (Some(p), Some(r), false) = (prev_ok, e.series(), e.explicit) {
                 if e.seen == p {
                     let _ = app.append_ref(r, ts, stale_nan());
                 }
@@ -681,7 +694,7 @@ impl ScrapeLoop {
                 e.prev_seen = e.seen;
                 e.seen = k;
                 e.explicit = explicit;
-                let Some(r) = e.r else { return Ok(()) };
+                let Some(r) = e.series() else { return Ok(()) };
                 if ahead {
                     st.refused_ahead += 1;
                     return Ok(());
@@ -713,7 +726,7 @@ impl ScrapeLoop {
                 st.cache.insert(
                     series,
                     CacheEntry {
-                        r,
+                        r: r.map_or(DROPPED, |x| x.0),
                         seen: k,
                         prev_seen: 0,
                         explicit,
@@ -801,6 +814,22 @@ fn storage_err(e: StorageError, l: &Labels) -> ScrapeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cached line costs its key, 16 bytes of slot and this entry: one
+    /// of them for every series of every target.
+    #[test]
+    fn a_cache_entry_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<CacheEntry>(), 24);
+        let e = CacheEntry {
+            r: DROPPED,
+            seen: 1,
+            prev_seen: 0,
+            explicit: false,
+        };
+        assert_eq!(e.series(), None);
+        let e = CacheEntry { r: 7, ..e };
+        assert_eq!(e.series(), Some(SeriesRef(7)));
+    }
 
     /// Ticks a little late land on the schedule; a single late tick keeps
     /// its own time and the schedule; a drift re-anchors it; a clock step
