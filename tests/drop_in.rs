@@ -363,6 +363,32 @@ fn a_route_prefix_serves_everything_under_it() {
     let base = format!("http://127.0.0.1:{}", b.port);
     assert_eq!(http_get(&format!("{base}/prom/-/ready")).unwrap().0, 200);
     assert_eq!(http_get(&format!("{base}/-/ready")).unwrap().0, 404);
+
+    // Without a config file, the embedded default scrapes argus's own
+    // metrics under the prefix.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(argus_bin())
+        .args(["run", "--web.route-prefix", "/p", "--web.listen-address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--storage.path")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/p/api/v1/query?query=up");
+    let up = std::panic::catch_unwind(|| {
+        wait_for(40, "the embedded self-scrape under the prefix", || {
+            let (code, body) = http_get(&url).ok()?;
+            (code == 200 && body.contains(r#""value":["#) && body.contains(r#","1"]"#))
+                .then_some(body)
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let body = up.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(body.contains(r#""job":"argus""#), "{body}");
 }
 
 /// The head of the answer to a bare GET (redirects are not followed).

@@ -359,7 +359,10 @@ pub async fn run(
     let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25)).ok();
     let source = match &opts.config {
         Some(p) => ConfigSource::File(p.clone()),
-        None => ConfigSource::Embedded(opts.listen.clone()),
+        None => ConfigSource::Embedded {
+            listen: opts.listen.clone(),
+            route_prefix: opts.route_prefix.clone(),
+        },
     };
     let cfg = load_config(&source, opts.peer_self.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -456,9 +459,10 @@ pub async fn run(
         describe(&cfg),
         opts.storage_path.display()
     );
-    if matches!(source, ConfigSource::Embedded(_)) {
+    if matches!(source, ConfigSource::Embedded { .. }) {
+        let base = format!("http://{local}{}", opts.route_prefix.trim_end_matches('/'));
         tracing::info!(
-            "no --config given: the embedded default scrapes argus itself. Its API is at http://{local}/api/v1/ (Prometheus's) and /api/v2/ (Alertmanager's), its own metrics at http://{local}/metrics; next, write a prometheus.yml with scrape_configs, rule_files and alerting (docs/configuration.md) and pass it with --config"
+            "no --config given: the embedded default scrapes argus itself. Its API is at {base}/api/v1/ (Prometheus's) and {base}/api/v2/ (Alertmanager's), its own metrics at {base}/metrics; next, write a prometheus.yml with scrape_configs, rule_files and alerting (docs/configuration.md) and pass it with --config"
         );
     }
     let config = Arc::new(RwLock::new(LoadedConfig { config: cfg }));

@@ -1114,10 +1114,12 @@ pub fn yaml_error_parts(
 }
 
 /// The built-in config used when `argus run` has no `--config`: scrape
-/// argus's own /metrics every 15 s.
-pub fn embedded_default(listen: &str) -> String {
+/// argus's own /metrics every 15 s, under its route prefix (`/` or
+/// `/prefix`).
+pub fn embedded_default(listen: &str, route_prefix: &str) -> String {
+    let path = format!("{}/metrics", route_prefix.trim_end_matches('/'));
     format!(
-        "# argus embedded default config\nglobal:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: argus\n    static_configs:\n      - targets: ['{listen}']\n"
+        "# argus embedded default config\nglobal:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: argus\n    metrics_path: '{path}'\n    static_configs:\n      - targets: ['{listen}']\n"
     )
 }
 
@@ -1756,8 +1758,14 @@ pub fn read_secret_file(path: &str) -> Result<Secret, String> {
 /// Where a loaded config came from.
 #[derive(Clone, Debug)]
 pub enum ConfigSource {
-    /// The embedded default, with the listen address it was built for.
-    Embedded(String),
+    /// The embedded default, for argus at this listen address and route
+    /// prefix.
+    Embedded {
+        /// `--web.listen-address`.
+        listen: String,
+        /// `/` or `/prefix`.
+        route_prefix: String,
+    },
     /// A file.
     File(PathBuf),
 }
@@ -1785,9 +1793,10 @@ impl ConfigSource {
     /// Loads the config from its source.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
-            ConfigSource::Embedded(listen) => {
-                Config::load_str(&embedded_default(listen), "<embedded>")
-            }
+            ConfigSource::Embedded {
+                listen,
+                route_prefix,
+            } => Config::load_str(&embedded_default(listen, route_prefix), "<embedded>"),
             ConfigSource::File(p) => Config::load(p),
         }
     }
@@ -1933,7 +1942,7 @@ mod tests {
 
     #[test]
     fn embedded_default_is_valid() {
-        let c = Config::load_str(&embedded_default("127.0.0.1:9095"), "<embedded>").unwrap();
+        let c = Config::load_str(&embedded_default("127.0.0.1:9095", "/"), "<embedded>").unwrap();
         assert_eq!(
             c.scrape_configs[0].static_configs[0].targets[0],
             "127.0.0.1:9095"
