@@ -6,14 +6,19 @@ mod common;
 
 use common::*;
 
+/// Now, in Unix seconds (imported samples must fall inside retention).
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[test]
 fn imports_go_to_chunk_files_and_are_served() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now_s = now_s();
     // Three series, 1,000 samples each at 15 s, ending a minute ago.
     let start = now_s - 60 - 1000 * 15;
     let mut om = String::from("# TYPE imported gauge\n");
@@ -83,10 +88,7 @@ fn imports_go_to_chunk_files_and_are_served() {
 fn a_size_budget_removes_the_oldest_chunk_files() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now_s = now_s();
     let file = d.path().join("in.om");
     for hour in [3u64, 2, 1] {
         let start = now_s - hour * 3600;

@@ -1828,20 +1828,18 @@ pub fn rocketchat(c: &RocketChatConfig, x: &RenderCtx) -> Result<Prepared, Strin
         "attachments".into(),
         vec![serde_json::Value::Object(att)].into(),
     );
-    let Prepared::Http(mut req) = json_post(
+    let mut req = json_request(
         Secret::new(format!("{base}api/v1/chat.postMessage")),
         go_json(&msg),
         x.http(&c.http_config),
         &[],
-    ) else {
-        return Err("rocketchat: unexpected request".into());
-    };
+    );
     req.headers = vec![
         ("X-Auth-Token".into(), Secret::new(token.expose().trim())),
         ("X-User-Id".into(), Secret::new(token_id.expose().trim())),
     ];
     req.check = BodyCheck::RocketChat;
-    Ok(Prepared::Http(req))
+    Ok(Prepared::Http(Box::new(req)))
 }
 
 /// The WeChat Work message of `c`.
@@ -1891,17 +1889,15 @@ pub fn wechat(c: &WeChatConfig, x: &RenderCtx) -> Result<Prepared, String> {
         "msgtype".into(),
         (if markdown { "markdown" } else { "text" }).into(),
     );
-    let Prepared::Http(send) = json_post(
+    let send = json_request(
         Secret::new(format!("{base}message/send")),
         go_json(&msg),
         x.http(&c.http_config),
         &[],
-    ) else {
-        return Err("wechat: unexpected request".into());
-    };
+    );
     Ok(Prepared::WeChat(Box::new(WeChatRequest {
         token_url: Secret::new(token_url.to_string()),
-        send: *send,
+        send,
     })))
 }
 
@@ -1930,7 +1926,18 @@ fn json_post(
     http: Option<HttpConfig>,
     retry_codes: &'static [u16],
 ) -> Prepared {
-    Prepared::Http(Box::new(HttpRequest {
+    Prepared::Http(Box::new(json_request(url, body, http, retry_codes)))
+}
+
+/// A JSON POST with the default timeout, for integrations that add to it
+/// (headers, a body check) or send it as part of more.
+fn json_request(
+    url: Secret,
+    body: Vec<u8>,
+    http: Option<HttpConfig>,
+    retry_codes: &'static [u16],
+) -> HttpRequest {
+    HttpRequest {
         method: Method::Post,
         content_type: JSON,
         url: Secret::new(url.expose().trim()),
@@ -1940,7 +1947,7 @@ fn json_post(
         http,
         retry_codes,
         check: BodyCheck::None,
-    }))
+    }
 }
 
 /// The email of `c`.

@@ -400,32 +400,23 @@ impl XorChunk {
     /// Freezes into an immutable chunk of its own (one exact-size
     /// allocation): for chunks restored at start, not cut by appends.
     pub fn freeze(self) -> FrozenChunk {
-        let mut b = BytesMut::with_capacity(self.frozen_len());
-        self.write_frozen(&mut b);
+        let (word, stream) = self.frozen_parts();
+        let mut b = BytesMut::with_capacity(stream.len() + 2);
+        b.extend_from_slice(&word.to_le_bytes());
+        b.extend_from_slice(&stream);
         FrozenChunk {
             bytes: b.freeze(),
             max_t: self.t,
         }
     }
 
-    /// Writes `[count word u16][stream]`: the decimal encoding when it is
-    /// smaller, else the XOR stream as it is.
-    fn write_frozen(&self, b: &mut BytesMut) {
+    /// The count word and stream a frozen copy stores: the decimal
+    /// encoding when it is smaller, else the XOR stream as it is.
+    fn frozen_parts(&self) -> (u16, std::borrow::Cow<'_, [u8]>) {
         match decimal::encode(self) {
-            Some(d) if d.len() < self.w.bytes.len() => {
-                b.extend_from_slice(&(self.count | DECIMAL).to_le_bytes());
-                b.extend_from_slice(&d);
-            }
-            _ => {
-                b.extend_from_slice(&self.count.to_le_bytes());
-                b.extend_from_slice(&self.w.bytes);
-            }
+            Some(d) if d.len() < self.w.bytes.len() => (self.count | DECIMAL, d.into()),
+            _ => (self.count, self.w.bytes.as_slice().into()),
         }
-    }
-
-    /// The bytes [`XorChunk::write_frozen`] writes for this chunk.
-    fn frozen_len(&self) -> usize {
-        self.w.bytes.len() + 2
     }
 
     /// Empties the chunk for the next samples, keeping its buffer: sized to
@@ -465,15 +456,19 @@ impl Freezer {
     /// block and empties `open`, which keeps its buffer for the next
     /// samples.
     pub fn cut(&self, open: &mut XorChunk) -> FrozenChunk {
-        let need = open.frozen_len();
+        // Encoded before the block's lock, which every appender shares.
+        let (word, stream) = open.frozen_parts();
+        let need = stream.len() + 2;
         let bytes = {
             let mut b = self.block.lock().unwrap_or_else(|e| e.into_inner());
             if b.capacity() - b.len() < need {
                 *b = BytesMut::with_capacity(FREEZER_BLOCK.max(need));
             }
-            open.write_frozen(&mut b);
+            b.extend_from_slice(&word.to_le_bytes());
+            b.extend_from_slice(&stream);
             b.split().freeze()
         };
+        drop(stream);
         let max_t = open.t;
         open.reset();
         FrozenChunk { bytes, max_t }
