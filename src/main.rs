@@ -147,6 +147,11 @@ struct RunArgs {
     /// of `--web.external-url`, as in Prometheus.
     #[arg(long = "web.route-prefix")]
     route_prefix: Option<String>,
+    /// Prometheus's web configuration file: TLS, basic auth users and
+    /// response headers (docs/configuration.md). Read again while argus
+    /// runs, so certificates and users change without a restart.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// This instance's peer id, overriding `peers.self` (e.g. the pod
     /// name in a StatefulSet); must be one of `peers.members`.
     #[arg(long = "peers.self")]
@@ -331,6 +336,14 @@ enum CheckCmd {
         #[arg(long, default_value = "5s")]
         timeout: String,
     },
+    /// Validate web configuration files (`--web.config.file`: TLS, basic
+    /// auth users, headers), loading the certificates they name.
+    #[command(name = "web-config")]
+    WebConfig {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Validate SLO spec files; errors are printed as FILE:LINE:COL: field: message.
     Slo {
         /// Files to check.
@@ -449,6 +462,15 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 eprintln!("{msg}");
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Check {
+            what: CheckCmd::WebConfig { files },
+        } => {
+            if cli::check_web_config(&files) {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::FAILURE
             }
         }
@@ -758,6 +780,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             route_prefix,
             dry_run: a.dry_run,
             peer_self: a.peer_self,
+            web_config_file: a.web_config_file,
         },
         std::future::pending(),
     ))?;

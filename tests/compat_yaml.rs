@@ -1,6 +1,6 @@
 //! argus accepts and refuses the same YAML files as promtool 2.42 and
-//! amtool 0.25: variants generated from a valid rule file, prometheus.yml
-//! and alertmanager.yml by setting every key in turn to null, `~`,
+//! amtool 0.25: variants generated from a valid rule file, prometheus.yml,
+//! alertmanager.yml and web configuration file by setting every key in turn to null, `~`,
 //! nothing, an empty string, list or mapping, a number, a list, a mapping,
 //! leaving it out, writing it twice, and adding an unknown key beside it.
 //! Unit-test files generated the same way run under `argus test rules`
@@ -482,6 +482,68 @@ fn unit_test_file() -> Node {
     ])
 }
 
+/// A web configuration file (`--web.config.file`) with every key
+/// exporter-toolkit 0.8 (Prometheus 2.42's) reads; the certificate, key
+/// and CA files it names are written beside it by the test.
+fn web_config_yml() -> Node {
+    map(vec![
+        (
+            "tls_server_config",
+            map(vec![
+                ("cert_file", raw("server.crt")),
+                ("key_file", raw("server.key")),
+                ("client_auth_type", raw("RequireAndVerifyClientCert")),
+                ("client_ca_file", raw("ca.crt")),
+                (
+                    "cipher_suites",
+                    Node::Seq(vec![raw("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")]),
+                ),
+                ("curve_preferences", Node::Seq(vec![raw("X25519")])),
+                ("min_version", raw("TLS12")),
+                ("max_version", raw("TLS13")),
+                ("prefer_server_cipher_suites", raw("true")),
+            ]),
+        ),
+        (
+            "http_server_config",
+            map(vec![
+                ("http2", raw("true")),
+                (
+                    "headers",
+                    map(vec![
+                        ("X-Frame-Options", raw("deny")),
+                        ("Content-Security-Policy", raw("\"default-src 'self'\"")),
+                    ]),
+                ),
+            ]),
+        ),
+        (
+            "basic_auth_users",
+            map(vec![(
+                "alice",
+                raw("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"),
+            )]),
+        ),
+    ])
+}
+
+/// A CA, and a server certificate and key it signed, as `ca.crt`,
+/// `server.crt` and `server.key` in `dir`.
+fn write_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
 fn argus(args: &'static [&'static str]) -> impl Fn(&Path) -> Command {
     move |f| {
         let mut c = Command::new(argus_bin());
@@ -536,6 +598,15 @@ fn yaml_verdicts_match_promtool_and_amtool() {
         dir.path(),
         &tool("amtool", &["check-config"]),
         &argus(&["check", "alertmanager"]),
+        &|_| false,
+    ));
+    write_pki(dir.path());
+    run(compare(
+        &web_config_yml(),
+        "web.yml",
+        dir.path(),
+        &tool("promtool", &["check", "web-config"]),
+        &argus(&["check", "web-config"]),
         &|_| false,
     ));
     run(compare(

@@ -5,6 +5,7 @@ pub mod alertmanager;
 mod auth;
 mod query;
 mod rules;
+pub mod web_file;
 
 use std::collections::BTreeMap;
 use std::future::Future;

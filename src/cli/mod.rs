@@ -117,6 +117,29 @@ pub fn check_rules(files: &[std::path::PathBuf], o: CheckRulesOptions) -> u8 {
     }
 }
 
+/// Checks web configuration files (`--web.config.file`) as `promtool
+/// check web-config` does, loading the TLS files they name: prints
+/// `FILE: SUCCESS` (with what argus cannot offer of what the file asks
+/// for) or the errors on stderr. Returns true if all are valid.
+pub fn check_web_config(files: &[std::path::PathBuf]) -> bool {
+    let mut ok = true;
+    for f in files {
+        match crate::api::web_file::load(f) {
+            Ok(l) => {
+                println!("{}: SUCCESS", f.display());
+                for n in l.notes {
+                    println!("{}: note: {n}", f.display());
+                }
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("{e}");
+            }
+        }
+    }
+    ok
+}
+
 /// Checks Alertmanager configuration files as argus reads them for
 /// delivery: prints `FILE: SUCCESS: N receivers` or each error as
 /// `FILE:LINE:COL: path: message` on stderr. Returns true if all are valid.

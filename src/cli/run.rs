@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// This instance's peer id, overriding `peers.self`.
     pub peer_self: Option<String>,
+    /// `--web.config.file`: TLS, basic auth users and response headers.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Why the daemon could not start.
@@ -83,6 +85,9 @@ pub enum RunError {
     /// The storage directory cannot be created or read.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// `--web.config.file` does not load.
+    #[error("--web.config.file: {0}")]
+    WebConfig(String),
 }
 
 /// The route prefix `argus run` serves under, as Prometheus derives it:
@@ -365,6 +370,15 @@ pub async fn run(
         },
     };
     let cfg = load_config(&source, opts.peer_self.as_deref())?;
+    let web = match &opts.web_config_file {
+        Some(p) => Some(crate::api::web_file::WebServer::open(p).map_err(RunError::WebConfig)?),
+        None => None,
+    };
+    let tls = match &web {
+        Some(w) => w.current().map_err(RunError::WebConfig)?.tls.is_some(),
+        None => false,
+    };
+    let scheme = if tls { "https" } else { "http" };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let (store, rep) = Store::open(
@@ -399,7 +413,7 @@ pub async fn run(
     let external_url = opts
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+        .unwrap_or_else(|| format!("{scheme}://{local}"));
     let notifier = Arc::new(
         crate::notify::Notifier::new(clock.clone(), &external_url, metrics.clone())
             .map_err(RunError::Alerting)?
@@ -453,14 +467,17 @@ pub async fn run(
         .config_last_reload_success_timestamp
         .set(clock.now_millis() / 1000);
     tracing::info!(
-        "argus {} listening on http://{local}{}, scraping {}; data in {}",
+        "argus {} listening on {scheme}://{local}{}, scraping {}; data in {}",
         crate::build_info::VERSION,
         opts.route_prefix.trim_end_matches('/'),
         describe(&cfg),
         opts.storage_path.display()
     );
     if matches!(source, ConfigSource::Embedded { .. }) {
-        let base = format!("http://{local}{}", opts.route_prefix.trim_end_matches('/'));
+        let base = format!(
+            "{scheme}://{local}{}",
+            opts.route_prefix.trim_end_matches('/')
+        );
         tracing::info!(
             "no --config given: the embedded default scrapes argus itself. Its API is at {base}/api/v1/ (Prometheus's) and {base}/api/v2/ (Alertmanager's), its own metrics at {base}/metrics; next, write a prometheus.yml with scrape_configs, rule_files and alerting (docs/configuration.md) and pass it with --config"
         );
@@ -506,6 +523,15 @@ pub async fn run(
     });
 
     let app = with_prefix(app, &opts.route_prefix);
+    // Outermost: basic auth and headers cover every path, the prefix's
+    // redirect included, as in Prometheus.
+    let app = match &web {
+        Some(w) => app.layer(axum::middleware::from_fn_with_state(
+            w.clone(),
+            crate::api::web_file::guard,
+        )),
+        None => app,
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Signals: SIGHUP reloads; SIGTERM/SIGINT (or the caller's future) stop.
@@ -625,10 +651,23 @@ pub async fn run(
     ));
     ready.store(true, Ordering::Relaxed);
     let mut stop_rx2 = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stopped = async move {
         let _ = stop_rx2.wait_for(|s| *s).await;
-    });
-    let served = server.await;
+    };
+    let served = match web.filter(|_| tls) {
+        Some(w) => {
+            let listener =
+                crate::api::web_file::TlsListener::new(listener, w).map_err(RunError::Serve)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    };
     ready.store(false, Ordering::Relaxed);
     // Stop rule groups and in-flight scrapes, then persist what we have.
     rules.stop();

@@ -3,6 +3,7 @@
 
 mod positions;
 mod types;
+pub mod web_file;
 pub mod yaml;
 
 use std::collections::BTreeMap;
