@@ -30,6 +30,26 @@ put config_yaml "$conf"/prometheus/documentation/examples/*.yml "$repo"/deploy/*
 put rule_file "$conf"/prometheus/rules/fixtures/*.y*ml "$conf"/prometheus/model/rulefmt/testdata/*.y*ml "$repo"/rules/*.yml
 put unit_test_file "$conf"/prometheus/cmd/promtool/testdata/*.y*ml "$repo"/rules/*.test.yml
 put alertmanager_config "$conf"/alertmanager/config/testdata/*.yml "$conf"/alertmanager/doc/examples/*.yml "$repo"/alerting/*.yml
+mkdir -p "$here/corpus/web_config"
+cat > "$here/corpus/web_config/seed-every-key" <<'YML'
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.crt
+  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_128_GCM_SHA256]
+  curve_preferences: [X25519, CurveP521]
+  min_version: TLS12
+  max_version: TLS13
+  prefer_server_cipher_suites: true
+http_server_config:
+  http2: false
+  headers:
+    X-Frame-Options: deny
+    Strict-Transport-Security: max-age=31536000
+basic_auth_users:
+  alice: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG
+YML
 # The receivers argus added after Alertmanager 0.25's test files.
 mkdir -p "$here/corpus/alertmanager_config"
 cat > "$here/corpus/alertmanager_config/seed-newer-receivers" <<'YML'
@@ -61,6 +81,7 @@ put api_bodies "$repo"/tests/data/*.json
 mkdir -p "$here/corpus/sd_groups"
 printf '\x00[{"targets": ["a:9100", "b:9100"], "labels": {"env": "prod", "__meta_x": "y"}}, {"targets": null, "labels": null}]' > "$here/corpus/sd_groups/seed-json"
 printf '\x01- targets: ["a:9100"]\n  labels:\n    env: prod\n- targets: []\n' > "$here/corpus/sd_groups/seed-yaml"
+printf '\x02[{"Node": {"Node": "n1", "Address": "10.0.0.1", "Meta": {"rack-id": "r1"}, "TaggedAddresses": {"lan": "10.0.0.1"}}, "Service": {"ID": "web-1", "Tags": ["a"], "Address": "fe80::1", "Port": 80, "Meta": null}, "Checks": [{"CheckID": "_node_maintenance", "Status": "critical"}]}]' > "$here/corpus/sd_groups/seed-consul"
 put_prefixed exposition_text 00 "$repo"/benches/data/* "$repo"/tests/data/*.prom "$repo"/tests/data/*.txt
 put_prefixed exposition_text 01 "$repo"/tests/data/*.om "$repo"/tests/data/*openmetrics*
 

@@ -1,6 +1,6 @@
-//! Target groups as discovery reads them: the first byte even, the rest
-//! is JSON (an http_sd answer, a `.json` file_sd file); odd, YAML (a
-//! `.yml` file_sd file).
+//! Target groups as discovery reads them: the first byte modulo 3 picks
+//! JSON (0: an http_sd answer, a `.json` file_sd file), YAML (1: a `.yml`
+//! file_sd file) or a Consul health API answer (2).
 #![no_main]
 
 use argus::scrape::discovery::{GroupFormat, parse_groups};
@@ -13,10 +13,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    let format = if mode & 1 == 0 {
-        GroupFormat::Json
-    } else {
-        GroupFormat::Yaml
+    let format = match mode % 3 {
+        0 => GroupFormat::Json,
+        1 => GroupFormat::Yaml,
+        _ => {
+            if let Ok(g) = argus::scrape::consul::health_answer_group(rest, "web", "dc1", ",") {
+                assert!(g.targets.iter().all(|t| t.contains_key("__address__")));
+            }
+            return;
+        }
     };
     if let Ok(groups) = parse_groups(text, format, "http://sd/x", "__meta_url") {
         for g in &groups {

@@ -648,6 +648,9 @@ pub struct ScrapeConfig {
     /// Targets from HTTP endpoints.
     #[serde(default)]
     pub http_sd_configs: Vec<HttpSdConfig>,
+    /// Targets from Consul's catalog.
+    #[serde(default)]
+    pub consul_sd_configs: Vec<ConsulSdConfig>,
     /// HTTP basic auth.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
@@ -788,6 +791,121 @@ impl HttpSdConfig {
     /// The refresh interval in effect.
     pub fn refresh(&self) -> PromDuration {
         self.refresh_interval.unwrap_or(PromDuration::secs(60))
+    }
+}
+
+/// `consul_sd_configs` entry: the instances of Consul services, found
+/// through its catalog and health API with blocking queries, as
+/// Prometheus's Consul discovery finds them.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsulSdConfig {
+    /// `host:port` of the Consul agent (`localhost:8500` when the key is
+    /// missing; a null or blank one is refused, as in Prometheus).
+    #[serde(default, deserialize_with = "yaml::present")]
+    pub server: Option<String>,
+    /// ACL token, sent as `X-Consul-Token`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Datacenter to ask; empty asks the agent which it is in.
+    #[serde(default)]
+    pub datacenter: String,
+    /// Namespace (Consul Enterprise).
+    #[serde(default)]
+    pub namespace: String,
+    /// Admin partition (Consul Enterprise).
+    #[serde(default)]
+    pub partition: String,
+    /// Joins the tags in `__meta_consul_tags` (`,` when missing).
+    #[serde(default, deserialize_with = "yaml::present")]
+    pub tag_separator: Option<String>,
+    /// `http` (when missing) or `https`.
+    #[serde(default, deserialize_with = "yaml::present")]
+    pub scheme: Option<String>,
+    /// Basic auth user (the older form of `basic_auth`).
+    #[serde(default)]
+    pub username: String,
+    /// Basic auth password (the older form of `basic_auth`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Whether any server may answer, not only the leader (true when
+    /// missing).
+    #[serde(default = "default_true")]
+    pub allow_stale: bool,
+    /// The least time between two asks of the same list (30s when unset).
+    #[serde(default)]
+    pub refresh_interval: Option<PromDuration>,
+    /// Services to find; all when empty.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Tags an instance must all have.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Node metadata the nodes must have.
+    #[serde(default)]
+    pub node_meta: BTreeMap<String, String>,
+    /// HTTP basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Legacy bearer token.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Legacy bearer token file.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+}
+
+impl ConsulSdConfig {
+    /// The refresh interval in effect.
+    pub fn refresh(&self) -> PromDuration {
+        self.refresh_interval
+            .filter(|d| !d.0.is_zero())
+            .unwrap_or(PromDuration::secs(30))
+    }
+
+    /// The agent's `host:port`.
+    pub fn server(&self) -> &str {
+        self.server.as_deref().unwrap_or("localhost:8500")
+    }
+
+    /// The separator of `__meta_consul_tags`.
+    pub fn tag_separator(&self) -> &str {
+        self.tag_separator.as_deref().unwrap_or(",")
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        self.scheme.as_deref().unwrap_or("http")
+    }
+
+    /// The basic auth in effect: `basic_auth`, or `username`/`password`.
+    pub fn effective_basic_auth(&self) -> Option<BasicAuth> {
+        if self.basic_auth.is_some() {
+            return self.basic_auth.clone();
+        }
+        (!self.username.is_empty() || self.password.as_ref().is_some_and(|p| !p.is_empty())).then(
+            || BasicAuth {
+                username: self.username.clone(),
+                password: self.password.clone(),
+                password_file: None,
+            },
+        )
+    }
+
+    fn client(&self) -> ClientSettings<'_> {
+        ClientSettings {
+            basic_auth: &self.basic_auth,
+            authorization: &self.authorization,
+            bearer_token: &self.bearer_token,
+            bearer_token_file: &self.bearer_token_file,
+            tls_config: &self.tls_config,
+        }
     }
 }
 
@@ -1075,7 +1193,7 @@ fn unsupported_message(path: &str, field: &str) -> Option<String> {
     }
     let in_scrape = path.starts_with("scrape_configs[") && path.matches('.').count() == 1;
     let in_http_sd = path.starts_with("scrape_configs[")
-        && path.contains(".http_sd_configs[")
+        && (path.contains(".http_sd_configs[") || path.contains(".consul_sd_configs["))
         && path.matches('.').count() == 2;
     let in_global = path.starts_with("global.") && path.matches('.').count() == 1;
     let top = !path.contains(['.', '[']);
@@ -1296,6 +1414,15 @@ impl Config {
                     &mut h.authorization,
                     &mut h.bearer_token_file,
                     &mut h.tls_config,
+                    fix,
+                );
+            }
+            for c in &mut sc.consul_sd_configs {
+                fix_client_paths(
+                    &mut c.basic_auth,
+                    &mut c.authorization,
+                    &mut c.bearer_token_file,
+                    &mut c.tls_config,
                     fix,
                 );
             }
@@ -1639,6 +1766,31 @@ impl Config {
                     );
                 }
                 h.client().validate(&hp, err);
+            }
+            for (j, c) in sc.consul_sd_configs.iter().enumerate() {
+                let cp = format!("{p}.consul_sd_configs[{j}]");
+                if c.server().trim().is_empty() {
+                    err(
+                        format!("{cp}.server"),
+                        "consul SD configuration requires a server address".into(),
+                    );
+                }
+                if (!c.username.is_empty() || c.password.as_ref().is_some_and(|p| !p.is_empty()))
+                    && c.basic_auth.is_some()
+                {
+                    err(
+                        cp.clone(),
+                        "at most one of consul SD configuration username and password and basic auth can be configured".into(),
+                    );
+                }
+                if c.token.as_ref().is_some_and(|t| !t.is_empty()) && c.authorization.is_some() {
+                    err(
+                        cp.clone(),
+                        "at most one of consul SD token, authorization, or oauth2 can be configured"
+                            .into(),
+                    );
+                }
+                c.client().validate(&cp, err);
             }
             for (j, r) in sc.relabel_configs.iter().enumerate() {
                 validate_relabel(r, &format!("{p}.relabel_configs[{j}]"), err);

@@ -72,6 +72,7 @@ fn scrape_part(sc: &ScrapeConfig) -> ScrapeConfig {
         static_configs: Vec::new(),
         file_sd_configs: Vec::new(),
         http_sd_configs: Vec::new(),
+        consul_sd_configs: Vec::new(),
         ..sc.clone()
     }
 }
@@ -293,6 +294,29 @@ impl ScrapeManager {
                     // A CA or key file that cannot be read now is the same
                     // failure at every refresh: reported, and no targets.
                     report(format!("{}: client: {e}", h.url));
+                    let _ = tx.send(Vec::new());
+                    tasks.push(tokio::spawn(async move { tx.closed().await }));
+                }
+            }
+            receivers.push(rx);
+        }
+        for c in &sc.consul_sd_configs {
+            let (tx, rx) = watch::channel(Vec::new());
+            let metrics = self.ctx.metrics.clone();
+            let job_name = sc.job_name.clone();
+            let report = move |e: String| {
+                metrics.sd_consul_failures.inc();
+                tracing::warn!(job = %job_name, error = %e, "consul_sd: request failed; the last targets it gave stay");
+            };
+            match crate::net::build_client(c.tls_config.as_ref(), None) {
+                Ok(cl) => tasks.push(tokio::spawn(super::consul::run_consul_sd(
+                    c.clone(),
+                    cl,
+                    tx,
+                    report,
+                ))),
+                Err(e) => {
+                    report(format!("{}: client: {e}", c.server()));
                     let _ = tx.send(Vec::new());
                     tasks.push(tokio::spawn(async move { tx.closed().await }));
                 }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod consul;
 pub mod discovery;
 pub mod manager;
 pub mod parse;

@@ -97,6 +97,8 @@ pub struct Metrics {
     pub sd_file_read_errors: Counter,
     /// http_sd refreshes that failed.
     pub sd_http_failures: Counter,
+    /// Consul API requests of consul_sd that failed.
+    pub sd_consul_failures: Counter,
     /// Live series in the head.
     pub head_series: Gauge,
     /// Samples committed to the head.
@@ -232,6 +234,7 @@ impl Metrics {
             scrape_sample_limit_exceeded: Counter::default(),
             sd_file_read_errors: Counter::default(),
             sd_http_failures: Counter::default(),
+            sd_consul_failures: Counter::default(),
             head_series: Gauge::default(),
             head_samples_appended: Counter::default(),
             head_out_of_order: Counter::default(),
@@ -409,6 +412,11 @@ impl Metrics {
             "argus_sd_http_failures",
             "http_sd refreshes that failed (the endpoint unreachable, a status other than 200, a body that is not a JSON list of target groups)",
             m.sd_http_failures.clone(),
+        );
+        r.register(
+            "argus_sd_consul_rpc_failures",
+            "Consul API requests of consul_sd that failed (as Prometheus's prometheus_sd_consul_rpc_failures_total)",
+            m.sd_consul_failures.clone(),
         );
         r.register(
             "argus_head_series",
