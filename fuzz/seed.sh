@@ -81,6 +81,8 @@ put api_bodies "$repo"/tests/data/*.json
 mkdir -p "$here/corpus/sd_groups"
 printf '\x00[{"targets": ["a:9100", "b:9100"], "labels": {"env": "prod", "__meta_x": "y"}}, {"targets": null, "labels": null}]' > "$here/corpus/sd_groups/seed-json"
 printf '\x01- targets: ["a:9100"]\n  labels:\n    env: prod\n- targets: []\n' > "$here/corpus/sd_groups/seed-yaml"
+# A DNS answer to query 7: an SRV record whose target is compressed.
+printf '\x03\x00\x07\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x04_web\x04_tcp\x07example\x00\x00\x21\x00\x01\xc0\x0c\x00\x21\x00\x01\x00\x00\x00\x3c\x00\x0d\x00\x0a\x00\x05\x1f\x90\x04host\xc0\x16' > "$here/corpus/sd_groups/seed-dns"
 printf '\x02[{"Node": {"Node": "n1", "Address": "10.0.0.1", "Meta": {"rack-id": "r1"}, "TaggedAddresses": {"lan": "10.0.0.1"}}, "Service": {"ID": "web-1", "Tags": ["a"], "Address": "fe80::1", "Port": 80, "Meta": null}, "Checks": [{"CheckID": "_node_maintenance", "Status": "critical"}]}]' > "$here/corpus/sd_groups/seed-consul"
 put_prefixed exposition_text 00 "$repo"/benches/data/* "$repo"/tests/data/*.prom "$repo"/tests/data/*.txt
 put_prefixed exposition_text 01 "$repo"/tests/data/*.om "$repo"/tests/data/*openmetrics*

@@ -314,6 +314,15 @@ fn prometheus_yml() -> Node {
                     ])]),
                 ),
                 (
+                    "dns_sd_configs",
+                    Node::Seq(vec![map(vec![
+                        ("names", Node::Seq(vec![raw("_metrics._tcp.example.org")])),
+                        ("type", raw("A")),
+                        ("port", raw("9100")),
+                        ("refresh_interval", raw("30s")),
+                    ])]),
+                ),
+                (
                     "relabel_configs",
                     Node::Seq(vec![map(vec![
                         ("source_labels", Node::Seq(vec![raw("env")])),

@@ -1,6 +1,7 @@
-//! Target groups as discovery reads them: the first byte modulo 3 picks
+//! Target groups as discovery reads them: the first byte modulo 4 picks
 //! JSON (0: an http_sd answer, a `.json` file_sd file), YAML (1: a `.yml`
-//! file_sd file) or a Consul health API answer (2).
+//! file_sd file), a Consul health API answer (2) or a DNS response
+//! message (3, to query id 7).
 #![no_main]
 
 use argus::scrape::discovery::{GroupFormat, parse_groups};
@@ -10,10 +11,17 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    if mode % 4 == 3 {
+        if let Ok(a) = argus::scrape::dns::parse_answer(rest, 7) {
+            let g = argus::scrape::dns::name_group("x.example", &a.records, 9100);
+            assert!(g.targets.len() <= a.records.len());
+        }
+        return;
+    }
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    let format = match mode % 3 {
+    let format = match mode % 4 {
         0 => GroupFormat::Json,
         1 => GroupFormat::Yaml,
         _ => {

@@ -651,6 +651,9 @@ pub struct ScrapeConfig {
     /// Targets from Consul's catalog.
     #[serde(default)]
     pub consul_sd_configs: Vec<ConsulSdConfig>,
+    /// Targets from DNS records.
+    #[serde(default)]
+    pub dns_sd_configs: Vec<DnsSdConfig>,
     /// HTTP basic auth.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
@@ -791,6 +794,40 @@ impl HttpSdConfig {
     /// The refresh interval in effect.
     pub fn refresh(&self) -> PromDuration {
         self.refresh_interval.unwrap_or(PromDuration::secs(60))
+    }
+}
+
+/// `dns_sd_configs` entry: targets from SRV, A, AAAA or MX records,
+/// looked up every `refresh_interval` as Prometheus's DNS discovery does.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSdConfig {
+    /// Names to look up (at least one).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// How often (30s when unset or null).
+    #[serde(default)]
+    pub refresh_interval: Option<PromDuration>,
+    /// `SRV` (when missing), `A`, `AAAA` or `MX`, in any case.
+    #[serde(default, rename = "type", deserialize_with = "yaml::present")]
+    pub record_type: Option<String>,
+    /// The port of A, AAAA and MX targets (required for them).
+    #[serde(default)]
+    pub port: i64,
+}
+
+impl DnsSdConfig {
+    /// The refresh interval in effect.
+    pub fn refresh(&self) -> PromDuration {
+        self.refresh_interval.unwrap_or(PromDuration::secs(30))
+    }
+
+    /// The record type, upper case.
+    pub fn record_type(&self) -> String {
+        self.record_type
+            .as_deref()
+            .unwrap_or("SRV")
+            .to_ascii_uppercase()
     }
 }
 
@@ -1766,6 +1803,34 @@ impl Config {
                     );
                 }
                 h.client().validate(&hp, err);
+            }
+            for (j, d) in sc.dns_sd_configs.iter().enumerate() {
+                let dp = format!("{p}.dns_sd_configs[{j}]");
+                if d.names.is_empty() {
+                    err(
+                        format!("{dp}.names"),
+                        "DNS-SD config must contain at least one SRV record name".into(),
+                    );
+                }
+                match d.record_type().as_str() {
+                    "SRV" => {}
+                    "A" | "AAAA" | "MX" if d.port == 0 => err(
+                        format!("{dp}.port"),
+                        "a port is required in DNS-SD configs for all record types except SRV"
+                            .into(),
+                    ),
+                    "A" | "AAAA" | "MX" => {}
+                    t => err(
+                        format!("{dp}.type"),
+                        format!("invalid DNS-SD records type {t:?} (SRV, A, AAAA or MX)"),
+                    ),
+                }
+                if d.refresh_interval.is_some_and(|r| r.0.is_zero()) {
+                    err(
+                        format!("{dp}.refresh_interval"),
+                        "refresh_interval must be greater than zero".into(),
+                    );
+                }
             }
             for (j, c) in sc.consul_sd_configs.iter().enumerate() {
                 let cp = format!("{p}.consul_sd_configs[{j}]");

@@ -73,6 +73,7 @@ fn scrape_part(sc: &ScrapeConfig) -> ScrapeConfig {
         file_sd_configs: Vec::new(),
         http_sd_configs: Vec::new(),
         consul_sd_configs: Vec::new(),
+        dns_sd_configs: Vec::new(),
         ..sc.clone()
     }
 }
@@ -321,6 +322,25 @@ impl ScrapeManager {
                     tasks.push(tokio::spawn(async move { tx.closed().await }));
                 }
             }
+            receivers.push(rx);
+        }
+        for d in &sc.dns_sd_configs {
+            let (tx, rx) = watch::channel(Vec::new());
+            let m1 = self.ctx.metrics.clone();
+            let job_name = sc.job_name.clone();
+            tasks.push(tokio::spawn(super::dns::run_dns_sd(
+                d.clone(),
+                tx,
+                move |failed| {
+                    m1.sd_dns_lookups.inc();
+                    if failed {
+                        m1.sd_dns_lookup_failures.inc();
+                    }
+                },
+                move |e: String| {
+                    tracing::warn!(job = %job_name, error = %e, "dns_sd: lookup failed; the last targets it gave stay");
+                },
+            )));
             receivers.push(rx);
         }
         let statics = static_groups(sc);

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod client;
 pub mod consul;
 pub mod discovery;
+pub mod dns;
 pub mod manager;
 pub mod parse;
 pub mod proto;

@@ -99,6 +99,10 @@ pub struct Metrics {
     pub sd_http_failures: Counter,
     /// Consul API requests of consul_sd that failed.
     pub sd_consul_failures: Counter,
+    /// dns_sd lookups.
+    pub sd_dns_lookups: Counter,
+    /// dns_sd lookups that failed.
+    pub sd_dns_lookup_failures: Counter,
     /// Live series in the head.
     pub head_series: Gauge,
     /// Samples committed to the head.
@@ -235,6 +239,8 @@ impl Metrics {
             sd_file_read_errors: Counter::default(),
             sd_http_failures: Counter::default(),
             sd_consul_failures: Counter::default(),
+            sd_dns_lookups: Counter::default(),
+            sd_dns_lookup_failures: Counter::default(),
             head_series: Gauge::default(),
             head_samples_appended: Counter::default(),
             head_out_of_order: Counter::default(),
@@ -417,6 +423,16 @@ impl Metrics {
             "argus_sd_consul_rpc_failures",
             "Consul API requests of consul_sd that failed (as Prometheus's prometheus_sd_consul_rpc_failures_total)",
             m.sd_consul_failures.clone(),
+        );
+        r.register(
+            "argus_sd_dns_lookups",
+            "dns_sd lookups of a name (as Prometheus's prometheus_sd_dns_lookups_total)",
+            m.sd_dns_lookups.clone(),
+        );
+        r.register(
+            "argus_sd_dns_lookup_failures",
+            "dns_sd lookups of a name that failed (as Prometheus's prometheus_sd_dns_lookup_failures_total)",
+            m.sd_dns_lookup_failures.clone(),
         );
         r.register(
             "argus_head_series",
