@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MattermostConfig, MsTeamsConfig,
-    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, RocketChatConfig, SlackConfig, SnsConfig,
-    TelegramConfig, VictorOpsConfig, WeChatConfig, WebexConfig, WebhookConfig,
+    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, PushoverConfig, RocketChatConfig,
+    SlackConfig, SnsConfig, TelegramConfig, VictorOpsConfig, WeChatConfig, WebexConfig,
+    WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
@@ -26,6 +27,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
     "msteamsv2_configs",
     "opsgenie_configs",
     "pagerduty_configs",
+    "pushover_configs",
     "rocketchat_configs",
     "slack_configs",
     "sns_configs",
@@ -37,7 +39,7 @@ pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
 ];
 
 /// Integration types Alertmanager has and argus does not.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs", "pushover_configs"];
+pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -266,8 +268,9 @@ pub struct ReceiverConfig {
     /// OpsGenie.
     #[serde(default)]
     pub opsgenie_configs: Vec<OpsGenieConfig>,
+    /// Pushover.
     #[serde(default)]
-    pushover_configs: Option<serde_json::Value>,
+    pub pushover_configs: Vec<PushoverConfig>,
     /// Rocket.Chat.
     #[serde(default)]
     pub rocketchat_configs: Vec<RocketChatConfig>,
@@ -306,10 +309,8 @@ impl AmConfig {
 impl ReceiverConfig {
     /// The integration types it uses that argus does not deliver to.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 2] = [
-            ("jira_configs", &self.jira_configs),
-            ("pushover_configs", &self.pushover_configs),
-        ];
+        let all: [(&'static str, &Option<serde_json::Value>); 1] =
+            [("jira_configs", &self.jira_configs)];
         all.iter()
             .filter(|(_, v)| v.is_some())
             .map(|(k, _)| *k)
@@ -525,6 +526,9 @@ pub fn parse_am_config(
                     );
                 }
             }
+        }
+        for (j, c) in r.pushover_configs.iter().enumerate() {
+            c.check(&format!("{p}.pushover_configs[{j}]"), &mut err);
         }
         for (j, c) in r.rocketchat_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.rocketchat_configs[{j}]"), &mut err);
@@ -751,11 +755,11 @@ mod tests {
         );
         assert!(e[0].contains("invalid regexp value for \"x\""), "{e:?}");
         let e = errors(
-            "route: {receiver: a}\nreceivers:\n  - name: a\n    pushover_configs: [{user_key: u, token: t}]\n",
+            "route: {receiver: a}\nreceivers:\n  - name: a\n    jira_configs: [{project: p}]\n",
         );
         assert!(
-            e[0].starts_with("am.yml:4:5: receivers[0].pushover_configs: ")
-                && e[0].contains("\"pushover_configs\" is not supported"),
+            e[0].starts_with("am.yml:4:5: receivers[0].jira_configs: ")
+                && e[0].contains("\"jira_configs\" is not supported"),
             "{e:?}"
         );
         let e = errors("route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]\n");

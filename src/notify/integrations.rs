@@ -903,6 +903,69 @@ impl WeChatConfig {
     }
 }
 
+/// Pushover's message API. Alertmanager has no setting for it;
+/// `ARGUS_PUSHOVER_API_URL` in the environment names another (a proxy,
+/// or a stand-in in tests).
+pub const PUSHOVER_API_URL: &str = "https://api.pushover.net/1/messages.json";
+
+/// `pushover_configs[]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PushoverConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub user_key: Option<Secret>,
+    pub user_key_file: Option<String>,
+    pub token: Option<Secret>,
+    pub token_file: Option<String>,
+    pub title: Option<String>,
+    pub message: Option<String>,
+    pub url: Option<String>,
+    pub url_title: Option<String>,
+    pub device: Option<String>,
+    pub sound: Option<String>,
+    pub priority: Option<String>,
+    /// How often an emergency message is repeated until acknowledged (1m).
+    pub retry: Option<PromDuration>,
+    /// How long it is repeated (1h).
+    pub expire: Option<PromDuration>,
+    /// How long the message lives on the device; unset or zero: forever.
+    pub ttl: Option<PromDuration>,
+    #[serde(default)]
+    pub html: bool,
+    #[serde(default)]
+    pub monospace: bool,
+}
+
+impl PushoverConfig {
+    /// Alertmanager's checks.
+    pub fn check(&self, p: &str, err: &mut dyn FnMut(&str, String)) {
+        for (key, inline, file) in [
+            ("user_key", &self.user_key, &self.user_key_file),
+            ("token", &self.token, &self.token_file),
+        ] {
+            let (s, f) = (set_s(inline), set_f(file));
+            if !s && !f {
+                err(p, format!("one of {key} or {key}_file must be configured"));
+            }
+            if s && f {
+                err(
+                    p,
+                    format!("at most one of {key} & {key}_file must be configured"),
+                );
+            }
+        }
+        if self.html && self.monospace {
+            err(
+                p,
+                "at most one of monospace & html must be configured".into(),
+            );
+        }
+    }
+}
+
 /// Telegram's Bot API, where `global.telegram_api_url` does not say.
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
 

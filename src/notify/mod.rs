@@ -33,8 +33,9 @@ pub use inhibit::Inhibitor;
 pub use integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
     MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig, OpsGenieResponder,
-    PAGERDUTY_URL, PagerdutyConfig, SLACK_APP_URL, SlackConfig, TELEGRAM_API_URL, TelegramConfig,
-    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WebexConfig, WebhookConfig,
+    PAGERDUTY_URL, PUSHOVER_API_URL, PagerdutyConfig, PushoverConfig, SLACK_APP_URL, SlackConfig,
+    TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL,
+    WebexConfig, WebhookConfig,
 };
 pub use matchers::{
     MatcherSyntaxError, matchers_string, parse_matcher, parse_matchers, sort_matchers,

@@ -15,9 +15,10 @@ use sha2::Digest;
 use super::integrations::{
     DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
     MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig,
-    PAGERDUTY_URL, PagerdutyConfig, ROCKETCHAT_API_URL, RocketChatConfig, SLACK_APP_URL,
-    SlackConfig, SnsConfig, TELEGRAM_API_URL, TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig,
-    WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig, WebhookConfig,
+    PAGERDUTY_URL, PUSHOVER_API_URL, PagerdutyConfig, PushoverConfig, ROCKETCHAT_API_URL,
+    RocketChatConfig, SLACK_APP_URL, SlackConfig, SnsConfig, TELEGRAM_API_URL, TelegramConfig,
+    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig,
+    WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -1157,6 +1158,94 @@ pub fn msteamsv2(c: &MsTeamsV2Config, x: &RenderCtx) -> Result<Prepared, String>
     ))
 }
 
+/// A Pushover message as Alertmanager sends it: every parameter in the
+/// query string of an empty `text/plain` POST (title cut to 250
+/// characters, message to 1,024, URL to 512); emergency priority while
+/// firing unless `priority` says otherwise; 5xx are tried again.
+pub fn pushover(c: &PushoverConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let secret = |inline: &Option<Secret>, file: &Option<String>, what: &str| {
+        x.secret(inline, file)?
+            .ok_or_else(|| format!("pushover has no {what}"))
+    };
+    let token = secret(&c.token, &c.token_file, "token")?;
+    let user = secret(&c.user_key, &c.user_key_file, "user_key")?;
+    let tmpl = |t: &Option<String>, default: &str| x.text(t.as_deref().unwrap_or(default));
+    let mut params = BTreeMap::from([
+        ("token", x.text(token.expose())?),
+        ("user", x.text(user.expose())?),
+        (
+            "title",
+            truncate_runes(
+                tmpl(&c.title, r#"{{ template "pushover.default.title" . }}"#)?,
+                250,
+            ),
+        ),
+    ]);
+    let message_t = c
+        .message
+        .as_deref()
+        .unwrap_or(r#"{{ template "pushover.default.message" . }}"#);
+    let message = if c.html {
+        params.insert("html", "1".into());
+        x.html(message_t)?
+    } else {
+        x.text(message_t)?
+    };
+    if c.monospace {
+        params.insert("monospace", "1".into());
+    }
+    let message = truncate_runes(message, 1024).trim().to_string();
+    params.insert(
+        "message",
+        if message.is_empty() {
+            "(no details)".into()
+        } else {
+            message
+        },
+    );
+    params.insert(
+        "url",
+        truncate_runes(
+            tmpl(&c.url, r#"{{ template "pushover.default.url" . }}"#)?,
+            512,
+        ),
+    );
+    params.insert("url_title", tmpl(&c.url_title, "")?);
+    params.insert(
+        "priority",
+        tmpl(
+            &c.priority,
+            r#"{{ if eq .Status "firing" }}2{{ else }}0{{ end }}"#,
+        )?,
+    );
+    let secs = |d: Option<crate::config::PromDuration>, default: u64| {
+        d.map_or(default, |d| d.0.as_secs()).to_string()
+    };
+    params.insert("retry", secs(c.retry, 60));
+    params.insert("expire", secs(c.expire, 3600));
+    params.insert("device", tmpl(&c.device, "")?);
+    params.insert("sound", tmpl(&c.sound, "")?);
+    if let Some(ttl) = c.ttl.filter(|t| t.0.as_secs() > 0) {
+        params.insert("ttl", ttl.0.as_secs().to_string());
+    }
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::net::urlencode(v)))
+        .collect();
+    let base = std::env::var("ARGUS_PUSHOVER_API_URL").unwrap_or_else(|_| PUSHOVER_API_URL.into());
+    Ok(Prepared::Http(Box::new(HttpRequest {
+        method: Method::Post,
+        content_type: "text/plain",
+        url: Secret::new(format!("{base}?{}", query.join("&"))),
+        headers: Vec::new(),
+        body: Vec::new(),
+        timeout: timeout(&None),
+        http: x.http(&c.http_config),
+        retry_codes: &[],
+        check: BodyCheck::None,
+    })))
+}
+
 /// A Telegram `sendMessage` call as Alertmanager makes it (through the
 /// telebot library: every parameter a JSON string, link previews off).
 pub fn telegram(c: &TelegramConfig, x: &RenderCtx) -> Result<Prepared, String> {
@@ -2129,6 +2218,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.sns_configs.iter().enumerate() {
         add("sns", i, c.send_resolved, 0);
     }
+    for (i, c) in r.pushover_configs.iter().enumerate() {
+        add("pushover", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -2159,6 +2251,7 @@ pub fn prepare(
         "wechat" => wechat(r.wechat_configs.get(idx)?, x),
         "rocketchat" => rocketchat(r.rocketchat_configs.get(idx)?, x),
         "sns" => sns(r.sns_configs.get(idx)?, x),
+        "pushover" => pushover(r.pushover_configs.get(idx)?, x),
         _ => return None,
     })
 }
