@@ -74,6 +74,12 @@ receivers:
       - topic_arn: 'arn:aws:sns:us-east-2:1:t.fifo'
         sigv4: {access_key: a, secret_key: s}
         attributes: {team: t}
+    pushover_configs:
+      - user_key_file: user
+        token: t
+        priority: '{{ if eq .Status "firing" }}1{{ else }}0{{ end }}'
+        ttl: 2h
+        monospace: true
 YML
 put slo_spec "$conf"/sloth/examples/*.yml "$conf"/sloth/examples/windows/*.yaml "$repo"/slo/*.yml
 put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl

@@ -195,32 +195,31 @@ fn srv_and_a_records_become_targets() {
         let f = federate();
         (f.len() == 3).then_some(f)
     });
-    assert_eq!(
-        got,
-        vec![
-            (
-                format!(
-                    "dns_metric{{dns_name=\"hosts.svc.test.\",instance=\"127.0.0.1:{}\",job=\"a\"}}",
-                    t2.port
-                ),
-                2.0
+    let mut want = vec![
+        (
+            format!(
+                "dns_metric{{dns_name=\"hosts.svc.test.\",instance=\"127.0.0.1:{}\",job=\"a\"}}",
+                t2.port
             ),
-            (
-                format!(
-                    "dns_metric{{instance=\"127.0.0.1:{}\",job=\"srv\"}}",
-                    t1.port
-                ),
-                1.0
+            2.0,
+        ),
+        (
+            format!(
+                "dns_metric{{instance=\"127.0.0.1:{}\",job=\"srv\"}}",
+                t1.port
             ),
-            (
-                format!(
-                    "dns_metric{{instance=\"127.0.0.1:{}\",job=\"srv\"}}",
-                    t3.port
-                ),
-                3.0
+            1.0,
+        ),
+        (
+            format!(
+                "dns_metric{{instance=\"127.0.0.1:{}\",job=\"srv\"}}",
+                t3.port
             ),
-        ]
-    );
+            3.0,
+        ),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want);
     let (_, targets) = http_get(&format!("{base}/api/v1/targets?scrapePool=srv")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&targets).unwrap();
     let t = v["data"]["activeTargets"]
