@@ -134,6 +134,13 @@ struct RunArgs {
     /// API (delete series, snapshots).
     #[arg(long = "web.enable-admin-api")]
     enable_admin_api: bool,
+    /// Accepted for Prometheus's command lines: argus does not receive
+    /// remote write (or OTLP) pushes yet; a warning says so.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    enable_remote_write_receiver: bool,
+    /// Prometheus 3's OTLP receiver flag, taken as above.
+    #[arg(long = "web.enable-otlp-receiver")]
+    enable_otlp_receiver: bool,
     /// Accepted for Prometheus's command lines: argus has no console
     /// templates.
     #[arg(long = "web.console.templates")]
@@ -691,6 +698,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     if a.enable_admin_api {
         tracing::warn!(
             "--web.enable-admin-api given: argus has no TSDB admin API (deleting series, snapshots); the flag is ignored"
+        );
+    }
+    if a.enable_remote_write_receiver || a.enable_otlp_receiver {
+        tracing::warn!(
+            "--web.enable-remote-write-receiver / --web.enable-otlp-receiver given: argus does not receive pushed samples yet; POST /api/v1/write and /api/v1/otlp/v1/metrics answer 404, and only scraped targets are stored"
         );
     }
     if a.console_templates.is_some() || a.console_libraries.is_some() {

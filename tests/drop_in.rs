@@ -281,6 +281,7 @@ fn prometheus_feature_and_web_flags_are_taken_and_explained() {
             "--enable-feature",
             "exemplar-storage,no-such-feature",
             "--web.enable-admin-api",
+            "--web.enable-remote-write-receiver",
             "--web.console.templates=/etc/prometheus/consoles",
             "--web.console.libraries=/etc/prometheus/console_libraries",
             "--web.route-prefix=/",
@@ -307,6 +308,7 @@ fn prometheus_feature_and_web_flags_are_taken_and_explained() {
         "unknown feature; ignored",
         "argus has no TSDB admin API",
         "argus has no console pages",
+        "argus does not receive pushed samples yet",
     ] {
         assert!(log.contains(want), "{want}: {log}");
     }
