@@ -1279,19 +1279,26 @@ pub fn embedded_default(listen: &str, route_prefix: &str) -> String {
     )
 }
 
+/// Reads a config file of any kind: its name as errors give it, and its
+/// text; a file that cannot be read is an error naming it.
+pub fn read_config_file(path: &Path) -> Result<(String, String), ConfigErrors> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => Ok((name, src)),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: name,
+            pos: None,
+            path: String::new(),
+            msg: format!("cannot read: {e}"),
+        }])),
+    }
+}
+
 impl Config {
     /// Reads and validates a file. Relative paths inside it (file_sd,
     /// `*_file` secrets, TLS files) are resolved against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let name = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: name.clone(),
-                pos: None,
-                path: String::new(),
-                msg: format!("cannot read: {e}"),
-            }])
-        })?;
+        let (name, src) = read_config_file(path)?;
         let mut c = Config::load_str(&src, &name)?;
         c.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         c.source_file = Some(path.to_path_buf());

@@ -206,15 +206,7 @@ pub fn check_bcrypt(hash: &str) -> Result<(), String> {
 
 /// Reads and checks a web configuration file.
 pub fn load_web_file(path: &Path) -> Result<WebFile, ConfigErrors> {
-    let name = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: name.clone(),
-            pos: None,
-            path: String::new(),
-            msg: format!("cannot read: {e}"),
-        }])
-    })?;
+    let (name, src) = super::read_config_file(path)?;
     let mut w = parse_web_file(&src, &name)?;
     w.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(w)

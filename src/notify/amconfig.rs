@@ -331,15 +331,7 @@ pub enum Strictness {
 
 /// Reads and validates an Alertmanager config file.
 pub fn load_am_config(path: &Path, strictness: Strictness) -> Result<AmConfig, ConfigErrors> {
-    let name = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: name.clone(),
-            pos: None,
-            path: String::new(),
-            msg: format!("cannot read: {e}"),
-        }])
-    })?;
+    let (name, src) = crate::config::read_config_file(path)?;
     let mut cfg = parse_am_config(&src, &name, strictness)?;
     cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(cfg)

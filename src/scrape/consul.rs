@@ -266,14 +266,7 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let limit = crate::config::DEFAULT_BODY_SIZE_LIMIT;
-        let mut body = Vec::new();
-        let whole = crate::net::read_body(&mut resp, &mut body, limit)
-            .await
-            .map_err(|e| format!("{url}: {}", crate::net::error_chain(&e.without_url())))?;
-        if !whole {
-            return Err(format!("{url}: the answer is longer than {limit} bytes"));
-        }
+        let body = super::discovery::read_answer(&mut resp, &url).await?;
         let v = serde_json::from_slice(&body)
             .map_err(|e| format!("{url}: {}:{}: {e}", e.line(), e.column()))?;
         Ok((v, idx))

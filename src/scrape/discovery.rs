@@ -169,16 +169,26 @@ pub async fn fetch_http_groups(
     if !json_content_type(&ct) {
         return Err(format!("{url}: unsupported content type {ct:?}"));
     }
+    let body = read_answer(&mut resp, url).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| format!("{url}: not UTF-8: {e}"))?;
+    parse_groups(text, GroupFormat::Json, url, "__meta_url")
+}
+
+/// The body of a discovery answer (http_sd, Consul), read within the
+/// scrape body ceiling; errors start with `url`.
+pub(crate) async fn read_answer(
+    resp: &mut reqwest::Response,
+    url: &str,
+) -> Result<Vec<u8>, String> {
     let limit = crate::config::DEFAULT_BODY_SIZE_LIMIT;
     let mut body = Vec::new();
-    let whole = crate::net::read_body(&mut resp, &mut body, limit)
+    let whole = crate::net::read_body(resp, &mut body, limit)
         .await
         .map_err(|e| format!("{url}: {}", crate::net::error_chain(&e.without_url())))?;
     if !whole {
         return Err(format!("{url}: the answer is longer than {limit} bytes"));
     }
-    let text = std::str::from_utf8(&body).map_err(|e| format!("{url}: not UTF-8: {e}"))?;
-    parse_groups(text, GroupFormat::Json, url, "__meta_url")
+    Ok(body)
 }
 
 /// `application/json`, optionally with a UTF-8 charset, as Prometheus
