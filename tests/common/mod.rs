@@ -1296,9 +1296,19 @@ pub fn disk_full_scenario(
     });
     // Scraping goes on in memory.
     let before = stored_wal_seq(&a).len();
-    a.wait_for(10, "scrapes stored in memory while failing", || {
-        (stored_wal_seq(&a).len() > before + 10).then_some(())
-    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored_wal_seq(&a).len() <= before + 10 {
+        // On failure, say what the scrapes and the store were doing.
+        assert!(
+            Instant::now() < deadline,
+            "scrapes not stored while failing: {} samples before, {} now; targets: {}; argus log:\n{}",
+            before,
+            stored_wal_seq(&a).len(),
+            a.api("/api/v1/targets")["activeTargets"],
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let alerts = a.wait_for(60, "ArgusStorageWriteFailing firing", || {
         let r = a.api("/api/v1/alerts");
         let firing = r["alerts"].as_array().unwrap().iter().any(|x| {
