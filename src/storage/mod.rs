@@ -103,7 +103,16 @@ pub(crate) struct NumberedWriter {
     /// Written since the last fsync.
     dirty: bool,
     failing: Option<std::io::ErrorKind>,
+    /// The cause of the last failure and when it began, and whether that
+    /// failure was logged: a disk at the edge of full lets a small write
+    /// through now and then, and each such flap must not log twice.
+    last_failure: Option<(std::io::ErrorKind, std::time::Instant)>,
+    announced: bool,
 }
+
+/// A failure of the cause of one that ended less than this ago is the
+/// same episode: not logged again (it is still counted).
+const FLAP_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How a write changed the writer's health, for its owner to log.
 #[derive(Debug, PartialEq, Eq)]
@@ -123,6 +132,8 @@ impl NumberedWriter {
             len: 0,
             dirty: false,
             failing: None,
+            last_failure: None,
+            announced: false,
         }
     }
 
@@ -196,14 +207,33 @@ impl NumberedWriter {
     }
 
     /// Notes how a flush went (`wrote`: it wrote something, so a success
-    /// shows the cause is gone); says what the owner should log.
+    /// shows the cause is gone); says what the owner should log. A failure
+    /// of the same cause within a minute of the last one ending (a nearly
+    /// full disk letting small writes through) continues that episode:
+    /// neither it nor the success after it is logged.
     pub(crate) fn note(&mut self, res: &std::io::Result<()>, wrote: bool) -> Option<WriteChange> {
         match res {
             Ok(()) if !wrote => None,
-            Ok(()) => self.failing.take().map(|_| WriteChange::Resumed),
+            Ok(()) => {
+                self.failing.take()?;
+                if let Some((_, at)) = &mut self.last_failure {
+                    // The window runs from when writes last worked.
+                    *at = std::time::Instant::now();
+                }
+                std::mem::take(&mut self.announced).then_some(WriteChange::Resumed)
+            }
             Err(e) if self.failing == Some(e.kind()) => None,
             Err(e) => {
-                self.failing = Some(e.kind());
+                let kind = e.kind();
+                self.failing = Some(kind);
+                let flap = self
+                    .last_failure
+                    .is_some_and(|(k, at)| k == kind && at.elapsed() < FLAP_WINDOW);
+                self.last_failure = Some((kind, std::time::Instant::now()));
+                if flap {
+                    return None;
+                }
+                self.announced = true;
                 Some(WriteChange::NewFailure)
             }
         }
@@ -362,4 +392,28 @@ pub trait Queryable: Send + Sync {
         mint: Timestamp,
         maxt: Timestamp,
     ) -> Vec<String>;
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn a_flapping_failure_is_logged_once() {
+        let full = || Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        let mut w = NumberedWriter::new(1);
+        assert_eq!(w.note(&Ok(()), true), None);
+        assert_eq!(w.note(&full(), false), Some(WriteChange::NewFailure));
+        assert_eq!(w.note(&full(), false), None);
+        assert_eq!(w.note(&Ok(()), true), Some(WriteChange::Resumed));
+        // The disk fills again at once: the same episode.
+        assert_eq!(w.note(&full(), false), None);
+        assert!(w.failing());
+        assert_eq!(w.note(&Ok(()), true), None);
+        assert!(!w.failing());
+        // Another cause is news.
+        let denied = Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(w.note(&denied, false), Some(WriteChange::NewFailure));
+        assert_eq!(w.note(&Ok(()), true), Some(WriteChange::Resumed));
+    }
 }
