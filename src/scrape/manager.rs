@@ -64,6 +64,31 @@ struct Pool {
     client: reqwest::Client,
 }
 
+/// Starts a discovery that asks over HTTP (http_sd, Consul): its client
+/// from `tls`, then `run`. A client that cannot be built (a CA or key
+/// file unreadable now) is the same failure at every refresh: reported
+/// once, and no targets.
+fn spawn_http_discovery<R, F>(
+    tls: Option<&crate::config::TlsConfig>,
+    what: &str,
+    tx: watch::Sender<Vec<TargetGroup>>,
+    report: R,
+    run: impl FnOnce(reqwest::Client, watch::Sender<Vec<TargetGroup>>, R) -> F,
+) -> JoinHandle<()>
+where
+    R: Fn(String) + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match crate::net::build_client(tls, None) {
+        Ok(c) => tokio::spawn(run(c, tx, report)),
+        Err(e) => {
+            report(format!("{what}: client: {e}"));
+            let _ = tx.send(Vec::new());
+            tokio::spawn(async move { tx.closed().await })
+        }
+    }
+}
+
 /// The parts of a scrape config that decide how targets are scraped, as
 /// opposed to which targets there are: when only discovery changes, the
 /// job's loops for targets that remain keep running.
@@ -289,16 +314,14 @@ impl ScrapeManager {
                 metrics.sd_http_failures.inc();
                 tracing::warn!(job = %job_name, error = %e, "http_sd: refresh failed; the last targets it gave stay");
             };
-            match crate::net::build_client(h.tls_config.as_ref(), None) {
-                Ok(c) => tasks.push(tokio::spawn(run_http_sd(h.clone(), c, tx, report))),
-                Err(e) => {
-                    // A CA or key file that cannot be read now is the same
-                    // failure at every refresh: reported, and no targets.
-                    report(format!("{}: client: {e}", h.url));
-                    let _ = tx.send(Vec::new());
-                    tasks.push(tokio::spawn(async move { tx.closed().await }));
-                }
-            }
+            let h2 = h.clone();
+            tasks.push(spawn_http_discovery(
+                h.tls_config.as_ref(),
+                &h.url,
+                tx,
+                report,
+                |c, tx, report| run_http_sd(h2, c, tx, report),
+            ));
             receivers.push(rx);
         }
         for c in &sc.consul_sd_configs {
@@ -309,19 +332,14 @@ impl ScrapeManager {
                 metrics.sd_consul_failures.inc();
                 tracing::warn!(job = %job_name, error = %e, "consul_sd: request failed; the last targets it gave stay");
             };
-            match crate::net::build_client(c.tls_config.as_ref(), None) {
-                Ok(cl) => tasks.push(tokio::spawn(super::consul::run_consul_sd(
-                    c.clone(),
-                    cl,
-                    tx,
-                    report,
-                ))),
-                Err(e) => {
-                    report(format!("{}: client: {e}", c.server()));
-                    let _ = tx.send(Vec::new());
-                    tasks.push(tokio::spawn(async move { tx.closed().await }));
-                }
-            }
+            let c2 = c.clone();
+            tasks.push(spawn_http_discovery(
+                c.tls_config.as_ref(),
+                c.server(),
+                tx,
+                report,
+                |cl, tx, report| super::consul::run_consul_sd(c2, cl, tx, report),
+            ));
             receivers.push(rx);
         }
         for d in &sc.dns_sd_configs {
