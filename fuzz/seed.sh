@@ -90,6 +90,12 @@ printf '\x01- targets: ["a:9100"]\n  labels:\n    env: prod\n- targets: []\n' > 
 # A DNS answer to query 7: an SRV record whose target is compressed.
 printf '\x03\x00\x07\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x04_web\x04_tcp\x07example\x00\x00\x21\x00\x01\xc0\x0c\x00\x21\x00\x01\x00\x00\x00\x3c\x00\x0d\x00\x0a\x00\x05\x1f\x90\x04host\xc0\x16' > "$here/corpus/sd_groups/seed-dns"
 printf '\x02[{"Node": {"Node": "n1", "Address": "10.0.0.1", "Meta": {"rack-id": "r1"}, "TaggedAddresses": {"lan": "10.0.0.1"}}, "Service": {"ID": "web-1", "Tags": ["a"], "Address": "fe80::1", "Port": 80, "Meta": null}, "Checks": [{"CheckID": "_node_maintenance", "Status": "critical"}]}]' > "$here/corpus/sd_groups/seed-consul"
+# Kubernetes list answers (mode 4, then the role's index in
+# KUBERNETES_ROLES: 0 pod, 3 endpointslice, 4 node, 5 ingress).
+printf '\x04\x00{"metadata": {"resourceVersion": "7"}, "items": [{"metadata": {"name": "p", "namespace": "n", "labels": {"a.b/c": "d"}, "ownerReferences": [{"kind": "ReplicaSet", "name": "r", "controller": true}]}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "protocol": "TCP"}]}, {"name": "s"}], "initContainers": [{"name": "i"}]}, "status": {"podIP": "fe80::1", "conditions": [{"type": "Ready", "status": "False"}]}}]}' > "$here/corpus/sd_groups/seed-k8s-pod"
+printf '\x04\x03{"items": [{"metadata": {"name": "s", "namespace": "n"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}, "deprecatedTopology": {"z": "1"}}], "ports": [{"name": "m", "port": 9100}, {"port": null}]}]}' > "$here/corpus/sd_groups/seed-k8s-slice"
+printf '\x04\x04{"items": [{"metadata": {"name": "n1"}, "status": {"addresses": [{"type": "Hostname", "address": "n1"}], "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}]}' > "$here/corpus/sd_groups/seed-k8s-node"
+printf '\x04\x05{"items": [{"metadata": {"name": "i", "namespace": "n"}, "spec": {"tls": [{"hosts": ["*.example.com"]}], "rules": [{"host": "a.example.com", "http": {"paths": [{"path": ""}, {"path": "/x"}]}}, {"host": "b.org"}]}}]}' > "$here/corpus/sd_groups/seed-k8s-ingress"
 put_prefixed exposition_text 00 "$repo"/benches/data/* "$repo"/tests/data/*.prom "$repo"/tests/data/*.txt
 put_prefixed exposition_text 01 "$repo"/tests/data/*.om "$repo"/tests/data/*openmetrics*
 

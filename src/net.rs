@@ -78,30 +78,63 @@ pub fn build_client(
     tls: Option<&TlsConfig>,
     pin: Option<(&str, SocketAddr)>,
 ) -> Result<reqwest::Client, String> {
+    let t: TlsConfig = tls.cloned().unwrap_or_default();
+    let mut m = TlsMaterial {
+        insecure_skip_verify: t.insecure_skip_verify,
+        ..TlsMaterial::default()
+    };
+    if let Some(ca) = &t.ca_file {
+        m.ca = Some((
+            std::fs::read(ca).map_err(|e| format!("unable to read CA file {ca}: {e}"))?,
+            format!("CA file {ca}"),
+        ));
+    }
+    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+        let mut pem = std::fs::read(c).map_err(|e| format!("unable to read cert file {c}: {e}"))?;
+        pem.extend(std::fs::read(k).map_err(|e| format!("unable to read key file {k}: {e}"))?);
+        m.identity = Some(pem);
+    }
+    client_from_material(&m, pin)
+}
+
+/// TLS settings as PEM bytes, wherever they came from (files named by a
+/// `tls_config`, or a kubeconfig's inline data).
+#[derive(Clone, Debug, Default)]
+pub struct TlsMaterial {
+    /// CA bundle and how errors name it.
+    pub ca: Option<(Vec<u8>, String)>,
+    /// Client certificate chain followed by its key.
+    pub identity: Option<Vec<u8>>,
+    /// Skip certificate verification.
+    pub insecure_skip_verify: bool,
+}
+
+/// The one way argus builds an outgoing HTTP client: redirects limited,
+/// no proxy, TLS from `m`, and `pin` resolving a host to a fixed address.
+pub fn client_from_material(
+    m: &TlsMaterial,
+    pin: Option<(&str, SocketAddr)>,
+) -> Result<reqwest::Client, String> {
     init_tls();
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(10))
         .pool_max_idle_per_host(2)
         .tcp_nodelay(true)
         .no_proxy();
-    let t: TlsConfig = tls.cloned().unwrap_or_default();
-    if let Some(ca) = &t.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("unable to read CA file {ca}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("unable to use CA file {ca}: {e}"))?;
+    if let Some((pem, name)) = &m.ca {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("unable to use {name}: {e}"))?;
         if certs.is_empty() {
-            return Err(format!("no certificates found in CA file {ca}"));
+            return Err(format!("no certificates found in {name}"));
         }
         b = b.tls_certs_only(certs);
     }
-    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
-        let mut pem = std::fs::read(c).map_err(|e| format!("unable to read cert file {c}: {e}"))?;
-        pem.extend(std::fs::read(k).map_err(|e| format!("unable to read key file {k}: {e}"))?);
-        let id = reqwest::Identity::from_pem(&pem)
+    if let Some(pem) = &m.identity {
+        let id = reqwest::Identity::from_pem(pem)
             .map_err(|e| format!("unable to use client certificate: {e}"))?;
         b = b.identity(id);
     }
-    if t.insecure_skip_verify {
+    if m.insecure_skip_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
     if let Some((host, addr)) = pin {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -201,6 +201,25 @@ fn the_kubernetes_pair_is_consistent_and_runs() {
         sts["spec"]["selector"]["matchLabels"]
     );
     find("Secret", "argus-peer-secret");
+    // The pods' service account may list and watch pods for the
+    // kubernetes-pods job.
+    let sa = sts["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    find("ServiceAccount", sa);
+    let binding = find("ClusterRoleBinding", "argus-discovery");
+    assert_eq!(binding["subjects"][0]["name"], sa);
+    let role = find("ClusterRole", binding["roleRef"]["name"].as_str().unwrap());
+    let rule = &role["rules"][0];
+    assert!(
+        rule["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pods"))
+    );
+    for verb in ["list", "watch"] {
+        assert!(rule["verbs"].as_array().unwrap().contains(&json!(verb)));
+    }
     let cm = find("ConfigMap", "argus-config");
     let cfg_text = cm["data"]["argus.yml"].as_str().unwrap().to_string();
     let cfg: Value = serde_saphyr::from_str(&cfg_text).unwrap();
@@ -223,19 +242,68 @@ fn the_kubernetes_pair_is_consistent_and_runs() {
             &format!("127.0.0.1:{p}"),
         );
     }
+    // The cluster's API (HTTPS, the pods' service account) with one
+    // application pod annotated for scraping and one not.
+    let app = Target::text("app_requests_total 7\n");
+    let quiet = Target::text("app_requests_total 9\n");
+    let api = kube::Api::start(true);
+    api.change(|s| {
+        s.put(
+            "pods",
+            kube::pod("shop", "web-1", app.port, true, json!({"app": "web"})),
+        );
+        s.put(
+            "pods",
+            kube::pod(
+                "shop",
+                "batch-1",
+                quiet.port,
+                false,
+                json!({"app": "batch"}),
+            ),
+        );
+    });
+    let sa_dir = tempfile::tempdir().unwrap();
+    std::fs::write(sa_dir.path().join("token"), "sa-token").unwrap();
+    std::fs::write(sa_dir.path().join("ca.crt"), api.ca_pem.as_ref().unwrap()).unwrap();
+    let sa_path = sa_dir.path().display().to_string();
+    let api_port = api.port.to_string();
     let mut pods = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let tmp = tempfile::tempdir().unwrap();
         let etc = etc_argus(tmp.path(), &hook.addr());
         std::fs::write(etc.join("argus.yml"), &text).unwrap();
         let pod = format!("argus-{i}");
-        let a = Argus::spawn(
+        let a = Argus::spawn_env(
             tmp.path(),
             &etc.join("argus.yml"),
             *port,
             &["--dry-run", "--peers.self", &pod],
+            &[
+                ("ARGUS_K8S_SERVICEACCOUNT_DIR", sa_path.as_str()),
+                ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+                ("KUBERNETES_SERVICE_PORT", api_port.as_str()),
+            ],
         );
         pods.push((a, tmp));
+    }
+    // Each pod scrapes the annotated pod, labelled as with Prometheus.
+    for (a, _) in &pods {
+        let got = a.wait_for(20, "the annotated pod scraped", || {
+            let f = a.federate("app_requests_total");
+            (!f.is_empty()).then_some(f)
+        });
+        assert_eq!(got.len(), 1, "{got:?}");
+        let s = &got[0].0;
+        for l in [
+            "job=\"kubernetes-pods\"",
+            "namespace=\"shop\"",
+            "pod=\"web-1\"",
+            "app=\"web\"",
+        ] {
+            assert!(s.contains(l), "{s}");
+        }
+        assert_eq!(got[0].1, 7.0);
     }
     for (i, (a, _)) in pods.iter().enumerate() {
         let other = format!("argus-{}", 1 - i);

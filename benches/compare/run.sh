@@ -13,8 +13,10 @@
 # With vmagent on the PATH (Debian victoria-metrics), it scrapes the same
 # targets too, remote-writing to a sink on 127.0.0.1 that answers 204.
 #
-# With CURVE=SECONDS, the RSS of each is sampled every SECONDS and printed
-# as a curve at the end (is memory flat once the store fills?).
+# With CURVE=SECONDS, the RSS and the CPU-seconds used so far of each are
+# sampled every SECONDS and printed as curves at the end (is memory flat
+# once the store fills? does the CPU a second change after the first
+# chunks are cut?).
 #
 # With RESTART=1, Prometheus and argus are then restarted on the data they
 # gathered, after a kill -9 and after a clean stop, one at a time, and the
@@ -145,18 +147,20 @@ PY
   VMA=$!
 fi
 
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 if [ -n "${CURVE:-}" ]; then
   CURVE_OUT=$(printf "%-8s %12s %12s %12s %12s" "t_s" "prometheus" "argus" "vmagent" "${ARGB:+argus_b}")
+  CPU_OUT=$CURVE_OUT
   for t in $(seq "$CURVE" "$CURVE" "$DURATION"); do
     sleep "$CURVE"
     CURVE_OUT+=$(printf "\n%-8s %12s %12s %12s %12s" "$t" "$(rss $PROM)" "$(rss $ARG)" "${VMA:+$(rss $VMA)}" "${ARGB:+$(rss $ARGB)}")
+    CPU_OUT+=$(printf "\n%-8s %12s %12s %12s %12s" "$t" "$(cpu $PROM)" "$(cpu $ARG)" "${VMA:+$(cpu $VMA)}" "${ARGB:+$(cpu $ARGB)}")
   done
 else
   sleep "$DURATION"
 fi
 
-cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 if [ -n "${RULES:-}" ]; then
   # Window 1: scraping only (after the first DURATION of warm-up).
   P0=$(cpu $PROM); A0=$(cpu $ARG)
@@ -209,7 +213,10 @@ if [ -n "$VMA" ]; then
   python3 -c "print(f'ratio argus/vmagent: cpu={$AC/$VC:.3f} rss={$AR/$VR:.3f}')"
 fi
 python3 -c "print(f'ratio argus/prometheus: cpu={$AC/$PC:.3f} rss={$AR/$PR:.3f}')"
-[ -z "${CURVE_OUT:-}" ] || { echo "RSS MiB over time:"; echo "$CURVE_OUT"; }
+# Where argus says its memory goes (bytes), to set beside the peak RSS.
+echo "argus memory gauges (MB):"
+curl -s "http://127.0.0.1:$A_PORT/metrics" | awk '/^argus_(head_memory|wal_buffer|scrape_cache)_bytes/ {printf "  %-50s %8.1f\n", $1, $2 / 1e6}'
+[ -z "${CURVE_OUT:-}" ] || { echo "RSS MiB over time:"; echo "$CURVE_OUT"; echo "CPU-seconds used by then:"; echo "$CPU_OUT"; }
 if [ -n "${RESTART:-}" ]; then
   # Seconds from start until /-/ready answers 200 (both answer 503 while
   # they replay their log), after a kill -9 and after a clean stop, each

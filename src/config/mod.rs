@@ -654,6 +654,9 @@ pub struct ScrapeConfig {
     /// Targets from DNS records.
     #[serde(default)]
     pub dns_sd_configs: Vec<DnsSdConfig>,
+    /// Targets from a Kubernetes API server.
+    #[serde(default)]
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     /// HTTP basic auth.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
@@ -828,6 +831,234 @@ impl DnsSdConfig {
             .as_deref()
             .unwrap_or("SRV")
             .to_ascii_uppercase()
+    }
+}
+
+/// `kubernetes_sd_configs` entry: pods, services, nodes, endpoints,
+/// endpoint slices or ingresses listed and watched through the Kubernetes
+/// API, as Prometheus's Kubernetes discovery finds them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSdConfig {
+    /// The API server's URL; without it (and without
+    /// `kubeconfig_file`) argus uses the pod's service account.
+    #[serde(default)]
+    pub api_server: Option<String>,
+    /// `pod`, `service`, `node`, `endpoints`, `endpointslice` or
+    /// `ingress` (required).
+    #[serde(default)]
+    pub role: String,
+    /// A kubeconfig file to connect with, instead of `api_server`.
+    #[serde(default)]
+    pub kubeconfig_file: String,
+    /// Which namespaces to watch (all when empty).
+    #[serde(default)]
+    pub namespaces: KubernetesNamespaces,
+    /// Label and field selectors sent to the API server, per role.
+    #[serde(default)]
+    pub selectors: Vec<KubernetesSelector>,
+    /// Node labels on pod and endpoint targets.
+    #[serde(default)]
+    pub attach_metadata: KubernetesAttachMetadata,
+    /// HTTP basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Legacy bearer token.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Legacy bearer token file.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+}
+
+/// The roles of `kubernetes_sd_configs`, in Prometheus's order.
+pub const KUBERNETES_ROLES: &[&str] = &[
+    "pod",
+    "service",
+    "endpoints",
+    "endpointslice",
+    "node",
+    "ingress",
+];
+
+/// `kubernetes_sd_configs[].namespaces`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesNamespaces {
+    /// Also watch the namespace argus runs in (in-cluster only).
+    #[serde(default)]
+    pub own_namespace: bool,
+    /// Namespaces to watch.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// `kubernetes_sd_configs[].selectors[]`: what the API server is asked
+/// to filter by, for one kind of object.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSelector {
+    /// The kind of object it filters (a role name).
+    #[serde(default)]
+    pub role: String,
+    /// A label selector (`app=web,tier!=db`).
+    #[serde(default)]
+    pub label: String,
+    /// A field selector (`spec.nodeName=n1`).
+    #[serde(default)]
+    pub field: String,
+}
+
+/// `kubernetes_sd_configs[].attach_metadata`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesAttachMetadata {
+    /// Add the labels of the node a target runs on.
+    #[serde(default)]
+    pub node: bool,
+}
+
+impl KubernetesSdConfig {
+    fn client(&self) -> ClientSettings<'_> {
+        ClientSettings {
+            basic_auth: &self.basic_auth,
+            authorization: &self.authorization,
+            bearer_token: &self.bearer_token,
+            bearer_token_file: &self.bearer_token_file,
+            tls_config: &self.tls_config,
+        }
+    }
+
+    /// True when any HTTP client setting is given (Prometheus allows them
+    /// only with `api_server`). An empty `tls_config` is the default.
+    pub fn custom_client(&self) -> bool {
+        self.basic_auth.is_some()
+            || self.authorization.is_some()
+            || self.bearer_token.as_ref().is_some_and(|t| !t.is_empty())
+            || self
+                .bearer_token_file
+                .as_ref()
+                .is_some_and(|t| !t.is_empty())
+            || self
+                .tls_config
+                .as_ref()
+                .is_some_and(|t| *t != TlsConfig::default())
+    }
+
+    /// The label and field selectors for objects of `role`.
+    pub fn selector(&self, role: &str) -> (&str, &str) {
+        self.selectors
+            .iter()
+            .find(|s| s.role == role)
+            .map_or(("", ""), |s| (s.label.as_str(), s.field.as_str()))
+    }
+
+    /// Checks the entry as Prometheus 2.42 does, in its order.
+    fn validate(&self, p: &str, err: &mut dyn FnMut(String, String)) {
+        if self.role.is_empty() {
+            err(
+                format!("{p}.role"),
+                "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)"
+                    .into(),
+            );
+            return;
+        }
+        if !KUBERNETES_ROLES.contains(&self.role.as_str()) {
+            err(
+                format!("{p}.role"),
+                format!("unknown Kubernetes SD role {:?}", self.role),
+            );
+            return;
+        }
+        let before = std::cell::Cell::new(false);
+        self.client().validate(p, &mut |k, m| {
+            before.set(true);
+            err(k, m)
+        });
+        if before.get() {
+            return;
+        }
+        let api = self.api_server.as_deref().filter(|a| !a.is_empty());
+        if let Some(a) = api {
+            if !(a.starts_with("http://") || a.starts_with("https://")) {
+                err(
+                    format!("{p}.api_server"),
+                    format!("api_server {a:?} is not an http or https URL"),
+                );
+                return;
+            }
+        }
+        let kube = !self.kubeconfig_file.is_empty();
+        let own = self.namespaces.own_namespace;
+        let conflict = if api.is_some() && kube {
+            Some("cannot use 'kubeconfig_file' and 'api_server' simultaneously")
+        } else if kube && self.custom_client() {
+            Some("cannot use a custom HTTP client configuration together with 'kubeconfig_file'")
+        } else if api.is_none() && self.custom_client() {
+            Some(
+                "to use custom HTTP client configuration please provide the 'api_server' URL explicitly",
+            )
+        } else if api.is_some() && own {
+            Some("cannot use 'api_server' and 'namespaces.own_namespace' simultaneously")
+        } else if kube && own {
+            Some("cannot use 'kubeconfig_file' and 'namespaces.own_namespace' simultaneously")
+        } else {
+            None
+        };
+        if let Some(m) = conflict {
+            err(p.to_string(), m.into());
+            return;
+        }
+        let allowed: &[&str] = match self.role.as_str() {
+            "endpoints" => &["pod", "service", "endpoints"],
+            "endpointslice" => &["pod", "service", "endpointslice"],
+            r => KUBERNETES_ROLES
+                .iter()
+                .find(|x| **x == r)
+                .map(std::slice::from_ref)
+                .unwrap_or_default(),
+        };
+        let mut seen = Vec::new();
+        for (i, s) in self.selectors.iter().enumerate() {
+            let sp = format!("{p}.selectors[{i}]");
+            if !KUBERNETES_ROLES.contains(&s.role.as_str()) {
+                err(
+                    format!("{sp}.role"),
+                    format!("unknown Kubernetes SD role {:?}", s.role),
+                );
+                return;
+            }
+            if seen.contains(&s.role.as_str()) {
+                err(sp, format!("duplicated selector role: {}", s.role));
+                return;
+            }
+            seen.push(s.role.as_str());
+            if !allowed.contains(&s.role.as_str()) {
+                err(
+                    format!("{sp}.role"),
+                    format!(
+                        "{} role supports only {} selectors",
+                        self.role,
+                        allowed.join(", ")
+                    ),
+                );
+                return;
+            }
+            if let Err(m) = crate::scrape::kubernetes::check_field_selector(&s.field) {
+                err(format!("{sp}.field"), m);
+                return;
+            }
+            if let Err(m) = crate::scrape::kubernetes::check_label_selector(&s.label) {
+                err(format!("{sp}.label"), m);
+                return;
+            }
+        }
     }
 }
 
@@ -1230,7 +1461,9 @@ fn unsupported_message(path: &str, field: &str) -> Option<String> {
     }
     let in_scrape = path.starts_with("scrape_configs[") && path.matches('.').count() == 1;
     let in_http_sd = path.starts_with("scrape_configs[")
-        && (path.contains(".http_sd_configs[") || path.contains(".consul_sd_configs["))
+        && (path.contains(".http_sd_configs[")
+            || path.contains(".consul_sd_configs[")
+            || path.contains(".kubernetes_sd_configs["))
         && path.matches('.').count() == 2;
     let in_global = path.starts_with("global.") && path.matches('.').count() == 1;
     let top = !path.contains(['.', '[']);
@@ -1460,6 +1693,18 @@ impl Config {
                     &mut h.tls_config,
                     fix,
                 );
+            }
+            for k in &mut sc.kubernetes_sd_configs {
+                fix_client_paths(
+                    &mut k.basic_auth,
+                    &mut k.authorization,
+                    &mut k.bearer_token_file,
+                    &mut k.tls_config,
+                    fix,
+                );
+                if !k.kubeconfig_file.is_empty() {
+                    fix(&mut k.kubeconfig_file);
+                }
             }
             for c in &mut sc.consul_sd_configs {
                 fix_client_paths(
@@ -1864,6 +2109,9 @@ impl Config {
                 }
                 c.client().validate(&cp, err);
             }
+            for (j, k) in sc.kubernetes_sd_configs.iter().enumerate() {
+                k.validate(&format!("{p}.kubernetes_sd_configs[{j}]"), err);
+            }
             for (j, r) in sc.relabel_configs.iter().enumerate() {
                 validate_relabel(r, &format!("{p}.relabel_configs[{j}]"), err);
             }
@@ -2072,6 +2320,65 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_sd_is_checked_as_prometheus_checks_it() {
+        let k = |body: &str| {
+            errs(&format!(
+                "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs:\n      - {body}\n"
+            ))
+        };
+        assert!(k("role: pod").is_empty());
+        assert!(k("role: endpoints\n        api_server: https://k8s:6443\n        bearer_token: t\n        selectors:\n          - role: pod\n            label: app=web\n          - role: service\n            field: metadata.name=web").is_empty());
+        for (body, want) in [
+            (
+                "namespaces: {names: [a]}",
+                "role missing (one of: pod, service, endpoints, endpointslice, node, ingress)",
+            ),
+            ("role: pods", "unknown Kubernetes SD role \"pods\""),
+            (
+                "role: pod\n        api_server: https://k\n        kubeconfig_file: kc",
+                "cannot use 'kubeconfig_file' and 'api_server' simultaneously",
+            ),
+            (
+                "role: pod\n        kubeconfig_file: kc\n        bearer_token: t",
+                "cannot use a custom HTTP client configuration together with 'kubeconfig_file'",
+            ),
+            (
+                "role: pod\n        tls_config: {insecure_skip_verify: true}",
+                "to use custom HTTP client configuration please provide the 'api_server' URL explicitly",
+            ),
+            (
+                "role: pod\n        api_server: https://k\n        namespaces: {own_namespace: true}",
+                "cannot use 'api_server' and 'namespaces.own_namespace' simultaneously",
+            ),
+            (
+                "role: pod\n        selectors:\n          - role: node",
+                "pod role supports only pod selectors",
+            ),
+            (
+                "role: endpoints\n        selectors:\n          - role: pod\n          - role: pod",
+                "duplicated selector role: pod",
+            ),
+            (
+                "role: pod\n        selectors:\n          - role: pod\n            label: 'app in web'",
+                "label selector",
+            ),
+            (
+                "role: pod\n        selectors:\n          - role: pod\n            field: spec.nodeName",
+                "field selector",
+            ),
+            (
+                "role: pod\n        proxy_url: http://p",
+                "\"proxy_url\" is a Prometheus setting that argus does not support",
+            ),
+        ] {
+            let e = k(body);
+            assert!(e.len() == 1 && e[0].contains(want), "{body}: {e:?}");
+        }
+        // An empty tls_config is Prometheus's default, not a custom client.
+        assert!(k("role: pod\n        tls_config: {}").is_empty());
+    }
+
+    #[test]
     fn defaults_inherit_from_global() {
         let c = Config::load_str(
             "global:\n  scrape_interval: 10s\n  scrape_timeout: 20s\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 1m\n",
@@ -2104,11 +2411,9 @@ mod tests {
                 && e[0].contains("field \"scrape_intervall\" is not allowed here"),
             "{e:?}"
         );
-        let e = errs("scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: []\n");
+        let e = errs("scrape_configs:\n  - job_name: a\n    ec2_sd_configs: []\n");
         assert!(
-            e[0].contains(
-                "\"kubernetes_sd_configs\" is a Prometheus setting that argus does not support"
-            ),
+            e[0].contains("\"ec2_sd_configs\" is a Prometheus setting that argus does not support"),
             "{e:?}"
         );
         let e = errs("remote_write:\n  - url: http://x\n");

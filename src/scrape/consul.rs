@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::discovery::TargetGroup;
+use super::discovery::{TargetGroup, join_host_port, sanitize_label_name};
 use crate::config::ConsulSdConfig;
 
 /// How long a blocking query may wait for a change (Prometheus's).
@@ -89,29 +89,6 @@ fn aggregated_status(checks: &[Check]) -> &'static str {
     }
 }
 
-/// A map key as a label name suffix: every character but letters, digits
-/// and `_` becomes `_`.
-fn sanitize(k: &str) -> String {
-    k.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// `host:port`, with brackets around an IPv6 host (Go's `JoinHostPort`).
-fn join_host_port(host: &str, port: i64) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// The target group of one service from its health API answer.
 fn service_group(name: &str, dc: &str, sep: &str, entries: Vec<Entry>) -> TargetGroup {
     let targets = entries
@@ -156,7 +133,7 @@ fn service_group(name: &str, dc: &str, sep: &str, entries: Vec<Entry>) -> Target
                 ("__meta_consul_tagged_address_", e.node.tagged_addresses),
             ] {
                 for (k, v) in map.unwrap_or_default() {
-                    l.insert(format!("{prefix}{}", sanitize(&k)), v);
+                    l.insert(format!("{prefix}{}", sanitize_label_name(&k)), v);
                 }
             }
             l

@@ -22,6 +22,29 @@ pub struct TargetGroup {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A map key as a label name suffix (Prometheus's `SanitizeLabelName`): every character but letters, digits
+/// and `_` becomes `_`.
+pub(crate) fn sanitize_label_name(k: &str) -> String {
+    k.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `host:port`, with brackets around an IPv6 host (Go's `JoinHostPort`).
+pub(crate) fn join_host_port(host: &str, port: i64) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// The static groups of a scrape config.
 pub fn static_groups(sc: &ScrapeConfig) -> Vec<TargetGroup> {
     sc.static_configs

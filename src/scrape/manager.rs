@@ -99,6 +99,7 @@ fn scrape_part(sc: &ScrapeConfig) -> ScrapeConfig {
         http_sd_configs: Vec::new(),
         consul_sd_configs: Vec::new(),
         dns_sd_configs: Vec::new(),
+        kubernetes_sd_configs: Vec::new(),
         ..sc.clone()
     }
 }
@@ -342,6 +343,30 @@ impl ScrapeManager {
             ));
             receivers.push(rx);
         }
+        for k in &sc.kubernetes_sd_configs {
+            let (tx, rx) = watch::channel(Vec::new());
+            let (m1, m2) = (self.ctx.metrics.clone(), self.ctx.metrics.clone());
+            let job_name = sc.job_name.clone();
+            let report: super::kubernetes::Report = Arc::new(move |e: String| {
+                m1.sd_kubernetes_failures.inc();
+                tracing::warn!(job = %job_name, error = %e, "kubernetes_sd: request failed; the last targets it gave stay");
+            });
+            let events: super::kubernetes::EventCount = Arc::new(move |role, event| {
+                m2.sd_kubernetes_events
+                    .get_or_create(&vec![
+                        ("role".to_string(), role.to_string()),
+                        ("event".to_string(), event.to_string()),
+                    ])
+                    .inc();
+            });
+            tasks.push(tokio::spawn(super::kubernetes::run_kubernetes_sd(
+                k.clone(),
+                tx,
+                report,
+                events,
+            )));
+            receivers.push(rx);
+        }
         for d in &sc.dns_sd_configs {
             let (tx, rx) = watch::channel(Vec::new());
             let m1 = self.ctx.metrics.clone();
@@ -511,7 +536,11 @@ fn sync_pool(
         }
     }
     for (k, t) in want {
-        if st.active.contains_key(&k) {
+        if let Some(h) = st.active.get_mut(&k) {
+            // The loop keeps running; what discovery says of the target
+            // now is what the API shows (as Prometheus 3 does; 2.42 kept
+            // the labels of when the target first appeared).
+            h.target.discovered = t.discovered;
             continue;
         }
         let health = Arc::new(Mutex::new(TargetHealth {

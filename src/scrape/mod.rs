@@ -6,6 +6,7 @@ pub mod client;
 pub mod consul;
 pub mod discovery;
 pub mod dns;
+pub mod kubernetes;
 pub mod manager;
 pub mod parse;
 pub mod proto;

@@ -101,6 +101,10 @@ pub struct Metrics {
     pub sd_consul_failures: Counter,
     /// dns_sd lookups.
     pub sd_dns_lookups: Counter,
+    /// kubernetes_sd requests (list or watch) that failed.
+    pub sd_kubernetes_failures: Counter,
+    /// kubernetes_sd watch events handled, by role and event.
+    pub sd_kubernetes_events: Family<L, Counter>,
     /// dns_sd lookups that failed.
     pub sd_dns_lookup_failures: Counter,
     /// Live series in the head.
@@ -240,6 +244,8 @@ impl Metrics {
             sd_http_failures: Counter::default(),
             sd_consul_failures: Counter::default(),
             sd_dns_lookups: Counter::default(),
+            sd_kubernetes_failures: Counter::default(),
+            sd_kubernetes_events: Family::default(),
             sd_dns_lookup_failures: Counter::default(),
             head_series: Gauge::default(),
             head_samples_appended: Counter::default(),
@@ -423,6 +429,16 @@ impl Metrics {
             "argus_sd_consul_rpc_failures",
             "Consul API requests of consul_sd that failed (as Prometheus's prometheus_sd_consul_rpc_failures_total)",
             m.sd_consul_failures.clone(),
+        );
+        r.register(
+            "argus_sd_kubernetes_failures",
+            "kubernetes_sd lists and watches that failed (the API server unreachable, an error status, an answer that does not decode)",
+            m.sd_kubernetes_failures.clone(),
+        );
+        r.register(
+            "argus_sd_kubernetes_events",
+            "Kubernetes watch events kubernetes_sd handled, by role and event (as Prometheus's prometheus_sd_kubernetes_events_total)",
+            m.sd_kubernetes_events.clone(),
         );
         r.register(
             "argus_sd_dns_lookups",

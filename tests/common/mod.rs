@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod kube;
 pub mod om_data;
 pub mod smtp;
 
@@ -126,7 +127,7 @@ impl Argus {
         std::fs::write(&cfg, config).unwrap();
         let mut tries = 0;
         loop {
-            match Argus::try_spawn_with(dir, &cfg, free_port(), extra, ulimit.as_deref()) {
+            match Argus::try_spawn_with(dir, &cfg, free_port(), extra, ulimit.as_deref(), &[]) {
                 Ok(a) => return a,
                 // Another process took the free port first: take another.
                 Err(log) if tries < 3 && log.contains("cannot listen") => tries += 1,
@@ -144,7 +145,19 @@ impl Argus {
     /// Spawns argus and waits until it is ready; its log if it exits or
     /// does not become ready within 20 s.
     pub fn try_spawn(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> Result<Argus, String> {
-        Argus::try_spawn_with(dir, cfg, port, extra, None)
+        Argus::try_spawn_with(dir, cfg, port, extra, None, &[])
+    }
+
+    /// Spawns argus with variables added to its environment.
+    pub fn spawn_env(
+        dir: &Path,
+        cfg: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Argus {
+        Argus::try_spawn_with(dir, cfg, port, extra, None, env)
+            .unwrap_or_else(|log| panic!("argus did not start; log:\n{log}"))
     }
 
     fn try_spawn_with(
@@ -153,6 +166,7 @@ impl Argus {
         port: u16,
         extra: &[&str],
         ulimit: Option<&str>,
+        env: &[(&str, &str)],
     ) -> Result<Argus, String> {
         // Appended to, so a restarted process's log follows the first's.
         let log = std::fs::OpenOptions::new()
@@ -183,6 +197,7 @@ impl Argus {
             .arg("--log.level")
             .arg("debug")
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
