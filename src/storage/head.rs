@@ -824,9 +824,22 @@ pub struct Head {
     min_valid_t: AtomicI64,
     /// Where cut chunks wait for the chunk files.
     freezer: Freezer,
+    /// Appenders' sample buffers between uses. A scrape's buffer is about
+    /// 50 bytes a sample, often past the allocator's threshold for mapping
+    /// memory: allocated and freed at every scrape of every target, such
+    /// buffers leave the allocator's arenas fragmented (and cost a map and
+    /// unmap each where the threshold is fixed).
+    pending_pool: Mutex<Vec<PendingBuf>>,
     /// Counters for telemetry.
     pub stats: HeadStats,
 }
+
+type PendingBuf = Vec<(Pending, Timestamp, PendingValue)>;
+
+/// Buffers the pool keeps: about as many as commits run at once.
+const PENDING_POOL: usize = 8;
+/// A buffer larger than this many samples is freed, not kept.
+const PENDING_KEEP: usize = 1 << 16;
 
 impl Default for Head {
     fn default() -> Self {
@@ -843,6 +856,7 @@ impl Head {
             chunks: std::sync::OnceLock::new(),
             min_valid_t: AtomicI64::new(i64::MIN),
             freezer: Freezer::default(),
+            pending_pool: Mutex::new(Vec::new()),
             stats: HeadStats::default(),
         }
     }
@@ -879,9 +893,16 @@ impl Head {
 
     /// A transactional appender with room for `n` samples.
     pub fn appender_with_capacity(self: &Arc<Self>, n: usize) -> HeadAppender {
+        let mut pending = self
+            .pending_pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        pending.reserve(n);
         HeadAppender {
             head: self.clone(),
-            pending: Vec::with_capacity(n),
+            pending,
         }
     }
 
@@ -1355,6 +1376,24 @@ const SERIES_LINES: usize = 4;
 pub struct HeadAppender {
     head: Arc<Head>,
     pending: Vec<(Pending, Timestamp, PendingValue)>,
+}
+
+impl Drop for HeadAppender {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.pending);
+        if buf.capacity() == 0 || buf.capacity() > PENDING_KEEP {
+            return;
+        }
+        buf.clear();
+        let mut pool = self
+            .head
+            .pending_pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if pool.len() < PENDING_POOL {
+            pool.push(buf);
+        }
+    }
 }
 
 #[derive(Clone)]
