@@ -9,37 +9,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, MattermostConfig, MsTeamsConfig,
-    MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, PushoverConfig, RocketChatConfig,
-    SlackConfig, SnsConfig, TelegramConfig, VictorOpsConfig, WeChatConfig, WebexConfig,
-    WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, IncidentioConfig, JiraConfig, MattermostConfig,
+    MsTeamsConfig, MsTeamsV2Config, OpsGenieConfig, PagerdutyConfig, PushoverConfig,
+    RocketChatConfig, SlackConfig, SnsConfig, TelegramConfig, VictorOpsConfig, WeChatConfig,
+    WebexConfig, WebhookConfig,
 };
 use super::matchers::parse_matchers;
 use crate::config::{ConfigError, ConfigErrors, Pos, Positions, PromDuration, yaml_error_parts};
-
-/// Integration types argus delivers to.
-pub const SUPPORTED_INTEGRATIONS: &[&str] = &[
-    "discord_configs",
-    "email_configs",
-    "incidentio_configs",
-    "mattermost_configs",
-    "msteams_configs",
-    "msteamsv2_configs",
-    "opsgenie_configs",
-    "pagerduty_configs",
-    "pushover_configs",
-    "rocketchat_configs",
-    "slack_configs",
-    "sns_configs",
-    "telegram_configs",
-    "victorops_configs",
-    "webex_configs",
-    "webhook_configs",
-    "wechat_configs",
-];
-
-/// Integration types Alertmanager has and argus does not.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs"];
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -254,8 +230,9 @@ pub struct ReceiverConfig {
     /// incident.io.
     #[serde(default)]
     pub incidentio_configs: Vec<IncidentioConfig>,
+    /// Jira issues.
     #[serde(default)]
-    jira_configs: Option<serde_json::Value>,
+    pub jira_configs: Vec<JiraConfig>,
     /// Mattermost.
     #[serde(default)]
     pub mattermost_configs: Vec<MattermostConfig>,
@@ -303,18 +280,6 @@ impl AmConfig {
             super::timeinterval::compile(key, list, &mut out, &mut |_, _| {});
         }
         out
-    }
-}
-
-impl ReceiverConfig {
-    /// The integration types it uses that argus does not deliver to.
-    pub fn unsupported(&self) -> Vec<&'static str> {
-        let all: [(&'static str, &Option<serde_json::Value>); 1] =
-            [("jira_configs", &self.jira_configs)];
-        all.iter()
-            .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| *k)
-            .collect()
     }
 }
 
@@ -451,18 +416,6 @@ pub fn parse_am_config(
                 );
             }
         }
-        if strictness == Strictness::Deliver {
-            for key in r.unsupported() {
-                err(
-                    &format!("{p}.{key}"),
-                    format!(
-                        "receiver {:?}: integration type {key:?} is not supported by argus (supported: {})",
-                        r.name,
-                        SUPPORTED_INTEGRATIONS.join(", ")
-                    ),
-                );
-            }
-        }
         for (j, c) in r.slack_configs.iter().enumerate() {
             c.check(&global, &format!("{p}.slack_configs[{j}]"), &mut err);
         }
@@ -518,6 +471,9 @@ pub fn parse_am_config(
                     );
                 }
             }
+        }
+        for (j, c) in r.jira_configs.iter().enumerate() {
+            c.check(&global, &format!("{p}.jira_configs[{j}]"), &mut err);
         }
         for (j, c) in r.pushover_configs.iter().enumerate() {
             c.check(&format!("{p}.pushover_configs[{j}]"), &mut err);
@@ -750,8 +706,17 @@ mod tests {
             "route: {receiver: a}\nreceivers:\n  - name: a\n    jira_configs: [{project: p}]\n",
         );
         assert!(
-            e[0].starts_with("am.yml:4:5: receivers[0].jira_configs: ")
-                && e[0].contains("\"jira_configs\" is not supported"),
+            e.len() == 2
+                && e[0].starts_with("am.yml:4:20: receivers[0].jira_configs[0]: ")
+                && e[0].contains("missing issue_type in jira_config")
+                && e[1].contains("no global Jira Cloud URL set"),
+            "{e:?}"
+        );
+        let e = errors(
+            "global: {jira_api_url: 'https://x.atlassian.net/rest/api/3'}\nroute: {receiver: a}\nreceivers:\n  - name: a\n    jira_configs: [{project: p, issue_type: Bug, api_type: server}]\n",
+        );
+        assert!(
+            e.len() == 1 && e[0].contains("unknown api_type on jira_config"),
             "{e:?}"
         );
         let e = errors("route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]\n");

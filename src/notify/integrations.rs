@@ -85,8 +85,6 @@ pub struct GlobalConfig {
     pub victorops_api_key_file: Option<String>,
     pub mattermost_webhook_url: Option<Secret>,
     pub mattermost_webhook_url_file: Option<String>,
-    // Jira's: argus does not deliver to Jira; accepted so that existing
-    // files load (its receivers are refused by name).
     pub jira_api_url: Option<String>,
     pub wechat_api_url: Option<String>,
     pub wechat_api_secret: Option<Secret>,
@@ -962,6 +960,114 @@ impl PushoverConfig {
                 p,
                 "at most one of monospace & html must be configured".into(),
             );
+        }
+    }
+}
+
+/// A Jira field's template: a string, or (Alertmanager 0.29 on) an
+/// object that can also keep the field from being rewritten when the
+/// issue is updated.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(untagged)]
+#[allow(missing_docs)]
+pub enum JiraField {
+    #[default]
+    Unset,
+    Text(String),
+    Object(JiraFieldObject),
+}
+
+/// The object form of [`JiraField`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct JiraFieldObject {
+    pub template: Option<String>,
+    /// False keeps the field as it is when an existing issue is updated.
+    pub enable_update: Option<bool>,
+}
+
+impl JiraField {
+    /// The template, or `default` when none is given.
+    pub fn template<'a>(&'a self, default: &'a str) -> &'a str {
+        match self {
+            JiraField::Text(t) => t,
+            JiraField::Object(JiraFieldObject {
+                template: Some(t), ..
+            }) => t,
+            _ => default,
+        }
+    }
+
+    /// Whether updates of an existing issue rewrite the field (true
+    /// unless `enable_update: false`).
+    pub fn updates(&self) -> bool {
+        match self {
+            JiraField::Object(o) => o.enable_update.unwrap_or(true),
+            _ => true,
+        }
+    }
+}
+
+/// `jira_configs[]` (Alertmanager 0.28 on): one issue per alert group,
+/// found again by a label holding the group's key hash.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct JiraConfig {
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    /// The REST API's base (`https://x.atlassian.net/rest/api/2`); a path
+    /// ending in `/3` makes the description Atlassian Document Format.
+    pub api_url: Option<String>,
+    /// `auto` (when unset), `cloud` or `datacenter`: which search
+    /// endpoint is used.
+    pub api_type: Option<String>,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub summary: JiraField,
+    #[serde(default)]
+    pub description: JiraField,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub issue_type: String,
+    #[serde(default)]
+    pub reopen_transition: String,
+    #[serde(default)]
+    pub resolve_transition: String,
+    #[serde(default)]
+    pub wont_fix_resolution: String,
+    pub reopen_duration: Option<PromDuration>,
+    /// Other issue fields (custom ones by id), templated at every level.
+    #[serde(default)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+impl JiraConfig {
+    /// Alertmanager's checks, with `global.jira_api_url` filling the URL.
+    pub fn check(&self, g: &GlobalConfig, p: &str, err: &mut dyn FnMut(&str, String)) {
+        if self.project.is_empty() {
+            err(p, "missing project in jira_config".into());
+        }
+        if self.issue_type.is_empty() {
+            err(p, "missing issue_type in jira_config".into());
+        }
+        if !matches!(
+            self.api_type.as_deref(),
+            None | Some("auto" | "cloud" | "datacenter")
+        ) {
+            err(
+                &format!("{p}.api_type"),
+                "unknown api_type on jira_config, must be auto, cloud or datacenter".into(),
+            );
+        }
+        check_opt_url(self.api_url.as_deref(), &format!("{p}.api_url"), err);
+        if self.api_url.is_none() && g.jira_api_url.is_none() {
+            err(p, "no global Jira Cloud URL set".into());
         }
     }
 }

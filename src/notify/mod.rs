@@ -22,8 +22,8 @@ mod tmpl;
 mod webhook;
 
 pub use amconfig::{
-    AmConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig, SUPPORTED_INTEGRATIONS, Strictness,
-    UNSUPPORTED_INTEGRATIONS, load_am_config, parse_am_config, routing_of,
+    AmConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig, Strictness, load_am_config,
+    parse_am_config, routing_of,
 };
 pub use dispatch::{
     Dispatcher, Flush, GroupedAlert, LogEntry, NotificationLog, fingerprint, label_set_string,

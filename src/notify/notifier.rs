@@ -908,15 +908,17 @@ impl Notifier {
         ];
         let len = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let done = st.outbox.complete(key, p.seq, &outcome, now);
-            if let (Outcome::Delivered, Some(d)) = (&outcome, &done) {
+            st.outbox.complete(key, p, &outcome, now);
+            // The log records what was sent: `p`, even when newer content
+            // replaced it in the queue meanwhile.
+            if matches!(outcome, Outcome::Delivered) {
                 st.nflog.log(
-                    &d.group_key,
-                    &d.receiver,
-                    &d.integration,
+                    &p.group_key,
+                    &p.receiver,
+                    &p.integration,
                     LogEntry {
-                        firing: d.firing.iter().copied().collect(),
-                        resolved: d.resolved.iter().copied().collect(),
+                        firing: p.firing.iter().copied().collect(),
+                        resolved: p.resolved.iter().copied().collect(),
                         at: now,
                     },
                 );
@@ -1039,6 +1041,7 @@ impl Notifier {
                     send_resolved: i.send_resolved,
                     repeat_ms: f.repeat_interval_ms,
                 }),
+                revision: 0,
             });
             let labels = vec![
                 ("receiver".to_string(), f.receiver.clone()),

@@ -54,6 +54,15 @@ pub struct Pending {
     /// the (shared) notification log does not show it delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_check: Option<PeerCheck>,
+    /// Bumped each time newer content replaces the entry, so an attempt
+    /// that was under way with the older content does not complete the
+    /// newer one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What deciding "already delivered by a peer" needs besides the log.
@@ -269,6 +278,7 @@ impl Outbox {
             p.attempts = e.attempts;
             p.next_attempt = e.next_attempt;
             p.enqueued_at = e.enqueued_at;
+            p.revision = e.revision.wrapping_add(1);
             *e = p;
             return None;
         }
@@ -316,28 +326,39 @@ impl Outbox {
     pub fn complete(
         &mut self,
         key: &str,
-        seq: u64,
+        attempted: &Pending,
         outcome: &Outcome,
         now: i64,
     ) -> Option<Pending> {
         let settings = self.settings.clone();
         let q = self.queues.get_mut(key)?;
-        let pos = q.entries.iter().position(|e| e.seq == seq)?;
+        let pos = q.entries.iter().position(|e| e.seq == attempted.seq)?;
         self.version += 1;
         let counts = self.counts.entry(key.to_string()).or_default();
+        // Newer content took the entry's place while the attempt was under
+        // way: what the attempt sent is done with, the newer content still
+        // has to go.
+        let replaced = q.entries[pos].revision != attempted.revision;
+        let take = |q: &mut Queue| {
+            if replaced {
+                None
+            } else {
+                q.entries.remove(pos)
+            }
+        };
         match outcome {
             Outcome::Delivered => {
                 q.consecutive_failures = 0;
                 counts.sent += 1;
-                q.entries.remove(pos)
+                take(q)
             }
             Outcome::Failed(_) => {
                 counts.failed += 1;
-                q.entries.remove(pos)
+                take(q)
             }
             Outcome::Superseded => {
                 counts.superseded += 1;
-                q.entries.remove(pos)
+                take(q)
             }
             Outcome::Retry { after, .. } => {
                 counts.retried += 1;
@@ -486,7 +507,34 @@ mod tests {
             attempts: 0,
             next_attempt: 0,
             peer_check: None,
+            revision: 0,
         }
+    }
+
+    /// A group's newer notification queued while its older one is being
+    /// sent replaces it in the queue; the older attempt succeeding must
+    /// not take the newer one out (it would never be sent).
+    #[test]
+    fn content_replaced_during_an_attempt_is_still_sent() {
+        let clock = Arc::new(ManualClock::new(0));
+        let mut o = Outbox::new(OutboxSettings::default(), clock);
+        o.enqueue(pending("g"));
+        let k = "r/slack/0";
+        let Next::Send(sent) = o.next(k, 0) else {
+            panic!("not sent")
+        };
+        let mut newer = pending("g");
+        newer.firing = vec![];
+        newer.resolved = vec![1];
+        o.enqueue(newer);
+        assert!(o.complete(k, &sent, &Outcome::Delivered, 10).is_none());
+        let Next::Send(next) = o.next(k, 10) else {
+            panic!("the newer content was dropped")
+        };
+        assert_eq!(next.resolved, vec![1]);
+        assert_eq!(next.seq, sent.seq);
+        assert!(o.complete(k, &next, &Outcome::Delivered, 20).is_some());
+        assert!(matches!(o.next(k, 20), Next::Idle));
     }
 
     fn retry() -> Outcome {
@@ -507,7 +555,7 @@ mod tests {
             panic!()
         };
         assert_eq!(p.group_key, "g1");
-        o.complete(k, p.seq, &retry(), 1_000_000);
+        o.complete(k, &p, &retry(), 1_000_000);
         // Head-of-line: g2 waits behind g1's backoff (order is kept).
         let Next::At(t) = o.next(k, 1_000_000) else {
             panic!()
@@ -519,7 +567,7 @@ mod tests {
         };
         o.complete(
             k,
-            p.seq,
+            &p,
             &Outcome::Retry {
                 reason: "429".into(),
                 after: Some(Duration::from_secs(30)),
@@ -539,7 +587,7 @@ mod tests {
                 panic!()
             };
             assert_eq!(p.firing, vec![1, 2]);
-            o.complete(k, p.seq, &retry(), now);
+            o.complete(k, &p, &retry(), now);
             let Next::At(n) = o.next(k, now) else {
                 panic!()
             };
@@ -550,7 +598,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            o.complete(k, p.seq, &Outcome::Delivered, now)
+            o.complete(k, &p, &Outcome::Delivered, now)
                 .unwrap()
                 .group_key,
             "g1"
@@ -577,7 +625,7 @@ mod tests {
         let Next::Send(p) = o.next(k, now) else {
             panic!()
         };
-        o.complete(k, p.seq, &Outcome::Delivered, now);
+        o.complete(k, &p, &Outcome::Delivered, now);
         assert_eq!(o.next(k, now), Next::At(now + 1000));
         clock.set(now + 1000);
         assert!(matches!(o.next(k, now + 1000), Next::Send(_)));

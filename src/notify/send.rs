@@ -13,12 +13,12 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::integrations::{
-    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, MattermostConfig,
-    MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL, OpsGenieConfig,
-    PAGERDUTY_URL, PUSHOVER_API_URL, PagerdutyConfig, PushoverConfig, ROCKETCHAT_API_URL,
-    RocketChatConfig, SLACK_APP_URL, SlackConfig, SnsConfig, TELEGRAM_API_URL, TelegramConfig,
-    VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WECHAT_API_URL, WeChatConfig, WebexConfig,
-    WebhookConfig,
+    DiscordConfig, EmailConfig, GlobalConfig, HttpConfig, IncidentioConfig, JiraConfig,
+    MattermostConfig, MattermostField, MsTeamsConfig, MsTeamsV2Config, OPSGENIE_API_URL,
+    OpsGenieConfig, PAGERDUTY_URL, PUSHOVER_API_URL, PagerdutyConfig, PushoverConfig,
+    ROCKETCHAT_API_URL, RocketChatConfig, SLACK_APP_URL, SlackConfig, SnsConfig, TELEGRAM_API_URL,
+    TelegramConfig, VICTOROPS_API_URL, VictorOpsConfig, WEBEX_API_URL, WECHAT_API_URL,
+    WeChatConfig, WebexConfig, WebhookConfig,
 };
 use super::outbox::Outcome;
 use super::tmpl::{NotificationData, Templates};
@@ -187,6 +187,29 @@ pub enum Prepared {
     Signed(Box<HttpRequest>, SigV4),
     /// An email.
     Email(Box<EmailRequest>),
+    /// Jira: the group's issue searched for, then created or updated, then
+    /// moved through a transition when its alerts resolved or fired again.
+    Jira(Box<JiraRequest>),
+}
+
+/// The calls of a Jira notification, as Alertmanager makes them.
+pub struct JiraRequest {
+    /// The search for the group's issue (by its `ALERT{hash}` label).
+    pub search: HttpRequest,
+    /// `api_url`, without a trailing `/`.
+    pub base: String,
+    /// The issue's fields for a new issue.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Whether an update rewrites the summary and the description.
+    pub update_summary: bool,
+    /// See `update_summary`.
+    pub update_description: bool,
+    /// Some alert of the group fires.
+    pub firing: bool,
+    /// The transition that reopens a done issue when alerts fire again.
+    pub reopen_transition: String,
+    /// The transition that resolves an open issue when all alerts did.
+    pub resolve_transition: String,
 }
 
 /// The two calls of a WeChat notification.
@@ -212,6 +235,7 @@ pub enum Method {
 const JSON: &str = "application/json";
 
 /// An HTTP request of an integration.
+#[derive(Clone)]
 pub struct HttpRequest {
     /// POST or PUT.
     pub method: Method,
@@ -347,6 +371,16 @@ impl std::fmt::Debug for Prepared {
             Prepared::Signed(h, s) => {
                 writeln!(f, "(signed for {} in {})", s.service, s.region)?;
                 h.fmt(f)
+            }
+            Prepared::Jira(j) => {
+                writeln!(f, "{:?}", j.search)?;
+                write!(
+                    f,
+                    "then a new issue or an update at {}/issue:\n{}",
+                    redact_url(&j.base),
+                    serde_json::to_string_pretty(&serde_json::json!({ "fields": j.fields }))
+                        .unwrap_or_default()
+                )
             }
             Prepared::Email(e) => write!(
                 f,
@@ -1156,6 +1190,169 @@ pub fn msteamsv2(c: &MsTeamsV2Config, x: &RenderCtx) -> Result<Prepared, String>
         x.http(&c.http_config),
         &[429],
     ))
+}
+
+/// Jira's limits on the summary and the description, in characters.
+const JIRA_SUMMARY_MAX: usize = 255;
+const JIRA_DESCRIPTION_MAX: usize = 32767;
+
+/// A rendered custom field value as Alertmanager reads it: text that is
+/// YAML for a list, a map, a number or a boolean becomes that value;
+/// empty text is null; other text stays text.
+fn jira_field_value(text: String) -> serde_json::Value {
+    if text.trim().is_empty() {
+        return serde_json::Value::Null;
+    }
+    match serde_saphyr::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::String(_)) | Err(_) => serde_json::Value::String(text),
+        Ok(v) => v,
+    }
+}
+
+/// Templates every string of a custom field, at every depth.
+fn jira_template_value(v: &serde_json::Value, x: &RenderCtx) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::String(t) => jira_field_value(x.text(t)?),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|e| jira_template_value(e, x))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, e)| Ok((k.clone(), jira_template_value(e, x)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// A Jira notification as Alertmanager 0.34 makes it: the issue of the
+/// group is found by the label `ALERT{<hash of the group key>}` in the
+/// project (open issues, or with `reopen_transition` and
+/// `reopen_duration` those resolved within it), then created (never for
+/// a resolved group) or updated, then resolved or reopened by the named
+/// transitions. An `api_url` ending in `/3` takes the description as
+/// Atlassian Document Format (JSON). 429 and 5xx are tried again.
+pub fn jira(c: &JiraConfig, x: &RenderCtx) -> Result<Prepared, String> {
+    let api = c
+        .api_url
+        .clone()
+        .or_else(|| x.global.jira_api_url.clone())
+        .ok_or("jira has no api_url")?;
+    let base = api.trim_end_matches('/').to_string();
+    let url = reqwest::Url::parse(&base).map_err(|e| format!("jira api_url: {e}"))?;
+    let v3 = url.path().trim_end_matches('/').ends_with("/3");
+    let firing = x.data.status == "firing";
+    let label = format!("ALERT{{{}}}", group_key_hash(&x.data.group_key));
+    let project = x.text(&c.project)?;
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut jql = String::new();
+    if !c.wont_fix_resolution.is_empty() {
+        // `!=` alone would leave out unresolved issues (resolution EMPTY).
+        jql.push_str(&format!(
+            "(resolution is EMPTY or resolution != {}) and ",
+            q(&c.wont_fix_resolution)
+        ));
+    }
+    let reopen_minutes = c.reopen_duration.map_or(0, |d| d.0.as_secs() / 60);
+    if firing && !c.reopen_transition.is_empty() && reopen_minutes > 0 {
+        jql.push_str(&format!(
+            "(resolutiondate is EMPTY OR resolutiondate >= -{reopen_minutes}m) and "
+        ));
+    } else {
+        jql.push_str("statusCategory != Done and ");
+    }
+    jql.push_str(&format!(
+        "project={} and labels={} order by status ASC,resolutiondate DESC",
+        q(&project),
+        q(&label)
+    ));
+    let api_type = c.api_type.as_deref().unwrap_or("auto");
+    let cloud = api_type == "cloud"
+        || (api_type == "auto" && url.host_str().is_some_and(|h| h.ends_with("atlassian.net")));
+    let search_url = if cloud {
+        format!("{base}/search/jql").replacen("/rest/api/2/", "/rest/api/3/", 1)
+    } else {
+        format!("{base}/search")
+    };
+
+    let summary = truncate_runes(
+        x.text(
+            c.summary
+                .template(r#"{{ template "jira.default.summary" . }}"#),
+        )?,
+        JIRA_SUMMARY_MAX,
+    );
+    let description = truncate_runes(
+        x.text(
+            c.description
+                .template(r#"{{ template "jira.default.description" . }}"#),
+        )?,
+        JIRA_DESCRIPTION_MAX,
+    );
+    let mut fields = serde_json::Map::new();
+    fields.insert("project".into(), serde_json::json!({ "key": project }));
+    fields.insert(
+        "issuetype".into(),
+        serde_json::json!({ "name": x.text(&c.issue_type)? }),
+    );
+    fields.insert("summary".into(), summary.into());
+    if v3 {
+        let d = description.trim();
+        if !d.is_empty() {
+            let adf: serde_json::Value = serde_json::from_str(d)
+                .map_err(|_| "description template: invalid JSON for API v3".to_string())?;
+            fields.insert("description".into(), adf);
+        }
+    } else if !description.is_empty() {
+        fields.insert("description".into(), description.into());
+    }
+    let mut labels = c
+        .labels
+        .iter()
+        .map(|l| x.text(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    labels.push(label);
+    labels.sort();
+    fields.insert("labels".into(), labels.into());
+    let priority = x.text(
+        c.priority
+            .as_deref()
+            .unwrap_or(r#"{{ template "jira.default.priority" . }}"#),
+    )?;
+    if !priority.is_empty() {
+        fields.insert("priority".into(), serde_json::json!({ "name": priority }));
+    }
+    for (k, v) in &c.fields {
+        fields.insert(k.clone(), jira_template_value(v, x)?);
+    }
+    let search = HttpRequest {
+        method: Method::Post,
+        content_type: JSON,
+        url: Secret::new(search_url),
+        headers: vec![("Accept-Language".to_string(), Secret::new("en"))],
+        body: go_json(&serde_json::json!({
+            "fields": ["status"],
+            "jql": jql,
+            "maxResults": 2,
+        })),
+        timeout: timeout(&None),
+        http: x.http(&c.http_config),
+        retry_codes: &[429],
+        check: BodyCheck::None,
+    };
+    Ok(Prepared::Jira(Box::new(JiraRequest {
+        search,
+        base,
+        fields,
+        update_summary: c.summary.updates(),
+        update_description: c.description.updates(),
+        firing,
+        reopen_transition: c.reopen_transition.clone(),
+        resolve_transition: c.resolve_transition.clone(),
+    })))
 }
 
 /// A Pushover message as Alertmanager sends it: every parameter in the
@@ -2221,6 +2418,9 @@ pub fn integrations(r: &super::amconfig::ReceiverConfig) -> Vec<IntegrationRef> 
     for (i, c) in r.pushover_configs.iter().enumerate() {
         add("pushover", i, c.send_resolved, 0);
     }
+    for (i, c) in r.jira_configs.iter().enumerate() {
+        add("jira", i, c.send_resolved, 0);
+    }
     out
 }
 
@@ -2252,6 +2452,7 @@ pub fn prepare(
         "rocketchat" => rocketchat(r.rocketchat_configs.get(idx)?, x),
         "sns" => sns(r.sns_configs.get(idx)?, x),
         "pushover" => pushover(r.pushover_configs.get(idx)?, x),
+        "jira" => jira(r.jira_configs.get(idx)?, x),
         _ => return None,
     })
 }
@@ -2367,7 +2568,91 @@ impl Sender {
                 self.http(*h, now).await
             }
             Prepared::Email(e) => send_email(*e).await,
+            Prepared::Jira(j) => self.jira(*j, now).await,
         }
+    }
+
+    /// The calls of a Jira notification; any failure retries it from the
+    /// search, which finds the issue an earlier try created.
+    async fn jira(&self, j: JiraRequest, now: i64) -> Outcome {
+        let call = |method: Method, path: &str, body: Vec<u8>| HttpRequest {
+            method,
+            content_type: JSON,
+            url: Secret::new(format!("{}/{path}", j.base)),
+            headers: j.search.headers.clone(),
+            body,
+            timeout: j.search.timeout,
+            http: j.search.http.clone(),
+            retry_codes: &[429],
+            check: BodyCheck::None,
+        };
+        let found = match self.http_body(j.search.clone(), now).await {
+            Ok(b) => b,
+            Err(o) => return o,
+        };
+        let found: serde_json::Value = match serde_json::from_slice(&found) {
+            Ok(v) => v,
+            Err(e) => return Outcome::Failed(format!("Jira search answer: {e}")),
+        };
+        let issue = &found["issues"][0];
+        let key = issue["key"].as_str().filter(|k| !k.is_empty());
+        let Some(key) = key else {
+            // No issue: a resolved group has nothing to close.
+            if !j.firing {
+                return Outcome::Delivered;
+            }
+            let body = go_json(&serde_json::json!({ "fields": j.fields }));
+            return self.http(call(Method::Post, "issue", body), now).await;
+        };
+        let mut fields = j.fields.clone();
+        if !j.update_summary {
+            fields.remove("summary");
+        }
+        if !j.update_description {
+            fields.remove("description");
+        }
+        let body = go_json(&serde_json::json!({ "fields": fields }));
+        match self
+            .http(call(Method::Put, &format!("issue/{key}"), body), now)
+            .await
+        {
+            Outcome::Delivered => {}
+            other => return other,
+        }
+        let done = issue["fields"]["status"]["statusCategory"]["key"] == "done";
+        if issue["fields"]["status"].is_null() {
+            return Outcome::Delivered;
+        }
+        let transition = match (j.firing, done) {
+            (true, true) => &j.reopen_transition,
+            (false, false) => &j.resolve_transition,
+            _ => return Outcome::Delivered,
+        };
+        if transition.is_empty() {
+            return Outcome::Delivered;
+        }
+        let path = format!("issue/{key}/transitions");
+        let list = match self
+            .http_body(call(Method::Get, &path, Vec::new()), now)
+            .await
+        {
+            Ok(b) => b,
+            Err(o) => return o,
+        };
+        let list: serde_json::Value = serde_json::from_slice(&list).unwrap_or_default();
+        let id = list["transitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["name"] == transition.as_str())
+            .and_then(|t| t["id"].as_str());
+        let Some(id) = id else {
+            return Outcome::Failed(format!(
+                "can't find transition {transition} for issue {key}"
+            ));
+        };
+        let body = go_json(&serde_json::json!({ "transition": { "id": id } }));
+        self.http(call(Method::Post, &path, body), now).await
     }
 
     /// A WeChat notification: the cached access token or a new one, then
