@@ -192,6 +192,7 @@ pub fn template_render(
             now,
             render_only: true,
             template_errors: Default::default(),
+            log_store: Default::default(),
         };
         let (kind, idx) = i.name.split_once('/').unwrap_or((&i.name, "0"));
         match prepare(r, kind, idx.parse().unwrap_or(0), &x) {

@@ -350,6 +350,11 @@ pub struct LogEntry {
     pub resolved: BTreeSet<u64>,
     /// When it was sent.
     pub at: i64,
+    /// What an integration keeps about the group between notifications
+    /// (Alertmanager's notification log store): Slack's `threadTs` and
+    /// `channelId` of the message `update_message` edits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub store: BTreeMap<String, String>,
 }
 
 /// The notification log: per (group key, receiver, integration), what was
@@ -606,6 +611,7 @@ mod tests {
                 firing,
                 resolved,
                 at: 30_000,
+                store: Default::default(),
             },
         );
         d.flushed(&f[0], true);
@@ -629,6 +635,7 @@ mod tests {
                         firing,
                         resolved,
                         at: now,
+                        store: Default::default(),
                     },
                 );
             }
@@ -689,6 +696,7 @@ mod tests {
             firing: [1].into(),
             resolved: BTreeSet::new(),
             at: 0,
+            store: Default::default(),
         };
         assert!(NotificationLog::needs_update(
             Some(&e),

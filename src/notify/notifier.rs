@@ -19,7 +19,7 @@ use super::inhibit::Inhibitor;
 use super::integrations::GlobalConfig;
 use super::outbox::{Next, Outbox, OutboxSettings, Outcome, PeerCheck, Pending, Rate, queue_key};
 use super::route::Route;
-use super::send::{Prepared, RenderCtx, Sender, integrations};
+use super::send::{Note, Prepared, RenderCtx, Sender, integrations};
 use super::silence::{SILENCE_RETENTION_MS, Silence, SilenceError, Silences};
 use super::timeinterval::any_contains;
 use super::tmpl::Templates;
@@ -806,13 +806,13 @@ impl Notifier {
             };
             let wait = match next {
                 Next::Send(p) if self.delivered_by_peer(&p, now) => {
-                    self.finish(&key, &p, Outcome::Superseded);
+                    self.finish(&key, &p, Outcome::Superseded, Note::new());
                     continue;
                 }
                 Next::Send(p) => {
                     let _sending = InFlight::enter(&self.in_flight);
-                    let outcome = self.attempt(&p).await;
-                    self.finish(&key, &p, outcome);
+                    let (outcome, note) = self.attempt(&p).await;
+                    self.finish(&key, &p, outcome, note);
                     continue;
                 }
                 Next::At(t) => Duration::from_millis((t - now).max(1) as u64),
@@ -827,7 +827,7 @@ impl Notifier {
     }
 
     /// Renders `p` with the current configuration and sends it.
-    async fn attempt(&self, p: &Pending) -> Outcome {
+    async fn attempt(&self, p: &Pending) -> (Outcome, Note) {
         let now = self.clock.now_millis();
         let prepared = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -835,22 +835,23 @@ impl Notifier {
         };
         let prepared = match prepared {
             Ok(x) => x,
-            Err(PrepareError::Gone(e)) => return Outcome::Failed(e),
+            Err(PrepareError::Gone(e)) => return (Outcome::Failed(e), Note::new()),
             // An unreadable secret file or the like may be fixed without
             // a reload: the notification waits in the outbox, retried with
             // backoff and counted, rather than being dropped.
             Err(PrepareError::Retry(e)) => {
-                return Outcome::Retry {
+                let retry = Outcome::Retry {
                     reason: e,
                     after: None,
                 };
+                return (retry, Note::new());
             }
         };
         if self.dry_run {
             tracing::info!(receiver = %p.receiver, integration = %p.integration, group = %p.group_key, message = ?prepared, "dry run: notification not sent");
-            return Outcome::Delivered;
+            return (Outcome::Delivered, Note::new());
         }
-        self.sender.send(prepared, now).await
+        self.sender.send_noted(prepared, now).await
     }
 
     fn prepare(&self, st: &State, p: &Pending, now: i64) -> Result<Prepared, PrepareError> {
@@ -874,6 +875,11 @@ impl Notifier {
             now,
             render_only: false,
             template_errors: Default::default(),
+            log_store: st
+                .nflog
+                .get(&p.group_key, &p.receiver, &p.integration)
+                .map(|e| e.store.clone())
+                .unwrap_or_default(),
         };
         let gone = || {
             PrepareError::Gone(format!(
@@ -900,7 +906,7 @@ impl Notifier {
 
     /// Records an attempt: the outbox moves on, the notification log
     /// learns what was delivered, metrics count it.
-    fn finish(&self, key: &str, p: &Pending, outcome: Outcome) {
+    fn finish(&self, key: &str, p: &Pending, outcome: Outcome, note: Note) {
         let now = self.clock.now_millis();
         let labels = vec![
             ("receiver".to_string(), p.receiver.clone()),
@@ -912,6 +918,13 @@ impl Notifier {
             // The log records what was sent: `p`, even when newer content
             // replaced it in the queue meanwhile.
             if matches!(outcome, Outcome::Delivered) {
+                // The store carries over, with what this answer added.
+                let mut store = st
+                    .nflog
+                    .get(&p.group_key, &p.receiver, &p.integration)
+                    .map(|e| e.store.clone())
+                    .unwrap_or_default();
+                store.extend(note);
                 st.nflog.log(
                     &p.group_key,
                     &p.receiver,
@@ -920,6 +933,7 @@ impl Notifier {
                         firing: p.firing.iter().copied().collect(),
                         resolved: p.resolved.iter().copied().collect(),
                         at: now,
+                        store,
                     },
                 );
                 st.nflog_version += 1;
@@ -990,6 +1004,7 @@ impl Notifier {
                 firing: p.firing.iter().copied().collect(),
                 resolved: p.resolved.iter().copied().collect(),
                 at: p.enqueued_at,
+                store: Default::default(),
             });
             let last = queued
                 .as_ref()
@@ -1004,6 +1019,7 @@ impl Notifier {
             ) {
                 continue;
             }
+            let kept = last.map(|e| e.store.clone()).unwrap_or_default();
             let alerts = alerts_to_send(&f, i.send_resolved);
             if alerts.is_empty() {
                 // Nothing to say (resolves this integration does not
@@ -1017,6 +1033,7 @@ impl Notifier {
                         firing: firing.clone(),
                         resolved: resolved.clone(),
                         at: f.now,
+                        store: kept,
                     },
                 );
                 st.nflog_version += 1;

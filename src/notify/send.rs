@@ -61,6 +61,9 @@ pub struct RenderCtx<'a> {
     /// Templates that failed while rendering for delivery: each stands in
     /// its field as `[template error: …]`, and the caller counts them.
     pub template_errors: std::cell::RefCell<Vec<String>>,
+    /// What the integration kept about this group at its last
+    /// notification (the notification log's store).
+    pub log_store: Note,
 }
 
 impl RenderCtx<'_> {
@@ -465,6 +468,9 @@ struct SlackAttachment {
 struct SlackRequest {
     #[serde(skip_serializing_if = "is_empty")]
     channel: String,
+    /// The message `chat.update` edits.
+    #[serde(skip_serializing_if = "is_empty")]
+    ts: String,
     #[serde(skip_serializing_if = "is_empty")]
     username: String,
     #[serde(skip_serializing_if = "is_empty")]
@@ -553,8 +559,9 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
             c.mrkdwn_in.clone()
         },
     };
-    let req = SlackRequest {
+    let mut req = SlackRequest {
         channel: x.opt(&c.channel, "")?,
+        ts: String::new(),
         username: x.opt(&c.username, r#"{{ template "slack.default.username" . }}"#)?,
         icon_emoji: x.opt(
             &c.icon_emoji,
@@ -601,6 +608,33 @@ pub fn slack(c: &SlackConfig, x: &RenderCtx) -> Result<Prepared, String> {
         }
         (None, None) => return Err("no Slack API URL nor App token".into()),
     };
+    // With `update_message`, the group's later notifications edit the
+    // message its first one posted (its timestamp and channel kept in the
+    // notification log), through `chat.update` beside the configured
+    // `chat.postMessage` (Alertmanager names Slack's own; the
+    // configured URL's sibling also reaches a proxy or a stand-in).
+    // Slack's own API can be named elsewhere (a proxy, or a stand-in in
+    // tests): `update_message` requires `api_url` to be Slack's.
+    let mut url = match std::env::var("ARGUS_SLACK_API_URL") {
+        Ok(base) if url.expose() == SLACK_APP_URL => {
+            Secret::new(format!("{}/chat.postMessage", base.trim_end_matches('/')))
+        }
+        _ => url,
+    };
+    if c.update_message {
+        if let (Some(ts), Some(ch)) = (x.log_store.get("threadTs"), x.log_store.get("channelId")) {
+            if !ts.is_empty() && !ch.is_empty() {
+                req.ts = ts.clone();
+                req.channel = ch.clone();
+                let post = url.expose();
+                let update = match post.strip_suffix("chat.postMessage") {
+                    Some(base) => format!("{base}chat.update"),
+                    None => SLACK_UPDATE_URL.to_string(),
+                };
+                url = Secret::new(update);
+            }
+        }
+    }
     Ok(Prepared::Http(Box::new(HttpRequest {
         method: Method::Post,
         content_type: JSON,
@@ -1354,6 +1388,13 @@ pub fn jira(c: &JiraConfig, x: &RenderCtx) -> Result<Prepared, String> {
         resolve_transition: c.resolve_transition.clone(),
     })))
 }
+
+/// Slack's API method that edits a message (`update_message`).
+const SLACK_UPDATE_URL: &str = "https://slack.com/api/chat.update";
+
+/// What an integration's answer leaves for its next notification of the
+/// same group (kept in the notification log's store).
+pub type Note = BTreeMap<String, String>;
 
 /// A Pushover message as Alertmanager sends it: every parameter in the
 /// query string of an empty `text/plain` POST (title cut to 250
@@ -2541,6 +2582,19 @@ impl Sender {
 
     /// Sends `p`; `now` reads `Retry-After` dates.
     pub async fn send(&self, p: Prepared, now: i64) -> Outcome {
+        self.send_noted(p, now).await.0
+    }
+
+    /// Sends `p`, with what the answer leaves for the group's next
+    /// notification (Slack's message timestamp and channel).
+    pub async fn send_noted(&self, p: Prepared, now: i64) -> (Outcome, Note) {
+        match p {
+            Prepared::Http(h) => self.http_noted(*h, now).await,
+            other => (self.send_other(other, now).await, Note::new()),
+        }
+    }
+
+    async fn send_other(&self, p: Prepared, now: i64) -> Outcome {
         match p {
             Prepared::Http(h) => self.http(*h, now).await,
             Prepared::HttpSeq(all) => {
@@ -2785,6 +2839,16 @@ impl Sender {
     }
 
     async fn http(&self, h: HttpRequest, now: i64) -> Outcome {
+        self.http_noted(h, now).await.0
+    }
+
+    async fn http_noted(&self, h: HttpRequest, now: i64) -> (Outcome, Note) {
+        let mut note = Note::new();
+        let outcome = self.http_checked(h, now, &mut note).await;
+        (outcome, note)
+    }
+
+    async fn http_checked(&self, h: HttpRequest, now: i64, note: &mut Note) -> Outcome {
         let (check, retry_codes) = (h.check, h.retry_codes);
         let r = match self.exchange(h, now).await {
             Ok(r) => r,
@@ -2801,6 +2865,12 @@ impl Sender {
                             "error response from Slack: {}",
                             v["error"].as_str().unwrap_or(&snippet)
                         ));
+                    }
+                    if let (Some(ts), Some(ch)) = (v["ts"].as_str(), v["channel"].as_str()) {
+                        if !ts.is_empty() && !ch.is_empty() {
+                            note.insert("threadTs".into(), ts.into());
+                            note.insert("channelId".into(), ch.into());
+                        }
                     }
                 } else if &body[..] != b"ok" {
                     return Outcome::Failed(format!("error response from Slack: {snippet}"));
