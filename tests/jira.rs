@@ -12,15 +12,10 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use argus::config::DeliveryConfig;
-use argus::model::{Alert, AlertSink, Clock, Labels, ManualClock};
-use argus::notify::{Notifier, Strictness, parse_am_config};
-use argus::telemetry::Metrics;
+use argus::model::{Alert, AlertSink, Clock, Labels};
+use common::notifier::*;
 use serde_json::{Value, json};
-
-const T0: i64 = 1_800_000_000_000;
 
 #[derive(Default)]
 struct Jira {
@@ -154,17 +149,6 @@ fn answer(j: &mut Jira, method: &str, path: &str, body: Value) -> (u16, String) 
     }
 }
 
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_is_one_jira_issue_created_updated_resolved_and_reopened() {
     let (port, jira) = start_jira();
@@ -200,25 +184,9 @@ receivers:
 "#
     );
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = parse_am_config(&am, "alertmanager.yml", Strictness::Deliver).unwrap();
-    cfg.base_dir = tmp.path().to_path_buf();
-    let clock = Arc::new(ManualClock::new(T0));
-    let metrics = Arc::new(Metrics::new());
-    let notifier = Arc::new(
-        Notifier::new(clock.clone(), "http://argus.test:9095", metrics.clone())
-            .unwrap()
-            .with_state_dir(tmp.path().join("data")),
-    );
-    notifier
-        .apply(Some(&cfg), &DeliveryConfig::default())
-        .unwrap();
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(notifier.clone().run(rx));
-    let advance = |ms: i64| {
-        clock.advance(ms);
-        notifier.poke();
-        tokio::time::sleep(Duration::from_millis(60))
-    };
+    let h = start_t0(tmp.path(), &am);
+    let (clock, notifier) = (&h.clock, &h.notifier);
+    let advance = |ms: i64| h.advance(ms);
     let alert = |host: &str, ends_at: i64| Alert {
         labels: Labels::from_pairs(vec![
             ("alertname".to_string(), "DiskFull".to_string()),

@@ -8,27 +8,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use argus::config::DeliveryConfig;
-use argus::model::{Alert, AlertSink, Labels, ManualClock};
-use argus::notify::{Notifier, Strictness, parse_am_config};
-use argus::telemetry::Metrics;
+use argus::model::{Alert, AlertSink, Labels};
+use common::notifier::*;
 use common::*;
-
-const T0: i64 = 1_800_000_000_000;
-
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The decoded query parameters of each POST to `/1/messages.json`.
 fn messages(r: &Recorder) -> Vec<BTreeMap<String, String>> {
@@ -106,28 +89,9 @@ receivers:
         retry: 30s
         url_title: Open argus
 "#;
-    let mut cfg = parse_am_config(am, "alertmanager.yml", Strictness::Deliver).unwrap();
-    cfg.base_dir = tmp.path().to_path_buf();
-    let clock = Arc::new(ManualClock::new(T0));
-    let notifier = Arc::new(
-        Notifier::new(
-            clock.clone(),
-            "http://argus.test:9095",
-            Arc::new(Metrics::new()),
-        )
-        .unwrap()
-        .with_state_dir(tmp.path().join("data")),
-    );
-    notifier
-        .apply(Some(&cfg), &DeliveryConfig::default())
-        .unwrap();
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(notifier.clone().run(rx));
-    let advance = |ms: i64| {
-        clock.advance(ms);
-        notifier.poke();
-        tokio::time::sleep(Duration::from_millis(60))
-    };
+    let h = start_t0(tmp.path(), am);
+    let notifier = &h.notifier;
+    let advance = |ms: i64| h.advance(ms);
     let alert = |ends_at: i64| Alert {
         labels: Labels::from_pairs(vec![
             ("alertname".to_string(), "DiskFull".to_string()),

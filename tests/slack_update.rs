@@ -11,17 +11,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argus::config::DeliveryConfig;
-use argus::model::{Alert, AlertSink, Labels, ManualClock};
-use argus::notify::{Notifier, Strictness, parse_am_config};
-use argus::telemetry::Metrics;
+use argus::model::{Alert, AlertSink, Labels};
+use common::notifier::*;
 use common::*;
 use serde_json::Value;
-
-const T0: i64 = 1_800_000_000_000;
 
 /// (path, JSON body) of each call.
 fn calls(r: &Recorder) -> Vec<(String, Value)> {
@@ -32,17 +28,6 @@ fn calls(r: &Recorder) -> Vec<(String, Value)> {
             (path, serde_json::from_slice(body).unwrap_or(Value::Null))
         })
         .collect()
-}
-
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn alert(host: &str) -> Alert {
@@ -92,21 +77,8 @@ receivers:
         update_message: true
 "##;
     let tmp = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let start = |clock: Arc<ManualClock>| {
-        let mut cfg = parse_am_config(am, "alertmanager.yml", Strictness::Deliver).unwrap();
-        cfg.base_dir = tmp.path().to_path_buf();
-        let n = Arc::new(
-            Notifier::new(clock, "http://argus.test:9095", Arc::new(Metrics::new()))
-                .unwrap()
-                .with_state_dir(tmp.path().join("data")),
-        );
-        n.apply(Some(&cfg), &DeliveryConfig::default()).unwrap();
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(n.clone().run(rx));
-        (n, stop)
-    };
-    let (notifier, stop) = start(clock.clone());
+    let h = start_t0(tmp.path(), am);
+    let (clock, notifier) = (h.clock.clone(), h.notifier.clone());
     notifier.send(vec![alert("db-1")]);
     notifier.poke();
     let first = until("the first message", || calls(&slack).pop()).await;
@@ -132,10 +104,10 @@ receivers:
     assert!(title.starts_with("[FIRING:2]"), "{title}");
 
     // After a restart the notification log still names the message.
-    let _ = stop.send(true);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     drop(notifier);
-    let (notifier, _stop) = start(clock.clone());
+    h.stop().await;
+    let h = start(tmp.path(), clock.clone(), am, &DeliveryConfig::default());
+    let notifier = h.notifier.clone();
     notifier.send(vec![alert("db-1"), alert("db-2"), alert("db-3")]);
     for _ in 0..5 {
         clock.advance(60_000);

@@ -572,11 +572,15 @@ impl ChunkFiles {
         }
         if res.is_err() {
             self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
-            let mut q = lock(&self.queue);
-            for s in series.into_iter().skip(done) {
+            // Each series is marked under its own lock and only then put
+            // back under the queue's: a commit holds a series' lock while
+            // it takes the queue's, so taking them the other way round
+            // here would deadlock the two (it did, with the disk full).
+            let again: Vec<Arc<MemSeries>> = series.into_iter().skip(done).collect();
+            for s in &again {
                 s.lock().queued = true;
-                q.push(s);
             }
+            lock(&self.queue).extend(again);
         }
         res
     }

@@ -454,6 +454,64 @@ mod tests {
         assert_eq!(all(s.head()), want);
     }
 
+    /// With chunk writes failing (the chunk directory gone, as a full
+    /// disk fails them), the storage thread puts the series back in the
+    /// queue while commits cut and queue more chunks: neither waits for
+    /// the other forever (the put-back once took the two locks in the
+    /// opposite order to a commit, and both hung).
+    #[test]
+    fn failing_chunk_writes_and_commits_do_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(dir.path(), opts()).unwrap();
+        let chunks = dir.path().join(crate::storage::chunks::DIR);
+        std::fs::remove_dir_all(&chunks).unwrap();
+        std::fs::write(&chunks, b"not a directory").unwrap();
+        let s = Arc::new(s);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let writer = {
+            let (s, tx) = (s.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                for _ in 0..2_000 {
+                    let _ = s.chunk_files().flush(0);
+                    std::thread::yield_now();
+                }
+                let _ = tx.send("flush");
+            })
+        };
+        let committer = {
+            let (s, tx) = (s.clone(), done_tx);
+            std::thread::spawn(move || {
+                // Eight series cut a chunk every 120 samples each.
+                for t in 0..24_000i64 {
+                    let mut a = s.head().appender();
+                    for i in 0..8 {
+                        a.append(&series(i), t * 1000, t as f64).unwrap();
+                    }
+                    a.commit();
+                }
+                let _ = tx.send("commit");
+            })
+        };
+        for _ in 0..2 {
+            let who = done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the storage thread and a commit deadlocked");
+            assert!(who == "flush" || who == "commit");
+        }
+        writer.join().unwrap();
+        committer.join().unwrap();
+        let failures = s
+            .chunk_files()
+            .stats
+            .write_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(failures > 0, "the chunk writes never failed");
+        // Nothing was lost: every sample is still in memory.
+        let all = all(s.head());
+        assert_eq!(all.len(), 8);
+        assert!(all.iter().all(|x| x.samples.len() == 24_000));
+    }
+
     /// A series retention removed and the same labels created again are
     /// two ids in the log; replay puts both ids' samples in one series.
     #[test]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod kube;
+pub mod notifier;
 pub mod om_data;
 pub mod smtp;
 
