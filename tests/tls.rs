@@ -60,39 +60,29 @@ fn serve(p: &Pki) -> u16 {
         .with_single_cert(vec![p.server_cert.clone()], key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = std_l.local_addr().unwrap().port();
-    std_l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(std_l).unwrap();
-            loop {
-                let Ok((sock, _)) = l.accept().await else { continue };
-                let acc = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acc.accept(sock).await else { return };
-                    let mut buf = vec![0u8; 4096];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let body = "tls_metric 7\n";
-                    let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                    let _ = tls.write_all(resp.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
+    serve_connections(move |sock| {
+        let acc = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acc.accept(sock).await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
             }
-        });
-    });
-    port
+            let body = "tls_metric 7\n";
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(resp.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        }
+    })
 }
 
 #[test]

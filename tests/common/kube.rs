@@ -214,60 +214,26 @@ impl Api {
     /// A plain-HTTP stand-in, or with `tls` an HTTPS one whose
     /// certificate is for 127.0.0.1 (its CA in `ca_pem`).
     pub fn start(tls: bool) -> Api {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let state = Arc::new(Mutex::new(State::default()));
-        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = std_l.local_addr().unwrap().port();
-        std_l.set_nonblocking(true).unwrap();
-        let mut ca_pem = None;
-        let acceptor = tls.then(|| {
-            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            let ca =
-                rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-                    .unwrap();
-            let key = rcgen::KeyPair::generate().unwrap();
-            let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-                .unwrap()
-                .signed_by(&key, &ca)
-                .unwrap();
-            ca_pem = Some(ca.pem());
-            let cfg = rustls::ServerConfig::builder()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-                )
-                .unwrap();
-            tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
-        });
+        let (acceptor, ca_pem) = match tls.then(|| super::tls_acceptor(&["127.0.0.1"])) {
+            Some((a, c)) => (Some(a), Some(c)),
+            None => (None, None),
+        };
         let st = state.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(std_l).unwrap();
-                loop {
-                    let Ok((sock, _)) = l.accept().await else {
-                        continue;
-                    };
-                    let (st, acc) = (st.clone(), acceptor.clone());
-                    tokio::spawn(async move {
-                        match acc {
-                            Some(acc) => {
-                                if let Ok(tls) = acc.accept(sock).await {
-                                    let _ = serve(tls, st).await;
-                                }
-                            }
-                            None => {
-                                let _ = serve(sock, st).await;
-                            }
+        let port = super::serve_connections(move |sock| {
+            let (st, acc) = (st.clone(), acceptor.clone());
+            async move {
+                match acc {
+                    Some(acc) => {
+                        if let Ok(tls) = acc.accept(sock).await {
+                            let _ = serve(tls, st).await;
                         }
-                    });
+                    }
+                    None => {
+                        let _ = serve(sock, st).await;
+                    }
                 }
-            });
+            }
         });
         Api {
             port,

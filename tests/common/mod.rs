@@ -15,6 +15,59 @@ pub mod smtp;
 
 use serde_json::Value;
 
+/// A TLS acceptor whose certificate, for `names` (DNS names, or IP
+/// addresses as text), is signed by a fresh CA; and that CA's PEM, for
+/// clients' `ca_file`.
+pub fn tls_acceptor(names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca.pem())
+}
+
+/// Accepts connections on a free port of 127.0.0.1, each handled by
+/// `handle` on a runtime of its own thread; returns the port.
+pub fn serve_connections<F, Fut>(handle: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let std_l = StdListener::bind("127.0.0.1:0").unwrap();
+    let port = std_l.local_addr().unwrap().port();
+    std_l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(std_l).unwrap();
+            loop {
+                let Ok((sock, _)) = l.accept().await else {
+                    continue;
+                };
+                tokio::spawn(handle(sock));
+            }
+        });
+    });
+    port
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio_rustls::rustls;
 
 /// One delivered message.
 #[derive(Clone, Debug, Default)]
@@ -43,59 +42,26 @@ impl SmtpSink {
     }
 
     fn start_with(implicit: bool) -> SmtpSink {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca =
-            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-                .unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        let cfg = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = std_l.local_addr().unwrap().port();
-        std_l.set_nonblocking(true).unwrap();
+        let (acceptor, ca_pem) = super::tls_acceptor(&["localhost"]);
         let mails = Arc::new(Mutex::new(Vec::new()));
         let m2 = mails.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(std_l).unwrap();
-                loop {
-                    let Ok((sock, _)) = l.accept().await else {
-                        continue;
+        let port = super::serve_connections(move |sock| {
+            let (acc, mails) = (acceptor.clone(), m2.clone());
+            async move {
+                if implicit {
+                    let Ok(tls) = acc.accept(sock).await else {
+                        return;
                     };
-                    let (acc, mails) = (acceptor.clone(), m2.clone());
-                    tokio::spawn(async move {
-                        if implicit {
-                            let Ok(tls) = acc.accept(sock).await else {
-                                return;
-                            };
-                            let _ = session(Box::new(tls), acc, mails, true).await;
-                        } else {
-                            let _ = session(Box::new(sock), acc, mails, false).await;
-                        }
-                    });
+                    let _ = session(Box::new(tls), acc, mails, true).await;
+                } else {
+                    let _ = session(Box::new(sock), acc, mails, false).await;
                 }
-            });
+            }
         });
         SmtpSink {
             port,
             mails,
-            ca_pem: ca.pem(),
+            ca_pem,
         }
     }
 
