@@ -369,6 +369,10 @@ enum CheckCmd {
         /// Lint findings fail the check with exit code 3.
         #[arg(long = "lint-fatal")]
         lint_fatal: bool,
+        /// Check the syntax only: not that the credentials and client
+        /// certificate files the config names exist (as promtool's flag).
+        #[arg(long = "syntax-only")]
+        syntax_only: bool,
     },
     /// Validate rule files as `promtool check rules` does; errors are
     /// printed as FILE:LINE:COL: group "g", rule N, "name": message.
@@ -533,8 +537,14 @@ fn main() -> ExitCode {
                     files,
                     lint,
                     lint_fatal,
+                    syntax_only,
                 },
-        } => ExitCode::from(cli::check_config(&files, lint.into(), lint_fatal)),
+        } => ExitCode::from(cli::check_config(
+            &files,
+            lint.into(),
+            lint_fatal,
+            syntax_only,
+        )),
         Cmd::Config {
             what: ConfigCmd::Routes { what, config },
         } => {

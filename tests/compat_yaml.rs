@@ -276,6 +276,54 @@ fn rule_file() -> Node {
     )])
 }
 
+/// Scrape configs naming files that promtool (without `--syntax-only`)
+/// requires to exist, or does not look at.
+fn files_yml() -> Node {
+    let job = |name: &str, extra: Vec<(&str, Node)>| {
+        let mut e = vec![("job_name", raw(name))];
+        e.extend(extra);
+        e.push((
+            "static_configs",
+            Node::Seq(vec![map(vec![("targets", Node::Seq(vec![raw("'a:1'")]))])]),
+        ));
+        map(e)
+    };
+    map(vec![(
+        "scrape_configs",
+        Node::Seq(vec![
+            job(
+                "credentials",
+                vec![(
+                    "authorization",
+                    map(vec![("credentials_file", raw("present.token"))]),
+                )],
+            ),
+            job("bearer", vec![("bearer_token_file", raw("missing.token"))]),
+            job(
+                "client_cert",
+                vec![(
+                    "tls_config",
+                    map(vec![
+                        ("cert_file", raw("missing.crt")),
+                        ("key_file", raw("present.token")),
+                        ("ca_file", raw("missing.ca")),
+                    ]),
+                )],
+            ),
+            job(
+                "password",
+                vec![(
+                    "basic_auth",
+                    map(vec![
+                        ("username", raw("u")),
+                        ("password_file", raw("missing.password")),
+                    ]),
+                )],
+            ),
+        ]),
+    )])
+}
+
 fn prometheus_yml() -> Node {
     map(vec![
         (
@@ -609,10 +657,22 @@ fn yaml_verdicts_match_promtool_and_amtool() {
         "prometheus.yml",
         dir.path(),
         &tool("promtool", &["check", "config", "--syntax-only"]),
-        &argus(&["check", "config"]),
+        &argus(&["check", "config", "--syntax-only"]),
         // argus takes Prometheus 3's UTF-8 label names in relabeling;
         // Prometheus 2.42 refuses a target label that is not a legacy name.
         &|what| what.ends_with("target_label = \"5\""),
+    ));
+    // Without --syntax-only, both check that the credentials and client
+    // certificate files named exist (and neither checks CA or password
+    // files): one existing and one missing file of each kind.
+    std::fs::write(dir.path().join("present.token"), "t").unwrap();
+    run(compare(
+        &files_yml(),
+        "files.yml",
+        dir.path(),
+        &tool("promtool", &["check", "config"]),
+        &argus(&["check", "config"]),
+        &|_| false,
     ));
     run(compare(
         &alertmanager_yml(),

@@ -180,7 +180,12 @@ pub fn check_alertmanager(files: &[std::path::PathBuf]) -> bool {
 
 /// Checks config files; prints each error as `FILE:LINE:COL: path: message`
 /// on stderr. Returns true if all are valid.
-pub fn check_config(files: &[std::path::PathBuf], lint: Lint, lint_fatal: bool) -> u8 {
+pub fn check_config(
+    files: &[std::path::PathBuf],
+    lint: Lint,
+    lint_fatal: bool,
+    syntax_only: bool,
+) -> u8 {
     let mut ok = true;
     let mut linted = false;
     for f in files {
@@ -189,6 +194,14 @@ pub fn check_config(files: &[std::path::PathBuf], lint: Lint, lint_fatal: bool) 
             // check config does.
             Ok(c) => match crate::rules::load_groups(&c)
                 .map_err(|e| e.to_string())
+                .and_then(|g| {
+                    if syntax_only {
+                        return Ok(g);
+                    }
+                    referenced_files_exist(&c)
+                        .map(|()| g)
+                        .map_err(|e| format!("{}: {e}", f.display()))
+                })
                 .and_then(|g| {
                     let routing = crate::notify::routing_of(&c).map_err(|e| e.to_string())?;
                     let missing = routing.map(|r| r.unreadable_files()).unwrap_or_default();
@@ -231,6 +244,56 @@ pub fn check_config(files: &[std::path::PathBuf], lint: Lint, lint_fatal: bool) 
         (true, true) => 3,
         (true, false) => 0,
     }
+}
+
+/// What promtool checks besides the syntax: the credentials file of a
+/// scrape config's `authorization` (or `bearer_token_file`) and the client
+/// certificate and key of its `tls_config` and of its Kubernetes
+/// discovery's must exist. CA files and password files are not checked,
+/// as promtool does not check them.
+fn referenced_files_exist(c: &Config) -> Result<(), String> {
+    let exists = |f: &Option<String>, what: &str, path: String| -> Result<(), String> {
+        match f.as_deref().filter(|f| !f.is_empty()) {
+            Some(f) => std::fs::metadata(f)
+                .map(|_| ())
+                .map_err(|e| format!("{path}: error checking {what} {f:?}: {e}")),
+            None => Ok(()),
+        }
+    };
+    for (i, sc) in c.scrape_configs.iter().enumerate() {
+        let p = format!("scrape_configs[{i}]");
+        let creds = sc
+            .authorization
+            .as_ref()
+            .and_then(|a| a.credentials_file.clone())
+            .or_else(|| sc.bearer_token_file.clone());
+        exists(
+            &creds,
+            "authorization credentials or bearer token file",
+            format!("{p}.authorization.credentials_file"),
+        )?;
+        let mut tls = vec![(p.clone(), sc.tls_config.as_ref())];
+        for (j, k) in sc.kubernetes_sd_configs.iter().enumerate() {
+            tls.push((
+                format!("{p}.kubernetes_sd_configs[{j}]"),
+                k.tls_config.as_ref(),
+            ));
+        }
+        for (tp, t) in tls {
+            let Some(t) = t else { continue };
+            exists(
+                &t.cert_file,
+                "client cert file",
+                format!("{tp}.tls_config.cert_file"),
+            )?;
+            exists(
+                &t.key_file,
+                "client key file",
+                format!("{tp}.tls_config.key_file"),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The duplicate-rules lint over the rule files a loaded config names, as
