@@ -201,6 +201,19 @@ impl Credentials<'_> {
     }
 }
 
+/// `base` and `path` joined, with `query` percent-encoded after a `?`
+/// (none when it is empty): the URL of an API call of a discovery.
+pub fn api_url(base: &str, path: &str, query: &[(&str, String)]) -> String {
+    if query.is_empty() {
+        return format!("{base}{path}");
+    }
+    let q: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
+    format!("{base}{path}?{}", q.join("&"))
+}
+
 /// Percent-encodes a URL component: every byte but the unreserved
 /// (`A-Z a-z 0-9 - _ . ~`) as `%XX` in upper case. This is also the
 /// encoding AWS Signature V4 signs.

@@ -202,15 +202,7 @@ impl Api {
                 q.push(("wait", format!("{}ms", WATCH.as_millis())));
             }
         }
-        let query: Vec<String> = q
-            .iter()
-            .map(|(k, v)| format!("{k}={}", crate::net::urlencode(v)))
-            .collect();
-        let url = if query.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{}", self.base, query.join("&"))
-        };
+        let url = crate::net::api_url(&self.base, path, &q);
         let mut req = self
             .client
             .get(&url)

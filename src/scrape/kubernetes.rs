@@ -1173,16 +1173,12 @@ impl Conn {
         query: &[(&str, String)],
         timeout: Duration,
     ) -> Result<reqwest::Response, String> {
-        let q: Vec<String> = query
+        let set: Vec<(&str, String)> = query
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}", crate::net::urlencode(v)))
+            .cloned()
             .collect();
-        let url = if q.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{}", self.base, q.join("&"))
-        };
+        let url = crate::net::api_url(&self.base, path, &set);
         let mut req = self
             .client
             .get(&url)
