@@ -448,3 +448,29 @@ fn an_unreachable_api_server_is_reported_and_other_targets_run() {
         .then_some(())
     });
 }
+
+#[test]
+fn a_refused_watch_backs_off_instead_of_listing_in_a_loop() {
+    let t = Target::text("pod_metric 1\n");
+    let api = Api::start(false);
+    api.change(|s| {
+        s.forbid_watch = true;
+        s.put("pods", pod("shop", "web-1", t.port, true, json!({"app": "web"})));
+    });
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs:\n      - role: pod\n        api_server: http://127.0.0.1:{}\n{ANNOTATED_PODS}",
+        api.port
+    );
+    let a = Argus::start(&cfg, &[]);
+    // The list still gives the targets.
+    wait_for(20, "the pod scraped", || {
+        (series(&a, "pod_metric").len() == 1).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Waits of 1, 2, 4 s between the refused watches: a handful of
+    // requests, not a loop.
+    let requests = api.requests("/api/v1/pods").len();
+    assert!((2..=10).contains(&requests), "{requests} requests");
+    assert!(counter(&a, "argus_sd_kubernetes_failures_total ") >= 1.0);
+    assert!(a.log().contains("cannot watch"), "{}", a.log());
+}

@@ -1592,7 +1592,6 @@ async fn informer(
         if !send(Change::Replace(ns.clone(), objs)).await {
             return;
         }
-        wait = BACKOFF.0;
         // Watch until the list must be taken again.
         loop {
             let path = kind.path(ns.as_deref());
@@ -1608,13 +1607,20 @@ async fn informer(
             let timeout = Duration::from_secs(WATCH_SECONDS + 30);
             let mut resp = match conn.get(&path, &q, timeout).await {
                 Ok(r) => r,
+                Err(e) if e == GONE => break,
                 Err(e) => {
-                    if e != GONE && !send(Change::Failed(e)).await {
+                    // A watch refused while lists pass (RBAC without
+                    // `watch`, say) must not turn into a loop of lists.
+                    if !send(Change::Failed(e)).await {
                         return;
                     }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(BACKOFF.1);
                     break;
                 }
             };
+            let opened = tokio::time::Instant::now();
+            let mut events_seen = 0usize;
             let mut stream = Events {
                 resp: &mut resp,
                 url: &url,
@@ -1661,13 +1667,24 @@ async fn informer(
                     }
                     other => break Err(format!("{url}: unknown watch event type {other:?}")),
                 };
+                events_seen += 1;
                 if !send(change).await {
                     return;
                 }
             };
             match end {
-                // The server closed the watch: take it up again.
-                Ok(false) => continue,
+                // The server closed the watch: take it up again, at once
+                // after a watch that lasted, after a pause (doubling) when
+                // the server ends watches as soon as they start.
+                Ok(false) => {
+                    if events_seen == 0 && opened.elapsed() < BACKOFF.0 {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(BACKOFF.1);
+                    } else {
+                        wait = BACKOFF.0;
+                    }
+                    continue;
+                }
                 // Too old a resource version: list again.
                 Ok(true) => break,
                 Err(e) => {

@@ -26,6 +26,9 @@ pub struct State {
     pub compacted: u64,
     /// Bumped to end every open watch (the server's timeout).
     pub generation: u64,
+    /// Watches are refused with a 403 (lists still answer), as RBAC
+    /// without the `watch` verb does.
+    pub forbid_watch: bool,
 }
 
 impl State {
@@ -127,6 +130,20 @@ async fn serve(
         let (plural, ns) = resource(&path);
         st.lock().unwrap().requests.push(head.clone());
         let io = r.get_mut();
+        let forbidden = st.lock().unwrap().forbid_watch;
+        if forbidden && q.get("watch").map(String::as_str) == Some("true") {
+            let body = r#"{"kind":"Status","code":403,"message":"pods is forbidden: cannot watch"}"#;
+            io.write_all(
+                format!(
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await?;
+            io.flush().await?;
+            continue;
+        }
         if q.get("watch").map(String::as_str) == Some("true") {
             let from: u64 = q["resourceVersion"].parse().unwrap_or(0);
             io.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
