@@ -455,7 +455,10 @@ fn a_refused_watch_backs_off_instead_of_listing_in_a_loop() {
     let api = Api::start(false);
     api.change(|s| {
         s.forbid_watch = true;
-        s.put("pods", pod("shop", "web-1", t.port, true, json!({"app": "web"})));
+        s.put(
+            "pods",
+            pod("shop", "web-1", t.port, true, json!({"app": "web"})),
+        );
     });
     let cfg = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs:\n      - role: pod\n        api_server: http://127.0.0.1:{}\n{ANNOTATED_PODS}",

@@ -132,7 +132,8 @@ async fn serve(
         let io = r.get_mut();
         let forbidden = st.lock().unwrap().forbid_watch;
         if forbidden && q.get("watch").map(String::as_str) == Some("true") {
-            let body = r#"{"kind":"Status","code":403,"message":"pods is forbidden: cannot watch"}"#;
+            let body =
+                r#"{"kind":"Status","code":403,"message":"pods is forbidden: cannot watch"}"#;
             io.write_all(
                 format!(
                     "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
