@@ -80,6 +80,21 @@ receivers:
         priority: '{{ if eq .Status "firing" }}1{{ else }}0{{ end }}'
         ttl: 2h
         monospace: true
+    jira_configs:
+      - project: OPS
+        issue_type: Incident
+        api_url: 'https://x.atlassian.net/rest/api/3'
+        summary: {template: '{{ .CommonLabels.alertname }}', enable_update: false}
+        description: '{"type": "doc", "version": 1, "content": []}'
+        labels: ['team-{{ .CommonLabels.team }}']
+        resolve_transition: Done
+        reopen_transition: Reopen
+        reopen_duration: 1h
+        fields: {customfield_1: {value: '{{ .Status }}'}, customfield_2: ['a', 1]}
+    slack_configs:
+      - api_url: https://slack.com/api/chat.postMessage
+        update_message: true
+        http_config: {authorization: {credentials: xoxb}}
 YML
 put slo_spec "$conf"/sloth/examples/*.yml "$conf"/sloth/examples/windows/*.yaml "$repo"/slo/*.yml
 put template "$repo"/alerting/*.tmpl "$repo"/src/notify/default.tmpl
