@@ -1561,6 +1561,31 @@ impl Events<'_> {
     }
 }
 
+/// The pause after a failure: from the first of [`BACKOFF`], doubling up
+/// to the last, back to the first once things work.
+struct Backoff(Duration);
+
+impl Backoff {
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(BACKOFF.1);
+    }
+
+    fn reset(&mut self) {
+        self.0 = BACKOFF.0;
+    }
+}
+
+/// Reports a failure and pauses; false once nobody listens.
+async fn failed(tx: &mpsc::Sender<Update>, kind: Kind, e: String, backoff: &mut Backoff) -> bool {
+    let change = Change::Failed(e);
+    if tx.send(Update { kind, change }).await.is_err() {
+        return false;
+    }
+    backoff.pause().await;
+    true
+}
+
 /// Lists `kind` in `ns`, then watches it, for as long as the receiver
 /// lives: a watch that ends is started again from where it was; a 410 or
 /// a broken stream lists again; failures wait, doubling up to 30 s.
@@ -1572,20 +1597,19 @@ async fn informer(
     tx: mpsc::Sender<Update>,
     events: EventCount,
 ) {
-    let mut wait = BACKOFF.0;
+    let mut backoff = Backoff(BACKOFF.0);
     let send = |change: Change| {
         let tx = tx.clone();
         async move { tx.send(Update { kind, change }).await.is_ok() }
     };
+
     loop {
         let (objs, mut rv) = match list(&conn, kind, ns.as_deref(), (&sel.0, &sel.1)).await {
             Ok(x) => x,
             Err(e) => {
-                if !send(Change::Failed(e)).await {
+                if !failed(&tx, kind, e, &mut backoff).await {
                     return;
                 }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(BACKOFF.1);
                 continue;
             }
         };
@@ -1611,11 +1635,9 @@ async fn informer(
                 Err(e) => {
                     // A watch refused while lists pass (RBAC without
                     // `watch`, say) must not turn into a loop of lists.
-                    if !send(Change::Failed(e)).await {
+                    if !failed(&tx, kind, e, &mut backoff).await {
                         return;
                     }
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(BACKOFF.1);
                     break;
                 }
             };
@@ -1678,21 +1700,18 @@ async fn informer(
                 // the server ends watches as soon as they start.
                 Ok(false) => {
                     if events_seen == 0 && opened.elapsed() < BACKOFF.0 {
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(BACKOFF.1);
+                        backoff.pause().await;
                     } else {
-                        wait = BACKOFF.0;
+                        backoff.reset();
                     }
                     continue;
                 }
                 // Too old a resource version: list again.
                 Ok(true) => break,
                 Err(e) => {
-                    if !send(Change::Failed(e)).await {
+                    if !failed(&tx, kind, e, &mut backoff).await {
                         return;
                     }
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(BACKOFF.1);
                     break;
                 }
             }
