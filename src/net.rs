@@ -1,11 +1,12 @@
 //! Outbound HTTP shared by every module that calls out (scraping,
-//! forwarding alerts, receivers, probes): clients built from a
-//! `tls_config`; the `basic_auth` / `authorization` / bearer headers, whose
-//! `*_file` secrets are read on every request so rotated credentials apply
-//! without a reload; and the one way an answer's body is read, within a
-//! byte budget.
+//! forwarding alerts, receivers, probes): clients and rustls settings
+//! built from a `tls_config`; the `basic_auth` / `authorization` / bearer
+//! headers, whose `*_file` secrets are read on every request so rotated
+//! credentials apply without a reload; and the one byte budget every
+//! answer's body is read within ([`Budget`], [`gunzip_within`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::config::{Authorization, BasicAuth, Secret, TlsConfig, read_secret_file};
 
@@ -22,9 +23,9 @@ pub fn init_tls() {
 pub const REPLY_BUDGET: u64 = 64 << 10;
 
 /// Reads the body of `resp` onto `out`, at most `limit` bytes of it as
-/// decompressed: the one place argus reads what another server sends, so a
-/// server that answers without end, or with a compression bomb, costs
-/// `limit` bytes and no more. Returns whether the whole body fit; when it
+/// decompressed (reqwest decodes gzip on the way), so a server that
+/// answers without end, or with a compression bomb, costs `limit` bytes
+/// and no more. Returns whether the whole body fit; when it
 /// does not, `out` holds the first `limit` bytes and the rest is left
 /// unread (the connection is dropped with the response).
 pub async fn read_body(
@@ -32,16 +33,57 @@ pub async fn read_body(
     out: &mut Vec<u8>,
     limit: u64,
 ) -> Result<bool, reqwest::Error> {
-    let mut taken = 0u64;
+    let mut budget = Budget::new(limit);
     out.reserve(resp.content_length().unwrap_or(0).min(limit.min(1 << 24)) as usize);
     while let Some(chunk) = resp.chunk().await? {
-        let room = limit - taken;
-        if chunk.len() as u64 > room {
-            out.extend_from_slice(&chunk[..room as usize]);
+        if !budget.take(&chunk, out) {
             return Ok(false);
         }
-        taken += chunk.len() as u64;
-        out.extend_from_slice(&chunk);
+    }
+    Ok(true)
+}
+
+/// The byte budget of a body read in chunks: [`read_body`]'s, and the
+/// scrape client's (which reads through hyper directly).
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    left: u64,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Budget {
+        Budget { left: limit }
+    }
+
+    /// Appends `chunk` to `out` if it fits; if not, appends what fits and
+    /// returns false (the body is over budget).
+    pub fn take(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> bool {
+        if chunk.len() as u64 > self.left {
+            out.extend_from_slice(&chunk[..self.left as usize]);
+            self.left = 0;
+            return false;
+        }
+        self.left -= chunk.len() as u64;
+        out.extend_from_slice(chunk);
+        true
+    }
+}
+
+/// Decodes the gzip body `raw` onto `out`, at most `limit` bytes of it:
+/// returns whether the whole body fit, so a compression bomb costs
+/// `limit` bytes and no more.
+pub fn gunzip_within(raw: &[u8], out: &mut Vec<u8>, limit: u64) -> std::io::Result<bool> {
+    use std::io::Read;
+    let start = out.len();
+    // One byte past the budget tells a bomb from a body of exactly
+    // `limit` bytes.
+    flate2::read::GzDecoder::new(raw)
+        .take(limit.saturating_add(1))
+        .read_to_end(out)?;
+    if (out.len() - start) as u64 > limit {
+        out.truncate(start + limit as usize);
+        return Ok(false);
     }
     Ok(true)
 }
@@ -78,23 +120,7 @@ pub fn build_client(
     tls: Option<&TlsConfig>,
     pin: Option<(&str, SocketAddr)>,
 ) -> Result<reqwest::Client, String> {
-    let t: TlsConfig = tls.cloned().unwrap_or_default();
-    let mut m = TlsMaterial {
-        insecure_skip_verify: t.insecure_skip_verify,
-        ..TlsMaterial::default()
-    };
-    if let Some(ca) = &t.ca_file {
-        m.ca = Some((
-            std::fs::read(ca).map_err(|e| format!("unable to read CA file {ca}: {e}"))?,
-            format!("CA file {ca}"),
-        ));
-    }
-    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
-        let mut pem = std::fs::read(c).map_err(|e| format!("unable to read cert file {c}: {e}"))?;
-        pem.extend(std::fs::read(k).map_err(|e| format!("unable to read key file {k}: {e}"))?);
-        m.identity = Some(pem);
-    }
-    client_from_material(&m, pin)
+    client_from_material(&TlsMaterial::from_config(tls)?, pin)
 }
 
 /// TLS settings as PEM bytes, wherever they came from (files named by a
@@ -107,6 +133,148 @@ pub struct TlsMaterial {
     pub identity: Option<Vec<u8>>,
     /// Skip certificate verification.
     pub insecure_skip_verify: bool,
+}
+
+impl TlsMaterial {
+    /// Reads the files a `tls_config` names; the error names the file.
+    pub fn from_config(tls: Option<&TlsConfig>) -> Result<TlsMaterial, String> {
+        let t: TlsConfig = tls.cloned().unwrap_or_default();
+        let mut m = TlsMaterial {
+            insecure_skip_verify: t.insecure_skip_verify,
+            ..TlsMaterial::default()
+        };
+        if let Some(ca) = &t.ca_file {
+            m.ca = Some((
+                std::fs::read(ca).map_err(|e| format!("unable to read CA file {ca}: {e}"))?,
+                format!("CA file {ca}"),
+            ));
+        }
+        if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+            let mut pem =
+                std::fs::read(c).map_err(|e| format!("unable to read cert file {c}: {e}"))?;
+            pem.extend(std::fs::read(k).map_err(|e| format!("unable to read key file {k}: {e}"))?);
+            m.identity = Some(pem);
+        }
+        Ok(m)
+    }
+}
+
+/// The system's trusted roots, read once per process: a config reload
+/// with many jobs must not parse the whole store for each.
+pub fn native_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// The rustls settings of `m` for a client that speaks HTTP/1.1 only (the
+/// scrape client): the CA bundle alone when one is given, else the
+/// system's roots; the client certificate; no verification at all with
+/// `insecure_skip_verify`, as Prometheus does. reqwest's clients take the
+/// same material through [`client_from_material`].
+pub fn rustls_client_config(m: &TlsMaterial) -> Result<rustls::ClientConfig, String> {
+    init_tls();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = if m.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+    } else {
+        let roots = match &m.ca {
+            Some((pem, name)) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in rustls_pemfile::certs(&mut &pem[..]) {
+                    let c = c.map_err(|e| format!("unable to use {name}: {e}"))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("unable to use {name}: {e}"))?;
+                }
+                if roots.is_empty() {
+                    return Err(format!("no certificates found in {name}"));
+                }
+                Arc::new(roots)
+            }
+            None => native_roots(),
+        };
+        builder.with_root_certificates(roots)
+    };
+    let mut cfg = match &m.identity {
+        Some(pem) => {
+            let bad = |e: &dyn std::fmt::Display| format!("unable to use client certificate: {e}");
+            let certs = rustls_pemfile::certs(&mut &pem[..])
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(&e))?;
+            let key = rustls_pemfile::private_key(&mut &pem[..])
+                .map_err(|e| bad(&e))?
+                .ok_or_else(|| bad(&"no private key found"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| bad(&e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// `insecure_skip_verify`: every certificate is taken; signatures are
+/// still checked so the handshake itself stays sound.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The one way argus builds an outgoing HTTP client: redirects limited,
@@ -173,12 +341,9 @@ pub struct Credentials<'a> {
 }
 
 impl Credentials<'_> {
-    /// Adds the auth header to `req`; `Err` when a secret file cannot be
-    /// read (the message names the file, never the secret).
-    pub fn apply(
-        &self,
-        mut req: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, String> {
+    /// The `Authorization` header's value, if any; `Err` when a secret
+    /// file cannot be read (the message names the file, never the secret).
+    pub fn authorization(&self) -> Result<Option<String>, String> {
         let secret = |v: Option<&Secret>, file: Option<&str>| -> Result<Option<Secret>, String> {
             Ok(match (v, file) {
                 (Some(c), _) => Some(c.clone()),
@@ -188,16 +353,34 @@ impl Credentials<'_> {
         };
         if let Some(b) = self.basic_auth {
             let pw = secret(b.password.as_ref(), b.password_file.as_deref())?.unwrap_or_default();
-            req = req.basic_auth(&b.username, Some(pw.expose()));
+            let pair = format!("{}:{}", b.username, pw.expose());
+            return Ok(Some(format!(
+                "Basic {}",
+                crate::model::base64_encode(pair.as_bytes())
+            )));
         }
         if let Some(a) = self.authorization {
-            if let Some(c) = secret(a.credentials.as_ref(), a.credentials_file.as_deref())? {
-                req = req.header("Authorization", format!("{} {}", a.auth_type, c.expose()));
-            }
-        } else if let Some(c) = secret(self.bearer_token, self.bearer_token_file)? {
-            req = req.header("Authorization", format!("Bearer {}", c.expose()));
+            return Ok(
+                secret(a.credentials.as_ref(), a.credentials_file.as_deref())?
+                    .map(|c| format!("{} {}", a.auth_type, c.expose())),
+            );
         }
-        Ok(req)
+        Ok(secret(self.bearer_token, self.bearer_token_file)?
+            .map(|c| format!("Bearer {}", c.expose())))
+    }
+
+    /// Adds the auth header to `req`; see [`Credentials::authorization`].
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, String> {
+        Ok(match self.authorization()? {
+            Some(v) => {
+                let mut v = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+                    "credentials hold a character not allowed in a header".to_string()
+                })?;
+                v.set_sensitive(true);
+                req.header(reqwest::header::AUTHORIZATION, v)
+            }
+            None => req,
+        })
     }
 }
 

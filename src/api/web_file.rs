@@ -368,22 +368,21 @@ fn server_config(w: &WebFile, notes: &mut Vec<String>) -> Result<rustls::ServerC
             }))
         }
         ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify => {
-            let mut roots = rustls::RootCertStore::empty();
-            if t.client_ca_file.is_empty() {
+            let roots = if t.client_ca_file.is_empty() {
                 // Go verifies against the system's roots then.
-                for c in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(c);
-                }
+                crate::net::native_roots()
             } else {
+                let mut roots = rustls::RootCertStore::empty();
                 let ca = w.path(&t.client_ca_file);
                 for c in certs_of(&ca)? {
                     roots
                         .add(c)
                         .map_err(|e| format!("{}: unusable CA certificate: {e}", ca.display()))?;
                 }
-            }
+                Arc::new(roots)
+            };
             let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
+                roots,
                 provider.clone(),
             );
             let v = if policy == ClientAuth::VerifyIfGiven {

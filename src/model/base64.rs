@@ -1,5 +1,25 @@
-//! Standard base64 decoding (RFC 4648 alphabet, padding optional), for
-//! the few places argus reads it: HTTP basic auth and SMTP AUTH in tests.
+//! Standard base64 (RFC 4648 alphabet), for the few places argus reads or
+//! writes it: HTTP basic auth, and SMTP AUTH in tests.
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Encodes `b` with padding.
+pub fn base64_encode(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// Decodes `s`; `None` on a character outside the alphabet.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
@@ -35,5 +55,23 @@ mod tests {
         assert_eq!(super::base64_decode("YWRtaW46cHc").unwrap(), b"admin:pw");
         assert_eq!(super::base64_decode("AGEAYg==").unwrap(), b"\0a\0b");
         assert!(super::base64_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn encodes_what_it_decodes() {
+        for s in [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"abc",
+            b"admin:pw",
+            b"\0a\0b",
+            b"\xff\xfe\xfd\xfc",
+        ] {
+            let e = super::base64_encode(s);
+            assert_eq!(e.len() % 4, 0, "{e}");
+            assert_eq!(super::base64_decode(&e).unwrap(), s, "{e}");
+        }
+        assert_eq!(super::base64_encode(b"admin:pw"), "YWRtaW46cHc=");
     }
 }

@@ -16,7 +16,7 @@ pub mod records;
 mod time;
 
 pub use alert::{Alert, AlertSink};
-pub use base64::base64_decode;
+pub use base64::{base64_decode, base64_encode};
 pub use bytes::{ByteReader, put_signed_varint, put_varint};
 pub use duration::{DurationError, MAX_DURATION, format_duration, parse_duration};
 pub use fsutil::{PacedFile, sync_dir, write_atomic};

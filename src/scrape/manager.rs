@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::client::ScrapeClient;
 use super::discovery::{TargetGroup, run_file_sd, run_http_sd, static_groups};
 use super::relabel::Relabel;
 use super::scrape_loop::{Appendable, BufferPool, JobSettings, ScrapeLoop, Stop, TargetHealth};
@@ -61,7 +62,7 @@ struct Pool {
     tasks: Vec<JoinHandle<()>>,
     job: Arc<JobSettings>,
     relabel: Arc<Vec<Relabel>>,
-    client: reqwest::Client,
+    client: Arc<ScrapeClient>,
 }
 
 /// Starts a discovery that asks over HTTP (http_sd, Consul): its client
@@ -258,7 +259,7 @@ impl ScrapeManager {
     fn start_pool(
         &self,
         sc: ScrapeConfig,
-        client: reqwest::Client,
+        client: Arc<ScrapeClient>,
         relabel: Vec<Relabel>,
         metric_relabel: Vec<Relabel>,
     ) -> Pool {
@@ -293,7 +294,7 @@ impl ScrapeManager {
         state: &Arc<Mutex<PoolState>>,
         job: &Arc<JobSettings>,
         relabel: &Arc<Vec<Relabel>>,
-        client: &reqwest::Client,
+        client: &Arc<ScrapeClient>,
     ) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         let mut receivers = Vec::new();
@@ -495,7 +496,7 @@ fn sync_pool(
     state: &Arc<Mutex<PoolState>>,
     job: &Arc<JobSettings>,
     relabel: &[Relabel],
-    client: &reqwest::Client,
+    client: &Arc<ScrapeClient>,
     groups: &[TargetGroup],
 ) {
     let mut want: HashMap<u64, Target> = HashMap::new();
@@ -572,9 +573,11 @@ fn sync_pool(
     }
 }
 
-fn build_client(sc: &ScrapeConfig) -> Result<reqwest::Client, ManagerError> {
-    super::client::build(sc, None).map_err(|msg| ManagerError::Tls {
-        job: sc.job_name.clone(),
-        msg,
-    })
+fn build_client(sc: &ScrapeConfig) -> Result<Arc<ScrapeClient>, ManagerError> {
+    ScrapeClient::new(sc)
+        .map(Arc::new)
+        .map_err(|msg| ManagerError::Tls {
+            job: sc.job_name.clone(),
+            msg,
+        })
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::cache::SeriesCache;
+use super::client::{Connection, FetchError, ScrapeClient};
 use super::parse::{Entry, Format, ParseError, Parser};
 use super::proto::{ProtoError, ProtoValue};
 use super::relabel::{Relabel, process};
@@ -19,7 +20,6 @@ use crate::config::ScrapeConfig;
 const KEPT_BODY_CAPACITY: usize = 16 << 20;
 use crate::model::histogram::FloatHistogram;
 use crate::model::{Clock, Labels, LabelsBuilder, METRIC_NAME, Timestamp, stale_nan};
-use crate::net::error_chain;
 use crate::storage::{Appender, SeriesRef, StorageError};
 use crate::telemetry::Metrics;
 
@@ -222,8 +222,8 @@ pub struct ScrapeLoop {
     pub metrics: Arc<Metrics>,
     /// Shared status for the API.
     pub health: Arc<Mutex<TargetHealth>>,
-    /// HTTP client.
-    pub client: reqwest::Client,
+    /// How the job's targets are reached.
+    pub client: Arc<ScrapeClient>,
     /// Shared body buffers.
     pub buffers: Arc<BufferPool>,
     /// How far a scrape's timestamp may be moved onto the loop's schedule
@@ -323,7 +323,7 @@ impl ScrapeLoop {
     /// target's slot: a deterministic offset within the interval derived
     /// from the target hash, so targets spread out and keep their phase
     /// across restarts.
-    pub async fn run(mut self, mut stop: watch::Receiver<Stop>) {
+    pub async fn run(self, mut stop: watch::Receiver<Stop>) {
         let interval = self.target.interval;
         let ims = interval.as_millis().max(1) as i64;
         let phase = (self.target.hash() % ims as u64) as i64;
@@ -342,9 +342,10 @@ impl ScrapeLoop {
             refusing: false,
             cache_bytes: 0,
         };
-        // Parsed once: reqwest would parse a string URL on every request.
+        // Parsed once, not at every request.
         let mut url: Option<reqwest::Url> = None;
         let mut aligner = Aligner::new(interval, self.timestamp_tolerance);
+        let mut conn = Connection::default();
         let mode = loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -357,11 +358,12 @@ impl ScrapeLoop {
             }
             let ts = aligner.align(self.clock.now_millis());
             let started = Instant::now();
-            let u = match &url {
-                Some(u) => u.clone(),
-                None => match self.resolve_url().await {
-                    Ok(u) => url.insert(u).clone(),
+            let u = match &mut url {
+                Some(u) => &*u,
+                None => match reqwest::Url::parse(&self.target.url) {
+                    Ok(u) => &*url.insert(u),
                     Err(e) => {
+                        let e = format!("invalid target URL {:?}: {e}", self.target.url);
                         self.process(&mut st, Err(ScrapeError::Http(e)), ts, started);
                         continue;
                     }
@@ -369,7 +371,7 @@ impl ScrapeLoop {
             };
             let mut body = self.buffers.get();
             let fetched = tokio::select! {
-                r = tokio::time::timeout(self.target.timeout, self.fetch(u, &mut body)) => {
+                r = tokio::time::timeout(self.target.timeout, self.fetch(u, &mut body, &mut conn)) => {
                     r.unwrap_or(Err(ScrapeError::Timeout(self.target.timeout)))
                 }
                 r = stop.changed() => {
@@ -529,21 +531,13 @@ impl ScrapeLoop {
         st.prev_ok = None;
     }
 
-    /// The URL to request, with the client pinned to the target's address
-    /// when `tls_config.server_name` rewrites it.
-    async fn resolve_url(&mut self) -> Result<reqwest::Url, String> {
-        let mut url = self.target.url.clone();
-        if let Some((client, u)) =
-            super::client::for_server_name(&self.job.cfg, &self.target.url).await?
-        {
-            self.client = client;
-            url = u;
-        }
-        reqwest::Url::parse(&url).map_err(|e| format!("invalid target URL {url:?}: {e}"))
-    }
-
     /// Fetches the body into `body` (cleared first, capacity reused).
-    async fn fetch(&self, url: reqwest::Url, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
+    async fn fetch(
+        &self,
+        url: &reqwest::Url,
+        body: &mut Vec<u8>,
+        conn: &mut Connection,
+    ) -> Result<Format, ScrapeError> {
         body.clear();
         // One large (or refused) body must not pin its memory for the
         // target's lifetime.
@@ -551,39 +545,28 @@ impl ScrapeLoop {
             *body = Vec::new();
         }
         let cfg = &self.job.cfg;
-        let req = self
-            .client
-            .get(url)
-            .header("Accept", &self.job.accept)
-            .header("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION")))
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                format!("{}", self.target.timeout.as_secs_f64()),
-            );
-        let req = crate::credentials_of!(cfg)
-            .apply(req)
+        let auth = crate::credentials_of!(cfg)
+            .authorization()
             .map_err(ScrapeError::Auth)?;
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| ScrapeError::Http(error_chain(&e)))?;
-        if !resp.status().is_success() {
-            return Err(ScrapeError::Status(resp.status().to_string()));
-        }
-        let format = Format::from_content_type(
-            resp.headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-        )
-        .map_err(ScrapeError::ContentType)?;
+        let timeout = format!("{}", self.target.timeout.as_secs_f64());
+        let headers = [
+            ("Accept", self.job.accept.as_str()),
+            ("User-Agent", concat!("argus/", env!("CARGO_PKG_VERSION"))),
+            ("X-Prometheus-Scrape-Timeout-Seconds", timeout.as_str()),
+        ];
         let limit = crate::config::effective_body_size_limit(cfg.body_size_limit);
-        let whole = crate::net::read_body(&mut resp, body, limit)
+        let answer = self
+            .client
+            .get(conn, url, &headers, auth.as_deref(), body, limit)
             .await
-            .map_err(|e| ScrapeError::Http(error_chain(&e)))?;
-        if !whole {
-            return Err(ScrapeError::BodyTooLarge(limit));
+            .map_err(|e| match e {
+                FetchError::Http(m) => ScrapeError::Http(m),
+                FetchError::TooLarge(l) => ScrapeError::BodyTooLarge(l),
+            })?;
+        if !answer.status.is_success() {
+            return Err(ScrapeError::Status(answer.status.to_string()));
         }
-        Ok(format)
+        Format::from_content_type(answer.content_type.as_deref()).map_err(ScrapeError::ContentType)
     }
 
     /// Parses `body` into `app`. Returns (scraped, post-relabel, added).

@@ -1,0 +1,268 @@
+//! The scrape client against real keep-alive servers on 127.0.0.1: one
+//! connection serves a target's scrapes, a scrape given up half way never
+//! leaves its answer to the next, redirects are followed with the
+//! credentials kept on their origin, and `insecure_skip_verify` takes any
+//! certificate.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// What a route answers.
+struct Answer {
+    status: &'static str,
+    headers: String,
+    body: String,
+    delay: Duration,
+}
+
+fn ok(body: String) -> Answer {
+    Answer {
+        status: "200 OK",
+        headers: "Content-Type: text/plain; version=0.0.4\r\n".into(),
+        body,
+        delay: Duration::ZERO,
+    }
+}
+
+fn redirect(status: &'static str, to: &str) -> Answer {
+    Answer {
+        status,
+        headers: format!("Location: {to}\r\n"),
+        body: "moved".into(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// A server that keeps connections alive and answers each request by
+/// `route(path, request number from 1)`.
+struct Server {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+type Route = Arc<dyn Fn(&str, usize) -> Answer + Send + Sync>;
+
+fn server(route: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -> Server {
+    server_on(route, None)
+}
+
+fn server_on(
+    route: impl Fn(&str, usize) -> Answer + Send + Sync + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Server {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let route: Route = Arc::new(route);
+    let (c, h) = (connections.clone(), heads.clone());
+    let port = serve_connections(move |sock| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let (h, route, tls) = (h.clone(), route.clone(), tls.clone());
+        async move {
+            match tls {
+                Some(acc) => {
+                    if let Ok(s) = acc.accept(sock).await {
+                        answer_all(s, h, route).await;
+                    }
+                }
+                None => answer_all(sock, h, route).await,
+            }
+        }
+    });
+    Server {
+        port,
+        connections,
+        heads,
+    }
+}
+
+async fn answer_all<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    heads: Arc<Mutex<Vec<String>>>,
+    route: Route,
+) {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match s.read(&mut tmp).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end);
+        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+        let n = {
+            let mut h = heads.lock().unwrap();
+            h.push(head);
+            h.len()
+        };
+        let a = route(&path, n);
+        tokio::time::sleep(a.delay).await;
+        let resp = format!(
+            "HTTP/1.1 {}\r\n{}Content-Length: {}\r\n\r\n{}",
+            a.status,
+            a.headers,
+            a.body.len(),
+            a.body
+        );
+        if s.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Server {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> usize {
+        self.heads.lock().unwrap().len()
+    }
+
+    fn heads_for(&self, path: &str) -> Vec<String> {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.split(' ').nth(1) == Some(path))
+            .map(|h| h.to_lowercase())
+            .collect()
+    }
+}
+
+fn config(jobs: &str) -> String {
+    format!("global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\nscrape_configs:\n{jobs}")
+}
+
+#[test]
+fn one_connection_serves_every_scrape_of_a_target() {
+    let s = server(|_, n| ok(format!("served {n}\n")));
+    let a = Argus::start(
+        &config(&format!(
+            "  - job_name: kept\n    static_configs: [{{targets: ['{}']}}]\n",
+            s.addr()
+        )),
+        &[],
+    );
+    let v = a.wait_for(20, "six scrapes", || {
+        a.query_value("served").filter(|v| *v >= 6.0)
+    });
+    assert!(s.requests() >= 6, "{v}");
+    assert_eq!(s.connections.load(Ordering::SeqCst), 1);
+}
+
+/// The second request is answered after the scrape timeout: that scrape
+/// fails, its connection is dropped with the unread answer, and the
+/// next scrape, on a new connection, reads its own answer.
+#[test]
+fn a_scrape_given_up_half_way_never_leaves_its_answer_to_the_next() {
+    let s = server(|_, n| {
+        let mut a = ok(format!("served {n}\n"));
+        if n == 2 {
+            a.delay = Duration::from_millis(600);
+        }
+        a
+    });
+    let a = Argus::start(
+        &config(&format!(
+            "  - job_name: slow\n    static_configs: [{{targets: ['{}']}}]\n",
+            s.addr()
+        )),
+        &[],
+    );
+    a.wait_for(20, "two scrapes after the timeout", || {
+        a.query_value("served").filter(|v| *v >= 4.0)
+    });
+    // Every value stored is the answer to its own request: the late answer
+    // to request 2 was never read as that of request 3.
+    let r = a.api("/api/v1/query?query=served%5B1m%5D");
+    let got: Vec<f64> = r["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(got[..3], [1.0, 3.0, 4.0], "{got:?}");
+    assert!(
+        got.windows(2).all(|w| w[1] == w[0] + 1.0 || w[0] == 1.0),
+        "{got:?}"
+    );
+    assert_eq!(s.connections.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn redirects_are_followed_with_credentials_kept_on_their_origin() {
+    let other = server(|_, n| ok(format!("moved_metric {n}\n")));
+    let to = format!("http://{}/final", other.addr());
+    let first = server(move |path, _| match path {
+        "/metrics" => redirect("302 Found", "/next?step=2"),
+        "/next?step=2" => redirect("301 Moved Permanently", &to),
+        _ => ok("unexpected 1\n".into()),
+    });
+    let looping = server(|_, _| redirect("307 Temporary Redirect", "/metrics"));
+    let a = Argus::start(
+        &config(&format!(
+            "  - job_name: moved\n    basic_auth: {{username: alice, password: s3cret}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: looping\n    static_configs: [{{targets: ['{}']}}]\n",
+            first.addr(),
+            looping.addr()
+        )),
+        &[],
+    );
+    a.wait_for(20, "the redirected scrape", || {
+        a.query_value("moved_metric").filter(|v| *v >= 1.0)
+    });
+    let auth = "authorization: basic ywxpy2u6cznjcmv0";
+    let step = first.heads_for("/next?step=2");
+    assert!(step[0].contains(auth), "{step:?}");
+    let fin = other.heads_for("/final");
+    assert!(!fin[0].contains("authorization"), "{fin:?}");
+    let t = a.wait_for(20, "the looping target down", || {
+        let t = a.target(&looping.addr())?;
+        (t["health"] == "down").then_some(t)
+    });
+    let err = t["lastError"].as_str().unwrap();
+    assert!(err.contains("stopped after 10 redirects"), "{err}");
+    assert!(a.query("unexpected").is_empty());
+}
+
+#[test]
+fn insecure_skip_verify_takes_any_certificate() {
+    let (acceptor, _ca) = tls_acceptor(&["metrics.argus.test"]);
+    let s = server_on(|_, n| ok(format!("tls_served {n}\n")), Some(acceptor));
+    let job = |name: &str, tls: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config: {{{tls}}}\n    static_configs: [{{targets: ['{}']}}]\n",
+            s.addr()
+        )
+    };
+    let a = Argus::start(
+        &config(
+            &(job("skip", "insecure_skip_verify: true")
+                + &job("verify", "server_name: metrics.argus.test")),
+        ),
+        &[],
+    );
+    a.wait_for(20, "the unverified scrape", || {
+        a.query_value("tls_served{job=\"skip\"}")
+            .filter(|v| *v >= 1.0)
+    });
+    let t = a.wait_for(20, "the verifying job down", || {
+        let t = a.api("/api/v1/targets?scrapePool=verify");
+        let t = t["activeTargets"][0].clone();
+        (t["health"] == "down").then_some(t)
+    });
+    let err = t["lastError"].as_str().unwrap().to_lowercase();
+    assert!(err.contains("certificate"), "{err}");
+}
