@@ -540,6 +540,16 @@ impl Slab {
         p.items[*id as usize & (PAGE - 1)].as_ref()
     }
 
+    /// Prefetches the slot of `id` (not the series it points to): series
+    /// created by concurrent scrapes get interleaved ids, so a target's
+    /// slots are scattered and each is a miss of its own, which would
+    /// stall the prefetch of the series itself were it not loaded early.
+    fn prefetch_slot(&self, id: u32) {
+        if let Some(Some(p)) = self.pages.get((id >> PAGE_BITS) as usize) {
+            crate::model::prefetch(p.items.as_ptr().wrapping_add(id as usize & (PAGE - 1)), 1);
+        }
+    }
+
     fn insert(&mut self, id: u32, s: Arc<MemSeries>) {
         let pi = (id >> PAGE_BITS) as usize;
         if self.pages.len() <= pi {
@@ -1515,8 +1525,12 @@ impl Appender for HeadAppender {
                 // Each sample is for another series, usually one not in any
                 // cache: asking for the one a few samples ahead overlaps
                 // those misses instead of waiting for each in turn.
-                // The series first, then (once it is in cache) the end of its
-                // open chunk, where the sample will be written.
+                // The slot pointing to the series first, then the series
+                // (once its slot is in cache), then the end of its open
+                // chunk, where the sample will be written.
+                if let Some((Pending::Id(id), _, _)) = pending.get(i + 2 * PREFETCH_AHEAD) {
+                    idx.series.prefetch_slot(*id);
+                }
                 if let Some(s) = pending
                     .get(i + PREFETCH_AHEAD)
                     .and_then(|x| series(&idx, &x.0))
