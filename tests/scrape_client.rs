@@ -19,6 +19,8 @@ struct Answer {
     headers: String,
     body: String,
     delay: Duration,
+    /// Close the connection instead of answering.
+    hang_up: bool,
 }
 
 fn ok(body: String) -> Answer {
@@ -27,6 +29,7 @@ fn ok(body: String) -> Answer {
         headers: "Content-Type: text/plain; version=0.0.4\r\n".into(),
         body,
         delay: Duration::ZERO,
+        hang_up: false,
     }
 }
 
@@ -36,25 +39,26 @@ fn redirect(status: &'static str, to: &str) -> Answer {
         headers: format!("Location: {to}\r\n"),
         body: "moved".into(),
         delay: Duration::ZERO,
+        hang_up: false,
     }
 }
 
 /// A server that keeps connections alive and answers each request by
-/// `route(path, request number from 1)`.
+/// `route(path, request number from 1, number on its connection from 1)`.
 struct Server {
     port: u16,
     connections: Arc<AtomicUsize>,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
-type Route = Arc<dyn Fn(&str, usize) -> Answer + Send + Sync>;
+type Route = Arc<dyn Fn(&str, usize, usize) -> Answer + Send + Sync>;
 
-fn server(route: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -> Server {
+fn server(route: impl Fn(&str, usize, usize) -> Answer + Send + Sync + 'static) -> Server {
     server_on(route, None)
 }
 
 fn server_on(
-    route: impl Fn(&str, usize) -> Answer + Send + Sync + 'static,
+    route: impl Fn(&str, usize, usize) -> Answer + Send + Sync + 'static,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Server {
     let connections = Arc::new(AtomicUsize::new(0));
@@ -89,6 +93,7 @@ async fn answer_all<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
+    let mut on_this = 0;
     loop {
         let end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -107,7 +112,11 @@ async fn answer_all<S: AsyncRead + AsyncWrite + Unpin>(
             h.push(head);
             h.len()
         };
-        let a = route(&path, n);
+        on_this += 1;
+        let a = route(&path, n, on_this);
+        if a.hang_up {
+            return;
+        }
         tokio::time::sleep(a.delay).await;
         let resp = format!(
             "HTTP/1.1 {}\r\n{}Content-Length: {}\r\n\r\n{}",
@@ -148,7 +157,7 @@ fn config(jobs: &str) -> String {
 
 #[test]
 fn one_connection_serves_every_scrape_of_a_target() {
-    let s = server(|_, n| ok(format!("served {n}\n")));
+    let s = server(|_, n, _| ok(format!("served {n}\n")));
     let a = Argus::start(
         &config(&format!(
             "  - job_name: kept\n    static_configs: [{{targets: ['{}']}}]\n",
@@ -163,12 +172,41 @@ fn one_connection_serves_every_scrape_of_a_target() {
     assert_eq!(s.connections.load(Ordering::SeqCst), 1);
 }
 
+/// A server that drops each kept connection when the next request comes
+/// (its idle timeout passing just then): the request is sent again on a
+/// new connection and no scrape fails.
+#[test]
+fn a_kept_connection_closed_by_the_server_costs_no_scrape() {
+    let s = server(|_, n, on_this| {
+        let mut a = ok(format!("served {n}\n"));
+        a.hang_up = on_this == 2;
+        a
+    });
+    let a = Argus::start(
+        &config(&format!(
+            "  - job_name: idle\n    static_configs: [{{targets: ['{}']}}]\n",
+            s.addr()
+        )),
+        &[],
+    );
+    a.wait_for(20, "five scrapes", || {
+        a.query_value("count_over_time(up{job=\"idle\"}[1m])")
+            .filter(|v| *v >= 5.0)
+    });
+    assert_eq!(
+        a.query_value("min_over_time(up{job=\"idle\"}[1m])"),
+        Some(1.0),
+        "a scrape failed"
+    );
+    assert!(s.connections.load(Ordering::SeqCst) >= 3);
+}
+
 /// The second request is answered after the scrape timeout: that scrape
 /// fails, its connection is dropped with the unread answer, and the
 /// next scrape, on a new connection, reads its own answer.
 #[test]
 fn a_scrape_given_up_half_way_never_leaves_its_answer_to_the_next() {
-    let s = server(|_, n| {
+    let s = server(|_, n, _| {
         let mut a = ok(format!("served {n}\n"));
         if n == 2 {
             a.delay = Duration::from_millis(600);
@@ -204,14 +242,14 @@ fn a_scrape_given_up_half_way_never_leaves_its_answer_to_the_next() {
 
 #[test]
 fn redirects_are_followed_with_credentials_kept_on_their_origin() {
-    let other = server(|_, n| ok(format!("moved_metric {n}\n")));
+    let other = server(|_, n, _| ok(format!("moved_metric {n}\n")));
     let to = format!("http://{}/final", other.addr());
-    let first = server(move |path, _| match path {
+    let first = server(move |path, _, _| match path {
         "/metrics" => redirect("302 Found", "/next?step=2"),
         "/next?step=2" => redirect("301 Moved Permanently", &to),
         _ => ok("unexpected 1\n".into()),
     });
-    let looping = server(|_, _| redirect("307 Temporary Redirect", "/metrics"));
+    let looping = server(|_, _, _| redirect("307 Temporary Redirect", "/metrics"));
     let a = Argus::start(
         &config(&format!(
             "  - job_name: moved\n    basic_auth: {{username: alice, password: s3cret}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: looping\n    static_configs: [{{targets: ['{}']}}]\n",
@@ -240,7 +278,7 @@ fn redirects_are_followed_with_credentials_kept_on_their_origin() {
 #[test]
 fn insecure_skip_verify_takes_any_certificate() {
     let (acceptor, _ca) = tls_acceptor(&["metrics.argus.test"]);
-    let s = server_on(|_, n| ok(format!("tls_served {n}\n")), Some(acceptor));
+    let s = server_on(|_, n, _| ok(format!("tls_served {n}\n")), Some(acceptor));
     let job = |name: &str, tls: &str| {
         format!(
             "  - job_name: {name}\n    scheme: https\n    tls_config: {{{tls}}}\n    static_configs: [{{targets: ['{}']}}]\n",

@@ -81,12 +81,26 @@ impl ScrapeClient {
         let mut url = url.clone();
         let mut origin = first.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut c = match conn.0.take() {
-                Some(c) if c.origin == origin && !c.send.is_closed() => c,
-                _ => self.connect(&origin).await?,
+            let (mut c, reused) = match conn.0.take() {
+                Some(c) if c.origin == origin && !c.send.is_closed() => (c, true),
+                _ => (self.connect(&origin).await?, false),
             };
             let auth = authorization.filter(|_| origin == first);
-            let answer = c.request(&origin, &url, headers, auth, body, limit).await?;
+            let answer = match c.request(&origin, &url, headers, auth, body, limit).await {
+                Ok(a) => a,
+                // A kept connection the server closed while it was idle (its
+                // keep-alive timeout passing as the request went out) fails
+                // before any answer: the GET is sent once more on a new
+                // connection, as Go's and hyper's pooled clients do, so
+                // the race never shows as a failed scrape.
+                Err(Failed::Unanswered(_)) if reused => {
+                    c = self.connect(&origin).await?;
+                    c.request(&origin, &url, headers, auth, body, limit)
+                        .await
+                        .map_err(Failed::into_inner)?
+                }
+                Err(e) => return Err(e.into_inner()),
+            };
             let keep = answer.keep_alive;
             if keep {
                 conn.0 = Some(c);
@@ -228,6 +242,29 @@ pub enum FetchError {
     TooLarge(u64),
 }
 
+/// How a request on a connection failed.
+enum Failed {
+    /// Before an answer's head arrived: nothing of the request was acted
+    /// on that a GET could not repeat.
+    Unanswered(FetchError),
+    /// While or after the answer was read.
+    Answered(FetchError),
+}
+
+impl Failed {
+    fn into_inner(self) -> FetchError {
+        match self {
+            Failed::Unanswered(e) | Failed::Answered(e) => e,
+        }
+    }
+}
+
+impl From<FetchError> for Failed {
+    fn from(e: FetchError) -> Failed {
+        Failed::Answered(e)
+    }
+}
+
 impl Kept {
     async fn request(
         &mut self,
@@ -237,14 +274,14 @@ impl Kept {
         authorization: Option<&str>,
         body: &mut Vec<u8>,
         limit: u64,
-    ) -> Result<Exchange, FetchError> {
+    ) -> Result<Exchange, Failed> {
         let http = |what: &str, e: &dyn std::error::Error| {
             FetchError::Http(format!("{what} {url}: {}", error_chain(e)))
         };
         self.send
             .ready()
             .await
-            .map_err(|e| http("connection for", &e))?;
+            .map_err(|e| Failed::Unanswered(http("connection for", &e)))?;
         let target = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
@@ -269,7 +306,7 @@ impl Kept {
             .send
             .send_request(req)
             .await
-            .map_err(|e| http("GET", &e))?;
+            .map_err(|e| Failed::Unanswered(http("GET", &e)))?;
         let status = resp.status();
         let h = resp.headers();
         let text = |name| {
@@ -305,14 +342,14 @@ impl Kept {
             if let Ok(chunk) = frame.into_data()
                 && !budget.take(&chunk, to)
             {
-                return Err(FetchError::TooLarge(limit));
+                return Err(FetchError::TooLarge(limit).into());
             }
         }
         if wanted && gzip {
             let whole = gunzip_within(&raw, body, limit)
                 .map_err(|e| FetchError::Http(format!("decoding the gzip body of {url}: {e}")))?;
             if !whole {
-                return Err(FetchError::TooLarge(limit));
+                return Err(FetchError::TooLarge(limit).into());
             }
         }
         Ok(Exchange {

@@ -96,7 +96,13 @@ pub(super) fn encode(c: &XorChunk) -> Option<Vec<u8>> {
     }
     let ms: Vec<i64> = if more {
         ms.into_iter()
-            .map(|(m, p, v)| if p == places { Some(m) } else { to_int(v, places) })
+            .map(|(m, p, v)| {
+                if p == places {
+                    Some(m)
+                } else {
+                    to_int(v, places)
+                }
+            })
             .collect::<Option<_>>()?
     } else {
         ms.into_iter().map(|(m, _, _)| m).collect()
