@@ -241,7 +241,7 @@ fn a_scrape_given_up_half_way_never_leaves_its_answer_to_the_next() {
 }
 
 #[test]
-fn redirects_are_followed_with_credentials_kept_on_their_origin() {
+fn redirects_are_followed_with_credentials_kept_on_their_origin_unless_switched_off() {
     let other = server(|_, n, _| ok(format!("moved_metric {n}\n")));
     let to = format!("http://{}/final", other.addr());
     let first = server(move |path, _, _| match path {
@@ -252,9 +252,10 @@ fn redirects_are_followed_with_credentials_kept_on_their_origin() {
     let looping = server(|_, _, _| redirect("307 Temporary Redirect", "/metrics"));
     let a = Argus::start(
         &config(&format!(
-            "  - job_name: moved\n    basic_auth: {{username: alice, password: s3cret}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: looping\n    static_configs: [{{targets: ['{}']}}]\n",
+            "  - job_name: moved\n    basic_auth: {{username: alice, password: s3cret}}\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: looping\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: unfollowed\n    follow_redirects: false\n    enable_http2: false\n    static_configs: [{{targets: ['{}']}}]\n",
             first.addr(),
-            looping.addr()
+            looping.addr(),
+            first.addr()
         )),
         &[],
     );
@@ -272,6 +273,13 @@ fn redirects_are_followed_with_credentials_kept_on_their_origin() {
     });
     let err = t["lastError"].as_str().unwrap();
     assert!(err.contains("stopped after 10 redirects"), "{err}");
+    // `follow_redirects: false`: the redirect is the answer, a failed scrape.
+    let t = a.wait_for(20, "the unfollowed target down", || {
+        let t = a.api("/api/v1/targets?scrapePool=unfollowed");
+        let t = t["activeTargets"][0].clone();
+        (t["health"] == "down").then_some(t)
+    });
+    assert_eq!(t["lastError"], "server returned HTTP status 302 Found");
     assert!(a.query("unexpected").is_empty());
 }
 

@@ -672,6 +672,14 @@ pub struct ScrapeConfig {
     /// TLS settings.
     #[serde(default)]
     pub tls_config: Option<TlsConfig>,
+    /// Follow redirects (up to 10), as Prometheus does by default; when
+    /// false a 3xx answer fails the scrape with its status.
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
+    /// Prometheus's switch for HTTP/2 over TLS. Read and kept for the
+    /// config API; argus speaks HTTP/1.1 to targets either way.
+    #[serde(default = "default_true")]
+    pub enable_http2: bool,
     /// Scrapes with more samples fail (0 = no limit).
     #[serde(default)]
     pub sample_limit: Option<u64>,

@@ -39,6 +39,8 @@ pub struct ScrapeClient {
     /// `tls_config.server_name`: the name the certificate is checked
     /// against (and sent in SNI), whatever the target's address.
     server_name: Option<ServerName<'static>>,
+    /// `follow_redirects`.
+    follow_redirects: bool,
 }
 
 impl ScrapeClient {
@@ -57,6 +59,7 @@ impl ScrapeClient {
         Ok(ScrapeClient {
             tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
             server_name,
+            follow_redirects: sc.follow_redirects,
         })
     }
 
@@ -106,13 +109,13 @@ impl ScrapeClient {
                 conn.0 = Some(c);
             }
             match answer.redirect {
-                Some(loc) => {
+                Some(loc) if self.follow_redirects => {
                     url = url
                         .join(&loc)
                         .map_err(|e| FetchError::Http(format!("redirect to {loc:?}: {e}")))?;
                     origin = Origin::of(&url)?;
                 }
-                None => return Ok(answer.answer),
+                _ => return Ok(answer.answer),
             }
         }
         Err(FetchError::Http(format!(

@@ -7,8 +7,9 @@
 //! [sample count u16 LE][max_t − min_t u32 LE]` plus the chunk's stream
 //! (whose first 64 bits are min_t; the count's top bit says the stream is
 //! in the decimal encoding rather than XOR, see `chunk`). The checksum covers the body.
-//! A new file is begun at 256 MiB or when the current one has been written
-//! to for two hours, so retention deletes whole files.
+//! A new file is begun at 256 MiB, at [`MAX_FILE_CHUNKS`] chunks, or when
+//! the current one has been written to for two hours, so retention deletes
+//! whole files.
 //!
 //! Full chunks wait in the head (as today) until the storage thread writes
 //! them, every 100 ms: each series is then given the chunks' places in the
@@ -48,9 +49,10 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 /// places of the current file's chunks are held by their series (24 bytes
 /// each, and a list per series) until the file is complete and indexed, so
 /// this bounds that memory whatever the retention and the number of series
-/// (about 6 MiB of places); at 100,000 series scraped every second a file
-/// completes every five minutes, at a million every 15 s every eight.
-pub const MAX_FILE_CHUNKS: u32 = 1 << 18;
+/// (about 3 MiB of places, a tenth of what the series themselves take at
+/// 100,000); at 100,000 series scraped every second a file completes
+/// every two and a half minutes, at a million every 15 s every four.
+pub const MAX_FILE_CHUNKS: u32 = 1 << 17;
 /// A new file is begun once the current one was first written this long
 /// ago, so a file's chunks cover a bounded time and retention can delete
 /// it soon after its data expires.
