@@ -92,7 +92,7 @@ fn https_get(
         .map(|(u, p)| {
             format!(
                 "Authorization: Basic {}\r\n",
-                base64(format!("{u}:{p}").as_bytes())
+                argus::model::base64_encode(format!("{u}:{p}").as_bytes())
             )
         })
         .unwrap_or_default();
@@ -139,24 +139,6 @@ fn https_get(
             server_cert,
         })
     })
-}
-
-fn base64(b: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 struct Running {
