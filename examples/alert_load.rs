@@ -44,7 +44,7 @@ async fn post(client: &reqwest::Client, url: &str, alerts: &[String]) {
 }
 
 async fn ingest(url: &str, active: usize, batch: usize, rounds: usize) {
-    let client = argus::net::build_client(None, None).expect("client");
+    let client = argus::net::build_client(None).expect("client");
     let all: Vec<String> = (0..active).map(|i| alert_json(i, "")).collect();
     for chunk in all.chunks(batch) {
         post(&client, url, chunk).await;
@@ -89,7 +89,7 @@ async fn latency(url: &str, rate: usize, seconds: usize, listen: &str) {
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
     });
-    let client = argus::net::build_client(None, None).expect("client");
+    let client = argus::net::build_client(None).expect("client");
     let total = rate * seconds;
     // Alerts go out in ticks of 10 ms.
     let per_tick = (rate / 100).max(1);

@@ -5,7 +5,6 @@
 //! credentials apply without a reload; and the one byte budget every
 //! answer's body is read within ([`Budget`], [`gunzip_within`]).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Authorization, BasicAuth, Secret, TlsConfig, read_secret_file};
@@ -112,15 +111,9 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Builds a client with `tls` settings. With `pin`, requests to the host
-/// `pin.0` go to `pin.1`: that is how `tls_config.server_name` is
-/// honoured, since the client verifies the certificate against the URL's
-/// host.
-pub fn build_client(
-    tls: Option<&TlsConfig>,
-    pin: Option<(&str, SocketAddr)>,
-) -> Result<reqwest::Client, String> {
-    client_from_material(&TlsMaterial::from_config(tls)?, pin)
+/// Builds a client with `tls` settings (see [`client_from_material`]).
+pub fn build_client(tls: Option<&TlsConfig>) -> Result<reqwest::Client, String> {
+    client_from_material(&TlsMaterial::from_config(tls)?)
 }
 
 /// TLS settings as PEM bytes, wherever they came from (files named by a
@@ -174,11 +167,12 @@ pub fn native_roots() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
-/// The rustls settings of `m` for a client that speaks HTTP/1.1 only (the
-/// scrape client): the CA bundle alone when one is given, else the
-/// system's roots; the client certificate; no verification at all with
-/// `insecure_skip_verify`, as Prometheus does. reqwest's clients take the
-/// same material through [`client_from_material`].
+/// The rustls settings of `m`, the one place argus's outbound TLS is set
+/// up (the scrape client's, and reqwest's through
+/// [`client_from_material`]): the CA bundle alone when one is given, else
+/// the system's roots; the client certificate; no verification at all
+/// with `insecure_skip_verify`, as Prometheus does; HTTP/1.1 offered by
+/// ALPN, the one version argus's clients speak.
 pub fn rustls_client_config(m: &TlsMaterial) -> Result<rustls::ClientConfig, String> {
     init_tls();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -277,38 +271,17 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
-/// The one way argus builds an outgoing HTTP client: redirects limited,
-/// no proxy, TLS from `m`, and `pin` resolving a host to a fixed address.
-pub fn client_from_material(
-    m: &TlsMaterial,
-    pin: Option<(&str, SocketAddr)>,
-) -> Result<reqwest::Client, String> {
-    init_tls();
-    let mut b = reqwest::Client::builder()
+/// The one way argus builds an outgoing reqwest client: redirects
+/// limited, no proxy, TLS from [`rustls_client_config`].
+pub fn client_from_material(m: &TlsMaterial) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(10))
         .pool_max_idle_per_host(2)
         .tcp_nodelay(true)
-        .no_proxy();
-    if let Some((pem, name)) = &m.ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("unable to use {name}: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("no certificates found in {name}"));
-        }
-        b = b.tls_certs_only(certs);
-    }
-    if let Some(pem) = &m.identity {
-        let id = reqwest::Identity::from_pem(pem)
-            .map_err(|e| format!("unable to use client certificate: {e}"))?;
-        b = b.identity(id);
-    }
-    if m.insecure_skip_verify {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    if let Some((host, addr)) = pin {
-        b = b.resolve(host, addr);
-    }
-    b.build().map_err(|e| error_chain(&e))
+        .no_proxy()
+        .tls_backend_preconfigured(rustls_client_config(m)?)
+        .build()
+        .map_err(|e| error_chain(&e))
 }
 
 /// The [`Credentials`] of a config section with Prometheus's four auth

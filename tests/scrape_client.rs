@@ -312,3 +312,42 @@ fn insecure_skip_verify_takes_any_certificate() {
     let err = t["lastError"].as_str().unwrap().to_lowercase();
     assert!(err.contains("certificate"), "{err}");
 }
+
+/// An error answer's body is not the scrape's: one longer than the job's
+/// `body_size_limit` still fails the scrape with its status; one up to
+/// 64 KiB keeps its connection, a longer one costs it.
+#[test]
+fn an_error_answer_fails_with_its_status_whatever_its_body() {
+    let failing = |len: usize| {
+        server(move |_, _, _| Answer {
+            status: "500 Internal Server Error",
+            headers: String::new(),
+            body: "e".repeat(len),
+            delay: Duration::ZERO,
+            hang_up: false,
+        })
+    };
+    let (short, long) = (failing(2_000), failing(100_000));
+    let a = Argus::start(
+        &config(&format!(
+            "  - job_name: short\n    body_size_limit: 1KB\n    static_configs: [{{targets: ['{}']}}]\n  - job_name: long\n    body_size_limit: 1KB\n    static_configs: [{{targets: ['{}']}}]\n",
+            short.addr(),
+            long.addr()
+        )),
+        &[],
+    );
+    for (job, s) in [("short", &short), ("long", &long)] {
+        let t = a.wait_for(20, &format!("{job}: three failed scrapes"), || {
+            let t = a.api(&format!("/api/v1/targets?scrapePool={job}"));
+            let t = t["activeTargets"][0].clone();
+            (t["health"] == "down" && s.requests() >= 3).then_some(t)
+        });
+        assert_eq!(
+            t["lastError"], "server returned HTTP status 500 Internal Server Error",
+            "{job}"
+        );
+    }
+    assert_eq!(short.connections.load(Ordering::SeqCst), 1);
+    let (n, c) = (long.requests(), long.connections.load(Ordering::SeqCst));
+    assert!(c + 1 >= n && c >= 3, "{c} connections for {n} requests");
+}

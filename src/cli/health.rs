@@ -15,7 +15,7 @@ pub fn check_health(url: &str, timeout: Duration) -> (bool, String) {
         Err(e) => return (false, format!("cannot start: {e}")),
     };
     rt.block_on(async {
-        let client = match crate::net::build_client(None, None) {
+        let client = match crate::net::build_client(None) {
             Ok(c) => c,
             Err(e) => return (false, format!("cannot build an HTTP client: {e}")),
         };

@@ -27,7 +27,7 @@ pub async fn run_deadman(
     clock: Arc<dyn Clock>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = crate::net::build_client(None, None).unwrap_or_default();
+    let client = crate::net::build_client(None).unwrap_or_default();
     loop {
         let current = cfg.borrow_and_update().clone();
         let Some(d) = current else {

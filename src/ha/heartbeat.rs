@@ -301,7 +301,7 @@ impl Peers {
             sink,
             metrics,
             clock,
-            client: crate::net::build_client(None, None).unwrap_or_default(),
+            client: crate::net::build_client(None).unwrap_or_default(),
             started_at,
             external_url: external_url.to_string(),
         }

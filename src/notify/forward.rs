@@ -211,7 +211,7 @@ impl Forwarder {
                     next.push(q.clone());
                     continue;
                 }
-                let client = build_client(am.tls_config.as_ref(), None)
+                let client = build_client(am.tls_config.as_ref())
                     .map_err(|e| format!("alerting.alertmanagers[{i}] ({url}): {e}"))?;
                 let (stop, _) = watch::channel(false);
                 let q = Arc::new(Queue {

@@ -2559,7 +2559,7 @@ impl Sender {
     /// A sender with the default client.
     pub fn new() -> Result<Sender, String> {
         Ok(Sender {
-            default: build_client(None, None)?,
+            default: build_client(None)?,
             tls_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             wechat_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
@@ -2572,7 +2572,7 @@ impl Sender {
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
-        let c = build_client(Some(t), None)?;
+        let c = build_client(Some(t))?;
         if cache.len() >= TLS_CLIENTS_MAX {
             cache.clear();
         }

@@ -194,7 +194,7 @@ impl ProbeManager {
     pub fn apply(&self, cfg: &Config) -> Result<(), String> {
         let mut clients = BTreeMap::new();
         for p in &cfg.probe_configs {
-            let c = crate::net::build_client(p.tls_config.as_ref(), None)
+            let c = crate::net::build_client(p.tls_config.as_ref())
                 .map_err(|e| format!("probe {:?}: {e}", p.name))?;
             clients.insert(p.name.clone(), c);
         }

@@ -23,7 +23,9 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::config::ScrapeConfig;
-use crate::net::{Budget, TlsMaterial, error_chain, gunzip_within, rustls_client_config};
+use crate::net::{
+    Budget, REPLY_BUDGET, TlsMaterial, error_chain, gunzip_within, rustls_client_config,
+};
 
 /// How much one read of a connection asks of the socket: a scrape body of
 /// 100 KB takes two reads, and the buffer never grows past it.
@@ -81,7 +83,8 @@ impl ScrapeClient {
         limit: u64,
     ) -> Result<Answer, FetchError> {
         let first = Origin::of(url)?;
-        let mut url = url.clone();
+        // Owned only once a redirect points elsewhere.
+        let mut url = std::borrow::Cow::Borrowed(url);
         let mut origin = first.clone();
         for _ in 0..=MAX_REDIRECTS {
             let (mut c, reused) = match conn.0.take() {
@@ -104,15 +107,15 @@ impl ScrapeClient {
                 }
                 Err(e) => return Err(e.into_inner()),
             };
-            let keep = answer.keep_alive;
-            if keep {
+            if answer.keep_alive {
                 conn.0 = Some(c);
             }
             match answer.redirect {
                 Some(loc) if self.follow_redirects => {
-                    url = url
-                        .join(&loc)
-                        .map_err(|e| FetchError::Http(format!("redirect to {loc:?}: {e}")))?;
+                    url = std::borrow::Cow::Owned(
+                        url.join(&loc)
+                            .map_err(|e| FetchError::Http(format!("redirect to {loc:?}: {e}")))?,
+                    );
                     origin = Origin::of(&url)?;
                 }
                 _ => return Ok(answer.answer),
@@ -328,16 +331,34 @@ impl Kept {
         let keep_alive =
             !text(hyper::header::CONNECTION).is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let mut incoming = resp.into_body();
-        // A redirect's or an error's body is read (so the connection can be
-        // kept) into a buffer of its own, within the same budget.
-        let mut other = Vec::new();
-        let mut raw = Vec::new();
         let wanted = redirect.is_none() && status.is_success();
-        let to: &mut Vec<u8> = match (wanted, gzip) {
-            (false, _) => &mut other,
-            (true, true) => &mut raw,
-            (true, false) => body,
-        };
+        if !wanted {
+            // A redirect's or an error's body is read and dropped, so the
+            // connection can be kept, but only its first
+            // [`REPLY_BUDGET`] bytes: a longer one costs the connection,
+            // never the scrape's byte budget (the status is the error).
+            let mut left = REPLY_BUDGET;
+            let mut keep_alive = keep_alive;
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| http("reading the body of", &e))?;
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                if n > left {
+                    keep_alive = false;
+                    break;
+                }
+                left -= n;
+            }
+            return Ok(Exchange {
+                answer: Answer {
+                    status,
+                    content_type,
+                },
+                redirect,
+                keep_alive,
+            });
+        }
+        let mut raw = Vec::new();
+        let to: &mut Vec<u8> = if gzip { &mut raw } else { body };
         to.reserve(length.unwrap_or(0).min(limit).min(1 << 24) as usize);
         let mut budget = Budget::new(limit);
         while let Some(frame) = incoming.frame().await {
@@ -348,7 +369,7 @@ impl Kept {
                 return Err(FetchError::TooLarge(limit).into());
             }
         }
-        if wanted && gzip {
+        if gzip {
             let whole = gunzip_within(&raw, body, limit)
                 .map_err(|e| FetchError::Http(format!("decoding the gzip body of {url}: {e}")))?;
             if !whole {

@@ -1156,7 +1156,7 @@ impl Conn {
             return kubeconfig(Path::new(&cfg.kubeconfig_file));
         }
         if let Some(api) = cfg.api_server.as_deref().filter(|a| !a.is_empty()) {
-            let client = crate::net::build_client(cfg.tls_config.as_ref(), None)?;
+            let client = crate::net::build_client(cfg.tls_config.as_ref())?;
             return Ok(Conn {
                 client,
                 base: api.trim_end_matches('/').to_string(),
@@ -1284,7 +1284,7 @@ fn in_cluster(own_namespace: bool) -> Result<Conn, String> {
         format!("{host}:{port}")
     };
     Ok(Conn {
-        client: crate::net::client_from_material(&material, None)?,
+        client: crate::net::client_from_material(&material)?,
         base: format!("https://{host_port}"),
         auth: Auth::TokenFile(token),
         own_namespace: own,
@@ -1431,7 +1431,7 @@ fn kubeconfig(path: &Path) -> Result<Conn, String> {
         };
     }
     Ok(Conn {
-        client: crate::net::client_from_material(&material, None).map_err(in_file)?,
+        client: crate::net::client_from_material(&material).map_err(in_file)?,
         base: c.server.trim_end_matches('/').to_string(),
         auth,
         own_namespace: None,

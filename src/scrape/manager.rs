@@ -80,7 +80,7 @@ where
     R: Fn(String) + Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    match crate::net::build_client(tls, None) {
+    match crate::net::build_client(tls) {
         Ok(c) => tokio::spawn(run(c, tx, report)),
         Err(e) => {
             report(format!("{what}: client: {e}"));

@@ -71,42 +71,36 @@ pub(super) fn encode(c: &XorChunk) -> Option<Vec<u8>> {
     if c.count == 0 || c.count & super::DECIMAL != 0 {
         return None;
     }
-    // The chunk is decoded once: cuts run on the scrape path, and a second
-    // pass over the XOR stream was a third of this function's time.
+    // The chunk is decoded once (cuts run on the scrape path). The fewest
+    // places that hold every value; a value that no number of places
+    // holds ends the attempt at once. Values read while fewer places
+    // sufficed are converted again.
     let mut ts = Vec::with_capacity(usize::from(c.count));
-    let mut ms = Vec::with_capacity(usize::from(c.count));
-    // The fewest places that hold every value; a value that no number of
-    // places holds ends the attempt at once. Values read while fewer
-    // places sufficed are converted again if a later one needed more.
+    let mut read = Vec::with_capacity(usize::from(c.count));
     let mut places = 0;
-    let mut more = false;
     for (t, v) in c.iter() {
         let m = loop {
             if let Some(m) = to_int(v, places) {
                 break m;
             }
             places += 1;
-            more = true;
             if places > MAX_PLACES {
                 return None;
             }
         };
         ts.push(t);
-        ms.push((m, places, v));
+        read.push((m, places, v));
     }
-    let ms: Vec<i64> = if more {
-        ms.into_iter()
-            .map(|(m, p, v)| {
-                if p == places {
-                    Some(m)
-                } else {
-                    to_int(v, places)
-                }
-            })
-            .collect::<Option<_>>()?
-    } else {
-        ms.into_iter().map(|(m, _, _)| m).collect()
-    };
+    let ms: Vec<i64> = read
+        .into_iter()
+        .map(|(m, p, v)| {
+            if p == places {
+                Some(m)
+            } else {
+                to_int(v, places)
+            }
+        })
+        .collect::<Option<_>>()?;
     let (mut delta_bits, mut dod_bits, mut prev) = (0u64, 0u64, 0i64);
     for w in ms.windows(2) {
         let d = w[1].wrapping_sub(w[0]);
